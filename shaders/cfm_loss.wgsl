@@ -1,0 +1,36 @@
+// cfm_loss.wgsl — the output layer fused with the CFM loss and its gradient
+// (twin: src/cpu/mlp.rs::forward's last layer and ::loss_and_grad).
+//
+//   v[b,:] = bias + W·a[b,:]           (W is (2, in), no activation)
+//   loss_terms[b] = ‖v_b - u_b‖²        (the mean over b is taken in adam.wgsl's extra workgroup)
+//   δ_out[b,:] = dL/dv = 2(v_b - u_b)/B  for L = (1/B) Σ_b ‖v_b - u_b‖²
+// Layouts: a (B, in) at x_offset, v (B, 2) at z_offset, u (B, 2) at target_offset in acts;
+// δ_out (B, 2) at delta_offset and loss_terms (B) at loss_offset in deltas.
+// Bindings: as mlp_forward.wgsl. Dispatched once per step, one invocation per sample.
+
+@group(0) @binding(0) var<uniform> lp: LayerParams;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> acts: array<f32>;
+@group(0) @binding(3) var<storage, read_write> deltas: array<f32>;
+
+@compute @workgroup_size(64)
+fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let b = flat_index(gid, nwg, 64u);
+    if (b >= lp.batch) { return; }
+    let x = lp.x_offset + b * lp.in_dim;
+    let w0 = lp.w_offset;
+    let w1 = lp.w_offset + lp.in_dim;
+    var v = vec2<f32>(params[lp.b_offset], params[lp.b_offset + 1u]);
+    for (var k = 0u; k < lp.in_dim; k++) {
+        let a = acts[x + k];
+        v += a * vec2<f32>(params[w0 + k], params[w1 + k]);
+    }
+    acts[lp.z_offset + 2u * b] = v.x;
+    acts[lp.z_offset + 2u * b + 1u] = v.y;
+    let u = vec2<f32>(acts[lp.target_offset + 2u * b], acts[lp.target_offset + 2u * b + 1u]);
+    let e = v - u;
+    deltas[lp.loss_offset + b] = dot(e, e);
+    let g = 2.0 * e / f32(lp.batch);
+    deltas[lp.delta_offset + 2u * b] = g.x;
+    deltas[lp.delta_offset + 2u * b + 1u] = g.y;
+}

@@ -1,0 +1,110 @@
+// common.wgsl — helpers prepended to every compute shader by src/gpu/shaders.rs.
+//
+// * Counter-based random numbers, bit-identical to src/rng.rs:
+//   hash4(seed, step, index, stream) = pcg(pcg(pcg(pcg(stream) ^ index) ^ step) ^ seed),
+//   unit(h) = ((h >> 8) + 0.5) / 2^24 in (0, 1), Box–Muller for normals.
+// * Activations and their derivatives as functions of the pre-activation z, twin of
+//   src/cpu/activation.rs (codes: 0 SiLU, 1 ReLU, 2 GELU (tanh approximation), 3 tanh).
+// * Linear 1D/2D dispatch indexing: kernels are dispatched as (x, y, 1) workgroups with
+//   x <= 65535, and flatten (global_id, num_workgroups) into one index.
+
+const ACT_SILU: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_GELU: u32 = 2u;
+const ACT_TANH: u32 = 3u;
+
+const STREAM_X0_A: u32 = 0u;
+const STREAM_X0_B: u32 = 1u;
+const STREAM_T: u32 = 2u;
+const STREAM_TARGET_INDEX: u32 = 3u;
+const STREAM_PARTICLE_A: u32 = 8u;
+const STREAM_PARTICLE_B: u32 = 9u;
+
+const TAU: f32 = 6.283185307179586;
+const GELU_C: f32 = 0.7978846;
+const GELU_K: f32 = 0.044715;
+
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+fn hash4(seed: u32, step: u32, index: u32, stream: u32) -> u32 {
+    return pcg(pcg(pcg(pcg(stream) ^ index) ^ step) ^ seed);
+}
+
+fn unit(h: u32) -> f32 {
+    return (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
+}
+
+fn box_muller(u1: f32, u2: f32) -> vec2<f32> {
+    let r = sqrt(-2.0 * log(u1));
+    let theta = TAU * u2;
+    return vec2<f32>(r * cos(theta), r * sin(theta));
+}
+
+fn safe_tanh(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+fn sigmoid(z: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-z));
+}
+
+fn act(kind: u32, z: f32) -> f32 {
+    switch kind {
+        case 1u: { return max(z, 0.0); }
+        case 2u: { return 0.5 * z * (1.0 + safe_tanh(GELU_C * (z + GELU_K * z * z * z))); }
+        case 3u: { return safe_tanh(z); }
+        default: { return z * sigmoid(z); }
+    }
+}
+
+fn act_grad(kind: u32, z: f32) -> f32 {
+    switch kind {
+        case 1u: { return select(0.0, 1.0, z > 0.0); }
+        case 2u: {
+            let zc = clamp(z, -10.0, 10.0);
+            let th = safe_tanh(GELU_C * (zc + GELU_K * zc * zc * zc));
+            let du = GELU_C * (1.0 + 3.0 * GELU_K * zc * zc);
+            return 0.5 * (1.0 + th) + 0.5 * zc * (1.0 - th * th) * du;
+        }
+        case 3u: {
+            let th = safe_tanh(z);
+            return 1.0 - th * th;
+        }
+        default: {
+            let s = sigmoid(z);
+            return s * (1.0 + z * (1.0 - s));
+        }
+    }
+}
+
+// True for +-Inf and NaN (WGSL has no isnan; compare the exponent bits).
+fn non_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg_size: u32) -> u32 {
+    return gid.x + gid.y * nwg.x * wg_size;
+}
+
+// Per-step scalars of one training step (src/gpu/uniforms.rs: StepParams). The trainer writes one
+// 256-byte slot per queued step and binds it with a dynamic offset, so many steps fit in one
+// submit without any CPU work between them.
+struct StepParams {
+    step: u32, seed: u32, batch: u32, n_points: u32,
+    sigma_min: f32, lr: f32, beta1: f32, beta2: f32,
+    eps: f32, weight_decay: f32, c1: f32, c2: f32,
+    n_params: u32, loss_offset: u32, loss_slot: u32, _pad: u32,
+}
+
+// One linear layer's shape and buffer offsets, in floats (src/gpu/uniforms.rs: LayerParams).
+// Written once per model shape, one 256-byte slot per layer, bound with a dynamic offset.
+struct LayerParams {
+    batch: u32, in_dim: u32, out_dim: u32, activation: u32,
+    w_offset: u32, b_offset: u32, x_offset: u32, z_offset: u32,
+    a_offset: u32, delta_offset: u32, delta_prev_offset: u32, z_prev_offset: u32,
+    dw_groups: u32, has_prev: u32, target_offset: u32, loss_offset: u32,
+}

@@ -1,0 +1,157 @@
+//! Command-line parsing for the native `flowmatch` binary.
+//!
+//! Flags are `--name value` or `--name=value`. Every model/training flag goes through
+//! [`Config::set`], so the CLI, the page's URL hash and the widget's attributes accept the same
+//! names, ranges and error messages. Command-specific flags (like `--out`) are handled here.
+
+use crate::config::{Config, ConfigError};
+
+/// What the user asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Train { config: Config, out: Option<String> },
+    Help,
+}
+
+/// The usage text.
+pub fn usage() -> String {
+    let d = Config::default();
+    format!(
+        "flowmatch — conditional flow matching trained in WGSL compute shaders\n\n\
+         USAGE:\n  flowmatch train [--dataset NAME] [--steps N] [--batch B] [--width W] [--depth D] [--lr LR]\n\
+         \x20                [--seed S] [--solver euler|midpoint|rk4] [--nfe K] [--samples M] [--out FILE.csv]\n\
+         \x20                [--activation {acts}] [--sigma-min S] [--weight-decay WD]\n\
+         \x20 flowmatch help\n\n\
+         train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
+         with K solver steps, writes them as CSV (header x,y) and prints one JSON line of results.\n\n\
+         Datasets: {datasets}\n\
+         Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr}, seed {seed},\n\
+         solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
+        acts = crate::config::Activation::choices(),
+        datasets = crate::config::Dataset::choices(),
+        ds = d.dataset,
+        steps = d.steps,
+        batch = d.batch,
+        width = d.width,
+        depth = d.depth,
+        lr = d.lr,
+        seed = d.seed,
+        solver = d.solver,
+        nfe = d.nfe,
+        samples = d.samples,
+        act = d.activation,
+    )
+}
+
+/// A parse failure: the message names the flag and what it accepts.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("flag --{0} needs a value")]
+    MissingValue(String),
+    #[error("unexpected argument '{0}': flags start with -- (see `flowmatch help`)")]
+    Unexpected(String),
+    #[error("unknown command '{0}': expected train or help")]
+    UnknownCommand(String),
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
+    let Some(cmd) = args.first() else { return Ok(Command::Help) };
+    match cmd.as_str() {
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        "train" => {
+            let mut config = Config::default();
+            let mut out = None;
+            for (key, value) in flag_pairs(&args[1..])? {
+                match key.as_str() {
+                    "out" => out = Some(value),
+                    _ => config.set(&key, &value).map_err(|e| match e {
+                        ConfigError::Unknown { field, known } => ConfigError::Unknown {
+                            field: format!("--{field}"),
+                            known: format!("{known}, out (as --flags)"),
+                        },
+                        other => other,
+                    })?,
+                }
+            }
+            Ok(Command::Train { config, out })
+        }
+        other => Err(CliError::UnknownCommand(other.to_string())),
+    }
+}
+
+fn flag_pairs(args: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    let mut pairs = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let Some(flag) = a.strip_prefix("--") else { return Err(CliError::Unexpected(a.clone())) };
+        if let Some((k, v)) = flag.split_once('=') {
+            pairs.push((k.to_string(), v.to_string()));
+        } else {
+            let v = it.next().ok_or_else(|| CliError::MissingValue(flag.to_string()))?;
+            pairs.push((flag.to_string(), v.clone()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// A JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number (non-finite values become null).
+pub fn json_number(x: f64) -> String {
+    if x.is_finite() { format!("{x}") } else { "null".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_the_contract_flags() {
+        let c = parse(&args("train --dataset 8gaussians --steps 10 --batch 32 --width 16 --depth 2 --lr 0.001 --seed 5 --solver rk4 --nfe 4 --samples 100 --out s.csv")).unwrap();
+        let Command::Train { config, out } = c else { panic!() };
+        assert_eq!(out.as_deref(), Some("s.csv"));
+        assert_eq!((config.steps, config.batch, config.width, config.depth, config.seed, config.nfe, config.samples), (10, 32, 16, 2, 5, 4, 100));
+        assert_eq!(config.solver, crate::config::Solver::Rk4);
+        assert!(matches!(parse(&args("train --sigma-min=0.1")), Ok(Command::Train { .. })));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let e = parse(&args("train --dataset nope")).unwrap_err().to_string();
+        assert!(e.contains("dataset") && e.contains("moons"), "{e}");
+        let e = parse(&args("train --batch 0")).unwrap_err().to_string();
+        assert!(e.contains("batch") && e.contains("1 to 65536"), "{e}");
+        let e = parse(&args("train --steps ten")).unwrap_err().to_string();
+        assert!(e.contains("steps"), "{e}");
+        assert_eq!(parse(&args("train --steps")).unwrap_err(), CliError::MissingValue("steps".into()));
+        assert!(parse(&args("train --bogus 1")).unwrap_err().to_string().contains("--bogus"));
+        assert!(matches!(parse(&args("fly")), Err(CliError::UnknownCommand(_))));
+    }
+
+    #[test]
+    fn json_escapes() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(json_number(f64::NAN), "null");
+    }
+}

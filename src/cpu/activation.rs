@@ -1,0 +1,72 @@
+//! Activation functions and their derivatives, as functions of the pre-activation `z`.
+//! Twin of `act` / `act_grad` in `shaders/common.wgsl`.
+//!
+//! GELU uses the tanh approximation `0.5 z (1 + tanh(√(2/π)(z + 0.044715 z³)))` (WGSL has no erf).
+//! `tanh` arguments are clamped to ±15 (where f32 tanh is already ±1) because some GPU drivers
+//! compute tanh as a ratio of exponentials that overflows to NaN for large inputs.
+
+use crate::config::Activation;
+
+const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
+const GELU_K: f32 = 0.044_715;
+
+pub fn safe_tanh(x: f32) -> f32 {
+    x.clamp(-15.0, 15.0).tanh()
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+pub fn act(kind: Activation, z: f32) -> f32 {
+    match kind {
+        Activation::Silu => z * sigmoid(z),
+        Activation::Relu => z.max(0.0),
+        Activation::Gelu => 0.5 * z * (1.0 + safe_tanh(GELU_C * (z + GELU_K * z * z * z))),
+        Activation::Tanh => safe_tanh(z),
+    }
+}
+
+/// d act / dz.
+pub fn act_grad(kind: Activation, z: f32) -> f32 {
+    match kind {
+        Activation::Silu => {
+            let s = sigmoid(z);
+            s * (1.0 + z * (1.0 - s))
+        }
+        Activation::Relu => {
+            if z > 0.0 { 1.0 } else { 0.0 }
+        }
+        Activation::Gelu => {
+            // Beyond |z| = 10 the derivative is 0 or 1 to f32 precision; clamping keeps z³ finite.
+            let z = z.clamp(-10.0, 10.0);
+            let u = GELU_C * (z + GELU_K * z * z * z);
+            let th = safe_tanh(u);
+            let du = GELU_C * (1.0 + 3.0 * GELU_K * z * z);
+            0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * du
+        }
+        Activation::Tanh => {
+            let th = safe_tanh(z);
+            1.0 - th * th
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_finite_differences() {
+        for &kind in Activation::ALL {
+            for i in -40..=40 {
+                let z = i as f64 * 0.173 + 0.01; // avoid relu's kink at 0
+                let h = 1e-3;
+                let fd = (act(kind, (z + h) as f32) as f64 - act(kind, (z - h) as f32) as f64) / (2.0 * h);
+                let g = act_grad(kind, z as f32) as f64;
+                assert!((fd - g).abs() < 2e-3, "{kind}: z={z} fd={fd} grad={g}");
+            }
+            assert!(act(kind, -1e30).is_finite() && act_grad(kind, 1e30).is_finite(), "{kind} overflows");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The CPU reference: the same math as the WGSL kernels, written for clarity.
+//!
+//! It is the oracle of every GPU comparison test and the fallback backend where WebGPU is absent.
+//! Buffers use the layouts of `model.rs`, so CPU and GPU results compare index for index.
+//! Nothing here calls into `gpu/`.
+
+pub mod activation;
+pub mod adam;
+pub mod batch;
+pub mod mlp;
+pub mod ode;
+pub mod trainer;
+
+pub use trainer::CpuTrainer;

@@ -1,0 +1,59 @@
+//! A complete training step on the CPU: batch → forward → loss → backward → Adam.
+//! The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
+
+use super::{adam, batch, mlp};
+use crate::model::ActivationLayout;
+use crate::spec::TrainSpec;
+
+pub struct CpuTrainer {
+    pub spec: TrainSpec,
+    pub layout: ActivationLayout,
+    pub params: Vec<f32>,
+    pub grads: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub acts: Vec<f32>,
+    pub deltas: Vec<f32>,
+    pub data: Vec<[f32; 2]>,
+    /// Steps taken so far (the next step's number).
+    pub step: u32,
+}
+
+impl CpuTrainer {
+    /// A fresh model initialised from the spec's seed, training on `data` (at least one point).
+    pub fn new(spec: TrainSpec, data: Vec<[f32; 2]>) -> Self {
+        assert!(!data.is_empty(), "training data must not be empty");
+        let layout = spec.shape.activation_layout(spec.batch);
+        let n = spec.shape.param_len();
+        CpuTrainer {
+            params: spec.shape.init_params(spec.seed),
+            grads: vec![0.0; n],
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            acts: vec![0.0; layout.len as usize],
+            deltas: vec![0.0; layout.deltas_len as usize],
+            layout,
+            spec,
+            data,
+            step: 0,
+        }
+    }
+
+    /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
+    pub fn loss_and_grad(&mut self) -> f32 {
+        let s = &self.spec;
+        batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min);
+        mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
+        let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
+        mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);
+        loss
+    }
+
+    /// One full training step; returns the loss before the update.
+    pub fn step(&mut self) -> f32 {
+        let loss = self.loss_and_grad();
+        adam::adam_update(&self.spec.adam, self.step, &mut self.params, &self.grads, &mut self.m, &mut self.v);
+        self.step += 1;
+        loss
+    }
+}

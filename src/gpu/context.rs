@@ -1,0 +1,118 @@
+//! Adapter and device: one per page (shared by every engine instance) or per native process.
+//!
+//! Native: any adapter wgpu finds (`WGPU_BACKEND` is honoured), e.g. Mesa's lavapipe on machines
+//! without a GPU. Web: the browser's WebGPU adapter; `navigator.gpu` is checked first so a browser
+//! without WebGPU gets a clear error instead of a panic.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no WebGPU/Vulkan/Metal/DX12 adapter is available: {0}")]
+    NoAdapter(String),
+    #[error("the GPU adapter refused a device: {0}")]
+    RequestDevice(String),
+    #[error("reading a GPU buffer back failed: {0}")]
+    Readback(String),
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// What the adapter is, for benchmark output and the page.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    /// True for CPU-emulated adapters (lavapipe, SwiftShader, WARP, llvmpipe).
+    pub fn is_software(&self) -> bool {
+        self.device_type == "cpu" || self.name.to_lowercase().contains("swiftshader")
+    }
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.name.is_empty() { "unnamed adapter" } else { &self.name };
+        write!(f, "{name} ({}, {})", self.backend, self.device_type)
+    }
+}
+
+/// A device and its queue. Cheap to clone (wgpu handles are reference counted).
+#[derive(Clone)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+}
+
+impl GpuContext {
+    /// Finds an adapter and opens a device with WebGPU's default limits, raised to the adapter's
+    /// where bigger buffers help (storage binding and buffer size).
+    pub async fn new() -> Result<Self, GpuError> {
+        #[cfg(target_arch = "wasm32")]
+        if !browser_has_webgpu() {
+            return Err(GpuError::NoAdapter(
+                "this browser does not expose navigator.gpu (WebGPU); use a recent Chrome, Edge or Firefox, or Safari 26+".into(),
+            ));
+        }
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let available = adapter.limits();
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: available.max_storage_buffer_binding_size,
+            max_buffer_size: available.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("flowmatch"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+        let adapter = AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend).to_lowercase(),
+            device_type: match info.device_type {
+                wgpu::DeviceType::Cpu => "cpu",
+                wgpu::DeviceType::DiscreteGpu => "discrete-gpu",
+                wgpu::DeviceType::IntegratedGpu => "integrated-gpu",
+                wgpu::DeviceType::VirtualGpu => "virtual-gpu",
+                wgpu::DeviceType::Other => "other",
+            }
+            .to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        };
+        Ok(GpuContext { device, queue, adapter, limits })
+    }
+
+    /// Blocks until submitted work is done (native only; a no-op on the web).
+    pub fn wait_idle(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn browser_has_webgpu() -> bool {
+    let global = js_sys::global();
+    let navigator = js_sys::Reflect::get(&global, &"navigator".into()).unwrap_or_default();
+    if navigator.is_undefined() || navigator.is_null() {
+        return false;
+    }
+    let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or_default();
+    !(gpu.is_undefined() || gpu.is_null())
+}

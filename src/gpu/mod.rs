@@ -1,0 +1,28 @@
+//! The GPU engine: the WGSL kernels of `shaders/` driven through wgpu, natively and on WebGPU.
+//!
+//! `context` finds an adapter and device; `shaders` is the single list of kernels; `uniforms`
+//! holds the `#[repr(C)]` structs the kernels read; `trainer` encodes training steps; `sampler`
+//! integrates particles; `readback` is the one async path from GPU buffers to the CPU.
+
+pub mod context;
+pub mod readback;
+pub mod sampler;
+pub mod shaders;
+pub mod trainer;
+pub mod uniforms;
+
+pub use context::{GpuContext, GpuError};
+pub use sampler::GpuSampler;
+pub use trainer::{BackwardMode, GpuTrainer};
+
+/// Workgroups for `threads` invocations of a `wg_size`-wide kernel, as `(x, y)` with x ≤ 65535
+/// (WebGPU's per-dimension limit); kernels flatten the pair with `flat_index`.
+pub fn dispatch_groups(threads: u32, wg_size: u32) -> (u32, u32) {
+    let groups = threads.div_ceil(wg_size).max(1);
+    if groups <= 65535 {
+        (groups, 1)
+    } else {
+        let y = groups.div_ceil(65535);
+        (groups.div_ceil(y), y)
+    }
+}

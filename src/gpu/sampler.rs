@@ -1,0 +1,178 @@
+//! Particles integrated through the learned field on the GPU (`shaders/ode_step.wgsl`).
+//!
+//! Owns the particle positions, their origins (the t = 0 draw, for colouring and restarts) and
+//! optionally a trajectory buffer `(steps + 1, N)`. It reads the trainer's parameter buffer
+//! directly, so sampling always uses the current weights with no copy.
+
+use super::readback::read_f32;
+use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
+use super::trainer::check_fits;
+use super::uniforms::{slots, ModelDesc, OdeParams, MAX_LAYERS, SLOT};
+use super::{dispatch_groups, GpuContext, GpuError};
+use crate::config::Solver;
+use crate::model::ModelShape;
+use wgpu::util::DeviceExt;
+
+/// ODE steps encoded per submit at most (size of the per-step uniform ring).
+pub const MAX_ODE_STEPS_PER_SUBMIT: u32 = 512;
+
+pub struct GpuSampler {
+    ctx: GpuContext,
+    n: u32,
+    pub particles: wgpu::Buffer,
+    pub origins: wgpu::Buffer,
+    pub traj: wgpu::Buffer,
+    /// Trajectory steps recorded (0: none).
+    traj_steps: u32,
+    ode_uniform: wgpu::Buffer,
+    _model_uniform: wgpu::Buffer,
+    init: wgpu::ComputePipeline,
+    step: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    seed: u32,
+}
+
+impl GpuSampler {
+    /// `n` particles for a model of `shape` whose parameters are in `params`. With
+    /// `traj_steps > 0`, integrations of exactly that many steps record every intermediate state.
+    pub fn new(ctx: &GpuContext, shape: &ModelShape, params: &wgpu::Buffer, n: u32, traj_steps: u32) -> Result<Self, GpuError> {
+        let n = n.max(1);
+        let traj_len = if traj_steps > 0 { (traj_steps as u64 + 1) * n as u64 } else { 1 };
+        check_fits(ctx, &[("particles", n as u64 * 8), ("trajectories", traj_len * 8)])?;
+        let device = &ctx.device;
+        let buf = |label: &str, pairs: u64| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: pairs * 8,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::VERTEX,
+                mapped_at_creation: false,
+            })
+        };
+        let particles = buf("sampler.particles", n as u64);
+        let origins = buf("sampler.origins", n as u64);
+        let traj = buf("sampler.trajectories", traj_len);
+        let ode_uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sampler.ode_params"),
+            size: SLOT * MAX_ODE_STEPS_PER_SUBMIT as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let model_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("sampler.model"),
+            contents: bytemuck::bytes_of(&model_desc(shape)),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        use Binding::*;
+        let ode_size = std::mem::size_of::<OdeParams>() as u64;
+        let bgl = bind_group_layout(device, "ode", &[UniformDynamic(ode_size), Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
+        let hidden = Some(shape.width);
+        let init = compute_pipeline(device, Kernel::OdeStep, "init_particles", &bgl, hidden);
+        let step = compute_pipeline(device, Kernel::OdeStep, "ode_step", &bgl, hidden);
+        let group = bind_group(device, "ode", &bgl, &[
+            (&ode_uniform, Some(ode_size)), (&model_uniform, None), (params, None), (&particles, None), (&origins, None), (&traj, None),
+        ]);
+        Ok(GpuSampler { ctx: ctx.clone(), n, particles, origins, traj, traj_steps, ode_uniform, _model_uniform: model_uniform, init, step, group, seed: 0 })
+    }
+
+    pub fn len(&self) -> u32 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Steps per recorded trajectory (0 if not recording).
+    pub fn traj_steps(&self) -> u32 {
+        self.traj_steps
+    }
+
+    /// Draws fresh starting points x0 ~ N(0, I) keyed by `seed` (t = 0).
+    pub fn reset(&mut self, seed: u32) {
+        self.seed = seed;
+        let p = OdeParams { n: self.n, record: (self.traj_steps > 0) as u32, seed, ..Default::default() };
+        self.ctx.queue.write_buffer(&self.ode_uniform, 0, bytemuck::bytes_of(&p));
+        self.run(|pass, s| {
+            pass.set_pipeline(&s.init);
+            pass.set_bind_group(0, &s.group, &[0]);
+            let (x, y) = dispatch_groups(s.n, 64);
+            pass.dispatch_workgroups(x, y, 1);
+        });
+    }
+
+    /// Moves the particles back to their origins without a new draw.
+    pub fn rewind(&self) {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.origins, 0, &self.particles, 0, self.n as u64 * 8);
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+
+    /// Advances the particles from `t0` to `t1` in `steps` equal steps of `solver`. When the
+    /// sampler records trajectories and `t0..t1` is the whole `[0, 1]` in `traj_steps` steps,
+    /// every state is recorded.
+    pub fn integrate(&mut self, solver: Solver, t0: f32, t1: f32, steps: u32) {
+        let h = (t1 - t0) / steps.max(1) as f32;
+        let record = (self.traj_steps > 0 && steps == self.traj_steps) as u32;
+        let mut k0 = 0;
+        while k0 < steps {
+            let k = (steps - k0).min(MAX_ODE_STEPS_PER_SUBMIT);
+            let params: Vec<OdeParams> = (k0..k0 + k)
+                .map(|i| OdeParams {
+                    n: self.n,
+                    solver: solver.code(),
+                    record,
+                    step_index: i,
+                    t: crate::cpu::ode::step_time(t0, t1, steps, i),
+                    h,
+                    seed: self.seed,
+                    _pad: 0,
+                })
+                .collect();
+            self.ctx.queue.write_buffer(&self.ode_uniform, 0, &slots(&params));
+            self.run(|pass, s| {
+                pass.set_pipeline(&s.step);
+                let (x, y) = dispatch_groups(s.n, 64);
+                for i in 0..k {
+                    pass.set_bind_group(0, &s.group, &[(i as u64 * SLOT) as u32]);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+            });
+            k0 += k;
+        }
+    }
+
+    fn run(&self, f: impl FnOnce(&mut wgpu::ComputePass<'_>, &Self)) {
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sampler") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("sampler"), timestamp_writes: None });
+            f(&mut pass, self);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+
+    /// Reads the current particle positions.
+    pub async fn read_particles(&self) -> Result<Vec<[f32; 2]>, GpuError> {
+        let v = read_f32(&self.ctx, &self.particles, 0, self.n as u64 * 2).await?;
+        Ok(v.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
+    }
+
+    /// Overwrites particle positions (tests; custom starting points).
+    pub fn write_particles(&self, points: &[[f32; 2]]) {
+        self.ctx.queue.write_buffer(&self.particles, 0, bytemuck::cast_slice(points));
+    }
+
+    /// Reads the recorded trajectories, `(traj_steps + 1) × N` points, step-major.
+    pub async fn read_trajectories(&self) -> Result<Vec<[f32; 2]>, GpuError> {
+        let len = if self.traj_steps > 0 { (self.traj_steps as u64 + 1) * self.n as u64 } else { 0 };
+        let v = read_f32(&self.ctx, &self.traj, 0, len * 2).await?;
+        Ok(v.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
+    }
+}
+
+fn model_desc(shape: &ModelShape) -> ModelDesc {
+    let mut d = ModelDesc { n_layers: shape.num_layers() as u32, activation: shape.activation.code(), ..Default::default() };
+    for (i, l) in shape.layers().iter().enumerate().take(MAX_LAYERS) {
+        d.layers[i] = [l.in_dim, l.out_dim, l.w_offset, l.b_offset];
+    }
+    d
+}

@@ -1,0 +1,163 @@
+//! The single list of WGSL kernels and the helpers that turn them into pipelines.
+//!
+//! Every kernel file is compiled with `shaders/common.wgsl` prepended (PRNG, activations, shared
+//! structs). The sampler's kernel also gets `const HIDDEN: u32 = <width>;`, the size of its private
+//! per-invocation hidden vector (WGSL private arrays need a constant size).
+
+/// One compute shader file of `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Batch,
+    MlpForward,
+    CfmLoss,
+    MlpBackward,
+    Adam,
+    OdeStep,
+}
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+impl Kernel {
+    pub const ALL: &'static [Kernel] =
+        &[Kernel::Batch, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep];
+
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::Batch => "batch.wgsl",
+            Kernel::MlpForward => "mlp_forward.wgsl",
+            Kernel::CfmLoss => "cfm_loss.wgsl",
+            Kernel::MlpBackward => "mlp_backward.wgsl",
+            Kernel::Adam => "adam.wgsl",
+            Kernel::OdeStep => "ode_step.wgsl",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Kernel::Batch => include_str!("../../shaders/batch.wgsl"),
+            Kernel::MlpForward => include_str!("../../shaders/mlp_forward.wgsl"),
+            Kernel::CfmLoss => include_str!("../../shaders/cfm_loss.wgsl"),
+            Kernel::MlpBackward => include_str!("../../shaders/mlp_backward.wgsl"),
+            Kernel::Adam => include_str!("../../shaders/adam.wgsl"),
+            Kernel::OdeStep => include_str!("../../shaders/ode_step.wgsl"),
+        }
+    }
+
+    /// The full WGSL source; `hidden` sets `HIDDEN` for kernels that need it.
+    pub fn source(self, hidden: Option<u32>) -> String {
+        let mut s = String::with_capacity(COMMON.len() + self.body().len() + 64);
+        if let Some(h) = hidden {
+            s.push_str(&format!("const HIDDEN: u32 = {}u;\n", h.max(1)));
+        }
+        s.push_str(COMMON);
+        s.push('\n');
+        s.push_str(self.body());
+        s
+    }
+}
+
+/// How a kernel sees one binding.
+#[derive(Clone, Copy, Debug)]
+pub enum Binding {
+    /// A uniform slot chosen per dispatch with a dynamic offset.
+    UniformDynamic(u64),
+    Uniform,
+    StorageRead,
+    StorageReadWrite,
+}
+
+pub fn bind_group_layout(device: &wgpu::Device, label: &str, bindings: &[Binding]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match *b {
+                Binding::UniformDynamic(size) => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(size),
+                },
+                Binding::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Binding::StorageRead | Binding::StorageReadWrite => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: matches!(b, Binding::StorageRead) },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+}
+
+/// A compute pipeline for `entry` of `kernel` with one bind group (`layout`).
+pub fn compute_pipeline(
+    device: &wgpu::Device,
+    kernel: Kernel,
+    entry: &str,
+    layout: &wgpu::BindGroupLayout,
+    hidden: Option<u32>,
+) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(kernel.file()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source(hidden).into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+/// A bind group over whole buffers, binding i = `buffers[i]`; dynamic uniforms bind one slot.
+pub fn bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[(&wgpu::Buffer, Option<u64>)],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, (buf, size))| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: buf,
+                offset: 0,
+                size: size.and_then(wgpu::BufferSize::new),
+            }),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// Every kernel parses and validates with naga (no GPU needed).
+    #[test]
+    fn all_kernels_validate() {
+        for &k in Kernel::ALL {
+            let src = k.source(Some(16));
+            let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}: {}", k.file(), e.emit_to_string(&src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", k.file()));
+        }
+    }
+}

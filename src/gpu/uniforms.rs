@@ -1,0 +1,96 @@
+//! Uniform structs read by the kernels; each mirrors a WGSL struct field for field
+//! (see `shaders/common.wgsl` and `shaders/ode_step.wgsl`). Per-step and per-layer values are
+//! stored in 256-byte slots (WebGPU's minimum dynamic-offset alignment) and selected with
+//! dynamic offsets, so one bind group serves every step and layer.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Stride of one dynamic-offset slot.
+pub const SLOT: u64 = 256;
+
+/// One training step's scalars (WGSL `StepParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StepParams {
+    pub step: u32,
+    pub seed: u32,
+    pub batch: u32,
+    pub n_points: u32,
+    pub sigma_min: f32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub n_params: u32,
+    pub loss_offset: u32,
+    pub loss_slot: u32,
+    pub _pad: u32,
+}
+
+/// One linear layer's shape and offsets (WGSL `LayerParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LayerParams {
+    pub batch: u32,
+    pub in_dim: u32,
+    pub out_dim: u32,
+    pub activation: u32,
+    pub w_offset: u32,
+    pub b_offset: u32,
+    pub x_offset: u32,
+    pub z_offset: u32,
+    pub a_offset: u32,
+    pub delta_offset: u32,
+    pub delta_prev_offset: u32,
+    pub z_prev_offset: u32,
+    pub dw_groups: u32,
+    pub has_prev: u32,
+    pub target_offset: u32,
+    pub loss_offset: u32,
+}
+
+/// One ODE step (WGSL `OdeParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OdeParams {
+    pub n: u32,
+    pub solver: u32,
+    pub record: u32,
+    pub step_index: u32,
+    pub t: f32,
+    pub h: f32,
+    pub seed: u32,
+    pub _pad: u32,
+}
+
+/// Maximum linear layers (depth ≤ 8 hidden + output), WGSL `MAX_LAYERS`.
+pub const MAX_LAYERS: usize = 9;
+
+/// The network's layer table for the sampler (WGSL `ModelDesc`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ModelDesc {
+    pub n_layers: u32,
+    pub activation: u32,
+    pub _pad: [u32; 2],
+    /// Per layer: (in_dim, out_dim, w_offset, b_offset).
+    pub layers: [[u32; 4]; MAX_LAYERS],
+}
+
+const _: () = assert!(std::mem::size_of::<StepParams>() == 64);
+const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
+const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
+const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
+
+/// Packs `items` into consecutive 256-byte slots.
+pub fn slots<T: Pod>(items: &[T]) -> Vec<u8> {
+    let mut out = vec![0u8; items.len() * SLOT as usize];
+    for (i, it) in items.iter().enumerate() {
+        let b = bytemuck::bytes_of(it);
+        out[i * SLOT as usize..][..b.len()].copy_from_slice(b);
+    }
+    out
+}

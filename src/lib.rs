@@ -1,0 +1,19 @@
+//! flowmatch: conditional flow matching trained live on the GPU, in hand-written WGSL.
+//!
+//! Pipeline: [`config`] (one validated configuration) → [`targets`] (what to learn) →
+//! [`gpu::GpuTrainer`] (CFM training steps) → [`gpu::GpuSampler`] (ODE integration of particles),
+//! with [`cpu`] as the reference and fallback for every kernel, and [`metrics`] for sample quality.
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+pub mod config;
+pub mod cpu;
+pub mod gpu;
+pub mod metrics;
+pub mod model;
+pub mod rng;
+pub mod spec;
+pub mod targets;
+
+pub use config::Config;
+pub use spec::TrainSpec;

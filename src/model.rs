@@ -1,0 +1,185 @@
+//! The MLP velocity field's shape and the memory layouts shared by the CPU reference and the GPU.
+//!
+//! Network: input `(x, y, t)` → `depth` hidden layers of `width` units with an activation → 2
+//! outputs (the velocity). Linear layer `l` maps `in_l → out_l`:
+//! `z = W_l a + b_l` with `W_l` stored row-major `(out_l, in_l)`.
+//!
+//! **Parameters** live in one packed f32 buffer: for each layer, `W_l` then `b_l`, every tensor
+//! starting at a multiple of 4 floats (16 B). Gradients and both Adam moments use the same layout,
+//! so Adam is one loop over one array and the CPU and GPU buffers compare index for index.
+//!
+//! **Activations** (training scratch, one f32 buffer, batch `B`), in order:
+//! `input (B, 3)` = `(x_t, y_t, t)`, `target (B, 2)` = `u`, then for each hidden layer
+//! `z_l (B, width)` (pre-activation) and `a_l (B, width)` (post-activation), then `v (B, 2)`.
+//! **Deltas** (`dL/dz`, one f32 buffer): `delta_l (B, out_l)` for every layer, then the per-sample
+//! loss terms `(B)`.
+
+use crate::config::Activation;
+use crate::rng::{hash4, stream, unit};
+
+/// Input features: x, y, t.
+pub const IN_DIM: u32 = 3;
+/// Output: the 2D velocity.
+pub const OUT_DIM: u32 = 2;
+
+/// What fixes the number and layout of the parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ModelShape {
+    pub width: u32,
+    pub depth: u32,
+    pub activation: Activation,
+}
+
+/// Where one linear layer's tensors sit in the packed parameter buffer (offsets in floats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerLayout {
+    pub in_dim: u32,
+    pub out_dim: u32,
+    pub w_offset: u32,
+    pub b_offset: u32,
+}
+
+fn align4(n: u32) -> u32 {
+    n.div_ceil(4) * 4
+}
+
+impl ModelShape {
+    /// Number of linear layers: `depth` hidden plus the output layer.
+    pub fn num_layers(&self) -> usize {
+        self.depth as usize + 1
+    }
+
+    /// The layout of every layer in the packed buffer.
+    pub fn layers(&self) -> Vec<LayerLayout> {
+        let mut offset = 0;
+        (0..self.num_layers())
+            .map(|l| {
+                let in_dim = if l == 0 { IN_DIM } else { self.width };
+                let out_dim = if l == self.depth as usize { OUT_DIM } else { self.width };
+                let w_offset = offset;
+                offset += align4(in_dim * out_dim);
+                let b_offset = offset;
+                offset += align4(out_dim);
+                LayerLayout { in_dim, out_dim, w_offset, b_offset }
+            })
+            .collect()
+    }
+
+    /// Length of the packed parameter buffer, padding included.
+    pub fn param_len(&self) -> usize {
+        let last = *self.layers().last().expect("at least one layer");
+        (last.b_offset + align4(last.out_dim)) as usize
+    }
+
+    /// Number of trainable parameters (no padding).
+    pub fn param_count(&self) -> usize {
+        self.layers().iter().map(|l| (l.in_dim * l.out_dim + l.out_dim) as usize).sum()
+    }
+
+    /// Multiply-adds of one forward pass for one sample.
+    pub fn macs_per_sample(&self) -> u64 {
+        self.layers().iter().map(|l| l.in_dim as u64 * l.out_dim as u64).sum()
+    }
+
+    /// Initial parameters, as PyTorch's `nn.Linear` default: `W, b ~ U(-1/√in, 1/√in)`, drawn
+    /// from the counter-based generator keyed by (seed, parameter index). Padding is zero.
+    pub fn init_params(&self, seed: u32) -> Vec<f32> {
+        let mut p = vec![0.0f32; self.param_len()];
+        for l in self.layers() {
+            let bound = 1.0 / (l.in_dim as f32).sqrt();
+            let w = l.w_offset..l.w_offset + l.in_dim * l.out_dim;
+            let b = l.b_offset..l.b_offset + l.out_dim;
+            for i in w.chain(b) {
+                p[i as usize] = bound * (2.0 * unit(hash4(seed, 0, i, stream::INIT)) - 1.0);
+            }
+        }
+        p
+    }
+
+    /// Offsets (in floats) of the training activations for batch `batch`.
+    pub fn activation_layout(&self, batch: u32) -> ActivationLayout {
+        let b = batch;
+        let input = 0;
+        let target = input + b * IN_DIM;
+        let mut offset = target + b * OUT_DIM;
+        let mut hidden = Vec::new();
+        for _ in 0..self.depth {
+            let z = offset;
+            let a = z + b * self.width;
+            offset = a + b * self.width;
+            hidden.push((z, a));
+        }
+        let output = offset;
+        let len = output + b * OUT_DIM;
+        let mut deltas = Vec::new();
+        let mut doff = 0;
+        for l in self.layers() {
+            deltas.push(doff);
+            doff += b * l.out_dim;
+        }
+        ActivationLayout { batch, input, target, hidden, output, len, deltas, loss_terms: doff, deltas_len: doff + b }
+    }
+}
+
+/// Offsets (in floats) into the activation and delta buffers; see the module docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivationLayout {
+    pub batch: u32,
+    pub input: u32,
+    pub target: u32,
+    /// `(z_l, a_l)` for each hidden layer.
+    pub hidden: Vec<(u32, u32)>,
+    pub output: u32,
+    pub len: u32,
+    /// `delta_l` for each linear layer.
+    pub deltas: Vec<u32>,
+    pub loss_terms: u32,
+    pub deltas_len: u32,
+}
+
+impl ActivationLayout {
+    /// Offset of the input to linear layer `l` (the batch input for l = 0, else `a_{l-1}`).
+    pub fn layer_input(&self, l: usize) -> u32 {
+        if l == 0 { self.input } else { self.hidden[l - 1].1 }
+    }
+    /// Offset of linear layer `l`'s output (`z_l`; the velocity for the last layer).
+    pub fn layer_output(&self, l: usize) -> u32 {
+        if l < self.hidden.len() { self.hidden[l].0 } else { self.output }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_aligned_and_counts_match() {
+        let s = ModelShape { width: 5, depth: 2, activation: Activation::Silu };
+        let layers = s.layers();
+        assert_eq!(layers.len(), 3);
+        assert_eq!((layers[0].in_dim, layers[0].out_dim), (3, 5));
+        assert_eq!((layers[2].in_dim, layers[2].out_dim), (5, 2));
+        for l in &layers {
+            assert_eq!(l.w_offset % 4, 0);
+            assert_eq!(l.b_offset % 4, 0);
+        }
+        assert_eq!(s.param_count(), 3 * 5 + 5 + 5 * 5 + 5 + 5 * 2 + 2);
+        assert!(s.param_len() >= s.param_count());
+    }
+
+    #[test]
+    fn init_is_bounded_and_padding_zero() {
+        let s = ModelShape { width: 7, depth: 3, activation: Activation::Relu };
+        let p = s.init_params(1);
+        let mut used = vec![false; p.len()];
+        for l in s.layers() {
+            let bound = 1.0 / (l.in_dim as f32).sqrt();
+            for i in (l.w_offset..l.w_offset + l.in_dim * l.out_dim).chain(l.b_offset..l.b_offset + l.out_dim) {
+                assert!(p[i as usize].abs() <= bound);
+                used[i as usize] = true;
+            }
+        }
+        assert!(p.iter().zip(&used).all(|(v, u)| *u || *v == 0.0));
+        assert_ne!(p, s.init_params(2));
+    }
+}

@@ -1,0 +1,26 @@
+//! What a training run needs, derived from a validated [`Config`]; shared by both backends.
+
+use crate::config::Config;
+use crate::cpu::adam::AdamHyper;
+use crate::model::ModelShape;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainSpec {
+    pub shape: ModelShape,
+    pub batch: u32,
+    pub seed: u32,
+    pub sigma_min: f32,
+    pub adam: AdamHyper,
+}
+
+impl TrainSpec {
+    pub fn from_config(c: &Config) -> Self {
+        TrainSpec {
+            shape: ModelShape { width: c.width, depth: c.depth, activation: c.activation },
+            batch: c.batch,
+            seed: c.seed,
+            sigma_min: c.sigma_min,
+            adam: AdamHyper::new(c.lr, c.weight_decay),
+        }
+    }
+}

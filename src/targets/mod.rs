@@ -1,0 +1,12 @@
+//! Target distributions: what the model learns to produce at t = 1.
+//!
+//! The engine trains on a finite point set uploaded once to the GPU and indexed randomly per
+//! sample (see `shaders/batch.wgsl`); this module makes those point sets.
+
+pub mod datasets;
+
+pub use datasets::sample_dataset;
+
+/// How many points of a standard dataset are uploaded for training. At 2^17 points a 2D MLP
+/// sees an effectively infinite sample (1 MiB of GPU memory).
+pub const DATASET_POINTS: usize = 1 << 17;

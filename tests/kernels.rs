@@ -1,0 +1,189 @@
+//! Each WGSL kernel against the CPU reference on random inputs, at sizes that are not multiples
+//! of the workgroup size. Runs natively and, through `wasm-pack test`, in headless Chromium.
+//!
+//! Each stage is checked in isolation: the CPU recomputes a stage from the GPU's own inputs to it
+//! (read back), so an error points at one kernel instead of accumulating through the step.
+//!
+//! Tolerances: `|gpu - ref| <= atol + rtol·|ref|`. Sums of ≤ 64 f32 products in another order
+//! (and fused multiply-adds) differ by a few ULPs: rtol 1e-4 with a small atol for values near
+//! zero. The batch kernel is the exception: WGSL only promises sin/cos to an absolute 2^-11 on
+//! [-π, π], and Box–Muller multiplies that by r ≤ 5.7, so x0-derived values get atol 4e-3.
+
+mod common;
+use common::{assert_close, gpu};
+
+use flowmatch::config::{Activation, Solver};
+use flowmatch::cpu::{adam, batch, mlp, ode};
+use flowmatch::gpu::{GpuSampler, GpuTrainer};
+use flowmatch::model::ModelShape;
+use flowmatch::targets::sample_dataset;
+use flowmatch::{config::Dataset, cpu::adam::AdamHyper, TrainSpec};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const ATOL: f32 = 2e-5;
+const RTOL: f32 = 1e-4;
+
+fn spec(activation: Activation) -> TrainSpec {
+    TrainSpec {
+        shape: ModelShape { width: 19, depth: 2, activation },
+        batch: 37,
+        seed: 11,
+        sigma_min: 0.05,
+        adam: AdamHyper::new(3e-3, 0.01),
+    }
+}
+
+fn data() -> Vec<[f32; 2]> {
+    sample_dataset(Dataset::Moons, 1001, 5)
+}
+
+/// What the GPU held around its last training step, for stage-by-stage comparison.
+struct Captured {
+    spec: TrainSpec,
+    params_before: Vec<f32>,
+    moments_before: Vec<f32>,
+    params_after: Vec<f32>,
+    moments_after: Vec<f32>,
+    grads: Vec<f32>,
+    acts: Vec<f32>,
+    deltas: Vec<f32>,
+    loss: f32,
+    last_step: u32,
+}
+
+/// Runs `steps` GPU training steps and captures the state before and after the last one.
+async fn run_steps(spec: TrainSpec, steps: u32) -> Captured {
+    let ctx = gpu().await;
+    let mut t = GpuTrainer::new(&ctx, spec, &data()).unwrap();
+    let p = spec.shape.param_len();
+    t.train(steps - 1);
+    let params_before = t.read(&t.params, p).await.unwrap();
+    let moments_before = t.read(&t.moments, 2 * p).await.unwrap();
+    t.train(1);
+    let status = t.status(1).await.unwrap();
+    assert_eq!(status.first_bad_step, None);
+    Captured {
+        spec,
+        params_before,
+        moments_before,
+        params_after: t.read(&t.params, p).await.unwrap(),
+        moments_after: t.read(&t.moments, 2 * p).await.unwrap(),
+        grads: t.read(&t.grads, p).await.unwrap(),
+        acts: t.read(&t.acts, t.layout.len as usize).await.unwrap(),
+        deltas: t.read(&t.deltas, t.layout.deltas_len as usize).await.unwrap(),
+        loss: status.losses[0].1,
+        last_step: steps - 1,
+    }
+}
+
+async fn batch_matches_cpu() {
+    let c = run_steps(spec(Activation::Silu), 2).await;
+    let layout = c.spec.shape.activation_layout(c.spec.batch);
+    let mut acts = vec![0.0; layout.len as usize];
+    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min);
+    let region = |v: &[f32]| v[..layout.target as usize + 2 * c.spec.batch as usize].to_vec();
+    assert_close("batch (x_t, t, u)", &region(&c.acts), &region(&acts), 4e-3, RTOL);
+    // t is a pure integer-to-float map: it must match exactly.
+    for b in 0..c.spec.batch as usize {
+        assert_eq!(c.acts[3 * b + 2], acts[3 * b + 2], "t of sample {b}");
+    }
+}
+
+async fn forward_and_loss_match_cpu(activation: Activation) {
+    let c = run_steps(spec(activation), 2).await;
+    let (shape, layout) = (c.spec.shape, c.spec.shape.activation_layout(c.spec.batch));
+    let mut acts = c.acts.clone();
+    for v in acts[layout.hidden[0].0 as usize..].iter_mut() {
+        *v = f32::NAN; // everything the forward pass writes must be recomputed
+    }
+    mlp::forward(&shape, &c.params_before, &mut acts, &layout);
+    assert_close(&format!("forward {activation}"), &c.acts, &acts, ATOL, RTOL);
+    let mut deltas = c.deltas.clone();
+    let loss = mlp::loss_and_grad(&shape, &c.acts, &mut deltas, &layout);
+    let out = layout.deltas[shape.depth as usize] as usize;
+    assert_close("dL/dv", &c.deltas[out..], &deltas[out..], ATOL, RTOL);
+    assert_close("loss (reduced in adam.wgsl)", &[c.loss], &[loss], ATOL, RTOL);
+}
+
+async fn backward_matches_cpu(activation: Activation) {
+    let c = run_steps(spec(activation), 2).await;
+    let (shape, layout) = (c.spec.shape, c.spec.shape.activation_layout(c.spec.batch));
+    let mut deltas = c.deltas.clone();
+    let out = layout.deltas[shape.depth as usize] as usize;
+    for v in deltas[..out].iter_mut() {
+        *v = f32::NAN;
+    }
+    let mut grads = vec![f32::NAN; shape.param_len()];
+    mlp::backward(&shape, &c.params_before, &c.acts, &mut deltas, &mut grads, &layout);
+    assert_close(&format!("deltas {activation}"), &c.deltas, &deltas, ATOL, RTOL);
+    // Gradients are sums over the batch of products: scale atol by the gradient's magnitude.
+    let scale = grads.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+    assert_close(&format!("gradients {activation}"), &c.grads, &grads, ATOL * scale.max(1.0), RTOL);
+}
+
+async fn adam_matches_cpu() {
+    // Step 3: moments are non-zero and the bias corrections are not 1.
+    let c = run_steps(spec(Activation::Silu), 3).await;
+    let p = c.spec.shape.param_len();
+    let mut params = c.params_before.clone();
+    let (mut m, mut v) = (c.moments_before[..p].to_vec(), c.moments_before[p..].to_vec());
+    adam::adam_update(&c.spec.adam, c.last_step, &mut params, &c.grads, &mut m, &mut v);
+    assert_close("adam m", &c.moments_after[..p], &m, 1e-7, RTOL);
+    assert_close("adam v", &c.moments_after[p..], &v, 1e-10, RTOL);
+    assert_close("adam params", &c.params_after, &params, 1e-6, RTOL);
+}
+
+async fn ode_matches_cpu(solver: Solver) {
+    let ctx = gpu().await;
+    let s = spec(Activation::Gelu);
+    let t = GpuTrainer::new(&ctx, s, &data()).unwrap();
+    let params = s.shape.init_params(s.seed);
+    let n = 333;
+    let mut sampler = GpuSampler::new(&ctx, &s.shape, &t.params, n, 0).unwrap();
+    sampler.reset(9);
+    let x0 = sampler.read_particles().await.unwrap();
+    let want0 = ode::initial_particles(9, n);
+    assert_close("particle init", &x0.concat(), &want0.concat(), 4e-3, RTOL);
+    // From the GPU's own start, 3 steps over [0.2, 0.8].
+    sampler.integrate(solver, 0.2, 0.8, 3);
+    let got = sampler.read_particles().await.unwrap();
+    let mut want = x0.clone();
+    ode::integrate(&s.shape, &params, solver, &mut want, 0.2, 0.8, 3);
+    assert_close(&format!("ode {solver}"), &got.concat(), &want.concat(), 1e-4, 1e-4);
+}
+
+async fn trajectories_record_every_step() {
+    let ctx = gpu().await;
+    let s = spec(Activation::Tanh);
+    let t = GpuTrainer::new(&ctx, s, &data()).unwrap();
+    let (n, steps) = (70, 5);
+    let mut sampler = GpuSampler::new(&ctx, &s.shape, &t.params, n, steps).unwrap();
+    sampler.reset(1);
+    sampler.integrate(Solver::Midpoint, 0.0, 1.0, steps);
+    let traj = sampler.read_trajectories().await.unwrap();
+    let end = sampler.read_particles().await.unwrap();
+    assert_eq!(traj.len(), (steps as usize + 1) * n as usize);
+    assert_close("trajectory row 0 = x0", &traj[..n as usize].concat(), &ode::initial_particles(1, n).concat(), 4e-3, RTOL);
+    assert_eq!(&traj[steps as usize * n as usize..], &end[..], "last trajectory row is the final state");
+    let params = s.shape.init_params(s.seed);
+    let mut want = traj[..n as usize].to_vec();
+    ode::integrate(&s.shape, &params, Solver::Midpoint, &mut want, 0.0, 0.4, 2);
+    assert_close("trajectory row 2", &traj[2 * n as usize..3 * n as usize].concat(), &want.concat(), 1e-4, 1e-4);
+}
+
+gpu_test!(batch_kernel_matches_cpu, batch_matches_cpu());
+gpu_test!(forward_and_loss_match_cpu_silu, forward_and_loss_match_cpu(Activation::Silu));
+gpu_test!(forward_and_loss_match_cpu_relu, forward_and_loss_match_cpu(Activation::Relu));
+gpu_test!(forward_and_loss_match_cpu_gelu, forward_and_loss_match_cpu(Activation::Gelu));
+gpu_test!(forward_and_loss_match_cpu_tanh, forward_and_loss_match_cpu(Activation::Tanh));
+gpu_test!(backward_matches_cpu_silu, backward_matches_cpu(Activation::Silu));
+gpu_test!(backward_matches_cpu_relu, backward_matches_cpu(Activation::Relu));
+gpu_test!(backward_matches_cpu_gelu, backward_matches_cpu(Activation::Gelu));
+gpu_test!(backward_matches_cpu_tanh, backward_matches_cpu(Activation::Tanh));
+gpu_test!(adam_kernel_matches_cpu, adam_matches_cpu());
+gpu_test!(ode_euler_matches_cpu, ode_matches_cpu(Solver::Euler));
+gpu_test!(ode_midpoint_matches_cpu, ode_matches_cpu(Solver::Midpoint));
+gpu_test!(ode_rk4_matches_cpu, ode_matches_cpu(Solver::Rk4));
+gpu_test!(ode_records_trajectories, trajectories_record_every_step());
