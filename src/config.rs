@@ -138,6 +138,7 @@ pub mod limits {
     pub const MAX_NFE: u32 = 10_000;
     pub const MAX_SAMPLES: u32 = 4_000_000;
     pub const MAX_LR: f32 = 1.0e4;
+    pub const MAX_PARTICLES: u32 = 1_000_000;
 }
 
 /// Everything a run depends on. Construct with `Config::default()` and change with [`Config::set`].
@@ -156,6 +157,8 @@ pub struct Config {
     pub solver: Solver,
     pub nfe: u32,
     pub samples: u32,
+    /// Particles in the live view (page and widget).
+    pub particles: u32,
 }
 
 impl Default for Config {
@@ -174,6 +177,7 @@ impl Default for Config {
             solver: Solver::Euler,
             nfe: 100,
             samples: 10_000,
+            particles: 4096,
         }
     }
 }
@@ -214,7 +218,7 @@ impl Config {
     /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
     pub const FIELDS: &'static [&'static str] = &[
         "dataset", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min",
-        "weight_decay", "solver", "nfe", "samples",
+        "weight_decay", "solver", "nfe", "samples", "particles",
     ];
 
     /// Sets one field from text. `key` may use `-` or `_` (`sigma-min` = `sigma_min`).
@@ -235,6 +239,7 @@ impl Config {
             "solver" => self.solver = parse_enum("solver", value, Solver::choices())?,
             "nfe" => self.nfe = parse_int("nfe", value, 1, limits::MAX_NFE)?,
             "samples" => self.samples = parse_int("samples", value, 1, limits::MAX_SAMPLES)?,
+            "particles" => self.particles = parse_int("particles", value, 1, limits::MAX_PARTICLES)?,
             _ => {
                 return Err(ConfigError::Unknown { field: key, known: Self::FIELDS.join(", ") });
             }
@@ -258,6 +263,7 @@ impl Config {
             ("solver", self.solver.name().to_string()),
             ("nfe", self.nfe.to_string()),
             ("samples", self.samples.to_string()),
+            ("particles", self.particles.to_string()),
         ]
     }
 
@@ -318,7 +324,7 @@ mod tests {
             ("dataset", "checkerboard"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
-            ("samples", "31"),
+            ("samples", "31"), ("particles", "12345"),
         ] {
             c.set(k, v).unwrap();
         }
