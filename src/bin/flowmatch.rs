@@ -71,6 +71,12 @@ mod native {
         sampler.integrate(config.solver, 0.0, 1.0, config.nfe);
         let samples = sampler.read_particles().await.map_err(|e| (1, e.to_string()))?;
         let sample_seconds = sample_start.elapsed().as_secs_f64();
+        if let Some(i) = samples.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
+            return Err((3, format!(
+                "sampling produced a non-finite particle (index {i}); the trained field is unusable (final loss {final_loss:e}, lr {})",
+                config.lr
+            )));
+        }
         if let Some(path) = &out {
             write_csv(path, &samples).map_err(|e| (1, format!("cannot write {path}: {e}")))?;
         }
@@ -89,7 +95,7 @@ mod native {
             config.width,
             config.depth,
             config.batch,
-            json_number(config.lr as f64),
+            config.lr,
             config.seed,
             out.as_deref().map(json_string).unwrap_or_else(|| "null".into()),
             json_string(&ctx.adapter.to_string()),

@@ -1,0 +1,76 @@
+//! The `flowmatch` binary's contract: flags, CSV output, the JSON result line, exit codes.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::process::{Command, Output};
+
+fn flowmatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowmatch")).args(args).output().expect("run flowmatch")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn train_writes_csv_and_one_json_line() {
+    let dir = std::env::temp_dir().join(format!("flowmatch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("samples.csv");
+    let o = flowmatch(&[
+        "train", "--dataset", "8gaussians", "--steps", "30", "--batch", "64", "--width", "16", "--depth", "2",
+        "--lr", "0.01", "--seed", "7", "--solver", "rk4", "--nfe", "4", "--samples", "123", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stdout: {stdout}");
+    let json = lines[0];
+    assert!(json.starts_with('{') && json.ends_with('}'));
+    for key in ["\"steps\":30", "\"steps_per_s\":", "\"final_loss\":", "\"train_seconds\":", "\"adapter\":\"", "\"backend\":\""] {
+        assert!(json.contains(key), "missing {key} in {json}");
+    }
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some("x,y"));
+    let points: Vec<(f32, f32)> = rows
+        .map(|r| {
+            let (x, y) = r.split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(points.len(), 123);
+    assert!(points.iter().all(|(x, y)| x.is_finite() && y.is_finite()));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_flags_exit_nonzero_naming_the_flag_and_allowed_values() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["train", "--dataset", "moon"], &["dataset", "moons", "8gaussians", "checkerboard"]),
+        (&["train", "--batch", "0"], &["batch", "1 to 65536"]),
+        (&["train", "--width", "100000"], &["width", "1 to 1024"]),
+        (&["train", "--steps", "many"], &["steps", "integer"]),
+        (&["train", "--lr", "fast"], &["lr", "number"]),
+        (&["train", "--solver", "heun"], &["solver", "euler|midpoint|rk4"]),
+        (&["train", "--nfe"], &["--nfe", "needs a value"]),
+        (&["train", "--colour", "red"], &["--colour", "dataset"]),
+        (&["fly"], &["fly", "train"]),
+    ];
+    for (args, needles) in cases {
+        let o = flowmatch(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?} should exit 2");
+        let err = stderr(&o);
+        for n in *needles {
+            assert!(err.contains(n), "{args:?}: message should mention '{n}': {err}");
+        }
+        assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout on error");
+    }
+}
+
+#[test]
+fn divergence_stops_training_and_names_the_step() {
+    let o = flowmatch(&["train", "--lr", "10000", "--steps", "300", "--samples", "10"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("non-finite") && err.contains("at step"), "{err}");
+}

@@ -1,0 +1,89 @@
+//! Training end to end on the GPU (natively; lavapipe where there is no GPU):
+//! the GPU run tracks the CPU reference step for step, and the default configuration learns moons.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::gpu;
+
+use flowmatch::config::{Config, Dataset, Solver};
+use flowmatch::cpu::CpuTrainer;
+use flowmatch::gpu::{GpuSampler, GpuTrainer};
+use flowmatch::metrics::sliced_wasserstein2;
+use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+use flowmatch::TrainSpec;
+
+/// 50 steps from the same seed see the same batches (the PRNG is shared bit for bit) and must
+/// give the same losses. Tolerance: each step's loss within 1e-3 relative. f32 sums in a different
+/// order differ by ~1e-6 per step; Adam turns gradient differences into parameter differences of
+/// at most lr·(relative gradient error), so after 50 steps the loss drifts by ~1e-5–1e-4; a real
+/// kernel bug (a wrong term, a missed sample) shifts it by percent.
+#[test]
+fn gpu_training_tracks_cpu_reference_for_50_steps() {
+    pollster::block_on(async {
+        let ctx = gpu().await;
+        let mut config = Config::default();
+        config.width = 32;
+        config.batch = 100;
+        config.seed = 3;
+        let spec = TrainSpec::from_config(&config);
+        let data = sample_dataset(Dataset::Moons, 4096, 3);
+        let mut cpu = CpuTrainer::new(spec, data.clone());
+        let mut gpu = GpuTrainer::new(&ctx, spec, &data).unwrap();
+        let cpu_losses: Vec<f32> = (0..50).map(|_| cpu.step()).collect();
+        gpu.train(50);
+        let status = gpu.status(50).await.unwrap();
+        assert_eq!(status.first_bad_step, None);
+        let mut worst = 0.0f32;
+        for ((step, g), c) in status.losses.iter().zip(&cpu_losses) {
+            let rel = (g - c).abs() / c.abs();
+            worst = worst.max(rel);
+            assert!(rel <= 1e-3, "step {step}: gpu loss {g} vs cpu {c} (relative {rel:e})");
+        }
+        assert!(cpu_losses[49] < cpu_losses[0], "loss must fall over 50 steps: {cpu_losses:?}");
+        let p_gpu = gpu.read_params().await.unwrap();
+        let max_diff = p_gpu.iter().zip(&cpu.params).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        // Params move by at most lr per step under Adam: 50 steps at lr 1e-2 is 0.5 in total.
+        assert!(max_diff < 5e-3, "parameters drifted by {max_diff} (worst loss rel diff {worst:e})");
+        eprintln!("worst relative loss difference {worst:e}; max parameter difference {max_diff:e}");
+    });
+}
+
+/// The quality bar: with the defaults (moons, width 64, depth 3, batch 256, lr 1e-2,
+/// Adam, SiLU, 2000 steps, Euler with 100 steps), a PyTorch implementation reaches a sliced
+/// Wasserstein-2 distance of about 0.11 to 20000 fresh target samples, where two target sets
+/// score about 0.013 against each other (the estimator's floor).
+///
+/// The software driver is slow, so we sample 4000 particles against 4000 fresh target points. At
+/// that size the floor is larger (measured ~0.064 with this estimator), so we compare the
+/// floor-corrected distance `sqrt(SW² - floor²)`: PyTorch's 0.11 at a floor of 0.013 corrects to
+/// ~0.109. Measured here: 0.126 raw, ~0.109 corrected. Threshold 0.13 on the corrected value is
+/// PyTorch's figure plus ~20% for seed-to-seed variation, and fails any real regression: standard
+/// normal samples (an untrained flow) score ~0.56.
+#[test]
+fn default_config_learns_moons() {
+    pollster::block_on(async {
+        let ctx = gpu().await;
+        let config = Config::default();
+        assert_eq!((config.dataset, config.steps, config.solver, config.nfe), (Dataset::Moons, 2000, Solver::Euler, 100));
+        let spec = TrainSpec::from_config(&config);
+        let data = sample_dataset(config.dataset, DATASET_POINTS, config.seed);
+        let mut trainer = GpuTrainer::new(&ctx, spec, &data).unwrap();
+        trainer.train(config.steps as u32);
+        let status = trainer.status(100).await.unwrap();
+        assert_eq!(status.first_bad_step, None);
+        let n = 4000;
+        let mut sampler = GpuSampler::new(&ctx, &spec.shape, &trainer.params, n, 0).unwrap();
+        sampler.reset(12345);
+        let untrained_like = sampler.read_particles().await.unwrap();
+        sampler.integrate(config.solver, 0.0, 1.0, config.nfe);
+        let samples = sampler.read_particles().await.unwrap();
+        let fresh = sample_dataset(Dataset::Moons, n as usize, 987_654);
+        let sw = sliced_wasserstein2(&samples, &fresh, 256, 1);
+        let floor = sliced_wasserstein2(&sample_dataset(Dataset::Moons, n as usize, 55), &fresh, 256, 1);
+        let noise = sliced_wasserstein2(&untrained_like, &fresh, 256, 1);
+        let mean_loss: f32 = status.losses.iter().map(|(_, l)| l).sum::<f32>() / status.losses.len() as f32;
+        eprintln!("SW2 trained {sw:.4}, target-vs-target floor {floor:.4}, N(0,I) {noise:.4}; mean loss of last 100 steps {mean_loss:.4}");
+        let corrected = (sw * sw - floor * floor).max(0.0).sqrt();
+        assert!(corrected < 0.13, "samples are not on the moons: SW2 {sw:.4}, floor {floor:.4}, corrected {corrected:.4}");
+    });
+}
