@@ -3,8 +3,10 @@
 //! The engine trains on a finite point set uploaded once to the GPU and indexed randomly per
 //! sample (see `shaders/batch.wgsl`); this module makes those point sets.
 
+pub mod custom;
 pub mod datasets;
 
+pub use custom::{normalize, parse_points, points_from_density, TargetError, ViewTransform};
 pub use datasets::sample_dataset;
 
 /// How many points of a standard dataset are uploaded for training. At 2^17 points a 2D MLP

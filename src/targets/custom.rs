@@ -1,0 +1,227 @@
+//! Targets a person brings: pasted/uploaded CSV points, and raster densities (a drawing, typed
+//! text rendered to an offscreen canvas, an uploaded image), plus the map that centres and scales
+//! them into the default view.
+//!
+//! Every entry point validates and returns a [`TargetError`] that says what was wrong and what is
+//! allowed; on error the caller keeps its current target and model.
+
+use crate::rng::Stream;
+
+/// Most points a custom CSV target may have.
+pub const MAX_POINTS: usize = 200_000;
+/// Fewest distinct points that define a distribution worth training on.
+pub const MIN_POINTS: usize = 2;
+/// Largest raster accepted (pixels).
+pub const MAX_PIXELS: usize = 4096 * 4096;
+/// After normalisation the points' largest |coordinate| from the centre is this (inside [-5, 5]²).
+pub const VIEW_HALF_EXTENT: f32 = 3.5;
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TargetError {
+    #[error("the points file is empty: expected lines of 'x,y' numbers (a header line 'x,y' is optional)")]
+    Empty,
+    #[error("line {line}: '{text}' is not a pair of numbers: expected 'x,y' (two numbers separated by a comma)")]
+    NotAPair { line: usize, text: String },
+    #[error("line {line}: {what} is not a finite number ('{text}'); NaN and infinity are not allowed")]
+    NotFinite { line: usize, what: &'static str, text: String },
+    #[error("only {0} distinct point(s): a target needs at least {MIN_POINTS} distinct points")]
+    TooFew(usize),
+    #[error("{0} points is more than the limit of {MAX_POINTS}; thin the data first")]
+    TooMany(usize),
+    #[error("this does not look like a CSV text file (it contains binary data)")]
+    NotText,
+    #[error("the image is blank: nothing dark enough to learn (draw, type or upload something with dark pixels)")]
+    Blank,
+    #[error("the image is {width}×{height}: expected between 1×1 and {MAX_PIXELS} pixels with one value per pixel")]
+    BadRaster { width: usize, height: usize },
+}
+
+/// Parses CSV text: one `x,y` per line (also `x, y`, `x;y` or whitespace-separated), blank lines
+/// and `#` comments ignored, an optional non-numeric header on the first non-blank line.
+pub fn parse_points(text: &str) -> Result<Vec<[f32; 2]>, TargetError> {
+    if text.contains('\0') || text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(TargetError::NotText);
+    }
+    let mut points = Vec::new();
+    let mut seen_data = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split([',', ';', '\t', ' ']).map(str::trim).filter(|f| !f.is_empty()).collect();
+        let numeric = |f: &str| f.parse::<f64>().is_ok();
+        if fields.len() != 2 || !fields.iter().all(|f| numeric(f)) {
+            if !seen_data && !fields.iter().any(|f| numeric(f)) {
+                seen_data = true; // a header
+                continue;
+            }
+            return Err(TargetError::NotAPair { line: i + 1, text: truncate(line) });
+        }
+        seen_data = true;
+        let mut p = [0.0f32; 2];
+        for (k, f) in fields.iter().enumerate() {
+            let v: f64 = f.parse().expect("checked numeric");
+            if !v.is_finite() || v.abs() > f32::MAX as f64 {
+                return Err(TargetError::NotFinite { line: i + 1, what: if k == 0 { "x" } else { "y" }, text: f.to_string() });
+            }
+            p[k] = v as f32;
+        }
+        points.push(p);
+        if points.len() > MAX_POINTS {
+            let total = text.lines().count();
+            return Err(TargetError::TooMany(total.max(points.len())));
+        }
+    }
+    if points.is_empty() {
+        return Err(TargetError::Empty);
+    }
+    let distinct = count_distinct(&points, MIN_POINTS);
+    if distinct < MIN_POINTS {
+        return Err(TargetError::TooFew(distinct));
+    }
+    Ok(points)
+}
+
+fn truncate(s: &str) -> String {
+    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s.to_string() }
+}
+
+/// Distinct points, counting up to `enough`.
+fn count_distinct(points: &[[f32; 2]], enough: usize) -> usize {
+    let mut seen: Vec<[f32; 2]> = Vec::new();
+    for p in points {
+        if !seen.contains(p) {
+            seen.push(*p);
+            if seen.len() >= enough {
+                break;
+            }
+        }
+    }
+    seen.len()
+}
+
+/// Where normalised points came from: `original = centre + normalised / scale`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViewTransform {
+    pub center: [f32; 2],
+    pub scale: f32,
+}
+
+impl ViewTransform {
+    pub const IDENTITY: ViewTransform = ViewTransform { center: [0.0, 0.0], scale: 1.0 };
+
+    pub fn to_original(&self, p: [f32; 2]) -> [f32; 2] {
+        [self.center[0] + p[0] / self.scale, self.center[1] + p[1] / self.scale]
+    }
+    pub fn to_view(&self, p: [f32; 2]) -> [f32; 2] {
+        [(p[0] - self.center[0]) * self.scale, (p[1] - self.center[1]) * self.scale]
+    }
+}
+
+/// Centres points on their bounding box and scales the larger half-extent to
+/// [`VIEW_HALF_EXTENT`], keeping the aspect ratio.
+pub fn normalize(points: &[[f32; 2]]) -> (Vec<[f32; 2]>, ViewTransform) {
+    let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+    for p in points {
+        for k in 0..2 {
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
+        }
+    }
+    let center = [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1])];
+    let half = (0.5 * (hi[0] - lo[0])).max(0.5 * (hi[1] - lo[1]));
+    let scale = if half > 0.0 && half.is_finite() { VIEW_HALF_EXTENT / half } else { 1.0 };
+    let t = ViewTransform { center, scale };
+    (points.iter().map(|p| t.to_view(*p)).collect(), t)
+}
+
+/// Draws `n` points from a raster density: `values` is row-major, `width × height`, top row
+/// first, each value the density at that pixel (e.g. darkness in [0, 1]; negative and non-finite
+/// values count as 0). Points are jittered uniformly inside their pixel, y points up, and the
+/// raster is centred and scaled into the view keeping its aspect ratio.
+pub fn points_from_density(values: &[f32], width: usize, height: usize, n: usize, seed: u32) -> Result<Vec<[f32; 2]>, TargetError> {
+    if width == 0 || height == 0 || width.saturating_mul(height) > MAX_PIXELS || values.len() != width * height {
+        return Err(TargetError::BadRaster { width, height });
+    }
+    let clean = |v: f32| if v.is_finite() && v > 0.0 { v as f64 } else { 0.0 };
+    let mut cdf = Vec::with_capacity(values.len());
+    let mut total = 0.0f64;
+    for &v in values {
+        total += clean(v);
+        cdf.push(total);
+    }
+    // Below 1/1000 of one fully dark pixel in total there is nothing to learn.
+    if total <= 1e-3 {
+        return Err(TargetError::Blank);
+    }
+    let mut rng = Stream::new(seed, crate::rng::stream::DATA + 31);
+    let half = 0.5 * width.max(height) as f32;
+    let scale = VIEW_HALF_EXTENT / half;
+    let points = (0..n)
+        .map(|_| {
+            let u = rng.uniform() as f64 * total;
+            let idx = cdf.partition_point(|&c| c <= u).min(values.len() - 1);
+            let (px, py) = ((idx % width) as f32 + rng.uniform(), (idx / width) as f32 + rng.uniform());
+            [(px - 0.5 * width as f32) * scale, (0.5 * height as f32 - py) * scale]
+        })
+        .collect();
+    Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_cli_format_with_and_without_header() {
+        let with = parse_points("x,y\n1,2\n-3.5,4e-1\n").unwrap();
+        assert_eq!(with, vec![[1.0, 2.0], [-3.5, 0.4]]);
+        assert_eq!(parse_points("1,2\r\n3,4\r\n").unwrap(), vec![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(parse_points("# comment\n\n1 2\n3;4\n5,\t6").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_its_own_message() {
+        assert_eq!(parse_points(""), Err(TargetError::Empty));
+        assert_eq!(parse_points("x,y\n"), Err(TargetError::Empty));
+        assert!(matches!(parse_points("1,2\n3,abc\n"), Err(TargetError::NotAPair { line: 2, .. })));
+        assert!(matches!(parse_points("1,2,3\n"), Err(TargetError::NotAPair { line: 1, .. })));
+        assert!(matches!(parse_points("1,2\nNaN,1\n"), Err(TargetError::NotFinite { line: 2, what: "x", .. })));
+        assert!(matches!(parse_points("1,inf\n"), Err(TargetError::NotFinite { what: "y", .. })));
+        assert!(matches!(parse_points("1,1e39\n2,2"), Err(TargetError::NotFinite { .. })));
+        assert_eq!(parse_points("5,5\n"), Err(TargetError::TooFew(1)));
+        assert_eq!(parse_points("5,5\n5,5\n5,5\n"), Err(TargetError::TooFew(1)));
+        assert_eq!(parse_points("\u{89}PNG\r\n\u{1a}\n\0\0"), Err(TargetError::NotText));
+        let many: String = (0..MAX_POINTS + 5).map(|i| format!("{i},1\n")).collect();
+        assert!(matches!(parse_points(&many), Err(TargetError::TooMany(n)) if n > MAX_POINTS));
+        let msg = parse_points("1,2\n3,abc\n").unwrap_err().to_string();
+        assert!(msg.contains("line 2") && msg.contains("x,y"), "{msg}");
+    }
+
+    #[test]
+    fn normalise_centres_scales_and_inverts() {
+        let pts = vec![[100.0, 10.0], [110.0, 10.0], [105.0, 12.0]];
+        let (v, t) = normalize(&pts);
+        let max = v.iter().flat_map(|p| [p[0].abs(), p[1].abs()]).fold(0.0f32, f32::max);
+        assert!((max - VIEW_HALF_EXTENT).abs() < 1e-4);
+        for (a, b) in pts.iter().zip(&v) {
+            let back = t.to_original(*b);
+            assert!((back[0] - a[0]).abs() < 1e-3 && (back[1] - a[1]).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn density_points_follow_the_dark_pixels() {
+        // A 4×2 raster with only the top-right pixel dark.
+        let mut img = vec![0.0f32; 8];
+        img[3] = 1.0;
+        let pts = points_from_density(&img, 4, 2, 500, 1).unwrap();
+        let s = VIEW_HALF_EXTENT / 2.0; // units per pixel
+        assert!(pts.iter().all(|p| p[0] >= 1.0 * s - 1e-5 && p[0] <= 2.0 * s + 1e-5 && p[1] >= 0.0 && p[1] <= 1.0 * s + 1e-5), "{:?}", &pts[..3]);
+        assert_eq!(points_from_density(&[0.0; 8], 4, 2, 10, 1), Err(TargetError::Blank));
+        assert_eq!(points_from_density(&[f32::NAN; 8], 4, 2, 10, 1), Err(TargetError::Blank));
+        assert!(matches!(points_from_density(&[1.0; 7], 4, 2, 10, 1), Err(TargetError::BadRaster { .. })));
+        assert!(matches!(points_from_density(&[], 0, 0, 10, 1), Err(TargetError::BadRaster { .. })));
+    }
+}
