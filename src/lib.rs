@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod metrics;
 pub mod model;
+pub mod model_file;
 pub mod rng;
 pub mod spec;
 pub mod targets;
