@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod adam;
 pub mod batch;
+pub mod density;
 pub mod mlp;
 pub mod ode;
 pub mod trainer;

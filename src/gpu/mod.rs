@@ -5,6 +5,7 @@
 //! integrates particles; `readback` is the one async path from GPU buffers to the CPU.
 
 pub mod context;
+pub mod density;
 pub mod readback;
 pub mod sampler;
 pub mod shaders;
@@ -12,6 +13,7 @@ pub mod trainer;
 pub mod uniforms;
 
 pub use context::{GpuContext, GpuError};
+pub use density::GpuDensity;
 pub use sampler::GpuSampler;
 pub use trainer::{BackwardMode, GpuTrainer};
 

@@ -7,7 +7,7 @@
 use super::readback::read_f32;
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
 use super::trainer::check_fits;
-use super::uniforms::{slots, ModelDesc, OdeParams, MAX_LAYERS, SLOT};
+use super::uniforms::{slots, ModelDesc, OdeParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::Solver;
 use crate::model::ModelShape;
@@ -59,7 +59,7 @@ impl GpuSampler {
         });
         let model_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("sampler.model"),
-            contents: bytemuck::bytes_of(&model_desc(shape)),
+            contents: bytemuck::bytes_of(&ModelDesc::for_shape(shape)),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         use Binding::*;
@@ -167,12 +167,4 @@ impl GpuSampler {
         let v = read_f32(&self.ctx, &self.traj, 0, len * 2).await?;
         Ok(v.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
     }
-}
-
-fn model_desc(shape: &ModelShape) -> ModelDesc {
-    let mut d = ModelDesc { n_layers: shape.num_layers() as u32, activation: shape.activation.code(), ..Default::default() };
-    for (i, l) in shape.layers().iter().enumerate().take(MAX_LAYERS) {
-        d.layers[i] = [l.in_dim, l.out_dim, l.w_offset, l.b_offset];
-    }
-    d
 }

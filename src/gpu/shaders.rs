@@ -13,13 +13,14 @@ pub enum Kernel {
     MlpBackward,
     Adam,
     OdeStep,
+    Density,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 impl Kernel {
     pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep];
+        &[Kernel::Batch, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -29,6 +30,7 @@ impl Kernel {
             Kernel::MlpBackward => "mlp_backward.wgsl",
             Kernel::Adam => "adam.wgsl",
             Kernel::OdeStep => "ode_step.wgsl",
+            Kernel::Density => "density.wgsl",
         }
     }
 
@@ -40,6 +42,7 @@ impl Kernel {
             Kernel::MlpBackward => include_str!("../../shaders/mlp_backward.wgsl"),
             Kernel::Adam => include_str!("../../shaders/adam.wgsl"),
             Kernel::OdeStep => include_str!("../../shaders/ode_step.wgsl"),
+            Kernel::Density => include_str!("../../shaders/density.wgsl"),
         }
     }
 

@@ -80,6 +80,27 @@ pub struct ModelDesc {
     pub layers: [[u32; 4]; MAX_LAYERS],
 }
 
+impl ModelDesc {
+    /// The layer table of `shape`.
+    pub fn for_shape(shape: &crate::model::ModelShape) -> Self {
+        let mut d = ModelDesc { n_layers: shape.num_layers() as u32, activation: shape.activation.code(), ..Default::default() };
+        for (i, l) in shape.layers().iter().enumerate().take(MAX_LAYERS) {
+            d.layers[i] = [l.in_dim, l.out_dim, l.w_offset, l.b_offset];
+        }
+        d
+    }
+}
+
+/// One likelihood evaluation (WGSL `DensityParams` in `shaders/density.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DensityParams {
+    pub n: u32,
+    pub steps: u32,
+    pub solver: u32,
+    pub _pad: u32,
+}
+
 const _: () = assert!(std::mem::size_of::<StepParams>() == 64);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
 const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);

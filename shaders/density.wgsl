@@ -1,0 +1,96 @@
+// density.wgsl — exact log-likelihood of points under the learned flow (twin: src/cpu/density.rs).
+//
+// The flow dx/dt = v(x, t) carries p0 = N(0, I) at t = 0 to p1 at t = 1, and along a trajectory
+// d log p_t(x_t)/dt = -div v(x_t, t). Each invocation takes one point x1 and integrates the
+// augmented state (x, ℓ) with dℓ/dt = div v backwards from t = 1 to t = 0 in `steps` equal steps
+// (Euler, midpoint or RK4), starting at ℓ = 0, so that
+//   log p1(x1) = log N(x(0); 0, I) + ℓ(0),   ℓ(0) = -∫_0^1 div v dt.
+// div v = ∂v_x/∂x + ∂v_y/∂y is exact: the MLP is evaluated in forward mode with the two tangents
+// e_x and e_y carried through every layer (value, ∂/∂x, ∂/∂y per hidden unit).
+// Bindings: 0 dp: DensityParams (uniform), 1 model: ModelDesc (uniform, per layer
+//           (in, out, w_offset, b_offset)), 2 params (read), 3 points: array<vec2<f32>> (read),
+//           4 log_p: array<f32> (read_write, one per point).
+// Dispatched by src/gpu/density.rs, one invocation per point.
+
+const MAX_LAYERS: u32 = 9u;
+const LOG_2PI: f32 = 1.8378770664093453;
+
+struct DensityParams {
+    n: u32, steps: u32, solver: u32, _pad: u32,
+}
+
+struct ModelDesc {
+    n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,
+    layers: array<vec4<u32>, MAX_LAYERS>,
+}
+
+@group(0) @binding(0) var<uniform> dp: DensityParams;
+@group(0) @binding(1) var<uniform> model: ModelDesc;
+@group(0) @binding(2) var<storage, read> params: array<f32>;
+@group(0) @binding(3) var<storage, read> points: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> log_p: array<f32>;
+
+// (v_x, v_y, div v) at (x, t).
+fn field_and_divergence(x: vec2<f32>, t: f32) -> vec3<f32> {
+    // Per hidden unit: value, d/dx, d/dy; two buffers to ping-pong between layers.
+    var h: array<array<vec3<f32>, HIDDEN>, 2>;
+    let first = model.layers[0];
+    for (var o = 0u; o < first.y; o++) {
+        let w = first.z + 3u * o;
+        let z = params[first.w + o] + params[w] * x.x + params[w + 1u] * x.y + params[w + 2u] * t;
+        let g = act_grad(model.activation, z);
+        h[0][o] = vec3<f32>(act(model.activation, z), g * params[w], g * params[w + 1u]);
+    }
+    var cur = 0u;
+    for (var l = 1u; l + 1u < model.n_layers; l++) {
+        let L = model.layers[l];
+        let nxt = 1u - cur;
+        for (var o = 0u; o < L.y; o++) {
+            let w = L.z + o * L.x;
+            var z = vec3<f32>(params[L.w + o], 0.0, 0.0);
+            for (var k = 0u; k < L.x; k++) {
+                z += params[w + k] * h[cur][k];
+            }
+            let g = act_grad(model.activation, z.x);
+            h[nxt][o] = vec3<f32>(act(model.activation, z.x), g * z.y, g * z.z);
+        }
+        cur = nxt;
+    }
+    let last = model.layers[model.n_layers - 1u];
+    var vx = vec3<f32>(params[last.w], 0.0, 0.0);
+    var vy = vec3<f32>(params[last.w + 1u], 0.0, 0.0);
+    for (var k = 0u; k < last.x; k++) {
+        vx += params[last.z + k] * h[cur][k];
+        vy += params[last.z + last.x + k] * h[cur][k];
+    }
+    return vec3<f32>(vx.x, vy.x, vx.y + vy.z);
+}
+
+@compute @workgroup_size(64)
+fn log_density(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg, 64u);
+    if (i >= dp.n) { return; }
+    // Augmented state s = (x, y, ℓ), ds/dt = field_and_divergence.
+    var s = vec3<f32>(points[i], 0.0);
+    let h = -1.0 / f32(dp.steps);
+    for (var k = 0u; k < dp.steps; k++) {
+        let t = 1.0 - f32(k) / f32(dp.steps);
+        switch dp.solver {
+            case 1u: {
+                let k1 = field_and_divergence(s.xy, t);
+                s += h * field_and_divergence((s + 0.5 * h * k1).xy, t + 0.5 * h);
+            }
+            case 2u: {
+                let k1 = field_and_divergence(s.xy, t);
+                let k2 = field_and_divergence((s + 0.5 * h * k1).xy, t + 0.5 * h);
+                let k3 = field_and_divergence((s + 0.5 * h * k2).xy, t + 0.5 * h);
+                let k4 = field_and_divergence((s + h * k3).xy, t + h);
+                s += (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
+            }
+            default: {
+                s += h * field_and_divergence(s.xy, t);
+            }
+        }
+    }
+    log_p[i] = -LOG_2PI - 0.5 * dot(s.xy, s.xy) + s.z;
+}
