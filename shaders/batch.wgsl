@@ -2,7 +2,8 @@
 //
 // For sample i of step s (keys (seed, s, i)):
 //   x0 ~ N(0, I) (Box–Muller on streams X0_A/X0_B), t ~ U(0,1), x1 = data[hash % n_points]
-//   x_t = (1 - (1 - σmin)·t)·x0 + t·x1,   u = x1 - (1 - σmin)·x0
+//   x_t = α_t·x1 + β_t·x0,   u = α'_t·x1 + β'_t·x0   (path_coefficients in common.wgsl;
+//   the default linear path: x_t = (1 - (1 - σmin)·t)·x0 + t·x1, u = x1 - (1 - σmin)·x0)
 // Bindings: 0 step: StepParams (uniform, dynamic offset: one slot per queued step)
 //           1 data: array<vec2<f32>> (n_points target samples, read)
 //           2 acts: array<f32>; writes input (B,3) = (x_t, y_t, t) at 0 and target (B,2) at 3B.
@@ -19,11 +20,13 @@ fn build_batch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let x0 = box_muller(unit(hash4(sp.seed, sp.step, i, STREAM_X0_A)), unit(hash4(sp.seed, sp.step, i, STREAM_X0_B)));
     let t = unit(hash4(sp.seed, sp.step, i, STREAM_T));
     let x1 = data[hash4(sp.seed, sp.step, i, STREAM_TARGET_INDEX) % sp.n_points];
-    let s = 1.0 - (1.0 - sp.sigma_min) * t;
-    acts[3u * i] = s * x0.x + t * x1.x;
-    acts[3u * i + 1u] = s * x0.y + t * x1.y;
+    let c = path_coefficients(sp.path, t, sp.sigma_min);
+    let xt = c.x * x1 + c.y * x0;
+    acts[3u * i] = xt.x;
+    acts[3u * i + 1u] = xt.y;
     acts[3u * i + 2u] = t;
+    let u = c.z * x1 + c.w * x0;
     let k = 3u * sp.batch + 2u * i;
-    acts[k] = x1.x - (1.0 - sp.sigma_min) * x0.x;
-    acts[k + 1u] = x1.y - (1.0 - sp.sigma_min) * x0.y;
+    acts[k] = u.x;
+    acts[k + 1u] = u.y;
 }

@@ -86,6 +86,35 @@ fn non_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
 }
 
+// The conditional path x_t = α·x1 + β·x0 and its time derivative; returns (α, β, α', β')
+// (twin: src/cpu/batch.rs::path_coefficients). 0 linear with σmin, 1 cosine, 2 variance preserving.
+const VP_B_MIN: f32 = 0.1;
+const VP_B_MAX: f32 = 20.0;
+const VP_T_MAX: f32 = 0.99999;
+
+fn path_coefficients(path: u32, t_in: f32, sigma_min: f32) -> vec4<f32> {
+    switch path {
+        case 1u: {
+            let h = 1.5707963267948966;
+            let s = sin(h * t_in);
+            let c = cos(h * t_in);
+            return vec4<f32>(s, c, h * c, -h * s);
+        }
+        case 2u: {
+            let t = min(t_in, VP_T_MAX);
+            let s = 1.0 - t;
+            let big_t = VP_B_MIN * s + 0.5 * (VP_B_MAX - VP_B_MIN) * s * s;
+            let alpha = exp(-0.5 * big_t);
+            let beta = sqrt(max(1.0 - alpha * alpha, 0.0));
+            let d_alpha = 0.5 * alpha * (VP_B_MIN + (VP_B_MAX - VP_B_MIN) * s);
+            return vec4<f32>(alpha, beta, d_alpha, -alpha * d_alpha / beta);
+        }
+        default: {
+            return vec4<f32>(t_in, 1.0 - (1.0 - sigma_min) * t_in, 1.0, -(1.0 - sigma_min));
+        }
+    }
+}
+
 fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg_size: u32) -> u32 {
     return gid.x + gid.y * nwg.x * wg_size;
 }
@@ -97,7 +126,7 @@ struct StepParams {
     step: u32, seed: u32, batch: u32, n_points: u32,
     sigma_min: f32, lr: f32, beta1: f32, beta2: f32,
     eps: f32, weight_decay: f32, c1: f32, c2: f32,
-    n_params: u32, loss_offset: u32, loss_slot: u32, _pad: u32,
+    n_params: u32, loss_offset: u32, loss_slot: u32, path: u32,
 }
 
 // One linear layer's shape and buffer offsets, in floats (src/gpu/uniforms.rs: LayerParams).

@@ -25,6 +25,18 @@ pub enum Solver {
     Rk4,
 }
 
+/// The conditional probability path `x_t = α_t·x1 + β_t·x0` the model is trained on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// `α = t`, `β = 1 - (1 - σmin)·t` (optimal-transport / rectified-flow path).
+    Linear,
+    /// `α = sin(πt/2)`, `β = cos(πt/2)`.
+    Cosine,
+    /// Variance preserving: `α = exp(-T(1-t)/2)`, `β = sqrt(1 - α²)`, `T(s) = ∫_0^s β(r) dr`,
+    /// `β(r) = 0.1 + 19.9·r` (the diffusion schedule of Song et al.; Lipman et al.'s VP path).
+    Vp,
+}
+
 /// The standard 2D targets of `shared/spec/datasets.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dataset {
@@ -68,6 +80,7 @@ macro_rules! named_enum {
 }
 
 named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh => "tanh" });
+named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4" });
 named_enum!(Dataset {
     Checkerboard => "checkerboard",
@@ -88,6 +101,17 @@ impl Activation {
             Activation::Relu => 1,
             Activation::Gelu => 2,
             Activation::Tanh => 3,
+        }
+    }
+}
+
+impl Path {
+    /// The code the batch shader switches on (`PATH_*` in `shaders/common.wgsl`).
+    pub fn code(self) -> u32 {
+        match self {
+            Path::Linear => 0,
+            Path::Cosine => 1,
+            Path::Vp => 2,
         }
     }
 }
@@ -153,6 +177,7 @@ pub struct Config {
     pub steps: u64,
     pub seed: u32,
     pub sigma_min: f32,
+    pub path: Path,
     pub weight_decay: f32,
     pub solver: Solver,
     pub nfe: u32,
@@ -173,6 +198,7 @@ impl Default for Config {
             steps: 2000,
             seed: 0,
             sigma_min: 0.0,
+            path: Path::Linear,
             weight_decay: 0.0,
             solver: Solver::Euler,
             nfe: 100,
@@ -217,7 +243,7 @@ fn parse_enum<T: FromStr>(field: &str, value: &str, choices: String) -> Result<T
 impl Config {
     /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
     pub const FIELDS: &'static [&'static str] = &[
-        "dataset", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min",
+        "dataset", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path",
         "weight_decay", "solver", "nfe", "samples", "particles",
     ];
 
@@ -235,6 +261,7 @@ impl Config {
             "steps" => self.steps = parse_int("steps", value, 0, limits::MAX_STEPS)?,
             "seed" => self.seed = parse_int("seed", value, 0, u32::MAX)?,
             "sigma_min" => self.sigma_min = parse_float("sigma_min", value, 0.0, false, 0.999)?,
+            "path" => self.path = parse_enum("path", value, Path::choices())?,
             "weight_decay" => self.weight_decay = parse_float("weight_decay", value, 0.0, false, 1.0)?,
             "solver" => self.solver = parse_enum("solver", value, Solver::choices())?,
             "nfe" => self.nfe = parse_int("nfe", value, 1, limits::MAX_NFE)?,
@@ -259,6 +286,7 @@ impl Config {
             ("steps", self.steps.to_string()),
             ("seed", self.seed.to_string()),
             ("sigma_min", self.sigma_min.to_string()),
+            ("path", self.path.name().to_string()),
             ("weight_decay", self.weight_decay.to_string()),
             ("solver", self.solver.name().to_string()),
             ("nfe", self.nfe.to_string()),
@@ -323,7 +351,7 @@ mod tests {
         for (k, v) in [
             ("dataset", "checkerboard"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
-            ("sigma-min", "0.01"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
+            ("sigma-min", "0.01"), ("path", "vp"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
             ("samples", "31"), ("particles", "12345"),
         ] {
             c.set(k, v).unwrap();

@@ -1,6 +1,6 @@
 //! What a training run needs, derived from a validated [`Config`]; shared by both backends.
 
-use crate::config::Config;
+use crate::config::{Config, Path};
 use crate::cpu::adam::AdamHyper;
 use crate::model::ModelShape;
 
@@ -10,6 +10,7 @@ pub struct TrainSpec {
     pub batch: u32,
     pub seed: u32,
     pub sigma_min: f32,
+    pub path: Path,
     pub adam: AdamHyper,
 }
 
@@ -20,6 +21,7 @@ impl TrainSpec {
             batch: c.batch,
             seed: c.seed,
             sigma_min: c.sigma_min,
+            path: c.path,
             adam: AdamHyper::new(c.lr, c.weight_decay),
         }
     }

@@ -12,7 +12,7 @@
 mod common;
 use common::{assert_close, gpu};
 
-use flowmatch::config::{Activation, Solver};
+use flowmatch::config::{Activation, Path, Solver};
 use flowmatch::cpu::{adam, batch, mlp, ode};
 use flowmatch::gpu::{GpuSampler, GpuTrainer};
 use flowmatch::model::ModelShape;
@@ -31,6 +31,7 @@ fn spec(activation: Activation) -> TrainSpec {
         batch: 37,
         seed: 11,
         sigma_min: 0.05,
+        path: Path::Linear,
         adam: AdamHyper::new(3e-3, 0.01),
     }
 }
@@ -78,11 +79,11 @@ async fn run_steps(spec: TrainSpec, steps: u32) -> Captured {
     }
 }
 
-async fn batch_matches_cpu() {
-    let c = run_steps(spec(Activation::Silu), 2).await;
+async fn batch_matches_cpu(path: Path) {
+    let c = run_steps(TrainSpec { path, ..spec(Activation::Silu) }, 2).await;
     let layout = c.spec.shape.activation_layout(c.spec.batch);
     let mut acts = vec![0.0; layout.len as usize];
-    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min);
+    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path);
     let region = |v: &[f32]| v[..layout.target as usize + 2 * c.spec.batch as usize].to_vec();
     assert_close("batch (x_t, t, u)", &region(&c.acts), &region(&acts), 4e-3, RTOL);
     // t is a pure integer-to-float map: it must match exactly.
@@ -173,7 +174,9 @@ async fn trajectories_record_every_step() {
     assert_close("trajectory row 2", &traj[2 * n as usize..3 * n as usize].concat(), &want.concat(), 1e-4, 1e-4);
 }
 
-gpu_test!(batch_kernel_matches_cpu, batch_matches_cpu());
+gpu_test!(batch_kernel_matches_cpu_linear_path, batch_matches_cpu(Path::Linear));
+gpu_test!(batch_kernel_matches_cpu_cosine_path, batch_matches_cpu(Path::Cosine));
+gpu_test!(batch_kernel_matches_cpu_vp_path, batch_matches_cpu(Path::Vp));
 gpu_test!(forward_and_loss_match_cpu_silu, forward_and_loss_match_cpu(Activation::Silu));
 gpu_test!(forward_and_loss_match_cpu_relu, forward_and_loss_match_cpu(Activation::Relu));
 gpu_test!(forward_and_loss_match_cpu_gelu, forward_and_loss_match_cpu(Activation::Gelu));

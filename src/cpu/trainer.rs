@@ -42,7 +42,7 @@ impl CpuTrainer {
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min);
+        batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path);
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
         let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
         mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);

@@ -247,7 +247,7 @@ impl GpuTrainer {
             n_params: s.shape.param_len() as u32,
             loss_offset: self.layout.loss_terms,
             loss_slot: step % LOSS_RING,
-            _pad: 0,
+            path: s.path.code(),
         }
     }
 

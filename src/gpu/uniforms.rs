@@ -27,7 +27,8 @@ pub struct StepParams {
     pub n_params: u32,
     pub loss_offset: u32,
     pub loss_slot: u32,
-    pub _pad: u32,
+    /// `Path::code()`.
+    pub path: u32,
 }
 
 /// One linear layer's shape and offsets (WGSL `LayerParams`).
