@@ -27,6 +27,24 @@ pub fn sliced_wasserstein2(a: &[[f32; 2]], b: &[[f32; 2]], n_proj: u32, seed: u3
     (total / n_proj as f64).sqrt()
 }
 
+/// CPU twin of `shaders/sliced_w2.wgsl`: per direction `θ_k = π(k + offset)/K`, the exact 1D
+/// W2² between the projections of `a` and `b` (equal lengths).
+pub fn sliced_w2_projections(a: &[[f32; 2]], b: &[[f32; 2]], n_dirs: u32, offset: f32) -> Vec<f32> {
+    (0..n_dirs)
+        .map(|k| {
+            let th = std::f32::consts::PI * (k as f32 + offset) / n_dirs as f32;
+            let (c, s) = (th.cos(), th.sin());
+            let project = |p: &[[f32; 2]]| {
+                let mut v: Vec<f32> = p.iter().map(|q| q[0] * c + q[1] * s).collect();
+                v.sort_by(f32::total_cmp);
+                v
+            };
+            let (pa, pb) = (project(a), project(b));
+            pa.iter().zip(&pb).map(|(x, y)| (x - y) * (x - y)).sum::<f32>() / a.len() as f32
+        })
+        .collect()
+}
+
 /// Mean and per-axis standard deviation.
 pub fn mean_std(p: &[[f32; 2]]) -> ([f64; 2], [f64; 2]) {
     let n = p.len() as f64;

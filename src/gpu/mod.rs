@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod density;
+pub mod quality;
 pub mod readback;
 pub mod sampler;
 pub mod shaders;
@@ -14,6 +15,7 @@ pub mod uniforms;
 
 pub use context::{GpuContext, GpuError};
 pub use density::GpuDensity;
+pub use quality::GpuQuality;
 pub use sampler::GpuSampler;
 pub use trainer::{BackwardMode, GpuTrainer};
 

@@ -14,13 +14,14 @@ pub enum Kernel {
     Adam,
     OdeStep,
     Density,
+    SlicedW2,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 impl Kernel {
     pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density];
+        &[Kernel::Batch, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -31,6 +32,7 @@ impl Kernel {
             Kernel::Adam => "adam.wgsl",
             Kernel::OdeStep => "ode_step.wgsl",
             Kernel::Density => "density.wgsl",
+            Kernel::SlicedW2 => "sliced_w2.wgsl",
         }
     }
 
@@ -43,6 +45,7 @@ impl Kernel {
             Kernel::Adam => include_str!("../../shaders/adam.wgsl"),
             Kernel::OdeStep => include_str!("../../shaders/ode_step.wgsl"),
             Kernel::Density => include_str!("../../shaders/density.wgsl"),
+            Kernel::SlicedW2 => include_str!("../../shaders/sliced_w2.wgsl"),
         }
     }
 

@@ -102,6 +102,18 @@ pub struct DensityParams {
     pub _pad: u32,
 }
 
+/// One sample-quality evaluation (WGSL `QualityParams` in `shaders/sliced_w2.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct QualityParams {
+    pub n_particles: u32,
+    pub n_points: u32,
+    pub n_dirs: u32,
+    pub seed: u32,
+    pub offset: f32,
+    pub _pad: [f32; 3],
+}
+
 const _: () = assert!(std::mem::size_of::<StepParams>() == 64);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
 const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
