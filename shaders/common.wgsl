@@ -127,6 +127,7 @@ struct StepParams {
     sigma_min: f32, lr: f32, beta1: f32, beta2: f32,
     eps: f32, weight_decay: f32, c1: f32, c2: f32,
     n_params: u32, loss_offset: u32, loss_slot: u32, path: u32,
+    n_source: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 // One linear layer's shape and buffer offsets, in floats (src/gpu/uniforms.rs: LayerParams).

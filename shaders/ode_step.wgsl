@@ -1,7 +1,8 @@
 // ode_step.wgsl — sampling: particle initialisation and one ODE step of dx/dt = v_θ(x, t)
 // for N particles (twin: src/cpu/ode.rs and src/cpu/mlp.rs::velocity).
 //
-// init_particles: x0[i] = N(0, I) keyed by (seed, 0, i) on streams PARTICLE_A/B; writes the
+// init_particles: x0[i] = N(0, I) keyed by (seed, 0, i) on streams PARTICLE_A/B (or a point of the
+//                 source dataset, source[hash % n_source]); writes the
 //                 particle, its origin (kept for colouring and restarts) and trajectory slot 0.
 // ode_step:       Euler  x + h·v(x,t)
 //                 Midpoint  x + h·v(x + h/2·v(x,t), t + h/2)
@@ -13,14 +14,15 @@
 //           1 model: ModelDesc (uniform: per layer (in, out, w_offset, b_offset)),
 //           2 params (read), 3 particles: array<vec2<f32>> (read_write),
 //           4 origins: array<vec2<f32>> (read_write), 5 traj: array<vec2<f32>> (read_write,
-//           (steps + 1, N) row-major; a 1-element dummy when not recording).
+//           (steps + 1, N) row-major; a 1-element dummy when not recording),
+//           6 source: array<vec2<f32>> (source points; a 1-element dummy for N(0, I)).
 // Dispatched by src/gpu/sampler.rs, one invocation per particle.
 
 const MAX_LAYERS: u32 = 9u;
 
 struct OdeParams {
     n: u32, solver: u32, record: u32, step_index: u32,
-    t: f32, h: f32, seed: u32, _pad: u32,
+    t: f32, h: f32, seed: u32, n_source: u32,
 }
 
 struct ModelDesc {
@@ -34,6 +36,7 @@ struct ModelDesc {
 @group(0) @binding(3) var<storage, read_write> particles: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> origins: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> traj: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read> source: array<vec2<f32>>;
 
 fn velocity(x: vec2<f32>, t: f32) -> vec2<f32> {
     var h: array<array<f32, HIDDEN>, 2>;
@@ -69,7 +72,12 @@ fn velocity(x: vec2<f32>, t: f32) -> vec2<f32> {
 fn init_particles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg, 64u);
     if (i >= op.n) { return; }
-    let x0 = box_muller(unit(hash4(op.seed, 0u, i, STREAM_PARTICLE_A)), unit(hash4(op.seed, 0u, i, STREAM_PARTICLE_B)));
+    var x0: vec2<f32>;
+    if (op.n_source > 0u) {
+        x0 = source[hash4(op.seed, 0u, i, STREAM_PARTICLE_A) % op.n_source];
+    } else {
+        x0 = box_muller(unit(hash4(op.seed, 0u, i, STREAM_PARTICLE_A)), unit(hash4(op.seed, 0u, i, STREAM_PARTICLE_B)));
+    }
     particles[i] = x0;
     origins[i] = x0;
     if (op.record == 1u && i < arrayLength(&traj)) { traj[i] = x0; }

@@ -20,7 +20,7 @@ pub fn usage() -> String {
         "flowmatch — conditional flow matching trained in WGSL compute shaders\n\n\
          USAGE:\n  flowmatch train [--dataset NAME] [--steps N] [--batch B] [--width W] [--depth D] [--lr LR]\n\
          \x20                [--seed S] [--solver euler|midpoint|rk4] [--nfe K] [--samples M] [--out FILE.csv]\n\
-         \x20                [--activation {acts}] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
+         \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps, writes them as CSV (header x,y) and prints one JSON line of results.\n\n\

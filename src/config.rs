@@ -25,6 +25,41 @@ pub enum Solver {
     Rk4,
 }
 
+/// The distribution at t = 0: a standard normal, or any standard dataset (e.g. 8gaussians → moons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Gaussian,
+    Dataset(Dataset),
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Gaussian => "gaussian",
+            Source::Dataset(d) => d.name(),
+        }
+    }
+    pub fn choices() -> String {
+        format!("gaussian|{}", Dataset::choices())
+    }
+}
+
+impl FromStr for Source {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gaussian" | "normal" => Ok(Source::Gaussian),
+            other => other.parse().map(Source::Dataset),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The conditional probability path `x_t = α_t·x1 + β_t·x0` the model is trained on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Path {
@@ -169,6 +204,7 @@ pub mod limits {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub dataset: Dataset,
+    pub source: Source,
     pub width: u32,
     pub depth: u32,
     pub activation: Activation,
@@ -190,6 +226,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             dataset: Dataset::Moons,
+            source: Source::Gaussian,
             width: 64,
             depth: 3,
             activation: Activation::Silu,
@@ -243,7 +280,7 @@ fn parse_enum<T: FromStr>(field: &str, value: &str, choices: String) -> Result<T
 impl Config {
     /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
     pub const FIELDS: &'static [&'static str] = &[
-        "dataset", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path",
+        "dataset", "source", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path",
         "weight_decay", "solver", "nfe", "samples", "particles",
     ];
 
@@ -253,6 +290,7 @@ impl Config {
         let key = key.trim().to_ascii_lowercase().replace('-', "_");
         match key.as_str() {
             "dataset" => self.dataset = parse_enum("dataset", value, Dataset::choices())?,
+            "source" => self.source = parse_enum("source", value, Source::choices())?,
             "width" => self.width = parse_int("width", value, 1, limits::MAX_WIDTH)?,
             "depth" => self.depth = parse_int("depth", value, 1, limits::MAX_DEPTH)?,
             "activation" => self.activation = parse_enum("activation", value, Activation::choices())?,
@@ -278,6 +316,7 @@ impl Config {
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
         vec![
             ("dataset", self.dataset.name().to_string()),
+            ("source", self.source.name().to_string()),
             ("width", self.width.to_string()),
             ("depth", self.depth.to_string()),
             ("activation", self.activation.name().to_string()),
@@ -349,7 +388,7 @@ mod tests {
     fn pairs_round_trip() {
         let mut c = Config::default();
         for (k, v) in [
-            ("dataset", "checkerboard"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
+            ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("path", "vp"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
             ("samples", "31"), ("particles", "12345"),

@@ -68,6 +68,16 @@ fn bad_flags_exit_nonzero_naming_the_flag_and_allowed_values() {
 }
 
 #[test]
+fn a_dataset_can_be_the_source() {
+    let o = flowmatch(&["train", "--source", "8gaussians", "--dataset", "moons", "--steps", "20", "--width", "8", "--samples", "10", "--nfe", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"source\":\"8gaussians\""));
+    let o = flowmatch(&["train", "--source", "uniform"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("gaussian|checkerboard|moons"), "{}", stderr(&o));
+}
+
+#[test]
 fn divergence_stops_training_and_names_the_step() {
     let o = flowmatch(&["train", "--lr", "10000", "--steps", "300", "--samples", "10"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

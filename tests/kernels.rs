@@ -83,7 +83,7 @@ async fn batch_matches_cpu(path: Path) {
     let c = run_steps(TrainSpec { path, ..spec(Activation::Silu) }, 2).await;
     let layout = c.spec.shape.activation_layout(c.spec.batch);
     let mut acts = vec![0.0; layout.len as usize];
-    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path);
+    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path, &[]);
     let region = |v: &[f32]| v[..layout.target as usize + 2 * c.spec.batch as usize].to_vec();
     assert_close("batch (x_t, t, u)", &region(&c.acts), &region(&acts), 4e-3, RTOL);
     // t is a pure integer-to-float map: it must match exactly.
@@ -174,6 +174,26 @@ async fn trajectories_record_every_step() {
     assert_close("trajectory row 2", &traj[2 * n as usize..3 * n as usize].concat(), &want.concat(), 1e-4, 1e-4);
 }
 
+/// With a source dataset, x0 comes from the source points: the batch and the particles' starting
+/// points match the CPU twin exactly (no transcendental functions involved).
+async fn source_points_are_used() {
+    let ctx = gpu().await;
+    let s = spec(Activation::Silu);
+    let source = sample_dataset(Dataset::EightGaussians, 777, 3);
+    let mut t = GpuTrainer::new_with_source(&ctx, s, &data(), &source).unwrap();
+    t.train(1);
+    let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
+    let mut want = vec![0.0; t.layout.len as usize];
+    batch::build_batch(&mut want, &t.layout, &data(), s.seed, 0, s.sigma_min, s.path, &source);
+    let region = (t.layout.target + 2 * s.batch) as usize;
+    assert_close("batch from a source dataset", &acts[..region], &want[..region], ATOL, RTOL);
+    let mut sampler = GpuSampler::new_with_source(&ctx, &s.shape, &t.params, 100, 0, &source).unwrap();
+    sampler.reset(5);
+    let got = sampler.read_particles().await.unwrap();
+    assert_eq!(got, ode::initial_particles_from(5, 100, &source));
+}
+
+gpu_test!(batch_and_particles_use_the_source_dataset, source_points_are_used());
 gpu_test!(batch_kernel_matches_cpu_linear_path, batch_matches_cpu(Path::Linear));
 gpu_test!(batch_kernel_matches_cpu_cosine_path, batch_matches_cpu(Path::Cosine));
 gpu_test!(batch_kernel_matches_cpu_vp_path, batch_matches_cpu(Path::Vp));

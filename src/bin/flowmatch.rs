@@ -14,6 +14,7 @@ mod native {
     use flowmatch::cli::{self, json_number, json_string, Command};
     use flowmatch::gpu::{GpuContext, GpuSampler, GpuTrainer};
     use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::config::Source;
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
     use std::process::exit;
@@ -43,8 +44,12 @@ mod native {
         let ctx = GpuContext::new().await.map_err(|e| (1, e.to_string()))?;
         eprintln!("adapter: {}", ctx.adapter);
         let data = sample_dataset(config.dataset, DATASET_POINTS, config.seed);
+        let source = match config.source {
+            Source::Gaussian => Vec::new(),
+            Source::Dataset(d) => sample_dataset(d, DATASET_POINTS, config.seed ^ 0x5eed),
+        };
         let spec = TrainSpec::from_config(&config);
-        let mut trainer = GpuTrainer::new(&ctx, spec, &data).map_err(|e| (1, e.to_string()))?;
+        let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(|e| (1, e.to_string()))?;
         let mut losses: Vec<f32> = Vec::new();
         let start = Instant::now();
         let mut done = 0u64;
@@ -66,7 +71,7 @@ mod native {
         let final_loss = if tail.is_empty() { f64::NAN } else { tail.iter().map(|&l| l as f64).sum::<f64>() / tail.len() as f64 };
 
         let sample_start = Instant::now();
-        let mut sampler = GpuSampler::new(&ctx, &spec.shape, &trainer.params, config.samples, 0).map_err(|e| (1, e.to_string()))?;
+        let mut sampler = GpuSampler::new_with_source(&ctx, &spec.shape, &trainer.params, config.samples, 0, &source).map_err(|e| (1, e.to_string()))?;
         sampler.reset(config.seed.wrapping_add(1));
         sampler.integrate(config.solver, 0.0, 1.0, config.nfe);
         let samples = sampler.read_particles().await.map_err(|e| (1, e.to_string()))?;
@@ -82,8 +87,9 @@ mod native {
         }
         let steps_per_s = if train_seconds > 0.0 { config.steps as f64 / train_seconds } else { 0.0 };
         println!(
-            "{{\"command\":\"train\",\"dataset\":{},\"steps\":{},\"steps_per_s\":{},\"final_loss\":{},\"train_seconds\":{},\"sample_seconds\":{},\"samples\":{},\"solver\":{},\"nfe\":{},\"width\":{},\"depth\":{},\"batch\":{},\"lr\":{},\"seed\":{},\"out\":{},\"adapter\":{},\"backend\":{},\"device_type\":{}}}",
+            "{{\"command\":\"train\",\"dataset\":{},\"source\":{},\"steps\":{},\"steps_per_s\":{},\"final_loss\":{},\"train_seconds\":{},\"sample_seconds\":{},\"samples\":{},\"solver\":{},\"nfe\":{},\"width\":{},\"depth\":{},\"batch\":{},\"lr\":{},\"seed\":{},\"out\":{},\"adapter\":{},\"backend\":{},\"device_type\":{}}}",
             json_string(config.dataset.name()),
+            json_string(config.source.name()),
             config.steps,
             json_number(steps_per_s),
             json_number(final_loss),

@@ -1,6 +1,6 @@
 //! Batch construction, twin of `shaders/batch.wgsl`.
 //!
-//! For sample `i` of step `step`: `x0 ~ N(0, I)`, `t ~ U(0, 1)`, `x1 = data[h % n]`, all keyed by
+//! For sample `i` of step `step`: `x0 ~ N(0, I)` (or a point of the source set when one is given), `t ~ U(0, 1)`, `x1 = data[h % n]`, all keyed by
 //! `(seed, step, i)`. On the path `x_t = α_t·x1 + β_t·x0` (see [`path_coefficients`]) the input is
 //! `(x_t, t)` and the regression target `u = α'_t·x1 + β'_t·x0`.
 //! Writes `input (B, 3)` and `target (B, 2)` of the activation layout.
@@ -48,10 +48,15 @@ pub fn build_batch(
     step: u32,
     sigma_min: f32,
     path: Path,
+    source: &[[f32; 2]],
 ) {
     let n = data.len() as u32;
     for i in 0..layout.batch {
-        let x0 = box_muller(unit(hash4(seed, step, i, stream::X0_A)), unit(hash4(seed, step, i, stream::X0_B)));
+        let x0 = if source.is_empty() {
+            box_muller(unit(hash4(seed, step, i, stream::X0_A)), unit(hash4(seed, step, i, stream::X0_B)))
+        } else {
+            source[(hash4(seed, step, i, stream::X0_A) % source.len() as u32) as usize]
+        };
         let t = unit(hash4(seed, step, i, stream::T));
         let x1 = data[(hash4(seed, step, i, stream::TARGET_INDEX) % n) as usize];
         let [a, b, da, db] = path_coefficients(path, t, sigma_min);

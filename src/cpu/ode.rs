@@ -52,8 +52,19 @@ pub fn integrate(shape: &ModelShape, params: &[f32], solver: Solver, points: &mu
 
 /// Starting points `x0 ~ N(0, I)` of `n` particles keyed by `seed`; twin of `init_particles`.
 pub fn initial_particles(seed: u32, n: u32) -> Vec<[f32; 2]> {
+    initial_particles_from(seed, n, &[])
+}
+
+/// Starting points drawn from `source` (N(0, I) when empty); twin of `init_particles`.
+pub fn initial_particles_from(seed: u32, n: u32, source: &[[f32; 2]]) -> Vec<[f32; 2]> {
     use crate::rng::{box_muller, hash4, stream, unit};
     (0..n)
-        .map(|i| box_muller(unit(hash4(seed, 0, i, stream::PARTICLE_A)), unit(hash4(seed, 0, i, stream::PARTICLE_B))))
+        .map(|i| {
+            if source.is_empty() {
+                box_muller(unit(hash4(seed, 0, i, stream::PARTICLE_A)), unit(hash4(seed, 0, i, stream::PARTICLE_B)))
+            } else {
+                source[(hash4(seed, 0, i, stream::PARTICLE_A) % source.len() as u32) as usize]
+            }
+        })
         .collect()
 }

@@ -15,6 +15,8 @@ pub struct CpuTrainer {
     pub acts: Vec<f32>,
     pub deltas: Vec<f32>,
     pub data: Vec<[f32; 2]>,
+    /// Source points for x0; empty means N(0, I).
+    pub source: Vec<[f32; 2]>,
     /// Steps taken so far (the next step's number).
     pub step: u32,
 }
@@ -35,6 +37,7 @@ impl CpuTrainer {
             layout,
             spec,
             data,
+            source: Vec::new(),
             step: 0,
         }
     }
@@ -42,7 +45,7 @@ impl CpuTrainer {
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path);
+        batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source);
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
         let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
         mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);

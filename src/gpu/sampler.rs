@@ -24,6 +24,8 @@ pub struct GpuSampler {
     pub traj: wgpu::Buffer,
     /// Trajectory steps recorded (0: none).
     traj_steps: u32,
+    n_source: u32,
+    _source: wgpu::Buffer,
     ode_uniform: wgpu::Buffer,
     _model_uniform: wgpu::Buffer,
     init: wgpu::ComputePipeline,
@@ -36,6 +38,12 @@ impl GpuSampler {
     /// `n` particles for a model of `shape` whose parameters are in `params`. With
     /// `traj_steps > 0`, integrations of exactly that many steps record every intermediate state.
     pub fn new(ctx: &GpuContext, shape: &ModelShape, params: &wgpu::Buffer, n: u32, traj_steps: u32) -> Result<Self, GpuError> {
+        Self::new_with_source(ctx, shape, params, n, traj_steps, &[])
+    }
+
+    /// As [`GpuSampler::new`], drawing starting points from `source` instead of N(0, I) when it
+    /// is not empty.
+    pub fn new_with_source(ctx: &GpuContext, shape: &ModelShape, params: &wgpu::Buffer, n: u32, traj_steps: u32, source: &[[f32; 2]]) -> Result<Self, GpuError> {
         let n = n.max(1);
         let traj_len = if traj_steps > 0 { (traj_steps as u64 + 1) * n as u64 } else { 1 };
         check_fits(ctx, &[("particles", n as u64 * 8), ("trajectories", traj_len * 8)])?;
@@ -51,6 +59,11 @@ impl GpuSampler {
         let particles = buf("sampler.particles", n as u64);
         let origins = buf("sampler.origins", n as u64);
         let traj = buf("sampler.trajectories", traj_len);
+        let source_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("sampler.source"),
+            contents: if source.is_empty() { &[0u8; 8] } else { bytemuck::cast_slice(source) },
+            usage: wgpu::BufferUsages::STORAGE,
+        });
         let ode_uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("sampler.ode_params"),
             size: SLOT * MAX_ODE_STEPS_PER_SUBMIT as u64,
@@ -64,14 +77,29 @@ impl GpuSampler {
         });
         use Binding::*;
         let ode_size = std::mem::size_of::<OdeParams>() as u64;
-        let bgl = bind_group_layout(device, "ode", &[UniformDynamic(ode_size), Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
+        let bgl = bind_group_layout(device, "ode", &[UniformDynamic(ode_size), Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite, StorageRead]);
         let hidden = Some(shape.width);
         let init = compute_pipeline(device, Kernel::OdeStep, "init_particles", &bgl, hidden);
         let step = compute_pipeline(device, Kernel::OdeStep, "ode_step", &bgl, hidden);
         let group = bind_group(device, "ode", &bgl, &[
-            (&ode_uniform, Some(ode_size)), (&model_uniform, None), (params, None), (&particles, None), (&origins, None), (&traj, None),
+            (&ode_uniform, Some(ode_size)), (&model_uniform, None), (params, None), (&particles, None), (&origins, None), (&traj, None), (&source_buf, None),
         ]);
-        Ok(GpuSampler { ctx: ctx.clone(), n, particles, origins, traj, traj_steps, ode_uniform, _model_uniform: model_uniform, init, step, group, seed: 0 })
+        Ok(GpuSampler {
+            ctx: ctx.clone(),
+            n,
+            particles,
+            origins,
+            traj,
+            traj_steps,
+            n_source: source.len() as u32,
+            _source: source_buf,
+            ode_uniform,
+            _model_uniform: model_uniform,
+            init,
+            step,
+            group,
+            seed: 0,
+        })
     }
 
     pub fn len(&self) -> u32 {
@@ -90,7 +118,7 @@ impl GpuSampler {
     /// Draws fresh starting points x0 ~ N(0, I) keyed by `seed` (t = 0).
     pub fn reset(&mut self, seed: u32) {
         self.seed = seed;
-        let p = OdeParams { n: self.n, record: (self.traj_steps > 0) as u32, seed, ..Default::default() };
+        let p = OdeParams { n: self.n, record: (self.traj_steps > 0) as u32, seed, n_source: self.n_source, ..Default::default() };
         self.ctx.queue.write_buffer(&self.ode_uniform, 0, bytemuck::bytes_of(&p));
         self.run(|pass, s| {
             pass.set_pipeline(&s.init);
@@ -125,7 +153,7 @@ impl GpuSampler {
                     t: crate::cpu::ode::step_time(t0, t1, steps, i),
                     h,
                     seed: self.seed,
-                    _pad: 0,
+                    n_source: self.n_source,
                 })
                 .collect();
             self.ctx.queue.write_buffer(&self.ode_uniform, 0, &slots(&params));

@@ -58,6 +58,7 @@ pub struct GpuTrainer {
     pub spec: TrainSpec,
     pub layout: ActivationLayout,
     n_points: u32,
+    n_source: u32,
     /// Packed parameters (`model.rs` layout). Shared with the sampler and the renderer.
     pub params: wgpu::Buffer,
     pub grads: wgpu::Buffer,
@@ -66,6 +67,8 @@ pub struct GpuTrainer {
     pub acts: wgpu::Buffer,
     pub deltas: wgpu::Buffer,
     pub data: wgpu::Buffer,
+    /// Source points for x0 (a 1-element dummy when x0 ~ N(0, I)).
+    pub source: wgpu::Buffer,
     metrics: wgpu::Buffer,
     step_uniform: wgpu::Buffer,
     _layer_uniform: wgpu::Buffer,
@@ -108,6 +111,12 @@ impl GpuTrainer {
     /// Allocates everything for `spec`, uploads `data` (the target points, once) and the initial
     /// parameters from the spec's seed.
     pub fn new(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]]) -> Result<Self, GpuError> {
+        Self::new_with_source(ctx, spec, data, &[])
+    }
+
+    /// As [`GpuTrainer::new`], drawing x0 from `source` points instead of N(0, I) when it is
+    /// not empty.
+    pub fn new_with_source(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]], source: &[[f32; 2]]) -> Result<Self, GpuError> {
         if data.is_empty() {
             return Err(GpuError::TooLarge("the target has no points".into()));
         }
@@ -118,6 +127,7 @@ impl GpuTrainer {
             ("activations", layout.len as u64 * 4),
             ("deltas", layout.deltas_len as u64 * 4),
             ("target points", data.len() as u64 * 8),
+            ("source points", source.len() as u64 * 8),
         ])?;
         let device = &ctx.device;
         let params = storage(ctx, "mlp.params", n_params);
@@ -128,6 +138,11 @@ impl GpuTrainer {
         let data_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("target.points"),
             contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        });
+        let source_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("source.points"),
+            contents: if source.is_empty() { &[0u8; 8] } else { bytemuck::cast_slice(source) },
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         });
         let metrics = storage(ctx, "metrics", METRICS_HEADER + LOSS_RING as u64);
@@ -147,7 +162,7 @@ impl GpuTrainer {
         use Binding::*;
         let step_size = std::mem::size_of::<StepParams>() as u64;
         let layer_size = std::mem::size_of::<LayerParams>() as u64;
-        let batch_bgl = bind_group_layout(device, "batch", &[UniformDynamic(step_size), StorageRead, StorageReadWrite]);
+        let batch_bgl = bind_group_layout(device, "batch", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead]);
         let layer_bgl = bind_group_layout(device, "layer", &[UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageReadWrite]);
         let backward_bgl = bind_group_layout(device, "backward", &[UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
         let adam_bgl = bind_group_layout(device, "adam", &[UniformDynamic(step_size), StorageReadWrite, StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
@@ -161,7 +176,7 @@ impl GpuTrainer {
             adam: compute_pipeline(device, Kernel::Adam, "adam_update", &adam_bgl, None),
         };
         let groups = BindGroups {
-            batch: bind_group(device, "batch", &batch_bgl, &[(&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None)]),
+            batch: bind_group(device, "batch", &batch_bgl, &[(&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None)]),
             layer: bind_group(device, "layer", &layer_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&acts, None), (&deltas, None)]),
             backward: bind_group(device, "backward", &backward_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&grads, None), (&acts, None), (&deltas, None)]),
             adam: bind_group(device, "adam", &adam_bgl, &[(&step_uniform, Some(step_size)), (&params, None), (&grads, None), (&moments, None), (&deltas, None), (&metrics, None)]),
@@ -171,12 +186,14 @@ impl GpuTrainer {
             spec,
             layout,
             n_points: data.len() as u32,
+            n_source: source.len() as u32,
             params,
             grads,
             moments,
             acts,
             deltas,
             data: data_buf,
+            source: source_buf,
             metrics,
             step_uniform,
             _layer_uniform: layer_uniform,
@@ -248,6 +265,8 @@ impl GpuTrainer {
             loss_offset: self.layout.loss_terms,
             loss_slot: step % LOSS_RING,
             path: s.path.code(),
+            n_source: self.n_source,
+            _pad: [0; 3],
         }
     }
 

@@ -29,6 +29,9 @@ pub struct StepParams {
     pub loss_slot: u32,
     /// `Path::code()`.
     pub path: u32,
+    /// Points in the source buffer; 0 means x0 ~ N(0, I).
+    pub n_source: u32,
+    pub _pad: [u32; 3],
 }
 
 /// One linear layer's shape and offsets (WGSL `LayerParams`).
@@ -64,7 +67,8 @@ pub struct OdeParams {
     pub t: f32,
     pub h: f32,
     pub seed: u32,
-    pub _pad: u32,
+    /// Points in the source buffer; 0 means x0 ~ N(0, I).
+    pub n_source: u32,
 }
 
 /// Maximum linear layers (depth ≤ 8 hidden + output), WGSL `MAX_LAYERS`.
@@ -114,7 +118,7 @@ pub struct QualityParams {
     pub _pad: [f32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<StepParams>() == 64);
+const _: () = assert!(std::mem::size_of::<StepParams>() == 80);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
 const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
