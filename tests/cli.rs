@@ -54,7 +54,7 @@ fn bad_flags_exit_nonzero_naming_the_flag_and_allowed_values() {
         (&["train", "--solver", "heun"], &["solver", "euler|midpoint|rk4"]),
         (&["train", "--nfe"], &["--nfe", "needs a value"]),
         (&["train", "--colour", "red"], &["--colour", "dataset"]),
-        (&["fly"], &["fly", "train"]),
+        (&["fly"], &["fly", "train", "nll"]),
     ];
     for (args, needles) in cases {
         let o = flowmatch(args);
@@ -75,6 +75,22 @@ fn a_dataset_can_be_the_source() {
     let o = flowmatch(&["train", "--source", "uniform"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("gaussian|checkerboard|moons"), "{}", stderr(&o));
+}
+
+#[test]
+fn nll_reports_the_held_out_likelihood() {
+    let o = flowmatch(&["nll", "--dataset", "8gaussians", "--steps", "200", "--width", "16", "--depth", "2", "--held-out", "200", "--grid", "24", "--nfe", "8", "--solver", "midpoint"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = String::from_utf8(o.stdout).unwrap();
+    for key in ["\"command\":\"nll\"", "\"nll\":", "\"grid_mass\":", "\"held_out\":200"] {
+        assert!(json.contains(key), "missing {key} in {json}");
+    }
+    let o = flowmatch(&["nll", "--source", "moons"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("standard normal source"), "{}", stderr(&o));
+    let o = flowmatch(&["nll", "--grid", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("grid"), "{}", stderr(&o));
 }
 
 #[test]

@@ -11,37 +11,85 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use flowmatch::cli::{self, json_number, json_string, Command};
-    use flowmatch::gpu::{GpuContext, GpuSampler, GpuTrainer};
-    use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::cli::{self, Command, JsonLine};
     use flowmatch::config::Source;
+    use flowmatch::gpu::{GpuContext, GpuDensity, GpuSampler, GpuTrainer};
+    use flowmatch::targets::{sample_dataset, DATASET_POINTS};
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
     use std::process::exit;
     use std::time::Instant;
 
+    /// An error to report: exit code and message.
+    type Failure = (i32, String);
+
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        match cli::parse(&args) {
-            Ok(Command::Help) => print!("{}", cli::usage()),
-            Ok(Command::Train { config, out }) => {
-                if let Err((code, msg)) = pollster::block_on(train(config, out)) {
-                    eprintln!("error: {msg}");
-                    exit(code);
-                }
+        let result = match cli::parse(&args) {
+            Ok(Command::Help) => {
+                print!("{}", cli::usage());
+                Ok(())
             }
-            Err(e) => {
-                eprintln!("error: {e}\n(run `flowmatch help` for usage)");
-                exit(2);
-            }
+            Ok(Command::Train { config, out }) => pollster::block_on(train(config, out)),
+            Ok(Command::Nll { config, held_out, grid, heatmap }) => pollster::block_on(nll(config, held_out, grid, heatmap)),
+            Err(e) => Err((2, format!("{e}\n(run `flowmatch help` for usage)"))),
+        };
+        if let Err((code, msg)) = result {
+            eprintln!("error: {msg}");
+            exit(code);
         }
+    }
+
+    fn gpu_failure(e: impl std::fmt::Display) -> Failure {
+        (1, e.to_string())
     }
 
     /// Loss readbacks happen every this many steps (async on the GPU side; the CLI waits).
     const READ_EVERY: u64 = 500;
 
-    async fn train(config: Config, out: Option<String>) -> Result<(), (i32, String)> {
-        let ctx = GpuContext::new().await.map_err(|e| (1, e.to_string()))?;
+    /// A model trained per `config`, with what the commands report about it.
+    struct Trained {
+        ctx: GpuContext,
+        config: Config,
+        spec: TrainSpec,
+        trainer: GpuTrainer,
+        source: Vec<[f32; 2]>,
+        train_seconds: f64,
+        /// Mean loss of the last 100 steps.
+        final_loss: f64,
+    }
+
+    impl Trained {
+        /// The fields every command's JSON line starts with.
+        fn json(&self, command: &str) -> JsonLine {
+            let c = &self.config;
+            let steps_per_s = if self.train_seconds > 0.0 { c.steps as f64 / self.train_seconds } else { 0.0 };
+            JsonLine::new()
+                .str("command", command)
+                .str("dataset", c.dataset.name())
+                .str("source", c.source.name())
+                .str("path", c.path.name())
+                .raw("steps", c.steps)
+                .num("steps_per_s", steps_per_s)
+                .num("final_loss", self.final_loss)
+                .num("train_seconds", self.train_seconds)
+                .raw("width", c.width)
+                .raw("depth", c.depth)
+                .str("activation", c.activation.name())
+                .raw("batch", c.batch)
+                .raw("lr", c.lr)
+                .raw("seed", c.seed)
+                .str("solver", c.solver.name())
+                .raw("nfe", c.nfe)
+                .str("adapter", &self.ctx.adapter.to_string())
+                .str("backend", &self.ctx.adapter.backend)
+                .str("device_type", &self.ctx.adapter.device_type)
+                .raw("dispatches_per_step", self.trainer.dispatches_per_step())
+        }
+    }
+
+    async fn train_model(config: Config) -> Result<Trained, Failure> {
+        let ctx = GpuContext::new().await.map_err(gpu_failure)?;
         eprintln!("adapter: {}", ctx.adapter);
         let data = sample_dataset(config.dataset, DATASET_POINTS, config.seed);
         let source = match config.source {
@@ -49,7 +97,7 @@ mod native {
             Source::Dataset(d) => sample_dataset(d, DATASET_POINTS, config.seed ^ 0x5eed),
         };
         let spec = TrainSpec::from_config(&config);
-        let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(|e| (1, e.to_string()))?;
+        let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(gpu_failure)?;
         let mut losses: Vec<f32> = Vec::new();
         let start = Instant::now();
         let mut done = 0u64;
@@ -57,7 +105,7 @@ mod native {
             let k = (config.steps - done).min(READ_EVERY) as u32;
             trainer.train(k);
             done += k as u64;
-            let status = trainer.status(k).await.map_err(|e| (1, e.to_string()))?;
+            let status = trainer.status(k).await.map_err(gpu_failure)?;
             if let Some(bad) = status.first_bad_step {
                 return Err((3, format!(
                     "training diverged: a non-finite loss or parameter appeared at step {bad} (lr {} may be too high)",
@@ -69,53 +117,81 @@ mod native {
         let train_seconds = start.elapsed().as_secs_f64();
         let tail = &losses[losses.len().saturating_sub(100)..];
         let final_loss = if tail.is_empty() { f64::NAN } else { tail.iter().map(|&l| l as f64).sum::<f64>() / tail.len() as f64 };
+        Ok(Trained { ctx, config, spec, trainer, source, train_seconds, final_loss })
+    }
 
+    async fn train(config: Config, out: Option<String>) -> Result<(), Failure> {
+        let t = train_model(config).await?;
+        let c = &t.config;
         let sample_start = Instant::now();
-        let mut sampler = GpuSampler::new_with_source(&ctx, &spec.shape, &trainer.params, config.samples, 0, &source).map_err(|e| (1, e.to_string()))?;
-        sampler.reset(config.seed.wrapping_add(1));
-        sampler.integrate(config.solver, 0.0, 1.0, config.nfe);
-        let samples = sampler.read_particles().await.map_err(|e| (1, e.to_string()))?;
+        let mut sampler = GpuSampler::new_with_source(&t.ctx, &t.spec.shape, &t.trainer.params, c.samples, 0, &t.source).map_err(gpu_failure)?;
+        sampler.reset(c.seed.wrapping_add(1));
+        sampler.integrate(c.solver, 0.0, 1.0, c.nfe);
+        let samples = sampler.read_particles().await.map_err(gpu_failure)?;
         let sample_seconds = sample_start.elapsed().as_secs_f64();
         if let Some(i) = samples.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
             return Err((3, format!(
-                "sampling produced a non-finite particle (index {i}); the trained field is unusable (final loss {final_loss:e}, lr {})",
-                config.lr
+                "sampling produced a non-finite particle (index {i}); the trained field is unusable (final loss {:e}, lr {})",
+                t.final_loss, c.lr
             )));
         }
         if let Some(path) = &out {
-            write_csv(path, &samples).map_err(|e| (1, format!("cannot write {path}: {e}")))?;
+            write_csv(path, "x,y", samples.iter().map(|p| format!("{},{}", p[0], p[1]))).map_err(|e| (1, format!("cannot write {path}: {e}")))?;
         }
-        let steps_per_s = if train_seconds > 0.0 { config.steps as f64 / train_seconds } else { 0.0 };
-        println!(
-            "{{\"command\":\"train\",\"dataset\":{},\"source\":{},\"steps\":{},\"steps_per_s\":{},\"final_loss\":{},\"train_seconds\":{},\"sample_seconds\":{},\"samples\":{},\"solver\":{},\"nfe\":{},\"width\":{},\"depth\":{},\"batch\":{},\"lr\":{},\"seed\":{},\"out\":{},\"adapter\":{},\"backend\":{},\"device_type\":{}}}",
-            json_string(config.dataset.name()),
-            json_string(config.source.name()),
-            config.steps,
-            json_number(steps_per_s),
-            json_number(final_loss),
-            json_number(train_seconds),
-            json_number(sample_seconds),
-            samples.len(),
-            json_string(config.solver.name()),
-            config.nfe,
-            config.width,
-            config.depth,
-            config.batch,
-            config.lr,
-            config.seed,
-            out.as_deref().map(json_string).unwrap_or_else(|| "null".into()),
-            json_string(&ctx.adapter.to_string()),
-            json_string(&ctx.adapter.backend),
-            json_string(&ctx.adapter.device_type),
-        );
+        let json = t
+            .json("train")
+            .num("sample_seconds", sample_seconds)
+            .raw("samples", samples.len())
+            .raw("out", out.as_deref().map(cli::json_string).unwrap_or_else(|| "null".into()))
+            .finish();
+        println!("{json}");
         Ok(())
     }
 
-    fn write_csv(path: &str, points: &[[f32; 2]]) -> std::io::Result<()> {
+    async fn nll(config: Config, held_out: u32, grid: u32, heatmap: Option<String>) -> Result<(), Failure> {
+        if config.source != Source::Gaussian {
+            return Err((2, format!(
+                "nll needs the standard normal source (its density is known); --source {} has no closed-form density",
+                config.source
+            )));
+        }
+        let t = train_model(config).await?;
+        let c = &t.config;
+        let start = Instant::now();
+        let points = sample_dataset(c.dataset, held_out as usize, c.seed ^ 0x4e11);
+        let cells = (grid * grid) as usize;
+        let density = GpuDensity::new(&t.ctx, &t.spec.shape, &t.trainer.params, (held_out as usize).max(cells) as u32).map_err(gpu_failure)?;
+        let log_p = density.log_density(&points, c.solver, c.nfe).await.map_err(gpu_failure)?;
+        let nlls: Vec<f64> = log_p.iter().map(|&l| -(l as f64)).collect();
+        let mean = nlls.iter().sum::<f64>() / nlls.len() as f64;
+        let var = nlls.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (nlls.len().max(2) - 1) as f64;
+        let step = 10.0 / grid as f32;
+        let centres: Vec<[f32; 2]> = (0..cells).map(|k| [-5.0 + step * ((k % grid as usize) as f32 + 0.5), -5.0 + step * ((k / grid as usize) as f32 + 0.5)]).collect();
+        let grid_log_p = density.log_density(&centres, c.solver, c.nfe).await.map_err(gpu_failure)?;
+        let mass: f64 = grid_log_p.iter().map(|&l| (l as f64).exp()).sum::<f64>() * (step as f64).powi(2);
+        if let Some(path) = &heatmap {
+            let rows = centres.iter().zip(&grid_log_p).map(|(p, l)| format!("{},{},{}", p[0], p[1], l));
+            write_csv(path, "x,y,log_p", rows).map_err(|e| (1, format!("cannot write {path}: {e}")))?;
+        }
+        let json = t
+            .json("nll")
+            .num("nll", mean)
+            .num("nll_stderr", (var / nlls.len() as f64).sqrt())
+            .raw("held_out", held_out)
+            .raw("grid", grid)
+            .num("grid_mass", mass)
+            .num("nll_seconds", start.elapsed().as_secs_f64())
+            .raw("heatmap", heatmap.as_deref().map(cli::json_string).unwrap_or_else(|| "null".into()))
+            .finish();
+        println!("{json}");
+        Ok(())
+    }
+
+    fn write_csv(path: &str, header: &str, rows: impl Iterator<Item = String>) -> std::io::Result<()> {
         let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-        writeln!(w, "x,y")?;
-        for p in points {
-            writeln!(w, "{},{}", p[0], p[1])?;
+        writeln!(w, "{header}")?;
+        for r in rows {
+            writeln!(w, "{r}")?;
         }
         w.flush()
     }
