@@ -25,6 +25,16 @@ pub enum Solver {
     Rk4,
 }
 
+/// How x0 and x1 are paired within a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Coupling {
+    /// Independent draws (plain CFM).
+    Independent,
+    /// Minibatch optimal transport (OT-CFM): x0_i is paired with x1 drawn from the batch's
+    /// entropic OT plan. Batches up to 1024.
+    Ot,
+}
+
 /// The distribution at t = 0: a standard normal, or any standard dataset (e.g. 8gaussians → moons).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -115,6 +125,7 @@ macro_rules! named_enum {
 }
 
 named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh => "tanh" });
+named_enum!(Coupling { Independent => "independent", Ot => "ot" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4" });
 named_enum!(Dataset {
@@ -214,6 +225,7 @@ pub struct Config {
     pub seed: u32,
     pub sigma_min: f32,
     pub path: Path,
+    pub coupling: Coupling,
     pub weight_decay: f32,
     pub solver: Solver,
     pub nfe: u32,
@@ -236,6 +248,7 @@ impl Default for Config {
             seed: 0,
             sigma_min: 0.0,
             path: Path::Linear,
+            coupling: Coupling::Independent,
             weight_decay: 0.0,
             solver: Solver::Euler,
             nfe: 100,
@@ -280,7 +293,7 @@ fn parse_enum<T: FromStr>(field: &str, value: &str, choices: String) -> Result<T
 impl Config {
     /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
     pub const FIELDS: &'static [&'static str] = &[
-        "dataset", "source", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path",
+        "dataset", "source", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path", "coupling",
         "weight_decay", "solver", "nfe", "samples", "particles",
     ];
 
@@ -300,6 +313,7 @@ impl Config {
             "seed" => self.seed = parse_int("seed", value, 0, u32::MAX)?,
             "sigma_min" => self.sigma_min = parse_float("sigma_min", value, 0.0, false, 0.999)?,
             "path" => self.path = parse_enum("path", value, Path::choices())?,
+            "coupling" => self.coupling = parse_enum("coupling", value, Coupling::choices())?,
             "weight_decay" => self.weight_decay = parse_float("weight_decay", value, 0.0, false, 1.0)?,
             "solver" => self.solver = parse_enum("solver", value, Solver::choices())?,
             "nfe" => self.nfe = parse_int("nfe", value, 1, limits::MAX_NFE)?,
@@ -326,6 +340,7 @@ impl Config {
             ("seed", self.seed.to_string()),
             ("sigma_min", self.sigma_min.to_string()),
             ("path", self.path.name().to_string()),
+            ("coupling", self.coupling.name().to_string()),
             ("weight_decay", self.weight_decay.to_string()),
             ("solver", self.solver.name().to_string()),
             ("nfe", self.nfe.to_string()),
@@ -390,7 +405,7 @@ mod tests {
         for (k, v) in [
             ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
-            ("sigma-min", "0.01"), ("path", "vp"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
+            ("sigma-min", "0.01"), ("path", "vp"), ("coupling", "ot"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
             ("samples", "31"), ("particles", "12345"),
         ] {
             c.set(k, v).unwrap();

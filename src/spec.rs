@@ -1,6 +1,6 @@
 //! What a training run needs, derived from a validated [`Config`]; shared by both backends.
 
-use crate::config::{Config, Path};
+use crate::config::{Config, Coupling, Path};
 use crate::cpu::adam::AdamHyper;
 use crate::model::ModelShape;
 
@@ -11,6 +11,7 @@ pub struct TrainSpec {
     pub seed: u32,
     pub sigma_min: f32,
     pub path: Path,
+    pub coupling: Coupling,
     pub adam: AdamHyper,
 }
 
@@ -22,6 +23,7 @@ impl TrainSpec {
             seed: c.seed,
             sigma_min: c.sigma_min,
             path: c.path,
+            coupling: c.coupling,
             adam: AdamHyper::new(c.lr, c.weight_decay),
         }
     }

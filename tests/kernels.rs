@@ -12,9 +12,9 @@
 mod common;
 use common::{assert_close, gpu};
 
-use flowmatch::config::{Activation, Path, Solver};
-use flowmatch::cpu::{adam, batch, mlp, ode};
-use flowmatch::gpu::{GpuSampler, GpuTrainer};
+use flowmatch::config::{Activation, Coupling, Path, Solver};
+use flowmatch::cpu::{adam, batch, coupling, mlp, ode};
+use flowmatch::gpu::{GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
 use flowmatch::model::ModelShape;
 use flowmatch::targets::sample_dataset;
 use flowmatch::{config::Dataset, cpu::adam::AdamHyper, TrainSpec};
@@ -32,6 +32,7 @@ fn spec(activation: Activation) -> TrainSpec {
         seed: 11,
         sigma_min: 0.05,
         path: Path::Linear,
+        coupling: Coupling::Independent,
         adam: AdamHyper::new(3e-3, 0.01),
     }
 }
@@ -56,8 +57,13 @@ struct Captured {
 
 /// Runs `steps` GPU training steps and captures the state before and after the last one.
 async fn run_steps(spec: TrainSpec, steps: u32) -> Captured {
+    run_steps_with(spec, steps, TrainerOptions::default()).await
+}
+
+/// As `run_steps`, with the kernel variant (and split count) forced.
+async fn run_steps_with(spec: TrainSpec, steps: u32, options: TrainerOptions) -> Captured {
     let ctx = gpu().await;
-    let mut t = GpuTrainer::new(&ctx, spec, &data()).unwrap();
+    let mut t = GpuTrainer::with_options(&ctx, spec, &data(), &[], options).unwrap();
     let p = spec.shape.param_len();
     t.train(steps - 1);
     let params_before = t.read(&t.params, p).await.unwrap();
@@ -93,7 +99,12 @@ async fn batch_matches_cpu(path: Path) {
 }
 
 async fn forward_and_loss_match_cpu(activation: Activation) {
-    let c = run_steps(spec(activation), 2).await;
+    forward_and_loss_match_cpu_with(spec(activation), TrainerOptions::default()).await
+}
+
+async fn forward_and_loss_match_cpu_with(spec: TrainSpec, options: TrainerOptions) {
+    let activation = spec.shape.activation;
+    let c = run_steps_with(spec, 2, options).await;
     let (shape, layout) = (c.spec.shape, c.spec.shape.activation_layout(c.spec.batch));
     let mut acts = c.acts.clone();
     for v in acts[layout.hidden[0].0 as usize..].iter_mut() {
@@ -109,7 +120,12 @@ async fn forward_and_loss_match_cpu(activation: Activation) {
 }
 
 async fn backward_matches_cpu(activation: Activation) {
-    let c = run_steps(spec(activation), 2).await;
+    backward_matches_cpu_with(spec(activation), TrainerOptions::default()).await
+}
+
+async fn backward_matches_cpu_with(spec: TrainSpec, options: TrainerOptions) {
+    let activation = spec.shape.activation;
+    let c = run_steps_with(spec, 2, options).await;
     let (shape, layout) = (c.spec.shape, c.spec.shape.activation_layout(c.spec.batch));
     let mut deltas = c.deltas.clone();
     let out = layout.deltas[shape.depth as usize] as usize;
@@ -125,8 +141,12 @@ async fn backward_matches_cpu(activation: Activation) {
 }
 
 async fn adam_matches_cpu() {
+    adam_matches_cpu_with(TrainerOptions::default()).await
+}
+
+async fn adam_matches_cpu_with(options: TrainerOptions) {
     // Step 3: moments are non-zero and the bias corrections are not 1.
-    let c = run_steps(spec(Activation::Silu), 3).await;
+    let c = run_steps_with(spec(Activation::Silu), 3, options).await;
     let p = c.spec.shape.param_len();
     let mut params = c.params_before.clone();
     let (mut m, mut v) = (c.moments_before[..p].to_vec(), c.moments_before[p..].to_vec());
@@ -193,6 +213,48 @@ async fn source_points_are_used() {
     assert_eq!(got, ode::initial_particles_from(5, 100, &source));
 }
 
+/// OT coupling: the Sinkhorn potentials match the CPU twin, and so does the batch, except for the
+/// rare row whose inverse-CDF draw falls within rounding of a boundary between two partners (the
+/// GPU's exp/log differ from the CPU's by a few ULPs): at most 3% of rows may pick another
+/// partner. A wrong plan or a wrong pairing rule changes most rows.
+async fn ot_coupling_matches_cpu() {
+    let ctx = gpu().await;
+    let s = TrainSpec { coupling: Coupling::Ot, batch: 90, ..spec(Activation::Silu) };
+    let data = sample_dataset(Dataset::EightGaussians, 1001, 5);
+    let mut t = GpuTrainer::new(&ctx, s, &data).unwrap();
+    t.train(1);
+    let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
+    let scratch = t.read(&t.scratch, 7 * s.batch as usize).await.unwrap();
+    let mut want = vec![0.0; t.layout.len as usize];
+    let c = coupling::build_batch_ot(&mut want, &t.layout, &data, s.seed, 0, s.sigma_min, s.path, &[]);
+    let n = s.batch as usize;
+    let scale = c.f.iter().chain(&c.g).fold(0.0f32, |m, v| m.max(v.abs()));
+    assert_close("sinkhorn f", &scratch[5 * n..6 * n], &c.f, 1e-3 * scale, 1e-3);
+    assert_close("sinkhorn g", &scratch[6 * n..7 * n], &c.g, 1e-3 * scale, 1e-3);
+    let row_ok = |i: usize| {
+        let a = (0..3).all(|k| (acts[3 * i + k] - want[3 * i + k]).abs() <= 4e-3 + 1e-4 * want[3 * i + k].abs());
+        let u = t.layout.target as usize + 2 * i;
+        a && (0..2).all(|k| (acts[u + k] - want[u + k]).abs() <= 4e-3 + 1e-4 * want[u + k].abs())
+    };
+    let mismatched = (0..n).filter(|&i| !row_ok(i)).count();
+    assert!(mismatched * 100 <= 3 * n, "{mismatched} of {n} rows paired differently from the CPU twin");
+    // Sinkhorn converged: the plan's rows and columns each carry mass 1/B (to 1%).
+    let x0: Vec<[f32; 2]> = (0..n).map(|i| [scratch[2 * i], scratch[2 * i + 1]]).collect();
+    let x1: Vec<[f32; 2]> = (0..n).map(|j| [scratch[2 * n + 2 * j], scratch[2 * n + 2 * j + 1]]).collect();
+    let cost = |i: usize, j: usize| (x0[i][0] - x1[j][0]).powi(2) + (x0[i][1] - x1[j][1]).powi(2);
+    let mean_cost = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| cost(i, j) as f64).sum::<f64>() / (n * n) as f64;
+    let eps = coupling::OT_EPS as f64 * mean_cost;
+    let plan = |i: usize, j: usize| ((c.f[i] as f64 + c.g[j] as f64 - cost(i, j) as f64) / eps).exp();
+    for j in 0..n {
+        let col: f64 = (0..n).map(|i| plan(i, j)).sum();
+        assert!((col * n as f64 - 1.0).abs() < 0.01, "column {j} of the plan has mass {col}, not 1/{n}");
+    }
+    // And it is a transport plan worth having: paired points are much closer than random pairs.
+    let paired = (0..n).map(|i| cost(i, c.partner[i] as usize) as f64).sum::<f64>() / n as f64;
+    assert!(paired < 0.5 * mean_cost, "OT pairs cost {paired:.3} vs {mean_cost:.3} for independent pairs");
+}
+
+gpu_test!(ot_coupling_kernel_matches_cpu, ot_coupling_matches_cpu());
 gpu_test!(batch_and_particles_use_the_source_dataset, source_points_are_used());
 gpu_test!(batch_kernel_matches_cpu_linear_path, batch_matches_cpu(Path::Linear));
 gpu_test!(batch_kernel_matches_cpu_cosine_path, batch_matches_cpu(Path::Cosine));
@@ -210,3 +272,28 @@ gpu_test!(ode_euler_matches_cpu, ode_matches_cpu(Solver::Euler));
 gpu_test!(ode_midpoint_matches_cpu, ode_matches_cpu(Solver::Midpoint));
 gpu_test!(ode_rk4_matches_cpu, ode_matches_cpu(Solver::Rk4));
 gpu_test!(ode_records_trajectories, trajectories_record_every_step());
+
+// Every kernel variant against the same CPU reference with the same tolerances, whatever the
+// adapter would pick by itself: the default tests above run the adapter's own choice
+// (`FLOWMATCH_KERNELS` can force one). The tiled variant is also run at a shape spanning several
+// tiles with partial edges (width 70, batch 150) and with dW split over the batch (3 splits of
+// 50 rows, not a multiple of the 16-row stage), and with a single split (dW written directly).
+fn forced(variant: KernelVariant, splits: Option<u32>) -> TrainerOptions {
+    TrainerOptions { variant: Some(variant), splits }
+}
+
+fn wide(activation: Activation) -> TrainSpec {
+    TrainSpec { shape: ModelShape { width: 70, depth: 3, activation }, batch: 150, ..spec(activation) }
+}
+
+gpu_test!(software_forward_matches_cpu, forward_and_loss_match_cpu_with(spec(Activation::Gelu), forced(KernelVariant::Software, None)));
+gpu_test!(software_backward_matches_cpu, backward_matches_cpu_with(spec(Activation::Silu), forced(KernelVariant::Software, None)));
+gpu_test!(software_adam_matches_cpu, adam_matches_cpu_with(forced(KernelVariant::Software, None)));
+gpu_test!(tiled_forward_matches_cpu_silu, forward_and_loss_match_cpu_with(spec(Activation::Silu), forced(KernelVariant::Tiled, None)));
+gpu_test!(tiled_forward_matches_cpu_tanh, forward_and_loss_match_cpu_with(spec(Activation::Tanh), forced(KernelVariant::Tiled, None)));
+gpu_test!(tiled_backward_matches_cpu_silu, backward_matches_cpu_with(spec(Activation::Silu), forced(KernelVariant::Tiled, None)));
+gpu_test!(tiled_backward_matches_cpu_relu, backward_matches_cpu_with(spec(Activation::Relu), forced(KernelVariant::Tiled, None)));
+gpu_test!(tiled_adam_matches_cpu, adam_matches_cpu_with(forced(KernelVariant::Tiled, None)));
+gpu_test!(tiled_forward_matches_cpu_multi_tile, forward_and_loss_match_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
+gpu_test!(tiled_backward_matches_cpu_split_k, backward_matches_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
+gpu_test!(tiled_backward_matches_cpu_one_split, backward_matches_cpu_with(wide(Activation::Silu), forced(KernelVariant::Tiled, Some(1))));

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod adam;
 pub mod batch;
+pub mod coupling;
 pub mod density;
 pub mod mlp;
 pub mod ode;

@@ -8,6 +8,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     Batch,
+    OtCoupling,
     MlpForward,
     CfmLoss,
     MlpBackward,
@@ -21,11 +22,12 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 impl Kernel {
     pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2];
+        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2];
 
     pub fn file(self) -> &'static str {
         match self {
             Kernel::Batch => "batch.wgsl",
+            Kernel::OtCoupling => "ot_coupling.wgsl",
             Kernel::MlpForward => "mlp_forward.wgsl",
             Kernel::CfmLoss => "cfm_loss.wgsl",
             Kernel::MlpBackward => "mlp_backward.wgsl",
@@ -39,6 +41,7 @@ impl Kernel {
     fn body(self) -> &'static str {
         match self {
             Kernel::Batch => include_str!("../../shaders/batch.wgsl"),
+            Kernel::OtCoupling => include_str!("../../shaders/ot_coupling.wgsl"),
             Kernel::MlpForward => include_str!("../../shaders/mlp_forward.wgsl"),
             Kernel::CfmLoss => include_str!("../../shaders/cfm_loss.wgsl"),
             Kernel::MlpBackward => include_str!("../../shaders/mlp_backward.wgsl"),

@@ -1,6 +1,9 @@
-//! Encodes CFM training steps into command buffers: per step
-//! `batch → forward (depth) → output+loss → backward (depth+1) → adam` = 2·depth + 4 dispatches,
-//! all in one compute pass, many steps per submit, no CPU readback inside the loop.
+//! Encodes CFM training steps into command buffers, all in one compute pass, many steps per
+//! submit, no CPU readback inside the loop. Two kernel variants ([`KernelVariant`]):
+//! - `Tiled` (real GPUs): `batch → forward (depth) → output+loss+δ → backward (depth) →
+//!   [reduce] → adam` = 2·depth + 3 dispatches, + 1 when dW is split over the batch.
+//! - `Software` (lavapipe, SwiftShader): `batch → forward (depth) → output+loss →
+//!   backward (2 per layer, 1 for the first) → adam` = 3·depth + 4 dispatches.
 //!
 //! Buffers, pipelines and bind groups are created once per model shape. Per-step scalars (step
 //! number, Adam bias corrections) are written for a whole chunk of steps with one
@@ -12,6 +15,8 @@ use super::readback::{map_staging, read_f32};
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
 use super::uniforms::{slots, LayerParams, StepParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
+use crate::config::Coupling;
+use crate::cpu::coupling::OT_MAX_BATCH;
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 use wgpu::util::DeviceExt;
@@ -37,9 +42,13 @@ pub struct TrainStatus {
 
 struct Pipelines {
     batch: wgpu::ComputePipeline,
+    forward_tiled: wgpu::ComputePipeline,
+    output_rows: wgpu::ComputePipeline,
+    backward_tiled: wgpu::ComputePipeline,
+    reduce_grads: wgpu::ComputePipeline,
+    batch_ot: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
     output_loss: wgpu::ComputePipeline,
-    backward: wgpu::ComputePipeline,
     weight_grads: wgpu::ComputePipeline,
     input_deltas: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
@@ -69,32 +78,144 @@ pub struct GpuTrainer {
     pub data: wgpu::Buffer,
     /// Source points for x0 (a 1-element dummy when x0 ~ N(0, I)).
     pub source: wgpu::Buffer,
+    /// OT coupling scratch: x0 (2B), x1 (2B), t (B), f (B), g (B).
+    pub scratch: wgpu::Buffer,
     metrics: wgpu::Buffer,
     step_uniform: wgpu::Buffer,
     _layer_uniform: wgpu::Buffer,
     layer_params: Vec<LayerParams>,
+    /// Per hidden layer: the tiled backward dispatch's roles (slot l of `backward_uniform`).
+    backward_params: Vec<BackwardParams>,
+    _backward_uniform: wgpu::Buffer,
+    /// Split-K partial gradients (`splits` packed copies); a dummy when `splits` = 1.
+    _partials: wgpu::Buffer,
     pipelines: Pipelines,
     groups: BindGroups,
-    /// How the backward pass is dispatched on this adapter.
-    pub backward_mode: BackwardMode,
+    /// Which kernels run on this adapter.
+    pub variant: KernelVariant,
+    /// Batch splits of the tiled dW reduction (1 on the software variant).
+    pub splits: u32,
+    /// Bytes of every GPU buffer this trainer created.
+    allocated_bytes: u64,
     /// Steps taken (the next step's number).
     step: u32,
 }
 
-/// How each layer's backward pass is dispatched.
+/// Which kernels a trainer dispatches. Software adapters (CPU emulation: lavapipe, SwiftShader)
+/// and real GPUs want opposite shapes: on CPU emulation workgroup memory and barriers are
+/// expensive and one invocation per output with no barriers is fastest (a tiled matmul and a
+/// role-split backward both measured slower on lavapipe), while real GPUs are starved by that
+/// naive form's strided loads and want register-blocked tiles staged in workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackwardMode {
-    /// One dispatch per layer computing dW/db and δ_prev in separate workgroups.
-    Fused,
-    /// Two dispatches per layer. Faster on CPU-emulated adapters, where the fused kernel
-    /// measured ~10x slower than its two halves (lavapipe).
-    Split,
+pub enum KernelVariant {
+    /// Naive kernels, one invocation per output element; backward as two dispatches per layer.
+    Software,
+    /// 64×64 workgroup tiles with 4×4 register blocks for forward, dX and dW (split-K over the
+    /// batch), the output layer fused with the loss and its input deltas.
+    Tiled,
 }
 
-impl BackwardMode {
-    /// The mode for an adapter, chosen by type (see `BackwardMode::Split`).
+impl KernelVariant {
+    /// The variant for an adapter: `FLOWMATCH_KERNELS=software|tiled` (native only) if set,
+    /// else by adapter type (software adapters get `Software`).
     pub fn for_adapter(adapter: &super::context::AdapterSummary) -> Self {
-        if adapter.is_software() { BackwardMode::Split } else { BackwardMode::Fused }
+        Self::from_env().unwrap_or(if adapter.is_software() { KernelVariant::Software } else { KernelVariant::Tiled })
+    }
+
+    /// `FLOWMATCH_KERNELS`, the one place the override is read (tests and benchmarks force a
+    /// variant with it). Unknown values are ignored with a warning.
+    pub fn from_env() -> Option<Self> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(v) = std::env::var("FLOWMATCH_KERNELS") {
+            match Self::parse(&v) {
+                Some(k) => return Some(k),
+                None => log::warn!("ignoring FLOWMATCH_KERNELS={v}: expected software or tiled"),
+            }
+        }
+        None
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "software" | "naive" => Some(KernelVariant::Software),
+            "tiled" | "gpu" => Some(KernelVariant::Tiled),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelVariant::Software => "software",
+            KernelVariant::Tiled => "tiled",
+        }
+    }
+}
+
+/// Construction options beyond the [`TrainSpec`]; the defaults pick by adapter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrainerOptions {
+    /// Force a kernel variant (default: [`KernelVariant::for_adapter`]).
+    pub variant: Option<KernelVariant>,
+    /// Force the number of batch splits of the tiled dW reduction (default: [`default_splits`]).
+    pub splits: Option<u32>,
+}
+
+/// Batch splits for the tiled dW: one per 512 samples, at most 16, so a large batch gives enough
+/// workgroups to fill a GPU while each still sums ≥ 512 rows; capped so the partials buffer
+/// (`splits` copies of the parameters) stays within `max_bytes`.
+pub fn default_splits(batch: u32, n_params: u64, max_bytes: u64) -> u32 {
+    let by_batch = (batch / 512).clamp(1, 16);
+    let by_memory = (max_bytes / (4 * n_params.max(1))).clamp(1, 16) as u32;
+    by_batch.min(by_memory)
+}
+
+/// Rust twin of WGSL `DwGemm` (shaders/mlp_backward.wgsl).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DwGemm {
+    pub groups: u32,
+    pub tiles_m: u32,
+    pub tiles_n: u32,
+    pub k_chunk: u32,
+    pub out_dim: u32,
+    pub in_dim: u32,
+    pub delta_offset: u32,
+    pub x_offset: u32,
+    pub w_offset: u32,
+    pub b_offset: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Rust twin of WGSL `BackwardParams` (shaders/mlp_backward.wgsl): one tiled backward dispatch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BackwardParams {
+    pub dw: DwGemm,
+    pub dw_out: DwGemm,
+    pub batch: u32,
+    pub splits: u32,
+    pub n_params: u32,
+    pub activation: u32,
+    pub dx_groups: u32,
+    pub dx_tiles_n: u32,
+    pub dx_in: u32,
+    pub dx_out: u32,
+    pub dx_delta_offset: u32,
+    pub dx_w_offset: u32,
+    pub delta_prev_offset: u32,
+    pub z_prev_offset: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<DwGemm>() == 48);
+const _: () = assert!(std::mem::size_of::<BackwardParams>() == 144);
+
+/// Output tile edge of the tiled kernels (`TILE` in the shaders).
+const TILE: u32 = 64;
+
+impl BackwardParams {
+    /// Work of each group count is `groups()` workgroups of 256 invocations.
+    pub fn groups(&self) -> u32 {
+        self.dw.groups + self.dx_groups + self.dw_out.groups
     }
 }
 
@@ -117,8 +238,19 @@ impl GpuTrainer {
     /// As [`GpuTrainer::new`], drawing x0 from `source` points instead of N(0, I) when it is
     /// not empty.
     pub fn new_with_source(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]], source: &[[f32; 2]]) -> Result<Self, GpuError> {
+        Self::with_options(ctx, spec, data, source, TrainerOptions::default())
+    }
+
+    /// As [`GpuTrainer::new_with_source`], with a forced kernel variant or split count.
+    pub fn with_options(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]], source: &[[f32; 2]], options: TrainerOptions) -> Result<Self, GpuError> {
         if data.is_empty() {
             return Err(GpuError::TooLarge("the target has no points".into()));
+        }
+        if spec.coupling == Coupling::Ot && spec.batch > OT_MAX_BATCH {
+            return Err(GpuError::TooLarge(format!(
+                "OT coupling supports batches of at most {OT_MAX_BATCH} (batch {} given): lower the batch or use independent coupling",
+                spec.batch
+            )));
         }
         let shape = spec.shape;
         let layout = shape.activation_layout(spec.batch);
@@ -145,6 +277,7 @@ impl GpuTrainer {
             contents: if source.is_empty() { &[0u8; 8] } else { bytemuck::cast_slice(source) },
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         });
+        let scratch = storage(ctx, "coupling.scratch", 7 * spec.batch as u64);
         let metrics = storage(ctx, "metrics", METRICS_HEADER + LOSS_RING as u64);
         let step_uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("trainer.step_params"),
@@ -153,6 +286,20 @@ impl GpuTrainer {
             mapped_at_creation: false,
         });
         let layer_params = layer_params(&spec, &layout);
+        let variant = options.variant.unwrap_or_else(|| KernelVariant::for_adapter(&ctx.adapter));
+        let max_partials = (ctx.limits.max_storage_buffer_binding_size as u64).min(256 << 20);
+        let splits = match variant {
+            KernelVariant::Software => 1,
+            KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, n_params, max_partials)).clamp(1, 64),
+        };
+        check_fits(ctx, &[("split-K partial gradients", if splits > 1 { splits as u64 * n_params * 4 } else { 0 })])?;
+        let partials = storage(ctx, "mlp.grad_partials", if splits > 1 { splits as u64 * n_params } else { 4 });
+        let backward_params = backward_params(&spec, &layout, splits);
+        let backward_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("trainer.backward_params"),
+            contents: &slots(&backward_params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
         let layer_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("trainer.layer_params"),
             contents: &slots(&layer_params),
@@ -162,25 +309,38 @@ impl GpuTrainer {
         use Binding::*;
         let step_size = std::mem::size_of::<StepParams>() as u64;
         let layer_size = std::mem::size_of::<LayerParams>() as u64;
-        let batch_bgl = bind_group_layout(device, "batch", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead]);
+        let batch_bgl = bind_group_layout(device, "batch", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
         let layer_bgl = bind_group_layout(device, "layer", &[UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageReadWrite]);
-        let backward_bgl = bind_group_layout(device, "backward", &[UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
+        let backward_size = std::mem::size_of::<BackwardParams>() as u64;
+        let backward_bgl = bind_group_layout(device, "backward", &[
+            UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, UniformDynamic(backward_size), StorageReadWrite,
+        ]);
         let adam_bgl = bind_group_layout(device, "adam", &[UniformDynamic(step_size), StorageReadWrite, StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
         let pipelines = Pipelines {
             batch: compute_pipeline(device, Kernel::Batch, "build_batch", &batch_bgl, None),
+            batch_ot: compute_pipeline(device, Kernel::OtCoupling, "build_batch_ot", &batch_bgl, None),
             forward: compute_pipeline(device, Kernel::MlpForward, "forward_hidden", &layer_bgl, None),
             output_loss: compute_pipeline(device, Kernel::CfmLoss, "output_loss", &layer_bgl, None),
-            backward: compute_pipeline(device, Kernel::MlpBackward, "backward_layer", &backward_bgl, None),
+            forward_tiled: compute_pipeline(device, Kernel::MlpForward, "forward_tiled", &layer_bgl, None),
+            output_rows: compute_pipeline(device, Kernel::CfmLoss, "output_loss_rows", &layer_bgl, None),
+            backward_tiled: compute_pipeline(device, Kernel::MlpBackward, "backward_tiled", &backward_bgl, None),
+            reduce_grads: compute_pipeline(device, Kernel::MlpBackward, "reduce_grads", &backward_bgl, None),
             weight_grads: compute_pipeline(device, Kernel::MlpBackward, "weight_grads", &backward_bgl, None),
             input_deltas: compute_pipeline(device, Kernel::MlpBackward, "input_deltas", &backward_bgl, None),
             adam: compute_pipeline(device, Kernel::Adam, "adam_update", &adam_bgl, None),
         };
         let groups = BindGroups {
-            batch: bind_group(device, "batch", &batch_bgl, &[(&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None)]),
+            batch: bind_group(device, "batch", &batch_bgl, &[(&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None), (&scratch, None)]),
             layer: bind_group(device, "layer", &layer_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&acts, None), (&deltas, None)]),
-            backward: bind_group(device, "backward", &backward_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&grads, None), (&acts, None), (&deltas, None)]),
+            backward: bind_group(device, "backward", &backward_bgl, &[
+                (&layer_uniform, Some(layer_size)), (&params, None), (&grads, None), (&acts, None), (&deltas, None), (&backward_uniform, Some(backward_size)), (&partials, None),
+            ]),
             adam: bind_group(device, "adam", &adam_bgl, &[(&step_uniform, Some(step_size)), (&params, None), (&grads, None), (&moments, None), (&deltas, None), (&metrics, None)]),
         };
+        let allocated_bytes = [&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials]
+            .iter()
+            .map(|b| b.size())
+            .sum();
         let trainer = GpuTrainer {
             ctx: ctx.clone(),
             spec,
@@ -194,13 +354,19 @@ impl GpuTrainer {
             deltas,
             data: data_buf,
             source: source_buf,
+            scratch,
             metrics,
             step_uniform,
             _layer_uniform: layer_uniform,
             layer_params,
+            backward_params,
+            _backward_uniform: backward_uniform,
+            _partials: partials,
             pipelines,
             groups,
-            backward_mode: BackwardMode::for_adapter(&ctx.adapter),
+            variant,
+            splits,
+            allocated_bytes,
             step: 0,
         };
         trainer.reset_state(&shape.init_params(spec.seed));
@@ -270,14 +436,26 @@ impl GpuTrainer {
         }
     }
 
-    /// Dispatches per training step: batch + depth hidden forwards + output/loss + (depth+1)
-    /// backwards + Adam.
+    /// Dispatches per training step. Tiled: batch + depth forwards + output/loss/δ + depth
+    /// backwards + (reduce when split) + Adam = 2·depth + 3 (+1). Software: batch + depth
+    /// forwards + output/loss + (2 per layer but 1 for the first) backwards + Adam = 3·depth + 4.
     pub fn dispatches_per_step(&self) -> u32 {
         let d = self.spec.shape.depth;
-        match self.backward_mode {
-            BackwardMode::Fused => 2 * d + 4,
-            BackwardMode::Split => 3 * d + 4,
+        match self.variant {
+            KernelVariant::Tiled => 2 * d + 3 + (self.splits > 1) as u32,
+            KernelVariant::Software => 3 * d + 4,
         }
+    }
+
+    /// Command-buffer submits per training step (one per `MAX_STEPS_PER_SUBMIT` steps).
+    pub fn submits_per_step(&self) -> f64 {
+        1.0 / MAX_STEPS_PER_SUBMIT as f64
+    }
+
+    /// Bytes of all GPU buffers this trainer allocated (fixed at creation; nothing is allocated
+    /// per step; `status` adds one transient staging buffer per read).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated_bytes
     }
 
     /// Queues `n` training steps (in submits of at most `MAX_STEPS_PER_SUBMIT`). Returns at once.
@@ -303,47 +481,82 @@ impl GpuTrainer {
     fn encode_step(&self, pass: &mut wgpu::ComputePass<'_>, step_offset: u32) {
         let spec = &self.spec;
         let (p, g) = (&self.pipelines, &self.groups);
-        let n_layers = spec.shape.num_layers();
-        pass.set_pipeline(&p.batch);
         pass.set_bind_group(0, &g.batch, &[step_offset]);
-        let (x, y) = dispatch_groups(spec.batch, 64);
-        pass.dispatch_workgroups(x, y, 1);
-        for l in 0..n_layers {
-            let lp = &self.layer_params[l];
-            let last = l + 1 == n_layers;
-            pass.set_pipeline(if last { &p.output_loss } else { &p.forward });
-            pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
-            let threads = if last { spec.batch } else { spec.batch * lp.out_dim };
-            let (x, y) = dispatch_groups(threads, 64);
-            pass.dispatch_workgroups(x, y, 1);
-        }
-        for l in (0..n_layers).rev() {
-            let lp = &self.layer_params[l];
-            pass.set_bind_group(0, &g.backward, &[(l as u64 * SLOT) as u32]);
-            let delta_threads = if lp.has_prev == 1 { spec.batch * lp.in_dim } else { 0 };
-            match self.backward_mode {
-                BackwardMode::Fused => {
-                    pass.set_pipeline(&p.backward);
-                    let (x, y) = dispatch_groups(lp.dw_groups * 64 + delta_threads.next_multiple_of(64), 64);
-                    pass.dispatch_workgroups(x, y, 1);
-                }
-                BackwardMode::Split => {
-                    pass.set_pipeline(&p.weight_grads);
-                    let (x, y) = dispatch_groups(lp.dw_groups * 64, 64);
-                    pass.dispatch_workgroups(x, y, 1);
-                    if delta_threads > 0 {
-                        pass.set_pipeline(&p.input_deltas);
-                        let (x, y) = dispatch_groups(delta_threads, 64);
-                        pass.dispatch_workgroups(x, y, 1);
-                    }
-                }
+        match spec.coupling {
+            Coupling::Independent => {
+                pass.set_pipeline(&p.batch);
+                let (x, y) = dispatch_groups(spec.batch, 64);
+                pass.dispatch_workgroups(x, y, 1);
             }
+            Coupling::Ot => {
+                pass.set_pipeline(&p.batch_ot);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+        }
+        match self.variant {
+            KernelVariant::Software => self.encode_software(pass),
+            KernelVariant::Tiled => self.encode_tiled(pass),
         }
         pass.set_pipeline(&p.adam);
         pass.set_bind_group(0, &g.adam, &[step_offset]);
         let groups = (spec.shape.param_len() as u32).div_ceil(256) + 1;
         let (x, y) = dispatch_groups(groups * 256, 256);
         pass.dispatch_workgroups(x, y, 1);
+    }
+
+    /// Forward, loss and backward with the naive kernels (see [`KernelVariant::Software`]).
+    fn encode_software(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let (p, g, batch) = (&self.pipelines, &self.groups, self.spec.batch);
+        let n_layers = self.spec.shape.num_layers();
+        for l in 0..n_layers {
+            let lp = &self.layer_params[l];
+            let last = l + 1 == n_layers;
+            pass.set_pipeline(if last { &p.output_loss } else { &p.forward });
+            pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
+            let threads = if last { batch } else { batch * lp.out_dim };
+            let (x, y) = dispatch_groups(threads, 64);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        for l in (0..n_layers).rev() {
+            let lp = &self.layer_params[l];
+            pass.set_bind_group(0, &g.backward, &[(l as u64 * SLOT) as u32, 0]);
+            pass.set_pipeline(&p.weight_grads);
+            let (x, y) = dispatch_groups(lp.dw_groups * 64, 64);
+            pass.dispatch_workgroups(x, y, 1);
+            if lp.has_prev == 1 {
+                pass.set_pipeline(&p.input_deltas);
+                let (x, y) = dispatch_groups(batch * lp.in_dim, 64);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+    }
+
+    /// Forward, loss and backward with the tiled kernels (see [`KernelVariant::Tiled`]).
+    fn encode_tiled(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let (p, g, batch) = (&self.pipelines, &self.groups, self.spec.batch);
+        let depth = self.spec.shape.depth as usize;
+        pass.set_pipeline(&p.forward_tiled);
+        for l in 0..depth {
+            let lp = &self.layer_params[l];
+            pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
+            pass.dispatch_workgroups(lp.out_dim.div_ceil(TILE), batch.div_ceil(TILE), 1);
+        }
+        pass.set_pipeline(&p.output_rows);
+        pass.set_bind_group(0, &g.layer, &[(depth as u64 * SLOT) as u32]);
+        let (x, y) = dispatch_groups(batch.div_ceil(8) * 256, 256);
+        pass.dispatch_workgroups(x, y, 1);
+        pass.set_pipeline(&p.backward_tiled);
+        for l in (0..depth).rev() {
+            pass.set_bind_group(0, &g.backward, &[0, (l as u64 * SLOT) as u32]);
+            let (x, y) = dispatch_groups(self.backward_params[l].groups() * 256, 256);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        if self.splits > 1 {
+            pass.set_pipeline(&p.reduce_grads);
+            pass.set_bind_group(0, &g.backward, &[0, 0]);
+            let (x, y) = dispatch_groups(self.spec.shape.param_len() as u32, 256);
+            pass.dispatch_workgroups(x, y, 1);
+        }
     }
 
     /// Reads the packed parameters.
@@ -377,6 +590,32 @@ impl GpuTrainer {
         let bad = words[0];
         Ok(TrainStatus { step, losses, first_bad_step: (bad != NO_BAD_STEP).then_some(bad) })
     }
+
+    /// As [`GpuTrainer::status`], but the copy is encoded now and the returned future owns all it
+    /// needs (no borrow of the trainer), so a caller can keep queueing steps while the read is in
+    /// flight: the page's frame loop keeps one of these pending (`src/web`).
+    pub fn status_detached(&self, count: u32) -> impl std::future::Future<Output = Result<TrainStatus, GpuError>> + 'static {
+        let step = self.step;
+        let count = count.min(LOSS_RING).min(step);
+        let size = (METRICS_HEADER + LOSS_RING as u64) * 4;
+        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("metrics.staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("metrics") });
+        encoder.copy_buffer_to_buffer(&self.metrics, 0, &staging, 0, size);
+        self.ctx.queue.submit([encoder.finish()]);
+        let ctx = self.ctx.clone();
+        async move {
+            let words: Vec<u32> = bytemuck::pod_collect_to_vec(&map_staging(&ctx, &staging).await?);
+            let ring = &words[METRICS_HEADER as usize..];
+            let losses = (step - count..step).map(|s| (s, f32::from_bits(ring[(s % LOSS_RING) as usize]))).collect();
+            let bad = words[0];
+            Ok(TrainStatus { step, losses, first_bad_step: (bad != NO_BAD_STEP).then_some(bad) })
+        }
+    }
 }
 
 /// Each layer's `LayerParams` slot (static per shape and batch).
@@ -405,6 +644,54 @@ fn layer_params(spec: &TrainSpec, layout: &ActivationLayout) -> Vec<LayerParams>
                 has_prev: (l > 0) as u32,
                 target_offset: layout.target,
                 loss_offset: layout.loss_terms,
+            }
+        })
+        .collect()
+}
+
+/// Each hidden layer's tiled backward dispatch (see `shaders/mlp_backward.wgsl`): dW of layer l
+/// split over the batch, δ_{l-1} when l > 0, and for the last hidden layer the output layer's dW.
+fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32) -> Vec<BackwardParams> {
+    let layers = spec.shape.layers();
+    let depth = spec.shape.depth as usize;
+    let k_chunk = spec.batch.div_ceil(splits);
+    let dw = |l: usize| {
+        let ll = &layers[l];
+        let (tiles_m, tiles_n) = (ll.out_dim.div_ceil(TILE), ll.in_dim.div_ceil(TILE));
+        DwGemm {
+            groups: tiles_m * tiles_n * splits,
+            tiles_m,
+            tiles_n,
+            k_chunk,
+            out_dim: ll.out_dim,
+            in_dim: ll.in_dim,
+            delta_offset: layout.deltas[l],
+            x_offset: layout.layer_input(l),
+            w_offset: ll.w_offset,
+            b_offset: ll.b_offset,
+            _pad: [0; 2],
+        }
+    };
+    (0..depth)
+        .map(|l| {
+            let ll = &layers[l];
+            let has_prev = l > 0;
+            let dx_tiles_n = ll.in_dim.div_ceil(TILE);
+            BackwardParams {
+                dw: dw(l),
+                dw_out: if l + 1 == depth { dw(depth) } else { DwGemm::default() },
+                batch: spec.batch,
+                splits,
+                n_params: spec.shape.param_len() as u32,
+                activation: spec.shape.activation.code(),
+                dx_groups: if has_prev { spec.batch.div_ceil(TILE) * dx_tiles_n } else { 0 },
+                dx_tiles_n,
+                dx_in: ll.in_dim,
+                dx_out: ll.out_dim,
+                dx_delta_offset: layout.deltas[l],
+                dx_w_offset: ll.w_offset,
+                delta_prev_offset: if has_prev { layout.deltas[l - 1] } else { 0 },
+                z_prev_offset: if has_prev { layout.hidden[l - 1].0 } else { 0 },
             }
         })
         .collect()
