@@ -12,9 +12,11 @@ pub mod gpu;
 pub mod metrics;
 pub mod model;
 pub mod model_file;
+pub mod render;
 pub mod rng;
 pub mod spec;
 pub mod targets;
+pub mod web;
 
 pub use config::Config;
 pub use spec::TrainSpec;

@@ -1,0 +1,63 @@
+// render_arrows.wgsl — the velocity field v_θ(x, t) at the shown time t, as arrows on a grid.
+//
+// The field is evaluated by the engine's own ODE kernel (src/gpu/sampler.rs): a second sampler
+// holds the grid anchors a_i, and one Euler step of size 1 from t leaves a_i + v(a_i, t) in its
+// particle buffer, which is read here. Arrow i is centred on its anchor, points along v, and its
+// length saturates with speed (cell · 0.85 · (1 - exp(-|v|/1.5))) so slow and fast regions both read.
+//
+// Bindings (group 0):
+//   0 view: View (uniform; src/render/view.rs::ViewUniform) — uses grid, extent
+//   1 field: array<vec2<f32>> (read) — grid² points a_i + v(a_i, t), row-major from bottom left;
+//            anchors a_i = arrow_anchor(i) (twin: src/render/view.rs::arrow_anchor)
+// Drawn by src/render/mod.rs: draw(6 vertices, grid² instances), LineList: shaft + two head strokes.
+
+struct View {
+    scale: vec2<f32>, center: vec2<f32>, px: vec2<f32>,
+    t: f32, point_px: f32,
+    n: u32, steps: u32, trail_stride: u32, grid: u32,
+    extent: f32, alpha: f32, _pad: vec2<f32>,
+}
+
+@group(0) @binding(0) var<uniform> view: View;
+@group(0) @binding(1) var<storage, read> field: array<vec2<f32>>;
+
+fn arrow_anchor(i: u32) -> vec2<f32> {
+    let cell = 2.0 * view.extent / f32(view.grid);
+    let g = vec2<f32>(f32(i % view.grid), f32(i / view.grid));
+    return vec2<f32>(-view.extent) + (g + 0.5) * cell;
+}
+
+struct VertexOut {
+    @builtin(position) pos: vec4<f32>,
+    @location(0) color: vec4<f32>,
+}
+
+@vertex
+fn vs_arrow(@builtin(vertex_index) v: u32, @builtin(instance_index) i: u32) -> VertexOut {
+    var out: VertexOut;
+    let a = arrow_anchor(i);
+    var vel = field[i] - a;
+    if (!all(vel == vel)) { vel = vec2<f32>(0.0); }
+    let speed = length(vel);
+    let dir = select(vec2<f32>(1.0, 0.0), vel / speed, speed > 1e-6);
+    let perp = vec2<f32>(-dir.y, dir.x);
+    let cell = 2.0 * view.extent / f32(view.grid);
+    let len = cell * 0.85 * (1.0 - exp(-speed / 1.5));
+    let tip = a + dir * (0.5 * len);
+    let head = min(len * 0.4, cell * 0.22);
+    var p = tip;
+    switch (v) {
+        case 0u: { p = a - dir * (0.5 * len); }
+        case 3u: { p = tip - dir * head + perp * (0.5 * head); }
+        case 5u: { p = tip - dir * head - perp * (0.5 * head); }
+        default: { p = tip; }
+    }
+    out.pos = vec4<f32>((p - view.center) * view.scale, 0.0, 1.0);
+    out.color = vec4<f32>(0.85, 0.9, 1.0, 0.22 + 0.5 * (1.0 - exp(-speed)));
+    return out;
+}
+
+@fragment
+fn fs_arrow(in: VertexOut) -> @location(0) vec4<f32> {
+    return in.color;
+}

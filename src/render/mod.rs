@@ -1,0 +1,229 @@
+//! Render pipelines that draw the engine's GPU buffers directly: no copies, no readback.
+//!
+//! Layers, back to front: the target's samples (`shaders/render_target.wgsl`, from the trainer's
+//! dataset buffer), trajectories (`render_trails.wgsl`) and particles (`render_particles.wgsl`),
+//! both from the sampler's trajectory and origin buffers, and velocity arrows
+//! (`render_arrows.wgsl`, from a grid sampler's particle buffer). Everything here is
+//! target-agnostic: `draw` renders into any texture view of the configured format, so the page
+//! (`src/web`) hands it the canvas' surface texture and a native test can hand it an offscreen one.
+
+pub mod view;
+
+pub use view::{origin_color, Viewport, ViewUniform, DEFAULT_EXTENT};
+
+/// Page background (#0b0e14), the clear colour of every frame.
+pub const BACKGROUND: wgpu::Color = wgpu::Color { r: 0.043, g: 0.055, b: 0.078, a: 1.0 };
+
+/// Which layers to draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layers {
+    pub particles: bool,
+    pub trails: bool,
+    pub arrows: bool,
+    pub target: bool,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers { particles: true, trails: false, arrows: false, target: true }
+    }
+}
+
+/// Trails are drawn for at most this many particles (every `n / MAX_TRAILS`-th one).
+pub const MAX_TRAILS: u32 = 1500;
+
+struct Flow {
+    group: wgpu::BindGroup,
+    n: u32,
+    steps: u32,
+}
+
+/// The four pipelines and their bind groups over engine buffers.
+pub struct FlowRenderer {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    view_buf: wgpu::Buffer,
+    flow_layout: wgpu::BindGroupLayout,
+    points_layout: wgpu::BindGroupLayout,
+    particles: wgpu::RenderPipeline,
+    trails: wgpu::RenderPipeline,
+    target: wgpu::RenderPipeline,
+    arrows: wgpu::RenderPipeline,
+    flow: Option<Flow>,
+    target_points: Option<(wgpu::BindGroup, u32)>,
+    field: Option<(wgpu::BindGroup, u32)>,
+}
+
+fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::VERTEX,
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    }
+}
+
+const STORAGE: wgpu::BufferBindingType = wgpu::BufferBindingType::Storage { read_only: true };
+
+impl FlowRenderer {
+    /// Pipelines for a colour target of `format` (the canvas' preferred format on the web).
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, format: wgpu::TextureFormat) -> Self {
+        let view_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("render.view"),
+            size: std::mem::size_of::<ViewUniform>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let flow_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("render.flow"),
+            entries: &[layout_entry(0, wgpu::BufferBindingType::Uniform), layout_entry(1, STORAGE), layout_entry(2, STORAGE)],
+        });
+        let points_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("render.points"),
+            entries: &[layout_entry(0, wgpu::BufferBindingType::Uniform), layout_entry(1, STORAGE)],
+        });
+        let pipeline = |label: &str, source: &str, vs: &str, fs: &str, layout: &wgpu::BindGroupLayout, topology| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pl),
+                vertex: wgpu::VertexState { module: &module, entry_point: Some(vs), compilation_options: Default::default(), buffers: &[] },
+                primitive: wgpu::PrimitiveState { topology, ..Default::default() },
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &module,
+                    entry_point: Some(fs),
+                    compilation_options: Default::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format,
+                        blend: Some(wgpu::BlendState::ALPHA_BLENDING),
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        use wgpu::PrimitiveTopology::*;
+        let particles = pipeline("render.particles", include_str!("../../shaders/render_particles.wgsl"), "vs_particle", "fs_particle", &flow_layout, TriangleStrip);
+        let trails = pipeline("render.trails", include_str!("../../shaders/render_trails.wgsl"), "vs_trail", "fs_trail", &flow_layout, LineStrip);
+        let target = pipeline("render.target", include_str!("../../shaders/render_target.wgsl"), "vs_target", "fs_target", &points_layout, TriangleStrip);
+        let arrows = pipeline("render.arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_arrow", "fs_arrow", &points_layout, LineList);
+        FlowRenderer {
+            device: device.clone(),
+            queue: queue.clone(),
+            view_buf,
+            flow_layout,
+            points_layout,
+            particles,
+            trails,
+            target,
+            arrows,
+            flow: None,
+            target_points: None,
+            field: None,
+        }
+    }
+
+    fn group(&self, label: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: self.view_buf.as_entire_binding() }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
+    }
+
+    /// The particles to draw: a trajectory buffer `(steps + 1, n)` and the origins `(n)`.
+    pub fn set_flow(&mut self, traj: &wgpu::Buffer, origins: &wgpu::Buffer, n: u32, steps: u32) {
+        let group = self.group("render.flow", &self.flow_layout, &[traj, origins]);
+        self.flow = Some(Flow { group, n, steps: steps.max(1) });
+    }
+
+    /// Target samples: the first `n` points of `points`.
+    pub fn set_target(&mut self, points: &wgpu::Buffer, n: u32) {
+        self.target_points = Some((self.group("render.target", &self.points_layout, &[points]), n));
+    }
+
+    /// The velocity grid: `grid²` points `anchor + v(anchor, t)` in `field`.
+    pub fn set_field(&mut self, field: &wgpu::Buffer, grid: u32) {
+        self.field = Some((self.group("render.arrows", &self.points_layout, &[field]), grid));
+    }
+
+    /// Records one frame into `encoder`: clear, then the enabled layers. `view` carries the canvas
+    /// mapping and the flow time; `n`, `steps`, `trail_stride` and `grid` are filled in here.
+    pub fn draw(&self, encoder: &mut wgpu::CommandEncoder, target: &wgpu::TextureView, mut view: ViewUniform, layers: Layers) {
+        if let Some(f) = &self.flow {
+            view.n = f.n;
+            view.steps = f.steps;
+            view.trail_stride = f.n.div_ceil(MAX_TRAILS).max(1);
+        }
+        if let Some((_, g)) = &self.field {
+            view.grid = *g;
+        }
+        self.queue.write_buffer(&self.view_buf, 0, bytemuck::bytes_of(&view));
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("render.frame"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: target,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(BACKGROUND), store: wgpu::StoreOp::Store },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        if let (true, Some((group, n))) = (layers.target, &self.target_points) {
+            pass.set_pipeline(&self.target);
+            pass.set_bind_group(0, group, &[]);
+            pass.draw(0..4, 0..*n);
+        }
+        if let Some(f) = &self.flow {
+            if layers.trails && view.t > 0.0 {
+                pass.set_pipeline(&self.trails);
+                pass.set_bind_group(0, &f.group, &[]);
+                pass.draw(0..f.steps + 1, 0..f.n.div_ceil(view.trail_stride));
+            }
+            if layers.particles {
+                pass.set_pipeline(&self.particles);
+                pass.set_bind_group(0, &f.group, &[]);
+                pass.draw(0..4, 0..f.n);
+            }
+        }
+        if let (true, Some((group, g))) = (layers.arrows, &self.field) {
+            pass.set_pipeline(&self.arrows);
+            pass.set_bind_group(0, group, &[]);
+            pass.draw(0..6, 0..g * g);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every render shader parses and validates (naga, as wgpu would at pipeline creation).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn render_shaders_validate() {
+        for (name, src) in [
+            ("render_particles", include_str!("../../shaders/render_particles.wgsl")),
+            ("render_trails", include_str!("../../shaders/render_trails.wgsl")),
+            ("render_target", include_str!("../../shaders/render_target.wgsl")),
+            ("render_arrows", include_str!("../../shaders/render_arrows.wgsl")),
+        ] {
+            let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
+    }
+}

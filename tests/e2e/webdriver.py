@@ -1,0 +1,188 @@
+"""Minimal W3C WebDriver client (Python 3 stdlib only) for driving headless Chromium through
+/usr/bin/chromedriver, plus a small PNG decoder for reading screenshot pixels.
+
+Used by tests/e2e/test_page.py; started by tests/e2e/run.sh.
+"""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+BASE_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
+    "--hide-scrollbars", "--force-device-scale-factor=1",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriverError(RuntimeError):
+    pass
+
+
+class Driver:
+    """One chromedriver process and one browser session."""
+
+    def __init__(self, extra_args=(), window=(1280, 900)):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="chromedriver-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([CHROMEDRIVER, f"--port={self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+        self.profile = tempfile.mkdtemp(prefix="flowmatch-e2e-profile-")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.session = None
+        deadline = time.time() + 20
+        while True:
+            try:
+                self._request("GET", "/status")
+                break
+            except (OSError, WebDriverError):
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.close()
+                    raise WebDriverError("chromedriver did not start")
+                time.sleep(0.1)
+        args = BASE_ARGS + [f"--user-data-dir={self.profile}", f"--window-size={window[0]},{window[1]}"] + list(extra_args)
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}}
+        try:
+            value = self._request("POST", "/session", caps)
+        except Exception:
+            self.close()
+            raise
+        self.session = value["sessionId"]
+
+    def _request(self, method, path, body=None, timeout=120):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                payload = json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                payload = json.loads(e.read())
+            except ValueError:
+                raise WebDriverError(f"{method} {path}: HTTP {e.code}") from None
+            raise WebDriverError(f"{method} {path}: {payload.get('value', payload)}") from None
+        return payload.get("value")
+
+    def cmd(self, method, path, body=None):
+        return self._request(method, f"/session/{self.session}{path}", body)
+
+    def get(self, url):
+        self.cmd("POST", "/url", {"url": url})
+
+    def js(self, script, *args):
+        """Runs `script` as a function body (use `return`)."""
+        return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def wait_for(self, script, timeout, what, poll=0.5):
+        """Polls `script` until it returns something truthy; raises with `what` and the last state."""
+        deadline = time.time() + timeout
+        while True:
+            value = self.js(script)
+            if value:
+                return value
+            if time.time() > deadline:
+                state = self.js("return JSON.stringify(Object.fromEntries(Object.entries(window.flowmatch || {}).filter(([k, v]) => typeof v !== 'function' && k !== 'app')))")
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}; page state: {state}")
+            time.sleep(poll)
+
+    def console(self):
+        """Browser console entries since the last call (chromedriver's log endpoint)."""
+        for path in ("/se/log", "/log"):
+            try:
+                return [f"{e.get('level')}: {e.get('message')}" for e in self.cmd("POST", path, {"type": "browser"})]
+            except WebDriverError:
+                continue
+        return []
+
+    def screenshot(self):
+        return base64.b64decode(self.cmd("GET", "/screenshot"))
+
+    def close(self):
+        if self.session:
+            try:
+                self._request("DELETE", f"/session/{self.session}", timeout=20)
+            except Exception:
+                pass
+            self.session = None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def decode_png(data):
+    """8-bit RGB/RGBA non-interlaced PNG → (width, height, channels, bytearray of rows)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat.append(chunk)
+        pos += 12 + length
+    width, height, depth, color, _, _, interlace = header
+    if depth != 8 or color not in (2, 6) or interlace:
+        raise ValueError(f"unsupported PNG (depth {depth}, colour type {color}, interlace {interlace})")
+    ch = 4 if color == 6 else 3
+    raw = zlib.decompress(b"".join(idat))
+    stride = width * ch
+    out = bytearray(height * stride)
+    prev = bytearray(stride)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if f == 1:
+            for i in range(ch, stride):
+                line[i] = (line[i] + line[i - ch]) & 255
+        elif f == 2:
+            for i in range(stride):
+                line[i] = (line[i] + prev[i]) & 255
+        elif f == 3:
+            for i in range(stride):
+                left = line[i - ch] if i >= ch else 0
+                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
+        elif f == 4:
+            for i in range(stride):
+                a = line[i - ch] if i >= ch else 0
+                b = prev[i]
+                c = prev[i - ch] if i >= ch else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pred) & 255
+        out[y * stride:(y + 1) * stride] = line
+        prev = line
+    return width, height, ch, out
