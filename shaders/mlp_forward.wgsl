@@ -7,7 +7,13 @@
 // Both z and a are kept: backward needs act'(z) and the next layer's input a.
 // Bindings: 0 layer: LayerParams (uniform, dynamic offset), 1 params (read),
 //           2 acts (read_write), 3 deltas (unused here; shared layout with cfm_loss.wgsl).
-// Dispatched by src/gpu/trainer.rs once per hidden layer, one invocation per (b, o).
+// Dispatched by src/gpu/trainer.rs once per hidden layer, in one of two variants
+// (KernelVariant, chosen per adapter):
+//   forward_hidden  (software adapters: lavapipe, SwiftShader) one invocation per (b, o), no
+//                   barriers; workgroup memory and barriers are expensive on CPU emulation.
+//   forward_tiled   (real GPUs) a 64×64 tile of z per 256-invocation workgroup, each invocation
+//                   a 4×4 register block; x and W stream through workgroup memory 16 columns of
+//                   k at a time. Dispatched as (⌈out/64⌉, ⌈B/64⌉) workgroups.
 
 @group(0) @binding(0) var<uniform> lp: LayerParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -28,4 +34,73 @@ fn forward_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
     acts[lp.z_offset + j] = acc;
     acts[lp.a_offset + j] = act(lp.activation, acc);
+}
+
+// Tile shape: TILE×TILE outputs per workgroup, KT columns of k per stage. A stage holds
+// tile[k][m] for k < KT, m < TILE as vec4 rows padded to ROW4 vec4s (68 floats) so the
+// transposing stores hit distinct banks.
+const TILE: u32 = 64u;
+const KT: u32 = 16u;
+const ROW4: u32 = 17u;
+
+var<workgroup> tile_x: array<vec4<f32>, 272>; // KT * ROW4
+var<workgroup> tile_w: array<vec4<f32>, 272>;
+
+@compute @workgroup_size(256)
+fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m0 = wid.y * TILE; // first sample of the tile
+    let n0 = wid.x * TILE; // first output unit of the tile
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    let k_len = lp.in_dim;
+    // Four named rows, not an array: a dynamically indexed array may be placed in local memory.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < k_len; k0 += KT) {
+        // Both operands are k-contiguous: 16 consecutive invocations read 16 consecutive floats.
+        for (var e = 0u; e < 4u; e++) {
+            let idx = lid + e * 256u;
+            let r = idx / KT;
+            let c = idx % KT;
+            let k = k0 + c;
+            var vx = 0.0;
+            var vw = 0.0;
+            if (k < k_len) {
+                if (m0 + r < lp.batch) { vx = acts[lp.x_offset + (m0 + r) * k_len + k]; }
+                if (n0 + r < lp.out_dim) { vw = params[lp.w_offset + (n0 + r) * k_len + k]; }
+            }
+            tile_x[c * ROW4 + r / 4u][r % 4u] = vx;
+            tile_w[c * ROW4 + r / 4u][r % 4u] = vw;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < KT; k++) {
+            let a = tile_x[k * ROW4 + ty];
+            let w = tile_w[k * ROW4 + tx];
+            acc0 += a.x * w;
+            acc1 += a.y * w;
+            acc2 += a.z * w;
+            acc3 += a.w * w;
+        }
+        workgroupBarrier();
+    }
+    let m = m0 + ty * 4u;
+    let n = n0 + tx * 4u;
+    store_z(m, n, acc0);
+    store_z(m + 1u, n, acc1);
+    store_z(m + 2u, n, acc2);
+    store_z(m + 3u, n, acc3);
+}
+
+// z and act(z) for row m, columns n..n+3 (bounds-checked).
+fn store_z(m: u32, n: u32, row: vec4<f32>) {
+    if (m >= lp.batch) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        if (n + j >= lp.out_dim) { return; }
+        let z = row[j] + params[lp.b_offset + n + j];
+        let at = m * lp.out_dim + n + j;
+        acts[lp.z_offset + at] = z;
+        acts[lp.a_offset + at] = act(lp.activation, z);
+    }
 }

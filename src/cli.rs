@@ -12,6 +12,8 @@ pub enum Command {
     Train { config: Config, out: Option<String> },
     /// Train, then report the exact negative log-likelihood of held-out target samples.
     Nll { config: Config, held_out: u32, grid: u32, heatmap: Option<String> },
+    /// The fixed-configuration benchmark (`src/bench.rs`), one JSON line per configuration.
+    Bench { configs: Vec<crate::bench::BenchConfig>, options: crate::bench::BenchOptions },
     Help,
 }
 
@@ -24,12 +26,15 @@ pub fn usage() -> String {
          \x20                [--seed S] [--solver euler|midpoint|rk4] [--nfe K] [--samples M] [--out FILE.csv]\n\
          \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
          \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv]\n\
+         \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps, writes them as CSV (header x,y) and prints one JSON line of results.\n\
          nll: trains the same way, then integrates the flow backwards with the exact divergence to give\n\
          log p(x) of N held-out target samples (mean NLL) and of a GxG grid over [-5,5]^2 (its mass, and\n\
-         the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration. Gaussian source only.\n\n\
+         the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration. Gaussian source only.\n\
+         bench: times training (steps/s; GFLOP/s from 6*batch*sum(in*out) FLOP per step) and Euler sampling\n\
+         of P particles for the fixed configs S (64x3, batch 256), M (256x4, 1024), L (512x4, 4096).\n\n\
          Datasets: {datasets}\n\
          Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr}, seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
@@ -58,7 +63,7 @@ pub enum CliError {
     MissingValue(String),
     #[error("unexpected argument '{0}': flags start with -- (see `flowmatch help`)")]
     Unexpected(String),
-    #[error("unknown command '{0}': expected train, nll or help")]
+    #[error("unknown command '{0}': expected train, nll, bench or help")]
     UnknownCommand(String),
 }
 
@@ -87,8 +92,41 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             })?;
             Ok(Command::Nll { config, held_out, grid, heatmap })
         }
+        "bench" => parse_bench(&args[1..]),
         other => Err(CliError::UnknownCommand(other.to_string())),
     }
+}
+
+fn parse_bench(args: &[String]) -> Result<Command, CliError> {
+    use crate::bench::{BenchConfig, BenchOptions};
+    let mut configs = BenchConfig::ALL.to_vec();
+    let mut options = BenchOptions::default();
+    let invalid = |field: &str, value: &str, allowed: &str| {
+        CliError::Config(ConfigError::Invalid { field: field.into(), value: value.into(), allowed: allowed.into() })
+    };
+    for (key, value) in flag_pairs(args)? {
+        match key.replace('_', "-").as_str() {
+            "config" => {
+                configs = value
+                    .split(',')
+                    .map(|c| BenchConfig::parse(c).ok_or_else(|| invalid("config", &value, "S, M, L or a comma-separated list of them")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "steps" => options.steps = Some(int_flag("steps", &value, 1, 1_000_000)?),
+            "particles" => options.particles = Some(int_flag("particles", &value, 1, 1 << 24)?),
+            "ode-steps" => options.ode_steps = Some(int_flag("ode-steps", &value, 1, 100_000)?),
+            "kernels" => {
+                options.variant = Some(crate::gpu::KernelVariant::parse(&value).ok_or_else(|| invalid("kernels", &value, "software or tiled"))?)
+            }
+            other => {
+                return Err(CliError::Config(ConfigError::Unknown {
+                    field: format!("--{other}"),
+                    known: "--config, --steps, --particles, --ode-steps, --kernels".into(),
+                }))
+            }
+        }
+    }
+    Ok(Command::Bench { configs, options })
 }
 
 /// Applies every `--flag value` to a default [`Config`], except the command's own `extra` flags,
@@ -224,6 +262,19 @@ mod tests {
         assert_eq!(parse(&args("train --steps")).unwrap_err(), CliError::MissingValue("steps".into()));
         assert!(parse(&args("train --bogus 1")).unwrap_err().to_string().contains("--bogus"));
         assert!(matches!(parse(&args("fly")), Err(CliError::UnknownCommand(_))));
+        assert!(parse(&args("bench --config XL")).unwrap_err().to_string().contains("config"));
+        assert!(parse(&args("bench --kernels fast")).unwrap_err().to_string().contains("software or tiled"));
+    }
+
+    #[test]
+    fn parses_bench() {
+        use crate::bench::BenchConfig;
+        let Command::Bench { configs, options } = parse(&args("bench --config S,L --steps 10 --kernels tiled")).unwrap() else { panic!() };
+        assert_eq!(configs, vec![BenchConfig::S, BenchConfig::L]);
+        assert_eq!(options.steps, Some(10));
+        assert_eq!(options.variant, Some(crate::gpu::KernelVariant::Tiled));
+        let Command::Bench { configs, .. } = parse(&args("bench")).unwrap() else { panic!() };
+        assert_eq!(configs.len(), 3);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`gpu::GpuTrainer`] (CFM training steps) → [`gpu::GpuSampler`] (ODE integration of particles),
 //! with [`cpu`] as the reference and fallback for every kernel, and [`metrics`] for sample quality.
 
+pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod config;

@@ -32,6 +32,7 @@ mod native {
             }
             Ok(Command::Train { config, out }) => pollster::block_on(train(config, out)),
             Ok(Command::Nll { config, held_out, grid, heatmap }) => pollster::block_on(nll(config, held_out, grid, heatmap)),
+            Ok(Command::Bench { configs, options }) => pollster::block_on(bench(configs, options)),
             Err(e) => Err((2, format!("{e}\n(run `flowmatch help` for usage)"))),
         };
         if let Err((code, msg)) = result {
@@ -184,6 +185,18 @@ mod native {
             .raw("heatmap", heatmap.as_deref().map(cli::json_string).unwrap_or_else(|| "null".into()))
             .finish();
         println!("{json}");
+        Ok(())
+    }
+
+    /// `flowmatch bench`: one JSON line per configuration (see `flowmatch::bench`).
+    async fn bench(configs: Vec<flowmatch::bench::BenchConfig>, options: flowmatch::bench::BenchOptions) -> Result<(), Failure> {
+        let ctx = GpuContext::new().await.map_err(gpu_failure)?;
+        eprintln!("adapter: {}", ctx.adapter);
+        for config in configs {
+            let report = flowmatch::bench::run(&ctx, config, &options).await.map_err(gpu_failure)?;
+            println!("{}", report.to_json("wgpu"));
+            std::io::stdout().flush().map_err(|e| (1, e.to_string()))?;
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@ pub use context::{GpuContext, GpuError};
 pub use density::GpuDensity;
 pub use quality::GpuQuality;
 pub use sampler::GpuSampler;
-pub use trainer::{BackwardMode, GpuTrainer};
+pub use trainer::{GpuTrainer, KernelVariant, TrainerOptions};
 
 /// Workgroups for `threads` invocations of a `wg_size`-wide kernel, as `(x, y)` with x ≤ 65535
 /// (WebGPU's per-dimension limit); kernels flatten the pair with `flat_index`.

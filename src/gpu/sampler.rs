@@ -32,6 +32,8 @@ pub struct GpuSampler {
     step: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
     seed: u32,
+    /// Bytes of every GPU buffer this sampler created (the parameters are the trainer's).
+    allocated_bytes: u64,
 }
 
 impl GpuSampler {
@@ -84,7 +86,9 @@ impl GpuSampler {
         let group = bind_group(device, "ode", &bgl, &[
             (&ode_uniform, Some(ode_size)), (&model_uniform, None), (params, None), (&particles, None), (&origins, None), (&traj, None), (&source_buf, None),
         ]);
+        let allocated_bytes = [&particles, &origins, &traj, &source_buf, &ode_uniform, &model_uniform].iter().map(|b| b.size()).sum();
         Ok(GpuSampler {
+            allocated_bytes,
             ctx: ctx.clone(),
             n,
             particles,
@@ -100,6 +104,11 @@ impl GpuSampler {
             group,
             seed: 0,
         })
+    }
+
+    /// Bytes of all GPU buffers this sampler allocated (fixed at creation).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated_bytes
     }
 
     pub fn len(&self) -> u32 {
