@@ -37,6 +37,8 @@ struct Inner {
     clock: FlowClock,
     layers: Layers,
     pacing: Pacing,
+    /// Steps per frame fixed by `set_pacing` (benchmarks), overriding the adaptive rate.
+    fixed_pace: Option<f64>,
     losses: LossHistory,
     last_loss: Option<f32>,
     steps_per_sec: f64,
@@ -150,6 +152,7 @@ impl App {
             clock: FlowClock::default(),
             layers: Layers::default(),
             pacing: Pacing::new(initial_rate, 0.05, 256.0),
+            fixed_pace: None,
             losses: LossHistory::new(4000),
             last_loss: None,
             steps_per_sec: 0.0,
@@ -185,7 +188,15 @@ impl App {
             let (t, layers) = (s.clock.t, s.layers);
             let vp = Viewport { width: s.width, height: s.height, extent: DEFAULT_EXTENT };
             let point_px = (2.6 * s.dpr).max(2.0);
-            let n = if training { s.pacing.take() } else { 0 };
+            let n = match (&s.backend, training) {
+                (Backend::Gpu(g), true) => {
+                    let backlog = g.trainer.step().saturating_sub(s.read_step);
+                    let horizon = if s.software { 0.6 } else { 0.3 };
+                    let cap = Pacing::max_backlog(s.steps_per_sec, horizon, if s.software { 4 } else { 32 });
+                    s.pacing.take_capped(backlog, cap)
+                }
+                _ => 0,
+            };
             let cpu_out = match &mut s.backend {
                 Backend::Gpu(g) => {
                     if n > 0 {
@@ -305,6 +316,16 @@ impl App {
             s.clock.play();
         } else {
             s.clock.playing = false;
+        }
+    }
+
+    /// Fixes the training steps per animation frame (benchmarks); 0 or less returns to the
+    /// adaptive rate.
+    pub fn set_pacing(&self, steps_per_frame: f64) {
+        let mut s = self.inner.borrow_mut();
+        s.fixed_pace = (steps_per_frame.is_finite() && steps_per_frame > 0.0).then_some(steps_per_frame.min(4096.0));
+        if let Some(x) = s.fixed_pace {
+            s.pacing.steps_per_frame = x;
         }
     }
 
@@ -507,7 +528,15 @@ impl Inner {
                 }
                 self.read_step = self.read_step.max(st.step);
                 self.update_rate(now, st.step);
-                self.pacing.observe_lag((now - requested) * 1000.0, self.frame_ms);
+                if self.fixed_pace.is_none() {
+                    self.pacing.observe_read();
+                }
+                if let Backend::Gpu(g) = &mut self.backend {
+                    if self.steps_per_sec > 0.0 {
+                        g.observe_steps_per_sec(self.steps_per_sec);
+                    }
+                }
+                let _ = requested;
                 if let Some(b) = st.first_bad_step {
                     self.diverged(b);
                 }

@@ -18,8 +18,10 @@ use std::future::Future;
 
 /// Training points uploaded to the GPU (2^15: generated and uploaded in a few milliseconds).
 pub const DATA_POINTS: usize = 1 << 15;
-/// Of which this many are drawn faintly as the target.
-pub const TARGET_DRAWN: u32 = 6000;
+/// Of which this many are drawn faintly as the target (fewer on software adapters).
+fn target_drawn(ctx: &GpuContext) -> u32 {
+    if ctx.adapter.is_software() { 2500 } else { 8000 }
+}
 /// Arrows per side of the velocity grid.
 pub const ARROW_GRID: u32 = 24;
 /// Bytes the trajectory buffer may take; longer integrations are shown with fewer steps.
@@ -62,6 +64,9 @@ struct Readback {
     height: u32,
     busy: std::rc::Rc<std::cell::Cell<bool>>,
 }
+
+/// Frame rate of the readback presenter.
+const READBACK_FPS: f64 = 20.0;
 
 /// Offscreen target format of the readback path (what `ImageData` wants).
 const READBACK_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -120,6 +125,8 @@ pub struct GpuView {
     refresh_s: f64,
     field_key: Option<(u32, f32)>,
     last_field: f64,
+    last_draw: f64,
+    measured_flops: f64,
 }
 
 fn gpu_err(e: GpuError) -> String {
@@ -176,7 +183,7 @@ impl GpuView {
         sampler.reset(c.seed);
         let field = GpuSampler::new(&ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(gpu_err)?;
         renderer.set_flow(&sampler.traj, &sampler.origins, sampler.len(), steps);
-        renderer.set_target(&trainer.data, TARGET_DRAWN.min(data.len() as u32));
+        renderer.set_target(&trainer.data, target_drawn(&ctx).min(data.len() as u32));
         renderer.set_field(&field.particles, ARROW_GRID);
         let mut view = GpuView {
             ctx,
@@ -193,13 +200,32 @@ impl GpuView {
             refresh_s: 1.0,
             field_key: None,
             last_field: f64::NEG_INFINITY,
+            last_draw: f64::NEG_INFINITY,
+            measured_flops: 0.0,
         };
         view.update_refresh_interval();
         Ok(view)
     }
 
     fn flops_per_s(&self) -> f64 {
-        if self.ctx.adapter.is_software() { 0.3e9 } else { 200e9 }
+        if self.measured_flops > 0.0 {
+            self.measured_flops
+        } else if self.ctx.adapter.is_software() {
+            0.05e9
+        } else {
+            200e9
+        }
+    }
+
+    /// Training throughput measured by the page (steps/s) → the adapter's effective FLOP/s,
+    /// which paces the trajectory refreshes.
+    pub fn observe_steps_per_sec(&mut self, steps_per_sec: f64) {
+        let spec = &self.trainer.spec;
+        let f = super::pacing::train_flops(spec.batch, spec.shape.macs_per_sample()) * steps_per_sec;
+        if f.is_finite() && f > 0.0 {
+            self.measured_flops = f;
+            self.update_refresh_interval();
+        }
     }
 
     fn update_refresh_interval(&mut self) {
@@ -221,7 +247,7 @@ impl GpuView {
             return Err(e);
         }
         self.field = field;
-        self.renderer.set_target(&self.trainer.data, TARGET_DRAWN.min(data.len() as u32));
+        self.renderer.set_target(&self.trainer.data, target_drawn(&self.ctx).min(data.len() as u32));
         self.renderer.set_field(&self.field.particles, ARROW_GRID);
         self.field_key = None;
         Ok(())
@@ -331,9 +357,12 @@ impl GpuView {
                 self.ctx.queue.present(frame);
             }
             Present::Readback(r) => {
-                if r.busy.get() {
-                    return; // the previous frame is still on its way to the canvas
+                // At most READBACK_FPS, and never while the previous frame is still on its way:
+                // on a software adapter drawing competes with training for the same CPU.
+                if r.busy.get() || now - self.last_draw < 1.0 / READBACK_FPS {
+                    return;
                 }
+                self.last_draw = now;
                 let target = r.texture.create_view(&wgpu::TextureViewDescriptor::default());
                 self.renderer.draw(&mut encoder, &target, view, layers);
                 let row = Readback::row_bytes(r.width);

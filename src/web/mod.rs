@@ -3,6 +3,7 @@
 //!
 //! `pacing` is plain Rust (unit-tested natively); everything touching the browser is wasm-only.
 
+pub mod bench;
 pub mod pacing;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,10 +1,11 @@
 //! The page's clocks and budgets, kept free of browser types so they are unit-tested natively.
 //!
 //! - [`Pacing`]: how many training steps each animation frame queues. The GPU runs queued work
-//!   asynchronously, so the only honest signal is how long a status read takes to come back: it
-//!   lands once the GPU has drained everything queued before it. Long lag → queue fewer steps;
-//!   short lag → more. Fractional rates accumulate (0.25 = one step every fourth frame), which
-//!   keeps software adapters (SwiftShader) responsive.
+//!   asynchronously; a status read lands once the GPU has drained everything queued before it,
+//!   which tells how many steps are confirmed done. Two rules: never let the backlog (queued but
+//!   unconfirmed steps) exceed about half a second of the measured throughput, and between reads
+//!   grow the rate by 10% if that cap never bit, shrink it by 15% if it did. Fractional rates
+//!   accumulate (0.25 = one step every fourth frame), which keeps software adapters responsive.
 //! - [`FlowClock`]: the looping flow time t (hold at t = 0, travel, hold at t = 1) and the scrubber.
 //! - [`LossHistory`]: every loss read, halved in resolution whenever it grows past its cap.
 //! - [`page_config`]: the page's defaults per backend before the URL hash is applied.
@@ -19,11 +20,13 @@ pub struct Pacing {
     acc: f64,
     pub min: f64,
     pub max: f64,
+    /// The backlog cap stopped a frame's steps since the last read.
+    throttled: bool,
 }
 
 impl Pacing {
     pub fn new(initial: f64, min: f64, max: f64) -> Self {
-        Pacing { steps_per_frame: initial.clamp(min, max), acc: 0.0, min, max }
+        Pacing { steps_per_frame: initial.clamp(min, max), acc: 0.0, min, max, throttled: false }
     }
 
     /// Steps to queue this frame.
@@ -32,6 +35,29 @@ impl Pacing {
         let n = self.acc.floor();
         self.acc -= n;
         n as u32
+    }
+
+    /// Steps to queue this frame when `backlog` steps are queued but not yet confirmed and at
+    /// most `max_backlog` may be.
+    pub fn take_capped(&mut self, backlog: u32, max_backlog: u32) -> u32 {
+        let n = self.take();
+        let room = max_backlog.saturating_sub(backlog);
+        if n > room {
+            self.throttled = true;
+        }
+        n.min(room)
+    }
+
+    /// A status read came back: adjust the rate (see the module docs).
+    pub fn observe_read(&mut self) {
+        self.steps_per_frame *= if self.throttled { 0.85 } else { 1.1 };
+        self.steps_per_frame = self.steps_per_frame.clamp(self.min, self.max);
+        self.throttled = false;
+    }
+
+    /// The backlog allowed at `steps_per_sec` (measured; 0 before the first measurement).
+    pub fn max_backlog(steps_per_sec: f64, horizon_s: f64, floor: u32) -> u32 {
+        ((steps_per_sec * horizon_s).round() as u32).max(floor)
     }
 
     /// A status read queued `lag_ms` ago came back while frames take `frame_ms`: the GPU is
@@ -160,9 +186,10 @@ pub fn page_config(small: bool) -> Config {
     let mut c = Config::default();
     if small {
         c.width = 32;
+        c.depth = 2;
         c.batch = 128;
-        c.particles = 1000;
-        c.nfe = 24;
+        c.particles = 800;
+        c.nfe = 16;
     } else {
         c.particles = 16384;
         c.nfe = 64;
@@ -171,10 +198,15 @@ pub fn page_config(small: bool) -> Config {
 }
 
 /// Seconds between re-integrations of the shown trajectories, from their cost: about a fifth of
-/// the adapter's time (at `flops_per_s`), between 0.3 s and 4 s.
+/// the adapter's time (at `flops_per_s`, measured from training where possible), 0.3 s to 6 s.
 pub fn refresh_interval(particles: u32, steps: u32, evals_per_step: u32, macs_per_eval: u64, flops_per_s: f64) -> f64 {
     let flops = particles as f64 * steps as f64 * evals_per_step as f64 * macs_per_eval as f64 * 2.0;
-    (5.0 * flops / flops_per_s).clamp(0.3, 4.0)
+    (5.0 * flops / flops_per_s.max(1e6)).clamp(0.3, 6.0)
+}
+
+/// Floating-point operations of one training step (forward + backward ≈ 3 × forward MACs × 2).
+pub fn train_flops(batch: u32, macs_per_sample: u64) -> f64 {
+    6.0 * batch as f64 * macs_per_sample as f64
 }
 
 #[cfg(test)]
@@ -202,6 +234,21 @@ mod tests {
         let before = p.steps_per_frame;
         p.observe_lag(60.0, 16.0);
         assert_eq!(p.steps_per_frame, before, "in the dead band nothing changes");
+    }
+
+    #[test]
+    fn backlog_cap_bites_and_steers() {
+        let mut p = Pacing::new(4.0, 0.05, 64.0);
+        assert_eq!(p.take_capped(0, 100), 4);
+        assert_eq!(p.take_capped(98, 100), 2);
+        p.observe_read();
+        assert!(p.steps_per_frame < 4.0);
+        let before = p.steps_per_frame;
+        p.take_capped(0, 100);
+        p.observe_read();
+        assert!(p.steps_per_frame > before);
+        assert_eq!(Pacing::max_backlog(0.0, 0.5, 8), 8);
+        assert_eq!(Pacing::max_backlog(1000.0, 0.5, 8), 500);
     }
 
     #[test]

@@ -1,0 +1,23 @@
+//! The browser benchmark's entry point (`www/bench.html`): the same measurement as
+//! `flowmatch bench` (`crate::bench`), returned as the same JSON object.
+#![cfg(target_arch = "wasm32")]
+
+use crate::bench::{run, BenchConfig, BenchOptions};
+use crate::gpu::GpuContext;
+use wasm_bindgen::prelude::*;
+
+/// Runs benchmark `config` ("S", "M" or "L") for `steps` timed training steps (0: sized
+/// automatically to about two seconds) and `particles` particles (0: the default for the
+/// adapter); resolves to one JSON object as a string.
+#[wasm_bindgen(js_name = runBench)]
+pub async fn run_bench(config: String, steps: u32, particles: u32) -> Result<String, JsError> {
+    let config = BenchConfig::parse(&config).ok_or_else(|| JsError::new(&format!("unknown config '{config}': expected S, M or L")))?;
+    let ctx = GpuContext::new().await.map_err(|e| JsError::new(&format!("{e}. Please ensure that your browser supports WebGPU.")))?;
+    let options = BenchOptions {
+        steps: (steps > 0).then_some(steps),
+        particles: (particles > 0).then_some(particles),
+        ..BenchOptions::default()
+    };
+    let report = run(&ctx, config, &options).await.map_err(|e| JsError::new(&e.to_string()))?;
+    Ok(report.to_json("wgpu"))
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end tests of the demo page in headless Chromium (see tests/e2e/test_page.py).
+# Builds the wasm package when pkg/ is missing or older than the sources, serves the repository
+# root on a free 127.0.0.1 port for the duration of the run, and stops the server on exit.
+#   tests/e2e/run.sh                 all tests
+#   tests/e2e/run.sh webgpu hash     some of them (webgpu | cpu | hash)
+# Screenshots go to artifacts/. Needs python3, /usr/bin/chromium, /usr/bin/chromedriver
+# (scripts/setup.sh installs them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+wasm=pkg/flowmatch_bg.wasm
+if [ ! -f "$wasm" ] || [ ! -f pkg/flowmatch.js ] || [ -n "$(find src shaders Cargo.toml Cargo.lock -newer "$wasm" -print -quit 2>/dev/null)" ]; then
+  echo "[e2e] building the wasm package (scripts/build-wasm.sh)" >&2
+  scripts/build-wasm.sh
+fi
+for bin in /usr/bin/chromium /usr/bin/chromedriver; do
+  [ -x "${CHROMIUM:-}" ] || [ -x "$bin" ] || { echo "[e2e] missing $bin: run scripts/setup.sh" >&2; exit 1; }
+done
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/index.html', timeout=1)" 2>/dev/null && break
+  sleep 0.1
+done
+
+mkdir -p artifacts
+FLOWMATCH_E2E_URL="http://127.0.0.1:$port/" python3 tests/e2e/test_page.py "$@"

@@ -1,0 +1,235 @@
+"""End-to-end tests of the demo page (index.html) in headless Chromium, driven over WebDriver.
+
+1. WebGPU (--enable-unsafe-webgpu, SwiftShader here): the page trains a few hundred steps, the loss
+   goes down, and the canvas' pixels show the particles on the two moons and not in the gap
+   between them. Screenshot: artifacts/e2e-webgpu.png.
+2. No WebGPU (no flag: no adapter): the notice is shown and training advances on the CPU backend;
+   changing the solver keeps the run, changing the width restarts it; Reset with the same seed
+   replays the same losses. Screenshot: artifacts/e2e-cpu.png.
+3. URL hash: a hash with every field set round-trips (address bar, controls, App.query()); a hash
+   with invalid values names each bad field, keeps its default and applies the rest.
+
+Run by tests/e2e/run.sh, which builds the wasm package and serves the repository root; the page's
+URL comes in FLOWMATCH_E2E_URL. `python3 tests/e2e/test_page.py [webgpu|cpu|hash ...]` runs some.
+"""
+
+import math
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webdriver import Driver, decode_png  # noqa: E402
+
+URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
+ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(os.path.dirname(__file__), "..", "..", "artifacts"))
+# Steps before the loss check, and before the pixel check (SwiftShader trains ~20-25 steps/s with
+# the page's software-adapter defaults; moons are recognisable after ~1000 steps).
+LOSS_STEPS = int(os.environ.get("FLOWMATCH_E2E_STEPS", "300"))
+PIXEL_STEPS = int(os.environ.get("FLOWMATCH_E2E_PIXEL_STEPS", "1200"))
+STATE = "return window.flowmatch"
+
+
+def log(*a):
+    print("  ", *a, flush=True)
+
+
+def save(name, png):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name)
+    with open(path, "wb") as f:
+        f.write(png)
+    log(f"screenshot: {os.path.normpath(path)}")
+
+
+def wait_ready(d, timeout=90):
+    d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", timeout, "the page to start")
+    s = d.js("const s = window.flowmatch; return {ready: s.ready, error: s.error, backend: s.backend, adapter: s.adapter, present: s.present}")
+    assert s["ready"] and not s["error"], f"page failed to start: {s}"
+    return s
+
+
+# ---- moons geometry (shared/spec/datasets.md): arcs of radius 2, noise 0.1 ------------------------
+
+def moon_distance(x, y):
+    """Distance from (x, y) to the nearer of the two noise-free moon arcs."""
+    def arc(cx, cy, upper):
+        inside = (y >= cy) if upper else (y <= cy)
+        if inside:
+            return abs(math.hypot(x - cx, y - cy) - 2.0)
+        ends = [(cx + 2, cy), (cx - 2, cy)]
+        return min(math.hypot(x - ex, y - ey) for ex, ey in ends)
+    return min(arc(-1.0, -0.5, True), arc(1.0, 0.5, False))
+
+
+def particle_pixels(png, rect, extent):
+    """World coordinates of the canvas pixels that show a particle (saturated colour; the target
+    samples are grey, the background near-black)."""
+    w, h, ch, px = decode_png(png)
+    left, top, cw, chh = (int(round(rect[k])) for k in ("left", "top", "width", "height"))
+    unit = 2.0 * extent / min(cw, chh)
+    cx, cy = left + cw / 2.0, top + chh / 2.0
+    out = []
+    for yy in range(max(top, 0), min(top + chh, h)):
+        row = yy * w * ch
+        for xx in range(max(left, 0), min(left + cw, w)):
+            i = row + xx * ch
+            r, g, b = px[i], px[i + 1], px[i + 2]
+            hi, lo = max(r, g, b), min(r, g, b)
+            if hi > 90 and hi - lo > 60:
+                out.append(((xx + 0.5 - cx) * unit, (cy - yy - 0.5) * unit))
+    return out
+
+
+def test_webgpu():
+    with Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?case=webgpu#dataset=moons")
+        s = wait_ready(d)
+        log(f"backend {s['backend']} ({s['adapter']}), presented via {s['present']}")
+        assert s["backend"] == "webgpu", f"expected the WebGPU backend with --enable-unsafe-webgpu, got {s}"
+        t0 = time.time()
+        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {LOSS_STEPS};", 120, f"{LOSS_STEPS} training steps")
+        s = d.js(STATE + ".app.state()")
+        assert not s["error"], s["error"]
+        log(f"{s['stepsRead']} steps read in {time.time() - t0:.1f}s ({s['stepsPerSec']:.1f} steps/s); "
+            f"loss {s['lossStart']:.3f} -> {s['lossRecent']:.3f}")
+        assert math.isfinite(s["lossStart"]) and math.isfinite(s["lossRecent"]), s
+        assert s["lossRecent"] < 0.85 * s["lossStart"], f"loss did not go down: {s['lossStart']} -> {s['lossRecent']}"
+        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {PIXEL_STEPS};", 300, f"{PIXEL_STEPS} training steps")
+        s = d.js(STATE + ".app.state()")
+        assert not s["error"], s["error"]
+        log(f"{s['stepsRead']} steps after {time.time() - t0:.1f}s; loss {s['lossRecent']:.3f}")
+
+        # Freeze the model, show t = 1 with the newest weights, then read the canvas.
+        d.js("const a = window.flowmatch.app; a.pause(); a.set_time(1); a.set_layer('trails', false); a.set_layer('arrows', false);")
+        d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep === s.step;", 30, "the flow to be integrated with the final weights")
+        time.sleep(1.5)
+        png = d.screenshot()
+        save("e2e-webgpu.png", png)
+        rect = d.js("const r = document.getElementById('flow').getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}")
+        pts = particle_pixels(png, rect, s["extent"])
+        assert len(pts) > 500, f"too few particle pixels on the canvas ({len(pts)}): is anything drawn?"
+        # Fractions of particle pixels: on the moons (within 0.45 of an arc), far from both (> 0.7),
+        # and in the gap around the origin (r < 0.5). N(0, I) pushed through an untrained model
+        # gives about 0.56 / 0.19 / 0.12; a trained one about 0.8 / 0.07 / 0.04.
+        near = sum(1 for p in pts if moon_distance(*p) < 0.45) / len(pts)
+        far = sum(1 for p in pts if moon_distance(*p) > 0.7) / len(pts)
+        gap = sum(1 for x, y in pts if math.hypot(x, y) < 0.5) / len(pts)
+        log(f"{len(pts)} particle pixels: {near:.0%} on the moons, {far:.0%} far from them, {gap:.1%} in the central gap")
+        assert near > 0.72, f"only {near:.0%} of particle pixels lie on the moons"
+        assert far < 0.12, f"{far:.0%} of particle pixels are far from both moons"
+        assert gap < 0.07, f"{gap:.1%} of particle pixels sit in the gap between the moons"
+
+
+def test_cpu_fallback():
+    with Driver([]) as d:
+        d.get(URL + "?case=cpu#dataset=moons")
+        s = wait_ready(d)
+        assert s["backend"] == "cpu", f"expected the CPU fallback without WebGPU, got {s}"
+        notice = d.js("const n = document.getElementById('notice'); return !n.hidden && n.getBoundingClientRect().height > 0 ? n.textContent : null")
+        assert notice and "WebGPU" in notice, f"no visible notice about WebGPU: {notice!r}"
+        log(f"notice: {notice[:90]}...")
+        d.wait_for("return window.flowmatch.step >= 200", 60, "200 CPU training steps")
+        s1 = d.js(STATE + ".step")
+        time.sleep(2)
+        s2 = d.js(STATE + ".app.state()")
+        assert s2["step"] > s1, f"CPU training does not advance ({s1} -> {s2['step']})"
+        assert math.isfinite(s2["loss"]), s2
+        log(f"CPU training advances: step {s1} -> {s2['step']}, {s2['stepsPerSec']:.0f} steps/s, loss {s2['lossRecent']:.3f}")
+
+        # Through the controls: a solver change applies without retraining; a model change restarts.
+        change = "const e = document.getElementById('f-' + arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change'));"
+        before = d.js(STATE + ".app.state().step")
+        d.js(change, "solver", "rk4")
+        after = d.js(STATE + ".app.state().step")
+        assert after >= before, f"changing the solver restarted training ({before} -> {after})"
+        assert d.js("return window.flowmatch.app.get('solver')") == "rk4"
+        d.js(change, "width", "16")
+        restarted = d.js(STATE + ".app.state().step")
+        assert restarted < after, f"changing the width did not restart training ({after} -> {restarted})"
+        assert "width=16" in d.js("return location.hash"), "the hash does not follow the controls"
+
+        # Reset with the same seed replays the same run.
+        runs = []
+        for _ in range(2):
+            runs.append(d.js("const a = window.flowmatch.app; a.pause(); a.reset(); for (let i = 0; i < 5; i++) a.step_once(); return Array.from(a.losses());"))
+        assert len(runs[0]) == 10 and runs[0] == runs[1], f"reset did not replay the run: {runs}"
+        log(f"reset replays the same 5 losses: {[round(x, 4) for x in runs[0][1::2]]}")
+        d.js("window.flowmatch.app.play()")
+        time.sleep(1)
+        save("e2e-cpu.png", d.screenshot())
+
+
+HASH_VALUES = {
+    "dataset": "8gaussians", "source": "gaussian", "width": "24", "depth": "2", "activation": "tanh",
+    "lr": "0.005", "batch": "64", "steps": "1234", "seed": "7", "sigma_min": "0.01", "path": "cosine",
+    "coupling": "independent", "weight_decay": "0.001", "solver": "midpoint", "nfe": "16",
+    "samples": "500", "particles": "800",
+}
+
+
+def test_hash():
+    with Driver([]) as d:
+        d.get(URL + "?case=defaults")
+        wait_ready(d)
+        defaults = d.js("return window.flowmatch.app.query()")
+        pairs = [kv.split("=", 1) for kv in defaults.split("&")]
+        missing = [k for k, _ in pairs if k not in HASH_VALUES]
+        if missing:
+            log(f"note: fields without a test value keep their defaults in the round trip: {missing}")
+        full = "&".join(f"{k}={HASH_VALUES.get(k, v)}" for k, v in pairs)
+
+        d.get(URL + "?case=roundtrip#" + full)
+        wait_ready(d)
+        got = d.js("return {hash: location.hash, query: window.flowmatch.app.query(), errors: window.flowmatch.hashErrors,"
+                   " controls: Object.fromEntries([...document.querySelectorAll('[data-field]')].map(e => [e.dataset.field, e.value]))}")
+        assert got["errors"] == [], f"a valid hash was rejected: {got['errors']}"
+        assert got["hash"] == "#" + full, f"hash did not round-trip:\n  sent {full}\n  got  {got['hash'][1:]}"
+        assert got["query"] == full, got["query"]
+        for k, v in pairs:
+            want = HASH_VALUES.get(k, v)
+            assert got["controls"].get(k) == want, f"control for {k} shows {got['controls'].get(k)!r}, hash says {want!r}"
+        log(f"hash with all {len(pairs)} fields round-trips (address bar, controls, App.query)")
+
+        d.get(URL + "?case=invalid#width=abc&depth=3&solver=rk5&lr=0.02")
+        wait_ready(d)
+        got = d.js("""const a = window.flowmatch.app, box = document.getElementById('hash-errors');
+            return {errors: window.flowmatch.hashErrors, box: box.hidden ? null : box.textContent,
+                    widthError: document.getElementById('err-width').hidden ? null : document.getElementById('err-width').textContent,
+                    widthInvalid: document.getElementById('f-width').getAttribute('aria-invalid'),
+                    width: a.get('width'), depth: a.get('depth'), lr: a.get('lr'), solver: a.get('solver'), hash: location.hash}""")
+        fields = sorted(e["field"] for e in got["errors"])
+        assert fields == ["solver", "width"], f"expected errors for width and solver, got {got['errors']}"
+        assert got["box"] and "width" in got["box"] and "solver" in got["box"], f"the page does not name the bad fields: {got['box']!r}"
+        assert got["widthError"] and "abc" in got["widthError"] and got["widthInvalid"] == "true", got
+        assert (got["depth"], got["lr"]) == ("3", "0.02"), f"valid fields were not kept: {got}"
+        assert got["width"] == "32" and got["solver"] == "euler", f"bad fields did not fall back to defaults: {got}"
+        assert "depth=3" in got["hash"] and "width=32" in got["hash"], got["hash"]
+        log(f"invalid hash: {' | '.join(e['message'] for e in got['errors'])}")
+
+
+TESTS = {"webgpu": test_webgpu, "cpu": test_cpu_fallback, "hash": test_hash}
+
+
+def main(names):
+    failed = []
+    for name in names or list(TESTS):
+        print(f"e2e {name}", flush=True)
+        t0 = time.time()
+        try:
+            TESTS[name]()
+            print(f"e2e {name}: ok ({time.time() - t0:.0f}s)", flush=True)
+        except Exception:
+            traceback.print_exc()
+            print(f"e2e {name}: FAILED", flush=True)
+            failed.append(name)
+    if failed:
+        print(f"e2e failed: {', '.join(failed)}")
+        return 1
+    print("e2e: all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
