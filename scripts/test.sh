@@ -13,7 +13,7 @@ chmod 700 "$XDG_RUNTIME_DIR"
 mkdir -p artifacts
 
 echo "== native tests (cargo test --release) =="
-cargo test --release
+cargo test --release --no-fail-fast
 
 echo "== kernel tests in headless Chromium (wasm-pack test) =="
 WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver \

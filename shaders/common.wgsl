@@ -119,6 +119,15 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg_size: u32) -> u32 {
     return gid.x + gid.y * nwg.x * wg_size;
 }
 
+// The network's layer table for kernels that run the whole MLP per invocation (ode_step.wgsl,
+// density.wgsl): per layer (in_dim, out_dim, w_offset, b_offset) (src/gpu/uniforms.rs: ModelDesc).
+const MAX_LAYERS: u32 = 9u;
+
+struct ModelDesc {
+    n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,
+    layers: array<vec4<u32>, MAX_LAYERS>,
+}
+
 // Per-step scalars of one training step (src/gpu/uniforms.rs: StepParams). The trainer writes one
 // 256-byte slot per queued step and binds it with a dynamic offset, so many steps fit in one
 // submit without any CPU work between them.

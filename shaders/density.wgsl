@@ -12,16 +12,10 @@
 //           4 log_p: array<f32> (read_write, one per point).
 // Dispatched by src/gpu/density.rs, one invocation per point.
 
-const MAX_LAYERS: u32 = 9u;
 const LOG_2PI: f32 = 1.8378770664093453;
 
 struct DensityParams {
     n: u32, steps: u32, solver: u32, _pad: u32,
-}
-
-struct ModelDesc {
-    n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,
-    layers: array<vec4<u32>, MAX_LAYERS>,
 }
 
 @group(0) @binding(0) var<uniform> dp: DensityParams;

@@ -18,16 +18,9 @@
 //           6 source: array<vec2<f32>> (source points; a 1-element dummy for N(0, I)).
 // Dispatched by src/gpu/sampler.rs, one invocation per particle.
 
-const MAX_LAYERS: u32 = 9u;
-
 struct OdeParams {
     n: u32, solver: u32, record: u32, step_index: u32,
     t: f32, h: f32, seed: u32, n_source: u32,
-}
-
-struct ModelDesc {
-    n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,
-    layers: array<vec4<u32>, MAX_LAYERS>,
 }
 
 @group(0) @binding(0) var<uniform> op: OdeParams;

@@ -39,6 +39,38 @@ pub fn path_coefficients(path: Path, t: f32, sigma_min: f32) -> [f32; 4] {
     }
 }
 
+/// Sample `i`'s source point x0 at `step`: N(0, I) by Box–Muller, or a point of `source`.
+pub fn draw_x0(seed: u32, step: u32, i: u32, source: &[[f32; 2]]) -> [f32; 2] {
+    if source.is_empty() {
+        box_muller(unit(hash4(seed, step, i, stream::X0_A)), unit(hash4(seed, step, i, stream::X0_B)))
+    } else {
+        source[(hash4(seed, step, i, stream::X0_A) % source.len() as u32) as usize]
+    }
+}
+
+/// Sample `i`'s target point x1 at `step`.
+pub fn draw_x1(seed: u32, step: u32, i: u32, data: &[[f32; 2]]) -> [f32; 2] {
+    data[(hash4(seed, step, i, stream::TARGET_INDEX) % data.len() as u32) as usize]
+}
+
+/// Sample `i`'s time t at `step`.
+pub fn draw_t(seed: u32, step: u32, i: u32) -> f32 {
+    unit(hash4(seed, step, i, stream::T))
+}
+
+/// Writes sample `i`'s network input `(x_t, t)` and regression target `u` for the pair (x0, x1).
+#[allow(clippy::too_many_arguments)]
+pub fn write_sample(acts: &mut [f32], layout: &ActivationLayout, i: u32, x0: [f32; 2], x1: [f32; 2], t: f32, sigma_min: f32, path: Path) {
+    let [a, b, da, db] = path_coefficients(path, t, sigma_min);
+    let k = (layout.input + 3 * i) as usize;
+    acts[k] = a * x1[0] + b * x0[0];
+    acts[k + 1] = a * x1[1] + b * x0[1];
+    acts[k + 2] = t;
+    let k = (layout.target + 2 * i) as usize;
+    acts[k] = da * x1[0] + db * x0[0];
+    acts[k + 1] = da * x1[1] + db * x0[1];
+}
+
 /// Fills the batch input and target regions of `acts`.
 pub fn build_batch(
     acts: &mut [f32],
@@ -50,23 +82,9 @@ pub fn build_batch(
     path: Path,
     source: &[[f32; 2]],
 ) {
-    let n = data.len() as u32;
     for i in 0..layout.batch {
-        let x0 = if source.is_empty() {
-            box_muller(unit(hash4(seed, step, i, stream::X0_A)), unit(hash4(seed, step, i, stream::X0_B)))
-        } else {
-            source[(hash4(seed, step, i, stream::X0_A) % source.len() as u32) as usize]
-        };
-        let t = unit(hash4(seed, step, i, stream::T));
-        let x1 = data[(hash4(seed, step, i, stream::TARGET_INDEX) % n) as usize];
-        let [a, b, da, db] = path_coefficients(path, t, sigma_min);
-        let k = (layout.input + 3 * i) as usize;
-        acts[k] = a * x1[0] + b * x0[0];
-        acts[k + 1] = a * x1[1] + b * x0[1];
-        acts[k + 2] = t;
-        let k = (layout.target + 2 * i) as usize;
-        acts[k] = da * x1[0] + db * x0[0];
-        acts[k + 1] = da * x1[1] + db * x0[1];
+        let (x0, x1, t) = (draw_x0(seed, step, i, source), draw_x1(seed, step, i, data), draw_t(seed, step, i));
+        write_sample(acts, layout, i, x0, x1, t, sigma_min, path);
     }
 }
 

@@ -5,10 +5,10 @@
 //! ε = `OT_EPS`·mean cost, `OT_ITERS` log-domain Sinkhorn iterations, uniform marginals).
 //! Pairing noise with nearby data straightens the learned flow, so few solver steps suffice.
 
-use super::batch::path_coefficients;
+use super::batch::{draw_t, draw_x0, draw_x1, write_sample};
 use crate::config::Path;
 use crate::model::ActivationLayout;
-use crate::rng::{box_muller, hash4, stream, unit};
+use crate::rng::{hash4, unit};
 
 pub const OT_EPS: f32 = 0.05;
 pub const OT_ITERS: u32 = 100;
@@ -35,17 +35,9 @@ pub fn build_batch_ot(
     source: &[[f32; 2]],
 ) -> Coupling {
     let n = layout.batch as usize;
-    let x0: Vec<[f32; 2]> = (0..n as u32)
-        .map(|i| {
-            if source.is_empty() {
-                box_muller(unit(hash4(seed, step, i, stream::X0_A)), unit(hash4(seed, step, i, stream::X0_B)))
-            } else {
-                source[(hash4(seed, step, i, stream::X0_A) % source.len() as u32) as usize]
-            }
-        })
-        .collect();
-    let x1: Vec<[f32; 2]> = (0..n as u32).map(|i| data[(hash4(seed, step, i, stream::TARGET_INDEX) % data.len() as u32) as usize]).collect();
-    let t: Vec<f32> = (0..n as u32).map(|i| unit(hash4(seed, step, i, stream::T))).collect();
+    let x0: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x0(seed, step, i, source)).collect();
+    let x1: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x1(seed, step, i, data)).collect();
+    let t: Vec<f32> = (0..n as u32).map(|i| draw_t(seed, step, i)).collect();
     let cost = |i: usize, j: usize| {
         let (dx, dy) = (x0[i][0] - x1[j][0], x0[i][1] - x1[j][1]);
         dx * dx + dy * dy
@@ -88,15 +80,7 @@ pub fn build_batch_ot(
             }
         }
         partner.push(pick as u32);
-        let [a, b, da, db] = path_coefficients(path, t[i], sigma_min);
-        let (p0, p1) = (x0[i], x1[pick]);
-        let k = (layout.input + 3 * i as u32) as usize;
-        acts[k] = a * p1[0] + b * p0[0];
-        acts[k + 1] = a * p1[1] + b * p0[1];
-        acts[k + 2] = t[i];
-        let k = (layout.target + 2 * i as u32) as usize;
-        acts[k] = da * p1[0] + db * p0[0];
-        acts[k + 1] = da * p1[1] + db * p0[1];
+        write_sample(acts, layout, i as u32, x0[i], x1[pick], t[i], sigma_min, path);
     }
     Coupling { f, g, partner }
 }
