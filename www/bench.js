@@ -12,6 +12,7 @@ const config = (q.get('config') || 'S').toUpperCase();
 const steps = Number(q.get('steps') || 0);
 const particles = Number(q.get('particles') || 0);
 const baseline = q.get('baseline') || '';
+const kernels = q.get('kernels') || ''; // software | tiled | '' (the adapter's choice)
 const progress = (s) => { document.getElementById('progress').textContent = s; };
 
 function loadScript(src) {
@@ -110,7 +111,7 @@ async function main() {
   if (!CONFIGS[config]) throw new Error(`unknown config '${config}': expected S, M or L`);
   await init();
   progress(`wgpu ${config}…`);
-  const wgpu = JSON.parse(await runBench(config, steps, particles));
+  const wgpu = JSON.parse(await runBench(config, steps, particles, kernels));
   let result = wgpu;
   if (baseline === 'tfjs') {
     progress(`TensorFlow.js ${config}…`);

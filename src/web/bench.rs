@@ -8,14 +8,20 @@ use wasm_bindgen::prelude::*;
 
 /// Runs benchmark `config` ("S", "M" or "L") for `steps` timed training steps (0: sized
 /// automatically to about two seconds) and `particles` particles (0: the default for the
-/// adapter); resolves to one JSON object as a string.
+/// adapter), with kernel variant `kernels` ("software", "tiled", or "" for the adapter's choice);
+/// resolves to one JSON object as a string.
 #[wasm_bindgen(js_name = runBench)]
-pub async fn run_bench(config: String, steps: u32, particles: u32) -> Result<String, JsError> {
+pub async fn run_bench(config: String, steps: u32, particles: u32, kernels: String) -> Result<String, JsError> {
     let config = BenchConfig::parse(&config).ok_or_else(|| JsError::new(&format!("unknown config '{config}': expected S, M or L")))?;
+    let variant = match kernels.as_str() {
+        "" => None,
+        k => Some(crate::gpu::KernelVariant::parse(k).ok_or_else(|| JsError::new(&format!("unknown kernels '{k}': expected software or tiled")))?),
+    };
     let ctx = GpuContext::new().await.map_err(|e| JsError::new(&format!("{e}. Please ensure that your browser supports WebGPU.")))?;
     let options = BenchOptions {
         steps: (steps > 0).then_some(steps),
         particles: (particles > 0).then_some(particles),
+        variant,
         ..BenchOptions::default()
     };
     let report = run(&ctx, config, &options).await.map_err(|e| JsError::new(&e.to_string()))?;
