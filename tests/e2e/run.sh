@@ -2,8 +2,9 @@
 # End-to-end tests of the demo page in headless Chromium (see tests/e2e/test_page.py).
 # Builds the wasm package when pkg/ is missing or older than the sources, serves the repository
 # root on a free 127.0.0.1 port for the duration of the run, and stops the server on exit.
-#   tests/e2e/run.sh                 all tests
-#   tests/e2e/run.sh webgpu hash     some of them (webgpu | cpu | hash)
+#   tests/e2e/run.sh                      every tests/e2e/test_*.py file, each with all its tests
+#   tests/e2e/run.sh webgpu hash          some tests of test_page.py (webgpu | cpu | hash)
+#   tests/e2e/run.sh test_other.py a b    one file, optionally some of its tests
 # Screenshots go to artifacts/. Needs python3, /usr/bin/chromium, /usr/bin/chromedriver
 # (scripts/setup.sh installs them).
 set -euo pipefail
@@ -29,4 +30,18 @@ for _ in $(seq 50); do
 done
 
 mkdir -p artifacts
-FLOWMATCH_E2E_URL="http://127.0.0.1:$port/" python3 tests/e2e/test_page.py "$@"
+export FLOWMATCH_E2E_URL="http://127.0.0.1:$port/"
+if [ $# -gt 0 ] && [[ "$1" == *.py ]]; then
+  file="tests/e2e/$(basename "$1")"
+  shift
+  python3 "$file" "$@"
+elif [ $# -gt 0 ]; then
+  python3 tests/e2e/test_page.py "$@"
+else
+  failed=0
+  for file in tests/e2e/test_*.py; do
+    echo "[e2e] $file" >&2
+    python3 "$file" || failed=1
+  done
+  exit "$failed"
+fi
