@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum GpuError {
     #[error("no WebGPU/Vulkan/Metal/DX12 adapter is available: {0}")]
     NoAdapter(String),

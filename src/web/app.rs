@@ -11,7 +11,7 @@ use super::gpu_view::GpuView;
 use super::pacing::{page_config, FlowClock, LossHistory, Pacing};
 use crate::config::{Config, ConfigError};
 use crate::gpu::trainer::{TrainStatus, LOSS_RING};
-use crate::gpu::{GpuContext, GpuError};
+use crate::gpu::GpuError;
 use crate::render::{Layers, Viewport, DEFAULT_EXTENT};
 use js_sys::{Array, Object, Reflect};
 use std::cell::RefCell;
@@ -58,6 +58,8 @@ struct Inner {
     adapter: String,
     software: bool,
     frames: u64,
+    /// Generation of the shared device this instance runs on (`device::shared_context`).
+    device_gen: Option<u64>,
 }
 
 /// The live demo: trainer + flow + renderer behind a small API for `www/app.js`.
@@ -99,13 +101,15 @@ impl App {
     /// software adapters (see `gpu_view::Present`), surface elsewhere.
     pub async fn create(canvas: web_sys::HtmlCanvasElement, hash: String, force_cpu: bool, present: String) -> Result<App, JsError> {
         let (w, h) = (canvas.width().max(1), canvas.height().max(1));
+        let mut device_gen = None;
         let gpu = if force_cpu {
             Err(GpuError::NoAdapter("the CPU backend was requested (cpu=1)".into()))
         } else {
-            GpuContext::new().await
+            super::device::shared_context().await
         };
         let (backend, config, hash_errors, notice, adapter, software, error) = match gpu {
-            Ok(ctx) => {
+            Ok((ctx, gen)) => {
+                device_gen = Some(gen);
                 let software = ctx.adapter.is_software();
                 let mut config = page_config(software);
                 let errors = config.apply_query(&hash);
@@ -170,6 +174,7 @@ impl App {
             adapter,
             software,
             frames: 0,
+            device_gen,
         };
         Ok(App { inner: Rc::new(RefCell::new(inner)) })
     }
@@ -386,6 +391,8 @@ impl App {
         set(&o, "odeSteps", steps_shown);
         set(&o, "extent", DEFAULT_EXTENT);
         set(&o, "frames", s.frames as f64);
+        set(&o, "deviceGeneration", s.device_gen.map(|g| g as f64).unwrap_or(f64::NAN));
+        set(&o, "devicesOpened", super::device::devices_opened() as f64);
         set(&o, "error", s.error.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
         set(&o, "notice", s.notice.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
         o
