@@ -20,6 +20,7 @@
 //! nothing per step.
 
 use crate::config::{Dataset, Solver};
+use crate::gpu::profile::KernelProfile;
 use crate::gpu::{GpuContext, GpuError, GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
 use crate::model::ModelShape;
 use crate::targets::{sample_dataset, DATASET_POINTS};
@@ -91,11 +92,13 @@ pub struct BenchOptions {
     pub target_seconds: f64,
     /// Kernel variant override (else the adapter's choice, `FLOWMATCH_KERNELS` included).
     pub variant: Option<KernelVariant>,
+    /// Also time every kernel over this many steps with GPU timestamps (`gpu::profile`).
+    pub profile_steps: Option<u32>,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None }
+        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None }
     }
 }
 
@@ -126,6 +129,8 @@ pub struct BenchReport {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+    /// Per-kernel times when asked for (`Err`: why the adapter could not time them).
+    pub profile: Option<Result<KernelProfile, String>>,
 }
 
 /// Seconds since an arbitrary origin (monotonic).
@@ -179,6 +184,10 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
         return Err(GpuError::Readback(format!("training diverged at step {bad} during the benchmark")));
     }
     let final_loss = status.losses.last().map(|l| l.1).unwrap_or(f32::NAN);
+    let profile = match opts.profile_steps {
+        Some(n) => Some(crate::gpu::profile::profile(&mut trainer, n).await.map_err(|e| e.to_string())),
+        None => None,
+    };
 
     let shape: ModelShape = spec.shape;
     let macs = shape.macs_per_sample() as f64;
@@ -232,6 +241,7 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
         backend: ctx.adapter.backend.clone(),
         device_type: ctx.adapter.device_type.clone(),
         driver: ctx.adapter.driver.clone(),
+        profile,
     })
 }
 
@@ -272,7 +282,24 @@ impl BenchReport {
             ("device_type", s(&self.device_type)),
             ("driver", s(&self.driver)),
         ];
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let mut body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        match &self.profile {
+            Some(Ok(p)) => {
+                let matmul_ms = p.matmul_ns() / 1e6;
+                body.push(format!("\"profile_steps\":{}", p.steps));
+                body.push(format!("\"gpu_step_ms\":{}", n(p.step_ns() / 1e6)));
+                body.push(format!("\"matmul_ms_per_step\":{}", n(matmul_ms)));
+                body.push(format!("\"matmul_gflops\":{}", n(self.flop_per_step / (matmul_ms / 1e3) / 1e9)));
+                let kernels: Vec<String> = p
+                    .kernels
+                    .iter()
+                    .map(|(name, _, ns)| format!("{}:{}", s(name), n(ns / p.steps.max(1) as f64 / 1e3)))
+                    .collect();
+                body.push(format!("\"kernel_us_per_step\":{{{}}}", kernels.join(",")));
+            }
+            Some(Err(e)) => body.push(format!("\"profile_error\":{}", s(e))),
+            None => {}
+        }
         format!("{{{}}}", body.join(","))
     }
 }

@@ -26,7 +26,7 @@ pub fn usage() -> String {
          \x20                [--seed S] [--solver euler|midpoint|rk4] [--nfe K] [--samples M] [--out FILE.csv]\n\
          \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
          \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv]\n\
-         \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled]\n\
+         \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps, writes them as CSV (header x,y) and prints one JSON line of results.\n\
@@ -34,7 +34,9 @@ pub fn usage() -> String {
          log p(x) of N held-out target samples (mean NLL) and of a GxG grid over [-5,5]^2 (its mass, and\n\
          the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration. Gaussian source only.\n\
          bench: times training (steps/s; GFLOP/s from 6*batch*sum(in*out) FLOP per step) and Euler sampling\n\
-         of P particles for the fixed configs S (64x3, batch 256), M (256x4, 1024), L (512x4, 4096).\n\n\
+         of P particles for the fixed configs S (64x3, batch 256), M (256x4, 1024), L (512x4, 4096).\n\
+         --profile N also times every kernel over N steps with GPU timestamps (matmul GFLOP/s; needs an\n\
+         adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU).\n\n\
          Datasets: {datasets}\n\
          Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr}, seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
@@ -115,13 +117,14 @@ fn parse_bench(args: &[String]) -> Result<Command, CliError> {
             "steps" => options.steps = Some(int_flag("steps", &value, 1, 1_000_000)?),
             "particles" => options.particles = Some(int_flag("particles", &value, 1, 1 << 24)?),
             "ode-steps" => options.ode_steps = Some(int_flag("ode-steps", &value, 1, 100_000)?),
+            "profile" => options.profile_steps = Some(int_flag("profile", &value, 1, 100_000)?),
             "kernels" => {
                 options.variant = Some(crate::gpu::KernelVariant::parse(&value).ok_or_else(|| invalid("kernels", &value, "software or tiled"))?)
             }
             other => {
                 return Err(CliError::Config(ConfigError::Unknown {
                     field: format!("--{other}"),
-                    known: "--config, --steps, --particles, --ode-steps, --kernels".into(),
+                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile".into(),
                 }))
             }
         }
@@ -273,6 +276,10 @@ mod tests {
         assert_eq!(configs, vec![BenchConfig::S, BenchConfig::L]);
         assert_eq!(options.steps, Some(10));
         assert_eq!(options.variant, Some(crate::gpu::KernelVariant::Tiled));
+        assert_eq!(options.profile_steps, None);
+        let Command::Bench { options, .. } = parse(&args("bench --profile 20")).unwrap() else { panic!() };
+        assert_eq!(options.profile_steps, Some(20));
+        assert!(parse(&args("bench --profile 0")).unwrap_err().to_string().contains("profile"));
         let Command::Bench { configs, .. } = parse(&args("bench")).unwrap() else { panic!() };
         assert_eq!(configs.len(), 3);
     }

@@ -190,7 +190,11 @@ mod native {
 
     /// `flowmatch bench`: one JSON line per configuration (see `flowmatch::bench`).
     async fn bench(configs: Vec<flowmatch::bench::BenchConfig>, options: flowmatch::bench::BenchOptions) -> Result<(), Failure> {
-        let ctx = GpuContext::new().await.map_err(gpu_failure)?;
+        let ctx = match options.profile_steps {
+            Some(_) => GpuContext::with_features(flowmatch::gpu::profile::features()).await,
+            None => GpuContext::new().await,
+        }
+        .map_err(gpu_failure)?;
         eprintln!("adapter: {}", ctx.adapter);
         for config in configs {
             let report = flowmatch::bench::run(&ctx, config, &options).await.map_err(gpu_failure)?;

@@ -48,12 +48,20 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Optional features the device was opened with (none unless asked for).
+    pub features: wgpu::Features,
 }
 
 impl GpuContext {
     /// Finds an adapter and opens a device with WebGPU's default limits, raised to the adapter's
     /// where bigger buffers help (storage binding and buffer size).
     pub async fn new() -> Result<Self, GpuError> {
+        Self::with_features(wgpu::Features::empty()).await
+    }
+
+    /// Like [`GpuContext::new`], also enabling those of `wanted` that the adapter supports (e.g.
+    /// timestamp queries for `flowmatch bench --profile`); check `features` for what was granted.
+    pub async fn with_features(wanted: wgpu::Features) -> Result<Self, GpuError> {
         #[cfg(target_arch = "wasm32")]
         if !browser_has_webgpu() {
             return Err(GpuError::NoAdapter(
@@ -70,6 +78,7 @@ impl GpuContext {
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let available = adapter.limits();
+        let features = wanted & adapter.features();
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: available.max_storage_buffer_binding_size,
             max_buffer_size: available.max_buffer_size,
@@ -79,6 +88,7 @@ impl GpuContext {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("flowmatch"),
                 required_limits: limits.clone(),
+                required_features: features,
                 ..Default::default()
             })
             .await
@@ -96,7 +106,7 @@ impl GpuContext {
             .to_string(),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         };
-        Ok(GpuContext { device, queue, adapter, limits })
+        Ok(GpuContext { device, queue, adapter, limits, features })
     }
 
     /// Blocks until submitted work is done (native only; a no-op on the web).

@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod density;
+pub mod profile;
 pub mod quality;
 pub mod readback;
 pub mod sampler;

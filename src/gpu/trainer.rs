@@ -460,16 +460,24 @@ impl GpuTrainer {
 
     /// Queues `n` training steps (in submits of at most `MAX_STEPS_PER_SUBMIT`). Returns at once.
     pub fn train(&mut self, n: u32) {
+        self.train_marked(n, MAX_STEPS_PER_SUBMIT, &mut |_, _| {});
+    }
+
+    /// `train` with a hook called at the start of each submit's pass (label `"begin"`) and after
+    /// every dispatch with the kernel's name, at most `per_submit` steps per submit: the
+    /// profiler (`gpu::profile`) writes timestamps there. Training itself passes a no-op.
+    pub(crate) fn train_marked(&mut self, n: u32, per_submit: u32, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let mut left = n;
         while left > 0 {
-            let k = left.min(MAX_STEPS_PER_SUBMIT);
+            let k = left.min(per_submit.clamp(1, MAX_STEPS_PER_SUBMIT));
             let params: Vec<StepParams> = (0..k).map(|i| self.step_params(self.step + i)).collect();
             self.ctx.queue.write_buffer(&self.step_uniform, 0, &slots(&params));
             let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train") });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train"), timestamp_writes: None });
+                mark(&mut pass, "begin");
                 for i in 0..k {
-                    self.encode_step(&mut pass, (i as u64 * SLOT) as u32);
+                    self.encode_step(&mut pass, (i as u64 * SLOT) as u32, mark);
                 }
             }
             self.ctx.queue.submit([encoder.finish()]);
@@ -478,7 +486,7 @@ impl GpuTrainer {
         }
     }
 
-    fn encode_step(&self, pass: &mut wgpu::ComputePass<'_>, step_offset: u32) {
+    fn encode_step(&self, pass: &mut wgpu::ComputePass<'_>, step_offset: u32, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let spec = &self.spec;
         let (p, g) = (&self.pipelines, &self.groups);
         pass.set_bind_group(0, &g.batch, &[step_offset]);
@@ -487,25 +495,28 @@ impl GpuTrainer {
                 pass.set_pipeline(&p.batch);
                 let (x, y) = dispatch_groups(spec.batch, 64);
                 pass.dispatch_workgroups(x, y, 1);
+                mark(pass, "batch");
             }
             Coupling::Ot => {
                 pass.set_pipeline(&p.batch_ot);
                 pass.dispatch_workgroups(1, 1, 1);
+                mark(pass, "batch_ot");
             }
         }
         match self.variant {
-            KernelVariant::Software => self.encode_software(pass),
-            KernelVariant::Tiled => self.encode_tiled(pass),
+            KernelVariant::Software => self.encode_software(pass, mark),
+            KernelVariant::Tiled => self.encode_tiled(pass, mark),
         }
         pass.set_pipeline(&p.adam);
         pass.set_bind_group(0, &g.adam, &[step_offset]);
         let groups = (spec.shape.param_len() as u32).div_ceil(256) + 1;
         let (x, y) = dispatch_groups(groups * 256, 256);
         pass.dispatch_workgroups(x, y, 1);
+        mark(pass, "adam");
     }
 
     /// Forward, loss and backward with the naive kernels (see [`KernelVariant::Software`]).
-    fn encode_software(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn encode_software(&self, pass: &mut wgpu::ComputePass<'_>, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let (p, g, batch) = (&self.pipelines, &self.groups, self.spec.batch);
         let n_layers = self.spec.shape.num_layers();
         for l in 0..n_layers {
@@ -516,6 +527,7 @@ impl GpuTrainer {
             let threads = if last { batch } else { batch * lp.out_dim };
             let (x, y) = dispatch_groups(threads, 64);
             pass.dispatch_workgroups(x, y, 1);
+            mark(pass, if last { "output_loss" } else { "forward" });
         }
         for l in (0..n_layers).rev() {
             let lp = &self.layer_params[l];
@@ -523,16 +535,18 @@ impl GpuTrainer {
             pass.set_pipeline(&p.weight_grads);
             let (x, y) = dispatch_groups(lp.dw_groups * 64, 64);
             pass.dispatch_workgroups(x, y, 1);
+            mark(pass, "weight_grads");
             if lp.has_prev == 1 {
                 pass.set_pipeline(&p.input_deltas);
                 let (x, y) = dispatch_groups(batch * lp.in_dim, 64);
                 pass.dispatch_workgroups(x, y, 1);
+                mark(pass, "input_deltas");
             }
         }
     }
 
     /// Forward, loss and backward with the tiled kernels (see [`KernelVariant::Tiled`]).
-    fn encode_tiled(&self, pass: &mut wgpu::ComputePass<'_>) {
+    fn encode_tiled(&self, pass: &mut wgpu::ComputePass<'_>, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let (p, g, batch) = (&self.pipelines, &self.groups, self.spec.batch);
         let depth = self.spec.shape.depth as usize;
         pass.set_pipeline(&p.forward_tiled);
@@ -540,22 +554,26 @@ impl GpuTrainer {
             let lp = &self.layer_params[l];
             pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
             pass.dispatch_workgroups(lp.out_dim.div_ceil(TILE), batch.div_ceil(TILE), 1);
+            mark(pass, "forward_tiled");
         }
         pass.set_pipeline(&p.output_rows);
         pass.set_bind_group(0, &g.layer, &[(depth as u64 * SLOT) as u32]);
         let (x, y) = dispatch_groups(batch.div_ceil(8) * 256, 256);
         pass.dispatch_workgroups(x, y, 1);
+        mark(pass, "output_rows");
         pass.set_pipeline(&p.backward_tiled);
         for l in (0..depth).rev() {
             pass.set_bind_group(0, &g.backward, &[0, (l as u64 * SLOT) as u32]);
             let (x, y) = dispatch_groups(self.backward_params[l].groups() * 256, 256);
             pass.dispatch_workgroups(x, y, 1);
+            mark(pass, "backward_tiled");
         }
         if self.splits > 1 {
             pass.set_pipeline(&p.reduce_grads);
             pass.set_bind_group(0, &g.backward, &[0, 0]);
             let (x, y) = dispatch_groups(self.spec.shape.param_len() as u32, 256);
             pass.dispatch_workgroups(x, y, 1);
+            mark(pass, "reduce_grads");
         }
     }
 
