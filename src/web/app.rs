@@ -18,6 +18,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+// Widget-only additions to `App` (step limit, samples export, defaults): src/web/widget.rs.
+#[path = "widget.rs"]
+mod widget;
+
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
 reference backend with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
@@ -60,6 +64,8 @@ struct Inner {
     frames: u64,
     /// Generation of the shared device this instance runs on (`device::shared_context`).
     device_gen: Option<u64>,
+    /// Training stops (pauses) at this step (`set_step_limit`, the widget's `train-steps`).
+    step_limit: Option<u32>,
 }
 
 /// The live demo: trainer + flow + renderer behind a small API for `www/app.js`.
@@ -175,6 +181,7 @@ impl App {
             software,
             frames: 0,
             device_gen,
+            step_limit: None,
         };
         Ok(App { inner: Rc::new(RefCell::new(inner)) })
     }
@@ -198,7 +205,7 @@ impl App {
                     let backlog = g.trainer.step().saturating_sub(s.read_step);
                     let horizon = if s.software { 0.6 } else { 0.3 };
                     let cap = Pacing::max_backlog(s.steps_per_sec, horizon, if s.software { 4 } else { 32 });
-                    s.pacing.take_capped(backlog, cap)
+                    s.pacing.take_capped(backlog, cap).min(s.steps_left())
                 }
                 _ => 0,
             };
@@ -219,6 +226,7 @@ impl App {
             if let Some(out) = cpu_out {
                 s.record_cpu(now, &out);
             }
+            s.stop_at_limit();
             s.maybe_status(now)
         };
         if let Some((fut, gen, requested)) = status {

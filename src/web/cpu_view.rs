@@ -137,6 +137,15 @@ impl CpuView {
         self.field_key = None;
     }
 
+    /// Where the shown trajectories end (t = 1); empty before the first integration.
+    pub fn end_positions(&self) -> Vec<[f32; 2]> {
+        let n = self.origins.len();
+        if n == 0 || self.traj.len() != (self.steps as usize + 1) * n {
+            return Vec::new();
+        }
+        self.traj[self.steps as usize * n..].to_vec()
+    }
+
     pub fn set_lr(&mut self, lr: f32) {
         self.trainer.spec.adam.lr = lr;
     }
