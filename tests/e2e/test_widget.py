@@ -24,7 +24,14 @@ events; the browser log is checked too.
    exports (PNG, samples CSV with one row per particle, WebM recording), themes, and shadow-DOM
    isolation both ways.
 
-Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api]` (which builds pkg/).
+6. embed: embed.html#<demo hash> fills the frame with one figure configured by the hash (widget
+   options too: controls=none), reports an unknown field, and follows hash changes.
+7. package: pkg/package.json lists the widget files and exports; a page loading pkg/widget.js (the
+   published layout) trains, with its stylesheet and wasm taken from next to the module.
+The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
+and resumes.
+
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api embed package]` (which builds pkg/).
 """
 
 import functools
@@ -82,11 +89,21 @@ PROBE_HTML = """<!doctype html>
 </head><body><p id="probe" style="color: rgb(1, 2, 3)">inline style must be blocked</p></body></html>
 """
 
+PKG_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>package layout</title>
+<script src="/__test/listen.js"></script>
+<script type="module" src="/pkg/widget.js"></script>
+</head><body>
+<flow-matching-demo id="pkg" dataset="circles" width="16" depth="2" batch="64" particles="300" nfe="8" size="320"></flow-matching-demo>
+</body></html>
+"""
+
 MEMORY = {
     "/__test/listen.js": ("text/javascript", LISTEN_JS),
     "/__test/page.css": ("text/css", PAGE_CSS),
     "/__test/widgets.html": ("text/html; charset=utf-8", WIDGETS_HTML),
     "/__test/probe.html": ("text/html; charset=utf-8", PROBE_HTML),
+    "/__test/pkg.html": ("text/html; charset=utf-8", PKG_HTML),
 }
 
 
@@ -270,6 +287,18 @@ def test_offscreen():
         assert s3["step"] > s2["step"] and not s3["error"], s3
         assert s3["lossStart"] == before["lossStart"], f"training restarted instead of resuming: {before['lossStart']} -> {s3['lossStart']}"
 
+        # A hidden tab: headless Chromium never hides its one tab, so the test makes document.hidden
+        # true and fires visibilitychange (what the browser does when the tab goes to the background).
+        d.js("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}); document.dispatchEvent(new Event('visibilitychange'));")
+        time.sleep(0.3)
+        h1 = state(d, 0)
+        time.sleep(2.0)
+        h2 = state(d, 0)
+        assert (h2["step"], h2["frames"]) == (h1["step"], h1["frames"]), f"a hidden tab kept running: {h1} -> {h2}"
+        d.js("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'));")
+        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 60, "figure 1 to resume after the tab is shown", h2["step"])
+        log(f"hidden tab: step stays at {h2['step']}; shown again: resumes")
+
 
 def test_csp():
     with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
@@ -403,7 +432,56 @@ def test_api():
         assert not problems, f"CSP violations: {problems}"
 
 
-TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api}
+def test_embed():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"], window=(640, 480)) as d:
+        d.get(srv.url + "/embed.html#dataset=circles&width=16&depth=2&batch=64&particles=300&nfe=8&controls=none&bogus=1")
+        wait(d, "const w = document.querySelector('flow-matching-demo'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the embedded figure to train")
+        got = d.js("""const w = document.querySelector('flow-matching-demo'), r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
+            return {config: w.config, messages: w.messages, controls: w.shadowRoot.querySelector('figure').dataset.controls,
+                    bar: w.shadowRoot.querySelector('.bar').getBoundingClientRect().height, w: r.width, h: r.height, iw: innerWidth, ih: innerHeight};""")
+        cfg = dict(kv.split("=", 1) for kv in got["config"].split("&"))
+        assert (cfg["dataset"], cfg["width"], cfg["particles"]) == ("circles", "16", "300"), f"the hash was not applied: {cfg}"
+        assert got["controls"] == "none" and got["bar"] == 0, f"controls=none still shows controls: {got}"
+        assert [m["attribute"] for m in got["messages"]] == ["config"] and "bogus" in got["messages"][0]["message"], f"unknown hash field not reported: {got['messages']}"
+        d.js("location.hash = 'dataset=moons&width=16&depth=2&batch=64&particles=300&nfe=8&controls=minimal'")
+        wait(d, "return document.querySelector('flow-matching-demo').config.startsWith('dataset=moons')", 20, "a hash change to apply")
+        got = d.js("""const w = document.querySelector('flow-matching-demo'), r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
+            return {messages: w.messages, bar: w.shadowRoot.querySelector('.bar').getBoundingClientRect().height, w: r.width, h: r.height, iw: innerWidth, ih: innerHeight};""")
+        assert got["messages"] == [], f"messages stayed after a valid hash: {got['messages']}"
+        assert got["bar"] > 0, f"controls=minimal shows no controls: {got}"
+        assert got["w"] >= got["iw"] - 4 and got["h"] >= got["ih"] - got["bar"] - 4, f"the figure does not fill the frame: {got}"
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations on embed.html: {problems}"
+        log(f"embed.html: hash applied ({cfg['dataset']}, width {cfg['width']}), canvas {got['w']:.0f}x{got['h']:.0f} in a {got['iw']}x{got['ih']} frame; hashchange applies")
+
+
+def test_package():
+    import json
+    with open(os.path.join(ROOT, "pkg", "package.json")) as f:
+        pkg = json.load(f)
+    for key in ("name", "version", "description", "license", "repository", "files", "exports", "module"):
+        assert pkg.get(key), f"pkg/package.json lacks {key}: {pkg}"
+    for name in ("flowmatch.js", "flowmatch_bg.wasm", "widget.js", "widget.css"):
+        assert name in pkg["files"], f"{name} is not in the package's files: {pkg['files']}"
+        assert os.path.isfile(os.path.join(ROOT, "pkg", name)), f"pkg/{name} is missing"
+    assert pkg["exports"]["./widget"] == "./widget.js", pkg["exports"]
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/__test/pkg.html")
+        wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train")
+        got = d.js("""const w = document.getElementById('pkg');
+            return {error: w.state.error, css: [...w.shadowRoot.querySelectorAll('link')].map(l => l.href),
+                    resources: performance.getEntriesByType('resource').map(e => new URL(e.name).pathname), width: w.getBoundingClientRect().width};""")
+        assert not got["error"], got
+        assert got["css"] == [srv.url + "/pkg/widget.css"], f"the widget's stylesheet is not taken from next to the module: {got['css']}"
+        assert "/pkg/flowmatch_bg.wasm" in got["resources"] and not any(p.startswith("/www/") for p in got["resources"]), got["resources"]
+        assert abs(got["width"] - 320) < 1, f"size=320 not applied: {got['width']}"
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations: {problems}"
+        log(f"package: {pkg['name']}@{pkg['version']} files {pkg['files']}; pkg/widget.js loads {sorted(set(got['resources']))}")
+
+
+TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
+         "embed": test_embed, "package": test_package}
 
 
 def main(names):
