@@ -461,10 +461,13 @@ def test_package():
         pkg = json.load(f)
     for key in ("name", "version", "description", "license", "repository", "files", "exports", "module"):
         assert pkg.get(key), f"pkg/package.json lacks {key}: {pkg}"
-    for name in ("flowmatch.js", "flowmatch_bg.wasm", "widget.js", "widget.css"):
+    for name in ("flowmatch.js", "flowmatch_bg.wasm", "widget.js", "widget.css", "embed.html", "embed.js", "embed.css"):
         assert name in pkg["files"], f"{name} is not in the package's files: {pkg['files']}"
         assert os.path.isfile(os.path.join(ROOT, "pkg", name)), f"pkg/{name} is missing"
     assert pkg["exports"]["./widget"] == "./widget.js", pkg["exports"]
+    with open(os.path.join(ROOT, "www", "widget.js")) as f, open(os.path.join(ROOT, "pkg", "widget.js")) as g:
+        want = f.read().replace("from '../pkg/flowmatch.js'", "from './flowmatch.js'")
+        assert g.read() == want, "pkg/widget.js is not www/widget.js with the package import: run scripts/build-wasm.sh"
     with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/pkg.html")
         wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train")
@@ -478,6 +481,13 @@ def test_package():
         problems = csp_problems(d)
         assert not problems, f"CSP violations: {problems}"
         log(f"package: {pkg['name']}@{pkg['version']} files {pkg['files']}; pkg/widget.js loads {sorted(set(got['resources']))}")
+        d.get(srv.url + "/pkg/embed.html#dataset=moons&width=16&depth=2&batch=64&particles=300&nfe=8")
+        wait(d, "const w = document.querySelector('flow-matching-demo'); return w && w.state && (w.state.error || w.state.step >= 5);", 120, "pkg/embed.html to train")
+        res = d.js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)")
+        assert not any(p.startswith("/www/") for p in res) and "/pkg/embed.js" in res, res
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations on pkg/embed.html: {problems}"
+        log("pkg/embed.html runs from the package directory alone")
 
 
 TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
