@@ -221,6 +221,16 @@ export class FlowMatchingDemo extends HTMLElement {
     if (observer) observer.unobserve(this);
     this._visible = false;
     this._updateRunning();
+    // Removed for good (not just moved): release the model and its GPU buffers.
+    queueMicrotask(() => { if (!this.isConnected) this._destroy(); });
+  }
+  _destroy() {
+    if (!this._app) return;
+    running.delete(this);
+    this._app.free();
+    this._app = null;
+    this._status.textContent = 'Stopped.';
+    this._status.hidden = false;
   }
   attributeChangedCallback(name, oldValue, value) {
     if (oldValue === value) return;
@@ -230,8 +240,10 @@ export class FlowMatchingDemo extends HTMLElement {
       if (this._app && name === 'autoplay' && !this._userPaused) (this._autoplay() ? this._app.play() : this._app.pause());
       if (this._app && (name in LAYER_ATTRS)) this._app.set_layer(LAYER_ATTRS[name], this._layer(name));
       this._refresh();
-    } else if (this._app) {
-      this._applyConfig();
+    } else if (this._app && !this._configQueued) {
+      // Several attributes set in a row (a script switching setups) apply as one change.
+      this._configQueued = true;
+      queueMicrotask(() => { this._configQueued = false; if (this._app) this._applyConfig(); });
     }
   }
 
@@ -294,13 +306,14 @@ export class FlowMatchingDemo extends HTMLElement {
     this._bar = el('div', { class: 'bar', part: 'controls' }, this._playBtn, stepBtn, resetBtn, this._stats, this._datasetSelect, layers, exports);
     this._messageList = el('ul', { class: 'messages', role: 'alert', hidden: true });
     this._error = el('p', { class: 'error', role: 'alert', hidden: true });
+    this._notice = el('p', { class: 'notice', hidden: true });
     const slot = el('slot');
     const caption = el('figcaption', { hidden: true }, slot);
     // The element's own content is the caption; no content, no caption box.
     slot.addEventListener('slotchange', () => {
       caption.hidden = !slot.assignedNodes().some((n) => n.nodeType === 1 || n.textContent.trim());
     });
-    this._figure = el('figure', { class: 'fm', part: 'figure' }, this._stage, this._bar, this._messageList, this._error, caption);
+    this._figure = el('figure', { class: 'fm', part: 'figure' }, this._stage, this._bar, this._messageList, this._error, this._notice, caption);
     root.append(link, this._figure);
     new ResizeObserver(() => this._fit()).observe(this._stage);
   }
@@ -308,7 +321,9 @@ export class FlowMatchingDemo extends HTMLElement {
   // ---- attributes ------------------------------------------------------------------------------
 
   _message(attr, text) {
+    const same = (this._messages.get(attr) || '') === (text || '');
     if (text) this._messages.set(attr, text); else this._messages.delete(attr);
+    if (same) return;
     this._messageList.replaceChildren(...[...this._messages].map(([a, m]) => el('li', { 'data-attribute': a }, m)));
     this._messageList.hidden = this._messages.size === 0;
     if (text) {
@@ -371,16 +386,16 @@ export class FlowMatchingDemo extends HTMLElement {
   }
 
   _showConfigErrors(errors) {
-    for (const a of [...CONFIG_ATTRS, 'config']) this._message(a, '');
+    const texts = new Map();
     for (const e of errors) {
       const attr = this._attrFor(e.field);
       const def = this._defaults?.[e.field];
       const key = this.hasAttribute(attr) ? attr : 'config';
-      const shown = this.getAttribute(key);
-      const prev = this._messages.get(key);
-      const text = `${attr}${this.hasAttribute(attr) ? `="${shown}"` : ''}: ${e.message}${def !== undefined ? `; using the default (${def})` : ''}`;
-      this._message(key, prev ? `${prev}\n${text}` : text);
+      const shown = this.hasAttribute(attr) ? `="${this.getAttribute(attr)}"` : '';
+      const text = `${attr}${shown}: ${e.message}${def !== undefined ? `; using the default (${def})` : ''}`;
+      texts.set(key, texts.has(key) ? `${texts.get(key)}\n${text}` : text);
     }
+    for (const a of [...CONFIG_ATTRS, 'config']) this._message(a, texts.get(a) || '');
   }
 
   /** Applies the configuration attributes live: defaults, then `config`, then single attributes,
@@ -408,6 +423,7 @@ export class FlowMatchingDemo extends HTMLElement {
       await loadWasm();
       this._fit();
       const app = await App.create(this._canvas, this._hash(), false, '');
+      if (!this.isConnected) { app.free(); this._status.textContent = 'Stopped.'; return; }
       const s = app.state();
       this._defaults = Object.fromEntries(config_defaults(s.software).split('&').map((kv) => kv.split('=')));
       this._app = app;
@@ -419,7 +435,11 @@ export class FlowMatchingDemo extends HTMLElement {
       if (window.matchMedia('(prefers-reduced-motion: reduce)').matches) app.set_time(1);
       this._syncControls();
       this._status.hidden = true;
-      if (s.notice) this._status.textContent = '';
+      if (s.notice) {
+        this._notice.textContent = s.backend === 'cpu' ? 'No WebGPU in this browser: training on the CPU with a smaller model (slower, same maths).' : s.notice;
+        this._notice.title = s.notice;
+        this._notice.hidden = false;
+      }
       this._refresh();
       this.dispatchEvent(new CustomEvent('ready', { detail: { backend: s.backend, adapter: s.adapter } }));
     } catch (e) {

@@ -209,6 +209,7 @@ impl App {
                 }
                 _ => 0,
             };
+            let left = s.steps_left();
             let cpu_out = match &mut s.backend {
                 Backend::Gpu(g) => {
                     if n > 0 {
@@ -218,7 +219,7 @@ impl App {
                     None
                 }
                 Backend::Cpu(c) => {
-                    let out = training.then(|| c.train(1));
+                    let out = training.then(|| c.train_at_most(1, left));
                     c.frame(now, t, wrapped, layers, vp, point_px);
                     out
                 }

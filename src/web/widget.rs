@@ -67,7 +67,7 @@ impl App {
     /// rejects with a message when no flow has been integrated yet or the read fails.
     pub fn export_samples_csv(&self) -> js_sys::Promise {
         enum Source {
-            Gpu(crate::gpu::GpuContext, wgpu::Buffer, u32),
+            Gpu(Box<crate::gpu::GpuContext>, wgpu::Buffer, u32),
             Cpu(Vec<[f32; 2]>),
             NotYet,
         }
@@ -76,7 +76,7 @@ impl App {
             match &s.backend {
                 Backend::Gpu(g) if g.traj_step.is_some() => {
                     let (buf, n) = g.particles();
-                    Source::Gpu(g.ctx.clone(), buf.clone(), n)
+                    Source::Gpu(Box::new(g.ctx.clone()), buf.clone(), n)
                 }
                 Backend::Cpu(c) if c.traj_step.is_some() => Source::Cpu(c.end_positions()),
                 _ => Source::NotYet,

@@ -21,17 +21,19 @@ events; the browser log is checked too.
    those settings fall back to their defaults, valid ones are kept, the figure still trains; live
    attribute changes apply (valid) or fall back with a message (invalid).
 5. api: play/pause/reset, step/loss getters, progress events, train-steps stops exactly at N,
-   exports (PNG, samples CSV with one row per particle, WebM recording), themes, and shadow-DOM
-   isolation both ways.
+   exports (PNG, samples CSV with one row per particle, WebM recording), themes (forced, and
+   auto following an emulated prefers-color-scheme), and shadow-DOM isolation both ways.
 
 6. embed: embed.html#<demo hash> fills the frame with one figure configured by the hash (widget
    options too: controls=none), reports an unknown field, and follows hash changes.
 7. package: pkg/package.json lists the widget files and exports; a page loading pkg/widget.js (the
    published layout) trains, with its stylesheet and wasm taken from next to the module.
+8. cpu: without WebGPU the widget says so, trains on the CPU backend, stops exactly at train-steps
+   and exports its samples.
 The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
 and resumes.
 
-Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api embed package]` (which builds pkg/).
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api cpu embed package]` (which builds pkg/).
 """
 
 import functools
@@ -428,8 +430,34 @@ def test_api():
         assert look["canvasBorder"] == "0px", f"page CSS leaked into the widget's canvas: {look}"
         assert "monospace" not in look["pageStatsFont"], f"widget CSS leaked into the page: {look}"
         assert look["pageButton"] == "rgb(255, 0, 0)", look
+        # theme="auto" (no attribute) follows prefers-color-scheme.
+        d.js("document.getElementById('api').removeAttribute('theme')")
+        bgs = []
+        for scheme in ("light", "dark"):
+            d.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia",
+                                               "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}})
+            bgs.append(d.js("return getComputedStyle(document.getElementById('api').shadowRoot.querySelector('figure')).backgroundColor"))
+        assert bgs == ["rgb(255, 255, 255)", "rgb(15, 19, 27)"], f"theme=auto does not follow prefers-color-scheme: {bgs}"
+        log(f"theme auto: light {bgs[0]}, dark {bgs[1]}")
         problems = csp_problems(d)
         assert not problems, f"CSP violations: {problems}"
+
+
+def test_cpu():
+    with Server() as srv, Driver([]) as d:  # no --enable-unsafe-webgpu: no adapter
+        d.get(srv.url + "/__test/widgets.html")
+        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "the CPU widget to reach train-steps")
+        s = state(d, "api")
+        assert s["backend"] == "cpu" and s["step"] == 40 and not s["error"], f"CPU fallback: {s}"
+        notice = d.js("const n = document.getElementById('api').shadowRoot.querySelector('.notice'); return n.hidden ? null : n.textContent")
+        assert notice and "WebGPU" in notice, f"no notice about the missing WebGPU: {notice!r}"
+        csv = js_async(d, "document.getElementById('api').samplesCSV().then((t) => done(t), (e) => done('ERROR ' + e));")
+        lines = csv.strip().split("\n")
+        assert lines[0] == "x,y" and len(lines) == 401, f"CPU samples CSV: {csv[:200]!r} ({len(lines)} lines)"
+        assert all(math.isfinite(float(v)) for line in lines[1:] for v in line.split(","))
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations: {problems}"
+        log(f"CPU backend: stopped at step {s['step']} (train-steps=40), notice shown, {len(lines) - 1} samples exported")
 
 
 def test_embed():
@@ -491,7 +519,7 @@ def test_package():
 
 
 TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
-         "embed": test_embed, "package": test_package}
+         "cpu": test_cpu, "embed": test_embed, "package": test_package}
 
 
 def main(names):
