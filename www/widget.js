@@ -22,7 +22,7 @@
 // setting falls back to its default.
 //
 // Several figures per page share one GPU device (src/web/device.rs) and one requestAnimationFrame
-// loop; a figure is created when it first nears the viewport, and runs only while it is on screen
+// loop; a figure starts when it first scrolls into view, and runs only while it is on screen
 // and the tab is visible (IntersectionObserver, visibilitychange), resuming where it stopped.
 //
 // JS API: play(), pause(), reset(), step/loss/state/ready/messages getters, toPNG() → Blob,
