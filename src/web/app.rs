@@ -18,10 +18,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-// Widget-only additions to `App` (step limit, samples export, defaults): src/web/widget.rs.
-#[path = "widget.rs"]
-mod widget;
-
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
 reference backend with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
@@ -35,6 +31,8 @@ enum Backend {
 
 struct Inner {
     config: Config,
+    /// Training stops (pauses) at this step (`set_step_limit`, the widget's `train-steps`).
+    step_limit: Option<u32>,
     backend: Backend,
     hash_errors: Vec<ConfigError>,
     training: bool,
@@ -64,8 +62,6 @@ struct Inner {
     frames: u64,
     /// Generation of the shared device this instance runs on (`device::shared_context`).
     device_gen: Option<u64>,
-    /// Training stops (pauses) at this step (`set_step_limit`, the widget's `train-steps`).
-    step_limit: Option<u32>,
 }
 
 /// The live demo: trainer + flow + renderer behind a small API for `www/app.js`.
@@ -81,6 +77,10 @@ fn now_s() -> f64 {
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &key.into(), &value.into());
 }
+
+// Widget-only additions to `App` (step limit, samples export, defaults): src/web/widget.rs.
+#[path = "widget.rs"]
+mod widget;
 
 /// Fields whose change keeps the model (applied at once, no retraining).
 const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples"];
@@ -156,6 +156,7 @@ impl App {
         let initial_rate = if software { 0.5 } else { 8.0 };
         let inner = Inner {
             config,
+            step_limit: None,
             backend,
             hash_errors,
             training: true,
@@ -181,7 +182,6 @@ impl App {
             software,
             frames: 0,
             device_gen,
-            step_limit: None,
         };
         Ok(App { inner: Rc::new(RefCell::new(inner)) })
     }
