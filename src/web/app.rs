@@ -31,6 +31,8 @@ enum Backend {
 
 struct Inner {
     config: Config,
+    /// Training stops (pauses) at this step (`set_step_limit`, the widget's `train-steps`).
+    step_limit: Option<u32>,
     backend: Backend,
     hash_errors: Vec<ConfigError>,
     training: bool,
@@ -75,6 +77,10 @@ fn now_s() -> f64 {
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &key.into(), &value.into());
 }
+
+// Widget-only additions to `App` (step limit, samples export, defaults): src/web/widget.rs.
+#[path = "widget.rs"]
+mod widget;
 
 /// Fields whose change keeps the model (applied at once, no retraining).
 const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples"];
@@ -150,6 +156,7 @@ impl App {
         let initial_rate = if software { 0.5 } else { 8.0 };
         let inner = Inner {
             config,
+            step_limit: None,
             backend,
             hash_errors,
             training: true,
@@ -198,10 +205,11 @@ impl App {
                     let backlog = g.trainer.step().saturating_sub(s.read_step);
                     let horizon = if s.software { 0.6 } else { 0.3 };
                     let cap = Pacing::max_backlog(s.steps_per_sec, horizon, if s.software { 4 } else { 32 });
-                    s.pacing.take_capped(backlog, cap)
+                    s.pacing.take_capped(backlog, cap).min(s.steps_left())
                 }
                 _ => 0,
             };
+            let left = s.steps_left();
             let cpu_out = match &mut s.backend {
                 Backend::Gpu(g) => {
                     if n > 0 {
@@ -211,7 +219,7 @@ impl App {
                     None
                 }
                 Backend::Cpu(c) => {
-                    let out = training.then(|| c.train(1));
+                    let out = training.then(|| c.train_at_most(1, left));
                     c.frame(now, t, wrapped, layers, vp, point_px);
                     out
                 }
@@ -219,6 +227,7 @@ impl App {
             if let Some(out) = cpu_out {
                 s.record_cpu(now, &out);
             }
+            s.stop_at_limit();
             s.maybe_status(now)
         };
         if let Some((fut, gen, requested)) = status {

@@ -137,6 +137,15 @@ impl CpuView {
         self.field_key = None;
     }
 
+    /// Where the shown trajectories end (t = 1); empty before the first integration.
+    pub fn end_positions(&self) -> Vec<[f32; 2]> {
+        let n = self.origins.len();
+        if n == 0 || self.traj.len() != (self.steps as usize + 1) * n {
+            return Vec::new();
+        }
+        self.traj[self.steps as usize * n..].to_vec()
+    }
+
     pub fn set_lr(&mut self, lr: f32) {
         self.trainer.spec.adam.lr = lr;
     }
@@ -147,8 +156,17 @@ impl CpuView {
     }
 
     /// Trains for about `TRAIN_BUDGET_MS` (at least `min_steps`); returns `(step, loss)` of each step.
+    #[allow(dead_code)] // the page calls `train_at_most` (step limit); kept for other callers
     pub fn train(&mut self, min_steps: u32) -> Vec<(u32, f32)> {
-        let n = Pacing::fit_budget(TRAIN_BUDGET_MS, self.ms_per_step).max(min_steps);
+        self.train_at_most(min_steps, u32::MAX)
+    }
+
+    /// As [`CpuView::train`], but never more than `max_steps` steps (the widget's step limit).
+    pub fn train_at_most(&mut self, min_steps: u32, max_steps: u32) -> Vec<(u32, f32)> {
+        let n = Pacing::fit_budget(TRAIN_BUDGET_MS, self.ms_per_step).max(min_steps).min(max_steps);
+        if n == 0 {
+            return Vec::new();
+        }
         let t0 = now_ms();
         let out: Vec<(u32, f32)> = (0..n).map(|_| (self.trainer.step, self.trainer.step())).collect();
         let per = (now_ms() - t0) / n as f64;

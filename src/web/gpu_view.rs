@@ -302,6 +302,12 @@ impl GpuView {
         }
     }
 
+    /// The particle buffer (`n` pairs x, y: the end of the shown flow once `traj_step` is set)
+    /// and `n`, for exports.
+    pub fn particles(&self) -> (&wgpu::Buffer, u32) {
+        (&self.sampler.particles, self.sampler.len())
+    }
+
     /// True when frames go through the readback presenter.
     pub fn is_readback(&self) -> bool {
         matches!(self.present, Present::Readback(_))

@@ -1,0 +1,545 @@
+"""End-to-end tests of the embeddable widget (<flow-matching-demo>, www/widget.js) in headless
+Chromium with WebGPU (SwiftShader), every page served with a strict Content-Security-Policy.
+
+The test starts its own server (stdlib http.server on a free 127.0.0.1 port, serving the repository
+root) that adds the header
+    Content-Security-Policy: default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'
+to every response, and serves a few test pages from memory under /__test/ (no inline script or
+style: they would be blocked). A first script on each page records `securitypolicyviolation`
+events; the browser log is checked too.
+
+1. blog: www/blog-example.html — each of the three figures, scrolled into view, trains (its step
+   counter advances, the loss is finite) and renders (particle pixels on its canvas in a
+   screenshot); the three share one GPU device (devicesOpened == 1); no CSP violation, and every
+   resource the page loaded came from its own origin. Screenshot: artifacts/e2e-widget-blog.png.
+2. offscreen: on the same page, a figure scrolled out of view stops (no frames, the step counter
+   stays put for 3 s) and, scrolled back, carries on from the same step with the same loss history.
+3. csp: the CSP really is enforced (a probe page's inline style attribute is blocked and reported),
+   and the widget page runs under it with no violation.
+4. invalid: invalid attributes (unknown dataset, negative width and size, text for numbers, an
+   unknown controls value) each show an inline message naming the attribute and what it accepts;
+   those settings fall back to their defaults, valid ones are kept, the figure still trains; live
+   attribute changes apply (valid) or fall back with a message (invalid).
+5. api: play/pause/reset, step/loss getters, progress events, train-steps stops exactly at N,
+   exports (PNG, samples CSV with one row per particle, WebM recording), themes (forced, and
+   auto following an emulated prefers-color-scheme), and shadow-DOM isolation both ways.
+
+6. embed: embed.html#<demo hash> fills the frame with one figure configured by the hash (widget
+   options too: controls=none), reports an unknown field, and follows hash changes.
+7. package: pkg/package.json lists the widget files and exports; a page loading pkg/widget.js (the
+   published layout) trains, with its stylesheet and wasm taken from next to the module.
+8. cpu: without WebGPU the widget says so, trains on the CPU backend, stops exactly at train-steps
+   and exports its samples.
+The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
+and resumes.
+
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api cpu embed package]` (which builds pkg/).
+"""
+
+import functools
+import http.server
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webdriver import Driver, decode_png  # noqa: E402
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(ROOT, "artifacts"))
+CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'"
+
+# ---- pages served from memory ------------------------------------------------------------------
+
+LISTEN_JS = """// Records CSP violations from the first moment of the page.
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+PAGE_CSS = """/* Page rules that must not reach into the widgets. */
+button { font-family: "Comic Sans MS", cursive; color: rgb(255, 0, 0); }
+canvas { border: 7px dashed rgb(255, 0, 0); }
+.row { display: flex; gap: 16px; align-items: flex-start; }
+.row > * { flex: 0 0 380px; margin: 0; }
+"""
+
+WIDGETS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>widget test</title>
+<script src="/__test/listen.js"></script>
+<link rel="stylesheet" href="/__test/page.css">
+<script type="module" src="/www/widget.js"></script>
+</head><body>
+<div class="row">
+  <flow-matching-demo id="api" dataset="moons" width="16" depth="2" batch="64" particles="400" nfe="8"
+      controls="full" train-steps="40" theme="light"></flow-matching-demo>
+  <flow-matching-demo id="bad" dataset="spiralz" width="-3" lr="fast" size="-200" controls="some"
+      depth="2" batch="64" particles="300" nfe="8" theme="dark"></flow-matching-demo>
+</div>
+<p class="stats" id="page-stats">page text in a class the widget also uses</p>
+<button id="page-button" type="button">page button</button>
+</body></html>
+"""
+
+PROBE_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>csp probe</title>
+<script src="/__test/listen.js"></script>
+</head><body><p id="probe" style="color: rgb(1, 2, 3)">inline style must be blocked</p></body></html>
+"""
+
+PKG_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>package layout</title>
+<script src="/__test/listen.js"></script>
+<script type="module" src="/pkg/widget.js"></script>
+</head><body>
+<flow-matching-demo id="pkg" dataset="circles" width="16" depth="2" batch="64" particles="300" nfe="8" size="320"></flow-matching-demo>
+</body></html>
+"""
+
+MEMORY = {
+    "/__test/listen.js": ("text/javascript", LISTEN_JS),
+    "/__test/page.css": ("text/css", PAGE_CSS),
+    "/__test/widgets.html": ("text/html; charset=utf-8", WIDGETS_HTML),
+    "/__test/probe.html": ("text/html; charset=utf-8", PROBE_HTML),
+    "/__test/pkg.html": ("text/html; charset=utf-8", PKG_HTML),
+}
+
+
+class CSPHandler(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if path in MEMORY:
+            ctype, body = MEMORY[path]
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+class Server:
+    def __enter__(self):
+        handler = functools.partial(CSPHandler, directory=ROOT)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+def log(*a):
+    print("  ", *a, flush=True)
+
+
+def save(name, png):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name)
+    with open(path, "wb") as f:
+        f.write(png)
+    log(f"screenshot: {os.path.normpath(path)}")
+
+
+def js_async(d, script, *args):
+    """Runs `script` with `done` = the callback (WebDriver's async execute)."""
+    body = "const done = arguments[arguments.length - 1];\n" + script
+    return d.cmd("POST", "/execute/async", {"script": body, "args": list(args)})
+
+
+def wait(d, script, timeout, what, *args, poll=0.4):
+    deadline = time.time() + timeout
+    while True:
+        value = d.js(script, *args)
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(poll)
+
+
+WIDGET_STATE = """const w = arguments[0] === null ? null : (typeof arguments[0] === 'number'
+    ? document.querySelectorAll('flow-matching-demo')[arguments[0]] : document.getElementById(arguments[0]));
+const s = w.state;
+return s && {step: s.step, loss: w.loss, frames: s.frames, training: s.training, error: s.error,
+  devicesOpened: s.devicesOpened, deviceGeneration: s.deviceGeneration, backend: s.backend, software: s.software,
+  lossStart: s.lossStart, present: s.present, messages: w.messages};"""
+
+
+def state(d, which):
+    return d.js(WIDGET_STATE, which)
+
+
+def csp_problems(d):
+    violations = d.js("return window.__csp || []")
+    log_lines = [m for m in d.console() if "Content Security Policy" in m or "Refused to" in m]
+    return violations + log_lines
+
+
+def foreign_resources(d):
+    return d.js("""return performance.getEntriesByType('resource').map((e) => e.name)
+        .filter((n) => { const u = new URL(n, location.href); return !['data:', 'blob:'].includes(u.protocol) && u.origin !== location.origin; });""")
+
+
+def canvas_rect(d, which):
+    return d.js("""const w = typeof arguments[0] === 'number' ? document.querySelectorAll('flow-matching-demo')[arguments[0]] : document.getElementById(arguments[0]);
+        const r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
+        return {left: r.left, top: r.top, width: r.width, height: r.height};""", which)
+
+
+def particle_pixel_count(png, rect):
+    """Pixels inside `rect` that show a particle (saturated colour on the dark plot background)."""
+    w, h, ch, px = decode_png(png)
+    left, top = int(rect["left"]), int(rect["top"])
+    right, bottom = int(rect["left"] + rect["width"]), int(rect["top"] + rect["height"])
+    count = 0
+    for yy in range(max(top, 0), min(bottom, h)):
+        row = yy * w * ch
+        for xx in range(max(left, 0), min(right, w), 2):
+            i = row + xx * ch
+            r, g, b = px[i], px[i + 1], px[i + 2]
+            if max(r, g, b) > 90 and max(r, g, b) - min(r, g, b) > 60:
+                count += 1
+    return count
+
+
+# ---- tests -------------------------------------------------------------------------------------
+
+def scroll_to(d, index):
+    d.js("document.querySelectorAll('flow-matching-demo')[arguments[0]].scrollIntoView({block: 'center'})", index)
+
+
+def test_blog():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/www/blog-example.html")
+        n = d.js("return document.querySelectorAll('flow-matching-demo').length")
+        assert n == 3, f"the blog example should have three figures, has {n}"
+        for i in range(3):
+            scroll_to(d, i)
+            t0 = time.time()
+            wait(d, "const w = document.querySelectorAll('flow-matching-demo')[arguments[0]]; const s = w.state;"
+                    " return (s && s.error) || (s && s.step >= 20 && Number.isFinite(w.loss));", 120,
+                 f"figure {i + 1} to train 20 steps with a finite loss", i)
+            s = state(d, i)
+            assert not s["error"], f"figure {i + 1}: {s['error']}"
+            assert s["backend"] == "webgpu", f"figure {i + 1} is not on WebGPU: {s}"
+            assert not s["messages"], f"figure {i + 1} reports attribute problems: {s['messages']}"
+            time.sleep(1.0)  # a few presented frames with the newest particles
+            png = d.screenshot()
+            count = particle_pixel_count(png, canvas_rect(d, i))
+            log(f"figure {i + 1}: step {s['step']}, loss {s['loss']:.3f} after {time.time() - t0:.1f}s; "
+                f"{count} particle pixels ({s['present']})")
+            assert math.isfinite(s["loss"]), s
+            assert count > 150, f"figure {i + 1} looks blank: {count} particle pixels"
+            if i == 1:
+                save("e2e-widget-blog.png", png)
+        states = [state(d, i) for i in range(3)]
+        opened = {s["devicesOpened"] for s in states}
+        gens = {s["deviceGeneration"] for s in states}
+        log(f"devicesOpened {opened}, device generations {gens}")
+        assert opened == {1} and len(gens) == 1, f"the three figures did not share one device: {states}"
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations on the blog page: {problems}"
+        foreign = foreign_resources(d)
+        assert not foreign, f"requests outside the page's origin: {foreign}"
+        log("no CSP violations; every resource came from the page's own origin")
+
+
+def test_offscreen():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/www/blog-example.html")
+        scroll_to(d, 0)
+        wait(d, "const s = document.querySelectorAll('flow-matching-demo')[0].state; return s && (s.error || s.step >= 15);", 120, "figure 1 to train")
+        before = state(d, 0)
+        assert not before["error"], before
+        d.js("window.scrollTo(0, document.documentElement.scrollHeight)")
+        visible = d.js("const r = document.querySelectorAll('flow-matching-demo')[0].getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight;")
+        assert not visible, "figure 1 is still on screen after scrolling to the bottom"
+        time.sleep(0.6)  # the IntersectionObserver callback
+        s1 = state(d, 0)
+        time.sleep(3.0)
+        s2 = state(d, 0)
+        log(f"off-screen: step {s1['step']} -> {s2['step']}, frames {s1['frames']} -> {s2['frames']} over 3 s")
+        assert s2["step"] == s1["step"], f"an off-screen figure kept training: {s1['step']} -> {s2['step']}"
+        assert s2["frames"] == s1["frames"], f"an off-screen figure kept rendering: {s1['frames']} -> {s2['frames']}"
+        scroll_to(d, 0)
+        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 60,
+             "figure 1 to resume training", s2["step"])
+        s3 = state(d, 0)
+        log(f"back on screen: step {s2['step']} -> {s3['step']}; loss history kept (first losses {s3['lossStart']:.3f})")
+        assert s3["step"] > s2["step"] and not s3["error"], s3
+        assert s3["lossStart"] == before["lossStart"], f"training restarted instead of resuming: {before['lossStart']} -> {s3['lossStart']}"
+
+        # A hidden tab: headless Chromium never hides its one tab, so the test makes document.hidden
+        # true and fires visibilitychange (what the browser does when the tab goes to the background).
+        d.js("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}); document.dispatchEvent(new Event('visibilitychange'));")
+        time.sleep(0.3)
+        h1 = state(d, 0)
+        time.sleep(2.0)
+        h2 = state(d, 0)
+        assert (h2["step"], h2["frames"]) == (h1["step"], h1["frames"]), f"a hidden tab kept running: {h1} -> {h2}"
+        d.js("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'));")
+        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 60, "figure 1 to resume after the tab is shown", h2["step"])
+        log(f"hidden tab: step stays at {h2['step']}; shown again: resumes")
+
+
+def test_csp():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        import urllib.request
+        with urllib.request.urlopen(srv.url + "/www/widget.js") as r:
+            assert r.headers.get("Content-Security-Policy") == CSP, r.headers
+        d.get(srv.url + "/__test/probe.html")
+        color = d.js("return getComputedStyle(document.getElementById('probe')).color")
+        probe = d.js("return window.__csp")
+        style = [v for v in probe if v.startswith("style-src")]
+        assert color != "rgb(1, 2, 3)" and style, f"the CSP is not enforced (inline style applied: {color}, violations: {probe})"
+        log(f"CSP enforced: the probe's inline style was blocked ({style[0]})")
+        d.console()
+        d.get(srv.url + "/__test/widgets.html")
+        wait(d, "const w = document.getElementById('api'); return w.state && w.state.step >= 10;", 120, "the widget to train under the CSP")
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations with the widget: {problems}"
+        foreign = foreign_resources(d)
+        assert not foreign, f"requests outside the page's origin: {foreign}"
+        sheet = d.js("return [...document.getElementById('api').shadowRoot.querySelectorAll('link[rel=stylesheet]')].map(l => l.sheet && l.sheet.cssRules.length)")
+        assert sheet and sheet[0] and sheet[0] > 10, f"the widget's stylesheet did not load under the CSP: {sheet}"
+        log(f"the widget runs under the strict CSP with no violation (widget.css: {sheet[0]} rules)")
+
+
+def test_invalid():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/__test/widgets.html")
+        wait(d, "const w = document.getElementById('bad'); return w.state && (w.state.error || w.state.step >= 5);", 120, "the widget with invalid attributes to start")
+        got = d.js("""const w = document.getElementById('bad'), list = w.shadowRoot.querySelector('.messages');
+            return {shown: !list.hidden && list.getBoundingClientRect().height > 0,
+                    items: Object.fromEntries([...list.querySelectorAll('li')].map(li => [li.dataset.attribute, li.textContent])),
+                    dataset: w.state && w.shadowRoot && w.config, error: w.state.error,
+                    width: w.getBoundingClientRect().width};""")
+        items = got["items"]
+        for attr, needle in [("dataset", "spiralz"), ("width", "-3"), ("lr", "fast"), ("size", "-200"), ("controls", "some")]:
+            assert attr in items, f"no inline message for {attr}: {items}"
+            assert needle in items[attr] and attr in items[attr], f"message for {attr} does not name it and its value: {items[attr]!r}"
+        assert "moons" in items["dataset"] and "checkerboard" in items["dataset"], f"dataset message lists no choices: {items['dataset']}"
+        assert "integer from 1 to 1024" in items["width"], items["width"]
+        assert "default" in items["lr"], items["lr"]
+        assert got["shown"], "the messages are not visible"
+        for attr, text in items.items():
+            log(f"{attr}: {text}")
+        cfg = dict(kv.split("=", 1) for kv in got["dataset"].split("&"))
+        defaults = d.js("return Object.fromEntries(new URLSearchParams(arguments[0]))", d.js("return document.getElementById('bad').config"))
+        assert cfg["dataset"] == "moons", f"unknown dataset did not fall back to moons: {cfg}"
+        assert cfg["width"] == "32" and cfg["lr"] == "0.01", f"width/lr did not fall back to the defaults: {cfg}"
+        assert (cfg["depth"], cfg["batch"], cfg["particles"], cfg["nfe"]) == ("2", "64", "300", "8"), f"valid attributes were not kept: {cfg}"
+        assert defaults["dataset"] == "moons"
+        controls = d.js("return document.getElementById('bad').shadowRoot.querySelector('figure').dataset.controls")
+        assert controls == "minimal", f"controls did not fall back to minimal: {controls}"
+        assert got["width"] > 300, f"a negative size should fall back to the column width, got {got['width']}px"
+        s1 = state(d, "bad")["step"]
+        time.sleep(2)
+        assert state(d, "bad")["step"] > s1, "the widget with fallbacks does not train"
+
+        # Live changes: valid → applied (message gone); invalid → message, default.
+        d.js("const w = document.getElementById('bad'); w.setAttribute('dataset', 'circles'); w.setAttribute('nfe', 'abc');")
+        got = d.js("""const w = document.getElementById('bad'), list = w.shadowRoot.querySelector('.messages');
+            return {items: Object.fromEntries([...list.querySelectorAll('li')].map(li => [li.dataset.attribute, li.textContent])), config: w.config};""")
+        cfg = dict(kv.split("=", 1) for kv in got["config"].split("&"))
+        assert cfg["dataset"] == "circles", f"a valid dataset change was not applied: {cfg}"
+        assert "dataset" not in got["items"], f"the dataset message stayed after a valid value: {got['items']}"
+        assert "nfe" in got["items"] and "abc" in got["items"]["nfe"], f"no message for nfe=abc: {got['items']}"
+        assert cfg["nfe"] == "16", f"nfe=abc did not fall back to the default (16 on software adapters): {cfg}"
+        log(f"live: dataset=circles applied; {got['items']['nfe']}")
+
+
+def test_api():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/__test/widgets.html")
+        d.js("window.__progress = []; document.getElementById('api').addEventListener('progress', (e) => window.__progress.push(e.detail));")
+        # train-steps="40": training pauses at exactly step 40.
+        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "train-steps=40 to stop training")
+        s = state(d, "api")
+        assert s["step"] == 40 and not s["training"], f"train-steps=40 did not stop at step 40: {s}"
+        progress = d.js("return window.__progress")
+        assert progress and progress[-1]["step"] <= 40 and all(p["step"] >= 0 for p in progress), progress
+        log(f"train-steps=40: stopped at step {s['step']}; {len(progress)} progress events, last {progress[-1]}")
+        time.sleep(1)
+        assert state(d, "api")["step"] == 40
+
+        # play() past the limit trains on; pause() stops; reset() restarts from step 0.
+        d.js("document.getElementById('api').play()")
+        wait(d, "return document.getElementById('api').step > 45", 60, "play() to continue past train-steps")
+        d.js("document.getElementById('api').pause()")
+        time.sleep(0.5)
+        p1 = d.js("return document.getElementById('api').step")
+        time.sleep(1.5)
+        assert d.js("return document.getElementById('api').step") == p1, "pause() did not stop training"
+        loss = d.js("return document.getElementById('api').loss")
+        assert isinstance(loss, (int, float)) and math.isfinite(loss), f"loss getter: {loss}"
+        d.js("document.getElementById('api').reset()")
+        assert d.js("return document.getElementById('api').step") == 0, "reset() did not restart"
+        log(f"play/pause/reset ok (paused at step {p1}, loss {loss:.3f})")
+        time.sleep(0.5)
+        assert d.js("return document.getElementById('api').state.training") is False, "reset() after pause() should stay paused"
+        d.js("document.getElementById('api').play()")
+        wait(d, "const s = document.getElementById('api').state; return !s.training && s.step === 40;", 60, "train-steps to apply again after reset")
+
+        # Exports.
+        png = js_async(d, "document.getElementById('api').toPNG().then((b) => done({type: b.type, size: b.size}), (e) => done({error: String(e)}));")
+        assert png.get("type") == "image/png" and png.get("size", 0) > 1000, f"PNG export: {png}"
+        csv = js_async(d, "document.getElementById('api').samplesCSV().then((t) => done(t), (e) => done('ERROR ' + e));")
+        lines = csv.strip().split("\n")
+        assert lines[0] == "x,y", f"CSV header: {lines[0]!r} ({csv[:200]!r})"
+        pts = [tuple(float(v) for v in line.split(",")) for line in lines[1:]]
+        assert len(pts) == 400, f"CSV has {len(pts)} rows for 400 particles"
+        assert all(math.isfinite(x) and math.isfinite(y) and abs(x) < 50 and abs(y) < 50 for x, y in pts), "CSV has non-finite or wild samples"
+        spread = max(x for x, _ in pts) - min(x for x, _ in pts)
+        assert spread > 0.5, f"the samples are all in one place (x spread {spread})"
+        webm = js_async(d, "document.getElementById('api').record(1.5).then((b) => b.arrayBuffer().then((a) => done({type: b.type, size: b.size,"
+                           " magic: Array.from(new Uint8Array(a.slice(0, 4)))})), (e) => done({error: String(e)}));")
+        assert webm.get("type") == "video/webm" and webm.get("size", 0) > 500 and webm.get("magic") == [0x1A, 0x45, 0xDF, 0xA3], f"WebM export: {webm}"
+        log(f"exports: PNG {png['size']} B, CSV {len(pts)} samples (x spread {spread:.2f}), WebM {webm['size']} B (EBML header)")
+
+        # Themes and shadow-DOM isolation, both ways.
+        look = d.js("""const bg = (id) => getComputedStyle(document.getElementById(id).shadowRoot.querySelector('figure')).backgroundColor;
+            const w = document.getElementById('api').shadowRoot;
+            const btn = getComputedStyle(w.querySelector('button')), cv = getComputedStyle(w.querySelector('canvas.flow'));
+            return {light: bg('api'), dark: bg('bad'), btnColor: btn.color, btnFont: btn.fontFamily, canvasBorder: cv.borderTopWidth,
+                    pageStatsFont: getComputedStyle(document.getElementById('page-stats')).fontFamily,
+                    pageButton: getComputedStyle(document.getElementById('page-button')).color};""")
+        log(f"themes: light {look['light']}, dark {look['dark']}; widget button {look['btnColor']} {look['btnFont'][:30]}")
+        assert look["light"] == "rgb(255, 255, 255)" and look["dark"] == "rgb(15, 19, 27)", f"themes: {look}"
+        assert look["btnColor"] != "rgb(255, 0, 0)" and "Comic" not in look["btnFont"], f"page CSS leaked into the widget: {look}"
+        assert look["canvasBorder"] == "0px", f"page CSS leaked into the widget's canvas: {look}"
+        assert "monospace" not in look["pageStatsFont"], f"widget CSS leaked into the page: {look}"
+        assert look["pageButton"] == "rgb(255, 0, 0)", look
+        # theme="auto" (no attribute) follows prefers-color-scheme.
+        d.js("document.getElementById('api').removeAttribute('theme')")
+        bgs = []
+        for scheme in ("light", "dark"):
+            d.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia",
+                                               "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}})
+            bgs.append(d.js("return getComputedStyle(document.getElementById('api').shadowRoot.querySelector('figure')).backgroundColor"))
+        assert bgs == ["rgb(255, 255, 255)", "rgb(15, 19, 27)"], f"theme=auto does not follow prefers-color-scheme: {bgs}"
+        log(f"theme auto: light {bgs[0]}, dark {bgs[1]}")
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations: {problems}"
+
+
+def test_cpu():
+    with Server() as srv, Driver([]) as d:  # no --enable-unsafe-webgpu: no adapter
+        d.get(srv.url + "/__test/widgets.html")
+        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "the CPU widget to reach train-steps")
+        s = state(d, "api")
+        assert s["backend"] == "cpu" and s["step"] == 40 and not s["error"], f"CPU fallback: {s}"
+        notice = d.js("const n = document.getElementById('api').shadowRoot.querySelector('.notice'); return n.hidden ? null : n.textContent")
+        assert notice and "WebGPU" in notice, f"no notice about the missing WebGPU: {notice!r}"
+        csv = js_async(d, "document.getElementById('api').samplesCSV().then((t) => done(t), (e) => done('ERROR ' + e));")
+        lines = csv.strip().split("\n")
+        assert lines[0] == "x,y" and len(lines) == 401, f"CPU samples CSV: {csv[:200]!r} ({len(lines)} lines)"
+        assert all(math.isfinite(float(v)) for line in lines[1:] for v in line.split(","))
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations: {problems}"
+        log(f"CPU backend: stopped at step {s['step']} (train-steps=40), notice shown, {len(lines) - 1} samples exported")
+
+
+def test_embed():
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"], window=(640, 480)) as d:
+        d.get(srv.url + "/embed.html#dataset=circles&width=16&depth=2&batch=64&particles=300&nfe=8&controls=none&bogus=1")
+        wait(d, "const w = document.querySelector('flow-matching-demo'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the embedded figure to train")
+        got = d.js("""const w = document.querySelector('flow-matching-demo'), r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
+            return {config: w.config, messages: w.messages, controls: w.shadowRoot.querySelector('figure').dataset.controls,
+                    bar: w.shadowRoot.querySelector('.bar').getBoundingClientRect().height, w: r.width, h: r.height, iw: innerWidth, ih: innerHeight};""")
+        cfg = dict(kv.split("=", 1) for kv in got["config"].split("&"))
+        assert (cfg["dataset"], cfg["width"], cfg["particles"]) == ("circles", "16", "300"), f"the hash was not applied: {cfg}"
+        assert got["controls"] == "none" and got["bar"] == 0, f"controls=none still shows controls: {got}"
+        assert [m["attribute"] for m in got["messages"]] == ["config"] and "bogus" in got["messages"][0]["message"], f"unknown hash field not reported: {got['messages']}"
+        d.js("location.hash = 'dataset=moons&width=16&depth=2&batch=64&particles=300&nfe=8&controls=minimal'")
+        wait(d, "return document.querySelector('flow-matching-demo').config.startsWith('dataset=moons')", 20, "a hash change to apply")
+        got = d.js("""const w = document.querySelector('flow-matching-demo'), r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
+            return {messages: w.messages, bar: w.shadowRoot.querySelector('.bar').getBoundingClientRect().height, w: r.width, h: r.height, iw: innerWidth, ih: innerHeight};""")
+        assert got["messages"] == [], f"messages stayed after a valid hash: {got['messages']}"
+        assert got["bar"] > 0, f"controls=minimal shows no controls: {got}"
+        assert got["w"] >= got["iw"] - 4 and got["h"] >= got["ih"] - got["bar"] - 4, f"the figure does not fill the frame: {got}"
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations on embed.html: {problems}"
+        log(f"embed.html: hash applied ({cfg['dataset']}, width {cfg['width']}), canvas {got['w']:.0f}x{got['h']:.0f} in a {got['iw']}x{got['ih']} frame; hashchange applies")
+
+
+def test_package():
+    import json
+    with open(os.path.join(ROOT, "pkg", "package.json")) as f:
+        pkg = json.load(f)
+    for key in ("name", "version", "description", "license", "repository", "files", "exports", "module"):
+        assert pkg.get(key), f"pkg/package.json lacks {key}: {pkg}"
+    for name in ("flowmatch.js", "flowmatch_bg.wasm", "widget.js", "widget.css", "embed.html", "embed.js", "embed.css"):
+        assert name in pkg["files"], f"{name} is not in the package's files: {pkg['files']}"
+        assert os.path.isfile(os.path.join(ROOT, "pkg", name)), f"pkg/{name} is missing"
+    assert pkg["exports"]["./widget"] == "./widget.js", pkg["exports"]
+    with open(os.path.join(ROOT, "www", "widget.js")) as f, open(os.path.join(ROOT, "pkg", "widget.js")) as g:
+        want = f.read().replace("from '../pkg/flowmatch.js'", "from './flowmatch.js'")
+        assert g.read() == want, "pkg/widget.js is not www/widget.js with the package import: run scripts/build-wasm.sh"
+    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/__test/pkg.html")
+        wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train")
+        got = d.js("""const w = document.getElementById('pkg');
+            return {error: w.state.error, css: [...w.shadowRoot.querySelectorAll('link')].map(l => l.href),
+                    resources: performance.getEntriesByType('resource').map(e => new URL(e.name).pathname), width: w.getBoundingClientRect().width};""")
+        assert not got["error"], got
+        assert got["css"] == [srv.url + "/pkg/widget.css"], f"the widget's stylesheet is not taken from next to the module: {got['css']}"
+        assert "/pkg/flowmatch_bg.wasm" in got["resources"] and not any(p.startswith("/www/") for p in got["resources"]), got["resources"]
+        assert abs(got["width"] - 320) < 1, f"size=320 not applied: {got['width']}"
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations: {problems}"
+        log(f"package: {pkg['name']}@{pkg['version']} files {pkg['files']}; pkg/widget.js loads {sorted(set(got['resources']))}")
+        d.get(srv.url + "/pkg/embed.html#dataset=moons&width=16&depth=2&batch=64&particles=300&nfe=8")
+        wait(d, "const w = document.querySelector('flow-matching-demo'); return w && w.state && (w.state.error || w.state.step >= 5);", 120, "pkg/embed.html to train")
+        res = d.js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)")
+        assert not any(p.startswith("/www/") for p in res) and "/pkg/embed.js" in res, res
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations on pkg/embed.html: {problems}"
+        log("pkg/embed.html runs from the package directory alone")
+
+
+TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
+         "cpu": test_cpu, "embed": test_embed, "package": test_package}
+
+
+def main(names):
+    failed = []
+    for name in names or list(TESTS):
+        print(f"e2e widget {name}", flush=True)
+        t0 = time.time()
+        try:
+            TESTS[name]()
+            print(f"e2e widget {name}: ok ({time.time() - t0:.0f}s)", flush=True)
+        except Exception:
+            traceback.print_exc()
+            print(f"e2e widget {name}: FAILED", flush=True)
+            failed.append(name)
+    if failed:
+        print(f"e2e widget failed: {', '.join(failed)}")
+        return 1
+    print("e2e widget: all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
