@@ -5,8 +5,10 @@
 
 pub mod custom;
 pub mod datasets;
+pub mod drawing;
 
-pub use custom::{normalize, parse_points, points_from_density, TargetError, ViewTransform};
+pub use custom::{normalize, parse_points, points_from_density, CustomKind, CustomTarget, TargetError, ViewTransform};
+pub use drawing::Drawing;
 pub use datasets::sample_dataset;
 
 /// How many points of a standard dataset are uploaded for training. At 2^17 points a 2D MLP
