@@ -9,7 +9,8 @@
    blank image, a file that is not an image, an empty drawing, empty text — each shows its message
    next to its control, and the step counter, the target and the samples stay as they were. Then a
    valid CSV far from the origin becomes the target and the samples export in its original
-   coordinates. Screenshot: artifacts/e2e-targets-errors.png.
+   coordinates; a width change keeps it, choosing a dataset ends it; a valid image and a CSV
+   dropped on the canvas become targets. Screenshot: artifacts/e2e-targets-errors.png.
 3. draw (WebGPU): synthetic pointer input (WebDriver pointer actions: real pointerdown/move/up)
    paints a diagonal stroke on the canvas; the target becomes the drawing, its points lie under
    the stroke, and training continues on it. Screenshot: artifacts/e2e-targets-draw.png.
@@ -229,6 +230,38 @@ def test_bad_input():
             worst = max(worst, abs(ox - (t["cx"] + vx / t["scale"])), abs(oy - (t["cy"] + vy / t["scale"])))
         assert worst < 1e-3, f"exported samples are not the inverse map of the shown ones (worst {worst})"
         log(f"CSV target at (100, -50) x 0.35: {len(view)} samples exported in original coordinates")
+
+        # Settings: a model change keeps the custom target (training restarts on it), the dataset
+        # select says "your own target", the hash keeps the dataset; choosing a dataset ends it.
+        change = "const e = document.getElementById('f-' + arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change'));"
+        d.js(change, "width", "16")
+        got = d.js("return {info: window.flowmatch.app.target_info(), hash: location.hash, select: document.getElementById('f-dataset').value,"
+                   " n: window.flowmatch.app.target_points().length}")
+        assert got["info"]["custom"] and got["info"]["points"] == 63 and got["n"] == 126, f"a width change lost the custom target: {got}"
+        assert "width=16" in got["hash"] and "dataset=moons" in got["hash"], got["hash"]
+        d.wait_for("return document.getElementById('f-dataset').value === ''", 5, "the dataset select to show 'your own target'")
+        d.js(change, "dataset", "moons")
+        got = d.wait_for("const i = window.flowmatch.app.target_info(); return !i.custom && i;", 5, "choosing a dataset to end the custom target")
+        assert d.js("return window.flowmatch.app.target_points().length") == 0
+        d.wait_for("return document.getElementById('f-dataset').value === 'moons' && document.getElementById('target-dataset').hidden", 5,
+                   "the select to show the dataset again")
+        log("a width change keeps the custom target; choosing 'moons' ends it")
+
+        # A valid image (a black bar on white) and a CSV dropped on the canvas.
+        click(d, "tab-image")
+        d.js("pngFile('bar.png', 100, 50, (g) => { g.fillStyle = '#000'; g.fillRect(10, 20, 80, 10); }).then((f) => giveFile('image-file', f))")
+        info = d.wait_for("const t = window.flowmatch.target; return t && t.custom && t.kind === 'image' && t;", 10, "the image to become the target")
+        b = info["bounds"]
+        b = [b[k] for k in ("0", "1", "2", "3")] if isinstance(b, dict) else b
+        aspect = (b[2] - b[0]) / (b[3] - b[1])
+        assert abs(b[2] - 3.5) < 0.01 and abs(aspect - 8.0) < 0.8, f"the 80x10 bar should fill the view's width with aspect 8: {b}"
+        log(f"image bar.png: {info['points']} points, bounds {[round(v, 2) for v in b]} (aspect {aspect:.1f})")
+        d.js("""const dt = new DataTransfer(); dt.items.add(new File(['x,y\\n0,0\\n2,1\\n4,0\\n'], 'dropped.csv', {type: 'text/csv'}));
+                document.getElementById('canvas-wrap').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));""")
+        info = d.wait_for("const t = window.flowmatch.target; return t && t.kind === 'points' && t.label === 'dropped.csv' && t;", 10,
+                          "a CSV dropped on the canvas to become the target")
+        assert info["points"] == 3, info
+        log("a CSV dropped on the canvas became the target")
 
 
 def test_draw():
