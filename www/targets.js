@@ -66,6 +66,14 @@ function took(info, describe) {
   }
   $('target-status').textContent = text;
   $('target-dataset').hidden = !info.custom;
+  // CSV targets: the canvas' corners labelled in the original coordinates.
+  const axes = info.custom && info.kind === 'points';
+  $('axes').hidden = !axes;
+  if (axes) {
+    const t = info.transform, e = extent / t.scale;
+    $('axis-lo').textContent = `(${fmtNum(t.cx - e)}, ${fmtNum(t.cy - e)})`;
+    $('axis-hi').textContent = `(${fmtNum(t.cx + e)}, ${fmtNum(t.cy + e)})`;
+  }
   markDatasetSelect();
 }
 

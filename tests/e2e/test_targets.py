@@ -219,6 +219,11 @@ def test_bad_input():
         assert abs(t["cx"] - 100) < 0.1 and abs(t["cy"] + 50) < 0.1 and abs(t["scale"] - 0.35) < 0.01, t
         status = d.js("return document.getElementById('target-status').textContent")
         assert "original" in status and "100" in status, status
+        corners = d.js("const a = document.getElementById('axes'); return a.hidden ? null : [document.getElementById('axis-lo').textContent, document.getElementById('axis-hi').textContent]")
+        # The view's ±5 at scale 0.35 around (100, -50): corners (85.71, -64.29) and (114.3, -35.71).
+        # (The ellipse's bounding box centre is (100, -50) to within 0.01: its points are sampled.)
+        nums = [float(v) for c in corners or [] for v in c.strip("()").split(",")]
+        assert len(nums) == 4 and all(abs(a - b) < 0.05 for a, b in zip(nums, [85.71, -64.29, 114.29, -35.71])), f"corner labels in original coordinates: {corners}"
         view = samples(d)
         csv = d.cmd("POST", "/execute/async", {"script": "const done = arguments[arguments.length - 1];"
                     " window.flowmatch.app.samples_csv().then(done, e => done('error: ' + e));", "args": []})
