@@ -28,10 +28,7 @@ fn assert_tracks(what: &str, gpu: &[(u32, f32)], cpu: &[f32]) {
 fn replacing_the_target_keeps_the_model_and_tracks_the_cpu_reference() {
     pollster::block_on(async {
         let ctx = gpu().await;
-        let mut config = Config::default();
-        config.width = 32;
-        config.batch = 100;
-        config.seed = 3;
+        let config = Config { width: 32, batch: 100, seed: 3, ..Default::default() };
         let spec = TrainSpec::from_config(&config);
         let moons = sample_dataset(Dataset::Moons, 4096, 3);
         let mut cpu = CpuTrainer::new(spec, moons.clone());
