@@ -13,7 +13,9 @@
    dropped on the canvas become targets. Screenshot: artifacts/e2e-targets-errors.png.
 3. draw (WebGPU): synthetic pointer input (WebDriver pointer actions: real pointerdown/move/up)
    paints a diagonal stroke on the canvas; the target becomes the drawing, its points lie under
-   the stroke, and training continues on it. Screenshot: artifacts/e2e-targets-draw.png.
+   the stroke, and training continues on it; the eraser removes points under it. Then 50000 CSV
+   points (more than the GPU target buffer holds) train with no WebGPU error. Screenshots:
+   artifacts/e2e-targets-draw.png, artifacts/e2e-targets-points.png.
 
 Run by tests/e2e/run.sh test_targets.py [text|bad|draw ...].
 """
@@ -90,6 +92,7 @@ def test_text():
         st = d.js("return window.flowmatch.app.state()")
         assert not st["error"], st["error"]
         log(f"{st['step'] - start} steps on 'HI' in {time.time() - t0:.0f}s; loss {st['lossRecent']:.3f}")
+        assert d.js("return window.flowmatch.gpuErrors") == [], d.js("return window.flowmatch.gpuErrors")
         target = target_points(d)
         got = samples(d)
         assert len(target) == info["points"] and len(got) > 100, (len(target), len(got))
@@ -314,6 +317,21 @@ def test_draw():
         log(f"eraser: {len(pts)} -> {len(left)} points, none left near the centre")
         time.sleep(1.5)
         save("e2e-targets-draw.png", d.screenshot())
+        # More points than the WebGPU trainer's target buffer holds (2^15): a larger buffer
+        # replaces it; training goes on with no WebGPU error and the faint layer shows them.
+        click(d, "tab-points")
+        d.js("let s = 'x,y\\n'; for (let i = 0; i < 50000; i++) s += `${Math.cos(i) * (1 + i % 7)},${Math.sin(i) * (1 + i % 7)}\\n`;"
+             " document.getElementById('points-text').value = s; document.getElementById('points-use').click();")
+        info = d.js("return window.flowmatch.target")
+        assert info["custom"] and info["points"] == 50000, (info, d.js("return window.flowmatch.targetErrors"))
+        step1 = d.js("return window.flowmatch.app.state().step")
+        d.js("window.flowmatch.app.play()")
+        d.wait_for(f"return window.flowmatch.stepsRead > {step1 + 20}", 60, "training on 50000 points")
+        assert d.js("return window.flowmatch.gpuErrors") == [], d.js("return window.flowmatch.gpuErrors")
+        assert d.js("return window.flowmatch.app.state().error") is None
+        log("50000 CSV points (a larger GPU target buffer): training continues, no WebGPU errors")
+        time.sleep(1.5)
+        save("e2e-targets-points.png", d.screenshot())
 
 
 TESTS = {"text": test_text, "bad": test_bad_input, "draw": test_draw}
