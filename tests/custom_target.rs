@@ -2,7 +2,7 @@
 //! keeps the weights, Adam moments and step count, and the GPU run keeps tracking the CPU
 //! reference that switches its data at the same step, both when the new points fit the existing
 //! buffer (written in place) and when they need a larger one (buffer and bind group replaced).
-#![cfg(not(target_arch = "wasm32"))]
+//! Runs natively and in headless Chromium's WebGPU (wasm-pack test --test custom_target).
 
 mod common;
 use common::gpu;
@@ -12,6 +12,9 @@ use flowmatch::cpu::CpuTrainer;
 use flowmatch::gpu::GpuTrainer;
 use flowmatch::targets::{sample_dataset, CustomKind, CustomTarget};
 use flowmatch::TrainSpec;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// Tolerance as in tests/training.rs: the same batches (bit-identical PRNG) give losses within
 /// 1e-3 relative (f32 summation order only); a batch drawn from the wrong target set, or a
@@ -24,9 +27,8 @@ fn assert_tracks(what: &str, gpu: &[(u32, f32)], cpu: &[f32]) {
     }
 }
 
-#[test]
-fn replacing_the_target_keeps_the_model_and_tracks_the_cpu_reference() {
-    pollster::block_on(async {
+async fn swap_targets() {
+    {
         let ctx = gpu().await;
         let config = Config { width: 32, batch: 100, seed: 3, ..Default::default() };
         let spec = TrainSpec::from_config(&config);
@@ -72,9 +74,11 @@ fn replacing_the_target_keeps_the_model_and_tracks_the_cpu_reference() {
         assert_eq!(status.first_bad_step, None);
         assert_eq!(status.step, 3 * k);
         assert_tracks("three targets in one run", &status.losses, &cpu_losses);
-        // The target change is visible in the loss: a different set of x1 gives a different loss
-        // level, which a trainer that ignored the new points would not show.
+        // (Tracking the CPU, which trains on the new points, is what shows the GPU used them: the
+        // loss levels of the three targets differ by far more than the tolerance; logged here.)
+        #[cfg(not(target_arch = "wasm32"))]
         let mean = |a: &[f32]| a.iter().sum::<f32>() / a.len() as f32;
+        #[cfg(not(target_arch = "wasm32"))]
         eprintln!(
             "mean loss per phase: moons {:.4}, 8gaussians {:.4}, stripes {:.4}",
             mean(&cpu_losses[..k as usize]),
@@ -84,5 +88,7 @@ fn replacing_the_target_keeps_the_model_and_tracks_the_cpu_reference() {
         // Empty input is refused and changes nothing.
         assert!(gpu.set_target(&[]).is_err());
         assert_eq!(gpu.target_len() as usize, big.points.len());
-    });
+    }
 }
+
+gpu_test!(replacing_the_target_keeps_the_model_and_tracks_the_cpu_reference, swap_targets());
