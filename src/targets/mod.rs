@@ -1,7 +1,9 @@
 //! Target distributions: what the model learns to produce at t = 1.
 //!
-//! The engine trains on a finite point set uploaded once to the GPU and indexed randomly per
-//! sample (see `shaders/batch.wgsl`); this module makes those point sets.
+//! The engine trains on a finite point set uploaded to the GPU and indexed randomly per sample
+//! (see `shaders/batch.wgsl`); this module makes those point sets: the standard datasets, and the
+//! custom targets a person draws (`drawing`), types, uploads or pastes (`custom`), which replace
+//! the uploaded set while training goes on (`GpuTrainer::set_target`).
 
 pub mod custom;
 pub mod datasets;
