@@ -4,6 +4,7 @@
 // (read by tests/e2e and benchmarks: step, loss, stepsPerSec, backend, ready, error, ...).
 
 import init, { App, choices, fields } from '../pkg/flowmatch.js';
+import { initTargets } from './targets.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -368,6 +369,7 @@ async function main() {
     writeHash();
     syncControls();
     wire();
+    initTargets(app, state);
     $('loading').hidden = true;
     requestAnimationFrame((t) => { last = t; loop(t); });
   } catch (e) {

@@ -91,6 +91,8 @@ pub struct GpuTrainer {
     _partials: wgpu::Buffer,
     pipelines: Pipelines,
     groups: BindGroups,
+    /// Layout of `groups.batch`, kept to rebind a replaced target buffer (`set_target`).
+    batch_layout: wgpu::BindGroupLayout,
     /// Which kernels run on this adapter.
     pub variant: KernelVariant,
     /// Batch splits of the tiled dW reduction (1 on the software variant).
@@ -270,7 +272,7 @@ impl GpuTrainer {
         let data_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("target.points"),
             contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
         });
         let source_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("source.points"),
@@ -364,6 +366,7 @@ impl GpuTrainer {
             _partials: partials,
             pipelines,
             groups,
+            batch_layout: batch_bgl,
             variant,
             splits,
             allocated_bytes,
@@ -404,6 +407,41 @@ impl GpuTrainer {
     pub fn load_params(&mut self, params: &[f32], step: u32) {
         self.reset_state(params);
         self.step = step;
+    }
+
+    /// Replaces the target points for the following steps; weights, Adam moments and the step
+    /// count are kept, so training simply continues on the new target. The points are written
+    /// into the existing buffer when they fit; otherwise a larger buffer replaces it (the batch
+    /// bind group is rebuilt, the old buffer is dropped) and callers that bound `data` (the
+    /// renderer) must bind it again. On error nothing changes.
+    pub fn set_target(&mut self, data: &[[f32; 2]]) -> Result<(), GpuError> {
+        if data.is_empty() {
+            return Err(GpuError::TooLarge("the target has no points".into()));
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        check_fits(&self.ctx, &[("target points", bytes.len() as u64)])?;
+        if bytes.len() as u64 <= self.data.size() {
+            self.ctx.queue.write_buffer(&self.data, 0, bytes);
+        } else {
+            let data_buf = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("target.points"),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            });
+            let step_size = std::mem::size_of::<StepParams>() as u64;
+            self.groups.batch = bind_group(&self.ctx.device, "batch", &self.batch_layout, &[
+                (&self.step_uniform, Some(step_size)), (&data_buf, None), (&self.acts, None), (&self.source, None), (&self.scratch, None),
+            ]);
+            self.allocated_bytes = self.allocated_bytes - self.data.size() + data_buf.size();
+            self.data = data_buf;
+        }
+        self.n_points = data.len() as u32;
+        Ok(())
+    }
+
+    /// Target points in use.
+    pub fn target_len(&self) -> u32 {
+        self.n_points
     }
 
     /// Changes the learning rate for the following steps (no reallocation).

@@ -11,6 +11,8 @@ use crate::rng::Stream;
 pub const MAX_POINTS: usize = 200_000;
 /// Fewest distinct points that define a distribution worth training on.
 pub const MIN_POINTS: usize = 2;
+/// Points drawn from a raster (drawing, text, image) as the training target.
+pub const RASTER_POINTS: usize = 1 << 15;
 /// Largest raster accepted (pixels).
 pub const MAX_PIXELS: usize = 4096 * 4096;
 /// After normalisation the points' largest |coordinate| from the centre is this (inside [-5, 5]²).
@@ -34,6 +36,8 @@ pub enum TargetError {
     Blank,
     #[error("the image is {width}×{height}: expected between 1×1 and {MAX_PIXELS} pixels with one value per pixel")]
     BadRaster { width: usize, height: usize },
+    #[error("the drawing is empty: paint on the canvas with the brush first")]
+    EmptyDrawing,
 }
 
 /// Parses CSV text: one `x,y` per line (also `x, y`, `x;y` or whitespace-separated), blank lines
@@ -169,6 +173,115 @@ pub fn points_from_density(values: &[f32], width: usize, height: usize, n: usize
     Ok(points)
 }
 
+/// Pixel darkness as a density, from RGBA bytes (row-major, top row first, 4 bytes per pixel).
+///
+/// darkness = α·(1 − luminance) with Rec. 709 luma of the 8-bit values (a transparent pixel is
+/// paper, not ink). The lightest pixel is taken as the background and subtracted, and what is
+/// left below `NOISE` (JPEG ringing, paper texture) is dropped, so a uniform image of any colour
+/// is blank. With `invert` light pixels are the ink (α·luminance).
+pub fn darkness_from_rgba(rgba: &[u8], width: usize, height: usize, invert: bool) -> Result<Vec<f32>, TargetError> {
+    if width == 0 || height == 0 || width.saturating_mul(height) > MAX_PIXELS || rgba.len() != width * height * 4 {
+        return Err(TargetError::BadRaster { width, height });
+    }
+    const NOISE: f32 = 0.04;
+    let ink: Vec<f32> = rgba
+        .chunks_exact(4)
+        .map(|p| {
+            let lum = (0.2126 * p[0] as f32 + 0.7152 * p[1] as f32 + 0.0722 * p[2] as f32) / 255.0;
+            let a = p[3] as f32 / 255.0;
+            a * if invert { lum } else { 1.0 - lum }
+        })
+        .collect();
+    let background = ink.iter().copied().fold(f32::INFINITY, f32::min);
+    Ok(ink.into_iter().map(|d| if d - background > NOISE { d - background } else { 0.0 }).collect())
+}
+
+/// Shuffles points in place (Fisher–Yates, reproducible from `seed`), so that any prefix is a
+/// random subset: the renderer draws the first few thousand target points faintly.
+pub fn shuffle_points(points: &mut [[f32; 2]], seed: u32) {
+    let mut rng = Stream::new(seed, crate::rng::stream::DATA + 37);
+    for i in (1..points.len()).rev() {
+        let j = rng.below(i as u32 + 1) as usize;
+        points.swap(i, j);
+    }
+}
+
+/// What a custom target came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomKind {
+    Drawing,
+    Text,
+    Image,
+    Points,
+}
+
+impl CustomKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomKind::Drawing => "drawing",
+            CustomKind::Text => "text",
+            CustomKind::Image => "image",
+            CustomKind::Points => "points",
+        }
+    }
+}
+
+/// A validated custom target: points in view coordinates (shuffled), and the map back to the
+/// coordinates they came in (identity for drawings, which are made in view coordinates).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomTarget {
+    pub kind: CustomKind,
+    /// What the person gave (the text, the file name, ...), for the page.
+    pub label: String,
+    pub points: Vec<[f32; 2]>,
+    pub transform: ViewTransform,
+}
+
+impl CustomTarget {
+    /// CSV text → points centred and scaled into the view, remembering the original coordinates.
+    pub fn from_csv(text: &str, label: &str, seed: u32) -> Result<Self, TargetError> {
+        let (mut points, transform) = normalize(&parse_points(text)?);
+        shuffle_points(&mut points, seed);
+        Ok(CustomTarget { kind: CustomKind::Points, label: label.to_string(), points, transform })
+    }
+
+    /// RGBA pixels (typed text or an uploaded image) → [`RASTER_POINTS`] points drawn from the
+    /// darkness, centred and scaled into the view on their bounding box.
+    pub fn from_rgba(kind: CustomKind, label: &str, rgba: &[u8], width: usize, height: usize, invert: bool, seed: u32) -> Result<Self, TargetError> {
+        let density = darkness_from_rgba(rgba, width, height, invert)?;
+        let raw = points_from_density(&density, width, height, RASTER_POINTS, seed)?;
+        let (points, _) = normalize(&raw);
+        Ok(CustomTarget { kind, label: label.to_string(), points, transform: ViewTransform::IDENTITY })
+    }
+
+    /// A drawing's points, as drawn (view coordinates), shuffled.
+    pub fn from_drawing(drawing: &super::drawing::Drawing, seed: u32) -> Result<Self, TargetError> {
+        let mut points = drawing.target()?;
+        shuffle_points(&mut points, seed);
+        Ok(CustomTarget { kind: CustomKind::Drawing, label: String::new(), points, transform: ViewTransform::IDENTITY })
+    }
+
+    /// Points given in view coordinates as CSV in the target's original coordinates (`x,y` with
+    /// a header line, the format the CLI writes and `parse_points` reads).
+    pub fn to_original_csv(&self, view_points: &[[f32; 2]]) -> String {
+        let mut out = String::with_capacity(16 * view_points.len() + 4);
+        out.push_str("x,y\n");
+        for p in view_points {
+            let q = self.transform.to_original(*p);
+            if q[0].is_finite() && q[1].is_finite() {
+                out.push_str(&format!("{},{}\n", q[0], q[1]));
+            }
+        }
+        out
+    }
+}
+
+/// Axis-aligned bounds `[xmin, ymin, xmax, ymax]` of points (None when empty).
+pub fn bounds(points: &[[f32; 2]]) -> Option<[f32; 4]> {
+    let first = points.first()?;
+    Some(points.iter().fold([first[0], first[1], first[0], first[1]], |b, p| [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +336,88 @@ mod tests {
         assert_eq!(points_from_density(&[f32::NAN; 8], 4, 2, 10, 1), Err(TargetError::Blank));
         assert!(matches!(points_from_density(&[1.0; 7], 4, 2, 10, 1), Err(TargetError::BadRaster { .. })));
         assert!(matches!(points_from_density(&[], 0, 0, 10, 1), Err(TargetError::BadRaster { .. })));
+    }
+
+    /// RGBA of a `w × h` white image with the pixels in `ink` black.
+    fn rgba(w: usize, h: usize, ink: &[(usize, usize)]) -> Vec<u8> {
+        let mut px = vec![255u8; w * h * 4];
+        for &(x, y) in ink {
+            px[4 * (y * w + x)..4 * (y * w + x) + 3].fill(0);
+        }
+        px
+    }
+
+    #[test]
+    fn darkness_subtracts_the_background_and_rejects_blank_images() {
+        let d = darkness_from_rgba(&rgba(3, 2, &[(1, 0)]), 3, 2, false).unwrap();
+        assert_eq!(d, vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        // Grey paper with a black mark: the paper is background.
+        let mut grey = vec![200u8; 4 * 4];
+        grey[..3].fill(0);
+        grey.iter_mut().skip(3).step_by(4).for_each(|a| *a = 255);
+        let d = darkness_from_rgba(&grey, 2, 2, false).unwrap();
+        assert!(d[0] > 0.7 && d[1..].iter().all(|&v| v == 0.0), "{d:?}");
+        // Transparent pixels are paper; inverted, light pixels are ink.
+        let d = darkness_from_rgba(&[0, 0, 0, 0, 0, 0, 0, 255], 2, 1, false).unwrap();
+        assert_eq!(d, vec![0.0, 1.0]);
+        let d = darkness_from_rgba(&rgba(2, 1, &[(0, 0)]), 2, 1, true).unwrap();
+        assert_eq!(d, vec![0.0, 1.0]);
+        // Uniform images of any colour, and white ones, have nothing to learn.
+        for colour in [255u8, 128, 0] {
+            let img = vec![colour; 4 * 64].iter().enumerate().map(|(i, &c)| if i % 4 == 3 { 255 } else { c }).collect::<Vec<_>>();
+            let err = CustomTarget::from_rgba(CustomKind::Image, "x.png", &img, 8, 8, false, 1).unwrap_err();
+            assert_eq!(err, TargetError::Blank, "colour {colour}");
+        }
+        assert!(matches!(darkness_from_rgba(&[0; 7], 2, 1, false), Err(TargetError::BadRaster { .. })));
+        assert!(matches!(darkness_from_rgba(&[], 0, 0, false), Err(TargetError::BadRaster { .. })));
+    }
+
+    #[test]
+    fn raster_targets_fill_the_view_on_their_ink() {
+        // An L of ink in the top-left corner of a 20×10 image: after normalisation the points
+        // span the view's half extent on the longer side, centred on the ink, not the image.
+        let ink: Vec<(usize, usize)> = (0..6).map(|y| (1, y)).chain((1..4).map(|x| (x, 5))).collect();
+        let t = CustomTarget::from_rgba(CustomKind::Text, "L", &rgba(20, 10, &ink), 20, 10, false, 3).unwrap();
+        assert_eq!(t.points.len(), RASTER_POINTS);
+        let b = bounds(&t.points).unwrap();
+        assert!((b[0] + b[2]).abs() < 1e-3 && (b[1] + b[3]).abs() < 1e-3, "not centred: {b:?}");
+        assert!((b[3] - VIEW_HALF_EXTENT).abs() < 1e-3, "taller side not at the half extent: {b:?}");
+        // Ink is 3 px wide and 6 px tall: the aspect ratio is kept (within the pixel jitter).
+        let aspect = (b[2] - b[0]) / (b[3] - b[1]);
+        assert!((aspect - 0.5).abs() < 0.05, "aspect {aspect}");
+    }
+
+    #[test]
+    fn csv_targets_round_trip_to_original_coordinates() {
+        let t = CustomTarget::from_csv("x,y\n100,10\n110,10\n105,12\n", "p.csv", 1).unwrap();
+        assert_eq!(t.kind, CustomKind::Points);
+        assert_eq!(t.points.len(), 3);
+        let back = parse_points(&t.to_original_csv(&t.points)).unwrap();
+        let mut want = vec![[100.0, 10.0], [110.0, 10.0], [105.0, 12.0]];
+        let mut got = back.clone();
+        for v in [&mut want, &mut got] {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        }
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a[0] - b[0]).abs() < 1e-3 && (a[1] - b[1]).abs() < 1e-3, "{got:?}");
+        }
+        // Non-finite samples are left out of the export rather than written as NaN.
+        assert_eq!(t.to_original_csv(&[[f32::NAN, 0.0]]), "x,y\n");
+        assert!(matches!(CustomTarget::from_csv("1,abc", "p.csv", 1), Err(TargetError::NotAPair { line: 1, .. })));
+    }
+
+    #[test]
+    fn shuffle_is_a_reproducible_permutation() {
+        let pts: Vec<[f32; 2]> = (0..1000).map(|i| [i as f32, 0.0]).collect();
+        let (mut a, mut b) = (pts.clone(), pts.clone());
+        shuffle_points(&mut a, 5);
+        shuffle_points(&mut b, 5);
+        assert_eq!(a, b);
+        assert_ne!(a, pts);
+        // The first tenth is spread over the whole range (what the faint target layer shows).
+        let mean = a[..100].iter().map(|p| p[0]).sum::<f32>() / 100.0;
+        assert!((mean - 500.0).abs() < 100.0, "prefix mean {mean}");
+        a.sort_by(|x, y| x[0].partial_cmp(&y[0]).unwrap());
+        assert_eq!(a, pts);
     }
 }

@@ -18,6 +18,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+/// "Your own target": draw, text, image and CSV targets (`www/targets.js`).
+#[path = "custom_target.rs"]
+mod custom_target;
+
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
 reference backend with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
@@ -62,6 +66,7 @@ struct Inner {
     frames: u64,
     /// Generation of the shared device this instance runs on (`device::shared_context`).
     device_gen: Option<u64>,
+    custom: custom_target::CustomState,
 }
 
 /// The live demo: trainer + flow + renderer behind a small API for `www/app.js`.
@@ -182,6 +187,7 @@ impl App {
             software,
             frames: 0,
             device_gen,
+            custom: Default::default(),
         };
         Ok(App { inner: Rc::new(RefCell::new(inner)) })
     }
@@ -250,6 +256,9 @@ impl App {
         next.set(key, value).map_err(|e| JsError::new(&e.to_string()))?;
         s.apply(next).map_err(|e| JsError::new(&e))?;
         let field = key.trim().to_ascii_lowercase().replace('-', "_");
+        if field == "dataset" {
+            s.chose_dataset();
+        }
         s.hash_errors.retain(|e| e.field() != field);
         Ok(())
     }
@@ -440,6 +449,7 @@ impl Inner {
                 Backend::Cpu(c) => c.retrain(&next)?,
             }
             self.restart_metrics();
+            self.after_retrain(&old, &next);
         } else {
             match &mut self.backend {
                 Backend::Gpu(g) => {

@@ -150,6 +150,27 @@ impl CpuView {
         self.trainer.spec.adam.lr = lr;
     }
 
+    /// Trains on `points` from now on (a custom target) with the current weights; the faint
+    /// target layer shows them.
+    pub fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String> {
+        if points.is_empty() {
+            return Err("the target has no points".into());
+        }
+        self.trainer.data = points.to_vec();
+        self.target = points.iter().take(TARGET_DRAWN).copied().collect();
+        Ok(())
+    }
+
+    /// The particles at t = 1 of the newest integration (`x0, y0, x1, y1, ...`; empty before the
+    /// first one completes).
+    pub fn samples(&self) -> Vec<f32> {
+        let n = self.origins.len();
+        if n == 0 || self.traj.len() != (self.steps as usize + 1) * n {
+            return Vec::new();
+        }
+        self.traj[self.steps as usize * n..].iter().flat_map(|p| [p[0], p[1]]).collect()
+    }
+
     pub fn resize(&mut self, w: u32, h: u32) {
         self.canvas.set_width(w.max(1));
         self.canvas.set_height(h.max(1));

@@ -273,6 +273,21 @@ impl GpuView {
         self.update_refresh_interval();
     }
 
+    /// Trains on `points` from now on (a custom target) with the current weights; the faint
+    /// target layer shows them. On error nothing changes.
+    pub fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String> {
+        self.trainer.set_target(points).map_err(gpu_err)?;
+        self.renderer.set_target(&self.trainer.data, target_drawn(&self.ctx).min(points.len() as u32));
+        Ok(())
+    }
+
+    /// The particles at t = 1 of the newest integration (`x0, y0, x1, y1, ...`), read without
+    /// borrowing the view.
+    pub fn samples(&self) -> impl Future<Output = Result<Vec<f32>, GpuError>> + 'static {
+        let (ctx, particles, n) = (self.ctx.clone(), self.sampler.particles.clone(), self.sampler.len());
+        async move { crate::gpu::readback::read_f32(&ctx, &particles, 0, n as u64 * 2).await }
+    }
+
     /// Same seed → same initial weights, same particles, same run.
     pub fn reset(&mut self, seed: u32) {
         self.trainer.reset(seed);
