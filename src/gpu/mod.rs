@@ -5,7 +5,9 @@
 //! integrates particles; `readback` is the one async path from GPU buffers to the CPU.
 
 pub mod context;
+pub mod counter;
 pub mod density;
+pub mod limits;
 pub mod quality;
 pub mod readback;
 pub mod sampler;

@@ -63,6 +63,8 @@ struct Readback {
     width: u32,
     height: u32,
     busy: std::rc::Rc<std::cell::Cell<bool>>,
+    /// Registers (and on drop destroys) `staging` (`gpu::counter`).
+    live: crate::gpu::counter::Owned,
 }
 
 /// Frame rate of the readback presenter.
@@ -80,7 +82,8 @@ impl Readback {
             .and_then(|o| wasm_bindgen::JsCast::dyn_into(o).ok())
             .ok_or("the canvas has no 2D context for the readback presenter")?;
         let (texture, staging) = Self::targets(device, w, h);
-        Ok(Readback { ctx2d, canvas, texture, staging, width: w, height: h, busy: Default::default() })
+        let live = crate::gpu::counter::Owned::new(&[&staging]);
+        Ok(Readback { ctx2d, canvas, texture, staging, width: w, height: h, busy: Default::default(), live })
     }
 
     fn targets(device: &wgpu::Device, w: u32, h: u32) -> (wgpu::Texture, wgpu::Buffer) {
@@ -294,6 +297,7 @@ impl GpuView {
                 r.canvas.set_height(h);
                 if (r.width, r.height) != (w, h) {
                     (r.texture, r.staging) = Readback::targets(&self.ctx.device, w, h);
+                    r.live = crate::gpu::counter::Owned::new(&[&r.staging]);
                     r.width = w;
                     r.height = h;
                     r.busy.set(false);
