@@ -12,6 +12,7 @@ pub mod quality;
 pub mod readback;
 pub mod sampler;
 pub mod shaders;
+pub mod snapshot;
 pub mod trainer;
 pub mod uniforms;
 

@@ -410,6 +410,11 @@ impl GpuTrainer {
         self.step = step;
     }
 
+    /// The metrics buffer: `[first_bad_step, pad×3, loss ring]` (read by `gpu::snapshot`).
+    pub(crate) fn metrics_buffer(&self) -> &wgpu::Buffer {
+        &self.metrics
+    }
+
     /// Changes the learning rate for the following steps (no reallocation).
     pub fn set_lr(&mut self, lr: f32) {
         self.spec.adam.lr = lr;
