@@ -130,6 +130,8 @@ pub struct GpuView {
     last_field: f64,
     last_draw: f64,
     measured_flops: f64,
+    /// Set after a divergence: the shown trajectories are not re-integrated (no NaN particles).
+    pub frozen: bool,
 }
 
 fn gpu_err(e: GpuError) -> String {
@@ -205,6 +207,7 @@ impl GpuView {
             last_field: f64::NEG_INFINITY,
             last_draw: f64::NEG_INFINITY,
             measured_flops: 0.0,
+            frozen: false,
         };
         view.update_refresh_interval();
         Ok(view)
@@ -322,7 +325,7 @@ impl GpuView {
     pub fn frame(&mut self, now: f64, t: f32, wrapped: bool, layers: Layers, viewport: Viewport, point_px: f32) {
         let step = self.trainer.step();
         let stale = self.traj_step != Some(step);
-        if self.traj_step.is_none() || (stale && (wrapped || now - self.last_refresh >= self.refresh_s)) {
+        if !self.frozen && (self.traj_step.is_none() || (stale && (wrapped || now - self.last_refresh >= self.refresh_s))) {
             self.sampler.rewind();
             self.sampler.integrate(self.solver, 0.0, 1.0, self.steps);
             self.traj_step = Some(step);
