@@ -236,7 +236,7 @@ def test_soak():
         d.get(URL + "?case=soak#width=64&depth=3&batch=256&particles=800&nfe=16")
         wait_ready(d)
         d.js("window.flowmatch.app.set_pacing(16)")
-        d.wait_for("return window.flowmatch.stepsRead >= 200", 120, "warm-up")
+        d.wait_for("return window.flowmatch.stepsRead >= 50", 300, "warm-up")
         time.sleep(1)
         h0, b0, s0, t0 = heap(d), d.js("return window.flowmatch.liveBuffers"), d.js("return window.flowmatch.stepsRead"), time.time()
         log(f"start: step {s0}, JS heap {h0 and h0 / 1e6:.1f} MB, liveBuffers {b0}")
@@ -249,7 +249,7 @@ def test_soak():
             if time.time() - last > 60:
                 log(f"  step {s['stepsRead']}, {(s['stepsRead'] - s0) / (time.time() - t0):.0f} steps/s, liveBuffers {s['liveBuffers']}")
                 last = time.time()
-            assert time.time() - t0 < 7200, "soak run too slow"
+            assert time.time() - t0 < 6 * 3600, "soak run too slow"
             time.sleep(5)
         elapsed = time.time() - t0
         time.sleep(1)
