@@ -128,6 +128,14 @@ def test_device_loss():
         assert t_resumed < 30, t_resumed
         errs = d.js("return window.flowmatch.error")
         assert errs is None, errs
+        # A second loss: the new device is watched too.
+        d.js("window.flowmatch.app.debug_destroy_device()")
+        d.wait_for("const s = window.flowmatch; return s.recoveries === 2 && !s.recovering", 30, "the second recovery")
+        snap2 = d.js("return window.flowmatch.snapshotStep")
+        d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap2} + 40", 60, "training after the second loss")
+        s = d.js(STATE)
+        assert s["deviceGeneration"] == 3 and s["error"] is None and s["step"] >= snap2 >= snap, s
+        log(f"second loss: device 3, continued from step {snap2}")
 
 
 def settle_buffers(d):
@@ -144,6 +152,7 @@ def test_reconfig():
         start = settle_buffers(d)
         assert start > 0, start
         t0 = time.time()
+        created0 = d.js("return window.flowmatch.app.state().buffersCreated")
         r = run_async(d, """(async () => {
             const app = window.flowmatch.app, frame = () => new Promise(r => requestAnimationFrame(r));
             const sets = [['width', ['24', '32']], ['dataset', ['circles', 'moons']], ['batch', ['64', '128']], ['particles', ['300', '500']]];
@@ -157,11 +166,25 @@ def test_reconfig():
             return {peak, query: app.query()};
         })()""", timeout=600)
         assert "ok" in r, r
-        log(f"200 reconfigurations in {time.time() - t0:.0f}s; peak liveBuffers {r['ok']['peak']}")
+        created = d.js("return window.flowmatch.app.state().buffersCreated") - created0
+        log(f"200 reconfigurations in {time.time() - t0:.0f}s; {created} buffers created; peak liveBuffers {r['ok']['peak']}")
+        # 150 of them rebuild the model (trainer: 13 buffers, two samplers: 6 each), 50 the particles.
+        assert created >= 150 * 25 + 50 * 6, f"the reconfigurations did not rebuild the engine ({created} buffers created)"
+        assert r["ok"]["peak"] == start, f"more than one model alive at a time: peak {r['ok']['peak']}, start {start}"
+
         end = settle_buffers(d)
         assert end == start, f"liveBuffers {start} before, {end} after 200 reconfigurations"
+        # A model too big for the device: refused before allocation, with the largest batch/width
+        # that fit; the current model stays.
+        q0 = d.js("return window.flowmatch.app.query()")
+        d.js("window.flowmatch.app.apply_hash('#width=1024&depth=8&batch=65536')")
+        big = d.js("return {error: window.flowmatch.app.state().error, query: window.flowmatch.app.query(), live: window.flowmatch.app.state().liveBuffers}")
+        log(f"too big: {big['error']}")
+        assert big["error"] and "does not fit this GPU" in big["error"] and "the largest batch that fits at width 1024 is" in big["error"], big
+        assert big["query"] == q0 and big["live"] == start, f"the current model was not kept: {big}"
         d.js("window.flowmatch.app.play()")
         s0 = d.js("return window.flowmatch.stepsRead")
+        assert d.js("return window.flowmatch.app.state().error") is None
         d.wait_for(f"return window.flowmatch.stepsRead > {s0} + 20", 30, "training after the reconfigurations")
         s = d.js(STATE)
         assert s["error"] is None, s
