@@ -24,12 +24,7 @@ use std::sync::Mutex;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn small_config() -> Config {
-    let mut c = Config::default();
-    c.width = 16;
-    c.depth = 2;
-    c.batch = 64;
-    c.seed = 5;
-    c
+    Config { width: 16, depth: 2, batch: 64, seed: 5, ..Config::default() }
 }
 
 #[test]

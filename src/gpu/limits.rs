@@ -33,7 +33,7 @@ pub struct Budget {
 impl Budget {
     pub fn from_limits(l: &wgpu::Limits) -> Self {
         Budget {
-            max_buffer: (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size),
+            max_buffer: l.max_storage_buffer_binding_size.min(l.max_buffer_size),
             workgroup_bytes: l.max_compute_workgroup_storage_size as u64,
             storage_per_stage: l.max_storage_buffers_per_shader_stage,
         }
@@ -137,7 +137,7 @@ pub fn workgroup_bytes(wgsl: &str) -> u64 {
             Some((t, c)) => (t.trim().to_string(), c.split('>').next().unwrap_or("").trim().trim_end_matches('u').to_string()),
             None => continue,
         };
-        let elem = if ty.starts_with("vec4") { 16 } else if ty.starts_with("vec3") { 16 } else if ty.starts_with("vec2") { 8 } else { 4 };
+        let elem = if ty.starts_with("vec4") || ty.starts_with("vec3") { 16 } else if ty.starts_with("vec2") { 8 } else { 4 };
         let n = count.parse::<u64>().ok().or_else(|| konst(&count)).unwrap_or(0);
         total += elem * n;
     }

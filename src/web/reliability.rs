@@ -133,7 +133,7 @@ impl Inner {
     /// its first 10 steps) is a divergence too. Returns the first such step.
     pub(super) fn exploded(&self, losses: &[(u32, f32)]) -> Option<u32> {
         let start = self.losses.head_mean(10)?;
-        if self.losses.points.len() < 10 || !(start > 0.0) {
+        if self.losses.points.len() < 10 || start.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         losses.iter().find(|&&(_, l)| l.is_finite() && l > EXPLODED_FACTOR * start).map(|&(s, _)| s)
@@ -194,6 +194,7 @@ impl Inner {
         set(o, "buffersCreated", counter::buffers_created() as f64);
         set(o, "recoveries", self.rel.recoveries);
         set(o, "recovering", self.rel.recovering);
+        set(o, "deviceLost", self.rel.lost_reason.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
         set(o, "diverged", self.rel.diverged);
         set(o, "canRestore", self.rel.last_good.is_some());
         set(o, "snapshotStep", self.rel.last_good.as_ref().map(|s| JsValue::from(s.step)).unwrap_or(JsValue::NULL));
@@ -220,38 +221,39 @@ async fn recover(weak: std::rc::Weak<std::cell::RefCell<Inner>>) {
             Err(e) => Err(e.to_string()),
         };
         let Some(inner) = weak.upgrade() else { return };
-        let mut s = inner.borrow_mut();
-        match result {
-            Ok((mut view, ctx, gen)) => {
-                view.resize(size.0, size.1);
-                s.backend = Backend::Gpu(Box::new(view));
-                s.device_gen = Some(gen);
-                s.rel.watch(&ctx.device);
-                s.rel.lost_reason = None;
-                s.rel.recovering = false;
-                s.rel.recoveries += 1;
-                match snap {
-                    Some(snap) => {
-                        if let Err(e) = s.rewind_to(&snap) {
-                            s.error = Some(format!("the GPU device was lost and restoring the weights failed: {e}"));
+        {
+            let mut s = inner.borrow_mut();
+            match result {
+                Ok((mut view, ctx, gen)) => {
+                    view.resize(size.0, size.1);
+                    s.backend = Backend::Gpu(Box::new(view));
+                    s.device_gen = Some(gen);
+                    s.rel.watch(&ctx.device);
+                    s.rel.lost_reason = None;
+                    s.rel.recovering = false;
+                    s.rel.recoveries += 1;
+                    match snap {
+                        Some(snap) => {
+                            if let Err(e) = s.rewind_to(&snap) {
+                                s.error = Some(format!("the GPU device was lost and restoring the weights failed: {e}"));
+                            }
+                        }
+                        None => {
+                            s.restart_metrics();
                         }
                     }
-                    None => {
-                        s.restart_metrics();
-                    }
+                    s.training = true;
+                    web_sys::console::info_1(&format!("flowmatch: GPU device lost; recovered on device {gen} at step {}", match &s.backend {
+                        Backend::Gpu(g) => g.trainer.step(),
+                        _ => 0,
+                    }).into());
+                    return;
                 }
-                s.training = true;
-                web_sys::console::info_1(&format!("flowmatch: GPU device lost; recovered on device {gen} at step {}", match &s.backend {
-                    Backend::Gpu(g) => g.trainer.step(),
-                    _ => 0,
-                }).into());
-                return;
-            }
-            Err(e) => {
-                s.error = Some(format!("the GPU device was lost and a new one could not be opened yet ({e}); retrying"));
+                Err(e) => {
+                    s.error = Some(format!("the GPU device was lost and a new one could not be opened yet ({e}); retrying"));
+                }
             }
         }
-        drop(s);
         drop(inner);
         sleep_ms(1000).await;
     }
