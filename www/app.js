@@ -54,8 +54,8 @@ if (globalThis.GPUAdapter) {
     });
     device.lost.then((info) => {
       if (info.reason === 'destroyed') return;
+      // The App recovers on a new device by itself (src/web/reliability.rs); just record it.
       state.gpuErrors.push(`WebGPU device lost: ${info.message}`);
-      showText($('error'), `The GPU device was lost (${info.message}). Reload the page to start again.`);
     });
     return device;
   };

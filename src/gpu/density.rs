@@ -19,6 +19,7 @@ pub struct GpuDensity {
     _model: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
+    _live: super::counter::Owned,
 }
 
 impl GpuDensity {
@@ -52,7 +53,8 @@ impl GpuDensity {
         let bgl = bind_group_layout(device, "density", &[Uniform, Uniform, StorageRead, StorageRead, StorageReadWrite]);
         let pipeline = compute_pipeline(device, Kernel::Density, "log_density", &bgl, Some(shape.width));
         let group = bind_group(device, "density", &bgl, &[(&uniform, None), (&model, None), (params, None), (&points, None), (&log_p, None)]);
-        Ok(GpuDensity { ctx: ctx.clone(), capacity, points, log_p, uniform, _model: model, pipeline, group })
+        let _live = super::counter::Owned::new(&[&points, &log_p, &uniform, &model]);
+        Ok(GpuDensity { ctx: ctx.clone(), capacity, points, log_p, uniform, _model: model, pipeline, group, _live })
     }
 
     /// `log p1(x)` for each point (at most `capacity`), integrating `steps` steps of `solver`.

@@ -5,12 +5,15 @@
 //! integrates particles; `readback` is the one async path from GPU buffers to the CPU.
 
 pub mod context;
+pub mod counter;
 pub mod density;
 pub mod profile;
+pub mod limits;
 pub mod quality;
 pub mod readback;
 pub mod sampler;
 pub mod shaders;
+pub mod snapshot;
 pub mod trainer;
 pub mod uniforms;
 

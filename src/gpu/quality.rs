@@ -20,6 +20,7 @@ pub struct GpuQuality {
     out: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
+    _live: super::counter::Owned,
 }
 
 impl GpuQuality {
@@ -44,7 +45,8 @@ impl GpuQuality {
         let bgl = bind_group_layout(device, "quality", &[Uniform, StorageRead, StorageRead, StorageReadWrite]);
         let pipeline = compute_pipeline(device, Kernel::SlicedW2, "sliced_w2", &bgl, None);
         let group = bind_group(device, "quality", &bgl, &[(&uniform, None), (particles, None), (data, None), (&out, None)]);
-        GpuQuality { ctx: ctx.clone(), n_dirs, n_particles, n_points, uniform, out, pipeline, group }
+        let _live = super::counter::Owned::new(&[&uniform, &out]);
+        GpuQuality { ctx: ctx.clone(), n_dirs, n_particles, n_points, uniform, out, pipeline, group, _live }
     }
 
     /// Queues one evaluation (target subset and direction offset from `seed`).

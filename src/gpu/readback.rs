@@ -15,6 +15,7 @@ pub async fn read_bytes(ctx: &GpuContext, src: &wgpu::Buffer, offset: u64, size:
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
     encoder.copy_buffer_to_buffer(src, offset, &staging, 0, size);
     ctx.queue.submit([encoder.finish()]);
+    let _live = super::counter::Owned::new(&[&staging]);
     map_staging(ctx, &staging).await
 }
 

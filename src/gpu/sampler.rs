@@ -34,6 +34,8 @@ pub struct GpuSampler {
     seed: u32,
     /// Bytes of every GPU buffer this sampler created (the parameters are the trainer's).
     allocated_bytes: u64,
+    /// Registers (and on drop destroys) every buffer above (`counter`).
+    _live: super::counter::Owned,
 }
 
 impl GpuSampler {
@@ -87,8 +89,10 @@ impl GpuSampler {
             (&ode_uniform, Some(ode_size)), (&model_uniform, None), (params, None), (&particles, None), (&origins, None), (&traj, None), (&source_buf, None),
         ]);
         let allocated_bytes = [&particles, &origins, &traj, &source_buf, &ode_uniform, &model_uniform].iter().map(|b| b.size()).sum();
+        let live = super::counter::Owned::new(&[&particles, &origins, &traj, &source_buf, &ode_uniform, &model_uniform]);
         Ok(GpuSampler {
             allocated_bytes,
+            _live: live,
             ctx: ctx.clone(),
             n,
             particles,

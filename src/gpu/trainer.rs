@@ -99,6 +99,8 @@ pub struct GpuTrainer {
     pub splits: u32,
     /// Bytes of every GPU buffer this trainer created.
     allocated_bytes: u64,
+    /// Registers (and on drop destroys) every buffer above (`counter`).
+    _live: super::counter::Owned,
     /// Steps taken (the next step's number).
     step: u32,
 }
@@ -257,6 +259,8 @@ impl GpuTrainer {
         let shape = spec.shape;
         let layout = shape.activation_layout(spec.batch);
         let n_params = shape.param_len() as u64;
+        super::limits::check_trainer(&super::limits::Budget::from_limits(&ctx.limits), &shape, spec.batch, data.len(), source.len())
+            .map_err(GpuError::TooLarge)?;
         check_fits(ctx, &[
             ("activations", layout.len as u64 * 4),
             ("deltas", layout.deltas_len as u64 * 4),
@@ -339,10 +343,9 @@ impl GpuTrainer {
             ]),
             adam: bind_group(device, "adam", &adam_bgl, &[(&step_uniform, Some(step_size)), (&params, None), (&grads, None), (&moments, None), (&deltas, None), (&metrics, None)]),
         };
-        let allocated_bytes = [&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials]
-            .iter()
-            .map(|b| b.size())
-            .sum();
+        let all = [&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
+        let allocated_bytes = all.iter().map(|b| b.size()).sum();
+        let live = super::counter::Owned::new(&all);
         let trainer = GpuTrainer {
             ctx: ctx.clone(),
             spec,
@@ -370,6 +373,7 @@ impl GpuTrainer {
             variant,
             splits,
             allocated_bytes,
+            _live: live,
             step: 0,
         };
         trainer.reset_state(&shape.init_params(spec.seed));
@@ -433,6 +437,7 @@ impl GpuTrainer {
                 (&self.step_uniform, Some(step_size)), (&data_buf, None), (&self.acts, None), (&self.source, None), (&self.scratch, None),
             ]);
             self.allocated_bytes = self.allocated_bytes - self.data.size() + data_buf.size();
+            self._live.replace(&self.data, &data_buf);
             self.data = data_buf;
         }
         self.n_points = data.len() as u32;
@@ -442,6 +447,11 @@ impl GpuTrainer {
     /// Target points in use.
     pub fn target_len(&self) -> u32 {
         self.n_points
+    }
+
+    /// The metrics buffer: `[first_bad_step, pad×3, loss ring]` (read by `gpu::snapshot`).
+    pub(crate) fn metrics_buffer(&self) -> &wgpu::Buffer {
+        &self.metrics
     }
 
     /// Changes the learning rate for the following steps (no reallocation).
@@ -640,6 +650,7 @@ impl GpuTrainer {
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("metrics") });
         encoder.copy_buffer_to_buffer(&self.metrics, 0, &staging, 0, size);
         self.ctx.queue.submit([encoder.finish()]);
+        let _live = super::counter::Owned::new(&[&staging]);
         let words: Vec<u32> = bytemuck::pod_collect_to_vec(&map_staging(&self.ctx, &staging).await?);
         let ring = &words[METRICS_HEADER as usize..];
         let losses = (step - count..step).map(|s| (s, f32::from_bits(ring[(s % LOSS_RING) as usize]))).collect();
@@ -664,7 +675,9 @@ impl GpuTrainer {
         encoder.copy_buffer_to_buffer(&self.metrics, 0, &staging, 0, size);
         self.ctx.queue.submit([encoder.finish()]);
         let ctx = self.ctx.clone();
+        let live = super::counter::Owned::new(&[&staging]);
         async move {
+            let _live = live;
             let words: Vec<u32> = bytemuck::pod_collect_to_vec(&map_staging(&ctx, &staging).await?);
             let ring = &words[METRICS_HEADER as usize..];
             let losses = (step - count..step).map(|s| (s, f32::from_bits(ring[(s % LOSS_RING) as usize]))).collect();

@@ -52,6 +52,7 @@ pub struct FlowRenderer {
     flow: Option<Flow>,
     target_points: Option<(wgpu::BindGroup, u32)>,
     field: Option<(wgpu::BindGroup, u32)>,
+    _live: crate::gpu::counter::Owned,
 }
 
 fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
@@ -119,6 +120,7 @@ impl FlowRenderer {
         let target = pipeline("render.target", include_str!("../../shaders/render_target.wgsl"), "vs_target", "fs_target", &points_layout, TriangleStrip);
         let arrows = pipeline("render.arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_arrow", "fs_arrow", &points_layout, LineList);
         FlowRenderer {
+            _live: crate::gpu::counter::Owned::new(&[&view_buf]),
             device: device.clone(),
             queue: queue.clone(),
             view_buf,

@@ -21,6 +21,8 @@ use wasm_bindgen::prelude::*;
 /// "Your own target": draw, text, image and CSV targets (`www/targets.js`).
 #[path = "custom_target.rs"]
 mod custom_target;
+#[path = "reliability.rs"]
+mod reliability;
 
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
@@ -67,6 +69,10 @@ struct Inner {
     /// Generation of the shared device this instance runs on (`device::shared_context`).
     device_gen: Option<u64>,
     custom: custom_target::CustomState,
+    /// Snapshots, divergence undo, device-loss recovery (`reliability.rs`).
+    rel: reliability::Reliability,
+    /// The canvas, kept to rebuild the backend on a new device.
+    canvas: web_sys::HtmlCanvasElement,
 }
 
 /// The live demo: trainer + flow + renderer behind a small API for `www/app.js`.
@@ -112,6 +118,7 @@ impl App {
     /// software adapters (see `gpu_view::Present`), surface elsewhere.
     pub async fn create(canvas: web_sys::HtmlCanvasElement, hash: String, force_cpu: bool, present: String) -> Result<App, JsError> {
         let (w, h) = (canvas.width().max(1), canvas.height().max(1));
+        let canvas_keep = canvas.clone();
         let mut device_gen = None;
         let gpu = if force_cpu {
             Err(GpuError::NoAdapter("the CPU backend was requested (cpu=1)".into()))
@@ -159,6 +166,10 @@ impl App {
             }
         };
         let initial_rate = if software { 0.5 } else { 8.0 };
+        let mut rel = reliability::Reliability::default();
+        if let Backend::Gpu(g) = &backend {
+            rel.watch(&g.ctx.device);
+        }
         let inner = Inner {
             config,
             step_limit: None,
@@ -188,6 +199,8 @@ impl App {
             frames: 0,
             device_gen,
             custom: Default::default(),
+            rel,
+            canvas: canvas_keep,
         };
         Ok(App { inner: Rc::new(RefCell::new(inner)) })
     }
@@ -198,6 +211,9 @@ impl App {
         let status = {
             let mut s = self.inner.borrow_mut();
             s.frames += 1;
+            if s.check_device(&self.inner) {
+                return;
+            }
             if dt_ms.is_finite() && dt_ms > 0.0 {
                 s.frame_ms = 0.9 * s.frame_ms + 0.1 * dt_ms.min(250.0);
             }
@@ -234,6 +250,15 @@ impl App {
                 s.record_cpu(now, &out);
             }
             s.stop_at_limit();
+            if let Some((fut, timeline)) = s.maybe_snapshot(now) {
+                let inner = Rc::downgrade(&self.inner);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = fut.await;
+                    if let Some(inner) = inner.upgrade() {
+                        inner.borrow_mut().on_snapshot(timeline, result);
+                    }
+                });
+            }
             s.maybe_status(now)
         };
         if let Some((fut, gen, requested)) = status {
@@ -413,6 +438,7 @@ impl App {
         set(&o, "devicesOpened", super::device::devices_opened() as f64);
         set(&o, "error", s.error.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
         set(&o, "notice", s.notice.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
+        s.reliability_state(&o);
         o
     }
 
@@ -483,6 +509,10 @@ impl Inner {
         self.steps_per_sec = 0.0;
         self.error = None;
         self.status_in_flight = false;
+        self.rel.new_run();
+        if let Backend::Gpu(g) = &mut self.backend {
+            g.frozen = false;
+        }
     }
 
     /// Losses of CPU steps just taken.
@@ -513,10 +543,7 @@ impl Inner {
     }
 
     fn diverged(&mut self, step: u32) {
-        self.training = false;
-        self.error = Some(format!(
-            "training diverged at step {step} (the loss became NaN or infinite): lower the learning rate and press Reset"
-        ));
+        self.on_diverged(step);
     }
 
     /// Starts a status read when none is in flight and the last one is old enough.
@@ -563,7 +590,7 @@ impl Inner {
                     }
                 }
                 let _ = requested;
-                if let Some(b) = st.first_bad_step {
+                if let Some(b) = st.first_bad_step.or_else(|| self.exploded(&st.losses)) {
                     self.diverged(b);
                 }
             }

@@ -63,6 +63,8 @@ struct Readback {
     width: u32,
     height: u32,
     busy: std::rc::Rc<std::cell::Cell<bool>>,
+    /// Registers (and on drop destroys) `staging` (`gpu::counter`).
+    live: crate::gpu::counter::Owned,
 }
 
 /// Frame rate of the readback presenter.
@@ -80,7 +82,8 @@ impl Readback {
             .and_then(|o| wasm_bindgen::JsCast::dyn_into(o).ok())
             .ok_or("the canvas has no 2D context for the readback presenter")?;
         let (texture, staging) = Self::targets(device, w, h);
-        Ok(Readback { ctx2d, canvas, texture, staging, width: w, height: h, busy: Default::default() })
+        let live = crate::gpu::counter::Owned::new(&[&staging]);
+        Ok(Readback { ctx2d, canvas, texture, staging, width: w, height: h, busy: Default::default(), live })
     }
 
     fn targets(device: &wgpu::Device, w: u32, h: u32) -> (wgpu::Texture, wgpu::Buffer) {
@@ -127,6 +130,8 @@ pub struct GpuView {
     last_field: f64,
     last_draw: f64,
     measured_flops: f64,
+    /// Set after a divergence: the shown trajectories are not re-integrated (no NaN particles).
+    pub frozen: bool,
 }
 
 fn gpu_err(e: GpuError) -> String {
@@ -202,6 +207,7 @@ impl GpuView {
             last_field: f64::NEG_INFINITY,
             last_draw: f64::NEG_INFINITY,
             measured_flops: 0.0,
+            frozen: false,
         };
         view.update_refresh_interval();
         Ok(view)
@@ -309,6 +315,7 @@ impl GpuView {
                 r.canvas.set_height(h);
                 if (r.width, r.height) != (w, h) {
                     (r.texture, r.staging) = Readback::targets(&self.ctx.device, w, h);
+                    r.live = crate::gpu::counter::Owned::new(&[&r.staging]);
                     r.width = w;
                     r.height = h;
                     r.busy.set(false);
@@ -339,7 +346,7 @@ impl GpuView {
     pub fn frame(&mut self, now: f64, t: f32, wrapped: bool, layers: Layers, viewport: Viewport, point_px: f32) {
         let step = self.trainer.step();
         let stale = self.traj_step != Some(step);
-        if self.traj_step.is_none() || (stale && (wrapped || now - self.last_refresh >= self.refresh_s)) {
+        if !self.frozen && (self.traj_step.is_none() || (stale && (wrapped || now - self.last_refresh >= self.refresh_s))) {
             self.sampler.rewind();
             self.sampler.integrate(self.solver, 0.0, 1.0, self.steps);
             self.traj_step = Some(step);

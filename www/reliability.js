@@ -1,0 +1,87 @@
+// www/reliability.js — the page's model-safety controls (src/web/reliability.rs does the work):
+// "Restore last good weights" (shown after a divergence when a good snapshot exists),
+// "Save model" (downloads a .flowmatch file: configuration + weights + step) and "Load model"
+// (a file input; a file of another shape reconfigures the page to it; a bad file shows its own
+// error and the current model stays). Waits for app.js to publish `window.flowmatch.app`.
+
+const $ = (id) => document.getElementById(id);
+
+function message(text, isError) {
+  const p = $('model-msg');
+  p.textContent = text || '';
+  p.hidden = !text;
+  p.classList.toggle('error', !!isError);
+}
+
+function syncAfterLoad(app) {
+  for (const input of document.querySelectorAll('[data-field]')) {
+    const v = app.get(input.dataset.field);
+    if (v !== undefined) input.value = v;
+  }
+  history.replaceState(null, '', `#${app.query()}`);
+}
+
+function build() {
+  const card = $('play').closest('section');
+  const box = document.createElement('div');
+  box.className = 'buttons model-buttons';
+  box.innerHTML = `
+    <button id="restore" type="button" hidden title="Put back the weights from before the divergence">Restore last good weights</button>
+    <button id="save-model" type="button" title="Download the model (settings + weights) as a .flowmatch file">Save model</button>
+    <label class="file-button"><span>Load model</span><input id="load-model" type="file" accept=".flowmatch,application/octet-stream"></label>`;
+  const msg = document.createElement('p');
+  msg.id = 'model-msg';
+  msg.className = 'model-msg';
+  msg.setAttribute('role', 'status');
+  msg.hidden = true;
+  card.append(box, msg);
+}
+
+function wire(app) {
+  const state = window.flowmatch;
+  $('restore').addEventListener('click', () => {
+    try {
+      const step = app.restore_last_good();
+      message(`Restored the weights of step ${step}; training resumed with learning rate ${app.get('lr')}.`);
+    } catch (e) {
+      message(String(e.message || e), true);
+    }
+  });
+  $('save-model').addEventListener('click', async () => {
+    try {
+      const bytes = await app.save_model();
+      const blob = new Blob([bytes], { type: 'application/octet-stream' });
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.flowmatch`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      message(`Saved ${bytes.length.toLocaleString('en')} bytes (step ${state.step}).`);
+    } catch (e) {
+      message(`Saving failed: ${e.message || e}`, true);
+    }
+  });
+  $('load-model').addEventListener('change', async (ev) => {
+    const file = ev.target.files && ev.target.files[0];
+    ev.target.value = '';
+    if (!file) return;
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      app.load_model(bytes, true);
+      syncAfterLoad(app);
+      message(`Loaded ${file.name}; press Train to continue training it.`);
+    } catch (e) {
+      message(`${file.name}: ${e.message || e}. The current model was kept.`, true);
+    }
+  });
+  setInterval(() => {
+    $('restore').hidden = !(state.diverged && state.canRestore);
+  }, 250);
+}
+
+(function waitForApp() {
+  const app = window.flowmatch && window.flowmatch.app;
+  if (!app || !$('play')) { setTimeout(waitForApp, 100); return; }
+  build();
+  wire(app);
+})();
