@@ -75,7 +75,7 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
 }
 
 /// Fields whose change keeps the model (applied at once, no retraining).
-const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples"];
+const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples", "tol"];
 
 /// True when `a` and `b` differ in anything that defines the training run.
 fn needs_retrain(a: &Config, b: &Config) -> bool {
@@ -418,6 +418,7 @@ impl Inner {
         if next == old {
             return Ok(());
         }
+        next.check_solver().map_err(|e| e.to_string())?;
         if needs_retrain(&old, &next) {
             match &mut self.backend {
                 Backend::Gpu(g) => g.retrain(&next)?,
@@ -433,6 +434,9 @@ impl Inner {
                         g.set_solver(next.solver);
                     }
                     g.trainer.set_lr(next.lr);
+                    if next.tol != old.tol {
+                        g.set_tol(next.tol)?;
+                    }
                 }
                 Backend::Cpu(c) => {
                     if next.particles != old.particles || next.nfe != old.nfe {
@@ -441,6 +445,9 @@ impl Inner {
                         c.set_solver(next.solver);
                     }
                     c.set_lr(next.lr);
+                    if next.tol != old.tol {
+                        c.set_tol(next.tol);
+                    }
                 }
             }
         }

@@ -181,6 +181,7 @@ impl GpuView {
         let steps = traj_steps(c.nfe, c.particles, ctx.limits.max_storage_buffer_binding_size as u64);
         let mut sampler = GpuSampler::new_with_source(&ctx, &trainer.spec.shape, &trainer.params, c.particles, steps, &source).map_err(gpu_err)?;
         sampler.reset(c.seed);
+        sampler.set_tol(c.tol)?;
         let field = GpuSampler::new(&ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(gpu_err)?;
         renderer.set_flow(&sampler.traj, &sampler.origins, sampler.len(), steps);
         renderer.set_target(&trainer.data, target_drawn(&ctx).min(data.len() as u32));
@@ -258,12 +259,20 @@ impl GpuView {
         let steps = traj_steps(c.nfe, c.particles, self.ctx.limits.max_storage_buffer_binding_size as u64);
         let mut sampler = GpuSampler::new_with_source(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, c.particles, steps, &self.source).map_err(gpu_err)?;
         sampler.reset(c.seed);
+        sampler.set_tol(c.tol)?;
         self.renderer.set_flow(&sampler.traj, &sampler.origins, sampler.len(), steps);
         self.sampler = sampler;
         self.steps = steps;
         self.solver = c.solver;
         self.traj_step = None;
         self.update_refresh_interval();
+        Ok(())
+    }
+
+    /// The adaptive solver's tolerance (`dopri5`); the trajectories are recomputed.
+    pub fn set_tol(&mut self, tol: f32) -> Result<(), String> {
+        self.sampler.set_tol(tol)?;
+        self.traj_step = None;
         Ok(())
     }
 
