@@ -4,6 +4,7 @@
 // (read by tests/e2e and benchmarks: step, loss, stepsPerSec, backend, ready, error, ...).
 
 import init, { App, choices, fields } from '../pkg/flowmatch.js';
+import { initQuality } from './quality.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -20,6 +21,7 @@ const CONTROLS = [
   { key: 'seed', label: 'Seed', kind: 'number', min: 0, step: 1 },
   { key: 'solver', label: 'ODE solver', kind: 'select' },
   { key: 'nfe', label: 'Solver steps', kind: 'number', min: 1, max: 10000, step: 1 },
+  { key: 'tol', label: 'Tolerance (dopri5; its steps = evaluation budget)', kind: 'number', min: 0.000001, max: 0.1, step: 'any', advanced: true },
   { key: 'particles', label: 'Particles', kind: 'number', min: 1, max: 1000000, step: 1 },
   { key: 'source', label: 'Source at t = 0', kind: 'select', advanced: true },
   { key: 'path', label: 'Probability path', kind: 'select', advanced: true },
@@ -368,6 +370,7 @@ async function main() {
     writeHash();
     syncControls();
     wire();
+    initQuality(app, state);
     $('loading').hidden = true;
     requestAnimationFrame((t) => { last = t; loop(t); });
   } catch (e) {

@@ -18,6 +18,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+/// Sample quality and the solver comparison (a child module: it reads `App`'s state).
+#[path = "quality_view.rs"]
+mod quality_view;
+
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
 reference backend with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \

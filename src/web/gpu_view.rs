@@ -269,6 +269,11 @@ impl GpuView {
         Ok(())
     }
 
+    /// The source points (empty: x0 ~ N(0, I)).
+    pub fn source_points(&self) -> &[[f32; 2]] {
+        &self.source
+    }
+
     /// The adaptive solver's tolerance (`dopri5`); the trajectories are recomputed.
     pub fn set_tol(&mut self, tol: f32) -> Result<(), String> {
         self.sampler.set_tol(tol)?;
