@@ -342,7 +342,8 @@ impl App {
             "trails" => l.trails = on,
             "arrows" => l.arrows = on,
             "target" => l.target = on,
-            _ => return Err(JsError::new(&format!("unknown layer '{name}': expected particles, trails, arrows or target"))),
+            "heatmap" => l.heatmap = on,
+            _ => return Err(JsError::new(&format!("unknown layer '{name}': expected particles, trails, arrows, target or heatmap"))),
         }
         Ok(())
     }

@@ -6,7 +6,9 @@ target is read from the GPU every few seconds: it is finite and falls below its 
 Then "Compare solvers" returns one finite point per (solver, setting): euler, midpoint and rk4 at
 4..64 evaluations per sample (one step at least) and dopri5 at five tolerances.
 
-NOT covered (not built): the density heat map layer.
+heatmap: the "Density (log p)" layer, with particles and target hidden, changes (nearly) every
+pixel of the world square: log p is drawn for every grid cell (a NaN cell would be discarded and
+leave the background), and the layer off restores the picture.
 
 Run by tests/e2e/run.sh (`tests/e2e/run.sh test_quality.py`); the page's URL comes in
 FLOWMATCH_E2E_URL.
@@ -19,7 +21,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver  # noqa: E402
+from webdriver import Driver, decode_png  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 HASH = "#dataset=moons&width=32&depth=2&batch=128&particles=512&nfe=16&lr=0.01"
@@ -86,7 +88,58 @@ def test_quality():
         assert not errs, errs
 
 
-TESTS = {"quality": test_quality}
+def canvas_pixels(d):
+    png = d.screenshot()
+    rect = d.js("const r = document.getElementById('flow').getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}")
+    w, h, ch, px = decode_png(png)
+    left, top, cw, chh = (int(round(rect[k])) for k in ("left", "top", "width", "height"))
+    side = min(cw, chh)
+    # The world square [-extent, extent]^2 fills the shorter side, centred; keep 4% margins.
+    x0, y0 = left + (cw - side) // 2 + side // 25, top + (chh - side) // 2 + side // 25
+    n = side - 2 * (side // 25)
+    out = []
+    for yy in range(y0, min(y0 + n, h)):
+        row = yy * w * ch
+        out.append([tuple(px[row + xx * ch: row + xx * ch + 3]) for xx in range(x0, min(x0 + n, w))])
+    return out
+
+
+def test_heatmap():
+    with Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?case=heatmap" + HASH)
+        d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
+        assert d.js("return window.flowmatch.backend") == "webgpu"
+        d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 150;", 120, "150 training steps")
+        d.js("const a = window.flowmatch.app; a.pause(); for (const l of ['particles', 'target', 'trails', 'arrows']) a.set_layer(l, false);")
+        time.sleep(1.5)
+        off = canvas_pixels(d)
+        d.js("document.querySelector('[data-layer=heatmap]').click();")
+        total = sum(len(r) for r in off)
+        # The first evaluation (4096 cells, 8 midpoint steps with the exact divergence) takes a few
+        # seconds on SwiftShader; poll until it is on screen.
+        deadline = time.time() + 60
+        while True:
+            time.sleep(2)
+            on = canvas_pixels(d)
+            changed = sum(1 for ra, rb in zip(off, on) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) > 4)
+            if changed > 0.97 * total or time.time() > deadline:
+                break
+        log(f"heat map changed {changed} of {total} pixels of the world square")
+        assert total > 10000, f"canvas too small? {total}"
+        assert changed > 0.97 * total, f"heat map covers only {changed}/{total} pixels (NaN cells are not drawn)"
+        # Warm colours where the density is high (the ramp goes from blue to orange).
+        warm = sum(1 for r in on for p in r if p[0] > p[2] + 40)
+        assert warm > 0.01 * total, f"no high-density (warm) cells: {warm}"
+        d.js("document.querySelector('[data-layer=heatmap]').click();")
+        time.sleep(1.5)
+        back = canvas_pixels(d)
+        same = sum(1 for ra, rb in zip(off, back) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) <= 4)
+        assert same > 0.97 * total, f"turning the layer off should restore the picture ({same}/{total})"
+        errs = d.js("return window.flowmatch.gpuErrors")
+        assert not errs, errs
+
+
+TESTS = {"quality": test_quality, "heatmap": test_heatmap}
 
 
 def main(names):
