@@ -17,7 +17,7 @@ cargo test --release --no-fail-fast
 
 echo "== kernel tests in headless Chromium (wasm-pack test) =="
 WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver \
-  wasm-pack test --release --headless --chrome --test kernels --test likelihood --test quality --test custom_target
+  wasm-pack test --release --headless --chrome --test kernels --test likelihood --test quality --test custom_target --test adaptive
 
 if [ -x tests/e2e/run.sh ]; then
   echo "== end-to-end page tests =="

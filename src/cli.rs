@@ -23,16 +23,18 @@ pub fn usage() -> String {
     format!(
         "flowmatch — conditional flow matching trained in WGSL compute shaders\n\n\
          USAGE:\n  flowmatch train [--dataset NAME] [--steps N] [--batch B] [--width W] [--depth D] [--lr LR]\n\
-         \x20                [--seed S] [--solver euler|midpoint|rk4] [--nfe K] [--samples M] [--out FILE.csv]\n\
+         \x20                [--seed S] [--solver euler|midpoint|rk4|dopri5] [--nfe K] [--tol T] [--samples M] [--out FILE.csv]\n\
          \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
          \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv]\n\
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
-         with K solver steps, writes them as CSV (header x,y) and prints one JSON line of results.\n\
+         with K solver steps (dopri5: adaptive Dormand-Prince 5(4) with rtol = atol = T, default 1e-3, and\n\
+         K its budget of field evaluations per particle, at least 7), writes them as CSV (header x,y) and prints one JSON line of results.\n\
          nll: trains the same way, then integrates the flow backwards with the exact divergence to give\n\
          log p(x) of N held-out target samples (mean NLL) and of a GxG grid over [-5,5]^2 (its mass, and\n\
-         the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration. Gaussian source only.\n\
+         the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration (dopri5 there: max(1, K/6)\n\
+         equal Dormand-Prince steps, no step-size control). Gaussian source only.\n\
          bench: times training (steps/s; GFLOP/s from 6*batch*sum(in*out) FLOP per step) and Euler sampling\n\
          of P particles for the fixed configs S (64x3, batch 256), M (256x4, 1024), L (512x4, 4096).\n\
          --profile N also times every kernel over N steps with GPU timestamps (matmul GFLOP/s; needs an\n\
@@ -80,6 +82,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 out = Some(value.to_string());
                 Ok(())
             })?;
+            config.check_solver()?;
             Ok(Command::Train { config, out })
         }
         "nll" => {
@@ -92,6 +95,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 }
                 Ok(())
             })?;
+            config.check_solver()?;
             Ok(Command::Nll { config, held_out, grid, heatmap })
         }
         "bench" => parse_bench(&args[1..]),

@@ -23,6 +23,9 @@ pub enum Solver {
     Euler,
     Midpoint,
     Rk4,
+    /// Adaptive Dormand–Prince 5(4) with per-particle step-size control (tolerance `tol`);
+    /// its `nfe` is the budget of field evaluations per particle (at least 7).
+    Dopri5,
 }
 
 /// How x0 and x1 are paired within a batch.
@@ -127,7 +130,7 @@ macro_rules! named_enum {
 named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh => "tanh" });
 named_enum!(Coupling { Independent => "independent", Ot => "ot" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
-named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4" });
+named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4", Dopri5 => "dopri5" });
 named_enum!(Dataset {
     Checkerboard => "checkerboard",
     Moons => "moons",
@@ -169,6 +172,8 @@ impl Solver {
             Solver::Euler => 1,
             Solver::Midpoint => 2,
             Solver::Rk4 => 4,
+            // Its `nfe` already counts evaluations (a budget): one per "step".
+            Solver::Dopri5 => 1,
         }
     }
     /// The code the ODE shader switches on.
@@ -177,6 +182,8 @@ impl Solver {
             Solver::Euler => 0,
             Solver::Midpoint => 1,
             Solver::Rk4 => 2,
+            // Not a fixed-step code: the sampler runs shaders/ode_adaptive.wgsl instead.
+            Solver::Dopri5 => 3,
         }
     }
 }
@@ -229,6 +236,8 @@ pub struct Config {
     pub weight_decay: f32,
     pub solver: Solver,
     pub nfe: u32,
+    /// Relative and absolute tolerance of the adaptive solver (`dopri5`); unused by the others.
+    pub tol: f32,
     pub samples: u32,
     /// Particles in the live view (page and widget).
     pub particles: u32,
@@ -252,6 +261,7 @@ impl Default for Config {
             weight_decay: 0.0,
             solver: Solver::Euler,
             nfe: 100,
+            tol: 1e-3,
             samples: 10_000,
             particles: 4096,
         }
@@ -286,6 +296,31 @@ fn parse_float(field: &str, value: &str, lo: f32, lo_open: bool, hi: f32) -> Res
     Ok(v)
 }
 
+/// The adaptive solver's tolerance: a finite number in [1e-6, 0.1] (its computation is f32).
+fn parse_tol(value: &str) -> Result<f32, ConfigError> {
+    let allowed = || "a number in [0.000001, 0.1] (the adaptive solver's tolerance)".to_string();
+    let v: f32 = value.trim().parse().map_err(|_| invalid("tol", value, allowed()))?;
+    if !(v.is_finite() && (1e-6..=0.1).contains(&v)) {
+        return Err(invalid("tol", value, allowed()));
+    }
+    Ok(v)
+}
+
+impl Config {
+    /// Checks settings that depend on each other; the message names the fields and the rule.
+    /// (`set` checks each field alone, so e.g. `solver=dopri5` and `nfe=5` are both valid.)
+    pub fn check_solver(&self) -> Result<(), ConfigError> {
+        if self.solver == Solver::Dopri5 && self.nfe < 7 {
+            return Err(invalid(
+                "nfe",
+                &self.nfe.to_string(),
+                "at least 7 with solver dopri5 (nfe is then its budget of field evaluations per particle: one step costs 6, plus 1 to start)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn parse_enum<T: FromStr>(field: &str, value: &str, choices: String) -> Result<T, ConfigError> {
     value.parse().map_err(|_| invalid(field, value, format!("one of {choices}")))
 }
@@ -294,7 +329,7 @@ impl Config {
     /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
     pub const FIELDS: &'static [&'static str] = &[
         "dataset", "source", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path", "coupling",
-        "weight_decay", "solver", "nfe", "samples", "particles",
+        "weight_decay", "solver", "nfe", "samples", "particles", "tol",
     ];
 
     /// Sets one field from text. `key` may use `-` or `_` (`sigma-min` = `sigma_min`).
@@ -319,6 +354,7 @@ impl Config {
             "nfe" => self.nfe = parse_int("nfe", value, 1, limits::MAX_NFE)?,
             "samples" => self.samples = parse_int("samples", value, 1, limits::MAX_SAMPLES)?,
             "particles" => self.particles = parse_int("particles", value, 1, limits::MAX_PARTICLES)?,
+            "tol" => self.tol = parse_tol(value)?,
             _ => {
                 return Err(ConfigError::Unknown { field: key, known: Self::FIELDS.join(", ") });
             }
@@ -346,6 +382,7 @@ impl Config {
             ("nfe", self.nfe.to_string()),
             ("samples", self.samples.to_string()),
             ("particles", self.particles.to_string()),
+            ("tol", self.tol.to_string()),
         ]
     }
 
@@ -446,5 +483,25 @@ mod tests {
         assert_eq!(percent_decode("a%20b+c"), "a b c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn dopri5_and_tolerance() {
+        let mut c = Config::default();
+        c.set("solver", "dopri5").unwrap();
+        c.set("tol", "1e-5").unwrap();
+        let mut d = Config::default();
+        assert!(d.apply_query(&c.to_query()).is_empty());
+        assert_eq!((d.solver, d.tol), (Solver::Dopri5, 1e-5));
+        for bad in ["0", "1e-7", "0.5", "nan", "inf", "x"] {
+            let e = c.set("tol", bad).unwrap_err().to_string();
+            assert!(e.contains("tol") && e.contains(bad) && e.contains("[0.000001, 0.1]"), "{e}");
+        }
+        assert!(c.check_solver().is_ok());
+        c.set("nfe", "6").unwrap();
+        let e = c.check_solver().unwrap_err().to_string();
+        assert!(e.contains("nfe") && e.contains("'6'") && e.contains("at least 7 with solver dopri5"), "{e}");
+        c.set("solver", "rk4").unwrap();
+        assert!(c.check_solver().is_ok());
     }
 }

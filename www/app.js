@@ -5,6 +5,7 @@
 
 import init, { App, choices, fields } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
+import { initQuality } from './quality.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,6 +22,7 @@ const CONTROLS = [
   { key: 'seed', label: 'Seed', kind: 'number', min: 0, step: 1 },
   { key: 'solver', label: 'ODE solver', kind: 'select' },
   { key: 'nfe', label: 'Solver steps', kind: 'number', min: 1, max: 10000, step: 1 },
+  { key: 'tol', label: 'Tolerance (dopri5; its steps = evaluation budget)', kind: 'number', min: 0.000001, max: 0.1, step: 'any', advanced: true },
   { key: 'particles', label: 'Particles', kind: 'number', min: 1, max: 1000000, step: 1 },
   { key: 'source', label: 'Source at t = 0', kind: 'select', advanced: true },
   { key: 'path', label: 'Probability path', kind: 'select', advanced: true },
@@ -370,6 +372,7 @@ async function main() {
     syncControls();
     wire();
     initTargets(app, state);
+    initQuality(app, state);
     $('loading').hidden = true;
     requestAnimationFrame((t) => { last = t; loop(t); });
   } catch (e) {

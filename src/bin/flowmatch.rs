@@ -82,6 +82,7 @@ mod native {
                 .raw("seed", c.seed)
                 .str("solver", c.solver.name())
                 .raw("nfe", c.nfe)
+                .num("tol", c.tol as f64)
                 .str("adapter", &self.ctx.adapter.to_string())
                 .str("backend", &self.ctx.adapter.backend)
                 .str("device_type", &self.ctx.adapter.device_type)
@@ -127,8 +128,21 @@ mod native {
         let sample_start = Instant::now();
         let mut sampler = GpuSampler::new_with_source(&t.ctx, &t.spec.shape, &t.trainer.params, c.samples, 0, &t.source).map_err(gpu_failure)?;
         sampler.reset(c.seed.wrapping_add(1));
+        sampler.set_tol(c.tol).map_err(|e| (2, e))?;
         sampler.integrate(c.solver, 0.0, 1.0, c.nfe);
         let samples = sampler.read_particles().await.map_err(gpu_failure)?;
+        let adaptive = if c.solver == flowmatch::config::Solver::Dopri5 {
+            let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
+            if s.unfinished > 0 {
+                return Err((3, format!(
+                    "dopri5 used its whole budget (--nfe {}) before t = 1 for {} of {} particles at --tol {}: raise --nfe or loosen --tol",
+                    c.nfe, s.unfinished, s.nfe.len(), c.tol
+                )));
+            }
+            Some(s)
+        } else {
+            None
+        };
         let sample_seconds = sample_start.elapsed().as_secs_f64();
         if let Some(i) = samples.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
             return Err((3, format!(
@@ -142,6 +156,7 @@ mod native {
         let json = t
             .json("train")
             .num("sample_seconds", sample_seconds)
+            .num("mean_nfe", adaptive.as_ref().map(|s| s.mean_nfe()).unwrap_or((c.nfe * c.solver.evals_per_step()) as f64))
             .raw("samples", samples.len())
             .raw("out", out.as_deref().map(cli::json_string).unwrap_or_else(|| "null".into()))
             .finish();
@@ -162,13 +177,15 @@ mod native {
         let points = sample_dataset(c.dataset, held_out as usize, c.seed ^ 0x4e11);
         let cells = (grid * grid) as usize;
         let density = GpuDensity::new(&t.ctx, &t.spec.shape, &t.trainer.params, (held_out as usize).max(cells) as u32).map_err(gpu_failure)?;
-        let log_p = density.log_density(&points, c.solver, c.nfe).await.map_err(gpu_failure)?;
+        // dopri5's nfe is a budget of evaluations; the backward pass takes equal steps of 6.
+        let density_steps = if c.solver == flowmatch::config::Solver::Dopri5 { (c.nfe / 6).max(1) } else { c.nfe };
+        let log_p = density.log_density(&points, c.solver, density_steps).await.map_err(gpu_failure)?;
         let nlls: Vec<f64> = log_p.iter().map(|&l| -(l as f64)).collect();
         let mean = nlls.iter().sum::<f64>() / nlls.len() as f64;
         let var = nlls.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (nlls.len().max(2) - 1) as f64;
         let step = 10.0 / grid as f32;
         let centres: Vec<[f32; 2]> = (0..cells).map(|k| [-5.0 + step * ((k % grid as usize) as f32 + 0.5), -5.0 + step * ((k / grid as usize) as f32 + 0.5)]).collect();
-        let grid_log_p = density.log_density(&centres, c.solver, c.nfe).await.map_err(gpu_failure)?;
+        let grid_log_p = density.log_density(&centres, c.solver, density_steps).await.map_err(gpu_failure)?;
         let mass: f64 = grid_log_p.iter().map(|&l| (l as f64).exp()).sum::<f64>() * (step as f64).powi(2);
         if let Some(path) = &heatmap {
             let rows = centres.iter().zip(&grid_log_p).map(|(p, l)| format!("{},{},{}", p[0], p[1], l));

@@ -5,6 +5,7 @@
 //! Nothing here calls into `gpu/`.
 
 pub mod activation;
+pub mod adaptive;
 pub mod adam;
 pub mod batch;
 pub mod coupling;

@@ -31,6 +31,9 @@ pub fn ode_step(shape: &ModelShape, params: &[f32], solver: Solver, x: [f32; 2],
                 x[1] + s * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1]),
             ]
         }
+        // A fixed step of the 5th-order Dormand–Prince solution (the adaptive integration with
+        // step-size control is `cpu::adaptive`, twin of shaders/ode_adaptive.wgsl).
+        Solver::Dopri5 => super::adaptive::fixed_step(&mut v, x, t, h),
     }
 }
 

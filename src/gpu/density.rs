@@ -59,9 +59,23 @@ impl GpuDensity {
 
     /// `log p1(x)` for each point (at most `capacity`), integrating `steps` steps of `solver`.
     pub async fn log_density(&self, points: &[[f32; 2]], solver: Solver, steps: u32) -> Result<Vec<f32>, GpuError> {
-        let n = points.len().min(self.capacity as usize) as u32;
+        let n = self.encode(points, solver, steps);
         if n == 0 {
             return Ok(Vec::new());
+        }
+        read_f32(&self.ctx, &self.log_p, 0, n as u64).await
+    }
+
+    /// The output buffer: `log p` of point i at index i (f32), for drawing straight from the GPU.
+    pub fn log_p_buffer(&self) -> &wgpu::Buffer {
+        &self.log_p
+    }
+
+    /// Queues the evaluation of `log_density` without reading back; returns the points evaluated.
+    pub fn encode(&self, points: &[[f32; 2]], solver: Solver, steps: u32) -> u32 {
+        let n = points.len().min(self.capacity as usize) as u32;
+        if n == 0 {
+            return 0;
         }
         let q = &self.ctx.queue;
         q.write_buffer(&self.points, 0, bytemuck::cast_slice(&points[..n as usize]));
@@ -75,6 +89,6 @@ impl GpuDensity {
             pass.dispatch_workgroups(x, y, 1);
         }
         q.submit([encoder.finish()]);
-        read_f32(&self.ctx, &self.log_p, 0, n as u64).await
+        n
     }
 }

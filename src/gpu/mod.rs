@@ -20,7 +20,7 @@ pub mod uniforms;
 pub use context::{GpuContext, GpuError};
 pub use density::GpuDensity;
 pub use quality::GpuQuality;
-pub use sampler::GpuSampler;
+pub use sampler::{AdaptiveSummary, GpuSampler};
 pub use trainer::{GpuTrainer, KernelVariant, TrainerOptions};
 
 /// Workgroups for `threads` invocations of a `wg_size`-wide kernel, as `(x, y)` with x ≤ 65535

@@ -7,7 +7,7 @@
 use super::readback::read_f32;
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
 use super::trainer::check_fits;
-use super::uniforms::{slots, ModelDesc, OdeParams, SLOT};
+use super::uniforms::{slots, AdaptiveParams, ModelDesc, OdeParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::Solver;
 use crate::model::ModelShape;
@@ -36,6 +36,37 @@ pub struct GpuSampler {
     allocated_bytes: u64,
     /// Registers (and on drop destroys) every buffer above (`counter`).
     _live: super::counter::Owned,
+    /// The adaptive solver's tolerance (`Solver::Dopri5`).
+    tol: f32,
+    /// Pipeline and buffers of `shaders/ode_adaptive.wgsl`, built on first use.
+    adaptive: Option<Adaptive>,
+    shape: ModelShape,
+    params: wgpu::Buffer,
+}
+
+/// The adaptive solver's pipeline, its uniform and per-particle statistics `(nfe, finished)`.
+struct Adaptive {
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    uniform: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    /// Registers (and on drop destroys) the buffers above and the model uniform (`counter`).
+    _live: super::counter::Owned,
+}
+
+/// Per-particle results of the last adaptive integration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdaptiveSummary {
+    /// Field evaluations per particle.
+    pub nfe: Vec<u32>,
+    /// Particles that hit the evaluation budget before t1.
+    pub unfinished: usize,
+}
+
+impl AdaptiveSummary {
+    pub fn mean_nfe(&self) -> f64 {
+        self.nfe.iter().map(|&k| k as f64).sum::<f64>() / self.nfe.len().max(1) as f64
+    }
 }
 
 impl GpuSampler {
@@ -107,6 +138,10 @@ impl GpuSampler {
             step,
             group,
             seed: 0,
+            tol: crate::cpu::adaptive::DEFAULT_TOL,
+            adaptive: None,
+            shape: *shape,
+            params: params.clone(),
         })
     }
 
@@ -151,7 +186,19 @@ impl GpuSampler {
     /// Advances the particles from `t0` to `t1` in `steps` equal steps of `solver`. When the
     /// sampler records trajectories and `t0..t1` is the whole `[0, 1]` in `traj_steps` steps,
     /// every state is recorded.
+    ///
+    /// `Solver::Dopri5` integrates adaptively (see [`GpuSampler::integrate_adaptive`]) with
+    /// `steps` as its budget of field evaluations per particle (at least 7; smaller is raised to
+    /// 7) and the tolerance of [`GpuSampler::set_tol`]; recording then writes `traj_steps`
+    /// interpolated states at equal times.
     pub fn integrate(&mut self, solver: Solver, t0: f32, t1: f32, steps: u32) {
+        if solver == Solver::Dopri5 {
+            let frames = if self.traj_steps > 0 && steps == self.traj_steps { self.traj_steps } else { 0 };
+            let opts = crate::cpu::adaptive::AdaptiveOptions::new(self.tol, steps.max(crate::cpu::adaptive::MIN_NFE))
+                .expect("tolerance checked by set_tol and budget raised to the minimum");
+            self.integrate_adaptive(t0, t1, &opts, frames);
+            return;
+        }
         let h = (t1 - t0) / steps.max(1) as f32;
         let record = (self.traj_steps > 0 && steps == self.traj_steps) as u32;
         let mut k0 = 0;
@@ -180,6 +227,90 @@ impl GpuSampler {
             });
             k0 += k;
         }
+    }
+
+    /// Sets the adaptive solver's tolerance (`rtol = atol = tol`); out-of-range values are
+    /// rejected with a message naming the allowed range.
+    pub fn set_tol(&mut self, tol: f32) -> Result<(), String> {
+        crate::cpu::adaptive::AdaptiveOptions::new(tol, crate::cpu::adaptive::MIN_NFE)?;
+        self.tol = tol;
+        Ok(())
+    }
+
+    /// Integrates every particle from `t0` to `t1 > t0` with Dormand–Prince 5(4) and its own
+    /// step size (`shaders/ode_adaptive.wgsl`, twin `cpu::adaptive::integrate`). With `frames > 0`
+    /// (and a trajectory buffer of at least `frames` steps) rows `1..=frames` of the trajectory
+    /// get the states at equally spaced times; row 0 is left as it is. One dispatch.
+    pub fn integrate_adaptive(&mut self, t0: f32, t1: f32, opts: &crate::cpu::adaptive::AdaptiveOptions, frames: u32) {
+        let frames = if frames <= self.traj_steps { frames } else { 0 };
+        if self.adaptive.is_none() {
+            self.adaptive = Some(self.build_adaptive());
+        }
+        let a = self.adaptive.as_ref().expect("built above");
+        let p = AdaptiveParams {
+            n: self.n,
+            frames,
+            max_nfe: opts.max_nfe,
+            t0,
+            t1,
+            rtol: opts.rtol,
+            atol: opts.atol,
+            safety: opts.safety,
+            min_factor: opts.min_factor,
+            max_factor: opts.max_factor,
+            h0: opts.h0,
+            h_min: opts.h_min,
+            h_max: opts.h_max,
+            ..Default::default()
+        };
+        self.ctx.queue.write_buffer(&a.uniform, 0, bytemuck::bytes_of(&p));
+        self.run(|pass, s| {
+            let a = s.adaptive.as_ref().expect("built above");
+            pass.set_pipeline(&a.pipeline);
+            pass.set_bind_group(0, &a.group, &[]);
+            let (x, y) = dispatch_groups(s.n, 64);
+            pass.dispatch_workgroups(x, y, 1);
+        });
+    }
+
+    fn build_adaptive(&self) -> Adaptive {
+        let device = &self.ctx.device;
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sampler.adaptive_params"),
+            size: std::mem::size_of::<AdaptiveParams>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let stats = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sampler.adaptive_stats"),
+            size: self.n as u64 * 8,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("sampler.adaptive_model"),
+            contents: bytemuck::bytes_of(&ModelDesc::for_shape(&self.shape)),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        use Binding::*;
+        let bgl = bind_group_layout(device, "ode_adaptive", &[Uniform, Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
+        let pipeline = compute_pipeline(device, Kernel::OdeAdaptive, "ode_adaptive", &bgl, Some(self.shape.width));
+        let group = bind_group(device, "ode_adaptive", &bgl, &[
+            (&uniform, None), (&model, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None),
+        ]);
+        let _live = super::counter::Owned::new(&[&uniform, &stats, &model]);
+        Adaptive { pipeline, group, uniform, stats, _live }
+    }
+
+    /// Field evaluations per particle and the count of unfinished particles of the last
+    /// adaptive integration (empty before the first one).
+    pub async fn read_adaptive_summary(&self) -> Result<AdaptiveSummary, GpuError> {
+        let Some(a) = &self.adaptive else { return Ok(AdaptiveSummary::default()) };
+        let bytes = super::readback::read_bytes(&self.ctx, &a.stats, 0, self.n as u64 * 8).await?;
+        let v: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        let nfe = v.chunks_exact(2).map(|c| c[0]).collect();
+        let unfinished = v.chunks_exact(2).filter(|c| c[1] == 0).count();
+        Ok(AdaptiveSummary { nfe, unfinished })
     }
 
     fn run(&self, f: impl FnOnce(&mut wgpu::ComputePass<'_>, &Self)) {

@@ -16,13 +16,14 @@ pub enum Kernel {
     OdeStep,
     Density,
     SlicedW2,
+    OdeAdaptive,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 impl Kernel {
     pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2];
+        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2, Kernel::OdeAdaptive];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -35,6 +36,7 @@ impl Kernel {
             Kernel::OdeStep => "ode_step.wgsl",
             Kernel::Density => "density.wgsl",
             Kernel::SlicedW2 => "sliced_w2.wgsl",
+            Kernel::OdeAdaptive => "ode_adaptive.wgsl",
         }
     }
 
@@ -49,6 +51,7 @@ impl Kernel {
             Kernel::OdeStep => include_str!("../../shaders/ode_step.wgsl"),
             Kernel::Density => include_str!("../../shaders/density.wgsl"),
             Kernel::SlicedW2 => include_str!("../../shaders/sliced_w2.wgsl"),
+            Kernel::OdeAdaptive => include_str!("../../shaders/ode_adaptive.wgsl"),
         }
     }
 
@@ -60,9 +63,23 @@ impl Kernel {
         }
         s.push_str(COMMON);
         s.push('\n');
+        if self == Kernel::OdeAdaptive {
+            s.push_str(velocity_fn());
+            s.push('\n');
+        }
         s.push_str(self.body());
         s
     }
+}
+
+/// `fn velocity(x, t)` of `ode_step.wgsl` (the MLP evaluated per invocation), shared with
+/// `ode_adaptive.wgsl` so the network is written once: from its `fn velocity(` to the first
+/// line that is a lone `}`.
+fn velocity_fn() -> &'static str {
+    let src = include_str!("../../shaders/ode_step.wgsl");
+    let start = src.find("fn velocity(").expect("ode_step.wgsl defines fn velocity");
+    let len = src[start..].find("\n}\n").expect("fn velocity ends with a lone }") + 2;
+    &src[start..start + len]
 }
 
 /// How a kernel sees one binding.

@@ -132,3 +132,27 @@ pub fn slots<T: Pod>(items: &[T]) -> Vec<u8> {
     }
     out
 }
+
+/// One adaptive integration (WGSL `AdaptiveParams` in `shaders/ode_adaptive.wgsl`); the step
+/// sizes are fractions of `t1 - t0` (see `cpu::adaptive::AdaptiveOptions`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AdaptiveParams {
+    pub n: u32,
+    pub frames: u32,
+    pub max_nfe: u32,
+    pub _pad0: u32,
+    pub t0: f32,
+    pub t1: f32,
+    pub rtol: f32,
+    pub atol: f32,
+    pub safety: f32,
+    pub min_factor: f32,
+    pub max_factor: f32,
+    pub h0: f32,
+    pub h_min: f32,
+    pub h_max: f32,
+    pub _pad1: [f32; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 64);

@@ -7,6 +7,7 @@
 //! target-agnostic: `draw` renders into any texture view of the configured format, so the page
 //! (`src/web`) hands it the canvas' surface texture and a native test can hand it an offscreen one.
 
+pub mod heatmap;
 pub mod view;
 
 pub use view::{origin_color, Viewport, ViewUniform, DEFAULT_EXTENT};
@@ -21,11 +22,13 @@ pub struct Layers {
     pub trails: bool,
     pub arrows: bool,
     pub target: bool,
+    /// The learned density log p (WebGPU only; `heatmap`).
+    pub heatmap: bool,
 }
 
 impl Default for Layers {
     fn default() -> Self {
-        Layers { particles: true, trails: false, arrows: false, target: true }
+        Layers { particles: true, trails: false, arrows: false, target: true, heatmap: false }
     }
 }
 
@@ -53,6 +56,7 @@ pub struct FlowRenderer {
     target_points: Option<(wgpu::BindGroup, u32)>,
     field: Option<(wgpu::BindGroup, u32)>,
     _live: crate::gpu::counter::Owned,
+    heatmap: heatmap::HeatmapRenderer,
 }
 
 fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
@@ -133,6 +137,7 @@ impl FlowRenderer {
             flow: None,
             target_points: None,
             field: None,
+            heatmap: heatmap::HeatmapRenderer::new(device, format),
         }
     }
 
@@ -160,6 +165,12 @@ impl FlowRenderer {
         self.field = Some((self.group("render.arrows", &self.points_layout, &[field]), grid));
     }
 
+    /// The heat map layer's source: `heatmap::HEAT_GRID²` values of log p (cell order of
+    /// `heatmap::cell_centres`).
+    pub fn set_heatmap(&mut self, log_p: &wgpu::Buffer) {
+        self.heatmap.set_source(&self.device, &self.view_buf, log_p);
+    }
+
     /// Records one frame into `encoder`: clear, then the enabled layers. `view` carries the canvas
     /// mapping and the flow time; `n`, `steps`, `trail_stride` and `grid` are filled in here.
     pub fn draw(&self, encoder: &mut wgpu::CommandEncoder, target: &wgpu::TextureView, mut view: ViewUniform, layers: Layers) {
@@ -185,6 +196,9 @@ impl FlowRenderer {
             occlusion_query_set: None,
             multiview_mask: None,
         });
+        if layers.heatmap {
+            self.heatmap.draw(&mut pass);
+        }
         if let (true, Some((group, n))) = (layers.target, &self.target_points) {
             pass.set_pipeline(&self.target);
             pass.set_bind_group(0, group, &[]);
@@ -221,6 +235,7 @@ mod tests {
             ("render_trails", include_str!("../../shaders/render_trails.wgsl")),
             ("render_target", include_str!("../../shaders/render_target.wgsl")),
             ("render_arrows", include_str!("../../shaders/render_arrows.wgsl")),
+            ("render_heatmap", include_str!("../../shaders/render_heatmap.wgsl")),
         ] {
             let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())

@@ -23,6 +23,9 @@ use wasm_bindgen::prelude::*;
 mod custom_target;
 #[path = "reliability.rs"]
 mod reliability;
+/// Sample quality and the solver comparison (a child module: it reads `App`'s state).
+#[path = "quality_view.rs"]
+mod quality_view;
 
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
@@ -94,7 +97,7 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
 mod widget;
 
 /// Fields whose change keeps the model (applied at once, no retraining).
-const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples"];
+const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples", "tol"];
 
 /// True when `a` and `b` differ in anything that defines the training run.
 fn needs_retrain(a: &Config, b: &Config) -> bool {
@@ -386,7 +389,8 @@ impl App {
             "trails" => l.trails = on,
             "arrows" => l.arrows = on,
             "target" => l.target = on,
-            _ => return Err(JsError::new(&format!("unknown layer '{name}': expected particles, trails, arrows or target"))),
+            "heatmap" => l.heatmap = on,
+            _ => return Err(JsError::new(&format!("unknown layer '{name}': expected particles, trails, arrows, target or heatmap"))),
         }
         Ok(())
     }
@@ -469,6 +473,7 @@ impl Inner {
         if next == old {
             return Ok(());
         }
+        next.check_solver().map_err(|e| e.to_string())?;
         if needs_retrain(&old, &next) {
             match &mut self.backend {
                 Backend::Gpu(g) => g.retrain(&next)?,
@@ -485,6 +490,9 @@ impl Inner {
                         g.set_solver(next.solver);
                     }
                     g.trainer.set_lr(next.lr);
+                    if next.tol != old.tol {
+                        g.set_tol(next.tol)?;
+                    }
                 }
                 Backend::Cpu(c) => {
                     if next.particles != old.particles || next.nfe != old.nfe {
@@ -493,6 +501,9 @@ impl Inner {
                         c.set_solver(next.solver);
                     }
                     c.set_lr(next.lr);
+                    if next.tol != old.tol {
+                        c.set_tol(next.tol);
+                    }
                 }
             }
         }

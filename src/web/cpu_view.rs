@@ -45,6 +45,8 @@ pub struct CpuView {
     job: Option<TrajJob>,
     pub steps: u32,
     solver: Solver,
+    /// The adaptive solver's tolerance (`dopri5`).
+    tol: f32,
     target: Vec<[f32; 2]>,
     /// Velocity at each arrow anchor, and the (step, t) it was computed for.
     field: Vec<[f32; 2]>,
@@ -83,6 +85,7 @@ impl CpuView {
             job: None,
             steps: 1,
             solver: c.solver,
+            tol: c.tol,
             target: Vec::new(),
             field: Vec::new(),
             field_key: None,
@@ -116,6 +119,13 @@ impl CpuView {
         self.traj_step = None;
         self.set_solver(c.solver);
         Ok(())
+    }
+
+    /// The adaptive solver's tolerance (`dopri5`); the trajectories are recomputed.
+    pub fn set_tol(&mut self, tol: f32) {
+        self.tol = tol;
+        self.job = None;
+        self.traj_step = None;
     }
 
     pub fn set_solver(&mut self, s: Solver) {
@@ -219,6 +229,15 @@ impl CpuView {
         while job.next < n && now_ms() - t0 < budget {
             let end = (job.next + 64).min(n);
             for i in job.next..end {
+                if solver == Solver::Dopri5 {
+                    // Adaptive: nfe is the budget per particle; frames at equal times (cpu::adaptive).
+                    let Ok(opts) = crate::cpu::adaptive::AdaptiveOptions::new(self.tol, self.steps.max(crate::cpu::adaptive::MIN_NFE)) else { break };
+                    let (params, traj, scratch) = (&job.params, &mut job.traj, &mut self.scratch);
+                    let field = |x: [f32; 2], t: f32| crate::cpu::mlp::velocity(&shape, params, x, t, scratch);
+                    let x0 = traj[i];
+                    crate::cpu::adaptive::integrate_field(field, x0, 0.0, 1.0, &opts, steps as u32, |k, y| traj[k as usize * n + i] = y);
+                    continue;
+                }
                 let mut x = job.traj[i];
                 for k in 0..steps {
                     x = ode_step(&shape, &job.params, solver, x, k as f32 * h, h, &mut self.scratch);

@@ -132,6 +132,10 @@ pub struct GpuView {
     measured_flops: f64,
     /// Set after a divergence: the shown trajectories are not re-integrated (no NaN particles).
     pub frozen: bool,
+    /// The density heat map: its evaluator (built when the layer is first shown, dropped on
+    /// retrain), and the (step, time) it was last computed.
+    heat: Option<crate::gpu::GpuDensity>,
+    heat_at: Option<(u32, f64)>,
 }
 
 fn gpu_err(e: GpuError) -> String {
@@ -186,6 +190,7 @@ impl GpuView {
         let steps = traj_steps(c.nfe, c.particles, ctx.limits.max_storage_buffer_binding_size as u64);
         let mut sampler = GpuSampler::new_with_source(&ctx, &trainer.spec.shape, &trainer.params, c.particles, steps, &source).map_err(gpu_err)?;
         sampler.reset(c.seed);
+        sampler.set_tol(c.tol)?;
         let field = GpuSampler::new(&ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(gpu_err)?;
         renderer.set_flow(&sampler.traj, &sampler.origins, sampler.len(), steps);
         renderer.set_target(&trainer.data, target_drawn(&ctx).min(data.len() as u32));
@@ -208,6 +213,8 @@ impl GpuView {
             last_draw: f64::NEG_INFINITY,
             measured_flops: 0.0,
             frozen: false,
+            heat: None,
+            heat_at: None,
         };
         view.update_refresh_interval();
         Ok(view)
@@ -253,6 +260,8 @@ impl GpuView {
             return Err(e);
         }
         self.field = field;
+        self.heat = None;
+        self.heat_at = None;
         self.renderer.set_target(&self.trainer.data, target_drawn(&self.ctx).min(data.len() as u32));
         self.renderer.set_field(&self.field.particles, ARROW_GRID);
         self.field_key = None;
@@ -264,12 +273,57 @@ impl GpuView {
         let steps = traj_steps(c.nfe, c.particles, self.ctx.limits.max_storage_buffer_binding_size as u64);
         let mut sampler = GpuSampler::new_with_source(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, c.particles, steps, &self.source).map_err(gpu_err)?;
         sampler.reset(c.seed);
+        sampler.set_tol(c.tol)?;
         self.renderer.set_flow(&sampler.traj, &sampler.origins, sampler.len(), steps);
         self.sampler = sampler;
         self.steps = steps;
         self.solver = c.solver;
         self.traj_step = None;
         self.update_refresh_interval();
+        Ok(())
+    }
+
+    /// Recomputes the heat map's log p on the GPU when the weights changed, at most every few
+    /// seconds (3 s on a software adapter, 0.5 s otherwise): 8 midpoint steps backwards with the
+    /// exact divergence (`shaders/density.wgsl`). False when it cannot be shown.
+    fn update_heatmap(&mut self, now: f64, step: u32, extent: f32) -> bool {
+        use crate::render::heatmap::{cell_centres, HEAT_GRID};
+        if !self.source.is_empty() {
+            return false; // log p needs the N(0, I) source's known density
+        }
+        if self.heat.is_none() {
+            match crate::gpu::GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, HEAT_GRID * HEAT_GRID) {
+                Ok(d) => {
+                    self.renderer.set_heatmap(d.log_p_buffer());
+                    self.heat = Some(d);
+                    self.heat_at = None;
+                }
+                Err(_) => return false,
+            }
+        }
+        let gap = if self.ctx.adapter.is_software() { 3.0 } else { 0.5 };
+        let due = match self.heat_at {
+            None => true,
+            Some((s, at)) => s != step && now - at >= gap,
+        };
+        if due {
+            if let Some(d) = &self.heat {
+                d.encode(&cell_centres(extent), Solver::Midpoint, 8);
+                self.heat_at = Some((step, now));
+            }
+        }
+        true
+    }
+
+    /// The source points (empty: x0 ~ N(0, I)).
+    pub fn source_points(&self) -> &[[f32; 2]] {
+        &self.source
+    }
+
+    /// The adaptive solver's tolerance (`dopri5`); the trajectories are recomputed.
+    pub fn set_tol(&mut self, tol: f32) -> Result<(), String> {
+        self.sampler.set_tol(tol)?;
+        self.traj_step = None;
         Ok(())
     }
 
@@ -364,6 +418,8 @@ impl GpuView {
                 self.last_field = now;
             }
         }
+        let mut layers = layers;
+        layers.heatmap = layers.heatmap && self.update_heatmap(now, step, viewport.extent);
         let mut view = viewport.uniform();
         view.t = t;
         view.point_px = point_px;

@@ -1,0 +1,143 @@
+// ode_adaptive.wgsl — adaptive Dormand–Prince 5(4) sampling of dx/dt = v_θ(x, t), one particle
+// per invocation, each with its own step size (twin: src/cpu/adaptive.rs, which states the math:
+// FSAL stages k1..k7, error e = b - b*, sc = atol + rtol·max(|x|, |y|), RMS norm ≤ 1 accepts,
+// h ← clamp(h·clamp(safety·err^(-1/5), min_factor, max_factor), h_min, h_max), budget max_nfe).
+// `velocity(x, t)` is ode_step.wgsl's (spliced in by src/gpu/shaders.rs, so there is one copy of
+// the MLP); it reads `model` and `params` below.
+// Bindings: 0 ap: AdaptiveParams (uniform), 1 model: ModelDesc (uniform), 2 params (read),
+//           3 particles: array<vec2<f32>> (read_write: x(t0) in, x(t1) out),
+//           4 traj: array<vec2<f32>> (read_write, (frames + 1, N) row-major; row 0 is left as it
+//             is, rows 1..=frames get the states at t0 + (t1-t0)·k/frames by cubic Hermite
+//             interpolation inside accepted steps; a 1-element dummy when frames = 0),
+//           5 stats: array<u32> (read_write, 2 per particle: field evaluations, 1 if finished).
+// Dispatched by src/gpu/sampler.rs (`integrate_adaptive`), one invocation per particle.
+
+struct AdaptiveParams {
+    n: u32, frames: u32, max_nfe: u32, _pad0: u32,
+    t0: f32, t1: f32, rtol: f32, atol: f32,
+    safety: f32, min_factor: f32, max_factor: f32, h0: f32,
+    h_min: f32, h_max: f32, _pad1: f32, _pad2: f32,
+}
+
+@group(0) @binding(0) var<uniform> ap: AdaptiveParams;
+@group(0) @binding(1) var<uniform> model: ModelDesc;
+@group(0) @binding(2) var<storage, read> params: array<f32>;
+@group(0) @binding(3) var<storage, read_write> particles: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> traj: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> stats: array<u32>;
+
+const A21: f32 = 1.0 / 5.0;
+const A31: f32 = 3.0 / 40.0;
+const A32: f32 = 9.0 / 40.0;
+const A41: f32 = 44.0 / 45.0;
+const A42: f32 = -56.0 / 15.0;
+const A43: f32 = 32.0 / 9.0;
+const A51: f32 = 19372.0 / 6561.0;
+const A52: f32 = -25360.0 / 2187.0;
+const A53: f32 = 64448.0 / 6561.0;
+const A54: f32 = -212.0 / 729.0;
+const A61: f32 = 9017.0 / 3168.0;
+const A62: f32 = -355.0 / 33.0;
+const A63: f32 = 46732.0 / 5247.0;
+const A64: f32 = 49.0 / 176.0;
+const A65: f32 = -5103.0 / 18656.0;
+const B1: f32 = 35.0 / 384.0;
+const B3: f32 = 500.0 / 1113.0;
+const B4: f32 = 125.0 / 192.0;
+const B5: f32 = -2187.0 / 6784.0;
+const B6: f32 = 11.0 / 84.0;
+const E1: f32 = 71.0 / 57600.0;
+const E3: f32 = -71.0 / 16695.0;
+const E4: f32 = 71.0 / 1920.0;
+const E5: f32 = -17253.0 / 339200.0;
+const E6: f32 = 22.0 / 525.0;
+const E7: f32 = -1.0 / 40.0;
+const C2: f32 = 1.0 / 5.0;
+const C3: f32 = 3.0 / 10.0;
+const C4: f32 = 4.0 / 5.0;
+const C5: f32 = 8.0 / 9.0;
+
+fn record(k: u32, i: u32, y: vec2<f32>) {
+    let slot = k * ap.n + i;
+    if (slot < arrayLength(&traj)) { traj[slot] = y; }
+}
+
+fn hermite(y0: vec2<f32>, f0: vec2<f32>, y1: vec2<f32>, f1: vec2<f32>, h: f32, theta: f32) -> vec2<f32> {
+    let t2 = theta * theta;
+    let t3 = t2 * theta;
+    let h00 = 2.0 * t3 - 3.0 * t2 + 1.0;
+    let h10 = t3 - 2.0 * t2 + theta;
+    let h01 = -2.0 * t3 + 3.0 * t2;
+    let h11 = t3 - t2;
+    return h00 * y0 + h10 * h * f0 + h01 * y1 + h11 * h * f1;
+}
+
+@compute @workgroup_size(64)
+fn ode_adaptive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg, 64u);
+    if (i >= ap.n) { return; }
+    let span = ap.t1 - ap.t0;
+    let h_min = ap.h_min * span;
+    let h_max = ap.h_max * span;
+    var x = particles[i];
+    var t = ap.t0;
+    var h = ap.h0 * span;
+    var k1 = velocity(x, t);
+    var nfe = 1u;
+    var next_frame = 1u;
+    var finished = 0u;
+    loop {
+        if (nfe + 6u > ap.max_nfe) { break; }
+        let last = ap.t1 - t <= h;
+        if (last) { h = ap.t1 - t; }
+        let k2 = velocity(x + h * (A21 * k1), t + C2 * h);
+        let k3 = velocity(x + h * (A31 * k1 + A32 * k2), t + C3 * h);
+        let k4 = velocity(x + h * (A41 * k1 + A42 * k2 + A43 * k3), t + C4 * h);
+        let k5 = velocity(x + h * (A51 * k1 + A52 * k2 + A53 * k3 + A54 * k4), t + C5 * h);
+        let k6 = velocity(x + h * (A61 * k1 + A62 * k2 + A63 * k3 + A64 * k4 + A65 * k5), t + h);
+        let y = x + h * (B1 * k1 + B3 * k3 + B4 * k4 + B5 * k5 + B6 * k6);
+        var t_new = t + h;
+        if (last) { t_new = ap.t1; }
+        let k7 = velocity(y, t_new);
+        nfe += 6u;
+        let err = vec2<f32>(0.0) + h * (E1 * k1 + E3 * k3 + E4 * k4 + E5 * k5 + E6 * k6 + E7 * k7);
+        let sc = ap.atol + ap.rtol * max(abs(x), abs(y));
+        let r = err / sc;
+        let err_norm = sqrt(0.5 * (r.x * r.x + r.y * r.y));
+        let accept = err_norm <= 1.0 || h <= h_min;
+        var factor = ap.max_factor;
+        if (err_norm != 0.0) { factor = clamp(ap.safety * pow(err_norm, -0.2), ap.min_factor, ap.max_factor); }
+        if (accept) {
+            loop {
+                if (ap.frames == 0u || next_frame > ap.frames) { break; }
+                let tf = ap.t0 + span * (f32(next_frame) / f32(ap.frames));
+                if (next_frame < ap.frames && tf <= t_new) {
+                    record(next_frame, i, hermite(x, k1, y, k7, h, (tf - t) / h));
+                } else if (next_frame == ap.frames && last) {
+                    record(next_frame, i, y);
+                } else {
+                    break;
+                }
+                next_frame += 1u;
+            }
+            x = y;
+            k1 = k7;
+            t = t_new;
+            if (last) {
+                finished = 1u;
+                break;
+            }
+        } else {
+            factor = min(factor, 1.0);
+        }
+        h = clamp(h * factor, h_min, h_max);
+    }
+    loop {
+        if (ap.frames == 0u || next_frame > ap.frames) { break; }
+        record(next_frame, i, x);
+        next_frame += 1u;
+    }
+    particles[i] = x;
+    stats[2u * i] = nfe;
+    stats[2u * i + 1u] = finished;
+}

@@ -1,0 +1,51 @@
+// render_heatmap.wgsl — the learned density log p(x) on a HEAT_GRID² grid over the world square,
+// drawn behind everything else straight from the density kernel's output buffer.
+//
+// Bindings (group 0):
+//   0 view: View (uniform; src/render/view.rs::ViewUniform)
+//   1 log_p: array<f32> (read) — `shaders/density.wgsl`'s output for the cell centres
+//            (src/render/heatmap.rs::cell_centres: cell i = (i % G, i / G), row 0 at y = -extent)
+// Drawn by src/render/heatmap.rs: draw(4 vertices, G² instances), one TriangleStrip quad per cell.
+// Colour: log p mapped linearly from [LOG_P_LO, LOG_P_HI] to a dark-to-warm ramp, the opacity
+// rising with it; non-finite values are not drawn.
+
+struct View {
+    scale: vec2<f32>, center: vec2<f32>, px: vec2<f32>,
+    t: f32, point_px: f32,
+    n: u32, steps: u32, trail_stride: u32, grid: u32,
+    extent: f32, alpha: f32, _pad: vec2<f32>,
+}
+
+const HEAT_GRID: u32 = 64u;
+const LOG_P_LO: f32 = -6.0;
+const LOG_P_HI: f32 = -1.0;
+
+@group(0) @binding(0) var<uniform> view: View;
+@group(0) @binding(1) var<storage, read> log_p: array<f32>;
+
+struct VertexOut {
+    @builtin(position) pos: vec4<f32>,
+    @location(0) @interpolate(flat) value: f32,
+}
+
+@vertex
+fn vs_heat(@builtin(vertex_index) v: u32, @builtin(instance_index) i: u32) -> VertexOut {
+    var corners = array<vec2<f32>, 4>(vec2(0.0, 0.0), vec2(1.0, 0.0), vec2(0.0, 1.0), vec2(1.0, 1.0));
+    let cell = 2.0 * view.extent / f32(HEAT_GRID);
+    let lo = vec2<f32>(f32(i % HEAT_GRID), f32(i / HEAT_GRID)) * cell - vec2<f32>(view.extent);
+    let p = lo + corners[v & 3u] * cell;
+    var out: VertexOut;
+    out.pos = vec4<f32>((p - view.center) * view.scale, 0.0, 1.0);
+    out.value = log_p[i];
+    return out;
+}
+
+@fragment
+fn fs_heat(in: VertexOut) -> @location(0) vec4<f32> {
+    let x = in.value;
+    // NaN fails every comparison; ±inf is outside any finite range.
+    if (!(x == x) || abs(x) > 3.0e38) { discard; }
+    let s = clamp((x - LOG_P_LO) / (LOG_P_HI - LOG_P_LO), 0.0, 1.0);
+    let c = mix(vec3<f32>(0.10, 0.12, 0.35), vec3<f32>(0.95, 0.55, 0.15), s);
+    return vec4<f32>(c, 0.25 + 0.7 * s);
+}

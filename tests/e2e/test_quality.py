@@ -1,0 +1,165 @@
+"""End-to-end test of the "Sample quality" card (www/quality.js, src/web/quality_view.rs) in
+headless Chromium with WebGPU (SwiftShader), driven over WebDriver.
+
+quality: a small model trains a few hundred steps; the sliced W2 between fresh samples and the
+target is read from the GPU every few seconds: it is finite and falls below its initial value.
+Then "Compare solvers" returns one finite point per (solver, setting): euler, midpoint and rk4 at
+4..64 evaluations per sample (one step at least) and dopri5 at five tolerances.
+
+heatmap: the "Density (log p)" layer, with particles and target hidden, changes (nearly) every
+pixel of the world square: log p is drawn for every grid cell (a NaN cell would be discarded and
+leave the background), and the layer off restores the picture.
+
+Run by tests/e2e/run.sh (`tests/e2e/run.sh test_quality.py`); the page's URL comes in
+FLOWMATCH_E2E_URL.
+"""
+
+import math
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webdriver import Driver, decode_png  # noqa: E402
+
+URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
+HASH = "#dataset=moons&width=32&depth=2&batch=128&particles=512&nfe=16&lr=0.01"
+TRAIN_STEPS = int(os.environ.get("FLOWMATCH_E2E_QUALITY_STEPS", "300"))
+
+
+def log(*a):
+    print("  ", *a, flush=True)
+
+
+def test_quality():
+    with Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?case=quality" + HASH)
+        d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
+        s = d.js("const s = window.flowmatch; return {backend: s.backend, error: s.error, adapter: s.adapter}")
+        assert s["backend"] == "webgpu" and not s["error"], f"expected WebGPU: {s}"
+        d.wait_for("const s = window.flowmatch; return s.qualityError || Number.isFinite(s.sw2Initial);", 60, "the first sliced W2")
+        first = d.js("const s = window.flowmatch; return {e: s.qualityError, v: s.sw2Initial}")
+        assert not first["e"], first["e"]
+        log(f"initial sliced W2 {first['v']:.4f}")
+        t0 = time.time()
+        d.wait_for(
+            f"const s = window.flowmatch; const h = s.sw2History; return s.error || s.qualityError || "
+            f"(s.stepsRead >= {TRAIN_STEPS} && h.length >= 3 && h[h.length - 1].step >= {TRAIN_STEPS} / 2);",
+            240, f"{TRAIN_STEPS} steps and sliced W2 readings")
+        s = d.js("const s = window.flowmatch; return {error: s.error, qe: s.qualityError, h: s.sw2History, init: s.sw2Initial, step: s.stepsRead}")
+        assert not s["error"] and not s["qe"], s
+        hist = s["h"]
+        log(f"{s['step']} steps in {time.time() - t0:.0f}s; sliced W2 " + ", ".join(f"{p['step']}:{p['sw2']:.3f}" for p in hist))
+        assert all(math.isfinite(p["sw2"]) and p["sw2"] >= 0 for p in hist), hist
+        assert hist[-1]["sw2"] < s["init"], f"sliced W2 did not decrease: {s['init']} -> {hist[-1]['sw2']}"
+
+        # The chart was drawn: the quality canvas has non-background pixels.
+        lit = d.js("const c = document.getElementById('quality'); const g = c.getContext('2d');"
+                   "const p = g.getImageData(0, 0, c.width, c.height).data; let n = 0;"
+                   "for (let i = 3; i < p.length; i += 4) if (p[i] > 0) n++; return n;")
+        assert lit > 100, f"the sliced W2 chart looks empty ({lit} lit pixels)"
+
+        d.js("window.flowmatch.app.pause(); document.getElementById('compare-solvers').click();")
+        t1 = time.time()
+        d.wait_for("const s = window.flowmatch; return s.qualityError || (!s.comparing && s.solverComparison);", 300, "the solver comparison")
+        s = d.js("const s = window.flowmatch; return {qe: s.qualityError, pts: s.solverComparison}")
+        assert not s["qe"], s["qe"]
+        pts = s["pts"]
+        log(f"comparison in {time.time() - t1:.0f}s: " + "; ".join(f"{p['solver']} nfe {p['nfe']:.0f} sw2 {p['sw2']:.3f}" for p in pts))
+        want = {("euler", n) for n in (4, 8, 16, 32, 64)} | {("midpoint", n // 2) for n in (4, 8, 16, 32, 64)} | {("rk4", n // 4) for n in (4, 8, 16, 32, 64)}
+        got_fixed = [(p["solver"], round(p["setting"])) for p in pts if p["solver"] != "dopri5"]
+        assert sorted(got_fixed) == sorted(want), f"fixed-step points {got_fixed}"
+        dp = [p for p in pts if p["solver"] == "dopri5"]
+        assert len(dp) == 5, dp
+        for p in pts:
+            assert math.isfinite(p["sw2"]) and p["sw2"] >= 0 and math.isfinite(p["nfe"]) and p["nfe"] >= 1, p
+        for p in pts:
+            if p["solver"] != "dopri5":
+                assert p["nfe"] == p["setting"] * {"euler": 1, "midpoint": 2, "rk4": 4}[p["solver"]], p
+        # Tighter tolerances use at least as many evaluations.
+        nfes = [p["nfe"] for p in dp]
+        assert nfes == sorted(nfes), f"dopri5 evaluations should grow as the tolerance tightens: {nfes}"
+        lit = d.js("const c = document.getElementById('solvers'); const g = c.getContext('2d');"
+                   "const p = g.getImageData(0, 0, c.width, c.height).data; let n = 0;"
+                   "for (let i = 3; i < p.length; i += 4) if (p[i] > 0) n++; return n;")
+        assert lit > 100, f"the comparison chart looks empty ({lit} lit pixels)"
+        errs = d.js("return window.flowmatch.gpuErrors")
+        assert not errs, errs
+
+
+def canvas_pixels(d):
+    png = d.screenshot()
+    rect = d.js("const r = document.getElementById('flow').getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}")
+    w, h, ch, px = decode_png(png)
+    left, top, cw, chh = (int(round(rect[k])) for k in ("left", "top", "width", "height"))
+    side = min(cw, chh)
+    # The world square [-extent, extent]^2 fills the shorter side, centred; keep 4% margins.
+    x0, y0 = left + (cw - side) // 2 + side // 25, top + (chh - side) // 2 + side // 25
+    n = side - 2 * (side // 25)
+    out = []
+    for yy in range(y0, min(y0 + n, h)):
+        row = yy * w * ch
+        out.append([tuple(px[row + xx * ch: row + xx * ch + 3]) for xx in range(x0, min(x0 + n, w))])
+    return out
+
+
+def test_heatmap():
+    with Driver(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?case=heatmap" + HASH)
+        d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
+        assert d.js("return window.flowmatch.backend") == "webgpu"
+        d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 150;", 120, "150 training steps")
+        d.js("const a = window.flowmatch.app; a.pause(); for (const l of ['particles', 'target', 'trails', 'arrows']) a.set_layer(l, false);")
+        time.sleep(1.5)
+        off = canvas_pixels(d)
+        d.js("document.querySelector('[data-layer=heatmap]').click();")
+        total = sum(len(r) for r in off)
+        # The first evaluation (4096 cells, 8 midpoint steps with the exact divergence) takes a few
+        # seconds on SwiftShader; poll until it is on screen.
+        deadline = time.time() + 60
+        while True:
+            time.sleep(2)
+            on = canvas_pixels(d)
+            changed = sum(1 for ra, rb in zip(off, on) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) > 4)
+            if changed > 0.97 * total or time.time() > deadline:
+                break
+        log(f"heat map changed {changed} of {total} pixels of the world square")
+        assert total > 10000, f"canvas too small? {total}"
+        assert changed > 0.97 * total, f"heat map covers only {changed}/{total} pixels (NaN cells are not drawn)"
+        # Warm colours where the density is high (the ramp goes from blue to orange).
+        warm = sum(1 for r in on for p in r if p[0] > p[2] + 40)
+        assert warm > 0.01 * total, f"no high-density (warm) cells: {warm}"
+        d.js("document.querySelector('[data-layer=heatmap]').click();")
+        time.sleep(1.5)
+        back = canvas_pixels(d)
+        same = sum(1 for ra, rb in zip(off, back) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) <= 4)
+        assert same > 0.97 * total, f"turning the layer off should restore the picture ({same}/{total})"
+        errs = d.js("return window.flowmatch.gpuErrors")
+        assert not errs, errs
+
+
+TESTS = {"quality": test_quality, "heatmap": test_heatmap}
+
+
+def main(names):
+    failed = []
+    for name in names or list(TESTS):
+        print(f"e2e {name}", flush=True)
+        t0 = time.time()
+        try:
+            TESTS[name]()
+            print(f"e2e {name}: ok ({time.time() - t0:.0f}s)", flush=True)
+        except Exception:
+            traceback.print_exc()
+            print(f"e2e {name}: FAILED", flush=True)
+            failed.append(name)
+    if failed:
+        print(f"e2e failed: {', '.join(failed)}")
+        return 1
+    print("e2e: all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
