@@ -91,9 +91,15 @@ export function initQuality(app, state) {
   const show = (msg) => { state.qualityError = msg; if (note) { note.textContent = msg; note.hidden = !msg; } };
   let inFlight = false, lastStep = -1, lastAt = -Infinity, generation = 0;
 
+  // `state.qualityAuto = false` stops the periodic reading (tests that count engine buffers turn
+  // it off: each reading briefly allocates a probe sampler, freed when it resolves);
+  // `state.qualityInFlight` tells whether one is running.
+  state.qualityAuto = true;
+  state.qualityInFlight = false;
   const measure = async () => {
     if (inFlight) return;
     inFlight = true;
+    state.qualityInFlight = true;
     const step = state.step, gen = generation;
     try {
       const v = await app.sample_quality();
@@ -109,6 +115,7 @@ export function initQuality(app, state) {
       show(String(e && e.message ? e.message : e));
     } finally {
       inFlight = false;
+      state.qualityInFlight = false;
     }
   };
 
@@ -120,6 +127,7 @@ export function initQuality(app, state) {
     // A new run (reset / retrain) starts a new history.
     if (state.step < lastStep) { state.sw2History = []; state.sw2Initial = NaN; generation++; }
     lastStep = state.step;
+    if (state.qualityAuto === false) return;
     const now = performance.now();
     if (state.sw2History.length === 0 || (state.training && now - lastAt >= EVERY_MS)) {
       lastAt = now;

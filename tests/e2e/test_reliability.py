@@ -139,7 +139,10 @@ def test_device_loss():
 
 
 def settle_buffers(d):
-    d.js("window.flowmatch.app.pause()")
+    """Pauses training and the periodic sliced-W2 reading (whose probe sampler is a transient set of
+    buffers, freed when each reading resolves) and returns the engine's live buffer count."""
+    d.js("window.flowmatch.app.pause(); window.flowmatch.qualityAuto = false;")
+    d.wait_for("return !window.flowmatch.qualityInFlight", 60, "the sliced-W2 reading in flight to finish")
     time.sleep(2.0)
     return d.js("return window.flowmatch.liveBuffers")
 
@@ -261,7 +264,13 @@ def test_soak():
         d.js("window.flowmatch.app.set_pacing(16)")
         d.wait_for("return window.flowmatch.stepsRead >= 50", 300, "warm-up")
         time.sleep(1)
+        # Buffer counts are read between sliced-W2 readings (each reading's probe is transient);
+        # the readings run for the whole soak, as on the page.
+        quiet = "window.flowmatch.qualityAuto = false;"
+        d.js(quiet)
+        d.wait_for("return !window.flowmatch.qualityInFlight", 60, "the sliced-W2 reading in flight to finish")
         h0, b0, s0, t0 = heap(d), d.js("return window.flowmatch.liveBuffers"), d.js("return window.flowmatch.stepsRead"), time.time()
+        d.js("window.flowmatch.qualityAuto = true;")
         log(f"start: step {s0}, JS heap {h0 and h0 / 1e6:.1f} MB, liveBuffers {b0}")
         last = time.time()
         while True:
@@ -275,6 +284,8 @@ def test_soak():
             assert time.time() - t0 < 6 * 3600, "soak run too slow"
             time.sleep(5)
         elapsed = time.time() - t0
+        d.js(quiet)
+        d.wait_for("return !window.flowmatch.qualityInFlight", 60, "the sliced-W2 reading in flight to finish")
         time.sleep(1)
         h1, b1 = heap(d), d.js("return window.flowmatch.liveBuffers")
         s = d.js(STATE)
