@@ -17,10 +17,9 @@ import math
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png  # noqa: E402
+from webdriver import Driver, decode_png, run_tests  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(os.path.dirname(__file__), "..", "..", "artifacts"))
@@ -212,24 +211,5 @@ def test_hash():
 TESTS = {"webgpu": test_webgpu, "cpu": test_cpu_fallback, "hash": test_hash}
 
 
-def main(names):
-    failed = []
-    for name in names or list(TESTS):
-        print(f"e2e {name}", flush=True)
-        t0 = time.time()
-        try:
-            TESTS[name]()
-            print(f"e2e {name}: ok ({time.time() - t0:.0f}s)", flush=True)
-        except Exception:
-            traceback.print_exc()
-            print(f"e2e {name}: FAILED", flush=True)
-            failed.append(name)
-    if failed:
-        print(f"e2e failed: {', '.join(failed)}")
-        return 1
-    print("e2e: all passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tests(TESTS, sys.argv[1:], "e2e"))

@@ -22,10 +22,9 @@
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver  # noqa: E402
+from webdriver import Driver, run_tests  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 WEBGPU = ["--enable-unsafe-webgpu"]
@@ -303,24 +302,5 @@ TESTS = {"divergence": test_divergence, "device_loss": test_device_loss, "reconf
          "save_load": test_save_load, "soak": test_soak}
 
 
-def main(names):
-    failed = []
-    for name in names or list(TESTS):
-        print(f"e2e {name}", flush=True)
-        t0 = time.time()
-        try:
-            TESTS[name]()
-            print(f"e2e {name}: ok ({time.time() - t0:.0f}s)", flush=True)
-        except Exception:
-            traceback.print_exc()
-            print(f"e2e {name}: FAILED", flush=True)
-            failed.append(name)
-    if failed:
-        print(f"e2e failed: {', '.join(failed)}")
-        return 1
-    print("e2e: all passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tests(TESTS, sys.argv[1:], "e2e"))

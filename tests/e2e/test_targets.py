@@ -24,10 +24,9 @@ import math
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver  # noqa: E402
+from webdriver import Driver, run_tests  # noqa: E402
 from test_page import URL, log, save, wait_ready  # noqa: E402
 
 # Training steps on the typed word before the bounding boxes are compared (SwiftShader: ~20 steps/s).
@@ -345,24 +344,5 @@ def test_draw():
 TESTS = {"text": test_text, "bad": test_bad_input, "draw": test_draw}
 
 
-def main(names):
-    failed = []
-    for name in names or list(TESTS):
-        print(f"e2e targets {name}", flush=True)
-        t0 = time.time()
-        try:
-            TESTS[name]()
-            print(f"e2e targets {name}: ok ({time.time() - t0:.0f}s)", flush=True)
-        except Exception:
-            traceback.print_exc()
-            print(f"e2e targets {name}: FAILED", flush=True)
-            failed.append(name)
-    if failed:
-        print(f"e2e targets failed: {', '.join(failed)}")
-        return 1
-    print("e2e targets: all passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tests(TESTS, sys.argv[1:], "e2e targets"))

@@ -43,10 +43,9 @@ import os
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png  # noqa: E402
+from webdriver import Driver, decode_png, run_tests  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(ROOT, "artifacts"))
@@ -522,24 +521,5 @@ TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "inval
          "cpu": test_cpu, "embed": test_embed, "package": test_package}
 
 
-def main(names):
-    failed = []
-    for name in names or list(TESTS):
-        print(f"e2e widget {name}", flush=True)
-        t0 = time.time()
-        try:
-            TESTS[name]()
-            print(f"e2e widget {name}: ok ({time.time() - t0:.0f}s)", flush=True)
-        except Exception:
-            traceback.print_exc()
-            print(f"e2e widget {name}: FAILED", flush=True)
-            failed.append(name)
-    if failed:
-        print(f"e2e widget failed: {', '.join(failed)}")
-        return 1
-    print("e2e widget: all passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tests(TESTS, sys.argv[1:], "e2e widget"))

@@ -186,3 +186,27 @@ def decode_png(data):
         out[y * stride:(y + 1) * stride] = line
         prev = line
     return width, height, ch, out
+
+
+def run_tests(tests, names, prefix="e2e"):
+    """Runs the named tests of `tests` ({name: function}; all of them when `names` is empty), one
+    after another, printing "<prefix> <name>: ok (<s>)" or the traceback and "FAILED". Returns the
+    process exit status: 0 when all passed, 1 otherwise."""
+    import time
+    import traceback
+    failed = []
+    for name in names or list(tests):
+        print(f"{prefix} {name}", flush=True)
+        t0 = time.time()
+        try:
+            tests[name]()
+            print(f"{prefix} {name}: ok ({time.time() - t0:.0f}s)", flush=True)
+        except Exception:
+            traceback.print_exc()
+            print(f"{prefix} {name}: FAILED", flush=True)
+            failed.append(name)
+    if failed:
+        print(f"{prefix} failed: {', '.join(failed)}")
+        return 1
+    print(f"{prefix}: all passed")
+    return 0
