@@ -8,9 +8,10 @@
 //           (uniform, dynamic offset; tiled variant), 6 partials (read_write; split-K partial
 //           gradients, `splits` copies of the packed layout; a 4-float dummy when splits = 1).
 // Dispatched by src/gpu/trainer.rs, last layer first, in one of two variants (KernelVariant):
-//   software adapters: weight_grads then input_deltas, two dispatches per layer, one invocation
-//     per output element and no workgroup memory (the one-dispatch role-split form of these
-//     measured ~10x slower on lavapipe, and tiled kernels are slower on CPU emulation).
+//   software adapters: backward_layer, one dispatch per layer whose workgroups split by role
+//     into dW/db and δ_prev, one 4×4 register block of outputs per invocation, no workgroup
+//     memory (workgroup memory and barriers are expensive on CPU emulation):
+//     ⌈out/4⌉·⌈in/4⌉ + ⌈B/4⌉·⌈in/4⌉ invocations, each role padded to whole workgroups.
 //   real GPUs: backward_tiled, one dispatch per hidden layer whose workgroups split by role into
 //     64×64 register-blocked tiles (as in mlp_forward.wgsl) of dW (split over the batch into
 //     `splits` partial sums when the batch is large, so enough workgroups run), of δ_prev, and,
@@ -46,47 +47,113 @@ struct BackwardParams {
     dx_delta_offset: u32, dx_w_offset: u32, delta_prev_offset: u32, z_prev_offset: u32,
 }
 
-// Software variant: dW/db, then δ_prev, as two dispatches.
+// Software variant: one dispatch per layer, split by workgroup into two roles that both read
+// only this layer's δ: workgroups [0, dw_groups) make dW/db (weight_grad), the rest (when
+// has_prev) δ_prev (input_delta). Whole workgroups take one role, so no lanes diverge.
 @compute @workgroup_size(64)
-fn weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    weight_grad(flat_index(gid, nwg, 64u));
+fn backward_layer(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group < lp.dw_groups) {
+        weight_grad(group * 64u + lid);
+    } else if (lp.has_prev == 1u) {
+        input_delta((group - lp.dw_groups) * 64u + lid);
+    }
 }
 
-@compute @workgroup_size(64)
-fn input_deltas(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    input_delta(flat_index(gid, nwg, 64u));
+// Clamped row offsets of a 4-row block starting at r0 (rows past `n` repeat the last one: they
+// are loaded but never stored).
+fn rows4(base: u32, r0: u32, n: u32, stride: u32) -> vec4<u32> {
+    return vec4<u32>(
+        base + min(r0, n - 1u) * stride,
+        base + min(r0 + 1u, n - 1u) * stride,
+        base + min(r0 + 2u, n - 1u) * stride,
+        base + min(r0 + 3u, n - 1u) * stride,
+    );
 }
 
-// Role 1: dW[o,i] (i < in) or db[o] (i = in) for j = o·(in+1) + i.
+// Clamped column indices c0..c0+3 of a row of length n.
+fn cols4(c0: u32, n: u32) -> vec4<u32> {
+    return min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(n - 1u));
+}
+
+// Role 1: one 4×4 block dW[o0..o0+3, i0..i0+3] (and, for i0 = 0, db[o0..o0+3]) per invocation,
+// j = (o0/4)·⌈in/4⌉ + i0/4: each batch row loads 4 δ and 4 x for 16 multiply-adds.
 fn weight_grad(j: u32) {
-    let n_in1 = lp.in_dim + 1u;
-    if (j >= lp.out_dim * n_in1) { return; }
-    let o = j / n_in1;
-    let i = j % n_in1;
-    var acc = 0.0;
-    if (i == lp.in_dim) {
-        for (var b = 0u; b < lp.batch; b++) {
-            acc += deltas[lp.delta_offset + b * lp.out_dim + o];
+    let i_blocks = (lp.in_dim + 3u) / 4u;
+    if (j >= i_blocks * ((lp.out_dim + 3u) / 4u)) { return; }
+    let o0 = (j / i_blocks) * 4u;
+    let i0 = (j % i_blocks) * 4u;
+    let oc = cols4(o0, lp.out_dim);
+    let ic = cols4(i0, lp.in_dim);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var bsum = vec4<f32>(0.0);
+    for (var b = 0u; b < lp.batch; b++) {
+        let d = lp.delta_offset + b * lp.out_dim;
+        let x = lp.x_offset + b * lp.in_dim;
+        let db = vec4<f32>(deltas[d + oc.x], deltas[d + oc.y], deltas[d + oc.z], deltas[d + oc.w]);
+        let xb = vec4<f32>(acts[x + ic.x], acts[x + ic.y], acts[x + ic.z], acts[x + ic.w]);
+        acc0 += db.x * xb;
+        acc1 += db.y * xb;
+        acc2 += db.z * xb;
+        acc3 += db.w * xb;
+        bsum += db;
+    }
+    store_dw4(o0, i0, acc0);
+    store_dw4(o0 + 1u, i0, acc1);
+    store_dw4(o0 + 2u, i0, acc2);
+    store_dw4(o0 + 3u, i0, acc3);
+    if (i0 == 0u) {
+        for (var r = 0u; r < 4u; r++) {
+            if (o0 + r < lp.out_dim) { grads[lp.b_offset + o0 + r] = bsum[r]; }
         }
-        grads[lp.b_offset + o] = acc;
-    } else {
-        for (var b = 0u; b < lp.batch; b++) {
-            acc += deltas[lp.delta_offset + b * lp.out_dim + o] * acts[lp.x_offset + b * lp.in_dim + i];
-        }
-        grads[lp.w_offset + o * lp.in_dim + i] = acc;
     }
 }
 
-// Role 2: δ_prev[b,i] for j = b·in + i.
-fn input_delta(j: u32) {
-    if (j >= lp.batch * lp.in_dim) { return; }
-    let b = j / lp.in_dim;
-    let i = j % lp.in_dim;
-    var acc = 0.0;
-    for (var o = 0u; o < lp.out_dim; o++) {
-        acc += deltas[lp.delta_offset + b * lp.out_dim + o] * params[lp.w_offset + o * lp.in_dim + i];
+fn store_dw4(o: u32, i0: u32, row: vec4<f32>) {
+    if (o >= lp.out_dim) { return; }
+    for (var c = 0u; c < 4u; c++) {
+        if (i0 + c >= lp.in_dim) { return; }
+        grads[lp.w_offset + o * lp.in_dim + i0 + c] = row[c];
     }
-    deltas[lp.delta_prev_offset + j] = acc * act_grad(lp.activation, acts[lp.z_prev_offset + j]);
+}
+
+// Role 2: one 4×4 block δ_prev[b0..b0+3, i0..i0+3] per invocation, j = (b0/4)·⌈in/4⌉ + i0/4:
+// each o loads 4 δ and 4 W for 16 multiply-adds.
+fn input_delta(j: u32) {
+    let i_blocks = (lp.in_dim + 3u) / 4u;
+    if (j >= i_blocks * ((lp.batch + 3u) / 4u)) { return; }
+    let b0 = (j / i_blocks) * 4u;
+    let i0 = (j % i_blocks) * 4u;
+    let d = rows4(lp.delta_offset, b0, lp.batch, lp.out_dim);
+    let ic = cols4(i0, lp.in_dim);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var o = 0u; o < lp.out_dim; o++) {
+        let w = lp.w_offset + o * lp.in_dim;
+        let wo = vec4<f32>(params[w + ic.x], params[w + ic.y], params[w + ic.z], params[w + ic.w]);
+        acc0 += deltas[d.x + o] * wo;
+        acc1 += deltas[d.y + o] * wo;
+        acc2 += deltas[d.z + o] * wo;
+        acc3 += deltas[d.w + o] * wo;
+    }
+    store_dx4(b0, i0, acc0);
+    store_dx4(b0 + 1u, i0, acc1);
+    store_dx4(b0 + 2u, i0, acc2);
+    store_dx4(b0 + 3u, i0, acc3);
+}
+
+fn store_dx4(b: u32, i0: u32, row: vec4<f32>) {
+    if (b >= lp.batch) { return; }
+    for (var c = 0u; c < 4u; c++) {
+        if (i0 + c >= lp.in_dim) { return; }
+        let at = b * lp.in_dim + i0 + c;
+        deltas[lp.delta_prev_offset + at] = row[c] * act_grad(lp.activation, acts[lp.z_prev_offset + at]);
+    }
 }
 
 // ---- Tiled variant (real GPUs) ----

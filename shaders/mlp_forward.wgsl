@@ -9,8 +9,9 @@
 //           2 acts (read_write), 3 deltas (unused here; shared layout with cfm_loss.wgsl).
 // Dispatched by src/gpu/trainer.rs once per hidden layer, in one of two variants
 // (KernelVariant, chosen per adapter):
-//   forward_hidden  (software adapters: lavapipe, SwiftShader) one invocation per (b, o), no
-//                   barriers; workgroup memory and barriers are expensive on CPU emulation.
+//   forward_hidden  (software adapters: lavapipe, SwiftShader) one 4×4 register block of z per
+//                   invocation, no workgroup memory or barriers (expensive on CPU emulation).
+//                   Dispatched as ⌈B/4⌉·⌈out/4⌉ invocations.
 //   forward_tiled   (real GPUs) a 64×64 tile of z per 256-invocation workgroup, each invocation
 //                   a 4×4 register block; x and W stream through workgroup memory 16 columns of
 //                   k at a time. Dispatched as (⌈out/64⌉, ⌈B/64⌉) workgroups.
@@ -22,18 +23,48 @@
 
 @compute @workgroup_size(64)
 fn forward_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // One 4×4 register block per invocation: samples b0..b0+3 × outputs o0..o0+3. Each k loads
+    // 4 x and 4 W values for 16 multiply-adds (the one-output form loads 2 per multiply-add;
+    // on CPU emulation every storage load is a bounds-checked gather, so loads set the pace).
+    // Rows past the batch or the layer width are clamped for loading and skipped on store.
+    let o_blocks = (lp.out_dim + 3u) / 4u;
     let j = flat_index(gid, nwg, 64u);
-    if (j >= lp.batch * lp.out_dim) { return; }
-    let b = j / lp.out_dim;
-    let o = j % lp.out_dim;
-    let x = lp.x_offset + b * lp.in_dim;
-    let w = lp.w_offset + o * lp.in_dim;
-    var acc = params[lp.b_offset + o];
+    if (j >= o_blocks * ((lp.batch + 3u) / 4u)) { return; }
+    let b0 = (j / o_blocks) * 4u;
+    let o0 = (j % o_blocks) * 4u;
+    let x = vec4<u32>(
+        lp.x_offset + min(b0, lp.batch - 1u) * lp.in_dim,
+        lp.x_offset + min(b0 + 1u, lp.batch - 1u) * lp.in_dim,
+        lp.x_offset + min(b0 + 2u, lp.batch - 1u) * lp.in_dim,
+        lp.x_offset + min(b0 + 3u, lp.batch - 1u) * lp.in_dim,
+    );
+    let w = vec4<u32>(
+        lp.w_offset + min(o0, lp.out_dim - 1u) * lp.in_dim,
+        lp.w_offset + min(o0 + 1u, lp.out_dim - 1u) * lp.in_dim,
+        lp.w_offset + min(o0 + 2u, lp.out_dim - 1u) * lp.in_dim,
+        lp.w_offset + min(o0 + 3u, lp.out_dim - 1u) * lp.in_dim,
+    );
+    let bias = vec4<f32>(
+        params[lp.b_offset + min(o0, lp.out_dim - 1u)],
+        params[lp.b_offset + min(o0 + 1u, lp.out_dim - 1u)],
+        params[lp.b_offset + min(o0 + 2u, lp.out_dim - 1u)],
+        params[lp.b_offset + min(o0 + 3u, lp.out_dim - 1u)],
+    );
+    var acc0 = bias;
+    var acc1 = bias;
+    var acc2 = bias;
+    var acc3 = bias;
     for (var k = 0u; k < lp.in_dim; k++) {
-        acc += acts[x + k] * params[w + k];
+        let wk = vec4<f32>(params[w.x + k], params[w.y + k], params[w.z + k], params[w.w + k]);
+        acc0 += acts[x.x + k] * wk;
+        acc1 += acts[x.y + k] * wk;
+        acc2 += acts[x.z + k] * wk;
+        acc3 += acts[x.w + k] * wk;
     }
-    acts[lp.z_offset + j] = acc;
-    acts[lp.a_offset + j] = act(lp.activation, acc);
+    store_z(b0, o0, acc0);
+    store_z(b0 + 1u, o0, acc1);
+    store_z(b0 + 2u, o0, acc2);
+    store_z(b0 + 3u, o0, acc3);
 }
 
 // Tile shape: TILE×TILE outputs per workgroup, KT columns of k per stage. A stage holds
@@ -87,18 +118,23 @@ fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
     let m = m0 + ty * 4u;
     let n = n0 + tx * 4u;
-    store_z(m, n, acc0);
-    store_z(m + 1u, n, acc1);
-    store_z(m + 2u, n, acc2);
-    store_z(m + 3u, n, acc3);
+    let bias = vec4<f32>(bias_at(n), bias_at(n + 1u), bias_at(n + 2u), bias_at(n + 3u));
+    store_z(m, n, acc0 + bias);
+    store_z(m + 1u, n, acc1 + bias);
+    store_z(m + 2u, n, acc2 + bias);
+    store_z(m + 3u, n, acc3 + bias);
 }
 
-// z and act(z) for row m, columns n..n+3 (bounds-checked).
+fn bias_at(o: u32) -> f32 {
+    return params[lp.b_offset + min(o, lp.out_dim - 1u)];
+}
+
+// z (bias included) and act(z) for row m, columns n..n+3 (bounds-checked).
 fn store_z(m: u32, n: u32, row: vec4<f32>) {
     if (m >= lp.batch) { return; }
     for (var j = 0u; j < 4u; j++) {
         if (n + j >= lp.out_dim) { return; }
-        let z = row[j] + params[lp.b_offset + n + j];
+        let z = row[j];
         let at = m * lp.out_dim + n + j;
         acts[lp.z_offset + at] = z;
         acts[lp.a_offset + at] = act(lp.activation, z);

@@ -276,7 +276,7 @@ gpu_test!(ode_records_trajectories, trajectories_record_every_step());
 // Every kernel variant against the same CPU reference with the same tolerances, whatever the
 // adapter would pick by itself: the default tests above run the adapter's own choice
 // (`FLOWMATCH_KERNELS` can force one). The tiled variant is also run at a shape spanning several
-// tiles with partial edges (width 70, batch 150) and with dW split over the batch (3 splits of
+// tiles with partial edges (width 70, batch 150; the software variant too) and with dW split over the batch (3 splits of
 // 50 rows, not a multiple of the 16-row stage), and with a single split (dW written directly).
 fn forced(variant: KernelVariant, splits: Option<u32>) -> TrainerOptions {
     TrainerOptions { variant: Some(variant), splits }
@@ -289,6 +289,10 @@ fn wide(activation: Activation) -> TrainSpec {
 gpu_test!(software_forward_matches_cpu, forward_and_loss_match_cpu_with(spec(Activation::Gelu), forced(KernelVariant::Software, None)));
 gpu_test!(software_backward_matches_cpu, backward_matches_cpu_with(spec(Activation::Silu), forced(KernelVariant::Software, None)));
 gpu_test!(software_adam_matches_cpu, adam_matches_cpu_with(forced(KernelVariant::Software, None)));
+// Several workgroups per role in the software backward's one dispatch per layer, 4×4 blocks
+// with partial edges (70 = 17·4 + 2 units, 150 = 37·4 + 2 samples).
+gpu_test!(software_forward_matches_cpu_wide, forward_and_loss_match_cpu_with(wide(Activation::Tanh), forced(KernelVariant::Software, None)));
+gpu_test!(software_backward_matches_cpu_wide, backward_matches_cpu_with(wide(Activation::Relu), forced(KernelVariant::Software, None)));
 gpu_test!(tiled_forward_matches_cpu_silu, forward_and_loss_match_cpu_with(spec(Activation::Silu), forced(KernelVariant::Tiled, None)));
 gpu_test!(tiled_forward_matches_cpu_tanh, forward_and_loss_match_cpu_with(spec(Activation::Tanh), forced(KernelVariant::Tiled, None)));
 gpu_test!(tiled_backward_matches_cpu_silu, backward_matches_cpu_with(spec(Activation::Silu), forced(KernelVariant::Tiled, None)));

@@ -42,6 +42,8 @@ fn profiled_steps_equal_plain_steps_and_cover_every_dispatch() {
             assert_eq!(p.steps, steps);
             let dispatches: u32 = p.kernels.iter().map(|k| k.1).sum();
             assert_eq!(dispatches, steps * timed.dispatches_per_step(), "{variant:?}: {:?}", p.kernels);
+            // Issue 7's bound, counted from the dispatches actually encoded.
+            assert!(dispatches <= steps * (2 * spec.shape.depth + 4), "{variant:?}: {dispatches} dispatches in {steps} steps");
             assert!(p.kernels.iter().any(|k| k.0 == "adam") && p.kernels.iter().any(|k| k.0 == "batch"));
             assert!(p.kernels.iter().all(|k| k.2 >= 0.0 && k.2.is_finite()), "{:?}", p.kernels);
             let matmul = p.matmul_ns();

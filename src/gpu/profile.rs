@@ -18,7 +18,7 @@ const MAX_QUERIES: u32 = 4096;
 
 /// Kernels that do the matmuls (both kernel variants); the others are batch, OT, Adam.
 pub const MATMUL_KERNELS: &[&str] =
-    &["forward", "output_loss", "weight_grads", "input_deltas", "forward_tiled", "output_rows", "backward_tiled", "reduce_grads"];
+    &["forward", "output_loss", "backward_layer", "forward_tiled", "output_rows", "backward_tiled", "reduce_grads"];
 
 /// Summed GPU time per kernel name over `steps` training steps.
 #[derive(Clone, Debug, Default)]

@@ -3,7 +3,7 @@
 //! - `Tiled` (real GPUs): `batch → forward (depth) → output+loss+δ → backward (depth) →
 //!   [reduce] → adam` = 2·depth + 3 dispatches, + 1 when dW is split over the batch.
 //! - `Software` (lavapipe, SwiftShader): `batch → forward (depth) → output+loss →
-//!   backward (2 per layer, 1 for the first) → adam` = 3·depth + 4 dispatches.
+//!   backward (one per layer) → adam` = 2·depth + 4 dispatches.
 //!
 //! Buffers, pipelines and bind groups are created once per model shape. Per-step scalars (step
 //! number, Adam bias corrections) are written for a whole chunk of steps with one
@@ -49,8 +49,7 @@ struct Pipelines {
     batch_ot: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
     output_loss: wgpu::ComputePipeline,
-    weight_grads: wgpu::ComputePipeline,
-    input_deltas: wgpu::ComputePipeline,
+    backward_layer: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
 }
 
@@ -106,13 +105,15 @@ pub struct GpuTrainer {
 }
 
 /// Which kernels a trainer dispatches. Software adapters (CPU emulation: lavapipe, SwiftShader)
-/// and real GPUs want opposite shapes: on CPU emulation workgroup memory and barriers are
-/// expensive and one invocation per output with no barriers is fastest (a tiled matmul and a
-/// role-split backward both measured slower on lavapipe), while real GPUs are starved by that
-/// naive form's strided loads and want register-blocked tiles staged in workgroup memory.
+/// and real GPUs want different shapes: on CPU emulation workgroup memory and barriers are
+/// expensive and every storage load is a bounds-checked per-lane gather, so a 4×4 register
+/// block of outputs per invocation read straight from storage, with no barriers, is fastest
+/// (3.3× the one-output-per-invocation form on lavapipe, 5× on SwiftShader, for S); real GPUs
+/// want 64×64 workgroup tiles staged in workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelVariant {
-    /// Naive kernels, one invocation per output element; backward as two dispatches per layer.
+    /// A 4×4 register block of outputs per invocation, no workgroup memory; backward as two
+    /// dispatches per layer (dW and db, then δ of the layer below).
     Software,
     /// 64×64 workgroup tiles with 4×4 register blocks for forward, dX and dW (split-K over the
     /// batch), the output layer fused with the loss and its input deltas.
@@ -331,8 +332,7 @@ impl GpuTrainer {
             output_rows: compute_pipeline(device, Kernel::CfmLoss, "output_loss_rows", &layer_bgl, None),
             backward_tiled: compute_pipeline(device, Kernel::MlpBackward, "backward_tiled", &backward_bgl, None),
             reduce_grads: compute_pipeline(device, Kernel::MlpBackward, "reduce_grads", &backward_bgl, None),
-            weight_grads: compute_pipeline(device, Kernel::MlpBackward, "weight_grads", &backward_bgl, None),
-            input_deltas: compute_pipeline(device, Kernel::MlpBackward, "input_deltas", &backward_bgl, None),
+            backward_layer: compute_pipeline(device, Kernel::MlpBackward, "backward_layer", &backward_bgl, None),
             adam: compute_pipeline(device, Kernel::Adam, "adam_update", &adam_bgl, None),
         };
         let groups = BindGroups {
@@ -486,12 +486,12 @@ impl GpuTrainer {
 
     /// Dispatches per training step. Tiled: batch + depth forwards + output/loss/δ + depth
     /// backwards + (reduce when split) + Adam = 2·depth + 3 (+1). Software: batch + depth
-    /// forwards + output/loss + (2 per layer but 1 for the first) backwards + Adam = 3·depth + 4.
+    /// forwards + output/loss + depth + 1 backwards + Adam = 2·depth + 4.
     pub fn dispatches_per_step(&self) -> u32 {
         let d = self.spec.shape.depth;
         match self.variant {
             KernelVariant::Tiled => 2 * d + 3 + (self.splits > 1) as u32,
-            KernelVariant::Software => 3 * d + 4,
+            KernelVariant::Software => 2 * d + 4,
         }
     }
 
@@ -563,7 +563,7 @@ impl GpuTrainer {
         mark(pass, "adam");
     }
 
-    /// Forward, loss and backward with the naive kernels (see [`KernelVariant::Software`]).
+    /// Forward, loss and backward with the register-blocked kernels for software adapters (see [`KernelVariant::Software`]).
     fn encode_software(&self, pass: &mut wgpu::ComputePass<'_>, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let (p, g, batch) = (&self.pipelines, &self.groups, self.spec.batch);
         let n_layers = self.spec.shape.num_layers();
@@ -572,24 +572,19 @@ impl GpuTrainer {
             let last = l + 1 == n_layers;
             pass.set_pipeline(if last { &p.output_loss } else { &p.forward });
             pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
-            let threads = if last { batch } else { batch * lp.out_dim };
+            let threads = if last { batch } else { batch.div_ceil(4) * lp.out_dim.div_ceil(4) };
             let (x, y) = dispatch_groups(threads, 64);
             pass.dispatch_workgroups(x, y, 1);
             mark(pass, if last { "output_loss" } else { "forward" });
         }
+        pass.set_pipeline(&p.backward_layer);
         for l in (0..n_layers).rev() {
             let lp = &self.layer_params[l];
             pass.set_bind_group(0, &g.backward, &[(l as u64 * SLOT) as u32, 0]);
-            pass.set_pipeline(&p.weight_grads);
-            let (x, y) = dispatch_groups(lp.dw_groups * 64, 64);
+            let dx_groups = if lp.has_prev == 1 { (batch.div_ceil(4) * lp.in_dim.div_ceil(4)).div_ceil(64) } else { 0 };
+            let (x, y) = dispatch_groups((lp.dw_groups + dx_groups) * 64, 64);
             pass.dispatch_workgroups(x, y, 1);
-            mark(pass, "weight_grads");
-            if lp.has_prev == 1 {
-                pass.set_pipeline(&p.input_deltas);
-                let (x, y) = dispatch_groups(batch * lp.in_dim, 64);
-                pass.dispatch_workgroups(x, y, 1);
-                mark(pass, "input_deltas");
-            }
+            mark(pass, "backward_layer");
         }
     }
 
@@ -709,7 +704,7 @@ fn layer_params(spec: &TrainSpec, layout: &ActivationLayout) -> Vec<LayerParams>
                 delta_offset: layout.deltas[l],
                 delta_prev_offset: if l > 0 { layout.deltas[l - 1] } else { 0 },
                 z_prev_offset: if l > 0 { layout.hidden[l - 1].0 } else { 0 },
-                dw_groups: (ll.out_dim * (ll.in_dim + 1)).div_ceil(64),
+                dw_groups: (ll.out_dim.div_ceil(4) * ll.in_dim.div_ceil(4)).div_ceil(64),
                 has_prev: (l > 0) as u32,
                 target_offset: layout.target,
                 loss_offset: layout.loss_terms,
