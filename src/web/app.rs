@@ -50,6 +50,10 @@ struct Inner {
     pacing: Pacing,
     /// Steps per frame fixed by `set_pacing` (benchmarks), overriding the adaptive rate.
     fixed_pace: Option<f64>,
+    /// Backlog cap fixed by `set_backlog_cap`, overriding the adaptive one.
+    fixed_cap: Option<u32>,
+    /// Seconds the last status read took to come back.
+    read_lag_s: f64,
     losses: LossHistory,
     last_loss: Option<f32>,
     steps_per_sec: f64,
@@ -183,6 +187,8 @@ impl App {
             layers: Layers::default(),
             pacing: Pacing::new(initial_rate, 0.05, 256.0),
             fixed_pace: None,
+            fixed_cap: None,
+            read_lag_s: 0.0,
             losses: LossHistory::new(4000),
             last_loss: None,
             steps_per_sec: 0.0,
@@ -229,7 +235,7 @@ impl App {
                 (Backend::Gpu(g), true) => {
                     let backlog = g.trainer.step().saturating_sub(s.read_step);
                     let horizon = if s.software { 0.6 } else { 0.3 };
-                    let cap = Pacing::max_backlog(s.steps_per_sec, horizon, if s.software { 4 } else { 32 });
+                    let cap = s.fixed_cap.unwrap_or_else(|| Pacing::max_backlog(s.steps_per_sec, horizon, if s.software { 4 } else { 32 }));
                     s.pacing.take_capped(backlog, cap).min(s.steps_left())
                 }
                 _ => 0,
@@ -380,6 +386,14 @@ impl App {
         }
     }
 
+    /// Fixes the backlog cap (training steps queued but not yet confirmed by a status read);
+    /// 0 returns to the adaptive cap. For soak tests and benchmarks: in headless Chromium on
+    /// SwiftShader a status read takes 0.5–8 s to come back even with a near-empty queue, so the
+    /// adaptive cap (about 0.6 s of the measured rate, at least 4 steps) holds S to a few steps/s.
+    pub fn set_backlog_cap(&self, steps: u32) {
+        self.inner.borrow_mut().fixed_cap = (steps > 0).then_some(steps.min(LOSS_RING));
+    }
+
     /// Turns a layer on or off: `particles`, `trails`, `arrows` or `target`.
     pub fn set_layer(&self, name: &str, on: bool) -> Result<(), JsError> {
         let mut s = self.inner.borrow_mut();
@@ -431,6 +445,7 @@ impl App {
         set(&o, "lossStart", s.losses.head_mean(10).map(|l| l as f64).unwrap_or(f64::NAN));
         set(&o, "stepsPerSec", s.steps_per_sec);
         set(&o, "stepsPerFrame", s.pacing.steps_per_frame);
+        set(&o, "readLagMs", s.read_lag_s * 1000.0);
         set(&o, "training", s.training);
         set(&o, "t", s.clock.t);
         set(&o, "flowPlaying", s.clock.playing);
@@ -600,7 +615,7 @@ impl Inner {
                         g.observe_steps_per_sec(self.steps_per_sec);
                     }
                 }
-                let _ = requested;
+                self.read_lag_s = now - requested;
                 if let Some(b) = st.first_bad_step.or_else(|| self.exploded(&st.losses)) {
                     self.diverged(b);
                 }

@@ -261,6 +261,11 @@ def test_soak():
         d.get(URL + "?case=soak#width=64&depth=3&batch=256&particles=800&nfe=16")
         wait_ready(d)
         d.js("window.flowmatch.app.set_pacing(16)")
+        # The page's adaptive backlog cap (about 0.6 s of the measured rate, at least 4 steps)
+        # meets status reads that take 0.2–2 s to come back on SwiftShader, which holds S to
+        # about 3 steps/s; 128 queued steps keep the adapter busy (10–15 steps/s alongside the
+        # page's drawing) so 20,000 steps fit the test command.
+        d.js("window.flowmatch.app.set_backlog_cap(128)")
         d.wait_for("return window.flowmatch.stepsRead >= 50", 300, "warm-up")
         time.sleep(1)
         # Buffer counts are read between sliced-W2 readings (each reading's probe is transient);
