@@ -14,8 +14,15 @@ pub enum GpuError {
     RequestDevice(String),
     #[error("reading a GPU buffer back failed: {0}")]
     Readback(String),
+    /// The model or data does not fit the adapter's limits (the message says what would).
     #[error("{0}")]
     TooLarge(String),
+    /// The request itself is invalid whatever the adapter (empty target, mismatched snapshot).
+    #[error("{0}")]
+    Invalid(String),
+    /// The adapter lacks a feature the request needs (e.g. timestamp queries for profiling).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What the adapter is, for benchmark output and the page.

@@ -64,7 +64,7 @@ pub fn features() -> wgpu::Features {
 pub async fn profile(trainer: &mut GpuTrainer, steps: u32) -> Result<KernelProfile, GpuError> {
     let ctx = trainer.context().clone();
     if !supported(&ctx) {
-        return Err(GpuError::TooLarge(format!(
+        return Err(GpuError::Unsupported(format!(
             "the adapter {} cannot time dispatches inside a pass (needs TIMESTAMP_QUERY and TIMESTAMP_QUERY_INSIDE_PASSES)",
             ctx.adapter
         )));

@@ -83,7 +83,7 @@ impl GpuTrainer {
     pub fn restore(&mut self, s: &Snapshot) -> Result<(), GpuError> {
         let p = self.spec.shape.param_len();
         if s.params.len() != p || s.moments.len() != 2 * p {
-            return Err(GpuError::TooLarge(format!(
+            return Err(GpuError::Invalid(format!(
                 "the snapshot holds {} parameters but this model has {p}",
                 s.params.len()
             )));

@@ -249,10 +249,10 @@ impl GpuTrainer {
     /// As [`GpuTrainer::new_with_source`], with a forced kernel variant or split count.
     pub fn with_options(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]], source: &[[f32; 2]], options: TrainerOptions) -> Result<Self, GpuError> {
         if data.is_empty() {
-            return Err(GpuError::TooLarge("the target has no points".into()));
+            return Err(GpuError::Invalid("the target has no points".into()));
         }
         if spec.coupling == Coupling::Ot && spec.batch > OT_MAX_BATCH {
-            return Err(GpuError::TooLarge(format!(
+            return Err(GpuError::Invalid(format!(
                 "OT coupling supports batches of at most {OT_MAX_BATCH} (batch {} given): lower the batch or use independent coupling",
                 spec.batch
             )));
@@ -420,7 +420,7 @@ impl GpuTrainer {
     /// renderer) must bind it again. On error nothing changes.
     pub fn set_target(&mut self, data: &[[f32; 2]]) -> Result<(), GpuError> {
         if data.is_empty() {
-            return Err(GpuError::TooLarge("the target has no points".into()));
+            return Err(GpuError::Invalid("the target has no points".into()));
         }
         let bytes: &[u8] = bytemuck::cast_slice(data);
         check_fits(&self.ctx, &[("target points", bytes.len() as u64)])?;
