@@ -147,3 +147,21 @@ struct LayerParams {
     a_offset: u32, delta_offset: u32, delta_prev_offset: u32, z_prev_offset: u32,
     dw_groups: u32, has_prev: u32, target_offset: u32, loss_offset: u32,
 }
+
+// ---- 4×4 register blocks (software-adapter kernels in mlp_forward.wgsl, mlp_backward.wgsl) ----
+
+// Clamped row offsets of a 4-row block starting at r0 (rows past `n` repeat the last one: they
+// are loaded but never stored).
+fn rows4(base: u32, r0: u32, n: u32, stride: u32) -> vec4<u32> {
+    return vec4<u32>(
+        base + min(r0, n - 1u) * stride,
+        base + min(r0 + 1u, n - 1u) * stride,
+        base + min(r0 + 2u, n - 1u) * stride,
+        base + min(r0 + 3u, n - 1u) * stride,
+    );
+}
+
+// Clamped column indices c0..c0+3 of a row of length n.
+fn cols4(c0: u32, n: u32) -> vec4<u32> {
+    return min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(n - 1u));
+}

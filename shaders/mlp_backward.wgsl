@@ -60,22 +60,6 @@ fn backward_layer(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     }
 }
 
-// Clamped row offsets of a 4-row block starting at r0 (rows past `n` repeat the last one: they
-// are loaded but never stored).
-fn rows4(base: u32, r0: u32, n: u32, stride: u32) -> vec4<u32> {
-    return vec4<u32>(
-        base + min(r0, n - 1u) * stride,
-        base + min(r0 + 1u, n - 1u) * stride,
-        base + min(r0 + 2u, n - 1u) * stride,
-        base + min(r0 + 3u, n - 1u) * stride,
-    );
-}
-
-// Clamped column indices c0..c0+3 of a row of length n.
-fn cols4(c0: u32, n: u32) -> vec4<u32> {
-    return min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(n - 1u));
-}
-
 // Role 1: one 4×4 block dW[o0..o0+3, i0..i0+3] (and, for i0 = 0, db[o0..o0+3]) per invocation,
 // j = (o0/4)·⌈in/4⌉ + i0/4: each batch row loads 4 δ and 4 x for 16 multiply-adds.
 fn weight_grad(j: u32) {

@@ -32,24 +32,9 @@ fn forward_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     if (j >= o_blocks * ((lp.batch + 3u) / 4u)) { return; }
     let b0 = (j / o_blocks) * 4u;
     let o0 = (j % o_blocks) * 4u;
-    let x = vec4<u32>(
-        lp.x_offset + min(b0, lp.batch - 1u) * lp.in_dim,
-        lp.x_offset + min(b0 + 1u, lp.batch - 1u) * lp.in_dim,
-        lp.x_offset + min(b0 + 2u, lp.batch - 1u) * lp.in_dim,
-        lp.x_offset + min(b0 + 3u, lp.batch - 1u) * lp.in_dim,
-    );
-    let w = vec4<u32>(
-        lp.w_offset + min(o0, lp.out_dim - 1u) * lp.in_dim,
-        lp.w_offset + min(o0 + 1u, lp.out_dim - 1u) * lp.in_dim,
-        lp.w_offset + min(o0 + 2u, lp.out_dim - 1u) * lp.in_dim,
-        lp.w_offset + min(o0 + 3u, lp.out_dim - 1u) * lp.in_dim,
-    );
-    let bias = vec4<f32>(
-        params[lp.b_offset + min(o0, lp.out_dim - 1u)],
-        params[lp.b_offset + min(o0 + 1u, lp.out_dim - 1u)],
-        params[lp.b_offset + min(o0 + 2u, lp.out_dim - 1u)],
-        params[lp.b_offset + min(o0 + 3u, lp.out_dim - 1u)],
-    );
+    let x = rows4(lp.x_offset, b0, lp.batch, lp.in_dim);
+    let w = rows4(lp.w_offset, o0, lp.out_dim, lp.in_dim);
+    let bias = bias4(o0);
     var acc0 = bias;
     var acc1 = bias;
     var acc2 = bias;
@@ -118,15 +103,17 @@ fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
     let m = m0 + ty * 4u;
     let n = n0 + tx * 4u;
-    let bias = vec4<f32>(bias_at(n), bias_at(n + 1u), bias_at(n + 2u), bias_at(n + 3u));
+    let bias = bias4(n);
     store_z(m, n, acc0 + bias);
     store_z(m + 1u, n, acc1 + bias);
     store_z(m + 2u, n, acc2 + bias);
     store_z(m + 3u, n, acc3 + bias);
 }
 
-fn bias_at(o: u32) -> f32 {
-    return params[lp.b_offset + min(o, lp.out_dim - 1u)];
+// bias[o..o+3], columns past the layer width clamped (never stored).
+fn bias4(o: u32) -> vec4<f32> {
+    let c = cols4(o, lp.out_dim);
+    return vec4<f32>(params[lp.b_offset + c.x], params[lp.b_offset + c.y], params[lp.b_offset + c.z], params[lp.b_offset + c.w]);
 }
 
 // z (bias included) and act(z) for row m, columns n..n+3 (bounds-checked).
