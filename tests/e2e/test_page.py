@@ -19,27 +19,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, run_tests  # noqa: E402
+from webdriver import Driver, decode_png, log, run_tests, save  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
-ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(os.path.dirname(__file__), "..", "..", "artifacts"))
 # Steps before the loss check, and before the pixel check (SwiftShader trains ~20-25 steps/s with
 # the page's software-adapter defaults; moons are recognisable after ~1000 steps).
 LOSS_STEPS = int(os.environ.get("FLOWMATCH_E2E_STEPS", "300"))
 PIXEL_STEPS = int(os.environ.get("FLOWMATCH_E2E_PIXEL_STEPS", "1200"))
 STATE = "return window.flowmatch"
-
-
-def log(*a):
-    print("  ", *a, flush=True)
-
-
-def save(name, png):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, name)
-    with open(path, "wb") as f:
-        f.write(png)
-    log(f"screenshot: {os.path.normpath(path)}")
 
 
 def wait_ready(d, timeout=90):

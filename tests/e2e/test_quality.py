@@ -20,15 +20,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, run_tests  # noqa: E402
+from webdriver import Driver, decode_png, log, run_tests  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 HASH = "#dataset=moons&width=32&depth=2&batch=128&particles=512&nfe=16&lr=0.01"
 TRAIN_STEPS = int(os.environ.get("FLOWMATCH_E2E_QUALITY_STEPS", "300"))
-
-
-def log(*a):
-    print("  ", *a, flush=True)
 
 
 def test_quality():

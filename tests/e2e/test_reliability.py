@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, run_tests  # noqa: E402
+from webdriver import Driver, log, run_tests  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 WEBGPU = ["--enable-unsafe-webgpu"]
@@ -33,10 +33,6 @@ STATE = ("const s = window.flowmatch; return {step: s.step, training: s.training
          " snapshotStep: s.snapshotStep, canRestore: s.canRestore, recoveries: s.recoveries, recovering: s.recovering,"
          " deviceGeneration: s.deviceGeneration, devicesOpened: s.devicesOpened, liveBuffers: s.liveBuffers,"
          " lossRecent: s.lossRecent, stepsRead: s.stepsRead, trajStep: s.trajStep}")
-
-
-def log(*a):
-    print("  ", *a, flush=True)
 
 
 def wait_ready(d, timeout=90):

@@ -45,10 +45,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, run_tests  # noqa: E402
+from webdriver import Driver, decode_png, log, run_tests, save  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(ROOT, "artifacts"))
 CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'"
 
 # ---- pages served from memory ------------------------------------------------------------------
@@ -146,18 +145,6 @@ class Server:
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-def log(*a):
-    print("  ", *a, flush=True)
-
-
-def save(name, png):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, name)
-    with open(path, "wb") as f:
-        f.write(png)
-    log(f"screenshot: {os.path.normpath(path)}")
-
 
 def js_async(d, script, *args):
     """Runs `script` with `done` = the callback (WebDriver's async execute)."""

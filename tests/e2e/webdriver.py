@@ -24,6 +24,22 @@ BASE_ARGS = [
     "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
     "--hide-scrollbars", "--force-device-scale-factor=1",
 ]
+# Where screenshots of the e2e tests go (the repository's artifacts/ unless overridden).
+ARTIFACTS = os.environ.get("FLOWMATCH_E2E_ARTIFACTS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "artifacts"))
+
+
+def log(*a):
+    """A test's progress line, indented under its "<prefix> <name>" header."""
+    print("  ", *a, flush=True)
+
+
+def save(name, png):
+    """Writes PNG bytes to ARTIFACTS/name and logs the path."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name)
+    with open(path, "wb") as f:
+        f.write(png)
+    log(f"screenshot: {os.path.normpath(path)}")
 
 
 def free_port():
