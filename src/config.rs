@@ -168,6 +168,11 @@ impl Solver {
             Solver::Dopri5 => 1,
         }
     }
+
+    /// Adaptive step-size control (its `nfe` is a budget; its tableau carries error weights).
+    pub fn is_adaptive(self) -> bool {
+        matches!(self, Solver::Dopri5)
+    }
 }
 
 /// A rejected setting: which field, what was given, what is allowed.

@@ -61,6 +61,8 @@ pub mod stream {
         INIT = 16, 1;
         /// Sample quality: the target points sliced W2 compares against (per direction, per point).
         QUALITY = 24, 1;
+        /// Sample quality: the random angle offset of the projection directions (per reading).
+        QUALITY_OFFSET = 25, 1;
         /// Target generation on the CPU (per point; dataset d uses stream DATA + d).
         DATA = 32, 16;
         /// Shuffling the points of a CSV target.

@@ -5,6 +5,22 @@
 /// Cells per side (the shader's `HEAT_GRID`).
 pub const HEAT_GRID: u32 = 64;
 
+/// The colour ramp's ends: log p at or below `LOG_P_LO` is darkest, at or above `LOG_P_HI`
+/// warmest (the shader's constants come from these through the render prelude).
+pub const LOG_P_LO: f32 = -6.0;
+pub const LOG_P_HI: f32 = -1.0;
+
+/// RGBA of a cell with `log p = x`, None when not finite (not drawn). Twin of `fs_heat` in
+/// `shaders/render_heatmap.wgsl`, for the CPU engine.
+pub fn heat_color(x: f32) -> Option<[f32; 4]> {
+    if !x.is_finite() {
+        return None;
+    }
+    let s = ((x - LOG_P_LO) / (LOG_P_HI - LOG_P_LO)).clamp(0.0, 1.0);
+    let mix = |a: f32, b: f32| a + (b - a) * s;
+    Some([mix(0.10, 0.95), mix(0.12, 0.55), mix(0.35, 0.15), 0.25 + 0.7 * s])
+}
+
 /// World centre of cell `i` of the grid over `[-extent, extent]²` (cell i = (i % G, i / G)).
 pub fn cell_centre(i: u32, extent: f32) -> [f32; 2] {
     let cell = 2.0 * extent / HEAT_GRID as f32;

@@ -1,0 +1,74 @@
+//! What both engines share about the shown flow: the training data of a configuration, how many
+//! trajectory steps fit the budget, and how often the shown flow is integrated again.
+
+use crate::config::{Config, Source};
+use crate::targets::sample_dataset;
+
+/// Training points generated for a standard dataset (2^15: generated and uploaded in a few ms).
+pub const DATA_POINTS: usize = 1 << 15;
+/// Arrows per side of the velocity grid.
+pub const ARROW_GRID: u32 = 24;
+/// Bytes the trajectory buffer may take; longer integrations are shown with fewer steps.
+pub const TRAJ_BUDGET: u64 = 96 << 20;
+/// Target points drawn faintly on software adapters and the CPU backend (more on real GPUs).
+pub const TARGET_DRAWN_SOFTWARE: u32 = 2500;
+pub const TARGET_DRAWN: u32 = 8000;
+
+/// The training data for a config: the target and, if the source is a dataset, its points.
+pub fn training_data(c: &Config) -> (Vec<[f32; 2]>, Vec<[f32; 2]>) {
+    let data = sample_dataset(c.dataset, DATA_POINTS, c.seed);
+    let source = match c.source {
+        Source::Gaussian => Vec::new(),
+        Source::Dataset(d) => sample_dataset(d, DATA_POINTS, c.seed ^ 0x5eed),
+    };
+    (data, source)
+}
+
+/// Trajectory steps recorded for `nfe` steps of `n` particles within the buffer budget.
+pub fn traj_steps(nfe: u32, n: u32, max_binding: u64) -> u32 {
+    let rows = (TRAJ_BUDGET.min(max_binding) / (n.max(1) as u64 * 8)).saturating_sub(1);
+    nfe.min(rows.min(u32::MAX as u64) as u32).max(1)
+}
+
+/// Seconds between re-integrations of the shown trajectories, from their cost: about a fifth of
+/// the device's time (at `flops_per_s`, measured from training where possible), 0.3 s to 6 s.
+pub fn refresh_interval(particles: u32, steps: u32, evals_per_step: u32, macs_per_eval: u64, flops_per_s: f64) -> f64 {
+    let flops = particles as f64 * steps as f64 * evals_per_step as f64 * macs_per_eval as f64 * 2.0;
+    (5.0 * flops / flops_per_s.max(1e6)).clamp(0.3, 6.0)
+}
+
+/// Floating-point operations of one training step (forward + backward ≈ 3 × forward MACs × 2).
+pub fn train_flops(batch: u32, macs_per_sample: u64) -> f64 {
+    6.0 * batch as f64 * macs_per_sample as f64
+}
+
+/// When the shown flow should be integrated again: never while frozen; at once when nothing is
+/// shown; else when the model moved on and the loop restarted or the refresh interval passed.
+pub fn integrate_due(frozen: bool, shown: Option<u32>, step: u32, wrapped: bool, since_last_s: f64, refresh_s: f64) -> bool {
+    if frozen {
+        return false;
+    }
+    match shown {
+        None => true,
+        Some(s) => s != step && (wrapped || since_last_s >= refresh_s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_follows_cost_and_integration_waits_for_news() {
+        let cheap = refresh_interval(100, 10, 1, 100, 1e9);
+        let dear = refresh_interval(100_000, 100, 4, 10_000, 1e9);
+        assert_eq!((cheap, dear), (0.3, 6.0));
+        assert!(integrate_due(false, None, 0, false, 0.0, 1.0));
+        assert!(!integrate_due(true, None, 0, false, 9.0, 1.0));
+        assert!(!integrate_due(false, Some(5), 5, true, 9.0, 1.0), "same weights: nothing new to show");
+        assert!(integrate_due(false, Some(5), 6, true, 0.0, 1.0));
+        assert!(!integrate_due(false, Some(5), 6, false, 0.5, 1.0));
+        assert_eq!(traj_steps(100, 1000, 1 << 30), 100);
+        assert_eq!(traj_steps(100, 1 << 20, 1 << 30), 10);
+    }
+}
