@@ -11,7 +11,8 @@ wasm-pack build "$profile" --target web --out-dir pkg --no-typescript >&2
 # gets the fields wasm-pack does not write: the widget files, `exports`, `module`, keywords.
 sed "s#from '../pkg/flowmatch.js'#from './flowmatch.js'#" www/widget.js > pkg/widget.js
 grep -q "from './flowmatch.js'" pkg/widget.js || { echo "build-wasm: could not rewrite the import in pkg/widget.js" >&2; exit 1; }
-cp www/widget.css pkg/widget.css
+# Its modules (chart, download, number formatting) go next to it.
+cp www/widget.css www/chart.js www/download.js www/format.js pkg/
 # The iframe page too (its files next to widget.js instead of under www/).
 cp www/embed.js www/embed.css pkg/
 sed -e 's#href="www/embed.css"#href="embed.css"#' -e 's#src="www/embed.js"#src="embed.js"#' embed.html > pkg/embed.html
@@ -22,7 +23,7 @@ path = sys.argv[1]
 with open(path) as f:
     pkg = json.load(f)
 files = pkg.setdefault("files", [])
-for name in ("widget.js", "widget.css", "embed.html", "embed.js", "embed.css"):
+for name in ("widget.js", "widget.css", "chart.js", "download.js", "format.js", "embed.html", "embed.js", "embed.css"):
     if name not in files:
         files.append(name)
 pkg["module"] = "flowmatch.js"

@@ -40,9 +40,12 @@ fn sigmoid(z: f32) -> f32 {
     return 1.0 / (1.0 + exp(-z));
 }
 
-// A quiet NaN: what a `default:` arm returns for a code that names no real choice.
+// A quiet NaN: what a `default:` arm returns for a code that names no real choice. The bits go
+// through a `var`: a NaN constant expression is a shader-creation error in WGSL (Chromium's Tint
+// rejects `bitcast<f32>(0x7fc00000u)`; naga accepts it, so only the browser would notice).
 fn nan_f32() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
 }
 
 fn act(kind: u32, z: f32) -> f32 {

@@ -3,15 +3,18 @@
 //!
 //! Training only queues work (`GpuTrainer::train`); after each submit a completion callback
 //! (`Queue::on_submitted_work_done`, WebGPU's `onSubmittedWorkDone`) advances the count of steps
-//! known done and measures how long queued work takes to finish. That signal, not a buffer read,
-//! tells the page's loop how much to queue (`web::training`); losses and the divergence flag are
-//! read with detached futures that never gate anything. Per frame the shown trajectories are
-//! integrated again when the model moved on and their refresh interval passed (`flow`), the arrow
-//! grid is evaluated when arrows are on, the heat map recomputed every few seconds when shown, and
-//! the frame is recorded straight from the engine's buffers.
+//! known done (`gpu_time`). That signal, not a buffer read, tells the page's loop how much to
+//! queue (`web::pacing`); losses and the divergence flag are read with detached futures that never
+//! gate anything. The same signal measures the device time of every kind of drawing work, which
+//! is kept to a share of the device so training gets the rest: the shown trajectories are
+//! integrated again when the model moved on and their refresh interval passed (a fifth of the
+//! device), the arrow grid is evaluated when arrows are on (a tenth), the heat map recomputed
+//! when shown (a tenth), frames presented (a sixth); each frame is recorded straight from the
+//! engine's buffers.
 
-use super::flow::{integrate_due, refresh_interval, traj_steps, train_flops, training_data, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
+use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
+use super::gpu_time::{GpuTime, Work};
 use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
 use crate::config::{Config, Effect, Solver};
 use crate::gpu::snapshot::Snapshot;
@@ -20,8 +23,6 @@ use crate::gpu::{counter, GpuContext, GpuDensity, GpuError, GpuQuality, GpuSampl
 use crate::render::heatmap::{cell_centres, HEAT_GRID};
 use crate::render::FlowRenderer;
 use crate::spec::TrainSpec;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 fn err(e: GpuError) -> String {
     e.to_string()
@@ -58,39 +59,6 @@ struct Heat {
     at: Option<(u32, f64)>,
 }
 
-/// Completion of queued training, from the queue's completion callbacks. Monotonic counts, so a
-/// reset (step back to 0) leaves earlier submissions' callbacks harmless.
-#[derive(Clone, Default)]
-struct Completion {
-    /// Training steps ever queued, and ever confirmed done.
-    queued: Arc<AtomicU64>,
-    confirmed: Arc<AtomicU64>,
-    /// Seconds from submit to the completion callback (f64 bits; a moving average).
-    latency: Arc<AtomicU64>,
-}
-
-impl Completion {
-    /// Records `n` steps just submitted and asks the queue to say when they are done.
-    fn submitted(&self, queue: &wgpu::Queue, n: u32) {
-        let total = self.queued.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        let (confirmed, latency) = (self.confirmed.clone(), self.latency.clone());
-        let t0 = super::jobs::now_ms();
-        queue.on_submitted_work_done(move || {
-            confirmed.fetch_max(total, Ordering::Relaxed);
-            let lat = (super::jobs::now_ms() - t0) / 1000.0;
-            let old = f64::from_bits(latency.load(Ordering::Relaxed));
-            let avg = if old > 0.0 { 0.7 * old + 0.3 * lat } else { lat };
-            latency.store(avg.to_bits(), Ordering::Relaxed);
-        });
-    }
-
-    /// Steps queued but not yet confirmed.
-    fn backlog(&self) -> u32 {
-        let (q, c) = (self.queued.load(Ordering::Relaxed), self.confirmed.load(Ordering::Relaxed));
-        q.saturating_sub(c).min(u32::MAX as u64) as u32
-    }
-}
-
 /// The WebGPU engine (see the module docs).
 pub struct GpuEngine {
     ctx: GpuContext,
@@ -103,11 +71,10 @@ pub struct GpuEngine {
     shown: Shown,
     arrows: Arrows,
     heat: Heat,
-    completion: Completion,
-    /// The device's throughput as measured by training (FLOP/s; 0 before the first measurement).
-    measured_flops: f64,
-    /// (time, steps confirmed) at the start of the current rate measurement.
-    rate_mark: Option<(f64, u64)>,
+    /// Device time per kind of work, and training steps confirmed done (`gpu_time`).
+    time: GpuTime,
+    /// When a frame was last presented.
+    last_frame: f64,
 }
 
 impl GpuEngine {
@@ -132,11 +99,10 @@ impl GpuEngine {
             shown,
             arrows: Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY },
             heat: Heat::default(),
-            completion: Completion::default(),
-            measured_flops: 0.0,
-            rate_mark: None,
+            time: GpuTime::default(),
+            last_frame: f64::NEG_INFINITY,
         };
-        engine.update_refresh();
+        engine.shown.refresh_s = engine.refresh_interval();
         Ok(engine)
     }
 
@@ -162,46 +128,23 @@ impl GpuEngine {
         &self.trainer
     }
 
+    /// The device's throughput for the model's kind of work (FLOP/s): from the measured time of a
+    /// training step where there is one, else a guess by adapter type.
     fn flops_per_s(&self) -> f64 {
-        if self.measured_flops > 0.0 {
-            self.measured_flops
-        } else if self.ctx.adapter.is_software() {
-            0.05e9
-        } else {
-            200e9
-        }
-    }
-
-    fn update_refresh(&mut self) {
-        let shape = &self.trainer.spec.shape;
-        let s = &self.shown;
-        self.shown.refresh_s = refresh_interval(s.sampler.len(), s.steps, s.solver.evals_per_step(), shape.macs_per_sample(), self.flops_per_s());
-    }
-
-    /// Training throughput from the completion signal (over at least a second of busy queue) →
-    /// the device's effective FLOP/s, which paces the trajectory refreshes.
-    fn measure_rate(&mut self, now: f64) {
-        let confirmed = self.completion.confirmed.load(Ordering::Relaxed);
-        let busy = self.completion.backlog() > 0;
-        match self.rate_mark {
-            Some((t0, c0)) if now - t0 >= 1.0 => {
-                if busy && confirmed > c0 {
-                    self.observe_rate((confirmed - c0) as f64 / (now - t0));
-                }
-                self.rate_mark = Some((now, confirmed));
-            }
-            None if busy => self.rate_mark = Some((now, confirmed)),
-            _ => {}
-        }
-    }
-
-    fn observe_rate(&mut self, steps_per_s: f64) {
         let spec = &self.trainer.spec;
-        let f = train_flops(spec.batch, spec.shape.macs_per_sample()) * steps_per_s;
-        if f.is_finite() && f > 0.0 && (f / self.measured_flops.max(1.0) - 1.0).abs() > 0.2 {
-            self.measured_flops = f;
-            self.update_refresh();
+        match self.time.per_unit(Work::Train) {
+            Some(s) => train_flops(spec.batch, spec.shape.macs_per_sample()) / s.max(1e-9),
+            None if self.ctx.adapter.is_software() => 0.05e9,
+            None => 200e9,
         }
+    }
+
+    /// Seconds between refreshes of the shown flow: a fifth of the device at most, from the
+    /// measured cost of the last refresh (or the model's FLOPs before one was measured).
+    fn refresh_interval(&self) -> f64 {
+        let s = &self.shown;
+        let estimate = refresh_interval(s.sampler.len(), s.steps, s.solver.evals_per_step(), self.trainer.spec.shape.macs_per_sample(), self.flops_per_s());
+        self.time.interval(Work::Integrate, 1, 0.2, estimate).clamp(0.3, 30.0)
     }
 
     /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes.
@@ -223,7 +166,6 @@ impl GpuEngine {
     fn set_shown(&mut self, shown: Shown) {
         self.renderer.set_flow(&shown.sampler.traj, &shown.sampler.origins, shown.sampler.len(), shown.steps);
         self.shown = shown;
-        self.update_refresh();
     }
 
     /// Samples, solver or tolerance changed: new particles when their count or steps changed,
@@ -239,15 +181,14 @@ impl GpuEngine {
             self.shown.sampler.set_tol(c.tol)?;
             self.shown.solver = c.solver;
             self.shown.step = None;
-            self.update_refresh();
         }
         self.tol = c.tol;
         Ok(())
     }
 
     /// Recomputes the heat map's log p when the weights changed, at most every few seconds
-    /// (3 s on a software adapter, 0.5 s otherwise): 8 midpoint steps backwards with the exact
-    /// divergence (`shaders/density.wgsl`). False when it cannot be shown (a dataset source has
+    /// (`flow::heat_interval`: a tenth of the device's time; at least 3 s on a software adapter,
+    /// 0.5 s otherwise): 8 midpoint steps backwards with the exact divergence (`shaders/density.wgsl`). False when it cannot be shown (a dataset source has
     /// no known density).
     fn update_heatmap(&mut self, now: f64, extent: f32) -> bool {
         if !self.source.is_empty() {
@@ -263,7 +204,9 @@ impl GpuEngine {
             }
         }
         let step = self.trainer.step();
-        let gap = if self.ctx.adapter.is_software() { 3.0 } else { 0.5 };
+        let min_s = if self.ctx.adapter.is_software() { 3.0 } else { 0.5 };
+        let estimate = heat_interval(HEAT_GRID * HEAT_GRID, 8, self.trainer.spec.shape.macs_per_sample(), self.flops_per_s(), min_s);
+        let gap = self.time.interval(Work::Heat, 1, 0.1, estimate).max(min_s);
         let due = match self.heat.at {
             None => true,
             Some((s, at)) => s != step && now - at >= gap && !self.shown.frozen,
@@ -271,6 +214,7 @@ impl GpuEngine {
         if due {
             if let Some(d) = &self.heat.density {
                 d.encode(&cell_centres(extent), Solver::Midpoint, 8);
+                self.time.submitted(&self.ctx.queue, Work::Heat, 1);
                 self.heat.at = Some((step, now));
             }
         }
@@ -335,11 +279,12 @@ impl Engine for GpuEngine {
 
     fn done(&self) -> u32 {
         self.ctx.poll();
-        self.trainer.step().saturating_sub(self.completion.backlog())
+        self.trainer.step().saturating_sub(self.time.backlog())
     }
 
     fn latency_s(&self) -> f64 {
-        f64::from_bits(self.completion.latency.load(Ordering::Relaxed))
+        self.ctx.poll();
+        self.time.latency_s()
     }
 
     fn train(&mut self, n: u32) {
@@ -347,7 +292,7 @@ impl Engine for GpuEngine {
             return;
         }
         self.trainer.train(n);
-        self.completion.submitted(&self.ctx.queue, n);
+        self.time.submitted(&self.ctx.queue, Work::Train, n);
     }
 
     fn status(&mut self, since: u32) -> EngineFuture<TrainStatus> {
@@ -465,26 +410,32 @@ impl Engine for GpuEngine {
     }
 
     fn frame(&mut self, f: &FrameInput) {
-        self.measure_rate(f.now);
         let step = self.trainer.step();
+        self.shown.refresh_s = self.refresh_interval();
         if integrate_due(self.shown.frozen, self.shown.step, step, f.wrapped, f.now - self.shown.last, self.shown.refresh_s) {
             let s = &mut self.shown;
             s.sampler.rewind();
             s.sampler.integrate(s.solver, 0.0, 1.0, s.steps);
+            self.time.submitted(&self.ctx.queue, Work::Integrate, 1);
             s.step = Some(step);
             s.last = f.now;
         }
         if f.layers.arrows {
             let key = (step, f.t);
-            let min_gap = if self.ctx.adapter.is_software() { 0.2 } else { 0.0 };
+            let min_gap = self.time.interval(Work::Arrows, 1, 0.1, 0.0).max(if self.ctx.adapter.is_software() { 0.2 } else { 0.0 });
             if self.arrows.key != Some(key) && f.now - self.arrows.last >= min_gap {
                 let g = ARROW_GRID;
                 let anchors: Vec<[f32; 2]> = (0..g * g).map(|i| crate::render::view::arrow_anchor(i, g, f.viewport.extent)).collect();
                 self.arrows.sampler.write_particles(&anchors);
                 self.arrows.sampler.integrate(Solver::Euler, f.t, f.t + 1.0, 1);
+                self.time.submitted(&self.ctx.queue, Work::Arrows, 1);
                 self.arrows.key = Some(key);
                 self.arrows.last = f.now;
             }
+        }
+        // Frames take at most a sixth of the device (a software adapter draws on the CPU).
+        if f.now - self.last_frame < self.time.interval(Work::Frame, 1, 1.0 / 6.0, 0.0) {
+            return;
         }
         let mut layers = f.layers;
         layers.heatmap = layers.heatmap && self.update_heatmap(f.now, f.viewport.extent);
@@ -493,7 +444,10 @@ impl Engine for GpuEngine {
         view.point_px = f.point_px;
         view.alpha = if self.shown.sampler.len() > 30_000 { 0.55 } else { 0.9 };
         let renderer = &self.renderer;
-        self.presenter.present(&self.ctx, f.now, &mut |encoder, target| renderer.draw(encoder, target, view, layers));
+        if self.presenter.present(&self.ctx, f.now, &mut |encoder, target| renderer.draw(encoder, target, view, layers)) {
+            self.time.submitted(&self.ctx.queue, Work::Frame, 1);
+            self.last_frame = f.now;
+        }
     }
 
     fn resize(&mut self, width: u32, height: u32) {

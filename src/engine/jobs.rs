@@ -131,5 +131,4 @@ mod tests {
         assert!(matches!(got, std::task::Poll::Ready(Err(ref e)) if e.contains("cancelled")), "{got:?}");
     }
 
-    use std::future::Future;
 }

@@ -16,6 +16,7 @@
 pub mod cpu;
 pub mod flow;
 pub mod gpu;
+pub mod gpu_time;
 pub mod jobs;
 pub mod painter;
 pub mod present;

@@ -2,7 +2,7 @@
 //! of a `HEAT_GRID²` grid over the world square, read straight from the density kernel's output
 //! buffer (`gpu::GpuDensity::log_p_buffer`), behind the other layers.
 
-/// Cells per side (the shader's `HEAT_GRID`).
+/// Cells per side (the shader's `HEAT_GRID`, from the render prelude).
 pub const HEAT_GRID: u32 = 64;
 
 /// The colour ramp's ends: log p at or below `LOG_P_LO` is darkest, at or above `LOG_P_HI`
@@ -53,7 +53,7 @@ impl HeatmapRenderer {
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("render_heatmap.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/render_heatmap.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(super::view::shader(include_str!("../../shaders/render_heatmap.wgsl")).into()),
         });
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("render.heatmap"),

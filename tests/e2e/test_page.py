@@ -70,7 +70,7 @@ def particle_pixels(png, rect, extent):
 
 def test_webgpu():
     with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=webgpu#dataset=moons")
+        d.get(URL + "?backend=webgpu&case=webgpu#dataset=moons")
         s = wait_ready(d)
         log(f"backend {s['backend']} ({s['adapter']}), presented via {s['present']}")
         assert s["backend"] == "webgpu", f"expected the WebGPU backend with --enable-unsafe-webgpu, got {s}"

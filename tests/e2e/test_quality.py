@@ -29,7 +29,7 @@ TRAIN_STEPS = int(os.environ.get("FLOWMATCH_E2E_QUALITY_STEPS", "300"))
 
 def test_quality():
     with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=quality" + HASH)
+        d.get(URL + "?backend=webgpu&case=quality" + HASH)
         d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
         s = d.js("const s = window.flowmatch; return {backend: s.backend, error: s.error, adapter: s.adapter}")
         assert s["backend"] == "webgpu" and not s["error"], f"expected WebGPU: {s}"
@@ -101,7 +101,7 @@ def canvas_pixels(d):
 
 def test_heatmap():
     with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=heatmap" + HASH)
+        d.get(URL + "?backend=webgpu&case=heatmap" + HASH)
         d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
         assert d.js("return window.flowmatch.backend") == "webgpu"
         d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 150;", 120, "150 training steps")

@@ -61,7 +61,7 @@ def mean(xs):
 
 def test_divergence():
     with Driver(WEBGPU) as d:
-        d.get(URL + "?case=divergence")
+        d.get(URL + "?backend=webgpu&case=divergence")
         wait_ready(d)
         d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 60", 120, "a good snapshot")
         d.js("window.flowmatch.app.set('lr', '1000')")
@@ -92,7 +92,7 @@ def test_divergence():
 
 def test_device_loss():
     with Driver(WEBGPU) as d:
-        d.get(URL + "?case=device-loss")
+        d.get(URL + "?backend=webgpu&case=device-loss")
         wait_ready(d)
         d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 300", 180, "a snapshot at step ≥ 300")
         before = d.js(STATE)
@@ -144,7 +144,7 @@ def settle_buffers(d):
 
 def test_reconfig():
     with Driver(WEBGPU) as d:
-        d.get(URL + "?case=reconfig#particles=500")
+        d.get(URL + "?backend=webgpu&case=reconfig#particles=500")
         wait_ready(d)
         d.wait_for("return window.flowmatch.stepsRead > 20", 60, "some training")
         start = settle_buffers(d)
@@ -191,7 +191,7 @@ def test_reconfig():
 
 def test_save_load():
     with Driver(WEBGPU) as d:
-        d.get(URL + "?case=save-load")
+        d.get(URL + "?backend=webgpu&case=save-load")
         wait_ready(d)
         d.wait_for("return window.flowmatch.stepsRead > 100", 60, "training")
         d.js("window.flowmatch.app.pause()")
@@ -254,7 +254,7 @@ def heap(d):
 
 def test_soak():
     with Driver(WEBGPU + ["--js-flags=--expose-gc"]) as d:
-        d.get(URL + "?case=soak#width=64&depth=3&batch=256&particles=800&nfe=16")
+        d.get(URL + "?backend=webgpu&case=soak#width=64&depth=3&batch=256&particles=800&nfe=16")
         wait_ready(d)
         d.js("window.flowmatch.app.set_pacing(16)")
         # The page's adaptive backlog cap (about 0.6 s of the measured rate, at least 4 steps)

@@ -69,7 +69,7 @@ def settle(d):
 
 def test_text():
     with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=text#dataset=moons&particles=4000")
+        d.get(URL + "?backend=webgpu&case=text#dataset=moons&particles=4000")
         s = wait_ready(d)
         assert s["backend"] == "webgpu", f"expected WebGPU with --enable-unsafe-webgpu, got {s}"
         click(d, "tab-text")
@@ -282,7 +282,7 @@ def test_bad_input():
 
 def test_draw():
     with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=draw#dataset=moons")
+        d.get(URL + "?backend=webgpu&case=draw#dataset=moons")
         s = wait_ready(d)
         assert s["backend"] == "webgpu", s
         click(d, "tab-draw")
