@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever the build and the tests need and is missing; safe to run again.
-#   scripts/setup.sh          everything (tests: Vulkan software driver, Chromium + driver, wasm tools)
+#   scripts/setup.sh          everything (tests: Vulkan software driver, Chromium + driver, Firefox ESR +
+#                             puppeteer-core, wasm tools)
 #   scripts/setup.sh --demo   only what building and serving the demo needs
 # Versions are pinned to match Cargo.lock (wasm-bindgen CLI must equal the crate's version).
 set -euo pipefail
@@ -41,5 +42,11 @@ fi
 if [ "$mode" != "--demo" ]; then
   # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests.
   apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver
+  # Firefox ESR + puppeteer-core (WebDriver BiDi) for tests/e2e/test_firefox.py.
+  apt_install firefox-esr nodejs npm
+  if [ ! -d tests/e2e/firefox/node_modules/puppeteer-core ]; then
+    log "npm ci in tests/e2e/firefox (puppeteer-core, pinned by package-lock.json)"
+    (cd tests/e2e/firefox && npm ci --silent --no-audit --no-fund)
+  fi
 fi
 log "ready"

@@ -11,10 +11,10 @@ import { drawChart } from './chart.js';
 import * as fmt from './format.js';
 
 const $ = (id) => document.getElementById(id);
-// Readings every 2.5 s, or less often when one takes long (a slow device): a reading may take an
-// eighth of the time at most, so it never crowds out training.
+// Readings every 2.5 s, or less often when one takes long (a slow device): a reading may take a
+// twelfth of the time at most, so it never crowds out training.
 const EVERY_MS = 2500;
-const SHARE = 8;
+const SHARE = 12;
 // Series colours by the solver's position in the wasm's list (a new solver takes the next one).
 const PALETTE = ['#ff9e64', '#9ece6a', '#7aa2ff', '#f7768e', '#bb9af7', '#7dcfff', '#e0af68'];
 

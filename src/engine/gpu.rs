@@ -6,11 +6,10 @@
 //! known done (`gpu_time`). That signal, not a buffer read, tells the page's loop how much to
 //! queue (`web::pacing`); losses and the divergence flag are read with detached futures that never
 //! gate anything. The same signal measures the device time of every kind of drawing work, which
-//! is kept to a share of the device so training gets the rest: the shown trajectories are
-//! integrated again when the model moved on and their refresh interval passed (a fifth of the
-//! device), the arrow grid is evaluated when arrows are on (a tenth), the heat map recomputed
-//! when shown (a tenth), frames presented (a sixth); each frame is recorded straight from the
-//! engine's buffers.
+//! is kept to a share of the device so training gets the rest (`GpuEngine::share`): the shown
+//! trajectories are integrated again when the model moved on and their refresh interval passed,
+//! the arrow grid is evaluated when arrows are on, the heat map recomputed when shown, frames
+//! presented; each frame is recorded straight from the engine's buffers.
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
@@ -139,12 +138,26 @@ impl GpuEngine {
         }
     }
 
-    /// Seconds between refreshes of the shown flow: a fifth of the device at most, from the
-    /// measured cost of the last refresh (or the model's FLOPs before one was measured).
+    /// The share of the device a kind of drawing work may take. On a software adapter (the
+    /// device is the CPU) drawing is dear and training should keep most of it: a tenth each for
+    /// refreshing the shown flow and for frames, a twentieth for arrows and the heat map. A real
+    /// GPU draws a frame in well under a millisecond; its shares hardly matter.
+    fn share(&self, work: Work) -> f64 {
+        let software = self.ctx.adapter.is_software();
+        match work {
+            Work::Integrate | Work::Frame if software => 0.1,
+            Work::Arrows | Work::Heat if software => 0.05,
+            Work::Integrate | Work::Frame => 0.2,
+            _ => 0.1,
+        }
+    }
+
+    /// Seconds between refreshes of the shown flow, from the measured cost of the last refresh
+    /// (or the model's FLOPs before one was measured), 0.3 s to 60 s.
     fn refresh_interval(&self) -> f64 {
         let s = &self.shown;
         let estimate = refresh_interval(s.sampler.len(), s.steps, s.solver.evals_per_step(), self.trainer.spec.shape.macs_per_sample(), self.flops_per_s());
-        self.time.interval(Work::Integrate, 1, 0.2, estimate).clamp(0.3, 30.0)
+        self.time.interval(Work::Integrate, 1, self.share(Work::Integrate), estimate).clamp(0.3, 60.0)
     }
 
     /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes.
@@ -206,7 +219,7 @@ impl GpuEngine {
         let step = self.trainer.step();
         let min_s = if self.ctx.adapter.is_software() { 3.0 } else { 0.5 };
         let estimate = heat_interval(HEAT_GRID * HEAT_GRID, 8, self.trainer.spec.shape.macs_per_sample(), self.flops_per_s(), min_s);
-        let gap = self.time.interval(Work::Heat, 1, 0.1, estimate).max(min_s);
+        let gap = self.time.interval(Work::Heat, 1, self.share(Work::Heat), estimate).max(min_s);
         let due = match self.heat.at {
             None => true,
             Some((s, at)) => s != step && now - at >= gap && !self.shown.frozen,
@@ -422,7 +435,7 @@ impl Engine for GpuEngine {
         }
         if f.layers.arrows {
             let key = (step, f.t);
-            let min_gap = self.time.interval(Work::Arrows, 1, 0.1, 0.0).max(if self.ctx.adapter.is_software() { 0.2 } else { 0.0 });
+            let min_gap = self.time.interval(Work::Arrows, 1, self.share(Work::Arrows), 0.0).max(if self.ctx.adapter.is_software() { 0.2 } else { 0.0 });
             if self.arrows.key != Some(key) && f.now - self.arrows.last >= min_gap {
                 let g = ARROW_GRID;
                 let anchors: Vec<[f32; 2]> = (0..g * g).map(|i| crate::render::view::arrow_anchor(i, g, f.viewport.extent)).collect();
@@ -433,8 +446,8 @@ impl Engine for GpuEngine {
                 self.arrows.last = f.now;
             }
         }
-        // Frames take at most a sixth of the device (a software adapter draws on the CPU).
-        if f.now - self.last_frame < self.time.interval(Work::Frame, 1, 1.0 / 6.0, 0.0) {
+        // Frames take their share of the device at most (a software adapter draws on the CPU).
+        if f.now - self.last_frame < self.time.interval(Work::Frame, 1, self.share(Work::Frame), 0.0) {
             return;
         }
         let mut layers = f.layers;
@@ -456,6 +469,10 @@ impl Engine for GpuEngine {
 
     fn frames_presented(&self) -> f64 {
         self.presenter.presented()
+    }
+
+    fn costs(&self) -> Vec<(&'static str, f64)> {
+        self.time.costs()
     }
 
     fn device_lost(&self) -> bool {

@@ -99,6 +99,12 @@ impl GpuTime {
         self.per_unit(work).map_or(fallback_s, |s| s * units as f64 / share)
     }
 
+    /// `(kind, device ms per unit)` of every kind measured so far.
+    pub fn costs(&self) -> Vec<(&'static str, f64)> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        ["train", "integrate", "arrows", "heat", "frame"].iter().zip(s.per_unit).filter(|(_, v)| *v > 0.0).map(|(k, v)| (*k, v * 1000.0)).collect()
+    }
+
     /// Training steps queued but not confirmed done.
     pub fn backlog(&self) -> u32 {
         let (q, c) = (self.queued.load(Ordering::Relaxed), self.confirmed.load(Ordering::Relaxed));

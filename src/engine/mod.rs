@@ -142,6 +142,10 @@ pub trait Engine {
     fn resize(&mut self, width: u32, height: u32);
     /// Frames whose pixels reached the canvas.
     fn frames_presented(&self) -> f64;
+    /// Device milliseconds per unit of each kind of work, where measured (diagnostics: `state().gpuMs`).
+    fn costs(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 
     // ---- the device ---------------------------------------------------------------------------
 

@@ -240,6 +240,11 @@ impl App {
         set(&o, "queueDepth", num(Some(p.train.pacer.depth())));
         set(&o, "latencyMs", num(Some(p.engine.latency_s() * 1000.0)));
         set(&o, "readLagMs", num(Some(p.train.read_lag_s() * 1000.0)));
+        let costs = Object::new();
+        for (k, ms) in p.engine.costs() {
+            set(&costs, k, ms);
+        }
+        set(&o, "gpuMs", costs);
         set(&o, "readsInFlight", p.reads.get());
         set(&o, "training", p.train.on);
         set(&o, "stepLimit", p.session.step_limit().unwrap_or(0));
