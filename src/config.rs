@@ -73,6 +73,18 @@ impl fmt::Display for Source {
     }
 }
 
+/// How the learning rate moves over a run's `steps` (counted from the start of training, or from the
+/// last change of target or learning rate on the page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LrSchedule {
+    /// `lr` at every step.
+    Constant,
+    /// Cosine decay (Loshchilov & Hutter, SGDR, without restarts): `lr·(1 + cos(π·k/steps))/2` at
+    /// step k, from `lr` to 0 at `steps`, then 0. Averages out the last steps' noise that a constant
+    /// rate leaves in the final weights (docs/QUALITY.md).
+    Cosine,
+}
+
 /// The conditional probability path `x_t = α_t·x1 + β_t·x0` the model is trained on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Path {
@@ -129,6 +141,7 @@ macro_rules! named_enum {
 
 named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh => "tanh" });
 named_enum!(Coupling { Independent => "independent", Ot => "ot" });
+named_enum!(LrSchedule { Constant => "constant", Cosine => "cosine" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4", Dopri5 => "dopri5" });
 named_enum!(Dataset {
@@ -227,6 +240,7 @@ pub struct Config {
     pub depth: u32,
     pub activation: Activation,
     pub lr: f32,
+    pub schedule: LrSchedule,
     pub batch: u32,
     pub steps: u64,
     pub seed: u32,
@@ -252,6 +266,7 @@ impl Default for Config {
             depth: 3,
             activation: Activation::Silu,
             lr: 1e-2,
+            schedule: LrSchedule::Cosine,
             batch: 256,
             steps: 2000,
             seed: 0,
@@ -307,6 +322,11 @@ fn parse_tol(value: &str) -> Result<f32, ConfigError> {
 }
 
 impl Config {
+    /// The learning-rate schedule's length: `steps`, saturated to the trainers' u32 step counter.
+    pub fn schedule_steps(&self) -> u32 {
+        self.steps.min(u32::MAX as u64) as u32
+    }
+
     /// Checks settings that depend on each other; the message names the fields and the rule.
     /// (`set` checks each field alone, so e.g. `solver=dopri5` and `nfe=5` are both valid.)
     pub fn check_solver(&self) -> Result<(), ConfigError> {
@@ -329,7 +349,7 @@ impl Config {
     /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
     pub const FIELDS: &'static [&'static str] = &[
         "dataset", "source", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path", "coupling",
-        "weight_decay", "solver", "nfe", "samples", "particles", "tol",
+        "weight_decay", "solver", "nfe", "samples", "particles", "tol", "schedule",
     ];
 
     /// Sets one field from text. `key` may use `-` or `_` (`sigma-min` = `sigma_min`).
@@ -355,6 +375,7 @@ impl Config {
             "samples" => self.samples = parse_int("samples", value, 1, limits::MAX_SAMPLES)?,
             "particles" => self.particles = parse_int("particles", value, 1, limits::MAX_PARTICLES)?,
             "tol" => self.tol = parse_tol(value)?,
+            "schedule" => self.schedule = parse_enum("schedule", value, LrSchedule::choices())?,
             _ => {
                 return Err(ConfigError::Unknown { field: key, known: Self::FIELDS.join(", ") });
             }
@@ -383,6 +404,7 @@ impl Config {
             ("samples", self.samples.to_string()),
             ("particles", self.particles.to_string()),
             ("tol", self.tol.to_string()),
+            ("schedule", self.schedule.name().to_string()),
         ]
     }
 
@@ -443,7 +465,7 @@ mod tests {
             ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("path", "vp"), ("coupling", "ot"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
-            ("samples", "31"), ("particles", "12345"),
+            ("samples", "31"), ("particles", "12345"), ("schedule", "constant"),
         ] {
             c.set(k, v).unwrap();
         }

@@ -101,7 +101,7 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
 mod widget;
 
 /// Fields whose change keeps the model (applied at once, no retraining).
-const LIVE_FIELDS: &[&str] = &["lr", "solver", "nfe", "particles", "steps", "samples", "tol"];
+const LIVE_FIELDS: &[&str] = &["lr", "schedule", "solver", "nfe", "particles", "steps", "samples", "tol"];
 
 /// True when `a` and `b` differ in anything that defines the training run.
 fn needs_retrain(a: &Config, b: &Config) -> bool {
@@ -504,7 +504,7 @@ impl Inner {
                     } else if next.solver != old.solver {
                         g.set_solver(next.solver);
                     }
-                    g.trainer.set_lr(next.lr);
+                    g.trainer.set_lr(next.lr, next.schedule, next.schedule_steps());
                     if next.tol != old.tol {
                         g.set_tol(next.tol)?;
                     }
@@ -515,7 +515,7 @@ impl Inner {
                     } else if next.solver != old.solver {
                         c.set_solver(next.solver);
                     }
-                    c.set_lr(next.lr);
+                    c.set_lr(next.lr, next.schedule, next.schedule_steps());
                     if next.tol != old.tol {
                         c.set_tol(next.tol);
                     }
@@ -630,7 +630,7 @@ impl Inner {
 /// The allowed values of an enum field (`dataset`, `activation`, `solver`, ...), for the selects.
 #[wasm_bindgen]
 pub fn choices(field: &str) -> Vec<String> {
-    use crate::config::{Activation, Coupling, Dataset, Path, Solver};
+    use crate::config::{Activation, Coupling, Dataset, LrSchedule, Path, Solver};
     fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<String> {
         all.iter().map(|&v| name(v).to_string()).collect()
     }
@@ -641,6 +641,7 @@ pub fn choices(field: &str) -> Vec<String> {
         "solver" => names(Solver::ALL, Solver::name),
         "path" => names(Path::ALL, Path::name),
         "coupling" => names(Coupling::ALL, Coupling::name),
+        "schedule" => names(LrSchedule::ALL, LrSchedule::name),
         _ => Vec::new(),
     }
 }
