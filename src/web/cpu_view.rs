@@ -169,9 +169,7 @@ impl CpuView {
         if points.is_empty() {
             return Err("the target has no points".into());
         }
-        self.trainer.data = points.to_vec();
-        // As GpuTrainer::set_target: the learning-rate schedule restarts on a new target.
-        self.trainer.spec.adam.schedule_start = self.trainer.step;
+        self.trainer.set_target(points.to_vec());
         self.target = points.iter().take(TARGET_DRAWN).copied().collect();
         Ok(())
     }
