@@ -4,25 +4,13 @@
 //   hash4(seed, step, index, stream) = pcg(pcg(pcg(pcg(stream) ^ index) ^ step) ^ seed),
 //   unit(h) = ((h >> 8) + 0.5) / 2^24 in (0, 1), Box–Muller for normals.
 // * Activations and their derivatives as functions of the pre-activation z, twin of
-//   src/cpu/activation.rs (codes: 0 SiLU, 1 ReLU, 2 GELU (tanh approximation), 3 tanh).
+//   src/cpu/activation.rs (codes ACT_* and the constants used here come from the generated
+//   prelude, src/gpu/prelude.rs; an unknown code gives NaN, never a silent default).
 // * Linear 1D/2D dispatch indexing: kernels are dispatched as (x, y, 1) workgroups with
 //   x <= 65535, and flatten (global_id, num_workgroups) into one index.
 
-const ACT_SILU: u32 = 0u;
-const ACT_RELU: u32 = 1u;
-const ACT_GELU: u32 = 2u;
-const ACT_TANH: u32 = 3u;
 
-const STREAM_X0_A: u32 = 0u;
-const STREAM_X0_B: u32 = 1u;
-const STREAM_T: u32 = 2u;
-const STREAM_TARGET_INDEX: u32 = 3u;
-const STREAM_PARTICLE_A: u32 = 8u;
-const STREAM_PARTICLE_B: u32 = 9u;
 
-const TAU: f32 = 6.283185307179586;
-const GELU_C: f32 = 0.7978846;
-const GELU_K: f32 = 0.044715;
 
 fn pcg(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;
@@ -52,32 +40,39 @@ fn sigmoid(z: f32) -> f32 {
     return 1.0 / (1.0 + exp(-z));
 }
 
+// A quiet NaN: what a `default:` arm returns for a code that names no real choice.
+fn nan_f32() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
 fn act(kind: u32, z: f32) -> f32 {
     switch kind {
-        case 1u: { return max(z, 0.0); }
-        case 2u: { return 0.5 * z * (1.0 + safe_tanh(GELU_C * (z + GELU_K * z * z * z))); }
-        case 3u: { return safe_tanh(z); }
-        default: { return z * sigmoid(z); }
+        case ACT_SILU: { return z * sigmoid(z); }
+        case ACT_RELU: { return max(z, 0.0); }
+        case ACT_GELU: { return 0.5 * z * (1.0 + safe_tanh(GELU_C * (z + GELU_K * z * z * z))); }
+        case ACT_TANH: { return safe_tanh(z); }
+        default: { return nan_f32(); }
     }
 }
 
 fn act_grad(kind: u32, z: f32) -> f32 {
     switch kind {
-        case 1u: { return select(0.0, 1.0, z > 0.0); }
-        case 2u: {
+        case ACT_SILU: {
+            let s = sigmoid(z);
+            return s * (1.0 + z * (1.0 - s));
+        }
+        case ACT_RELU: { return select(0.0, 1.0, z > 0.0); }
+        case ACT_GELU: {
             let zc = clamp(z, -10.0, 10.0);
             let th = safe_tanh(GELU_C * (zc + GELU_K * zc * zc * zc));
             let du = GELU_C * (1.0 + 3.0 * GELU_K * zc * zc);
             return 0.5 * (1.0 + th) + 0.5 * zc * (1.0 - th * th) * du;
         }
-        case 3u: {
+        case ACT_TANH: {
             let th = safe_tanh(z);
             return 1.0 - th * th;
         }
-        default: {
-            let s = sigmoid(z);
-            return s * (1.0 + z * (1.0 - s));
-        }
+        default: { return nan_f32(); }
     }
 }
 
@@ -87,20 +82,20 @@ fn non_finite(x: f32) -> bool {
 }
 
 // The conditional path x_t = α·x1 + β·x0 and its time derivative; returns (α, β, α', β')
-// (twin: src/cpu/batch.rs::path_coefficients). 0 linear with σmin, 1 cosine, 2 variance preserving.
-const VP_B_MIN: f32 = 0.1;
-const VP_B_MAX: f32 = 20.0;
-const VP_T_MAX: f32 = 0.99999;
+// (twin: src/cpu/batch.rs::path_coefficients): PATH_LINEAR with σmin, PATH_COSINE, PATH_VP.
 
 fn path_coefficients(path: u32, t_in: f32, sigma_min: f32) -> vec4<f32> {
     switch path {
-        case 1u: {
+        case PATH_LINEAR: {
+            return vec4<f32>(t_in, 1.0 - (1.0 - sigma_min) * t_in, 1.0, -(1.0 - sigma_min));
+        }
+        case PATH_COSINE: {
             let h = 1.5707963267948966;
             let s = sin(h * t_in);
             let c = cos(h * t_in);
             return vec4<f32>(s, c, h * c, -h * s);
         }
-        case 2u: {
+        case PATH_VP: {
             let t = min(t_in, VP_T_MAX);
             let s = 1.0 - t;
             let big_t = VP_B_MIN * s + 0.5 * (VP_B_MAX - VP_B_MIN) * s * s;
@@ -109,9 +104,7 @@ fn path_coefficients(path: u32, t_in: f32, sigma_min: f32) -> vec4<f32> {
             let d_alpha = 0.5 * alpha * (VP_B_MIN + (VP_B_MAX - VP_B_MIN) * s);
             return vec4<f32>(alpha, beta, d_alpha, -alpha * d_alpha / beta);
         }
-        default: {
-            return vec4<f32>(t_in, 1.0 - (1.0 - sigma_min) * t_in, 1.0, -(1.0 - sigma_min));
-        }
+        default: { return vec4<f32>(nan_f32()); }
     }
 }
 
@@ -121,7 +114,6 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg_size: u32) -> u32 {
 
 // The network's layer table for kernels that run the whole MLP per invocation (ode_step.wgsl,
 // density.wgsl): per layer (in_dim, out_dim, w_offset, b_offset) (src/gpu/uniforms.rs: ModelDesc).
-const MAX_LAYERS: u32 = 9u;
 
 struct ModelDesc {
     n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,

@@ -3,7 +3,7 @@
 // The flow dx/dt = v(x, t) carries p0 = N(0, I) at t = 0 to p1 at t = 1, and along a trajectory
 // d log p_t(x_t)/dt = -div v(x_t, t). Each invocation takes one point x1 and integrates the
 // augmented state (x, ℓ) with dℓ/dt = div v backwards from t = 1 to t = 0 in `steps` equal steps
-// (Euler, midpoint or RK4), starting at ℓ = 0, so that
+// (one step of the solver's Butcher tableau, `rk_step` generated from src/tableau.rs), from ℓ = 0, so
 //   log p1(x1) = log N(x(0); 0, I) + ℓ(0),   ℓ(0) = -∫_0^1 div v dt.
 // div v = ∂v_x/∂x + ∂v_y/∂y is exact: the MLP is evaluated in forward mode with the two tangents
 // e_x and e_y carried through every layer (value, ∂/∂x, ∂/∂y per hidden unit).
@@ -69,32 +69,7 @@ fn log_density(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let h = -1.0 / f32(dp.steps);
     for (var k = 0u; k < dp.steps; k++) {
         let t = 1.0 - f32(k) / f32(dp.steps);
-        switch dp.solver {
-            case 1u: {
-                let k1 = field_and_divergence(s.xy, t);
-                s += h * field_and_divergence((s + 0.5 * h * k1).xy, t + 0.5 * h);
-            }
-            case 2u: {
-                let k1 = field_and_divergence(s.xy, t);
-                let k2 = field_and_divergence((s + 0.5 * h * k1).xy, t + 0.5 * h);
-                let k3 = field_and_divergence((s + 0.5 * h * k2).xy, t + 0.5 * h);
-                let k4 = field_and_divergence((s + h * k3).xy, t + h);
-                s += (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
-            }
-            case 3u: {
-                // One Dormand–Prince step, 5th-order solution, fixed h (no step-size control here).
-                let k1 = field_and_divergence(s.xy, t);
-                let k2 = field_and_divergence((s + h * (0.2 * k1)).xy, t + 0.2 * h);
-                let k3 = field_and_divergence((s + h * ((3.0 / 40.0) * k1 + (9.0 / 40.0) * k2)).xy, t + 0.3 * h);
-                let k4 = field_and_divergence((s + h * ((44.0 / 45.0) * k1 + (-56.0 / 15.0) * k2 + (32.0 / 9.0) * k3)).xy, t + 0.8 * h);
-                let k5 = field_and_divergence((s + h * ((19372.0 / 6561.0) * k1 + (-25360.0 / 2187.0) * k2 + (64448.0 / 6561.0) * k3 + (-212.0 / 729.0) * k4)).xy, t + (8.0 / 9.0) * h);
-                let k6 = field_and_divergence((s + h * ((9017.0 / 3168.0) * k1 + (-355.0 / 33.0) * k2 + (46732.0 / 5247.0) * k3 + (49.0 / 176.0) * k4 + (-5103.0 / 18656.0) * k5)).xy, t + h);
-                s += h * ((35.0 / 384.0) * k1 + (500.0 / 1113.0) * k3 + (125.0 / 192.0) * k4 + (-2187.0 / 6784.0) * k5 + (11.0 / 84.0) * k6);
-            }
-            default: {
-                s += h * field_and_divergence(s.xy, t);
-            }
-        }
+        s = rk_step(dp.solver, s, t, h);
     }
     log_p[i] = -LOG_2PI - 0.5 * dot(s.xy, s.xy) + s.z;
 }

@@ -10,6 +10,7 @@
 //             is, rows 1..=frames get the states at t0 + (t1-t0)·k/frames by cubic Hermite
 //             interpolation inside accepted steps; a 1-element dummy when frames = 0),
 //           5 stats: array<u32> (read_write, 2 per particle: field evaluations, 1 if finished).
+// The DP_* tableau constants are generated from src/tableau.rs (spliced in by src/gpu/shaders.rs).
 // Dispatched by src/gpu/sampler.rs (`integrate_adaptive`), one invocation per particle.
 
 struct AdaptiveParams {
@@ -26,36 +27,6 @@ struct AdaptiveParams {
 @group(0) @binding(4) var<storage, read_write> traj: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> stats: array<u32>;
 
-const A21: f32 = 1.0 / 5.0;
-const A31: f32 = 3.0 / 40.0;
-const A32: f32 = 9.0 / 40.0;
-const A41: f32 = 44.0 / 45.0;
-const A42: f32 = -56.0 / 15.0;
-const A43: f32 = 32.0 / 9.0;
-const A51: f32 = 19372.0 / 6561.0;
-const A52: f32 = -25360.0 / 2187.0;
-const A53: f32 = 64448.0 / 6561.0;
-const A54: f32 = -212.0 / 729.0;
-const A61: f32 = 9017.0 / 3168.0;
-const A62: f32 = -355.0 / 33.0;
-const A63: f32 = 46732.0 / 5247.0;
-const A64: f32 = 49.0 / 176.0;
-const A65: f32 = -5103.0 / 18656.0;
-const B1: f32 = 35.0 / 384.0;
-const B3: f32 = 500.0 / 1113.0;
-const B4: f32 = 125.0 / 192.0;
-const B5: f32 = -2187.0 / 6784.0;
-const B6: f32 = 11.0 / 84.0;
-const E1: f32 = 71.0 / 57600.0;
-const E3: f32 = -71.0 / 16695.0;
-const E4: f32 = 71.0 / 1920.0;
-const E5: f32 = -17253.0 / 339200.0;
-const E6: f32 = 22.0 / 525.0;
-const E7: f32 = -1.0 / 40.0;
-const C2: f32 = 1.0 / 5.0;
-const C3: f32 = 3.0 / 10.0;
-const C4: f32 = 4.0 / 5.0;
-const C5: f32 = 8.0 / 9.0;
 
 fn record(k: u32, i: u32, y: vec2<f32>) {
     let slot = k * ap.n + i;
@@ -90,17 +61,17 @@ fn ode_adaptive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         if (nfe + 6u > ap.max_nfe) { break; }
         let last = ap.t1 - t <= h;
         if (last) { h = ap.t1 - t; }
-        let k2 = velocity(x + h * (A21 * k1), t + C2 * h);
-        let k3 = velocity(x + h * (A31 * k1 + A32 * k2), t + C3 * h);
-        let k4 = velocity(x + h * (A41 * k1 + A42 * k2 + A43 * k3), t + C4 * h);
-        let k5 = velocity(x + h * (A51 * k1 + A52 * k2 + A53 * k3 + A54 * k4), t + C5 * h);
-        let k6 = velocity(x + h * (A61 * k1 + A62 * k2 + A63 * k3 + A64 * k4 + A65 * k5), t + h);
-        let y = x + h * (B1 * k1 + B3 * k3 + B4 * k4 + B5 * k5 + B6 * k6);
+        let k2 = velocity(x + h * (DP_A21 * k1), t + DP_C2 * h);
+        let k3 = velocity(x + h * (DP_A31 * k1 + DP_A32 * k2), t + DP_C3 * h);
+        let k4 = velocity(x + h * (DP_A41 * k1 + DP_A42 * k2 + DP_A43 * k3), t + DP_C4 * h);
+        let k5 = velocity(x + h * (DP_A51 * k1 + DP_A52 * k2 + DP_A53 * k3 + DP_A54 * k4), t + DP_C5 * h);
+        let k6 = velocity(x + h * (DP_A61 * k1 + DP_A62 * k2 + DP_A63 * k3 + DP_A64 * k4 + DP_A65 * k5), t + h);
+        let y = x + h * (DP_B1 * k1 + DP_B3 * k3 + DP_B4 * k4 + DP_B5 * k5 + DP_B6 * k6);
         var t_new = t + h;
         if (last) { t_new = ap.t1; }
         let k7 = velocity(y, t_new);
         nfe += 6u;
-        let err = vec2<f32>(0.0) + h * (E1 * k1 + E3 * k3 + E4 * k4 + E5 * k5 + E6 * k6 + E7 * k7);
+        let err = vec2<f32>(0.0) + h * (DP_E1 * k1 + DP_E3 * k3 + DP_E4 * k4 + DP_E5 * k5 + DP_E6 * k6 + DP_E7 * k7);
         let sc = ap.atol + ap.rtol * max(abs(x), abs(y));
         let r = err / sc;
         let err_norm = sqrt(0.5 * (r.x * r.x + r.y * r.y));

@@ -4,10 +4,9 @@
 // init_particles: x0[i] = N(0, I) keyed by (seed, 0, i) on streams PARTICLE_A/B (or a point of the
 //                 source dataset, source[hash % n_source]); writes the
 //                 particle, its origin (kept for colouring and restarts) and trajectory slot 0.
-// ode_step:       Euler  x + h·v(x,t)
-//                 Midpoint  x + h·v(x + h/2·v(x,t), t + h/2)
-//                 RK4  x + h/6·(k1 + 2k2 + 2k3 + k4)
-//                 then, when record = 1, traj[(step_index + 1)·N + i] = x_new.
+// ode_step:       one explicit Runge–Kutta step of the solver's Butcher tableau, `rk_step`
+//                 generated from src/tableau.rs (Euler x + h·v(x,t); midpoint; RK4; one fixed
+//                 Dormand–Prince step), then, when record = 1, traj[(step_index + 1)·N + i] = x_new.
 // The MLP runs per invocation with the hidden vector in two private arrays of HIDDEN floats
 // (HIDDEN = the model's width, injected as a constant by src/gpu/shaders.rs).
 // Bindings: 0 ode: OdeParams (uniform, dynamic offset: one slot per queued step),
@@ -83,23 +82,7 @@ fn ode_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let x = particles[i];
     let t = op.t;
     let h = op.h;
-    var y: vec2<f32>;
-    switch op.solver {
-        case 1u: {
-            let k1 = velocity(x, t);
-            y = x + h * velocity(x + 0.5 * h * k1, t + 0.5 * h);
-        }
-        case 2u: {
-            let k1 = velocity(x, t);
-            let k2 = velocity(x + 0.5 * h * k1, t + 0.5 * h);
-            let k3 = velocity(x + 0.5 * h * k2, t + 0.5 * h);
-            let k4 = velocity(x + h * k3, t + h);
-            y = x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
-        }
-        default: {
-            y = x + h * velocity(x, t);
-        }
-    }
+    let y = rk_step(op.solver, x, t, h);
     particles[i] = y;
     let slot = (op.step_index + 1u) * op.n + i;
     if (op.record == 1u && slot < arrayLength(&traj)) { traj[slot] = y; }

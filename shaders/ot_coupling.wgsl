@@ -13,10 +13,8 @@
 // Scratch layout (floats): x0 (2B) | x1 (2B) | t (B) | f (B) | g (B).
 // Bindings: as batch.wgsl, plus 4 scratch: array<f32> (read_write, ≥ 7B floats).
 // Dispatched by src/gpu/trainer.rs once per step with one workgroup.
+// OT_EPS, OT_ITERS and STREAM_OT come from the generated prelude (src/cpu/coupling.rs, src/rng.rs).
 
-const OT_EPS: f32 = 0.05;
-const OT_ITERS: u32 = 100u;
-const STREAM_OT: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> sp: StepParams;
 @group(0) @binding(1) var<storage, read> data: array<vec2<f32>>;

@@ -10,9 +10,8 @@
 //           2 data: array<vec2<f32>> (read), 3 w2sq: array<f32> (read_write, K values).
 // Dispatched by src/gpu/quality.rs with K workgroups of 256 invocations.
 
-const N: u32 = 1024u;
+const N: u32 = QUALITY_N; // samples per reading (src/gpu/quality.rs QUALITY_SAMPLES, via the prelude)
 const PAD: f32 = 3.0e38;
-const STREAM_QUALITY: u32 = 40u;
 
 struct QualityParams {
     n_particles: u32, n_points: u32, n_dirs: u32, seed: u32,

@@ -74,7 +74,7 @@ impl fmt::Display for Source {
 }
 
 /// How the learning rate moves over a run's `steps` (counted from the start of training, or from the
-/// last change of target or learning rate on the page).
+/// last change of target, learning rate, schedule or steps on the page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LrSchedule {
     /// `lr` at every step.
@@ -113,15 +113,30 @@ pub enum Dataset {
 macro_rules! named_enum {
     ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl $ty {
-            /// Every variant, in the order the UI lists them.
+            /// Every variant, in the order the UI lists them. A variant's position here is its
+            /// code in the shaders (see [`Self::code`]): append new variants at the end.
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            /// The names used in URLs, attributes and CLI flags, in the order of [`Self::ALL`].
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
             /// The name used in URLs, attributes and CLI flags.
             pub fn name(self) -> &'static str {
                 match self { $($ty::$variant => $name),+ }
             }
             /// `a|b|c`, for error messages and help text.
             pub fn choices() -> String {
-                [$($name),+].join("|")
+                Self::NAMES.join("|")
+            }
+            /// The code the shaders switch on: the variant's position in [`Self::ALL`]. The WGSL
+            /// constants (`src/gpu/prelude.rs`) are generated from the same list.
+            pub fn code(self) -> u32 {
+                Self::ALL.iter().position(|&v| v == self).expect("every variant is in ALL") as u32
+            }
+            /// `(CONST_NAME, code)` for every variant: the WGSL prelude's constants.
+            pub fn wgsl_consts(prefix: &str) -> Vec<(String, u32)> {
+                Self::ALL.iter().map(|v| (format!("{prefix}_{}", v.const_suffix()), v.code())).collect()
+            }
+            fn const_suffix(self) -> String {
+                format!("{:?}", self).to_ascii_uppercase()
             }
         }
         impl FromStr for $ty {
@@ -155,29 +170,6 @@ named_enum!(Dataset {
     Pinwheel => "pinwheel",
 });
 
-impl Activation {
-    /// The code the shaders switch on (`ACT_*` in `shaders/common.wgsl`).
-    pub fn code(self) -> u32 {
-        match self {
-            Activation::Silu => 0,
-            Activation::Relu => 1,
-            Activation::Gelu => 2,
-            Activation::Tanh => 3,
-        }
-    }
-}
-
-impl Path {
-    /// The code the batch shader switches on (`PATH_*` in `shaders/common.wgsl`).
-    pub fn code(self) -> u32 {
-        match self {
-            Path::Linear => 0,
-            Path::Cosine => 1,
-            Path::Vp => 2,
-        }
-    }
-}
-
 impl Solver {
     /// Velocity evaluations per step.
     pub fn evals_per_step(self) -> u32 {
@@ -187,16 +179,6 @@ impl Solver {
             Solver::Rk4 => 4,
             // Its `nfe` already counts evaluations (a budget): one per "step".
             Solver::Dopri5 => 1,
-        }
-    }
-    /// The code the ODE shader switches on.
-    pub fn code(self) -> u32 {
-        match self {
-            Solver::Euler => 0,
-            Solver::Midpoint => 1,
-            Solver::Rk4 => 2,
-            // Not a fixed-step code: the sampler runs shaders/ode_adaptive.wgsl instead.
-            Solver::Dopri5 => 3,
         }
     }
 }
@@ -287,41 +269,232 @@ fn invalid(field: &str, value: &str, allowed: impl Into<String>) -> ConfigError 
     ConfigError::Invalid { field: field.to_string(), value: value.to_string(), allowed: allowed.into() }
 }
 
-fn parse_int<T>(field: &str, value: &str, lo: T, hi: T) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Copy + fmt::Display,
-{
-    let allowed = || format!("an integer from {lo} to {hi}");
-    let v: T = value.trim().parse().map_err(|_| invalid(field, value, allowed()))?;
-    if v < lo || v > hi {
-        return Err(invalid(field, value, allowed()));
-    }
-    Ok(v)
+/// What a value of a field may be. Ranges are inclusive unless `min_open`.
+#[derive(Clone, Copy, Debug)]
+pub enum FieldKind {
+    Int { min: u64, max: u64 },
+    Float { min: f32, min_open: bool, max: f32, log_scale: bool },
+    /// One of a fixed list of names (the list is a function: `source` lists `gaussian` + datasets).
+    Choice(fn() -> Vec<&'static str>),
 }
 
-/// A finite float in `[lo, hi]` (or `(lo, hi]` when `lo_open`).
-fn parse_float(field: &str, value: &str, lo: f32, lo_open: bool, hi: f32) -> Result<f32, ConfigError> {
-    let bracket = if lo_open { "(" } else { "[" };
-    let allowed = || format!("a number in {bracket}{lo}, {hi}]");
-    let v: f32 = value.trim().parse().map_err(|_| invalid(field, value, allowed()))?;
-    let below = if lo_open { v <= lo } else { v < lo };
-    if !v.is_finite() || below || v > hi {
-        return Err(invalid(field, value, allowed()));
-    }
-    Ok(v)
+/// What changing a field does to a live run (page and widget).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Defines the model or its training data: the run starts over (or the weights are kept and
+    /// training continues on the new data, where the page says so).
+    Retrain,
+    /// Keeps the model; the shown samples are integrated again.
+    Resample,
+    /// Keeps the model and the samples; applied from the next step on.
+    Live,
 }
 
-/// The adaptive solver's tolerance: a finite number in [1e-6, 0.1] (its computation is f32).
-fn parse_tol(value: &str) -> Result<f32, ConfigError> {
-    let allowed = || "a number in [0.000001, 0.1] (the adaptive solver's tolerance)".to_string();
-    let v: f32 = value.trim().parse().map_err(|_| invalid("tol", value, allowed()))?;
-    if !(v.is_finite() && (1e-6..=0.1).contains(&v)) {
-        return Err(invalid("tol", value, allowed()));
+/// Where a field is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everywhere: CLI, page link, widget attributes.
+    All,
+    /// Only the command-line tool (not part of the page's link or the widget's attributes).
+    Cli,
+}
+
+/// One setting: its name, how it reads and writes a [`Config`], its range and what it means.
+/// [`FIELDS`] is the one list: `set`, `to_pairs`, the CLI's help, the page's controls and the
+/// widget's attributes are all derived from it.
+pub struct FieldSpec {
+    /// The key in URLs, attributes (`-` for `_`) and CLI flags.
+    pub name: &'static str,
+    /// A short label for a form control.
+    pub label: &'static str,
+    /// One sentence a reader understands.
+    pub help: &'static str,
+    pub kind: FieldKind,
+    pub effect: Effect,
+    pub scope: Scope,
+    /// Shown under "advanced" in the page's settings.
+    pub advanced: bool,
+    get: fn(&Config) -> String,
+    put: fn(&mut Config, &str) -> Result<(), ConfigError>,
+}
+
+impl FieldSpec {
+    /// The field's current value in `c`, as text [`Config::set`] reads back.
+    pub fn get(&self, c: &Config) -> String {
+        (self.get)(c)
     }
-    Ok(v)
+    /// The value of this field in `Config::default()`.
+    pub fn default_value(&self) -> String {
+        (self.get)(&Config::default())
+    }
+    /// What the field accepts, in words (the same text its errors use).
+    pub fn allowed(&self) -> String {
+        match self.kind {
+            FieldKind::Int { min, max } => format!("an integer from {min} to {max}"),
+            FieldKind::Float { min, min_open, max, .. } => {
+                format!("a number in {}{min}, {max}]", if min_open { "(" } else { "[" })
+            }
+            FieldKind::Choice(names) => format!("one of {}", names().join("|")),
+        }
+    }
+    /// Parses and range-checks `value` without storing it.
+    fn check<T: FromStr>(&self, value: &str) -> Result<T, ConfigError> {
+        let err = || invalid(self.name, value, self.allowed());
+        let v = value.trim();
+        let ok = match self.kind {
+            FieldKind::Int { min, max } => v.parse::<u64>().is_ok_and(|n| (min..=max).contains(&n)),
+            FieldKind::Float { min, min_open, max, .. } => v.parse::<f32>().is_ok_and(|x| {
+                x.is_finite() && x <= max && if min_open { x > min } else { x >= min }
+            }),
+            FieldKind::Choice(_) => true,
+        };
+        if !ok {
+            return Err(err());
+        }
+        v.parse().map_err(|_| err())
+    }
+}
+
+impl fmt::Debug for FieldSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldSpec").field("name", &self.name).field("kind", &self.kind).finish()
+    }
+}
+
+fn dataset_names() -> Vec<&'static str> {
+    Dataset::NAMES.to_vec()
+}
+fn source_names() -> Vec<&'static str> {
+    std::iter::once("gaussian").chain(Dataset::NAMES.iter().copied()).collect()
+}
+fn activation_names() -> Vec<&'static str> {
+    Activation::NAMES.to_vec()
+}
+fn path_names() -> Vec<&'static str> {
+    Path::NAMES.to_vec()
+}
+fn coupling_names() -> Vec<&'static str> {
+    Coupling::NAMES.to_vec()
+}
+fn schedule_names() -> Vec<&'static str> {
+    LrSchedule::NAMES.to_vec()
+}
+fn solver_names() -> Vec<&'static str> {
+    Solver::NAMES.to_vec()
+}
+
+/// One [`FieldSpec`] whose value lives in `Config::$field` and is parsed as that field's type.
+macro_rules! field {
+    ($name:literal, $field:ident, $label:literal, $kind:expr, $effect:ident, $scope:ident, $advanced:literal, $help:literal) => {
+        FieldSpec {
+            name: $name,
+            label: $label,
+            help: $help,
+            kind: $kind,
+            effect: Effect::$effect,
+            scope: Scope::$scope,
+            advanced: $advanced,
+            get: |c| c.$field.to_string(),
+            put: |c, v| {
+                c.$field = FIELD_BY_NAME($name).check(v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+const fn int(min: u64, max: u64) -> FieldKind {
+    FieldKind::Int { min, max }
+}
+const fn float(min: f32, min_open: bool, max: f32, log_scale: bool) -> FieldKind {
+    FieldKind::Float { min, min_open, max, log_scale }
+}
+
+/// Every setting, in the order the page shows them and [`Config::to_pairs`] writes them.
+/// To add one: a `Config` member, its default in `Config::default`, and one line here.
+pub static FIELDS: &[FieldSpec] = &[
+    field!("dataset", dataset, "Target dataset", FieldKind::Choice(dataset_names), Retrain, All, false,
+        "The distribution the flow learns to produce at t = 1."),
+    field!("source", source, "Source at t = 0", FieldKind::Choice(source_names), Retrain, All, true,
+        "Where the particles start: a standard normal, or another dataset."),
+    field!("width", width, "Width (units per layer)", int(1, limits::MAX_WIDTH as u64), Retrain, All, false,
+        "Units in each hidden layer of the velocity network."),
+    field!("depth", depth, "Depth (hidden layers)", int(1, limits::MAX_DEPTH as u64), Retrain, All, false,
+        "Number of hidden layers of the velocity network."),
+    field!("activation", activation, "Activation", FieldKind::Choice(activation_names), Retrain, All, false,
+        "The nonlinearity between hidden layers."),
+    field!("lr", lr, "Learning rate", float(0.0, true, limits::MAX_LR, true), Live, All, false,
+        "Adam's step size."),
+    field!("schedule", schedule, "Learning-rate schedule", FieldKind::Choice(schedule_names), Live, All, false,
+        "How the learning rate moves over the steps: cosine decays it to 0 at the last step (a new target or rate restarts it), constant keeps it."),
+    field!("batch", batch, "Batch size", int(1, limits::MAX_BATCH as u64), Retrain, All, false,
+        "(noise, target, time) samples per training step."),
+    field!("steps", steps, "Training steps", int(0, limits::MAX_STEPS), Live, All, true,
+        "How many steps a run trains, and the length of the learning-rate schedule (0: no limit in the page, and a constant rate)."),
+    field!("seed", seed, "Seed", int(0, u32::MAX as u64), Retrain, All, false,
+        "Seeds the initial weights, the batches and the particles: the same seed gives the same run."),
+    field!("sigma_min", sigma_min, "σ min (path width at t = 1)", float(0.0, false, 0.999, false), Retrain, All, false,
+        "Width of the conditional path at t = 1 (linear path only)."),
+    field!("path", path, "Probability path", FieldKind::Choice(path_names), Retrain, All, true,
+        "How a noise point moves to its target: linear (rectified flow), cosine or variance preserving."),
+    field!("coupling", coupling, "Coupling", FieldKind::Choice(coupling_names), Retrain, All, true,
+        "How noise and target points are paired in a batch: independently, or by minibatch optimal transport."),
+    field!("weight_decay", weight_decay, "Weight decay", float(0.0, false, 1.0, false), Retrain, All, true,
+        "Decoupled weight decay (AdamW)."),
+    field!("solver", solver, "ODE solver", FieldKind::Choice(solver_names), Resample, All, false,
+        "How samples are integrated from t = 0 to 1."),
+    field!("nfe", nfe, "Solver steps", int(1, limits::MAX_NFE as u64), Resample, All, false,
+        "Steps of the fixed-step solvers; for dopri5, its budget of field evaluations per particle."),
+    field!("samples", samples, "Samples", int(1, limits::MAX_SAMPLES as u64), Live, Cli, true,
+        "Samples the command-line tool writes."),
+    field!("particles", particles, "Particles", int(1, limits::MAX_PARTICLES as u64), Resample, All, false,
+        "Particles drawn in the live view."),
+    field!("tol", tol, "Tolerance (dopri5)", float(1e-6, false, 0.1, true), Resample, All, true,
+        "Relative and absolute error tolerance of the adaptive solver."),
+];
+
+/// The spec of the field called `name` (canonical name). Panics on an unknown name: only used with
+/// the literals of [`FIELDS`] itself.
+#[allow(non_snake_case)]
+fn FIELD_BY_NAME(name: &str) -> &'static FieldSpec {
+    FIELDS.iter().find(|f| f.name == name).expect("a field of FIELDS")
+}
+
+/// The spec of a field by any spelling `set` accepts (`sigma-min`, `SIGMA_MIN`).
+pub fn field(key: &str) -> Option<&'static FieldSpec> {
+    let key = key.trim().to_ascii_lowercase().replace('-', "_");
+    FIELDS.iter().find(|f| f.name == key)
 }
 
 impl Config {
+    /// Sets one field from text. `key` may use `-` or `_` (`sigma-min` = `sigma_min`).
+    /// On error nothing changes.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match field(key) {
+            Some(f) => (f.put)(self, value),
+            None => Err(ConfigError::Unknown {
+                field: key.trim().to_ascii_lowercase().replace('-', "_"),
+                known: FIELDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Every field as `(name, value)` text that [`Config::set`] reads back to the same config.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        FIELDS.iter().map(|f| (f.name, f.get(self))).collect()
+    }
+
+    /// The fields whose values differ between `self` and `other`.
+    pub fn changed_fields(&self, other: &Config) -> Vec<&'static FieldSpec> {
+        FIELDS.iter().filter(|f| f.get(self) != f.get(other)).collect()
+    }
+
+    /// The strongest [`Effect`] of going from `self` to `other` (`None` when nothing changed).
+    pub fn change_effect(&self, other: &Config) -> Option<Effect> {
+        let changed = self.changed_fields(other);
+        [Effect::Retrain, Effect::Resample, Effect::Live].into_iter().find(|e| changed.iter().any(|f| f.effect == *e))
+    }
+
     /// The learning-rate schedule's length: `steps`, saturated to the trainers' u32 step counter.
     pub fn schedule_steps(&self) -> u32 {
         self.steps.min(u32::MAX as u64) as u32
@@ -338,74 +511,6 @@ impl Config {
             ));
         }
         Ok(())
-    }
-}
-
-fn parse_enum<T: FromStr>(field: &str, value: &str, choices: String) -> Result<T, ConfigError> {
-    value.parse().map_err(|_| invalid(field, value, format!("one of {choices}")))
-}
-
-impl Config {
-    /// The names [`Config::set`] accepts, in the order [`Config::to_pairs`] writes them.
-    pub const FIELDS: &'static [&'static str] = &[
-        "dataset", "source", "width", "depth", "activation", "lr", "batch", "steps", "seed", "sigma_min", "path", "coupling",
-        "weight_decay", "solver", "nfe", "samples", "particles", "tol", "schedule",
-    ];
-
-    /// Sets one field from text. `key` may use `-` or `_` (`sigma-min` = `sigma_min`).
-    /// On error nothing changes.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let key = key.trim().to_ascii_lowercase().replace('-', "_");
-        match key.as_str() {
-            "dataset" => self.dataset = parse_enum("dataset", value, Dataset::choices())?,
-            "source" => self.source = parse_enum("source", value, Source::choices())?,
-            "width" => self.width = parse_int("width", value, 1, limits::MAX_WIDTH)?,
-            "depth" => self.depth = parse_int("depth", value, 1, limits::MAX_DEPTH)?,
-            "activation" => self.activation = parse_enum("activation", value, Activation::choices())?,
-            "lr" => self.lr = parse_float("lr", value, 0.0, true, limits::MAX_LR)?,
-            "batch" => self.batch = parse_int("batch", value, 1, limits::MAX_BATCH)?,
-            "steps" => self.steps = parse_int("steps", value, 0, limits::MAX_STEPS)?,
-            "seed" => self.seed = parse_int("seed", value, 0, u32::MAX)?,
-            "sigma_min" => self.sigma_min = parse_float("sigma_min", value, 0.0, false, 0.999)?,
-            "path" => self.path = parse_enum("path", value, Path::choices())?,
-            "coupling" => self.coupling = parse_enum("coupling", value, Coupling::choices())?,
-            "weight_decay" => self.weight_decay = parse_float("weight_decay", value, 0.0, false, 1.0)?,
-            "solver" => self.solver = parse_enum("solver", value, Solver::choices())?,
-            "nfe" => self.nfe = parse_int("nfe", value, 1, limits::MAX_NFE)?,
-            "samples" => self.samples = parse_int("samples", value, 1, limits::MAX_SAMPLES)?,
-            "particles" => self.particles = parse_int("particles", value, 1, limits::MAX_PARTICLES)?,
-            "tol" => self.tol = parse_tol(value)?,
-            "schedule" => self.schedule = parse_enum("schedule", value, LrSchedule::choices())?,
-            _ => {
-                return Err(ConfigError::Unknown { field: key, known: Self::FIELDS.join(", ") });
-            }
-        }
-        Ok(())
-    }
-
-    /// Every field as `(name, value)` text that [`Config::set`] reads back to the same config.
-    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("dataset", self.dataset.name().to_string()),
-            ("source", self.source.name().to_string()),
-            ("width", self.width.to_string()),
-            ("depth", self.depth.to_string()),
-            ("activation", self.activation.name().to_string()),
-            ("lr", self.lr.to_string()),
-            ("batch", self.batch.to_string()),
-            ("steps", self.steps.to_string()),
-            ("seed", self.seed.to_string()),
-            ("sigma_min", self.sigma_min.to_string()),
-            ("path", self.path.name().to_string()),
-            ("coupling", self.coupling.name().to_string()),
-            ("weight_decay", self.weight_decay.to_string()),
-            ("solver", self.solver.name().to_string()),
-            ("nfe", self.nfe.to_string()),
-            ("samples", self.samples.to_string()),
-            ("particles", self.particles.to_string()),
-            ("tol", self.tol.to_string()),
-            ("schedule", self.schedule.name().to_string()),
-        ]
     }
 
     /// Reads `key=value&key=value` (a URL hash without its `#`). Valid fields are applied; each
@@ -525,5 +630,37 @@ mod tests {
         assert!(e.contains("nfe") && e.contains("'6'") && e.contains("at least 7 with solver dopri5"), "{e}");
         c.set("solver", "rk4").unwrap();
         assert!(c.check_solver().is_ok());
+    }
+
+    #[test]
+    fn field_table_is_consistent() {
+        let names: Vec<_> = FIELDS.iter().map(|f| f.name).collect();
+        for (i, n) in names.iter().enumerate() {
+            assert!(!names[i + 1..].contains(n), "{n} twice");
+            assert_eq!(field(&n.replace('_', "-")).map(|f| f.name), Some(*n));
+        }
+        let d = Config::default();
+        for f in FIELDS {
+            // The default reads back, and a rejected value names the field and what it allows.
+            let mut c = d.clone();
+            c.set(f.name, &f.default_value()).unwrap();
+            assert_eq!(c, d, "{}", f.name);
+            let e = c.set(f.name, "not-a-value").unwrap_err().to_string();
+            assert!(e.contains(f.name) && e.contains(&f.allowed()), "{e}");
+        }
+    }
+
+    #[test]
+    fn change_effects() {
+        let a = Config::default();
+        let mut b = a.clone();
+        assert_eq!(a.change_effect(&b), None);
+        b.set("lr", "0.001").unwrap();
+        assert_eq!(a.change_effect(&b), Some(Effect::Live));
+        b.set("nfe", "8").unwrap();
+        assert_eq!(a.change_effect(&b), Some(Effect::Resample));
+        b.set("width", "8").unwrap();
+        assert_eq!(a.change_effect(&b), Some(Effect::Retrain));
+        assert_eq!(a.changed_fields(&b).iter().map(|f| f.name).collect::<Vec<_>>(), ["width", "lr", "nfe"]);
     }
 }

@@ -16,6 +16,7 @@ pub mod model_file;
 pub mod render;
 pub mod rng;
 pub mod spec;
+pub mod tableau;
 pub mod targets;
 pub mod web;
 

@@ -34,19 +34,42 @@ pub fn box_muller(u1: f32, u2: f32) -> [f32; 2] {
 }
 
 /// Random streams: each purpose draws from its own stream so draws never collide.
+///
+/// [`stream::ALL`] is the one list: `(name, first id, ids reserved)`. The WGSL prelude
+/// (`src/gpu/prelude.rs`) emits `const STREAM_<NAME>` for each, and a unit test checks that no two
+/// ranges overlap, so a new stream (or a ninth dataset) cannot silently take another's draws.
 pub mod stream {
-    /// Batch construction (per step, per sample): x0 uses two streams, then t, then the target index.
-    pub const X0_A: u32 = 0;
-    pub const X0_B: u32 = 1;
-    pub const T: u32 = 2;
-    pub const TARGET_INDEX: u32 = 3;
-    /// Particle starting points (per sampler seed, per particle).
-    pub const PARTICLE_A: u32 = 8;
-    pub const PARTICLE_B: u32 = 9;
-    /// Weight initialisation (per parameter).
-    pub const INIT: u32 = 16;
-    /// Target generation on the CPU (per point; each dataset uses streams DATA..DATA+7).
-    pub const DATA: u32 = 32;
+    macro_rules! streams {
+        ($($(#[$doc:meta])* $name:ident = $id:literal, $span:literal;)+) => {
+            $($(#[$doc])* pub const $name: u32 = $id;)+
+            /// `(name, first id, number of ids reserved)` for every stream.
+            pub const ALL: &[(&str, u32, u32)] = &[$((stringify!($name), $id, $span)),+];
+        };
+    }
+    streams! {
+        /// Batch construction (per step, per sample): x0 uses two streams, then t, then the target index.
+        X0_A = 0, 1;
+        X0_B = 1, 1;
+        T = 2, 1;
+        TARGET_INDEX = 3, 1;
+        /// Minibatch OT: the uniform draw that picks each x0's partner from the plan.
+        OT = 4, 1;
+        /// Particle starting points (per sampler seed, per particle).
+        PARTICLE_A = 8, 1;
+        PARTICLE_B = 9, 1;
+        /// Weight initialisation (per parameter).
+        INIT = 16, 1;
+        /// Sample quality: the target points sliced W2 compares against (per direction, per point).
+        QUALITY = 24, 1;
+        /// Target generation on the CPU (per point; dataset d uses stream DATA + d).
+        DATA = 32, 16;
+        /// Shuffling the points of a CSV target.
+        CUSTOM_CSV = 63, 1;
+        /// Drawing points from an image or text raster.
+        CUSTOM_RASTER = 69, 1;
+        /// Jitter of brush strokes.
+        DRAWING = 73, 1;
+    }
 }
 
 /// A small sequential generator for CPU-side work that needs many draws per item
@@ -118,5 +141,16 @@ mod tests {
         assert_ne!(hash4(0, 0, 0, 0), hash4(0, 0, 0, 1));
         assert_ne!(hash4(0, 0, 1, 0), hash4(0, 1, 0, 0));
         assert_ne!(hash4(1, 0, 0, 0), hash4(0, 0, 0, 0));
+    }
+
+    #[test]
+    fn streams_never_overlap() {
+        let all = stream::ALL;
+        for (i, &(a, a0, an)) in all.iter().enumerate() {
+            for &(b, b0, bn) in &all[i + 1..] {
+                assert!(a0 + an <= b0 || b0 + bn <= a0, "streams {a} ({a0}+{an}) and {b} ({b0}+{bn}) overlap");
+            }
+        }
+        assert!(crate::config::Dataset::ALL.len() as u32 <= stream::ALL.iter().find(|s| s.0 == "DATA").unwrap().2);
     }
 }

@@ -34,7 +34,7 @@ async fn matches_cpu(n_particles: u32) {
     let offset = unit(hash4(seed, 0, 0, 41));
     let want: Vec<f32> = (0..dirs)
         .map(|k| {
-            let target: Vec<[f32; 2]> = (0..m as u32).map(|i| data[(hash4(seed, k, i, 40) % data.len() as u32) as usize]).collect();
+            let target: Vec<[f32; 2]> = (0..m as u32).map(|i| data[(hash4(seed, k, i, flowmatch::rng::stream::QUALITY) % data.len() as u32) as usize]).collect();
             // One direction at a time: the twin's direction k of K is θ = π(k + offset)/K.
             let all = sliced_w2_projections(&particles[..m], &target, dirs, offset);
             all[k as usize]

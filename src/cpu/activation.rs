@@ -7,8 +7,8 @@
 
 use crate::config::Activation;
 
-const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
-const GELU_K: f32 = 0.044_715;
+pub const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
+pub const GELU_K: f32 = 0.044_715;
 
 pub fn safe_tanh(x: f32) -> f32 {
     x.clamp(-15.0, 15.0).tanh()

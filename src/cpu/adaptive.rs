@@ -72,41 +72,38 @@ pub struct AdaptiveStats {
     pub finished: bool,
 }
 
-// The Dormand–Prince tableau, rounded once to f32 from the exact fractions (as WGSL's constant
-// evaluation does).
-const fn f(n: f64, d: f64) -> f32 {
-    (n / d) as f32
-}
-const A21: f32 = f(1.0, 5.0);
-const A31: f32 = f(3.0, 40.0);
-const A32: f32 = f(9.0, 40.0);
-const A41: f32 = f(44.0, 45.0);
-const A42: f32 = f(-56.0, 15.0);
-const A43: f32 = f(32.0, 9.0);
-const A51: f32 = f(19372.0, 6561.0);
-const A52: f32 = f(-25360.0, 2187.0);
-const A53: f32 = f(64448.0, 6561.0);
-const A54: f32 = f(-212.0, 729.0);
-const A61: f32 = f(9017.0, 3168.0);
-const A62: f32 = f(-355.0, 33.0);
-const A63: f32 = f(46732.0, 5247.0);
-const A64: f32 = f(49.0, 176.0);
-const A65: f32 = f(-5103.0, 18656.0);
-const B1: f32 = f(35.0, 384.0);
-const B3: f32 = f(500.0, 1113.0);
-const B4: f32 = f(125.0, 192.0);
-const B5: f32 = f(-2187.0, 6784.0);
-const B6: f32 = f(11.0, 84.0);
-const E1: f32 = f(71.0, 57600.0);
-const E3: f32 = f(-71.0, 16695.0);
-const E4: f32 = f(71.0, 1920.0);
-const E5: f32 = f(-17253.0, 339200.0);
-const E6: f32 = f(22.0, 525.0);
-const E7: f32 = f(-1.0, 40.0);
-const C2: f32 = f(1.0, 5.0);
-const C3: f32 = f(3.0, 10.0);
-const C4: f32 = f(4.0, 5.0);
-const C5: f32 = f(8.0, 9.0);
+// The Dormand–Prince tableau of `src/tableau.rs` (the shaders' DP_* constants come from it too).
+use crate::tableau::DOPRI5 as DP;
+const A21: f32 = DP.a[1][0];
+const A31: f32 = DP.a[2][0];
+const A32: f32 = DP.a[2][1];
+const A41: f32 = DP.a[3][0];
+const A42: f32 = DP.a[3][1];
+const A43: f32 = DP.a[3][2];
+const A51: f32 = DP.a[4][0];
+const A52: f32 = DP.a[4][1];
+const A53: f32 = DP.a[4][2];
+const A54: f32 = DP.a[4][3];
+const A61: f32 = DP.a[5][0];
+const A62: f32 = DP.a[5][1];
+const A63: f32 = DP.a[5][2];
+const A64: f32 = DP.a[5][3];
+const A65: f32 = DP.a[5][4];
+const B1: f32 = DP.b[0];
+const B3: f32 = DP.b[2];
+const B4: f32 = DP.b[3];
+const B5: f32 = DP.b[4];
+const B6: f32 = DP.b[5];
+const E1: f32 = DP.e[0];
+const E3: f32 = DP.e[2];
+const E4: f32 = DP.e[3];
+const E5: f32 = DP.e[4];
+const E6: f32 = DP.e[5];
+const E7: f32 = DP.e[6];
+const C2: f32 = DP.c[1];
+const C3: f32 = DP.c[2];
+const C4: f32 = DP.c[3];
+const C5: f32 = DP.c[4];
 
 type V = [f32; 2];
 
@@ -136,17 +133,6 @@ pub fn hermite(y0: V, f0: V, y1: V, f1: V, h: f32, theta: f32) -> V {
         out[j] = h00 * y0[j] + h10 * h * f0[j] + h01 * y1[j] + h11 * h * f1[j];
     }
     out
-}
-
-/// One Dormand–Prince step of fixed size `h`: the 5th-order solution (6 evaluations).
-pub fn fixed_step(mut v: impl FnMut(V, f32) -> V, x: V, t: f32, h: f32) -> V {
-    let k1 = v(x, t);
-    let k2 = v(comb(x, h, &[(A21, k1)]), t + C2 * h);
-    let k3 = v(comb(x, h, &[(A31, k1), (A32, k2)]), t + C3 * h);
-    let k4 = v(comb(x, h, &[(A41, k1), (A42, k2), (A43, k3)]), t + C4 * h);
-    let k5 = v(comb(x, h, &[(A51, k1), (A52, k2), (A53, k3), (A54, k4)]), t + C5 * h);
-    let k6 = v(comb(x, h, &[(A61, k1), (A62, k2), (A63, k3), (A64, k4), (A65, k5)]), t + h);
-    comb(x, h, &[(B1, k1), (B3, k3), (B4, k4), (B5, k5), (B6, k6)])
 }
 
 /// Integrates `x` from `t0` to `t1` through the field `v`. With `frames > 0`, `out` receives the

@@ -10,8 +10,8 @@ use crate::model::ActivationLayout;
 use crate::rng::{box_muller, hash4, stream, unit};
 
 /// VP schedule `β(r) = B_MIN + (B_MAX - B_MIN)·r`.
-const VP_B_MIN: f32 = 0.1;
-const VP_B_MAX: f32 = 20.0;
+pub const VP_B_MIN: f32 = 0.1;
+pub const VP_B_MAX: f32 = 20.0;
 /// The VP path's β' is singular at t = 1; training times are clamped below it.
 pub const VP_T_MAX: f32 = 1.0 - 1e-5;
 

@@ -8,13 +8,12 @@
 use super::batch::{draw_t, draw_x0, draw_x1, write_sample};
 use crate::config::Path;
 use crate::model::ActivationLayout;
-use crate::rng::{hash4, unit};
+use crate::rng::{hash4, stream, unit};
 
 pub const OT_EPS: f32 = 0.05;
 pub const OT_ITERS: u32 = 100;
 /// Largest batch the single-workgroup GPU kernel handles in reasonable time.
 pub const OT_MAX_BATCH: u32 = 1024;
-const STREAM_OT: u32 = 4;
 
 /// The result besides the batch itself: the Sinkhorn potentials and the chosen partner of each x0.
 pub struct Coupling {
@@ -69,7 +68,7 @@ pub fn build_batch_ot(
         let logits: Vec<f32> = (0..n).map(|j| (g[j] - cost(i, j)) / eps).collect();
         let m = logits.iter().fold(-3.0e38f32, |a, &b| a.max(b));
         let total: f32 = logits.iter().map(|l| (l - m).exp()).sum();
-        let target = unit(hash4(seed, step, i as u32, STREAM_OT)) * total;
+        let target = unit(hash4(seed, step, i as u32, stream::OT)) * total;
         let mut cum = 0.0f32;
         let mut pick = n - 1;
         for (j, l) in logits.iter().enumerate() {

@@ -6,6 +6,7 @@
 
 use super::activation::{act, act_grad};
 use crate::config::Solver;
+use crate::tableau::{step, V3};
 use crate::model::ModelShape;
 
 /// `(v_x, v_y, div v)` at `(x, t)`.
@@ -50,59 +51,17 @@ pub fn field_and_divergence(shape: &ModelShape, params: &[f32], x: [f32; 2], t: 
     [v[0][0], v[1][0], v[0][1] + v[1][2]]
 }
 
-/// `log p1(x1)` with `steps` backward steps of `solver`.
+/// `log p1(x1)` with `steps` backward steps of `solver` (its Butcher tableau, `src/tableau.rs`).
 pub fn log_density(shape: &ModelShape, params: &[f32], solver: Solver, x1: [f32; 2], steps: u32) -> f32 {
-    let f = |s: [f32; 3], t: f32| field_and_divergence(shape, params, [s[0], s[1]], t);
-    let add = |s: [f32; 3], a: f32, k: [f32; 3]| [s[0] + a * k[0], s[1] + a * k[1], s[2] + a * k[2]];
-    let mut s = [x1[0], x1[1], 0.0];
+    let f = |s: V3, t: f32| V3(field_and_divergence(shape, params, [s.0[0], s.0[1]], t));
+    let mut s = V3([x1[0], x1[1], 0.0]);
     let h = -1.0 / steps as f32;
     for k in 0..steps {
         let t = 1.0 - k as f32 / steps as f32;
-        s = match solver {
-            Solver::Euler => add(s, h, f(s, t)),
-            Solver::Midpoint => {
-                let k1 = f(s, t);
-                add(s, h, f(add(s, 0.5 * h, k1), t + 0.5 * h))
-            }
-            Solver::Rk4 => {
-                let k1 = f(s, t);
-                let k2 = f(add(s, 0.5 * h, k1), t + 0.5 * h);
-                let k3 = f(add(s, 0.5 * h, k2), t + 0.5 * h);
-                let k4 = f(add(s, h, k3), t + h);
-                let mut out = s;
-                for c in 0..3 {
-                    out[c] += (h / 6.0) * (k1[c] + 2.0 * k2[c] + 2.0 * k3[c] + k4[c]);
-                }
-                out
-            }
-            Solver::Dopri5 => {
-                // One Dormand–Prince step, 5th-order solution, fixed h (no step-size control here).
-                let lin = |terms: &[(f64, f64, [f32; 3])]| {
-                    let mut out = [0.0f32; 3];
-                    for c in 0..3 {
-                        let mut acc = 0.0f32;
-                        for (i, &(n, d, k)) in terms.iter().enumerate() {
-                            let term = (n / d) as f32 * k[c];
-                            acc = if i == 0 { term } else { acc + term };
-                        }
-                        out[c] = acc;
-                    }
-                    out
-                };
-                let k1 = f(s, t);
-                let k2 = f(add(s, h, lin(&[(1.0, 5.0, k1)])), t + 0.2 * h);
-                let k3 = f(add(s, h, lin(&[(3.0, 40.0, k1), (9.0, 40.0, k2)])), t + 0.3 * h);
-                let k4 = f(add(s, h, lin(&[(44.0, 45.0, k1), (-56.0, 15.0, k2), (32.0, 9.0, k3)])), t + 0.8 * h);
-                let k5 = f(add(s, h, lin(&[(19372.0, 6561.0, k1), (-25360.0, 2187.0, k2), (64448.0, 6561.0, k3), (-212.0, 729.0, k4)])), t + (8.0f64 / 9.0) as f32 * h);
-                let k6 = f(
-                    add(s, h, lin(&[(9017.0, 3168.0, k1), (-355.0, 33.0, k2), (46732.0, 5247.0, k3), (49.0, 176.0, k4), (-5103.0, 18656.0, k5)])),
-                    t + h,
-                );
-                add(s, h, lin(&[(35.0, 384.0, k1), (500.0, 1113.0, k3), (125.0, 192.0, k4), (-2187.0, 6784.0, k5), (11.0, 84.0, k6)]))
-            }
-        };
+        s = step(solver.tableau(), f, s, t, h);
     }
-    -(2.0 * std::f32::consts::PI).ln() - 0.5 * (s[0] * s[0] + s[1] * s[1]) + s[2]
+    let [x, y, l] = s.0;
+    -(2.0 * std::f32::consts::PI).ln() - 0.5 * (x * x + y * y) + l
 }
 
 #[cfg(test)]

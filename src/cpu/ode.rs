@@ -1,40 +1,18 @@
 //! ODE steps for `dx/dt = v_θ(x, t)`; twin of `shaders/ode_step.wgsl`.
 //!
-//! Euler: `x + h·v(x, t)`. Midpoint: `x + h·v(x + h/2·v(x, t), t + h/2)`.
-//! RK4: the classical four-stage Runge–Kutta. Integration from `t0` to `t1` uses `n` equal steps.
+//! One step is an explicit Runge–Kutta step of the solver's Butcher tableau (`src/tableau.rs`:
+//! Euler, midpoint, RK4, a fixed Dormand–Prince step). Integration from `t0` to `t1` uses `n` equal
+//! steps.
 
 use super::mlp::velocity;
 use crate::config::Solver;
 use crate::model::ModelShape;
+use crate::tableau::{step, V2};
 
-fn axpy(x: [f32; 2], a: f32, k: [f32; 2]) -> [f32; 2] {
-    [x[0] + a * k[0], x[1] + a * k[1]]
-}
-
-/// One step of `solver` from `(x, t)` with step size `h`.
+/// One step of `solver` (its Butcher tableau, `src/tableau.rs`) from `(x, t)` with step size `h`.
 pub fn ode_step(shape: &ModelShape, params: &[f32], solver: Solver, x: [f32; 2], t: f32, h: f32, scratch: &mut [f32]) -> [f32; 2] {
-    let mut v = |x: [f32; 2], t: f32| velocity(shape, params, x, t, scratch);
-    match solver {
-        Solver::Euler => axpy(x, h, v(x, t)),
-        Solver::Midpoint => {
-            let k1 = v(x, t);
-            axpy(x, h, v(axpy(x, 0.5 * h, k1), t + 0.5 * h))
-        }
-        Solver::Rk4 => {
-            let k1 = v(x, t);
-            let k2 = v(axpy(x, 0.5 * h, k1), t + 0.5 * h);
-            let k3 = v(axpy(x, 0.5 * h, k2), t + 0.5 * h);
-            let k4 = v(axpy(x, h, k3), t + h);
-            let s = h / 6.0;
-            [
-                x[0] + s * (k1[0] + 2.0 * k2[0] + 2.0 * k3[0] + k4[0]),
-                x[1] + s * (k1[1] + 2.0 * k2[1] + 2.0 * k3[1] + k4[1]),
-            ]
-        }
-        // A fixed step of the 5th-order Dormand–Prince solution (the adaptive integration with
-        // step-size control is `cpu::adaptive`, twin of shaders/ode_adaptive.wgsl).
-        Solver::Dopri5 => super::adaptive::fixed_step(&mut v, x, t, h),
-    }
+    let v = |x: V2, t: f32| V2(velocity(shape, params, x.0, t, scratch));
+    step(solver.tableau(), v, V2(x), t, h).0
 }
 
 /// The time of step `k` of `n` equal steps from `t0` to `t1` (computed as on the GPU).

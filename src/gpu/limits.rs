@@ -118,14 +118,16 @@ pub fn check_trainer(budget: &Budget, shape: &ModelShape, batch: u32, n_points: 
 /// Bytes of `var<workgroup>` memory declared in a WGSL source (sum over declarations; element
 /// types f32/u32/i32, vec2/vec4 of them; array lengths as literals or `const NAME: u32 = Nu;`).
 pub fn workgroup_bytes(wgsl: &str) -> u64 {
-    let konst = |name: &str| -> Option<u64> {
-        wgsl.lines().find_map(|l| {
-            let l = l.trim();
-            let rest = l.strip_prefix("const ")?.strip_prefix(name)?;
-            let v = rest.split('=').nth(1)?.trim().trim_end_matches(';').trim().trim_end_matches('u');
-            v.parse().ok()
-        })
-    };
+    // A `const NAME: u32 = <integer or another const>;` (the prelude's constants are named).
+    fn konst(wgsl: &str, name: &str, depth: u32) -> Option<u64> {
+        let v = wgsl.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix("const ")?.strip_prefix(name)?.strip_prefix(':')?;
+            let v = rest.split('=').nth(1)?.split("//").next()?.trim().trim_end_matches(';').trim();
+            Some(v.trim_end_matches('u').to_string())
+        })?;
+        v.parse().ok().or_else(|| if depth > 0 { konst(wgsl, &v, depth - 1) } else { None })
+    }
+    let konst = |name: &str| konst(wgsl, name, 4);
     let mut total = 0;
     for line in wgsl.lines().filter(|l| l.trim_start().starts_with("var<workgroup>")) {
         let line = line.split("//").next().unwrap_or("");

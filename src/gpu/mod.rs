@@ -9,6 +9,7 @@ pub mod counter;
 pub mod density;
 pub mod profile;
 pub mod limits;
+pub mod prelude;
 pub mod quality;
 pub mod readback;
 pub mod sampler;

@@ -1,8 +1,10 @@
 //! The single list of WGSL kernels and the helpers that turn them into pipelines.
 //!
-//! Every kernel file is compiled with `shaders/common.wgsl` prepended (PRNG, activations, shared
-//! structs). The sampler's kernel also gets `const HIDDEN: u32 = <width>;`, the size of its private
-//! per-invocation hidden vector (WGSL private arrays need a constant size).
+//! Every kernel file is compiled with the generated prelude (`src/gpu/prelude.rs`: enum codes,
+//! random streams, shared constants) and `shaders/common.wgsl` (PRNG, activations, shared structs)
+//! prepended. The sampler's kernels also get `const HIDDEN: u32 = <width>;`, the size of their
+//! private per-invocation hidden vector (WGSL private arrays need a constant size), and the
+//! Runge–Kutta step functions generated from `src/tableau.rs`.
 
 /// One compute shader file of `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,15 +59,22 @@ impl Kernel {
 
     /// The full WGSL source; `hidden` sets `HIDDEN` for kernels that need it.
     pub fn source(self, hidden: Option<u32>) -> String {
-        let mut s = String::with_capacity(COMMON.len() + self.body().len() + 64);
+        let mut s = String::with_capacity(COMMON.len() + self.body().len() + 4096);
         if let Some(h) = hidden {
             s.push_str(&format!("const HIDDEN: u32 = {}u;\n", h.max(1)));
         }
+        s.push_str(&super::prelude::prelude());
         s.push_str(COMMON);
         s.push('\n');
-        if self == Kernel::OdeAdaptive {
-            s.push_str(velocity_fn());
-            s.push('\n');
+        match self {
+            Kernel::OdeStep => s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "velocity({x}, {t})")),
+            Kernel::Density => s.push_str(&crate::tableau::wgsl_step_fns("vec3<f32>", "field_and_divergence(({x}).xy, {t})")),
+            Kernel::OdeAdaptive => {
+                s.push_str(velocity_fn());
+                s.push('\n');
+                s.push_str(&crate::tableau::wgsl_dopri5_consts());
+            }
+            _ => {}
         }
         s.push_str(self.body());
         s

@@ -159,7 +159,7 @@ pub fn points_from_density(values: &[f32], width: usize, height: usize, n: usize
     if total <= 1e-3 {
         return Err(TargetError::Blank);
     }
-    let mut rng = Stream::new(seed, crate::rng::stream::DATA + 31);
+    let mut rng = Stream::new(seed, crate::rng::stream::CUSTOM_CSV);
     let half = 0.5 * width.max(height) as f32;
     let scale = VIEW_HALF_EXTENT / half;
     let points = (0..n)
@@ -199,7 +199,7 @@ pub fn darkness_from_rgba(rgba: &[u8], width: usize, height: usize, invert: bool
 /// Shuffles points in place (Fisher–Yates, reproducible from `seed`), so that any prefix is a
 /// random subset: the renderer draws the first few thousand target points faintly.
 pub fn shuffle_points(points: &mut [[f32; 2]], seed: u32) {
-    let mut rng = Stream::new(seed, crate::rng::stream::DATA + 37);
+    let mut rng = Stream::new(seed, crate::rng::stream::CUSTOM_RASTER);
     for i in (1..points.len()).rev() {
         let j = rng.below(i as u32 + 1) as usize;
         points.swap(i, j);

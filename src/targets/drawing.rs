@@ -24,7 +24,7 @@ pub struct Drawing {
 
 impl Default for Drawing {
     fn default() -> Self {
-        Drawing { points: Vec::new(), rng: Stream::new(0, crate::rng::stream::DATA + 41) }
+        Drawing { points: Vec::new(), rng: Stream::new(0, crate::rng::stream::DRAWING) }
     }
 }
 

@@ -9,7 +9,7 @@
 use super::cpu_view::CpuView;
 use super::gpu_view::GpuView;
 use super::pacing::{page_config, FlowClock, LossHistory, Pacing};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Effect};
 use crate::gpu::trainer::{TrainStatus, LOSS_RING};
 use crate::gpu::GpuError;
 use crate::render::{Layers, Viewport, DEFAULT_EXTENT};
@@ -100,18 +100,10 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
 #[path = "widget.rs"]
 mod widget;
 
-/// Fields whose change keeps the model (applied at once, no retraining).
-const LIVE_FIELDS: &[&str] = &["lr", "schedule", "solver", "nfe", "particles", "steps", "samples", "tol"];
-
-/// True when `a` and `b` differ in anything that defines the training run.
+/// True when going from `a` to `b` changes anything that defines the training run (the
+/// fields' [`Effect`]s in `config::FIELDS`).
 fn needs_retrain(a: &Config, b: &Config) -> bool {
-    let mut b2 = b.clone();
-    for f in LIVE_FIELDS {
-        if let Some((_, v)) = a.to_pairs().into_iter().find(|(k, _)| k == f) {
-            let _ = b2.set(f, &v);
-        }
-    }
-    *a != b2
+    a.change_effect(b) == Some(Effect::Retrain)
 }
 
 #[wasm_bindgen]
@@ -649,5 +641,5 @@ pub fn choices(field: &str) -> Vec<String> {
 /// The field names the configuration accepts, in hash order.
 #[wasm_bindgen]
 pub fn fields() -> Vec<String> {
-    Config::FIELDS.iter().map(|s| s.to_string()).collect()
+    crate::config::FIELDS.iter().map(|f| f.name.to_string()).collect()
 }
