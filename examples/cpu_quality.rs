@@ -52,7 +52,7 @@ fn main() {
 
 fn write(path: &str, header: &str, rows: impl Iterator<Item = String>) {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap_or_else(|e| fail(&format!("cannot write {path}: {e}"))));
-    let ok = writeln!(w, "{header}").and_then(|_| rows.map(|r| writeln!(w, "{r}")).collect::<Result<(), _>>()).and_then(|_| w.flush());
+    let ok = writeln!(w, "{header}").and_then(|_| rows.into_iter().try_for_each(|r| writeln!(w, "{r}"))).and_then(|_| w.flush());
     ok.unwrap_or_else(|e| fail(&format!("cannot write {path}: {e}")));
 }
 
