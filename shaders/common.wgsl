@@ -41,8 +41,9 @@ fn sigmoid(z: f32) -> f32 {
 }
 
 // A quiet NaN: what a `default:` arm returns for a code that names no real choice. The bits go
-// through a `var`: a NaN constant expression is a shader-creation error in WGSL (Chromium's Tint
-// rejects `bitcast<f32>(0x7fc00000u)`; naga accepts it, so only the browser would notice).
+// through a `var`: a NaN is not allowed as the value of a constant expression, and Chromium's
+// WGSL compiler (Tint) rejects `bitcast<f32>(0x7fc00000u)` ("value nan cannot be represented as
+// 'f32'"), which failed every kernel that includes this file in the browser.
 fn nan_f32() -> f32 {
     var bits = 0x7fc00000u;
     return bitcast<f32>(bits);

@@ -564,7 +564,8 @@ impl Engine for CpuEngine {
             Effect::Resample => self.resample(c)?,
             Effect::Live => {}
         }
-        self.trainer.spec.adam.lr = c.lr;
+        let now = self.trainer.step;
+        self.trainer.spec.adam.set_lr(c.lr, c.schedule, c.schedule_steps(), now);
         Ok(())
     }
 
@@ -574,6 +575,7 @@ impl Engine for CpuEngine {
         t.params = t.spec.shape.init_params(seed);
         t.m.iter_mut().chain(t.v.iter_mut()).chain(t.grads.iter_mut()).for_each(|x| *x = 0.0);
         t.step = 0;
+        t.spec.adam.schedule_start = 0;
         self.forget_run();
     }
 
@@ -581,7 +583,7 @@ impl Engine for CpuEngine {
         if points.is_empty() {
             return Err("the target has no points".into());
         }
-        self.trainer.data = points.to_vec();
+        self.trainer.set_target(points.to_vec());
         self.target = points.iter().take(TARGET_DRAWN_SOFTWARE as usize).copied().collect();
         Ok(())
     }

@@ -319,7 +319,7 @@ impl Engine for GpuEngine {
             Effect::Resample => self.resample(c)?,
             Effect::Live => {}
         }
-        self.trainer.set_lr(c.lr);
+        self.trainer.set_lr(c.lr, c.schedule, c.schedule_steps());
         Ok(())
     }
 
