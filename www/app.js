@@ -6,6 +6,7 @@
 import init, { App, choices, fields } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
+import * as fmt from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,9 +33,10 @@ const CONTROLS = [
   { key: 'samples', label: 'Samples (command line runs)', kind: 'number', min: 1, step: 1, advanced: true },
 ];
 
+// Numbers the page does not know yet are null (never NaN: see www/format.js).
 const state = {
-  ready: false, error: null, notice: null, backend: null, adapter: null, step: 0, loss: NaN,
-  lossStart: NaN, lossRecent: NaN, stepsPerSec: 0, t: 0, hashErrors: [], app: null,
+  ready: false, error: null, notice: null, backend: null, adapter: null, step: 0, loss: null,
+  lossStart: null, lossRecent: null, stepsPerSec: 0, t: 0, hashErrors: [], app: null,
 };
 window.flowmatch = state;
 
@@ -238,10 +240,10 @@ function drawLoss() {
   for (let d = Math.ceil(lo * 4) / 4; d <= hi + 1e-9; d += 0.25) {
     g.beginPath(); g.moveTo(pad.l, Y(d)); g.lineTo(w - pad.r, Y(d)); g.stroke();
     if (Math.abs(d - Math.round(d)) < 1e-9 || hi - lo <= 1) {
-      g.fillText(Number(10 ** d).toPrecision(2), 2 * dpr, Y(d) + 4 * dpr);
+      g.fillText(fmt.num(10 ** d, 2), 2 * dpr, Y(d) + 4 * dpr);
     }
   }
-  g.fillText(`step ${Math.round(xs[n - 1])}`, w - 80 * dpr, h - 3 * dpr);
+  g.fillText(`step ${fmt.int(xs[n - 1])}`, w - 80 * dpr, h - 3 * dpr);
   g.strokeStyle = '#7aa2ff';
   g.lineWidth = 1.5 * dpr;
   g.beginPath();
@@ -251,8 +253,6 @@ function drawLoss() {
 
 // ---- state and UI ------------------------------------------------------------------------------
 
-const fmt = (x, d = 4) => (Number.isFinite(x) ? x.toPrecision(d) : '–');
-
 function publish() {
   const s = app.state();
   Object.assign(state, s);
@@ -261,9 +261,9 @@ function publish() {
 }
 
 function updatePanel(s) {
-  $('stat-step').textContent = s.step.toLocaleString('en');
-  $('stat-loss').textContent = fmt(s.lossRecent);
-  $('stat-rate').textContent = s.stepsPerSec > 0 ? Math.round(s.stepsPerSec).toLocaleString('en') : '–';
+  $('stat-step').textContent = fmt.int(s.step);
+  $('stat-loss').textContent = fmt.num(s.lossRecent);
+  $('stat-rate').textContent = s.stepsPerSec > 0 ? fmt.int(s.stepsPerSec) : fmt.DASH;
   $('stat-backend').textContent = s.backend === 'webgpu' ? (s.software ? 'WebGPU (software)' : 'WebGPU') : 'CPU';
   $('stat-backend').title = s.adapter;
   const play = $('play');
@@ -279,7 +279,7 @@ function updatePanel(s) {
 function updateTime(s) {
   const time = $('time');
   if (document.activeElement !== time || s.flowPlaying) time.value = s.t;
-  const label = `t = ${s.t.toFixed(2)}`;
+  const label = `t = ${fmt.fixed(s.t, 2)}`;
   $('time-out').textContent = label;
   $('hud-t').textContent = label;
 }

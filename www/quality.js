@@ -5,6 +5,8 @@
 // (App.compare_solvers). Publishes window.flowmatch.sw2 / sw2Initial / sw2History /
 // solverComparison / qualityError for tests. WebGPU backend only: the CPU backend says so.
 
+import * as fmt from './format.js';
+
 const $ = (id) => document.getElementById(id);
 const EVERY_MS = 2500;
 const COLORS = { euler: '#ff9e64', midpoint: '#9ece6a', rk4: '#7aa2ff', dopri5: '#f7768e' };
@@ -34,9 +36,9 @@ function drawHistory(state) {
   const pad = { l: 34 * dpr, r: 6 * dpr, t: 8 * dpr, b: 16 * dpr };
   const X = (x) => pad.l + ((x - x0) / (x1 - x0)) * (w - pad.l - pad.r);
   const Y = (y) => pad.t + (1 - (y - lo) / (hi - lo)) * (h - pad.t - pad.b);
-  g.fillText(Number(10 ** hi).toPrecision(2), 2 * dpr, Y(hi) + 8 * dpr);
-  g.fillText(Number(10 ** lo).toPrecision(2), 2 * dpr, Y(lo));
-  g.fillText(`step ${pts[pts.length - 1].step}`, w - 80 * dpr, h - 3 * dpr);
+  g.fillText(fmt.num(10 ** hi, 2), 2 * dpr, Y(hi) + 8 * dpr);
+  g.fillText(fmt.num(10 ** lo, 2), 2 * dpr, Y(lo));
+  g.fillText(`step ${fmt.int(pts[pts.length - 1].step)}`, w - 80 * dpr, h - 3 * dpr);
   g.strokeStyle = '#e0af68';
   g.fillStyle = '#e0af68';
   g.lineWidth = 1.5 * dpr;
@@ -61,10 +63,10 @@ function drawComparison(state) {
   const pad = { l: 34 * dpr, r: 70 * dpr, t: 8 * dpr, b: 16 * dpr };
   const X = (x) => pad.l + ((x - xlo) / (xhi - xlo)) * (w - pad.l - pad.r);
   const Y = (y) => pad.t + (1 - (y - ylo) / (yhi - ylo)) * (h - pad.t - pad.b);
-  g.fillText(Number(10 ** yhi).toPrecision(2), 2 * dpr, Y(yhi) + 8 * dpr);
-  g.fillText(Number(10 ** ylo).toPrecision(2), 2 * dpr, Y(ylo));
-  g.fillText(`${Math.round(10 ** xlo)}`, pad.l, h - 3 * dpr);
-  g.fillText(`${Math.round(10 ** xhi)} evals`, w - pad.r - 40 * dpr, h - 3 * dpr);
+  g.fillText(fmt.num(10 ** yhi, 2), 2 * dpr, Y(yhi) + 8 * dpr);
+  g.fillText(fmt.num(10 ** ylo, 2), 2 * dpr, Y(ylo));
+  g.fillText(fmt.int(10 ** xlo), pad.l, h - 3 * dpr);
+  g.fillText(`${fmt.int(10 ** xhi)} evals`, w - pad.r - 40 * dpr, h - 3 * dpr);
   let row = 0;
   for (const solver of Object.keys(COLORS)) {
     const idx = pts.map((p, i) => i).filter((i) => pts[i].solver === solver);
@@ -81,8 +83,8 @@ function drawComparison(state) {
 
 // Wires the card to `app`; `state` is window.flowmatch.
 export function initQuality(app, state) {
-  state.sw2 = NaN;
-  state.sw2Initial = NaN;
+  state.sw2 = null;
+  state.sw2Initial = null;
   state.sw2History = [];
   state.solverComparison = null;
   state.comparing = false;
@@ -97,19 +99,21 @@ export function initQuality(app, state) {
   state.qualityAuto = true;
   state.qualityInFlight = false;
   const measure = async () => {
-    if (inFlight) return;
+    if (inFlight || state.diverged) return;
     inFlight = true;
     state.qualityInFlight = true;
     const step = state.step, gen = generation;
     try {
+      // A number, or null when the weights it measured had already diverged (the reading can
+      // start before the status read that reports the divergence comes back; the divergence
+      // message comes from that read): no reading then.
       const v = await app.sample_quality();
-      if (gen !== generation) return;
-      if (!Number.isFinite(v)) { show(`sliced W2 is not finite (${v}) at step ${step}`); return; }
+      if (gen !== generation || v === null || state.diverged) return;
       state.sw2 = v;
       if (!Number.isFinite(state.sw2Initial)) state.sw2Initial = v;
       state.sw2History.push({ step, sw2: v });
       if (state.sw2History.length > 400) state.sw2History.splice(1, 1);
-      $('stat-sw2') && ($('stat-sw2').textContent = v.toPrecision(3));
+      $('stat-sw2') && ($('stat-sw2').textContent = fmt.num(v, 3));
       drawHistory(state);
     } catch (e) {
       show(String(e && e.message ? e.message : e));
@@ -125,7 +129,7 @@ export function initQuality(app, state) {
       return;
     }
     // A new run (reset / retrain) starts a new history.
-    if (state.step < lastStep) { state.sw2History = []; state.sw2Initial = NaN; generation++; }
+    if (state.step < lastStep) { state.sw2History = []; state.sw2Initial = null; generation++; }
     lastStep = state.step;
     if (state.qualityAuto === false) return;
     const now = performance.now();

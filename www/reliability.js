@@ -4,6 +4,8 @@
 // (a file input; a file of another shape reconfigures the page to it; a bad file shows its own
 // error and the current model stays). Waits for app.js to publish `window.flowmatch.app`.
 
+import * as fmt from './format.js';
+
 const $ = (id) => document.getElementById(id);
 
 function message(text, isError) {
@@ -56,7 +58,7 @@ function wire(app) {
       a.download = `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.flowmatch`;
       a.click();
       setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-      message(`Saved ${bytes.length.toLocaleString('en')} bytes (step ${state.step}).`);
+      message(`Saved ${fmt.int(bytes.length)} bytes (step ${fmt.int(state.step)}).`);
     } catch (e) {
       message(`Saving failed: ${e.message || e}`, true);
     }

@@ -11,6 +11,7 @@
 // window.flowmatch.targetErrors ({draw, text, image, points} → last message or '').
 
 import { max_custom_points } from '../pkg/flowmatch.js';
+import * as fmt from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,8 +39,8 @@ function showError(which, message) {
   state.targetErrors = { ...errors };
 }
 
-const fmtInt = (n) => Number(n).toLocaleString('en');
-const fmtNum = (x) => (Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-2 && x !== 0) ? x.toExponential(2) : Number(x.toPrecision(4)).toString());
+const fmtInt = fmt.int;
+const fmtNum = fmt.short;
 
 /// Runs `f` (an App call that may throw a validation message); shows the result or the error.
 function attempt(which, f, describe) {
@@ -269,7 +270,7 @@ function useText() {
 async function useImage(file) {
   if (!file) return;
   if (file.size > MAX_FILE) {
-    showError('image', `"${file.name}" is ${(file.size / 1048576).toFixed(1)} MB: images up to ${MAX_FILE / 1048576} MB are accepted`);
+    showError('image', `"${file.name}" is ${fmt.fixed(file.size / 1048576, 1)} MB: images up to ${MAX_FILE / 1048576} MB are accepted`);
     return;
   }
   let bitmap;
@@ -328,7 +329,7 @@ async function usePointsFile(file) {
     return;
   }
   if (file.size > MAX_FILE) {
-    showError('points', `"${file.name}" is ${(file.size / 1048576).toFixed(1)} MB: CSV files up to ${MAX_FILE / 1048576} MB are accepted`);
+    showError('points', `"${file.name}" is ${fmt.fixed(file.size / 1048576, 1)} MB: CSV files up to ${MAX_FILE / 1048576} MB are accepted`);
     return;
   }
   const text = await file.text();

@@ -30,6 +30,7 @@
 // ({step, loss}), error ({message, attribute}).
 
 import init, { App, choices, config_defaults } from '../pkg/flowmatch.js';
+import * as fmt from './format.js';
 
 const CONFIG_ATTRS = [
   'dataset', 'source', 'width', 'depth', 'activation', 'lr', 'batch', 'seed', 'sigma-min', 'path',
@@ -101,7 +102,6 @@ function parseCount(v) {
   return Number(s);
 }
 
-const fmtLoss = (x) => (Number.isFinite(x) ? x.toPrecision(3) : '–');
 
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
@@ -163,8 +163,8 @@ export class FlowMatchingDemo extends HTMLElement {
     this._refresh();
   }
   get step() { return this._app ? this._app.state().step : 0; }
-  /** Mean of the last ten losses read back (NaN before the first). */
-  get loss() { return this._app ? this._app.state().lossRecent : NaN; }
+  /** Mean of the last ten losses read back (null before the first, or when one is not finite). */
+  get loss() { return this._app ? this._app.state().lossRecent : null; }
   get ready() { return !!this._app; }
   /** The App's state object (step, loss, stepsPerSec, backend, devicesOpened, ...). */
   get state() { return this._app ? this._app.state() : null; }
@@ -497,7 +497,7 @@ export class FlowMatchingDemo extends HTMLElement {
   _refresh() {
     if (!this._app) return;
     const s = this._app.state();
-    this._stats.textContent = `step ${s.step.toLocaleString('en')} · loss ${fmtLoss(s.lossRecent)}`;
+    this._stats.textContent = `step ${fmt.int(s.step)} · loss ${fmt.num(s.lossRecent, 3)}`;
     this._playBtn.textContent = s.training ? 'Pause' : 'Train';
     this._playBtn.setAttribute('aria-pressed', String(s.training));
     if (s.error && s.error !== this._errorShown) { this._errorShown = s.error; this._fail(s.error); }

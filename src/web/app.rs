@@ -67,6 +67,9 @@ struct Inner {
     /// Bumped on reset/retrain; status reads from an older generation are dropped.
     generation: u32,
     status_in_flight: bool,
+    /// Status and snapshot reads spawned and not yet resolved, whatever their generation
+    /// (`state().readsInFlight`: each holds a transient staging buffer).
+    reads_in_flight: Rc<std::cell::Cell<u32>>,
     last_status: f64,
     error: Option<String>,
     notice: Option<String>,
@@ -94,6 +97,12 @@ fn now_s() -> f64 {
 
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &key.into(), &value.into());
+}
+
+/// A number for the page: `null` when unknown or not finite, so the page never receives NaN
+/// (www/format.js shows null as a dash).
+fn finite_or_null(x: Option<f64>) -> JsValue {
+    x.filter(|v| v.is_finite()).map(JsValue::from).unwrap_or(JsValue::NULL)
 }
 
 // Widget-only additions to `App` (step limit, samples export, defaults): src/web/widget.rs.
@@ -200,6 +209,7 @@ impl App {
             dpr: 1.0,
             generation: 0,
             status_in_flight: false,
+            reads_in_flight: Default::default(),
             last_status: 0.0,
             error,
             notice,
@@ -261,19 +271,24 @@ impl App {
             s.stop_at_limit();
             if let Some((fut, timeline)) = s.maybe_snapshot(now) {
                 let inner = Rc::downgrade(&self.inner);
+                let pending = s.reads_in_flight.clone();
+                pending.set(pending.get() + 1);
                 wasm_bindgen_futures::spawn_local(async move {
                     let result = fut.await;
+                    pending.set(pending.get() - 1);
                     if let Some(inner) = inner.upgrade() {
                         inner.borrow_mut().on_snapshot(timeline, result);
                     }
                 });
             }
-            s.maybe_status(now)
+            s.maybe_status(now).map(|st| (st, s.reads_in_flight.clone()))
         };
-        if let Some((fut, gen, requested)) = status {
+        if let Some(((fut, gen, requested), pending)) = status {
             let inner = Rc::downgrade(&self.inner);
+            pending.set(pending.get() + 1);
             wasm_bindgen_futures::spawn_local(async move {
                 let result = fut.await;
+                pending.set(pending.get() - 1);
                 if let Some(inner) = inner.upgrade() {
                     inner.borrow_mut().on_status(gen, requested, result);
                 }
@@ -440,12 +455,12 @@ impl App {
         set(&o, "software", s.software);
         set(&o, "step", step);
         set(&o, "stepsRead", s.read_step);
-        set(&o, "loss", s.last_loss.map(|l| l as f64).unwrap_or(f64::NAN));
-        set(&o, "lossRecent", s.losses.tail_mean(10).map(|l| l as f64).unwrap_or(f64::NAN));
-        set(&o, "lossStart", s.losses.head_mean(10).map(|l| l as f64).unwrap_or(f64::NAN));
-        set(&o, "stepsPerSec", s.steps_per_sec);
-        set(&o, "stepsPerFrame", s.pacing.steps_per_frame);
-        set(&o, "readLagMs", s.read_lag_s * 1000.0);
+        set(&o, "loss", finite_or_null(s.last_loss.map(|l| l as f64)));
+        set(&o, "lossRecent", finite_or_null(s.losses.tail_mean(10).map(|l| l as f64)));
+        set(&o, "lossStart", finite_or_null(s.losses.head_mean(10).map(|l| l as f64)));
+        set(&o, "stepsPerSec", finite_or_null(Some(s.steps_per_sec)));
+        set(&o, "stepsPerFrame", finite_or_null(Some(s.pacing.steps_per_frame)));
+        set(&o, "readLagMs", finite_or_null(Some(s.read_lag_s * 1000.0)));
         set(&o, "training", s.training);
         set(&o, "t", s.clock.t);
         set(&o, "flowPlaying", s.clock.playing);
@@ -453,7 +468,17 @@ impl App {
         set(&o, "odeSteps", steps_shown);
         set(&o, "extent", DEFAULT_EXTENT);
         set(&o, "frames", s.frames as f64);
-        set(&o, "deviceGeneration", s.device_gen.map(|g| g as f64).unwrap_or(f64::NAN));
+        // Frames whose pixels are on the canvas (the CPU backend draws in `frame`).
+        set(&o, "framesPresented", match &s.backend {
+            Backend::Gpu(g) => g.presented.get(),
+            Backend::Cpu(_) => s.frames as f64,
+        });
+        set(&o, "readsInFlight", s.reads_in_flight.get());
+        set(&o, "heatmapStep", match &s.backend {
+            Backend::Gpu(g) => g.heatmap_step().map(JsValue::from).unwrap_or(JsValue::NULL),
+            Backend::Cpu(_) => JsValue::NULL,
+        });
+        set(&o, "deviceGeneration", finite_or_null(s.device_gen.map(|g| g as f64)));
         set(&o, "devicesOpened", super::device::devices_opened() as f64);
         set(&o, "error", s.error.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
         set(&o, "notice", s.notice.as_deref().map(JsValue::from).unwrap_or(JsValue::NULL));
@@ -461,10 +486,11 @@ impl App {
         o
     }
 
-    /// The loss curve: `[step0, loss0, step1, loss1, ...]`.
+    /// The loss curve: `[step0, loss0, step1, loss1, ...]`, finite losses only (a non-finite one
+    /// is a divergence, which the error message reports).
     pub fn losses(&self) -> js_sys::Float32Array {
         let s = self.inner.borrow();
-        let flat: Vec<f32> = s.losses.points.iter().flat_map(|&(st, l)| [st as f32, l]).collect();
+        let flat: Vec<f32> = s.losses.points.iter().filter(|p| p.1.is_finite()).flat_map(|&(st, l)| [st as f32, l]).collect();
         js_sys::Float32Array::from(&flat[..])
     }
 }

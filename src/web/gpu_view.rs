@@ -136,6 +136,9 @@ pub struct GpuView {
     /// retrain), and the (step, time) it was last computed.
     heat: Option<crate::gpu::GpuDensity>,
     heat_at: Option<(u32, f64)>,
+    /// Frames whose pixels reached the canvas (surface: presented; readback: put on the 2D
+    /// canvas). Tests wait on it instead of on time (`state().framesPresented`).
+    pub presented: std::rc::Rc<std::cell::Cell<f64>>,
 }
 
 fn gpu_err(e: GpuError) -> String {
@@ -215,6 +218,7 @@ impl GpuView {
             frozen: false,
             heat: None,
             heat_at: None,
+            presented: Default::default(),
         };
         view.update_refresh_interval();
         Ok(view)
@@ -313,6 +317,12 @@ impl GpuView {
             }
         }
         true
+    }
+
+    /// The trainer step the heat map's log p was last computed for (None: not yet, or the layer
+    /// was never shown). The frames rendered from then on draw it (`state().heatmapStep`).
+    pub fn heatmap_step(&self) -> Option<u32> {
+        self.heat_at.map(|(step, _)| step)
     }
 
     /// The source points (empty: x0 ~ N(0, I)).
@@ -439,6 +449,7 @@ impl GpuView {
                 self.renderer.draw(&mut encoder, &target, view, layers);
                 self.ctx.queue.submit([encoder.finish()]);
                 self.ctx.queue.present(frame);
+                self.presented.set(self.presented.get() + 1.0);
             }
             Present::Readback(r) => {
                 // At most READBACK_FPS, and never while the previous frame is still on its way:
@@ -461,6 +472,7 @@ impl GpuView {
                 self.ctx.queue.submit([encoder.finish()]);
                 r.busy.set(true);
                 let (staging, ctx2d, busy, w, h) = (r.staging.clone(), r.ctx2d.clone(), r.busy.clone(), r.width, r.height);
+                let presented = self.presented.clone();
                 let ctx = self.ctx.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     if let Ok(bytes) = crate::gpu::readback::map_staging(&ctx, &staging).await {
@@ -470,7 +482,9 @@ impl GpuView {
                             rgba.extend_from_slice(&bytes[start..start + w as usize * 4]);
                         }
                         if let Ok(img) = web_sys::ImageData::new_with_u8_clamped_array_and_sh(wasm_bindgen::Clamped(&rgba), w, h) {
-                            let _ = ctx2d.put_image_data(&img, 0.0, 0.0);
+                            if ctx2d.put_image_data(&img, 0.0, 0.0).is_ok() {
+                                presented.set(presented.get() + 1.0);
+                            }
                         }
                     }
                     busy.set(false);

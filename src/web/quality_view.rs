@@ -55,12 +55,16 @@ impl Probe {
 }
 
 const NEEDS_WEBGPU: &str = "sample quality (sliced W2) needs WebGPU: the CPU backend does not compute it";
+const DIVERGED: &str = "training diverged: the current weights give no samples to measure (restore the last good weights or reset)";
 
 impl App {
-    /// A probe over the current weights, or why not (CPU backend, out of memory).
+    /// A probe over the current weights, or why not (CPU backend, out of memory, diverged).
     fn probe(&self) -> Result<Probe, String> {
         let s = self.inner.borrow();
         let Backend::Gpu(g) = &s.backend else { return Err(NEEDS_WEBGPU.into()) };
+        if s.rel.diverged {
+            return Err(DIVERGED.into());
+        }
         let ctx = &g.ctx;
         let t = &g.trainer;
         let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -80,6 +84,15 @@ impl App {
     }
 }
 
+/// A comparison point's SW2, or the rejection the page shows (non-finite weights: diverged).
+fn finite(sw2: f32) -> Result<f32, JsValue> {
+    if sw2.is_finite() {
+        Ok(sw2)
+    } else {
+        Err(JsValue::from(JsError::new(DIVERGED)))
+    }
+}
+
 fn point(solver: Solver, nfe: f64, sw2: f32, setting: f64) -> JsValue {
     let o = Object::new();
     super::set(&o, "solver", solver.name());
@@ -93,7 +106,11 @@ fn point(solver: Solver, nfe: f64, sw2: f32, setting: f64) -> JsValue {
 #[wasm_bindgen]
 impl App {
     /// Resolves to the sliced W2 between `QUALITY_SAMPLES` samples integrated with the page's
-    /// solver and nfe and the target (lower is better); rejects on the CPU backend.
+    /// solver and nfe and the target (lower is better), or to `null` when it is not finite: the
+    /// probe copies the weights as they are on the GPU queue, which can be after a divergence
+    /// that the page learns of only when the next status read comes back (0.2–2 s later on a
+    /// loaded software adapter); that read reports the divergence. Rejects on the CPU backend and
+    /// once the divergence is known.
     pub fn sample_quality(&self) -> Promise {
         let (solver, nfe) = {
             let s = self.inner.borrow();
@@ -103,7 +120,7 @@ impl App {
         wasm_bindgen_futures::future_to_promise(async move {
             let mut probe = probe.map_err(|e| JsValue::from(JsError::new(&e)))?;
             let (sw2, _) = probe.run(solver, nfe).await.map_err(|e| JsValue::from(JsError::new(&e)))?;
-            Ok(JsValue::from(sw2 as f64))
+            Ok(if sw2.is_finite() { JsValue::from(sw2 as f64) } else { JsValue::NULL })
         })
     }
 
@@ -123,13 +140,13 @@ impl App {
                         continue;
                     }
                     let (sw2, used) = probe.run(solver, steps).await.map_err(err)?;
-                    out.push(&point(solver, used, sw2, steps as f64));
+                    out.push(&point(solver, used, finite(sw2)?, steps as f64));
                 }
             }
             for tol in DOPRI5_TOLS {
                 probe.sampler.set_tol(tol).map_err(err)?;
                 let (sw2, used) = probe.run(Solver::Dopri5, DOPRI5_BUDGET).await.map_err(err)?;
-                out.push(&point(Solver::Dopri5, used, sw2, tol as f64));
+                out.push(&point(Solver::Dopri5, used, finite(sw2)?, tol as f64));
             }
             Ok(out.into())
         })

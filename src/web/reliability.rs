@@ -163,7 +163,7 @@ impl Inner {
             None => ", then press Reset".to_string(),
         };
         self.error = Some(format!(
-            "Training diverged at step {step}: the loss blew up (NaN, infinite, or {EXPLODED_FACTOR}× its starting value). The learning rate ({lr}) is probably too high: lower it (the default is {}){restore}.",
+            "Training diverged at step {step}: the loss blew up (not a finite number, or {EXPLODED_FACTOR}× its starting value). The learning rate ({lr}) is probably too high: lower it (the default is {}){restore}.",
             crate::config::Config::default().lr
         ));
     }
@@ -226,6 +226,9 @@ async fn recover(weak: std::rc::Weak<std::cell::RefCell<Inner>>) {
             match result {
                 Ok((mut view, ctx, gen)) => {
                     view.resize(size.0, size.1);
+                    if let Backend::Gpu(old) = &s.backend {
+                        view.presented.set(old.presented.get()); // the count goes on across devices
+                    }
                     s.backend = Backend::Gpu(Box::new(view));
                     s.device_gen = Some(gen);
                     s.rel.watch(&ctx.device);

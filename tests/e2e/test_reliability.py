@@ -32,7 +32,25 @@ SOAK_STEPS = int(os.environ.get("FLOWMATCH_E2E_SOAK_STEPS", "20000"))
 STATE = ("const s = window.flowmatch; return {step: s.step, training: s.training, diverged: s.diverged, error: s.error,"
          " snapshotStep: s.snapshotStep, canRestore: s.canRestore, recoveries: s.recoveries, recovering: s.recovering,"
          " deviceGeneration: s.deviceGeneration, devicesOpened: s.devicesOpened, liveBuffers: s.liveBuffers,"
-         " lossRecent: s.lossRecent, stepsRead: s.stepsRead, trajStep: s.trajStep}")
+         " lossRecent: s.lossRecent, stepsRead: s.stepsRead, trajStep: s.trajStep, readsInFlight: s.readsInFlight}")
+
+# Records every text that reaches the page (a readout, a caption, a message, hidden or not) and
+# contains "NaN" or "Infinity", from now on: a NaN shown "for a moment" is caught too.
+WATCH_NAN = """
+window.__nanSeen = [];
+const bad = /NaN|Infinity/;
+const check = (node) => {
+  const text = node.nodeType === Node.TEXT_NODE ? node.textContent : (node.textContent || '');
+  if (bad.test(text)) window.__nanSeen.push(text.slice(0, 300));
+};
+check(document.body);
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.type === 'characterData') check(r.target);
+    for (const n of r.addedNodes) check(n);
+  }
+}).observe(document.body, {subtree: true, childList: true, characterData: true});
+"""
 
 
 def wait_ready(d, timeout=90):
@@ -63,30 +81,39 @@ def test_divergence():
     with Driver(WEBGPU) as d:
         d.get(URL + "?case=divergence")
         wait_ready(d)
-        d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 60", 120, "a good snapshot")
+        d.js(WATCH_NAN)
+        d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 60", 120, "a good snapshot", progress="window.flowmatch.stepsRead")
         d.js("window.flowmatch.app.set('lr', '1000')")
         d.wait_for("return window.flowmatch.diverged", 60, "the divergence to be detected")
-        time.sleep(1.5)
+        # Everything that was on its way when the divergence was found lands: the status and
+        # snapshot reads, the sliced-W2 reading (started on weights that may already be
+        # non-finite: the cause of the NaN this test once caught), and the readouts refresh
+        # (every 250 ms: 30 frames are at least half a second).
+        d.wait_for("const s = window.flowmatch; return s.readsInFlight === 0 && !s.qualityInFlight", 60, "the reads in flight to land")
+        d.frames(30)
+        d.wait_for("return !document.getElementById('restore').hidden", 10, "the Restore button")
         s = d.js(STATE)
         assert not s["training"], f"training did not pause: {s}"
         msg = s["error"] or ""
         assert "diverged" in msg and "learning rate (1000)" in msg and "Restore last good weights" in msg, msg
         page = d.js("return {text: document.body.innerText, banner: document.getElementById('error').textContent,"
-                    " restoreShown: !document.getElementById('restore').hidden}")
-        assert "NaN" not in page["text"].replace(msg, ""), "NaN is shown on the page"
+                    " seen: window.__nanSeen}")
+        assert not page["seen"], f"NaN or Infinity reached the page: {page['seen']}"
+        assert "NaN" not in page["text"] and "Infinity" not in page["text"], "NaN is shown on the page"
         assert "learning rate" in page["banner"], page["banner"]
-        assert page["restoreShown"], "the Restore button is not shown after a divergence"
         log(f"message: {msg}")
         snap = s["snapshotStep"]
         d.js("window.flowmatch.app.set('lr', '0.01'); document.getElementById('restore').click()")
-        d.wait_for(f"const s = window.flowmatch; return s.training && !s.diverged && s.stepsRead > {snap} + 60", 60, "training to resume")
-        time.sleep(2)
+        d.wait_for(f"const s = window.flowmatch; return s.training && !s.diverged && s.stepsRead > {snap} + 60", 120, "training to resume", progress="window.flowmatch.stepsRead")
+        d.wait_for(f"const s = window.flowmatch; return s.diverged || s.error || s.stepsRead > {snap} + 120", 120, "more training after the restore", progress="window.flowmatch.stepsRead")
         s = d.js(STATE)
         assert not s["diverged"] and s["error"] is None, f"diverged again after restore: {s}"
         after = [l for st, l in losses(d) if st >= snap]
         assert after and min(st for st, _ in losses(d) if st >= snap) == snap, "the loss curve does not continue at the snapshot's step"
         assert all(l == l and abs(l) < 1e30 for l in after), "non-finite losses after restore"
         assert s["trajStep"] is not None and s["trajStep"] >= snap
+        seen = d.js("return window.__nanSeen")
+        assert not seen, f"NaN or Infinity reached the page: {seen}"
         log(f"restored step {snap}, resumed to step {s['step']}, loss {s['lossRecent']:.4f}")
 
 
@@ -94,7 +121,7 @@ def test_device_loss():
     with Driver(WEBGPU) as d:
         d.get(URL + "?case=device-loss")
         wait_ready(d)
-        d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 300", 180, "a snapshot at step ≥ 300")
+        d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 300", 120, "a snapshot at step ≥ 300", progress="window.flowmatch.stepsRead")
         before = d.js(STATE)
         assert before["deviceGeneration"] == 1 and before["recoveries"] == 0, before
         d.js("window.flowmatch.app.debug_destroy_device()")
@@ -104,7 +131,7 @@ def test_device_loss():
         s = d.js(STATE)
         snap = s["snapshotStep"]
         assert s["deviceGeneration"] == 2 and s["devicesOpened"] == 2, f"no new device: {s}"
-        d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap} + 120", 60, "training to resume on the new device")
+        d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap} + 120", 120, "training to resume on the new device", progress="window.flowmatch.stepsRead")
         t_resumed = time.time() - t0
         pts = losses(d)
         resumed = [st for st, _ in pts if st >= snap]
@@ -127,26 +154,32 @@ def test_device_loss():
         d.js("window.flowmatch.app.debug_destroy_device()")
         d.wait_for("const s = window.flowmatch; return s.recoveries === 2 && !s.recovering", 30, "the second recovery")
         snap2 = d.js("return window.flowmatch.snapshotStep")
-        d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap2} + 40", 60, "training after the second loss")
+        d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap2} + 40", 120, "training after the second loss", progress="window.flowmatch.stepsRead")
         s = d.js(STATE)
         assert s["deviceGeneration"] == 3 and s["error"] is None and s["step"] >= snap2 >= snap, s
         log(f"second loss: device 3, continued from step {snap2}")
 
 
-def settle_buffers(d):
+def settle(d):
     """Pauses training and the periodic sliced-W2 reading (whose probe sampler is a transient set of
-    buffers, freed when each reading resolves) and returns the engine's live buffer count."""
+    buffers, freed when each reading resolves), and waits until every queued step's loss has been
+    read and no status or snapshot read (each a transient staging buffer) is in flight."""
     d.js("window.flowmatch.app.pause(); window.flowmatch.qualityAuto = false;")
-    d.wait_for("return !window.flowmatch.qualityInFlight", 60, "the sliced-W2 reading in flight to finish")
-    time.sleep(2.0)
-    return d.js("return window.flowmatch.liveBuffers")
+    d.wait_for("const s = window.flowmatch.app.state(); return !window.flowmatch.qualityInFlight && s.readsInFlight === 0"
+               " && s.stepsRead === s.step", 120, "the reads in flight to land")
+
+
+def settle_buffers(d):
+    """`settle`, then the engine's live buffer count."""
+    settle(d)
+    return d.js("return window.flowmatch.app.state().liveBuffers")
 
 
 def test_reconfig():
     with Driver(WEBGPU) as d:
         d.get(URL + "?case=reconfig#particles=500")
         wait_ready(d)
-        d.wait_for("return window.flowmatch.stepsRead > 20", 60, "some training")
+        d.wait_for("return window.flowmatch.stepsRead > 20", 120, "some training", progress="window.flowmatch.stepsRead")
         start = settle_buffers(d)
         assert start > 0, start
         t0 = time.time()
@@ -183,7 +216,7 @@ def test_reconfig():
         d.js("window.flowmatch.app.play()")
         s0 = d.js("return window.flowmatch.stepsRead")
         assert d.js("return window.flowmatch.app.state().error") is None
-        d.wait_for(f"return window.flowmatch.stepsRead > {s0} + 20", 30, "training after the reconfigurations")
+        d.wait_for(f"return window.flowmatch.stepsRead > {s0} + 20", 120, "training after the reconfigurations", progress="window.flowmatch.stepsRead")
         s = d.js(STATE)
         assert s["error"] is None, s
         log(f"liveBuffers {start} → {end}; page still trains (step {s['step']})")
@@ -193,9 +226,8 @@ def test_save_load():
     with Driver(WEBGPU) as d:
         d.get(URL + "?case=save-load")
         wait_ready(d)
-        d.wait_for("return window.flowmatch.stepsRead > 100", 60, "training")
-        d.js("window.flowmatch.app.pause()")
-        time.sleep(0.5)
+        d.wait_for("return window.flowmatch.stepsRead > 100", 120, "training", progress="window.flowmatch.stepsRead")
+        settle(d)
         r = run_async(d, """(async () => {
             const app = window.flowmatch.app;
             const bits = (f) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
