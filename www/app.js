@@ -359,7 +359,9 @@ function wire() {
 
 async function main() {
   try {
-    await init();
+    // The wasm instance's linear memory: tests check it stops growing (a Rust-side leak does not
+    // show in the JS heap).
+    state.wasmMemory = (await init()).memory;
     buildControls();
     fitCanvas();
     const params = new URLSearchParams(location.search);

@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, log, run_tests, save  # noqa: E402
+from webdriver import decode_png, log, run_tests, save, session  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 # Steps before the loss check, and before the pixel check (SwiftShader trains ~20-25 steps/s with
@@ -69,7 +69,7 @@ def particle_pixels(png, rect, extent):
 
 
 def test_webgpu():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
+    with session(["--enable-unsafe-webgpu"]) as d:
         d.get(URL + "?case=webgpu#dataset=moons")
         s = wait_ready(d)
         log(f"backend {s['backend']} ({s['adapter']}), presented via {s['present']}")
@@ -109,7 +109,7 @@ def test_webgpu():
 
 
 def test_cpu_fallback():
-    with Driver([]) as d:
+    with session([]) as d:
         d.get(URL + "?case=cpu#dataset=moons")
         s = wait_ready(d)
         assert s["backend"] == "cpu", f"expected the CPU fallback without WebGPU, got {s}"
@@ -169,7 +169,7 @@ def flow_samples(d):
 
 
 def test_hash():
-    with Driver([]) as d:
+    with session([]) as d:
         d.get(URL + "?case=defaults")
         wait_ready(d)
         defaults = d.js("return window.flowmatch.app.query()")

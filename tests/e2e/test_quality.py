@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, log, run_tests  # noqa: E402
+from webdriver import decode_png, log, run_tests, session  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 HASH = "#dataset=moons&width=32&depth=2&batch=128&particles=512&nfe=16&lr=0.01"
@@ -28,7 +28,7 @@ TRAIN_STEPS = int(os.environ.get("FLOWMATCH_E2E_QUALITY_STEPS", "300"))
 
 
 def test_quality():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
+    with session(["--enable-unsafe-webgpu"]) as d:
         d.get(URL + "?case=quality" + HASH)
         d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
         s = d.js("const s = window.flowmatch; return {backend: s.backend, error: s.error, adapter: s.adapter}")
@@ -100,7 +100,7 @@ def canvas_pixels(d):
 
 
 def test_heatmap():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
+    with session(["--enable-unsafe-webgpu"]) as d:
         d.get(URL + "?case=heatmap" + HASH)
         d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
         assert d.js("return window.flowmatch.backend") == "webgpu"

@@ -26,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, run_tests  # noqa: E402
+from webdriver import run_tests, session  # noqa: E402
 from test_page import URL, log, save, wait_ready  # noqa: E402
 
 # Training steps on the typed word before the bounding boxes are compared (SwiftShader: ~20 steps/s).
@@ -68,7 +68,7 @@ def settle(d):
 
 
 def test_text():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
+    with session(["--enable-unsafe-webgpu"]) as d:
         d.get(URL + "?case=text#dataset=moons&particles=4000")
         s = wait_ready(d)
         assert s["backend"] == "webgpu", f"expected WebGPU with --enable-unsafe-webgpu, got {s}"
@@ -148,7 +148,7 @@ def files_js():
 
 
 def test_bad_input():
-    with Driver([]) as d:
+    with session([]) as d:
         d.get(URL + "?case=bad#dataset=moons")
         wait_ready(d)
         d.wait_for("return window.flowmatch.step >= 50", 60, "50 CPU training steps", progress="window.flowmatch.step")
@@ -281,7 +281,7 @@ def test_bad_input():
 
 
 def test_draw():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
+    with session(["--enable-unsafe-webgpu"]) as d:
         d.get(URL + "?case=draw#dataset=moons")
         s = wait_ready(d)
         assert s["backend"] == "webgpu", s

@@ -45,7 +45,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, log, run_tests, save  # noqa: E402
+from webdriver import decode_png, log, run_tests, save, session  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'"
@@ -220,7 +220,7 @@ def scroll_to(d, index):
 
 
 def test_blog():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/www/blog-example.html")
         n = d.js("return document.querySelectorAll('flow-matching-demo').length")
         assert n == 3, f"the blog example should have three figures, has {n}"
@@ -256,7 +256,7 @@ def test_blog():
 
 
 def test_offscreen():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/www/blog-example.html")
         scroll_to(d, 0)
         wait(d, "const s = document.querySelectorAll('flow-matching-demo')[0].state; return s && (s.error || s.step >= 15);", 120, "figure 1 to train",
@@ -296,7 +296,7 @@ def test_offscreen():
 
 
 def test_csp():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         import urllib.request
         with urllib.request.urlopen(srv.url + "/www/widget.js") as r:
             assert r.headers.get("Content-Security-Policy") == CSP, r.headers
@@ -319,7 +319,7 @@ def test_csp():
 
 
 def test_invalid():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/widgets.html")
         wait(d, "const w = document.getElementById('bad'); return w.state && (w.state.error || w.state.step >= 5);", 120, "the widget with invalid attributes to start", progress=steps_of("bad"))
         got = d.js("""const w = document.getElementById('bad'), list = w.shadowRoot.querySelector('.messages');
@@ -362,7 +362,7 @@ def test_invalid():
 
 
 def test_api():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/widgets.html")
         d.js("window.__progress = []; document.getElementById('api').addEventListener('progress', (e) => window.__progress.push(e.detail));")
         # train-steps="40": training pauses at exactly step 40.
@@ -436,7 +436,7 @@ def test_api():
 
 
 def test_cpu():
-    with Server() as srv, Driver([]) as d:  # no --enable-unsafe-webgpu: no adapter
+    with Server() as srv, session([]) as d:  # no --enable-unsafe-webgpu: no adapter
         d.get(srv.url + "/__test/widgets.html")
         wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "the CPU widget to reach train-steps", progress=steps_of("api"))
         s = state(d, "api")
@@ -453,7 +453,7 @@ def test_cpu():
 
 
 def test_embed():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"], window=(640, 480)) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"], window=(640, 480)) as d:
         d.get(srv.url + "/embed.html#dataset=circles&width=16&depth=2&batch=64&particles=300&nfe=8&controls=none&bogus=1")
         wait(d, "const w = document.querySelector('flow-matching-demo'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the embedded figure to train", progress=steps_of(0))
         got = d.js("""const w = document.querySelector('flow-matching-demo'), r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
@@ -488,7 +488,7 @@ def test_package():
     with open(os.path.join(ROOT, "www", "widget.js")) as f, open(os.path.join(ROOT, "pkg", "widget.js")) as g:
         want = f.read().replace("from '../pkg/flowmatch.js'", "from './flowmatch.js'")
         assert g.read() == want, "pkg/widget.js is not www/widget.js with the package import: run scripts/build-wasm.sh"
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/pkg.html")
         wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train", progress=steps_of("pkg"))
         got = d.js("""const w = document.getElementById('pkg');

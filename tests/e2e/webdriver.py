@@ -4,7 +4,9 @@
 Used by tests/e2e/test_page.py; started by tests/e2e/run.sh.
 """
 
+import atexit
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -183,6 +185,54 @@ class Driver:
 
     def __exit__(self, *exc):
         self.close()
+
+    def alive(self):
+        try:
+            self.cmd("GET", "/url")
+            return True
+        except Exception:
+            return False
+
+    def reset(self):
+        """Back to a blank tab for the next test: no page, the console log drained, no media
+        emulation (test_widget's theme test emulates prefers-color-scheme through CDP)."""
+        self.get("about:blank")
+        self.console()
+        self.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia", "params": {"media": "", "features": []}})
+
+
+_sessions = {}
+
+
+@contextlib.contextmanager
+def session(extra_args=(), window=(1280, 900)):
+    """A browser for one test, shared with the later tests of this process that ask for the same
+    flags and window size: starting Chromium and chromedriver costs seconds per test, and every
+    test starts from its own page load anyway. Each use begins on about:blank with the console log
+    drained and media emulation off (`Driver.reset`); a test that fails closes its browser, so the
+    next test gets a fresh one."""
+    key = (tuple(extra_args), tuple(window))
+    d = _sessions.pop(key, None)
+    if d is not None and not d.alive():
+        d.close()
+        d = None
+    if d is None:
+        d = Driver(extra_args, window)
+    else:
+        d.reset()
+    try:
+        yield d
+    except BaseException:
+        d.close()
+        raise
+    _sessions[key] = d
+
+
+@atexit.register
+def close_sessions():
+    for d in _sessions.values():
+        d.close()
+    _sessions.clear()
 
 
 def decode_png(data):
