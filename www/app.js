@@ -341,7 +341,9 @@ function wire() {
 
 async function main() {
   try {
-    await init();
+    // The wasm instance's linear memory: the soak checks it stops growing (a Rust-side leak does
+    // not show in the JS heap).
+    state.wasmMemory = (await init()).memory;
     buildControls();
     buildLayers();
     fitCanvas();
