@@ -682,8 +682,7 @@ mod tests {
 
     #[test]
     fn page_links_leave_out_command_line_fields() {
-        let mut c = Config::default();
-        c.samples = 77;
+        let c = Config { samples: 77, ..Config::default() };
         let q = c.to_page_query();
         assert!(!q.contains("samples=") && q.contains("steps=") && q.contains("tol="), "{q}");
         let mut d = Config::default();

@@ -393,7 +393,7 @@ fn integrate_particle(shape: &ModelShape, params: &[f32], solver: Solver, tol: f
     if solver.is_adaptive() {
         let Ok(opts) = AdaptiveOptions::new(tol, steps.max(MIN_NFE)) else { return (x0, None) };
         let field = |x: [f32; 2], t: f32| crate::cpu::mlp::velocity(shape, params, x, t, scratch);
-        let (x, stats) = integrate_field(field, x0, 0.0, 1.0, &opts, if record { steps } else { 0 }, |k, y| out(k, y));
+        let (x, stats) = integrate_field(field, x0, 0.0, 1.0, &opts, if record { steps } else { 0 }, &mut out);
         return (x, stats.finished.then_some(stats.nfe));
     }
     let h = 1.0 / steps as f32;

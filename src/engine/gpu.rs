@@ -110,7 +110,7 @@ impl GpuEngine {
     }
 
     fn new_shown(ctx: &GpuContext, trainer: &GpuTrainer, source: &[[f32; 2]], c: &Config) -> Result<Shown, String> {
-        let steps = traj_steps(c.nfe, c.particles, ctx.limits.max_storage_buffer_binding_size as u64);
+        let steps = traj_steps(c.nfe, c.particles, ctx.limits.max_storage_buffer_binding_size);
         let mut sampler = GpuSampler::new_with_source(ctx, &trainer.spec.shape, &trainer.params, c.particles, steps, source).map_err(err)?;
         sampler.reset(c.seed);
         sampler.set_tol(c.tol)?;
@@ -184,7 +184,7 @@ impl GpuEngine {
     /// Samples, solver or tolerance changed: new particles when their count or steps changed,
     /// else the same particles integrated again.
     fn resample(&mut self, c: &Config) -> Result<(), String> {
-        let steps = traj_steps(c.nfe, c.particles, self.ctx.limits.max_storage_buffer_binding_size as u64);
+        let steps = traj_steps(c.nfe, c.particles, self.ctx.limits.max_storage_buffer_binding_size);
         if c.particles.max(1) != self.shown.sampler.len() || steps != self.shown.steps {
             let frozen = self.shown.frozen;
             let mut shown = Self::new_shown(&self.ctx, &self.trainer, &self.source, c)?;

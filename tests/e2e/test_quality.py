@@ -41,7 +41,7 @@ def test_quality():
         d.wait_for(
             f"const s = window.flowmatch; const h = s.sw2History; return s.error || s.qualityError || "
             f"(s.stepsRead >= {TRAIN_STEPS} && h.length >= 3 && h[h.length - 1].step >= {TRAIN_STEPS} / 2);",
-            240, f"{TRAIN_STEPS} steps and sliced W2 readings")
+            240, f"{TRAIN_STEPS} steps and sliced W2 readings", progress="window.flowmatch.sw2History.length")
         s = d.js("const s = window.flowmatch; return {error: s.error, qe: s.qualityError, h: s.sw2History, init: s.sw2Initial, step: s.stepsRead}")
         assert not s["error"] and not s["qe"], s
         hist = s["h"]

