@@ -15,8 +15,8 @@
 //     source width depth activation lr batch steps seed sigma-min path coupling weight-decay solver
 //     nfe particles tol ...), `train-steps` (= steps: pause at step N, default 2000, 0 = never),
 //     and config="dataset=moons&width=64..." (a whole demo-page hash; single attributes win).
-//   layers (`layer_specs()`): particles trajectories field target heatmap = on|off (older names
-//     trails and arrows still work); loss = on|off (the loss chart).
+//   layers (`layer_specs()`): trajectories field target heatmap = on|off (older names trails and
+//     arrows still work; `particles` is the count, the particles layer is always on); loss = on|off.
 //   controls = none | minimal (default: play/pause, step and loss) | full (+ step, reset, layers,
 //     dataset, exports); autoplay = on|off (default on); size = "W" or "WxH" in CSS pixels;
 //     aspect = "4/3", "16:9", "1" (default 4/3); theme = auto | light | dark (default auto:
@@ -47,8 +47,9 @@ const FIELDS = JSON.parse(field_specs()).filter((f) => f.scope === 'all');
 const LAYERS = JSON.parse(layer_specs());
 /** Attribute → setting, for every page setting (`sigma-min` → `sigma_min`) and the aliases. */
 const CONFIG_ATTRS = Object.fromEntries([...FIELDS.map((f) => [f.attr, f.name]), ['train-steps', 'steps']]);
-/** Attribute → layer, for every layer name and its older names. */
-const LAYER_ATTRS = Object.fromEntries(LAYERS.flatMap((l) => [[l.name, l.name], ...l.aliases.map((a) => [a, l.name])]));
+/** Attribute → layer, for every layer name and its older names, except a name that is also a
+ *  setting's attribute: `particles` is the particle count (the particles layer is always on). */
+const LAYER_ATTRS = Object.fromEntries(LAYERS.flatMap((l) => [[l.name, l.name], ...l.aliases.map((a) => [a, l.name])]).filter(([a]) => !(a in CONFIG_ATTRS)));
 const LAYER_DEFAULTS = Object.fromEntries(LAYERS.map((l) => [l.name, l.defaultOn]));
 /** The widget's own options (not settings, not layers). */
 const OPTIONS = ['config', 'controls', 'autoplay', 'size', 'aspect', 'theme', 'loss', 'backend'];
@@ -200,7 +201,18 @@ export class FlowMatchingDemo extends HTMLElement {
       };
       this._app.set_flow_playing(true);
       rec.start(250);
-      setTimeout(() => rec.state !== 'inactive' && rec.stop(), Math.max(0.2, Math.min(Number(seconds) || 4, 30)) * 1000);
+      // At least `seconds`, and until two frames reached the canvas: a software adapter on a
+      // loaded machine may draw less than one frame a second (drawing keeps to its share of the
+      // device), and a recording without a frame is empty. 30 s at most.
+      const presented = () => this._app.state().framesPresented || 0;
+      const first = presented(), t0 = performance.now(), ms = Math.max(0.2, Math.min(Number(seconds) || 4, 30)) * 1000;
+      const check = () => {
+        if (rec.state === 'inactive') return;
+        const waited = performance.now() - t0;
+        if ((waited >= ms && presented() >= first + 2) || waited >= 30000) rec.stop();
+        else setTimeout(check, 100);
+      };
+      setTimeout(check, ms);
     });
   }
 
