@@ -2,7 +2,8 @@
 //! The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
 use super::{adam, batch, coupling, mlp};
-use crate::config::Coupling;
+use crate::config::{Config, Coupling};
+use crate::model_file::ModelFile;
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 
@@ -41,6 +42,33 @@ impl CpuTrainer {
             source: Vec::new(),
             step: 0,
         }
+    }
+
+    /// Puts the whole training state in place (parameters, Adam's m then v, step); the twin of
+    /// `GpuTrainer::load_state`. Fails without changing anything when the lengths do not fit.
+    pub fn load_state(&mut self, params: &[f32], moments: &[f32], step: u32) -> Result<(), String> {
+        let n = self.params.len();
+        if params.len() != n || moments.len() != 2 * n {
+            return Err(format!("the state holds {} parameters and {} moments but this model has {n} and {}", params.len(), moments.len(), 2 * n));
+        }
+        self.params.copy_from_slice(params);
+        self.m.copy_from_slice(&moments[..n]);
+        self.v.copy_from_slice(&moments[n..]);
+        self.grads.iter_mut().for_each(|g| *g = 0.0);
+        self.step = step;
+        Ok(())
+    }
+
+    /// Loads a model file (see `GpuTrainer::load_model`): same shape required.
+    pub fn load_model(&mut self, file: &ModelFile) -> Result<(), String> {
+        file.check_shape(&self.spec.shape).map_err(|e| e.to_string())?;
+        let (step, moments) = file.resume_state();
+        self.load_state(&file.params, &moments, step)
+    }
+
+    /// The training state as a model file for `config`.
+    pub fn model_file(&self, config: Config) -> ModelFile {
+        ModelFile::new(config, self.step, self.params.clone(), [&self.m[..], &self.v[..]].concat())
     }
 
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.

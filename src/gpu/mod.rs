@@ -7,6 +7,7 @@
 pub mod context;
 pub mod counter;
 pub mod density;
+pub mod field;
 pub mod profile;
 pub mod limits;
 pub mod prelude;
@@ -20,6 +21,7 @@ pub mod uniforms;
 
 pub use context::{GpuContext, GpuError};
 pub use density::GpuDensity;
+pub use field::GpuField;
 pub use quality::GpuQuality;
 pub use sampler::{AdaptiveSummary, GpuSampler};
 pub use trainer::{GpuTrainer, KernelVariant, TrainerOptions};

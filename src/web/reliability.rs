@@ -13,12 +13,13 @@
 //!   next frame forgets the shared device (`device::forget`), opens a new one, rebuilds the
 //!   backend for the same configuration on the same canvas, restores the last good snapshot
 //!   (parameters, moments and step: only the steps since it are lost) and resumes.
-//! - **Save / load**: `model_file` bytes (config + parameters + step), bit-identical round trip.
+//! - **Save / load**: `model_file` bytes (config, parameters, Adam moments and step; `.flowmatch`
+//!   or `.safetensors`), bit-identical round trip; training continues as if never saved.
 
 use super::{App, Backend, Inner};
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::{counter, GpuError};
-use crate::model_file::ModelFile;
+use crate::model_file::{ModelFile, ModelFormat};
 use js_sys::{Object, Uint8Array};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -293,19 +294,26 @@ impl App {
         Ok(js_sys::Float32Array::from(&v[..]))
     }
 
-    /// The model as a `.flowmatch` file (configuration + parameters + step).
-    pub async fn save_model(&self) -> Result<Uint8Array, JsError> {
-        let params = self.read_params().await?;
-        let (config, step) = {
-            let s = self.inner.borrow();
-            let step = match &s.backend {
-                Backend::Gpu(g) => g.trainer.step(),
-                Backend::Cpu(c) => c.trainer.step,
-            };
-            (s.config.clone(), step)
+    /// The model as a file (configuration, parameters, Adam's moments and step): `.flowmatch`
+    /// by default, or the format named by `format` (`flowmatch` | `safetensors`).
+    pub async fn save_model(&self, format: Option<String>) -> Result<Uint8Array, JsError> {
+        let format = match format.as_deref() {
+            None | Some("") => ModelFormat::Flowmatch,
+            Some(f) => ModelFormat::from_path(&format!(".{f}"))
+                .ok_or_else(|| JsError::new(&format!("unknown model format '{f}': expected flowmatch or safetensors")))?,
         };
-        let bytes = ModelFile { config, step, params }.encode();
-        Ok(Uint8Array::from(&bytes[..]))
+        let fut = {
+            let s = self.inner.borrow();
+            match &s.backend {
+                Backend::Gpu(g) => Err(g.trainer.model_file_detached(s.config.clone())),
+                Backend::Cpu(c) => Ok(c.trainer.model_file(s.config.clone())),
+            }
+        };
+        let file = match fut {
+            Ok(file) => file,
+            Err(fut) => fut.await.map_err(|e| JsError::new(&e.to_string()))?,
+        };
+        Ok(Uint8Array::from(&file.encode_as(format)[..]))
     }
 
     /// Loads a `.flowmatch` file. A file that is not a model, truncated, corrupt or inconsistent
@@ -323,17 +331,16 @@ impl App {
         s.restart_metrics();
         match &mut s.backend {
             Backend::Gpu(g) => {
-                g.trainer.load_params(&file.params, file.step);
+                g.trainer.load_model(&file).map_err(|e| JsError::new(&e.to_string()))?;
                 g.traj_step = None;
                 g.frozen = false;
             }
             Backend::Cpu(c) => {
-                c.trainer.params.copy_from_slice(&file.params);
-                c.trainer.step = file.step;
+                c.trainer.load_model(&file).map_err(|e| JsError::new(&e))?;
                 c.traj_step = None;
             }
         }
-        s.read_step = file.step;
+        s.read_step = file.resume_state().0;
         s.training = false;
         Ok(())
     }
