@@ -20,7 +20,7 @@ apt_install() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ${NO_RECOMMENDS:+--no-install-recommends} "${missing[@]}" >/dev/null
   fi
 }
 
@@ -39,7 +39,20 @@ if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERS
 fi
 
 if [ "$mode" != "--demo" ]; then
-  # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests.
-  apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver
+  # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests;
+  # Hugo for the blog-engine test (tests/e2e/test_blogs.py); venv for the Python packages below.
+  apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver python3-venv
+  NO_RECOMMENDS=1 apt_install hugo
+  # numpy + safetensors (the model-format interop test, tests/python_interop.rs) and markdown (the
+  # plain Markdown blog recipe) from PyPI into .venv/ (gitignored).
+  if ! .venv/bin/python -c "import numpy, safetensors, markdown" 2>/dev/null; then
+    log "python3 -m venv .venv && pip install -r examples/requirements.txt"
+    # Debian's python3 (its venv module comes with python3-venv above; it has SSL for pip).
+    py=python3
+    [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+    rm -rf .venv
+    "$py" -m venv .venv
+    .venv/bin/pip install -q -r examples/requirements.txt
+  fi
 fi
 log "ready"

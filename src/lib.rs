@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod csv;
 pub mod gpu;
 pub mod metrics;
 pub mod model;

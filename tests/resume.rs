@@ -17,16 +17,17 @@ const K: u32 = 6;
 const N: u32 = 5;
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.dataset = Dataset::EightGaussians;
-    c.width = 13;
-    c.depth = 2;
-    c.activation = Activation::Gelu;
-    c.batch = 37;
-    c.seed = 4;
-    c.lr = 3e-2;
-    c.weight_decay = 0.01;
-    c
+    Config {
+        dataset: Dataset::EightGaussians,
+        width: 13,
+        depth: 2,
+        activation: Activation::Gelu,
+        batch: 37,
+        seed: 4,
+        lr: 3e-2,
+        weight_decay: 0.01,
+        ..Config::default()
+    }
 }
 
 fn data() -> Vec<[f32; 2]> {
@@ -118,8 +119,7 @@ fn a_file_for_another_shape_is_refused_and_nothing_changes() {
     let mut t = CpuTrainer::new(spec, data());
     t.step();
     let before = (t.params.clone(), t.m.clone(), t.step);
-    let mut other = config();
-    other.width = 14;
+    let other = Config { width: 14, ..config() };
     let file = CpuTrainer::new(TrainSpec::from_config(&other), data()).model_file(other);
     let e = t.load_model(&file).unwrap_err();
     assert!(e.contains("width 14") && e.contains("width 13"), "{e}");

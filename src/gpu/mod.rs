@@ -37,3 +37,14 @@ pub fn dispatch_groups(threads: u32, wg_size: u32) -> (u32, u32) {
         (groups.div_ceil(y), y)
     }
 }
+
+/// A read-only storage buffer holding packed parameters (a saved model's, for the sampler, the
+/// density and the field evaluator without a trainer).
+pub fn upload_params(ctx: &GpuContext, params: &[f32]) -> Result<wgpu::Buffer, GpuError> {
+    trainer::check_fits(ctx, &[("parameters", params.len() as u64 * 4)])?;
+    Ok(wgpu::util::DeviceExt::create_buffer_init(&ctx.device, &wgpu::util::BufferInitDescriptor {
+        label: Some("model.params"),
+        contents: bytemuck::cast_slice(params),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    }))
+}

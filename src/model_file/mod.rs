@@ -214,11 +214,7 @@ pub(crate) mod tests {
 
     /// A small model with optimizer state and awkward values (-0, a subnormal).
     pub fn sample() -> ModelFile {
-        let mut config = Config::default();
-        config.width = 8;
-        config.depth = 2;
-        config.activation = Activation::Gelu;
-        config.sigma_min = 0.01;
+        let config = Config { width: 8, depth: 2, activation: Activation::Gelu, sigma_min: 0.01, ..Config::default() };
         let shape = TrainSpec::from_config(&config).shape;
         let mut params = shape.init_params(3);
         params[0] = -0.0;
