@@ -15,7 +15,7 @@ if [ ! -f bench/node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-web
   (cd bench && npm install --no-audit --no-fund)
 fi
 if [ "${SKIP_WASM_BUILD:-0}" != 1 ]; then
-  scripts/build-wasm.sh
+  scripts/build-wasm.sh --release --features bench
 fi
 port="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &

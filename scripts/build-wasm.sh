@@ -1,45 +1,72 @@
 #!/usr/bin/env bash
-# Builds the WebAssembly package into pkg/ (an ES module + .wasm, and a publishable package.json).
+# Builds the WebAssembly package into pkg/: the ES module + .wasm with TypeScript declarations,
+# the embeddable widget and its iframe page, LICENSE, and a publishable package.json.
+#   scripts/build-wasm.sh [--release|--dev|--profiling] [--features F]
+# --features bench adds the browser benchmark's entry point (runBench, www/bench.html; used by
+# bench/run-browser.sh); the published package is built without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-profile="${1:---release}"
-wasm-pack build "$profile" --target web --out-dir pkg --no-typescript >&2
+profile="--release"
+cargo_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --release|--dev|--profiling) profile="$1" ;;
+    --features) cargo_args+=(--features "$2"); shift ;;
+    *) echo "build-wasm: unknown argument '$1' (expected --release, --dev, --profiling or --features F)" >&2; exit 2 ;;
+  esac
+  shift
+done
+wasm-pack build "$profile" --target web --out-dir pkg ${cargo_args[@]+-- "${cargo_args[@]}"} >&2
 
 # The embeddable widget (and its iframe page) ships in the same package (www/widget.js imports '../pkg/flowmatch.js' in
 # the repository; next to flowmatch.js in pkg/ that becomes './flowmatch.js'), and package.json
-# gets the fields wasm-pack does not write: the widget files, `exports`, `module`, keywords.
+# gets the fields wasm-pack does not write: the widget files, `exports`, `types`, `module`, keywords.
 sed "s#from '../pkg/flowmatch.js'#from './flowmatch.js'#" www/widget.js > pkg/widget.js
 grep -q "from './flowmatch.js'" pkg/widget.js || { echo "build-wasm: could not rewrite the import in pkg/widget.js" >&2; exit 1; }
-cp www/widget.css pkg/widget.css
+cp www/widget.d.ts www/widget.css LICENSE pkg/
 # The iframe page too (its files next to widget.js instead of under www/).
 cp www/embed.js www/embed.css pkg/
 sed -e 's#href="www/embed.css"#href="embed.css"#' -e 's#src="www/embed.js"#src="embed.js"#' embed.html > pkg/embed.html
 grep -q 'src="embed.js"' pkg/embed.html || { echo "build-wasm: could not rewrite pkg/embed.html" >&2; exit 1; }
 python3 - pkg/package.json <<'PY'
-import json, sys
+import json, os, sys
 path = sys.argv[1]
 with open(path) as f:
     pkg = json.load(f)
 files = pkg.setdefault("files", [])
-for name in ("widget.js", "widget.css", "embed.html", "embed.js", "embed.css"):
+for name in ("widget.js", "widget.d.ts", "widget.css", "embed.html", "embed.js", "embed.css", "LICENSE"):
     if name not in files:
         files.append(name)
+missing = [n for n in files if not os.path.exists(os.path.join(os.path.dirname(path), n))]
+if missing:
+    sys.exit(f"build-wasm: package.json lists missing files {missing}")
 pkg["module"] = "flowmatch.js"
+pkg["types"] = "flowmatch.d.ts"
+main = {"types": "./flowmatch.d.ts", "default": "./flowmatch.js"}
+widget = {"types": "./widget.d.ts", "default": "./widget.js"}
+# Every shipped file has an entry (README and LICENSE are documents, not imports).
 pkg["exports"] = {
-    ".": "./flowmatch.js",
-    "./widget": "./widget.js",
-    "./widget.js": "./widget.js",
+    ".": main,
+    "./flowmatch.js": main,
+    "./flowmatch_bg.wasm": "./flowmatch_bg.wasm",
+    "./widget": widget,
+    "./widget.js": widget,
     "./widget.css": "./widget.css",
     "./embed.html": "./embed.html",
-    "./flowmatch_bg.wasm": "./flowmatch_bg.wasm",
+    "./embed.js": "./embed.js",
+    "./embed.css": "./embed.css",
     "./package.json": "./package.json",
 }
+# No public repository URL exists yet: no `repository` field rather than a placeholder (Cargo.toml
+# has none either; add one there and wasm-pack copies it here).
+pkg.pop("repository", None)
 pkg["keywords"] = ["flow-matching", "webgpu", "wgsl", "wasm", "web-component", "generative-models"]
 pkg["browser"] = "flowmatch.js"
 effects = pkg.setdefault("sideEffects", [])
-if "./widget.js" not in effects:
-    effects.append("./widget.js")  # defines the custom element on import
+for name in ("./widget.js", "./embed.js"):
+    if name not in effects:
+        effects.append(name)  # define the custom element / build the figure on import
 with open(path, "w") as f:
     json.dump(pkg, f, indent=2)
     f.write("\n")

@@ -3,8 +3,10 @@
 //!
 //! `pacing` is plain Rust (unit-tested natively); everything touching the browser is wasm-only.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod pacing;
+pub mod presets;
 
 #[cfg(target_arch = "wasm32")]
 mod app;

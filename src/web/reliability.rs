@@ -281,14 +281,8 @@ impl App {
         Ok(snap.step)
     }
 
-    /// Tests: destroys the GPU device as a driver reset would (`GPUDevice.destroy()`).
-    pub fn debug_destroy_device(&self) {
-        if let Backend::Gpu(g) = &self.inner.borrow().backend {
-            g.ctx.device.destroy();
-        }
-    }
-
-    /// The packed parameters, read back (tests compare them bit for bit).
+    /// The packed parameters, read back (`src/model.rs` layout: per layer W (out, in) row-major,
+    /// then b, each starting at a multiple of 4 floats).
     pub async fn params(&self) -> Result<js_sys::Float32Array, JsError> {
         let v = self.read_params().await?;
         Ok(js_sys::Float32Array::from(&v[..]))

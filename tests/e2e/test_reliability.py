@@ -90,14 +90,31 @@ def test_divergence():
         log(f"restored step {snap}, resumed to step {s['step']}, loss {s['lossRecent']:.4f}")
 
 
+# Keeps every GPUDevice the page opens, so the test can destroy one as a driver reset would (the
+# published package has no such hook).
+CAPTURE_DEVICES = """
+window.__gpuDevices = [];
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    window.__gpuDevices.push(device);
+    return device;
+  };
+}
+"""
+DESTROY_DEVICE = "window.__gpuDevices.at(-1).destroy()"
+
+
 def test_device_loss():
     with Driver(WEBGPU) as d:
+        d.on_new_document(CAPTURE_DEVICES)
         d.get(URL + "?case=device-loss")
         wait_ready(d)
         d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 300", 180, "a snapshot at step ≥ 300")
         before = d.js(STATE)
         assert before["deviceGeneration"] == 1 and before["recoveries"] == 0, before
-        d.js("window.flowmatch.app.debug_destroy_device()")
+        d.js(DESTROY_DEVICE)
         t0 = time.time()
         d.wait_for("const s = window.flowmatch; return s.recoveries === 1 && !s.recovering", 30, "the recovery")
         t_recovered = time.time() - t0
@@ -124,7 +141,7 @@ def test_device_loss():
         errs = d.js("return window.flowmatch.error")
         assert errs is None, errs
         # A second loss: the new device is watched too.
-        d.js("window.flowmatch.app.debug_destroy_device()")
+        d.js(DESTROY_DEVICE)
         d.wait_for("const s = window.flowmatch; return s.recoveries === 2 && !s.recovering", 30, "the second recovery")
         snap2 = d.js("return window.flowmatch.snapshotStep")
         d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap2} + 40", 60, "training after the second loss")

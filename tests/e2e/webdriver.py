@@ -109,6 +109,11 @@ class Driver:
         """Runs `script` as a function body (use `return`)."""
         return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def on_new_document(self, source):
+        """Runs `source` at the start of every page this session loads, before the page's own
+        scripts (Chromium's Page.addScriptToEvaluateOnNewDocument through chromedriver)."""
+        self.cmd("POST", "/goog/cdp/execute", {"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}})
+
     def wait_for(self, script, timeout, what, poll=0.5):
         """Polls `script` until it returns something truthy; raises with `what` and the last state."""
         deadline = time.time() + timeout
