@@ -248,7 +248,7 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
 impl BenchReport {
     /// One JSON object (no trailing newline). `implementation` names the engine ("wgpu").
     pub fn to_json(&self, implementation: &str) -> String {
-        let s = |v: &str| json_string(v);
+        let s = |v: &str| crate::json::json_string(v);
         let n = |v: f64| if v.is_finite() { format!("{}", (v * 1000.0).round() / 1000.0) } else { "null".into() };
         let fields = [
             ("impl", s(implementation)),
@@ -304,19 +304,6 @@ impl BenchReport {
     }
 }
 
-fn json_string(v: &str) -> String {
-    let mut out = String::from("\"");
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 #[cfg(test)]
 mod tests {
