@@ -1,12 +1,14 @@
 //! Training state travels with a saved model: save at step k, load into a fresh trainer, train n
 //! more steps, and the parameters (and Adam's moments) are bit for bit those of an uninterrupted
-//! run of k + n steps, on the GPU and on the CPU backend, through both file formats.
+//! run of k + n steps, on the GPU and on the CPU backend, through both file formats. The cosine
+//! learning-rate schedule is short (`steps` = k + n + 3) and restarted by a new target at step
+//! `RESTART`, so a load that lost the schedule's start would change the rate of every later step.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::gpu;
 
-use flowmatch::config::{Activation, Config, Dataset};
+use flowmatch::config::{Activation, Config, Dataset, LrSchedule};
 use flowmatch::cpu::CpuTrainer;
 use flowmatch::gpu::GpuTrainer;
 use flowmatch::model_file::{ModelFile, ModelFormat};
@@ -15,6 +17,8 @@ use flowmatch::TrainSpec;
 
 const K: u32 = 6;
 const N: u32 = 5;
+/// The step at which both runs get a new target (which restarts the learning-rate schedule).
+const RESTART: u32 = 2;
 
 fn config() -> Config {
     Config {
@@ -26,12 +30,40 @@ fn config() -> Config {
         seed: 4,
         lr: 3e-2,
         weight_decay: 0.01,
+        schedule: LrSchedule::Cosine,
+        steps: (K + N + 3) as u64,
         ..Config::default()
     }
 }
 
 fn data() -> Vec<[f32; 2]> {
     sample_dataset(Dataset::EightGaussians, 500, 4)
+}
+
+/// The target from `RESTART` on.
+fn new_target() -> Vec<[f32; 2]> {
+    sample_dataset(Dataset::Moons, 400, 5)
+}
+
+/// `k` CPU steps from a fresh trainer, with the new target from `RESTART` on.
+fn cpu_run(spec: TrainSpec, k: u32) -> CpuTrainer {
+    let mut t = CpuTrainer::new(spec, data());
+    for s in 0..k {
+        if s == RESTART {
+            t.set_target(new_target());
+        }
+        t.step();
+    }
+    t
+}
+
+/// The same on the GPU (without reading anything back).
+fn gpu_run(ctx: &flowmatch::gpu::GpuContext, spec: TrainSpec, k: u32) -> GpuTrainer {
+    let mut t = GpuTrainer::new(ctx, spec, &data()).unwrap();
+    t.train(RESTART);
+    t.set_target(&new_target()).unwrap();
+    t.train(k - RESTART);
+    t
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -46,21 +78,16 @@ fn through(file: &ModelFile, format: ModelFormat) -> ModelFile {
 #[test]
 fn cpu_resumes_exactly() {
     let spec = TrainSpec::from_config(&config());
-    let mut straight = CpuTrainer::new(spec, data());
-    for _ in 0..K + N {
-        straight.step();
-    }
+    let straight = cpu_run(spec, K + N);
     for format in ModelFormat::ALL {
-        let mut first = CpuTrainer::new(spec, data());
-        for _ in 0..K {
-            first.step();
-        }
+        let first = cpu_run(spec, K);
         let saved = through(&first.model_file(config()), format);
-        assert_eq!(saved.step, K);
+        assert_eq!((saved.step, saved.schedule_start), (K, RESTART));
         // A trainer that has trained elsewhere meanwhile: nothing of its own state may survive.
         let mut resumed = CpuTrainer::new(TrainSpec { seed: 99, ..spec }, data());
         resumed.step();
         resumed.spec.seed = spec.seed;
+        resumed.set_target(new_target());
         resumed.load_model(&saved).unwrap();
         for _ in 0..N {
             resumed.step();
@@ -78,18 +105,17 @@ fn gpu_resumes_exactly() {
         let ctx = gpu().await;
         let spec = TrainSpec::from_config(&config());
         let p = spec.shape.param_len();
-        let mut straight = GpuTrainer::new(&ctx, spec, &data()).unwrap();
-        straight.train(K + N);
+        let straight = gpu_run(&ctx, spec, K + N);
         let want = straight.read_params().await.unwrap();
         let want_moments = straight.read(&straight.moments, 2 * p).await.unwrap();
-        let mut first = GpuTrainer::new(&ctx, spec, &data()).unwrap();
-        first.train(K);
+        let first = gpu_run(&ctx, spec, K);
         let saved = first.model_file_detached(config()).await.unwrap();
-        assert_eq!(saved.step, K);
+        assert_eq!((saved.step, saved.schedule_start), (K, RESTART));
         for format in ModelFormat::ALL {
             let file = through(&saved, format);
             // A trainer with its own history: its moments and step must not survive the load.
             let mut resumed = GpuTrainer::new(&ctx, spec, &data()).unwrap();
+            resumed.set_target(&new_target()).unwrap();
             resumed.train(3);
             resumed.load_model(&file).unwrap();
             assert_eq!(resumed.step(), K);
@@ -101,7 +127,7 @@ fn gpu_resumes_exactly() {
             assert_eq!(bits(&got_moments), bits(&want_moments), "{format:?}: Adam moments after resuming");
         }
         // The CPU backend reads the GPU's file and continues the same run (to f32 rounding).
-        let mut cpu = CpuTrainer::new(spec, data());
+        let mut cpu = CpuTrainer::new(spec, new_target());
         cpu.load_model(&through(&saved, ModelFormat::Safetensors)).unwrap();
         for _ in 0..N {
             cpu.step();

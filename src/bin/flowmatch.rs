@@ -102,6 +102,7 @@ mod native {
                 .str("activation", c.activation.name())
                 .raw("batch", c.batch)
                 .raw("lr", c.lr)
+                .str("schedule", c.schedule.name())
                 .raw("seed", c.seed)
                 .str("solver", c.solver.name())
                 .raw("nfe", c.nfe)
@@ -163,6 +164,12 @@ mod native {
         let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(gpu_failure)?;
         if let Some((file, _)) = initial {
             trainer.load_model(file).map_err(bad_input)?;
+            // Training on from a file is a new phase of `--steps` steps: its learning-rate
+            // schedule starts at the loaded step (0 steps: the state is kept exactly, e.g. to
+            // convert the file's format).
+            if config.steps > 0 {
+                trainer.spec.adam.schedule_start = trainer.step();
+            }
         }
         let mut losses: Vec<f32> = Vec::new();
         let start = Instant::now();

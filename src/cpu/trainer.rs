@@ -62,13 +62,23 @@ impl CpuTrainer {
     /// Loads a model file (see `GpuTrainer::load_model`): same shape required.
     pub fn load_model(&mut self, file: &ModelFile) -> Result<(), String> {
         file.check_shape(&self.spec.shape).map_err(|e| e.to_string())?;
-        let (step, moments) = file.resume_state();
-        self.load_state(&file.params, &moments, step)
+        let r = file.resume_state();
+        self.load_state(&file.params, &r.moments, r.step)?;
+        self.spec.adam.schedule_start = r.schedule_start;
+        Ok(())
     }
 
     /// The training state as a model file for `config`.
     pub fn model_file(&self, config: Config) -> ModelFile {
-        ModelFile::new(config, self.step, self.params.clone(), [&self.m[..], &self.v[..]].concat())
+        ModelFile::new(config, self.step, self.params.clone(), [&self.m[..], &self.v[..]].concat(), self.spec.adam.schedule_start)
+    }
+
+    /// Trains on `data` (at least one point) from the next step on, keeping the weights, moments
+    /// and step count; the learning-rate schedule restarts, as `GpuTrainer::set_target`.
+    pub fn set_target(&mut self, data: Vec<[f32; 2]>) {
+        assert!(!data.is_empty(), "training data must not be empty");
+        self.data = data;
+        self.spec.adam.schedule_start = self.step;
     }
 
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.

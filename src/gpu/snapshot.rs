@@ -86,21 +86,25 @@ impl GpuTrainer {
         self.load_state(&s.params, &s.moments, s.step)
     }
 
-    /// Loads a model file: its parameters and, when it has them, Adam's moments and step (a file
-    /// without optimizer state restarts Adam: `ModelFile::resume_state`). Fails without changing
+    /// Loads a model file: its parameters and, when it has them, Adam's moments, step and the
+    /// learning-rate schedule's start (a file without optimizer state restarts Adam:
+    /// `ModelFile::resume_state`). Fails without changing
     /// anything when the file is for another network shape.
     pub fn load_model(&mut self, file: &ModelFile) -> Result<(), GpuError> {
         file.check_shape(&self.spec.shape).map_err(|e| GpuError::Invalid(e.to_string()))?;
-        let (step, moments) = file.resume_state();
-        self.load_state(&file.params, &moments, step)
+        let r = file.resume_state();
+        self.load_state(&file.params, &r.moments, r.step)?;
+        self.spec.adam.schedule_start = r.schedule_start;
+        Ok(())
     }
 
     /// The trainer's state as a model file for `config` (read asynchronously, like a snapshot).
     pub fn model_file_detached(&self, config: Config) -> impl Future<Output = Result<ModelFile, GpuError>> + 'static {
         let snap = self.snapshot_detached();
+        let schedule_start = self.spec.adam.schedule_start;
         async move {
             let s = snap.await?;
-            Ok(ModelFile::new(config, s.step, s.params, s.moments))
+            Ok(ModelFile::new(config, s.step, s.params, s.moments, schedule_start))
         }
     }
 }

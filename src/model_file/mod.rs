@@ -29,6 +29,18 @@ pub struct ModelFile {
     /// Adam's moments, m then v, in the same packed layout (2 × `params.len()`); `None` for a
     /// file without optimizer state (a version-1 `.flowmatch`, or weights exported from elsewhere).
     pub moments: Option<Vec<f32>>,
+    /// The step the learning-rate schedule counts from (`AdamHyper::schedule_start`: 0, or where
+    /// the page changed the target or the learning rate); part of the optimizer state.
+    pub schedule_start: u32,
+}
+
+/// Where training resumes from (see [`ModelFile::resume_state`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResumeState {
+    pub step: u32,
+    pub schedule_start: u32,
+    /// Adam's m then v.
+    pub moments: Vec<f32>,
 }
 
 /// The two file formats.
@@ -105,8 +117,8 @@ pub fn max_file_bytes() -> u64 {
 
 impl ModelFile {
     /// A file for `config` with the given state. `moments` (m then v) may be empty for none.
-    pub fn new(config: Config, step: u32, params: Vec<f32>, moments: Vec<f32>) -> ModelFile {
-        ModelFile { config, step, params, moments: (!moments.is_empty()).then_some(moments) }
+    pub fn new(config: Config, step: u32, params: Vec<f32>, moments: Vec<f32>, schedule_start: u32) -> ModelFile {
+        ModelFile { config, step, params, moments: (!moments.is_empty()).then_some(moments), schedule_start }
     }
 
     /// The network this file's configuration builds.
@@ -141,14 +153,14 @@ impl ModelFile {
         }
     }
 
-    /// Where training resumes from: `(step, moments)`. A file with optimizer state resumes
-    /// exactly; one without restarts Adam as a new optimizer would (step 0, zero moments),
-    /// since zero moments with a late step's bias correction would make the first few hundred
-    /// updates about 3× too large.
-    pub fn resume_state(&self) -> (u32, Vec<f32>) {
+    /// Where training resumes from. A file with optimizer state resumes exactly (step, moments
+    /// and the learning-rate schedule's start); one without restarts Adam as a new optimizer would
+    /// (step 0, zero moments, the schedule from its start), since zero moments with a late step's
+    /// bias correction would make the first few hundred updates about 3× too large.
+    pub fn resume_state(&self) -> ResumeState {
         match &self.moments {
-            Some(m) => (self.step, m.clone()),
-            None => (0, vec![0.0; 2 * self.params.len()]),
+            Some(m) => ResumeState { step: self.step, schedule_start: self.schedule_start, moments: m.clone() },
+            None => ResumeState { step: 0, schedule_start: 0, moments: vec![0.0; 2 * self.params.len()] },
         }
     }
 
@@ -221,7 +233,7 @@ pub(crate) mod tests {
         params[1] = f32::MIN_POSITIVE / 2.0; // a subnormal survives bit for bit
         // Padding stays zero, as in a trainer (init_params leaves it zero).
         let moments: Vec<f32> = shape.init_params(4).into_iter().chain(shape.init_params(5)).map(|x| x.abs() * 1e-3).collect();
-        ModelFile::new(config, 1234, params, moments)
+        ModelFile::new(config, 1234, params, moments, 1000)
     }
 
     pub fn bits(v: &[f32]) -> Vec<u32> {
@@ -235,7 +247,7 @@ pub(crate) mod tests {
             let bytes = m.encode_as(format);
             let back = ModelFile::decode(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert_eq!(back.config, m.config, "{format:?}");
-            assert_eq!(back.step, 1234);
+            assert_eq!((back.step, back.schedule_start), (1234, 1000));
             assert_eq!(bits(&back.params), bits(&m.params), "{format:?}");
             assert_eq!(bits(back.moments.as_ref().unwrap()), bits(m.moments.as_ref().unwrap()), "{format:?}");
             // `.flowmatch` bytes are deterministic; safetensors writes its metadata map in hash order.
@@ -251,11 +263,11 @@ pub(crate) mod tests {
     #[test]
     fn resume_state_without_moments_restarts_adam() {
         let mut m = sample();
-        assert_eq!(m.resume_state().0, 1234);
+        assert_eq!((m.resume_state().step, m.resume_state().schedule_start), (1234, 1000));
         m.moments = None;
-        let (step, moments) = m.resume_state();
-        assert_eq!(step, 0);
-        assert!(moments.len() == 2 * m.params.len() && moments.iter().all(|&x| x == 0.0));
+        let r = m.resume_state();
+        assert_eq!((r.step, r.schedule_start), (0, 0));
+        assert!(r.moments.len() == 2 * m.params.len() && r.moments.iter().all(|&x| x == 0.0));
         for format in ModelFormat::ALL {
             assert_eq!(ModelFile::decode(&m.encode_as(format)).unwrap().moments, None, "{format:?}");
         }

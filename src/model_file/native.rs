@@ -10,6 +10,7 @@
 //! ..  u32   parameter count P (the packed length, padding included)
 //! ..  P×f32 parameters, as their IEEE-754 bits
 //! ..  u32   optimizer state: 0 none, 1 Adam         (version 2 only)
+//! ..  u32   the learning-rate schedule's start step  (version 2, state 1 only)
 //! ..  2P×f32 Adam m then v, packed like the parameters (version 2, state 1 only)
 //! ..  u32   CRC-32 (IEEE) of every byte before it
 //! ```
@@ -40,6 +41,9 @@ pub(super) fn encode(m: &ModelFile) -> Vec<u8> {
     out.extend_from_slice(&(m.params.len() as u32).to_le_bytes());
     put_floats(&mut out, &m.params);
     out.extend_from_slice(&(if m.moments.is_some() { ADAM_STATE } else { NO_STATE }).to_le_bytes());
+    if m.moments.is_some() {
+        out.extend_from_slice(&m.schedule_start.to_le_bytes());
+    }
     put_floats(&mut out, moments);
     let crc = crc32(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -76,10 +80,14 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, ModelFileError> {
         return Err(ModelFileError::ParamCount { expected: max_param_len(), found: count });
     }
     let body = r.take(4 * count)?;
+    let mut schedule_start = 0;
     let moments_body = if version >= 2 {
         match r.u32()? {
             NO_STATE => None,
-            ADAM_STATE => Some(r.take(8 * count)?),
+            ADAM_STATE => {
+                schedule_start = r.u32()?;
+                Some(r.take(8 * count)?)
+            }
             other => return Err(ModelFileError::Config(format!("unknown optimizer-state tag {other} (expected 0 or 1)"))),
         }
     } else {
@@ -95,7 +103,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, ModelFileError> {
     if let Some(e) = config.apply_query(cfg_text).into_iter().next() {
         return Err(ModelFileError::Config(e.to_string()));
     }
-    let file = ModelFile { config, step, params: floats(body), moments: moments_body.map(floats) };
+    let file = ModelFile { config, step, params: floats(body), moments: moments_body.map(floats), schedule_start };
     file.check_contents()?;
     Ok(file)
 }

@@ -8,6 +8,7 @@
 //! adam.exp_avg.{2l}.weight, adam.exp_avg.{2l}.bias          Adam's m    } optional, all
 //! adam.exp_avg_sq.{2l}.weight, adam.exp_avg_sq.{2l}.bias    Adam's v    } or none
 //! adam.step     I64, shape ()  steps taken                               }
+//! adam.schedule_start  I64, shape ()  the learning-rate schedule's start  } (optional: 0)
 //! ```
 //! Metadata (all strings): `format` = `flowmatch-mlp`, `format_version` = 1, every pair of
 //! `ModelShape::describe` (inputs `x,y,t`, outputs, width, depth, activation, the PyTorch
@@ -34,6 +35,7 @@ pub const CONFIG_KEYS: [&str; 3] = ["path", "sigma_min", "source"];
 /// Prefix of the optional optimizer-state tensors.
 const ADAM: &str = "adam.";
 const STEP: &str = "adam.step";
+const SCHEDULE_START: &str = "adam.schedule_start";
 const MOMENTS: [&str; 2] = ["adam.exp_avg.", "adam.exp_avg_sq."];
 
 /// True when `bytes` starts like a safetensors file: an 8-byte header length that fits, then `{`.
@@ -92,6 +94,7 @@ pub(super) fn encode(m: &ModelFile) -> Vec<u8> {
     }
     if m.moments.is_some() {
         owned.push((STEP.to_string(), Dtype::I64, vec![], (m.step as i64).to_le_bytes().to_vec()));
+        owned.push((SCHEDULE_START.to_string(), Dtype::I64, vec![], (m.schedule_start as i64).to_le_bytes().to_vec()));
     }
     let views: Vec<(String, TensorView<'_>)> = owned
         .iter()
@@ -180,24 +183,32 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ModelFile, ModelFileError> {
             known.push(full);
         }
     }
-    let step = if has_adam {
-        let t = st.tensor(STEP).map_err(|_| tensor_err(STEP, "missing (the Adam moments need the step they were taken at)"))?;
-        if t.dtype() != Dtype::I64 || !t.shape().is_empty() {
-            return Err(tensor_err(STEP, format!("it is {:?} of shape {:?}, expected an I64 scalar (shape [])", t.dtype(), t.shape())));
-        }
-        let s = i64::from_le_bytes(t.data().try_into().expect("8 bytes for an I64 scalar"));
+    let (step, schedule_start) = if has_adam {
+        let step = step_scalar(&st, STEP)?.ok_or_else(|| tensor_err(STEP, "missing (the Adam moments need the step they were taken at)"))?;
         known.push(STEP.to_string());
-        u32::try_from(s).map_err(|_| tensor_err(STEP, format!("{s} is not a step count from 0 to {}", u32::MAX)))?
+        let start = step_scalar(&st, SCHEDULE_START)?.unwrap_or(0);
+        known.push(SCHEDULE_START.to_string());
+        (step, start)
     } else {
-        0
+        (0, 0)
     };
     if let Some(extra) = st.names().into_iter().find(|k| !known.iter().any(|n| n == k)) {
         return Err(tensor_err(extra, format!("not part of a width {} × depth {} model (expected {})", shape.width, shape.depth, layout.iter().map(|t| t.0.as_str()).collect::<Vec<_>>().join(", "))));
     }
     let moments = has_adam.then(|| packed.split_off(n));
-    let file = ModelFile { config, step, params: packed, moments };
+    let file = ModelFile { config, step, params: packed, moments, schedule_start };
     file.check_contents()?;
     Ok(file)
+}
+
+/// The step-count scalar `name` (I64, shape []), if present.
+fn step_scalar(st: &SafeTensors<'_>, name: &str) -> Result<Option<u32>, ModelFileError> {
+    let Ok(t) = st.tensor(name) else { return Ok(None) };
+    if t.dtype() != Dtype::I64 || !t.shape().is_empty() {
+        return Err(tensor_err(name, format!("it is {:?} of shape {:?}, expected an I64 scalar (shape [])", t.dtype(), t.shape())));
+    }
+    let s = i64::from_le_bytes(t.data().try_into().expect("8 bytes for an I64 scalar"));
+    u32::try_from(s).map(Some).map_err(|_| tensor_err(name, format!("{s} is not a step count from 0 to {}", u32::MAX)))
 }
 
 /// The configuration: `config` if present (every stated pair is checked against it later), else
@@ -259,7 +270,7 @@ mod tests {
         assert_eq!(st.tensor("4.weight").unwrap().shape(), &[2, 8]);
         assert_eq!(st.tensor("4.bias").unwrap().shape(), &[2]);
         assert_eq!(st.tensor("adam.step").unwrap().shape(), &[] as &[usize]);
-        assert_eq!(st.len(), 6 * 3 + 1);
+        assert_eq!(st.len(), 6 * 3 + 2);
         // Row-major (out, in): element (o, i) of layer 0 is params[w_offset + 3 o + i].
         let w = st.tensor("0.weight").unwrap();
         let l0 = m.shape().layers()[0];
