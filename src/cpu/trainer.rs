@@ -1,8 +1,7 @@
 //! A complete training step on the CPU: batch → forward → loss → backward → Adam.
 //! The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
-use super::{adam, batch, coupling, mlp};
-use crate::config::Coupling;
+use super::{adam, coupling, mlp};
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 
@@ -46,12 +45,7 @@ impl CpuTrainer {
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        match s.coupling {
-            Coupling::Independent => batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source),
-            Coupling::Ot => {
-                coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source);
-            }
-        }
+        coupling::build_training_batch(s, &mut self.acts, &self.layout, &self.data, &self.source, self.step);
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
         let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
         mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);
