@@ -19,6 +19,45 @@ while [ $# -gt 0 ]; do
 done
 wasm-pack build "$profile" --target web --out-dir pkg ${cargo_args[@]+-- "${cargo_args[@]}"} >&2
 
+# The wasm's `name` custom section (function names for stack traces, about 200 KB raw / 53 KB
+# gzipped, a fifth of the download) is dropped from release builds; nothing reads it at run time.
+# KEEP_WASM_NAMES=1 keeps it (readable wasm frames in panic stacks). Debian's wasm-opt (binaryen
+# 108) is not used: any pass rewrites the export of wasm-bindgen's externref table to the funcref
+# table, and the page fails at start (docs/BENCHMARKS.md, "Page weight").
+if [ "$profile" = --release ] && [ "${KEEP_WASM_NAMES:-0}" != 1 ]; then
+  python3 - pkg/flowmatch_bg.wasm <<'PY'
+import sys
+path = sys.argv[1]
+data = open(path, "rb").read()
+assert data[:8] == b"\0asm\x01\0\0\0", "not a wasm module"
+
+def leb(i):
+    value = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+
+out, i = [data[:8]], 8
+while i < len(data):
+    start = i
+    section = data[i]
+    size, body = leb(i + 1)
+    end = body + size
+    name = None
+    if section == 0:
+        n, k = leb(body)
+        name = data[k:k + n]
+    if name != b"name":
+        out.append(data[start:end])
+    i = end
+open(path, "wb").write(b"".join(out))
+PY
+fi
+
 # The embeddable widget (and its iframe page) ships in the same package (www/widget.js imports '../pkg/flowmatch.js' in
 # the repository; next to flowmatch.js in pkg/ that becomes './flowmatch.js'), and package.json
 # gets the fields wasm-pack does not write: the widget files, `exports`, `types`, `module`, keywords.

@@ -17,7 +17,7 @@ cargo test --release --no-fail-fast
 
 echo "== kernel tests in headless Chromium (wasm-pack test) =="
 WASM_BINDGEN_TEST_TIMEOUT=600 CHROMEDRIVER=/usr/bin/chromedriver \
-  wasm-pack test --release --headless --chrome --test kernels --test likelihood --test quality --test custom_target --test adaptive
+  wasm-pack test --release --headless --chrome --test kernels --test likelihood --test quality --test custom_target --test adaptive --test cpu_fast
 
 # The reliability soak trains the S model 20,000 steps in the page on SwiftShader (about 14
 # steps/s alongside the page's drawing on a 2-core machine: ~25 min). A shorter run for a quick

@@ -94,6 +94,7 @@ pub fn usage() -> String {
          \x20 flowmatch sample --model MODEL [--from X0.csv] [--samples N] [--seed S] [--solver S] [--nfe K] [--tol T] --out FILE.csv\n\
          \x20 flowmatch field --model MODEL --points XYT.csv --out V.csv\n\
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
+         \x20                [--backend gpu|cpu|cpu-reference]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps (dopri5: adaptive Dormand-Prince 5(4) with rtol = atol = T, default 1e-3, and\n\
@@ -109,7 +110,8 @@ pub fn usage() -> String {
          bench: times training (steps/s; GFLOP/s from 6*batch*sum(in*out) FLOP per step) and Euler sampling\n\
          of P particles for the fixed configs S (64x3, batch 256), M (256x4, 1024), L (512x4, 4096).\n\
          --profile N also times every kernel over N steps with GPU timestamps (matmul GFLOP/s; needs an\n\
-         adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU).\n\n\
+         adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU). --backend cpu times the\n\
+         fast CPU trainer (one thread; the page's CPU backend), cpu-reference the scalar reference (no sampling).\n\n\
          Datasets: {datasets}\n\
          Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr} ({schedule} schedule over the steps), seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
@@ -255,7 +257,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
 }
 
 fn parse_bench(args: &[String]) -> Result<Command, CliError> {
-    use crate::bench::{BenchConfig, BenchOptions};
+    use crate::bench::{BenchBackend, BenchConfig, BenchOptions};
     let mut configs = BenchConfig::ALL.to_vec();
     let mut options = BenchOptions::default();
     let invalid = |field: &str, value: &str, allowed: &str| {
@@ -273,13 +275,14 @@ fn parse_bench(args: &[String]) -> Result<Command, CliError> {
             "particles" => options.particles = Some(int_flag("particles", &value, 1, 1 << 24)?),
             "ode-steps" => options.ode_steps = Some(int_flag("ode-steps", &value, 1, 100_000)?),
             "profile" => options.profile_steps = Some(int_flag("profile", &value, 1, 100_000)?),
+            "backend" => options.backend = BenchBackend::parse(&value).ok_or_else(|| invalid("backend", &value, "gpu, cpu or cpu-reference"))?,
             "kernels" => {
                 options.variant = Some(crate::gpu::KernelVariant::parse(&value).ok_or_else(|| invalid("kernels", &value, "software or tiled"))?)
             }
             other => {
                 return Err(CliError::Config(ConfigError::Unknown {
                     field: format!("--{other}"),
-                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile".into(),
+                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile, --backend".into(),
                 }))
             }
         }
@@ -421,6 +424,9 @@ mod tests {
         let Command::Bench { options, .. } = parse(&args("bench --profile 20")).unwrap() else { panic!() };
         assert_eq!(options.profile_steps, Some(20));
         assert!(parse(&args("bench --profile 0")).unwrap_err().to_string().contains("profile"));
+        let Command::Bench { options, .. } = parse(&args("bench --backend cpu")).unwrap() else { panic!() };
+        assert_eq!(options.backend, crate::bench::BenchBackend::Cpu);
+        assert!(parse(&args("bench --backend tpu")).unwrap_err().to_string().contains("gpu, cpu or cpu-reference"));
         let Command::Bench { configs, .. } = parse(&args("bench")).unwrap() else { panic!() };
         assert_eq!(configs.len(), 3);
     }

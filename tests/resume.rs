@@ -9,7 +9,7 @@ mod common;
 use common::gpu;
 
 use flowmatch::config::{Activation, Config, Dataset, LrSchedule};
-use flowmatch::cpu::CpuTrainer;
+use flowmatch::cpu::{CpuTrainer, FastCpuTrainer};
 use flowmatch::gpu::GpuTrainer;
 use flowmatch::model_file::{ModelFile, ModelFormat};
 use flowmatch::targets::sample_dataset;
@@ -97,6 +97,27 @@ fn cpu_resumes_exactly() {
         assert_eq!(bits(&resumed.m), bits(&straight.m), "{format:?}: Adam m");
         assert_eq!(bits(&resumed.v), bits(&straight.v), "{format:?}: Adam v");
     }
+}
+
+/// The page's fast CPU backend continues the reference's file with the same bits (GELU: the fast
+/// kernels give the reference's bits, `tests/cpu_fast.rs`), and saves what it loaded.
+#[test]
+fn fast_cpu_resumes_exactly() {
+    let spec = TrainSpec::from_config(&config());
+    let straight = cpu_run(spec, K + N);
+    let saved = through(&cpu_run(spec, K).model_file(config()), ModelFormat::Safetensors);
+    let mut fast = FastCpuTrainer::new(spec, data());
+    fast.step();
+    fast.set_target(new_target());
+    fast.load_model(&saved).unwrap();
+    let again = fast.model_file(config());
+    assert_eq!((again.step, again.schedule_start, bits(&again.params)), (K, RESTART, bits(&saved.params)));
+    for _ in 0..N {
+        fast.step();
+    }
+    assert_eq!(bits(&fast.params), bits(&straight.params), "parameters");
+    assert_eq!(bits(&fast.m), bits(&straight.m), "Adam m");
+    assert_eq!(bits(&fast.v), bits(&straight.v), "Adam v");
 }
 
 #[test]

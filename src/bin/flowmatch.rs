@@ -435,6 +435,15 @@ mod native {
 
     /// `flowmatch bench`: one JSON line per configuration (see `flowmatch::bench`).
     async fn bench(configs: Vec<flowmatch::bench::BenchConfig>, options: flowmatch::bench::BenchOptions) -> Result<(), Failure> {
+        if options.backend != flowmatch::bench::BenchBackend::Gpu {
+            let cpu = cpu_name();
+            eprintln!("CPU: {cpu} (one thread)");
+            for config in configs {
+                println!("{}", flowmatch::bench::run_cpu(config, &options, &cpu).to_json());
+                std::io::stdout().flush().map_err(|e| (1, e.to_string()))?;
+            }
+            return Ok(());
+        }
         let ctx = match options.profile_steps {
             Some(_) => GpuContext::with_features(flowmatch::gpu::profile::features()).await,
             None => GpuContext::new().await,
@@ -464,5 +473,14 @@ mod native {
 
     fn write_points(path: &str, points: &[[f32; 2]]) -> Result<(), Failure> {
         write_csv(path, "x,y", points.iter().map(|p| format!("{},{}", p[0], p[1])))
+    }
+
+    /// The CPU's model name (Linux: /proc/cpuinfo), else the architecture.
+    fn cpu_name() -> String {
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()));
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        format!("{} ({}, {threads} hardware threads)", model.unwrap_or_else(|| "unknown CPU".into()), std::env::consts::ARCH)
     }
 }

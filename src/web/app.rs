@@ -8,7 +8,7 @@
 
 use super::cpu_view::CpuView;
 use super::gpu_view::GpuView;
-use super::pacing::{page_config, FlowClock, LossHistory, Pacing};
+use super::pacing::{page_config, page_config_cpu, FlowClock, LossHistory, Pacing};
 use crate::config::{Config, ConfigError, Effect};
 use crate::gpu::trainer::{TrainStatus, LOSS_RING};
 use crate::gpu::GpuError;
@@ -29,7 +29,7 @@ mod quality_view;
 
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
-reference backend with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
+backend (WebAssembly SIMD, one thread; same model and maths, fewer particles drawn). WebGPU is on by default in Chrome and Edge 113+ \
 on Windows, macOS and ChromeOS, Chrome 121+ on Android, Safari 26+ and Firefox 141+ on Windows; on Linux, \
 Chrome needs chrome://flags/#enable-unsafe-webgpu (or --enable-unsafe-webgpu).";
 
@@ -148,20 +148,20 @@ impl App {
                 }
             }
             Err(e) => {
-                let mut config = page_config(true);
+                let mut config = page_config_cpu();
                 let errors = config.apply_query(&hash);
-                let notice = if force_cpu { format!("Running on the CPU reference backend ({e}).") } else { NO_WEBGPU_NOTICE.to_string() };
+                let notice = if force_cpu { format!("Running on the CPU backend ({e}).") } else { NO_WEBGPU_NOTICE.to_string() };
                 web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());
                 let mut err = None;
                 let v = match CpuView::new(canvas.clone(), &config) {
                     Ok(v) => v,
                     Err(e2) => {
-                        config = page_config(true);
+                        config = page_config_cpu();
                         err = Some(format!("{e2}; started with the default settings instead"));
                         CpuView::new(canvas, &config).map_err(|e| JsError::new(&e))?
                     }
                 };
-                (Backend::Cpu(Box::new(v)), config, errors, Some(notice), "CPU (WebAssembly reference)".to_string(), true, err)
+                (Backend::Cpu(Box::new(v)), config, errors, Some(notice), "CPU (WebAssembly SIMD, one thread)".to_string(), true, err)
             }
         };
         let initial_rate = if software { 0.5 } else { 8.0 };

@@ -1,6 +1,6 @@
-//! The fallback backend when the browser has no WebGPU: the CPU reference trainer
-//! (`cpu::CpuTrainer`) and ODE (`cpu::ode`), drawn on a 2D canvas with the same colours and
-//! layers as the WebGPU renderer.
+//! The fallback backend when the browser has no WebGPU: the fast CPU trainer
+//! (`cpu::FastCpuTrainer`, SIMD128 kernels with the reference's bits) and the reference ODE
+//! (`cpu::ode`), drawn on a 2D canvas with the same colours and layers as the WebGPU renderer.
 //!
 //! Work is sliced by wall time so the page stays responsive: training gets a few milliseconds per
 //! frame (steps per frame follow the measured cost of a step), and re-integrating the shown
@@ -11,7 +11,7 @@ use super::gpu_view::{training_data, ARROW_GRID};
 use super::pacing::{refresh_interval, Pacing};
 use crate::config::{Config, Solver};
 use crate::cpu::ode::{initial_particles_from, ode_step};
-use crate::cpu::CpuTrainer;
+use crate::cpu::FastCpuTrainer;
 use crate::render::view::{arrow_anchor, origin_color};
 use crate::render::{Layers, Viewport};
 use crate::spec::TrainSpec;
@@ -37,7 +37,7 @@ struct TrajJob {
 pub struct CpuView {
     canvas: web_sys::HtmlCanvasElement,
     ctx2d: CanvasRenderingContext2d,
-    pub trainer: CpuTrainer,
+    pub trainer: FastCpuTrainer,
     origins: Vec<[f32; 2]>,
     colors: Vec<String>,
     /// Shown trajectories, `(steps + 1, n)` step-major.
@@ -78,7 +78,7 @@ impl CpuView {
         let mut v = CpuView {
             canvas,
             ctx2d,
-            trainer: CpuTrainer::new(TrainSpec::from_config(c), vec![[0.0, 0.0]]),
+            trainer: FastCpuTrainer::new(TrainSpec::from_config(c), vec![[0.0, 0.0]]),
             origins: Vec::new(),
             colors: Vec::new(),
             traj: Vec::new(),
@@ -102,7 +102,7 @@ impl CpuView {
     pub fn retrain(&mut self, c: &Config) -> Result<(), String> {
         let (data, source) = training_data(c);
         self.target = data.iter().take(TARGET_DRAWN).copied().collect();
-        let mut trainer = CpuTrainer::new(TrainSpec::from_config(c), data);
+        let mut trainer = FastCpuTrainer::new(TrainSpec::from_config(c), data);
         trainer.source = source;
         self.trainer = trainer;
         self.scratch = vec![0.0; 2 * c.width as usize];

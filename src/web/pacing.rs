@@ -197,6 +197,16 @@ pub fn page_config(small: bool) -> Config {
     c
 }
 
+/// The CPU backend's starting configuration: the model, batch and learning rate of the WebGPU
+/// default (the fast CPU trainer runs it at 160–470 steps/s in wasm on a loaded 2-core box,
+/// docs/BENCHMARKS.md), with the small particle count and solver steps of
+/// `page_config(true)`, because the trajectories are integrated by the scalar reference
+/// (`cpu::ode`, about 0.6 GFLOP/s).
+pub fn page_config_cpu() -> Config {
+    let small = page_config(true);
+    Config { particles: small.particles, nfe: small.nfe, ..page_config(false) }
+}
+
 /// Seconds between re-integrations of the shown trajectories, from their cost: about a fifth of
 /// the adapter's time (at `flops_per_s`, measured from training where possible), 0.3 s to 6 s.
 pub fn refresh_interval(particles: u32, steps: u32, evals_per_step: u32, macs_per_eval: u64, flops_per_s: f64) -> f64 {
@@ -298,5 +308,9 @@ mod tests {
     fn small_defaults_are_smaller() {
         let (s, b) = (page_config(true), page_config(false));
         assert!(s.width < b.width && s.particles < b.particles && s.batch < b.batch);
+        // The CPU backend trains the WebGPU default model and draws the software particle count.
+        let c = page_config_cpu();
+        assert_eq!((c.width, c.depth, c.batch, c.lr), (b.width, b.depth, b.batch, b.lr));
+        assert_eq!((c.particles, c.nfe), (s.particles, s.nfe));
     }
 }
