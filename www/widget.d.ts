@@ -36,10 +36,10 @@ export interface FlowMatchingErrorDetail {
 }
 
 /** Configuration attributes (the demo page's hash fields; an invalid one falls back to its
- *  default with a message naming it): dataset source width depth activation lr batch seed
+ *  default with a message naming it): dataset source width depth activation lr schedule batch seed
  *  sigma-min path coupling weight-decay solver nfe particles, or a whole hash in `config`. */
 export type FlowMatchingConfigAttribute =
-  | 'dataset' | 'source' | 'width' | 'depth' | 'activation' | 'lr' | 'batch' | 'seed' | 'sigma-min'
+  | 'dataset' | 'source' | 'width' | 'depth' | 'activation' | 'lr' | 'schedule' | 'batch' | 'seed' | 'sigma-min'
   | 'path' | 'coupling' | 'weight-decay' | 'solver' | 'nfe' | 'particles';
 
 /** Widget attributes: `config` (a demo-page hash), `controls` none|minimal|full, `autoplay`
