@@ -6,9 +6,10 @@
 //! Pairing noise with nearby data straightens the learned flow, so few solver steps suffice.
 
 use super::batch::{draw_t, draw_x0, draw_x1, write_sample};
-use crate::config::Path;
+use crate::config::{self, Path};
 use crate::model::ActivationLayout;
 use crate::rng::{hash4, stream, unit};
+use crate::spec::TrainSpec;
 
 pub const OT_EPS: f32 = 0.05;
 pub const OT_ITERS: u32 = 100;
@@ -20,6 +21,18 @@ pub struct Coupling {
     pub f: Vec<f32>,
     pub g: Vec<f32>,
     pub partner: Vec<u32>,
+}
+
+/// Fills the batch input and target regions of `acts` for step `step` with the spec's coupling
+/// (independent: [`super::batch::build_batch`]; OT: [`build_batch_ot`]). Both CPU trainers call this.
+pub fn build_training_batch(spec: &TrainSpec, acts: &mut [f32], layout: &ActivationLayout, data: &[[f32; 2]], source: &[[f32; 2]], step: u32) {
+    let s = spec;
+    match s.coupling {
+        config::Coupling::Independent => super::batch::build_batch(acts, layout, data, s.seed, step, s.sigma_min, s.path, source),
+        config::Coupling::Ot => {
+            build_batch_ot(acts, layout, data, s.seed, step, s.sigma_min, s.path, source);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -6,7 +6,7 @@
 //!   `config` enum's `ALL` list (`config::named_enum!`);
 //! * random streams: `STREAM_*` from `rng::stream::ALL`;
 //! * constants of the twins: GELU, the VP schedule, minibatch OT, the sample-quality size, the
-//!   model's layer-table size.
+//!   model's layer-table size and input width (`model::IN_DIM`).
 //!
 //! Shaders switch on these names; a `default:` arm never stands for a real choice (it returns NaN
 //! via `nan_f32()` from common.wgsl, so a bad code shows up as a non-finite value in tests).
@@ -26,6 +26,7 @@ pub fn prelude() -> String {
     u32s.push(("OT_ITERS".into(), crate::cpu::coupling::OT_ITERS));
     u32s.push(("QUALITY_N".into(), crate::gpu::quality::QUALITY_SAMPLES));
     u32s.push(("MAX_LAYERS".into(), crate::gpu::uniforms::MAX_LAYERS as u32));
+    u32s.push(("IN_DIM".into(), crate::model::IN_DIM));
     for (name, v) in u32s {
         out.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }

@@ -19,13 +19,14 @@ pub enum Kernel {
     Density,
     SlicedW2,
     OdeAdaptive,
+    Field,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 impl Kernel {
     pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2, Kernel::OdeAdaptive];
+        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2, Kernel::OdeAdaptive, Kernel::Field];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -39,6 +40,7 @@ impl Kernel {
             Kernel::Density => "density.wgsl",
             Kernel::SlicedW2 => "sliced_w2.wgsl",
             Kernel::OdeAdaptive => "ode_adaptive.wgsl",
+            Kernel::Field => "field.wgsl",
         }
     }
 
@@ -54,6 +56,7 @@ impl Kernel {
             Kernel::Density => include_str!("../../shaders/density.wgsl"),
             Kernel::SlicedW2 => include_str!("../../shaders/sliced_w2.wgsl"),
             Kernel::OdeAdaptive => include_str!("../../shaders/ode_adaptive.wgsl"),
+            Kernel::Field => include_str!("../../shaders/field.wgsl"),
         }
     }
 
@@ -74,6 +77,10 @@ impl Kernel {
                 s.push('\n');
                 s.push_str(&crate::tableau::wgsl_dopri5_consts());
             }
+            Kernel::Field => {
+                s.push_str(velocity_fn());
+                s.push('\n');
+            }
             _ => {}
         }
         s.push_str(self.body());
@@ -82,7 +89,7 @@ impl Kernel {
 }
 
 /// `fn velocity(x, t)` of `ode_step.wgsl` (the MLP evaluated per invocation), shared with
-/// `ode_adaptive.wgsl` so the network is written once: from its `fn velocity(` to the first
+/// `ode_adaptive.wgsl` and `field.wgsl` so the network is written once: from its `fn velocity(` to the first
 /// line that is a lone `}`.
 fn velocity_fn() -> &'static str {
     let src = include_str!("../../shaders/ode_step.wgsl");
