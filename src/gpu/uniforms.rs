@@ -69,6 +69,10 @@ pub struct OdeParams {
     pub seed: u32,
     /// Points in the source buffer; 0 means x0 ~ N(0, I).
     pub n_source: u32,
+    /// The particles `[first, end)` this dispatch steps (a chunk: `budget::ChunkPlan`).
+    pub first: u32,
+    pub end: u32,
+    pub _chunk_pad: [u32; 2],
 }
 
 /// Maximum linear layers (depth ≤ 8 hidden + output), WGSL `MAX_LAYERS`.
@@ -103,6 +107,11 @@ pub struct DensityParams {
     pub n: u32,
     pub steps: u32,
     pub solver: u32,
+    /// The points `[first, end)` and steps `[k_begin, k_end)` of this dispatch (a chunk).
+    pub first: u32,
+    pub end: u32,
+    pub k_begin: u32,
+    pub k_end: u32,
     pub _pad: u32,
 }
 
@@ -120,7 +129,8 @@ pub struct QualityParams {
 
 const _: () = assert!(std::mem::size_of::<StepParams>() == 80);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
-const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
+const _: () = assert!(std::mem::size_of::<OdeParams>() == 48);
+const _: () = assert!(std::mem::size_of::<DensityParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
 
 /// Packs `items` into consecutive 256-byte slots.
@@ -141,7 +151,8 @@ pub struct AdaptiveParams {
     pub n: u32,
     pub frames: u32,
     pub max_nfe: u32,
-    pub _pad0: u32,
+    /// The particles `[first, end)` this dispatch advances (a chunk: `budget::ChunkPlan`).
+    pub first: u32,
     pub t0: f32,
     pub t1: f32,
     pub rtol: f32,
@@ -152,7 +163,12 @@ pub struct AdaptiveParams {
     pub h0: f32,
     pub h_min: f32,
     pub h_max: f32,
-    pub _pad1: [f32; 2],
+    /// This chunk's limit of field evaluations per particle (≤ `max_nfe`).
+    pub limit: u32,
+    /// 1: the particles start at `t0` (their first chunk); 0: they go on from their saved state.
+    pub start: u32,
+    pub end: u32,
+    pub _pad: [u32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 64);
+const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 80);
