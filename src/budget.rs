@@ -40,6 +40,7 @@ use crate::gpu::quality::QUALITY_SAMPLES;
 use crate::gpu::trainer::{default_splits, LOSS_RING};
 use crate::model::ModelShape;
 use crate::render::heatmap::HEAT_GRID;
+use crate::spec::TrainSpec;
 use std::fmt;
 
 /// FLOP per (x0, x1) pair and Sinkhorn half-iteration of the OT coupling (cost, exp, sums).
@@ -141,6 +142,11 @@ impl Profile {
     /// The GPU of a wgpu device's limits.
     pub fn from_limits(l: &wgpu::Limits, software: bool) -> Self {
         Self::gpu(l.max_storage_buffer_binding_size.min(l.max_buffer_size), software)
+    }
+
+    /// The GPU of an open context (its limits; software adapters get the software priors).
+    pub fn for_context(ctx: &crate::gpu::GpuContext) -> Self {
+        Self::from_limits(&ctx.limits, ctx.adapter.is_software())
     }
 
     /// The CPU backend with its prior rate.
@@ -638,13 +644,8 @@ pub fn check(c: &Config, profile: &Profile, target: Target) -> Result<Estimate, 
         if value <= min || !fits(f, min) {
             continue;
         }
-        // Largest v in [min, value) that fits: costs grow with every one of these settings.
-        let (mut lo, mut hi) = (min, value - 1);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if fits(f, mid) { lo = mid } else { hi = mid - 1 }
-        }
-        return Err(Refusal { field: f, value, need: problem.need, largest: Some(lo), others: Vec::new() });
+        let largest = largest_below(min, value, |v| fits(f, v));
+        return Err(Refusal { field: f, value, need: problem.need, largest: Some(largest), others: Vec::new() });
     }
     let first = fields.first().copied().unwrap_or("width");
     Err(Refusal {
@@ -654,6 +655,53 @@ pub fn check(c: &Config, profile: &Profile, target: Target) -> Result<Estimate, 
         largest: None,
         others: fields.iter().copied().filter(|f| *f != first).collect(),
     })
+}
+
+/// The largest `v` in `[min, value)` with `fits(v)`, given `fits(min)` and that costs grow with `v`.
+fn largest_below(min: u64, value: u64, fits: impl Fn(u64) -> bool) -> u64 {
+    let (mut lo, mut hi) = (min, value.saturating_sub(1).max(min));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) { lo = mid } else { hi = mid - 1 }
+    }
+    lo
+}
+
+/// The trainer's memory alone (its buffers, each within the per-buffer limit and all within the
+/// memory budget, and the OT batch cap), for the engines' constructors (`CpuTrainer::try_new`,
+/// `GpuTrainer::new`), which know a [`TrainSpec`] but not the rest of a configuration. Returns
+/// the bytes, or a refusal naming the batch (or, when no batch fits, the width) and the largest
+/// value that fits.
+pub fn check_trainer(spec: &TrainSpec, n_points: usize, n_source: usize, profile: &Profile) -> Result<u64, Refusal> {
+    let dev = profile.device();
+    let need = |shape: &ModelShape, batch: u32| -> Result<u64, String> {
+        if spec.coupling == Coupling::Ot && batch > OT_MAX_BATCH {
+            return Err(format!("a batch of at most {OT_MAX_BATCH} with OT coupling (its Sinkhorn plan is batch × batch)"));
+        }
+        let buffers = trainer_buffers(shape, batch, n_points, n_source);
+        if let Some((name, bytes)) = buffers.iter().filter(|b| b.1 > profile.max_buffer).max_by_key(|b| b.1) {
+            return Err(format!("a {} {name} buffer, more than the {} {dev} allows per buffer", fmt_bytes(*bytes), fmt_bytes(profile.max_buffer)));
+        }
+        let total: u64 = buffers.iter().map(|b| b.1).sum();
+        if total > profile.total_bytes {
+            return Err(format!("{} of memory for training, more than the {} budget of {dev}", fmt_bytes(total), fmt_bytes(profile.total_bytes)));
+        }
+        Ok(total)
+    };
+    let need_msg = match need(&spec.shape, spec.batch) {
+        Ok(total) => return Ok(total),
+        Err(m) => m,
+    };
+    let batch = spec.batch as u64;
+    if batch > 1 && need(&spec.shape, 1).is_ok() {
+        let largest = largest_below(1, batch, |b| need(&spec.shape, b as u32).is_ok());
+        return Err(Refusal { field: "batch", value: batch, need: need_msg, largest: Some(largest), others: Vec::new() });
+    }
+    let width = spec.shape.width as u64;
+    let with_width = |w: u64| ModelShape { width: w as u32, ..spec.shape };
+    let largest = (width > 1 && need(&with_width(1), spec.batch).is_ok()).then(|| largest_below(1, width, |w| need(&with_width(w), spec.batch).is_ok()));
+    let others = if largest.is_none() { vec!["depth", "batch"] } else { Vec::new() };
+    Err(Refusal { field: "width", value: width, need: need_msg, largest, others })
 }
 
 /// Checks a piece of work of `flops` at the per-particle rate against the pass limit (e.g. the
@@ -927,6 +975,30 @@ mod tests {
             assert_eq!(plan.iter().count(), plan.len());
         }
         assert_eq!(ChunkPlan::whole(50, 9).len(), 1);
+    }
+
+    /// The constructors' check: the CPU allocation of 4.3 GB (width 1024, depth 8,
+    /// batch 65536) is refused naming the largest batch that fits, which fits while one more does
+    /// not; OT is capped; with nothing fitting, the width is named.
+    #[test]
+    fn trainer_memory_is_refused_before_allocating() {
+        let spec = |q: &str| TrainSpec::from_config(&cfg(q));
+        let cpu = Profile::cpu();
+        let s = spec("width=1024&depth=8&batch=65536");
+        let r = check_trainer(&s, 32768, 0, &cpu).unwrap_err();
+        assert_eq!(r.field, "batch", "{r}");
+        let v = r.largest.unwrap() as u32;
+        assert!(r.to_string().contains(&format!("the largest batch that fits is {v}")), "{r}");
+        let bytes = check_trainer(&TrainSpec { batch: v, ..s }, 32768, 0, &cpu).unwrap();
+        assert!(bytes <= CPU_TOTAL_BYTES);
+        assert!(check_trainer(&TrainSpec { batch: v + 1, ..s }, 32768, 0, &cpu).is_err());
+        let r = check_trainer(&spec("coupling=ot&batch=65536"), 32768, 0, &cpu).unwrap_err();
+        assert_eq!((r.field, r.largest), ("batch", Some(OT_MAX_BATCH as u64)), "{r}");
+        let tiny = Profile { max_buffer: 1 << 20, total_bytes: 1 << 20, ..cpu };
+        let r = check_trainer(&spec("width=1024&depth=8&batch=1"), 100, 0, &tiny).unwrap_err();
+        assert_eq!(r.field, "width", "{r}");
+        assert!(check_trainer(&TrainSpec { shape: ModelShape { width: r.largest.unwrap() as u32, ..s.shape }, batch: 1, ..s }, 100, 0, &tiny).is_ok());
+        check_trainer(&TrainSpec::from_config(&Config::default()), 32768, 0, &cpu).unwrap();
     }
 
     #[test]

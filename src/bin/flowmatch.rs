@@ -15,6 +15,7 @@ mod native {
     use flowmatch::config::Source;
     use flowmatch::gpu::{GpuContext, GpuDensity, GpuSampler, GpuTrainer};
     use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::budget::Profile;
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
     use std::process::exit;
@@ -130,7 +131,11 @@ mod native {
         let mut sampler = GpuSampler::new_with_source(&t.ctx, &t.spec.shape, &t.trainer.params, c.samples, 0, &t.source).map_err(gpu_failure)?;
         sampler.reset(c.seed.wrapping_add(1));
         sampler.set_tol(c.tol).map_err(|e| (2, e))?;
-        sampler.integrate(c.solver, 0.0, 1.0, c.nfe);
+        // In chunks of about budget::TimeLimits::chunk_s each, one queued when the last is done.
+        let profile = Profile::for_context(&t.ctx);
+        let plan = sampler.chunk_plan(c.solver, c.nfe, profile.sample_flops, profile.limits.chunk_s);
+        let mut job = sampler.begin(c.solver, 0.0, 1.0, c.nfe, plan);
+        sampler.run(&mut job).await.map_err(gpu_failure)?;
         let samples = sampler.read_particles().await.map_err(gpu_failure)?;
         let adaptive = if c.solver == flowmatch::config::Solver::Dopri5 {
             let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
@@ -180,13 +185,15 @@ mod native {
         let density = GpuDensity::new(&t.ctx, &t.spec.shape, &t.trainer.params, (held_out as usize).max(cells) as u32).map_err(gpu_failure)?;
         // dopri5's nfe is a budget of evaluations; the backward pass takes equal steps of 6.
         let density_steps = if c.solver == flowmatch::config::Solver::Dopri5 { (c.nfe / 6).max(1) } else { c.nfe };
-        let log_p = density.log_density(&points, c.solver, density_steps).await.map_err(gpu_failure)?;
+        let profile = Profile::for_context(&t.ctx);
+        let chunked = |n: usize| density.chunk_plan(n as u32, c.solver, density_steps, profile.sample_flops, profile.limits.chunk_s);
+        let log_p = density.log_density_chunked(&points, c.solver, density_steps, chunked(points.len())).await.map_err(gpu_failure)?;
         let nlls: Vec<f64> = log_p.iter().map(|&l| -(l as f64)).collect();
         let mean = nlls.iter().sum::<f64>() / nlls.len() as f64;
         let var = nlls.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (nlls.len().max(2) - 1) as f64;
         let step = 10.0 / grid as f32;
         let centres: Vec<[f32; 2]> = (0..cells).map(|k| [-5.0 + step * ((k % grid as usize) as f32 + 0.5), -5.0 + step * ((k / grid as usize) as f32 + 0.5)]).collect();
-        let grid_log_p = density.log_density(&centres, c.solver, density_steps).await.map_err(gpu_failure)?;
+        let grid_log_p = density.log_density_chunked(&centres, c.solver, density_steps, chunked(centres.len())).await.map_err(gpu_failure)?;
         let mass: f64 = grid_log_p.iter().map(|&l| (l as f64).exp()).sum::<f64>() * (step as f64).powi(2);
         if let Some(path) = &heatmap {
             let rows = centres.iter().zip(&grid_log_p).map(|(p, l)| format!("{},{},{}", p[0], p[1], l));

@@ -268,6 +268,9 @@ impl GpuTrainer {
             ("target points", data.len() as u64 * 8),
             ("source points", source.len() as u64 * 8),
         ])?;
+        // All of them together within one engine's memory budget (`budget::GPU_TOTAL_BYTES`).
+        crate::budget::check_trainer(&spec, data.len(), source.len(), &crate::budget::Profile::for_context(ctx))
+            .map_err(|r| GpuError::TooLarge(r.to_string()))?;
         let device = &ctx.device;
         let params = storage(ctx, "mlp.params", n_params);
         let grads = storage(ctx, "mlp.grads", n_params);
