@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs whatever the build and the tests need and is missing; safe to run again.
-#   scripts/setup.sh          everything (tests: Vulkan software driver, Chromium + driver, wasm tools)
+#   scripts/setup.sh          everything (tests: Vulkan software driver, Chromium + driver, Firefox ESR +
+#                             puppeteer-core, wasm tools)
 #   scripts/setup.sh --demo   only what building and serving the demo needs
-# Versions are pinned to match Cargo.lock (wasm-bindgen CLI must equal the crate's version).
+# Versions are pinned to match Cargo.lock (wasm-bindgen CLI must equal the crate's version). The
+# wasm-bindgen CLI builds the package (wasm-bindgen) and runs the browser tests
+# (wasm-bindgen-test-runner, cargo's runner for wasm32): no wasm-pack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130
-WASM_PACK_VERSION=0.15.1
 mode="${1:-all}"
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
@@ -25,21 +27,30 @@ apt_install() {
 }
 
 export PATH="$HOME/.cargo/bin:$PATH"
+# The Debian packages download and unpack while cargo compiles the wasm-bindgen CLI: one waits on
+# the network and the disk, the other on the CPU.
+apt_job=""
+if [ "$mode" != "--demo" ]; then
+  # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests.
+  # Firefox ESR and node for tests/e2e/test_firefox.py (puppeteer-core, below).
+  apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver firefox-esr nodejs npm &
+  apt_job=$!
+fi
 if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
   log "rustup target add wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
 fi
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ] ||
+   [ "$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes)"
   cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
-if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
-  log "cargo install wasm-pack $WASM_PACK_VERSION (about 3 minutes)"
-  cargo install -q wasm-pack --version "$WASM_PACK_VERSION" --locked --force
+if [ -n "$apt_job" ] && ! wait "$apt_job"; then
+  log "installing the Debian packages failed (see above)"
+  exit 1
 fi
-
-if [ "$mode" != "--demo" ]; then
-  # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests.
-  apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver
+if [ "$mode" != "--demo" ] && [ ! -d tests/e2e/firefox/node_modules/puppeteer-core ]; then
+  log "npm ci in tests/e2e/firefox (puppeteer-core, pinned by package-lock.json)"
+  (cd tests/e2e/firefox && npm ci --silent --no-audit --no-fund)
 fi
 log "ready"

@@ -26,9 +26,10 @@ fn unit(h: u32) -> f32 {
     return (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
 }
 
+// The angle in (-π, π): sin and cos are only promised accurate (2^-11 absolute) on [-π, π].
 fn box_muller(u1: f32, u2: f32) -> vec2<f32> {
     let r = sqrt(-2.0 * log(u1));
-    let theta = TAU * u2;
+    let theta = TAU * (u2 - 0.5);
     return vec2<f32>(r * cos(theta), r * sin(theta));
 }
 

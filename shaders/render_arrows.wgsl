@@ -6,17 +6,10 @@
 // length saturates with speed (cell · 0.85 · (1 - exp(-|v|/1.5))) so slow and fast regions both read.
 //
 // Bindings (group 0):
-//   0 view: View (uniform; src/render/view.rs::ViewUniform) — uses grid, extent
+//   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform) — uses grid, extent
 //   1 field: array<vec2<f32>> (read) — grid² points a_i + v(a_i, t), row-major from bottom left;
 //            anchors a_i = arrow_anchor(i) (twin: src/render/view.rs::arrow_anchor)
 // Drawn by src/render/mod.rs: draw(6 vertices, grid² instances), LineList: shaft + two head strokes.
-
-struct View {
-    scale: vec2<f32>, center: vec2<f32>, px: vec2<f32>,
-    t: f32, point_px: f32,
-    n: u32, steps: u32, trail_stride: u32, grid: u32,
-    extent: f32, alpha: f32, _pad: vec2<f32>,
-}
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> field: array<vec2<f32>>;

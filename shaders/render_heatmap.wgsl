@@ -2,23 +2,12 @@
 // drawn behind everything else straight from the density kernel's output buffer.
 //
 // Bindings (group 0):
-//   0 view: View (uniform; src/render/view.rs::ViewUniform)
+//   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform)
 //   1 log_p: array<f32> (read) — `shaders/density.wgsl`'s output for the cell centres
 //            (src/render/heatmap.rs::cell_centres: cell i = (i % G, i / G), row 0 at y = -extent)
 // Drawn by src/render/heatmap.rs: draw(4 vertices, G² instances), one TriangleStrip quad per cell.
 // Colour: log p mapped linearly from [LOG_P_LO, LOG_P_HI] to a dark-to-warm ramp, the opacity
 // rising with it; non-finite values are not drawn.
-
-struct View {
-    scale: vec2<f32>, center: vec2<f32>, px: vec2<f32>,
-    t: f32, point_px: f32,
-    n: u32, steps: u32, trail_stride: u32, grid: u32,
-    extent: f32, alpha: f32, _pad: vec2<f32>,
-}
-
-const HEAT_GRID: u32 = 64u;
-const LOG_P_LO: f32 = -6.0;
-const LOG_P_HI: f32 = -1.0;
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> log_p: array<f32>;

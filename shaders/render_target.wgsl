@@ -1,17 +1,10 @@
 // render_target.wgsl — the target's training samples, faint grey dots behind everything else.
 //
 // Bindings (group 0):
-//   0 view: View (uniform; src/render/view.rs::ViewUniform)
+//   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform)
 //   1 points: array<vec2<f32>> (read) — the trainer's dataset buffer (src/gpu/trainer.rs `data`),
 //             of which the first `instance_count` points are drawn
 // Drawn by src/render/mod.rs: draw(4 vertices, n_points instances), TriangleStrip quads.
-
-struct View {
-    scale: vec2<f32>, center: vec2<f32>, px: vec2<f32>,
-    t: f32, point_px: f32,
-    n: u32, steps: u32, trail_stride: u32, grid: u32,
-    extent: f32, alpha: f32, _pad: vec2<f32>,
-}
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> points: array<vec2<f32>>;

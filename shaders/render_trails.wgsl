@@ -5,40 +5,19 @@
 // t collapse onto the particle). Opacity fades towards the tail.
 //
 // Bindings (group 0), the same as render_particles.wgsl:
-//   0 view: View (uniform; src/render/view.rs::ViewUniform)
+//   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform)
 //   1 traj: array<vec2<f32>> (read) — (steps + 1, n) step-major, row 0 = x0
 //   2 origins: array<vec2<f32>> (read) — x0 of each particle (colour)
 // Drawn by src/render/mod.rs: draw(steps + 1 vertices, ceil(n / trail_stride) instances), LineStrip.
-
-struct View {
-    scale: vec2<f32>, center: vec2<f32>, px: vec2<f32>,
-    t: f32, point_px: f32,
-    n: u32, steps: u32, trail_stride: u32, grid: u32,
-    extent: f32, alpha: f32, _pad: vec2<f32>,
-}
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> traj: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> origins: array<vec2<f32>>;
 
+// Position of particle i at time t in [0, 1]: linear between recorded steps.
 fn position_at(i: u32, t: f32) -> vec2<f32> {
-    let steps = max(view.steps, 1u);
-    let s = f32(steps) * clamp(t, 0.0, 1.0);
-    let k0 = min(u32(floor(s)), steps - 1u);
-    let f = s - f32(k0);
-    return mix(traj[k0 * view.n + i], traj[(k0 + 1u) * view.n + i], f);
-}
-
-fn hsl_to_rgb(h: f32, s: f32, l: f32) -> vec3<f32> {
-    let c = (1.0 - abs(2.0 * l - 1.0)) * s;
-    let k = (vec3<f32>(0.0, 8.0, 4.0) + h * 12.0) % vec3<f32>(12.0);
-    return l - c * 0.5 * clamp(min(k - 3.0, 9.0 - k), vec3<f32>(-1.0), vec3<f32>(1.0));
-}
-
-fn origin_color(x0: vec2<f32>) -> vec3<f32> {
-    let hue = fract(atan2(x0.y, x0.x) / 6.2831853 + 1.0);
-    let light = 0.5 + 0.18 * min(length(x0) / 2.5, 1.0);
-    return hsl_to_rgb(hue, 0.8, light);
+    let l = traj_lerp(i, t);
+    return mix(traj[l.a], traj[l.b], l.f);
 }
 
 struct VertexOut {

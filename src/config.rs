@@ -181,6 +181,11 @@ impl Solver {
             Solver::Dopri5 => 1,
         }
     }
+
+    /// Adaptive step-size control (its `nfe` is a budget; its tableau carries error weights).
+    pub fn is_adaptive(self) -> bool {
+        matches!(self, Solver::Dopri5)
+    }
 }
 
 /// A rejected setting: which field, what was given, what is allowed.
@@ -190,13 +195,17 @@ pub enum ConfigError {
     Invalid { field: String, value: String, allowed: String },
     #[error("unknown setting '{field}': known settings are {known}")]
     Unknown { field: String, known: String },
+    /// A real setting, but not one of this place's (e.g. `samples`, which only the command-line
+    /// tool uses, in the page's link).
+    #[error("'{field}' is only used by the command-line tool; the page and the widget ignore it")]
+    OtherScope { field: String },
 }
 
 impl ConfigError {
     /// The field the error is about (for highlighting it in a UI).
     pub fn field(&self) -> &str {
         match self {
-            ConfigError::Invalid { field, .. } | ConfigError::Unknown { field, .. } => field,
+            ConfigError::Invalid { field, .. } | ConfigError::Unknown { field, .. } | ConfigError::OtherScope { field } => field,
         }
     }
 }
@@ -531,6 +540,27 @@ impl Config {
     pub fn to_query(&self) -> String {
         self.to_pairs().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
     }
+
+    /// The page's link (and the widget's `config`): the fields of scope [`Scope::All`] only.
+    pub fn to_page_query(&self) -> String {
+        FIELDS.iter().filter(|f| f.scope == Scope::All).map(|f| format!("{}={}", f.name, f.get(self))).collect::<Vec<_>>().join("&")
+    }
+
+    /// [`Config::apply_query`] for the page: a field of another scope (`samples`) is reported
+    /// ([`ConfigError::OtherScope`]) and ignored.
+    pub fn apply_page_query(&mut self, query: &str) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut kept = Vec::new();
+        for part in query.trim_start_matches('#').split('&').filter(|p| !p.is_empty()) {
+            let key = part.split_once('=').map_or(part, |(k, _)| k);
+            match field(key) {
+                Some(f) if f.scope != Scope::All => errors.push(ConfigError::OtherScope { field: f.name.to_string() }),
+                _ => kept.push(part),
+            }
+        }
+        errors.extend(self.apply_query(&kept.join("&")));
+        errors
+    }
 }
 
 /// Decodes `%XX` escapes and `+`; invalid escapes are kept literally.
@@ -648,6 +678,19 @@ mod tests {
             let e = c.set(f.name, "not-a-value").unwrap_err().to_string();
             assert!(e.contains(f.name) && e.contains(&f.allowed()), "{e}");
         }
+    }
+
+    #[test]
+    fn page_links_leave_out_command_line_fields() {
+        let c = Config { samples: 77, ..Config::default() };
+        let q = c.to_page_query();
+        assert!(!q.contains("samples=") && q.contains("steps=") && q.contains("tol="), "{q}");
+        let mut d = Config::default();
+        let errs = d.apply_page_query("width=9&samples=5&bogus=1");
+        assert_eq!(d.width, 9);
+        assert_eq!(d.samples, Config::default().samples, "a command-line field is ignored");
+        assert_eq!(errs.iter().map(|e| e.field()).collect::<Vec<_>>(), ["samples", "bogus"]);
+        assert!(errs[0].to_string().contains("command-line"), "{}", errs[0]);
     }
 
     #[test]

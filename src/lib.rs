@@ -10,6 +10,7 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod engine;
 pub mod gpu;
 pub mod metrics;
 pub mod model;

@@ -45,6 +45,35 @@ pub fn sliced_w2_projections(a: &[[f32; 2]], b: &[[f32; 2]], n_dirs: u32, offset
         .collect()
 }
 
+/// CPU twin of one whole GPU reading (`gpu::GpuQuality::sliced_w2`): the first
+/// `m = min(particles, QUALITY_SAMPLES)` particles against `m` target points drawn per direction
+/// (`data[hash4(seed, k, i, QUALITY) % n]`), directions offset by `GpuQuality::offset(seed)`;
+/// returns `SW2 = sqrt(mean_k W2²_k)`. The CPU engine's sample-quality reading.
+pub fn sliced_w2_reading(particles: &[[f32; 2]], data: &[[f32; 2]], n_dirs: u32, seed: u32) -> f32 {
+    use crate::rng::{hash4, stream, unit};
+    let m = particles.len().min(crate::gpu::quality::QUALITY_SAMPLES as usize);
+    if m == 0 || data.is_empty() {
+        return f32::NAN;
+    }
+    let offset = unit(hash4(seed, 0, 0, stream::QUALITY_OFFSET));
+    let total: f64 = (0..n_dirs)
+        .map(|k| {
+            let target: Vec<[f32; 2]> =
+                (0..m as u32).map(|i| data[(hash4(seed, k, i, stream::QUALITY) % data.len() as u32) as usize]).collect();
+            let th = std::f32::consts::PI * (k as f32 + offset) / n_dirs as f32;
+            let (c, s) = (th.cos(), th.sin());
+            let project = |p: &[[f32; 2]]| {
+                let mut v: Vec<f32> = p.iter().map(|q| q[0] * c + q[1] * s).collect();
+                v.sort_by(f32::total_cmp);
+                v
+            };
+            let (pa, pb) = (project(&particles[..m]), project(&target));
+            pa.iter().zip(&pb).map(|(x, y)| ((x - y) * (x - y)) as f64).sum::<f64>() / m as f64
+        })
+        .sum();
+    ((total / n_dirs.max(1) as f64).sqrt()) as f32
+}
+
 /// Mean and per-axis standard deviation.
 pub fn mean_std(p: &[[f32; 2]]) -> ([f64; 2], [f64; 2]) {
     let n = p.len() as f64;

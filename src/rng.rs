@@ -25,11 +25,13 @@ pub fn unit(h: u32) -> f32 {
     ((h >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
 }
 
-/// Two independent N(0, 1) draws from two uniforms (Box–Muller), in f32 as on the GPU.
+/// Two independent N(0, 1) draws from two uniforms (Box–Muller), in f32 as on the GPU. The angle
+/// is taken in (-π, π) (`u2 - 0.5` is exact for these uniforms): WGSL promises `sin`/`cos`
+/// accuracy (2^-11 absolute) only on [-π, π].
 #[inline]
 pub fn box_muller(u1: f32, u2: f32) -> [f32; 2] {
     let r = (-2.0 * u1.ln()).sqrt();
-    let theta = std::f32::consts::TAU * u2;
+    let theta = std::f32::consts::TAU * (u2 - 0.5);
     [r * theta.cos(), r * theta.sin()]
 }
 
@@ -61,6 +63,8 @@ pub mod stream {
         INIT = 16, 1;
         /// Sample quality: the target points sliced W2 compares against (per direction, per point).
         QUALITY = 24, 1;
+        /// Sample quality: the random angle offset of the projection directions (per reading).
+        QUALITY_OFFSET = 25, 1;
         /// Target generation on the CPU (per point; dataset d uses stream DATA + d).
         DATA = 32, 16;
         /// Shuffling the points of a CSV target.

@@ -223,6 +223,7 @@ mod tests {
             assert_eq!(t.a.len(), t.stages(), "{s}");
             assert_eq!(t.c.len(), t.stages(), "{s}");
             assert_eq!(s.evals_per_step() as usize, if s == Solver::Dopri5 { 1 } else { t.stages() }, "{s}");
+            assert_eq!(s.is_adaptive(), !t.e.is_empty(), "{s}: adaptive exactly when the tableau has error weights");
             // Row sums equal c (the consistency condition) and the weights sum to 1.
             for (i, row) in t.a.iter().enumerate() {
                 assert_eq!(row.len(), i, "{s}: a[{i}]");

@@ -2,11 +2,18 @@
 //! (`cpu::adaptive`), at particle counts that are not multiples of the workgroup size. Runs
 //! natively and, through `wasm-pack test`, in headless Chromium.
 //!
-//! Both run the same f32 operations in the same order, so each particle takes the same steps:
-//! its count of field evaluations must match exactly, and its states agree to rounding
-//! (`atol 1e-4 + rtol 1e-4`, as the fixed-step ODE kernels of tests/kernels.rs).
-//! Tolerances stay ≥ 1e-5: near 1e-6 the f32 error estimate is itself rounding noise, a step's
-//! accept/reject decision can flip between two correct implementations and the paths part.
+//! Both run the same f32 operations in the same order, but not bit for bit: WGSL's `exp` (in
+//! SiLU) is only within a few ULPs of the CPU's, and a GPU may fuse a multiply and an add. So a
+//! step whose error ratio ‖err‖ lies within rounding of 1 can be accepted on one and rejected on
+//! the other, and from there that particle takes other (equally valid) steps. Such near-ties are
+//! rare: on lavapipe and SwiftShader no particle of these tests differs. The bound
+//! (`assert_counts_match`): at most 1% of the particles (and at least one allowed) may take
+//! another count of evaluations, by at most three step attempts (18 evaluations), ending within
+//! 20·tol of the CPU's state (both solve the same ODE to the tolerance); every other particle
+//! takes exactly the CPU's count and agrees to rounding (`atol 1e-4 + rtol 1e-4`, as the
+//! fixed-step ODE kernels of tests/kernels.rs). A wrong controller (safety factor, exponent,
+//! error norm, tableau) changes the count of most particles. Tolerances stay ≥ 1e-5: near 1e-6
+//! the f32 error estimate is itself rounding noise and near-ties become common.
 
 mod common;
 use common::{assert_close, gpu};
@@ -37,6 +44,36 @@ async fn setup(n: u32, frames: u32) -> (GpuTrainer, GpuSampler, Vec<f32>, Vec<[f
     (t, sampler, params, x0)
 }
 
+/// The bound described at the top: returns the particles whose count differs (their states are
+/// checked here against 20·tol; the caller compares the others to rounding).
+fn assert_counts_match(label: &str, got_nfe: &[u32], want_nfe: &[u32], got: &[[f32; 2]], want: &[[f32; 2]], tol: f32) -> Vec<usize> {
+    assert_eq!(got_nfe.len(), want_nfe.len(), "{label}: particle counts differ");
+    let split: Vec<usize> = (0..got_nfe.len()).filter(|&i| got_nfe[i] != want_nfe[i]).collect();
+    let allowed = (got_nfe.len() / 100).max(1);
+    let show = |i: &usize| format!("particle {i}: {} evaluations on the GPU, {} on the CPU", got_nfe[*i], want_nfe[*i]);
+    assert!(
+        split.len() <= allowed,
+        "{label}: {} of {} particles took another number of field evaluations than the CPU twin (at most {allowed} near-ties allowed): {:?}",
+        split.len(),
+        got_nfe.len(),
+        split.iter().take(8).map(show).collect::<Vec<_>>()
+    );
+    for &i in &split {
+        assert!(got_nfe[i].abs_diff(want_nfe[i]) <= 18, "{label}: {}, more than three step attempts apart", show(&i));
+        let d = (got[i][0] - want[i][0]).abs().max((got[i][1] - want[i][1]).abs());
+        assert!(d <= 20.0 * tol, "{label}: {}, end states {:?} and {:?} differ by {d:e} > 20·tol", show(&i), got[i], want[i]);
+    }
+    if !split.is_empty() {
+        eprintln!("{label}: near-ties: {}", split.iter().map(show).collect::<Vec<_>>().join("; "));
+    }
+    split
+}
+
+/// The rows of `v` (one value per particle) without the particles in `skip`.
+fn without<T: Copy>(v: &[T], skip: &[usize]) -> Vec<T> {
+    v.iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, &x)| x).collect()
+}
+
 async fn adaptive_matches_cpu(tol: f32, max_nfe: u32, n: u32, frames: u32) {
     let (_t, mut sampler, params, x0) = setup(n, frames).await;
     let opts = AdaptiveOptions::new(tol, max_nfe).unwrap();
@@ -47,10 +84,11 @@ async fn adaptive_matches_cpu(tol: f32, max_nfe: u32, n: u32, frames: u32) {
     let mut want = x0.clone();
     let (stats, traj) = adaptive::integrate(&spec().shape, &params, &mut want, t0, t1, &opts, frames);
     let label = format!("dopri5 tol {tol:e} budget {max_nfe}");
-    assert_close(&label, &got.concat(), &want.concat(), 1e-4, 1e-4);
     let want_nfe: Vec<u32> = stats.iter().map(|s| s.nfe).collect();
-    assert_eq!(summary.nfe, want_nfe, "{label}: field evaluations per particle");
-    assert_eq!(summary.unfinished, stats.iter().filter(|s| !s.finished).count(), "{label}: unfinished particles");
+    let split = assert_counts_match(&label, &summary.nfe, &want_nfe, &got, &want, tol);
+    assert_close(&label, &without(&got, &split).concat(), &without(&want, &split).concat(), 1e-4, 1e-4);
+    let unfinished = stats.iter().filter(|s| !s.finished).count();
+    assert!(summary.unfinished.abs_diff(unfinished) <= split.len(), "{label}: {} unfinished particles on the GPU, {unfinished} on the CPU", summary.unfinished);
     // The controller really adapts: particles do not all take the same number of steps.
     let (lo, hi) = (want_nfe.iter().min().unwrap(), want_nfe.iter().max().unwrap());
     if tol <= 1e-5 {
@@ -63,7 +101,14 @@ async fn adaptive_matches_cpu(tol: f32, max_nfe: u32, n: u32, frames: u32) {
         let got_traj = sampler.read_trajectories().await.unwrap();
         let rows = n as usize;
         assert_eq!(&got_traj[..rows], &x0[..], "row 0 is left as the starting points");
-        assert_close(&format!("{label} frames"), &got_traj[rows..].concat(), &traj[rows..].concat(), 1e-4, 1e-4);
+        for k in 1..=frames as usize {
+            let (g, w) = (&got_traj[k * rows..(k + 1) * rows], &traj[k * rows..(k + 1) * rows]);
+            assert_close(&format!("{label} frame {k}"), &without(g, &split).concat(), &without(w, &split).concat(), 1e-4, 1e-4);
+            for &i in &split {
+                let d = (g[i][0] - w[i][0]).abs().max((g[i][1] - w[i][1]).abs());
+                assert!(d <= 20.0 * tol, "{label} frame {k}: near-tie particle {i} is {d:e} from the CPU's");
+            }
+        }
         assert_eq!(&got_traj[frames as usize * rows..], &got[..], "last frame is the final state");
     }
 }
@@ -77,10 +122,18 @@ async fn sampler_routes_dopri5() {
     assert!(sampler.set_tol(0.0).unwrap_err().contains("[0.000001, 0.1]"));
     sampler.integrate(Solver::Dopri5, 0.0, 1.0, frames);
     let got = sampler.read_trajectories().await.unwrap();
+    let summary = sampler.read_adaptive_summary().await.unwrap();
     let mut want = x0.clone();
     let opts = AdaptiveOptions::new(1e-4, frames).unwrap();
-    let (_, traj) = adaptive::integrate(&spec().shape, &params, &mut want, 0.0, 1.0, &opts, frames);
-    assert_close("dopri5 via integrate", &got.concat(), &traj.concat(), 1e-4, 1e-4);
+    let (stats, traj) = adaptive::integrate(&spec().shape, &params, &mut want, 0.0, 1.0, &opts, frames);
+    let rows = n as usize;
+    let last = frames as usize * rows;
+    let nfe: Vec<u32> = stats.iter().map(|s| s.nfe).collect();
+    let split = assert_counts_match("dopri5 via integrate", &summary.nfe, &nfe, &got[last..], &traj[last..], 1e-4);
+    for k in 0..=frames as usize {
+        let (g, w) = (&got[k * rows..(k + 1) * rows], &traj[k * rows..(k + 1) * rows]);
+        assert_close(&format!("dopri5 via integrate, frame {k}"), &without(g, &split).concat(), &without(w, &split).concat(), 1e-4, 1e-4);
+    }
     // A budget that does not equal the recorded steps records nothing new but still integrates.
     sampler.rewind();
     sampler.integrate(Solver::Dopri5, 0.0, 1.0, 500);
@@ -88,8 +141,10 @@ async fn sampler_routes_dopri5() {
     let summary = sampler.read_adaptive_summary().await.unwrap();
     assert_eq!(summary.unfinished, 0);
     let mut want = x0.clone();
-    adaptive::integrate(&spec().shape, &params, &mut want, 0.0, 1.0, &AdaptiveOptions::new(1e-4, 500).unwrap(), 0);
-    assert_close("dopri5 end state", &end.concat(), &want.concat(), 1e-4, 1e-4);
+    let (stats, _) = adaptive::integrate(&spec().shape, &params, &mut want, 0.0, 1.0, &AdaptiveOptions::new(1e-4, 500).unwrap(), 0);
+    let nfe: Vec<u32> = stats.iter().map(|s| s.nfe).collect();
+    let split = assert_counts_match("dopri5 end state", &summary.nfe, &nfe, &end, &want, 1e-4);
+    assert_close("dopri5 end state", &without(&end, &split).concat(), &without(&want, &split).concat(), 1e-4, 1e-4);
 }
 
 gpu_test!(dopri5_matches_cpu_tight_tolerance, adaptive_matches_cpu(1e-5, 2000, 333, 0));

@@ -238,17 +238,27 @@ async fn ot_coupling_matches_cpu() {
     };
     let mismatched = (0..n).filter(|&i| !row_ok(i)).count();
     assert!(mismatched * 100 <= 3 * n, "{mismatched} of {n} rows paired differently from the CPU twin");
-    // Sinkhorn converged: the plan's rows and columns each carry mass 1/B (to 1%).
+    // Sinkhorn converged: the plan the GPU's potentials define has rows and columns that each
+    // carry mass 1/B (to 1%). The columns hold by construction after the last g update whatever
+    // the iteration count; the rows only once the iterations have converged (with 2 iterations
+    // instead of 100 the worst row is off by tens of percent).
     let x0: Vec<[f32; 2]> = (0..n).map(|i| [scratch[2 * i], scratch[2 * i + 1]]).collect();
     let x1: Vec<[f32; 2]> = (0..n).map(|j| [scratch[2 * n + 2 * j], scratch[2 * n + 2 * j + 1]]).collect();
     let cost = |i: usize, j: usize| (x0[i][0] - x1[j][0]).powi(2) + (x0[i][1] - x1[j][1]).powi(2);
     let mean_cost = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| cost(i, j) as f64).sum::<f64>() / (n * n) as f64;
     let eps = coupling::OT_EPS as f64 * mean_cost;
-    let plan = |i: usize, j: usize| ((c.f[i] as f64 + c.g[j] as f64 - cost(i, j) as f64) / eps).exp();
-    for j in 0..n {
-        let col: f64 = (0..n).map(|i| plan(i, j)).sum();
-        assert!((col * n as f64 - 1.0).abs() < 0.01, "column {j} of the plan has mass {col}, not 1/{n}");
+    let (f, g) = (&scratch[5 * n..6 * n], &scratch[6 * n..7 * n]);
+    let plan = |i: usize, j: usize| ((f[i] as f64 + g[j] as f64 - cost(i, j) as f64) / eps).exp();
+    let (mut worst_row, mut worst_col) = (0.0f64, 0.0f64);
+    for k in 0..n {
+        let row: f64 = (0..n).map(|j| plan(k, j)).sum();
+        let col: f64 = (0..n).map(|i| plan(i, k)).sum();
+        worst_row = worst_row.max((row * n as f64 - 1.0).abs());
+        worst_col = worst_col.max((col * n as f64 - 1.0).abs());
+        assert!((row * n as f64 - 1.0).abs() < 0.01, "row {k} of the plan has mass {row}, not 1/{n}: Sinkhorn did not converge");
+        assert!((col * n as f64 - 1.0).abs() < 0.01, "column {k} of the plan has mass {col}, not 1/{n}");
     }
+    eprintln!("OT plan marginals: worst row {worst_row:.2e}, worst column {worst_col:.2e} (relative to 1/{n})");
     // And it is a transport plan worth having: paired points are much closer than random pairs.
     let paired = (0..n).map(|i| cost(i, c.partner[i] as usize) as f64).sum::<f64>() / n as f64;
     assert!(paired < 0.5 * mean_cost, "OT pairs cost {paired:.3} vs {mean_cost:.3} for independent pairs");

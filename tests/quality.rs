@@ -6,7 +6,7 @@ use common::{assert_close, gpu};
 use flowmatch::config::{Config, Dataset};
 use flowmatch::gpu::{GpuQuality, GpuSampler, GpuTrainer};
 use flowmatch::metrics::sliced_w2_projections;
-use flowmatch::rng::{hash4, unit};
+use flowmatch::rng::hash4;
 use flowmatch::targets::sample_dataset;
 use flowmatch::TrainSpec;
 
@@ -31,7 +31,7 @@ async fn matches_cpu(n_particles: u32) {
     quality.encode(seed);
     let got = quality.read_projections().await.unwrap();
     let m = n_particles.min(1024) as usize;
-    let offset = unit(hash4(seed, 0, 0, 41));
+    let offset = GpuQuality::offset(seed);
     let want: Vec<f32> = (0..dirs)
         .map(|k| {
             let target: Vec<[f32; 2]> = (0..m as u32).map(|i| data[(hash4(seed, k, i, flowmatch::rng::stream::QUALITY) % data.len() as u32) as usize]).collect();
@@ -42,6 +42,9 @@ async fn matches_cpu(n_particles: u32) {
         .collect();
     assert_close("sliced W2² per direction", &got, &want, 2e-3, 1e-2);
     let sw = quality.sliced_w2(seed).await.unwrap();
+    // The whole reading: the CPU engine's twin gives the same SW2 (same subsets, same directions).
+    let twin = flowmatch::metrics::sliced_w2_reading(&particles, &data, dirs, seed);
+    assert!((sw - twin).abs() <= 2e-3 + 1e-2 * twin, "GPU reading {sw} vs CPU twin {twin}");
     assert!(sw > 0.3 && sw < 2.0, "N(0, I) vs moons should be far apart: {sw}");
 }
 

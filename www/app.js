@@ -1,41 +1,27 @@
-// www/app.js — page glue for index.html: loads the wasm package, builds labelled controls for
-// every configuration field, runs the animation-frame loop (App.frame), keeps the configuration
-// in the URL hash, draws the loss curve, and publishes the page state as `window.flowmatch`
-// (read by tests/e2e and benchmarks: step, loss, stepsPerSec, backend, ready, error, ...).
+// www/app.js — page glue for index.html: loads the wasm package, builds a labelled control for
+// every setting, a checkbox for every canvas layer (both lists come from the wasm: field_specs,
+// layer_specs), runs the animation-frame loop (App.frame), keeps the configuration in the URL
+// hash, draws the loss curve (chart.js), and publishes the page state as `window.flowmatch`
+// (read by tests/e2e and the benchmarks: step, loss, stepsPerSec, backend, ready, error, ...).
+//
+// URL parameters (before the #): backend=auto|webgpu|cpu (default auto: on a software adapter the
+// faster of WebGPU and the CPU), cpu=1 (= backend=cpu), present=surface|readback.
 
-import init, { App, choices, fields } from '../pkg/flowmatch.js';
+import init, { App, field_specs, layer_specs } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
+import { drawChart } from './chart.js';
+import * as fmt from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
-// Controls in display order. Fields the wasm knows but this table does not (added later) get a
-// plain text input under "More settings", so every field stays reachable and round-trips.
-const CONTROLS = [
-  { key: 'dataset', label: 'Target dataset', kind: 'select' },
-  { key: 'width', label: 'Width (units per layer)', kind: 'number', min: 1, max: 1024, step: 1 },
-  { key: 'depth', label: 'Depth (hidden layers)', kind: 'number', min: 1, max: 8, step: 1 },
-  { key: 'activation', label: 'Activation', kind: 'select' },
-  { key: 'lr', label: 'Learning rate', kind: 'number', min: 0, step: 'any' },
-  { key: 'schedule', label: 'Learning-rate schedule (over Steps)', kind: 'select' },
-  { key: 'batch', label: 'Batch size', kind: 'number', min: 1, max: 65536, step: 1 },
-  { key: 'sigma_min', label: 'σ min (path width at t = 1)', kind: 'number', min: 0, max: 0.999, step: 'any' },
-  { key: 'seed', label: 'Seed', kind: 'number', min: 0, step: 1 },
-  { key: 'solver', label: 'ODE solver', kind: 'select' },
-  { key: 'nfe', label: 'Solver steps', kind: 'number', min: 1, max: 10000, step: 1 },
-  { key: 'tol', label: 'Tolerance (dopri5; its steps = evaluation budget)', kind: 'number', min: 0.000001, max: 0.1, step: 'any', advanced: true },
-  { key: 'particles', label: 'Particles', kind: 'number', min: 1, max: 1000000, step: 1 },
-  { key: 'source', label: 'Source at t = 0', kind: 'select', advanced: true },
-  { key: 'path', label: 'Probability path', kind: 'select', advanced: true },
-  { key: 'coupling', label: 'Coupling', kind: 'select', advanced: true },
-  { key: 'weight_decay', label: 'Weight decay', kind: 'number', min: 0, max: 1, step: 'any', advanced: true },
-  { key: 'steps', label: 'Steps (schedule length; command line runs)', kind: 'number', min: 0, step: 1, advanced: true },
-  { key: 'samples', label: 'Samples (command line runs)', kind: 'number', min: 1, step: 1, advanced: true },
-];
-
+// Numbers the page does not know yet are null (never NaN: see www/format.js).
 const state = {
-  ready: false, error: null, notice: null, backend: null, adapter: null, step: 0, loss: NaN,
-  lossStart: NaN, lossRecent: NaN, stepsPerSec: 0, t: 0, hashErrors: [], app: null,
+  ready: false, error: null, notice: null, backend: null, adapter: null, step: 0, loss: null,
+  lossStart: null, lossRecent: null, stepsPerSec: 0, t: 0, hashErrors: [], app: null,
+  // Input responsiveness (benchmarks): per key press, ms from the event to its handler and to the
+  // next frame; the worst lateness of a 50 ms timer since `maxTimerLagMs` was last reset.
+  inputDelays: [], maxTimerLagMs: 0,
 };
 window.flowmatch = state;
 
@@ -45,7 +31,6 @@ let app = null;
 // record them (window.flowmatch.gpuErrors) and show the first in the error banner.
 state.gpuErrors = [];
 if (globalThis.GPUAdapter) {
-
   const request = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...args) {
     const device = await request.apply(this, args);
@@ -57,7 +42,7 @@ if (globalThis.GPUAdapter) {
     });
     device.lost.then((info) => {
       if (info.reason === 'destroyed') return;
-      // The App recovers on a new device by itself (src/web/reliability.rs); just record it.
+      // The App recovers on a new device by itself (src/web/page.rs); just record it.
       state.gpuErrors.push(`WebGPU device lost: ${info.message}`);
     });
     return device;
@@ -78,49 +63,69 @@ function fieldError(key, message) {
   if (msg) showText(msg, message);
 }
 
-function buildControls() {
-  const known = fields();
-  const table = CONTROLS.filter((c) => known.includes(c.key));
-  for (const key of known) {
-    if (!table.some((c) => c.key === key)) table.push({ key, label: key, kind: 'text', advanced: true });
+// ---- controls, from the wasm's field table (src/config.rs FIELDS) ----------------------------
+
+function control(spec) {
+  let input;
+  if (spec.kind === 'choice') {
+    input = document.createElement('select');
+    for (const o of spec.choices) {
+      const opt = document.createElement('option');
+      opt.value = o;
+      opt.textContent = o;
+      input.append(opt);
+    }
+  } else {
+    input = document.createElement('input');
+    input.type = 'number';
+    input.inputMode = 'decimal';
+    if (spec.min !== null && !spec.minOpen) input.min = spec.min;
+    if (spec.max !== null) input.max = spec.max;
+    input.step = spec.kind === 'int' ? 1 : 'any';
   }
-  for (const c of table) {
+  return input;
+}
+
+function buildControls() {
+  for (const spec of JSON.parse(field_specs()).filter((f) => f.scope === 'all')) {
     const wrap = document.createElement('div');
     wrap.className = 'field';
-    const id = `f-${c.key}`;
+    const id = `f-${spec.name}`;
     const label = document.createElement('label');
     label.htmlFor = id;
-    label.textContent = c.label;
-    let input;
-    const options = c.kind === 'select' ? choices(c.key) : [];
-    if (options.length) {
-      input = document.createElement('select');
-      for (const o of options) {
-        const opt = document.createElement('option');
-        opt.value = o;
-        opt.textContent = o;
-        input.append(opt);
-      }
-    } else {
-      input = document.createElement('input');
-      input.type = c.kind === 'number' ? 'number' : 'text';
-      if (c.min !== undefined) input.min = c.min;
-      if (c.max !== undefined) input.max = c.max;
-      if (c.step !== undefined) input.step = c.step;
-      input.inputMode = c.kind === 'number' ? 'decimal' : 'text';
-    }
+    label.textContent = spec.label;
+    label.title = spec.help;
+    const input = control(spec);
     input.id = id;
-    input.name = c.key;
-    input.dataset.field = c.key;
+    input.name = spec.name;
+    input.title = spec.help;
+    input.dataset.field = spec.name;
+    input.dataset.effect = spec.effect;
     const err = document.createElement('p');
     err.className = 'field-error';
-    err.id = `err-${c.key}`;
+    err.id = `err-${spec.name}`;
     err.hidden = true;
     input.setAttribute('aria-describedby', err.id);
-    input.addEventListener('change', () => applyField(c.key, input.value));
+    input.addEventListener('change', () => applyField(spec.name, input.value));
     wrap.append(label, input, err);
-    (c.advanced ? $('fields-advanced') : $('fields')).append(wrap);
-    inputs.set(c.key, input);
+    (spec.advanced ? $('fields-advanced') : $('fields')).append(wrap);
+    inputs.set(spec.name, input);
+  }
+}
+
+// ---- layers, from the wasm's layer table (src/render/mod.rs LAYERS) -------------------------
+
+function buildLayers() {
+  const box = $('layers');
+  for (const spec of JSON.parse(layer_specs())) {
+    const input = document.createElement('input');
+    input.type = 'checkbox';
+    input.dataset.layer = spec.name;
+    input.checked = spec.defaultOn;
+    const label = document.createElement('label');
+    label.title = spec.help;
+    label.append(input, ` ${spec.label}`);
+    box.append(label);
   }
 }
 
@@ -206,53 +211,16 @@ state.worldToClient = (x, y) => {
 
 let lossDirty = true;
 function drawLoss() {
-  const c = $('loss');
-  const dpr = window.devicePixelRatio || 1;
-  const w = Math.round(c.clientWidth * dpr), h = Math.round(c.clientHeight * dpr);
-  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
-  const g = c.getContext('2d');
-  g.clearRect(0, 0, w, h);
   const flat = app.losses();
-  const n = flat.length / 2;
-  g.font = `${11 * dpr}px system-ui, sans-serif`;
-  g.fillStyle = '#8a94a7';
-  if (n < 2) { g.fillText('loss (log scale) appears here', 8 * dpr, h / 2); return; }
-  // Exponential moving average in log space, window ~2% of the points.
-  const alpha = Math.min(1, 50 / n);
-  const xs = new Float64Array(n), ys = new Float64Array(n);
-  let ema = Math.log10(Math.max(flat[1], 1e-12));
-  for (let i = 0; i < n; i++) {
-    ema += alpha * (Math.log10(Math.max(flat[2 * i + 1], 1e-12)) - ema);
-    xs[i] = flat[2 * i];
-    ys[i] = ema;
-  }
-  let lo = Infinity, hi = -Infinity;
-  for (const y of ys) { lo = Math.min(lo, y); hi = Math.max(hi, y); }
-  lo = Math.floor(lo * 4) / 4; hi = Math.ceil(hi * 4) / 4;
-  if (hi - lo < 0.25) hi = lo + 0.25;
-  const x0 = xs[0], x1 = Math.max(xs[n - 1], x0 + 1);
-  const pad = { l: 34 * dpr, r: 6 * dpr, t: 8 * dpr, b: 16 * dpr };
-  const X = (x) => pad.l + ((x - x0) / (x1 - x0)) * (w - pad.l - pad.r);
-  const Y = (y) => pad.t + (1 - (y - lo) / (hi - lo)) * (h - pad.t - pad.b);
-  g.strokeStyle = '#1f2633';
-  g.lineWidth = 1;
-  for (let d = Math.ceil(lo * 4) / 4; d <= hi + 1e-9; d += 0.25) {
-    g.beginPath(); g.moveTo(pad.l, Y(d)); g.lineTo(w - pad.r, Y(d)); g.stroke();
-    if (Math.abs(d - Math.round(d)) < 1e-9 || hi - lo <= 1) {
-      g.fillText(Number(10 ** d).toPrecision(2), 2 * dpr, Y(d) + 4 * dpr);
-    }
-  }
-  g.fillText(`step ${Math.round(xs[n - 1])}`, w - 80 * dpr, h - 3 * dpr);
-  g.strokeStyle = '#7aa2ff';
-  g.lineWidth = 1.5 * dpr;
-  g.beginPath();
-  for (let i = 0; i < n; i++) (i ? g.lineTo : g.moveTo).call(g, X(xs[i]), Y(ys[i]));
-  g.stroke();
+  const points = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) points.push([flat[i], flat[i + 1]]);
+  drawChart($('loss'), {
+    series: [{ points, color: '#7aa2ff' }], logY: true, smooth: 0.02,
+    xCaption: (x) => `step ${fmt.int(x)}`, empty: 'loss (log scale) appears here',
+  });
 }
 
 // ---- state and UI ------------------------------------------------------------------------------
-
-const fmt = (x, d = 4) => (Number.isFinite(x) ? x.toPrecision(d) : '–');
 
 function publish() {
   const s = app.state();
@@ -262,11 +230,12 @@ function publish() {
 }
 
 function updatePanel(s) {
-  $('stat-step').textContent = s.step.toLocaleString('en');
-  $('stat-loss').textContent = fmt(s.lossRecent);
-  $('stat-rate').textContent = s.stepsPerSec > 0 ? Math.round(s.stepsPerSec).toLocaleString('en') : '–';
-  $('stat-backend').textContent = s.backend === 'webgpu' ? (s.software ? 'WebGPU (software)' : 'WebGPU') : 'CPU';
-  $('stat-backend').title = s.adapter;
+  $('stat-step').textContent = fmt.int(s.step);
+  $('stat-loss').textContent = fmt.num(s.lossRecent);
+  $('stat-rate').textContent = s.stepsPerSec > 0 ? fmt.int(s.stepsPerSec) : fmt.DASH;
+  $('stat-backend').textContent = s.backendLabel;
+  $('stat-backend').title = `${s.adapter}. ${s.backendReason}`;
+  showText($('backend-reason'), s.backendReason);
   const play = $('play');
   play.textContent = s.training ? 'Pause' : 'Train';
   play.setAttribute('aria-pressed', String(s.training));
@@ -280,13 +249,14 @@ function updatePanel(s) {
 function updateTime(s) {
   const time = $('time');
   if (document.activeElement !== time || s.flowPlaying) time.value = s.t;
-  const label = `t = ${s.t.toFixed(2)}`;
+  const label = `t = ${fmt.fixed(s.t, 2)}`;
   $('time-out').textContent = label;
   $('hud-t').textContent = label;
 }
 
 let last = performance.now();
 let lastPanel = 0;
+let pendingInput = [];
 function loop(now) {
   const dt = now - last;
   last = now;
@@ -304,6 +274,9 @@ function loop(now) {
     fail(e);
     return;
   }
+  for (const d of pendingInput) d.frameMs = performance.now() - d.at;
+  if (pendingInput.length) { state.inputDelays.push(...pendingInput); state.inputDelays.splice(0, Math.max(0, state.inputDelays.length - 200)); }
+  pendingInput = [];
   requestAnimationFrame(loop);
 }
 
@@ -343,6 +316,8 @@ function wire() {
     lossDirty = true;
   });
   document.addEventListener('keydown', (e) => {
+    const at = performance.now();
+    pendingInput.push({ key: e.key, handlerMs: at - e.timeStamp, at });
     const tag = (e.target.tagName || '').toLowerCase();
     if (['input', 'select', 'textarea', 'button', 'summary'].includes(tag) || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === ' ') { e.preventDefault(); state.training ? app.pause() : app.play(); }
@@ -350,6 +325,12 @@ function wire() {
     else if (e.key === 'r' || e.key === 'R') { app.reset(); lossDirty = true; }
     else if (e.key === 'f' || e.key === 'F') app.set_flow_playing(!state.flowPlaying);
   });
+  let tick = performance.now();
+  setInterval(() => {
+    const t = performance.now();
+    state.maxTimerLagMs = Math.max(state.maxTimerLagMs, t - tick - 50);
+    tick = t;
+  }, 50);
   // Reduced motion: no looping animation; show the result (t = 1) and let the scrubber move it.
   const reduce = window.matchMedia('(prefers-reduced-motion: reduce)');
   const applyMotion = () => { if (reduce.matches) app.set_time(1); };
@@ -360,11 +341,15 @@ function wire() {
 
 async function main() {
   try {
-    await init();
+    // The wasm instance's linear memory: the soak checks it stops growing (a Rust-side leak does
+    // not show in the JS heap).
+    state.wasmMemory = (await init()).memory;
     buildControls();
+    buildLayers();
     fitCanvas();
     const params = new URLSearchParams(location.search);
-    app = await App.create($('flow'), location.hash, params.get('cpu') === '1', params.get('present') || '');
+    const backend = params.get('cpu') === '1' ? 'cpu' : (params.get('backend') || 'auto');
+    app = await App.start($('flow'), location.hash, backend, params.get('present') || '', false);
     state.app = app;
     fitCanvas();
     app.resize($('flow').width, $('flow').height, Math.min(window.devicePixelRatio || 1, 3));

@@ -1,11 +1,11 @@
 // www/embed.js — glue of embed.html: the URL hash (the demo page's fields plus the widget's own
-// options) becomes the attributes of the page's single <flow-matching-demo>, which fills the
-// frame (www/embed.css stretches its shadow parts); `hashchange` re-applies it live. Configuration fields go through the widget's `config`
-// attribute, so an invalid one is reported inline by the widget and falls back to its default.
+// options, `EMBED_OPTIONS` of widget.js: layers, train-steps, controls, autoplay, theme, loss,
+// backend) becomes the attributes of the page's single <flow-matching-demo>, which fills the frame
+// (www/embed.css stretches its shadow parts); `hashchange` re-applies it live. Everything else
+// goes through the widget's `config` attribute, so an invalid field is reported inline by the
+// widget and falls back to its default.
 
-import './widget.js';
-
-const WIDGET_OPTIONS = ['controls', 'autoplay', 'train-steps', 'theme', 'trajectories', 'field', 'target', 'loss'];
+import { EMBED_OPTIONS as WIDGET_OPTIONS } from './widget.js';
 const figure = document.getElementById('figure');
 
 function apply() {

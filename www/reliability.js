@@ -4,6 +4,8 @@
 // (a file input; a file of another shape reconfigures the page to it; a bad file shows its own
 // error and the current model stays). Waits for app.js to publish `window.flowmatch.app`.
 
+import { download } from './download.js';
+
 const $ = (id) => document.getElementById(id);
 
 function message(text, isError) {
@@ -50,12 +52,7 @@ function wire(app) {
   $('save-model').addEventListener('click', async () => {
     try {
       const bytes = await app.save_model();
-      const blob = new Blob([bytes], { type: 'application/octet-stream' });
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(blob);
-      a.download = `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.flowmatch`;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+      download(new Blob([bytes], { type: 'application/octet-stream' }), `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.flowmatch`);
       message(`Saved ${bytes.length.toLocaleString('en')} bytes (step ${state.step}).`);
     } catch (e) {
       message(`Saving failed: ${e.message || e}`, true);

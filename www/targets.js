@@ -11,6 +11,7 @@
 // window.flowmatch.targetErrors ({draw, text, image, points} → last message or '').
 
 import { max_custom_points } from '../pkg/flowmatch.js';
+import { download } from './download.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -341,13 +342,7 @@ function wirePoints() {
   $('points-download').addEventListener('click', async () => {
     try {
       const csv = await app.samples_csv();
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
-      a.download = 'flowmatch-samples.csv';
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      download(new Blob([csv], { type: 'text/csv' }), 'flowmatch-samples.csv');
     } catch (e) {
       showError('points', `reading the samples failed: ${String((e && e.message) || e)}`);
     }

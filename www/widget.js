@@ -9,15 +9,19 @@
 // The styles load from widget.css next to this module through a <link> in the shadow root, so the
 // element works under a strict CSP (style-src 'self'; no inline styles anywhere).
 //
-// Attributes (all optional; every one applies live):
-//   configuration: dataset source width depth activation lr schedule batch seed sigma-min path coupling
-//     weight-decay solver nfe particles (the demo page's hash fields, dashes for underscores), and
-//     config="dataset=moons&width=64..." (a whole demo-page hash; single attributes win over it).
-//   shown: trajectories field target loss = on|off (defaults off, off, on, on); particles always.
+// Attributes (all optional; every one applies live). The lists come from the wasm, so a new
+// setting or layer is an attribute with no change here:
+//   configuration: every setting of the demo page (`field_specs()`, dashes for underscores: dataset
+//     source width depth activation lr batch steps seed sigma-min path coupling weight-decay solver
+//     nfe particles tol ...), `train-steps` (= steps: pause at step N, default 2000, 0 = never),
+//     and config="dataset=moons&width=64..." (a whole demo-page hash; single attributes win).
+//   layers (`layer_specs()`): trajectories field target heatmap = on|off (older names trails and
+//     arrows still work; `particles` is the count, the particles layer is always on); loss = on|off.
 //   controls = none | minimal (default: play/pause, step and loss) | full (+ step, reset, layers,
-//     dataset, exports); autoplay = on|off (default on); train-steps = N (pause at step N;
-//     default 2000; 0 = never); size = "W" or "WxH" in CSS pixels; aspect = "4/3", "16:9", "1"
-//     (default 4/3); theme = auto | light | dark (default auto: prefers-color-scheme).
+//     dataset, exports); autoplay = on|off (default on); size = "W" or "WxH" in CSS pixels;
+//     aspect = "4/3", "16:9", "1" (default 4/3); theme = auto | light | dark (default auto:
+//     prefers-color-scheme); backend = webgpu | cpu | auto (default webgpu: WebGPU where the
+//     browser has it, else the CPU).
 // An invalid value shows an inline message naming the attribute and what it accepts, and that
 // setting falls back to its default.
 //
@@ -29,22 +33,33 @@
 // samplesCSV() → CSV text (x,y), record(seconds) → WebM Blob; events: ready, progress
 // ({step, loss}), error ({message, attribute}).
 
-import init, { App, choices, config_defaults } from '../pkg/flowmatch.js';
-
-const CONFIG_ATTRS = [
-  'dataset', 'source', 'width', 'depth', 'activation', 'lr', 'schedule', 'batch', 'seed', 'sigma-min', 'path',
-  'coupling', 'weight-decay', 'solver', 'nfe', 'particles',
-];
-// Widget attribute → App layer.
-const LAYER_ATTRS = { trajectories: 'trails', field: 'arrows', target: 'target' };
-const LAYER_DEFAULTS = { trajectories: false, field: false, target: true, loss: true };
-const WIDGET_ATTRS = ['config', 'controls', 'autoplay', 'train-steps', 'size', 'aspect', 'theme', 'trajectories', 'field', 'target', 'loss'];
-const DEFAULT_TRAIN_STEPS = 2000;
-const DEFAULT_ASPECT = '4 / 3';
-const STYLE_URL = new URL('widget.css', import.meta.url).href;
+import init, { App, choices, config_defaults, field_specs, layer_specs } from '../pkg/flowmatch.js';
+import { drawChart } from './chart.js';
+import { download } from './download.js';
+import * as fmt from './format.js';
 
 let wasmReady = null;
 const loadWasm = () => (wasmReady ??= init());
+// The attribute lists come from the wasm: load it before the element is defined.
+await loadWasm();
+
+const FIELDS = JSON.parse(field_specs()).filter((f) => f.scope === 'all');
+const LAYERS = JSON.parse(layer_specs());
+/** Attribute → setting, for every page setting (`sigma-min` → `sigma_min`) and the aliases. */
+const CONFIG_ATTRS = Object.fromEntries([...FIELDS.map((f) => [f.attr, f.name]), ['train-steps', 'steps']]);
+/** Attribute → layer, for every layer name and its older names, except a name that is also a
+ *  setting's attribute: `particles` is the particle count (the particles layer is always on). */
+const LAYER_ATTRS = Object.fromEntries(LAYERS.flatMap((l) => [[l.name, l.name], ...l.aliases.map((a) => [a, l.name])]).filter(([a]) => !(a in CONFIG_ATTRS)));
+const LAYER_DEFAULTS = Object.fromEntries(LAYERS.map((l) => [l.name, l.defaultOn]));
+/** The widget's own options (not settings, not layers). */
+const OPTIONS = ['config', 'controls', 'autoplay', 'size', 'aspect', 'theme', 'loss', 'backend'];
+/** Every attribute the element reacts to. */
+export const WIDGET_ATTRIBUTES = [...Object.keys(CONFIG_ATTRS), ...Object.keys(LAYER_ATTRS), ...OPTIONS];
+/** What embed.html passes on as attributes (the rest of its hash is the `config`): the layers,
+ *  the step limit's widget name and the options, less `size` and `aspect` (the frame decides). */
+export const EMBED_OPTIONS = [...Object.keys(LAYER_ATTRS), 'train-steps', ...OPTIONS.filter((o) => !['config', 'size', 'aspect'].includes(o))];
+const DEFAULT_ASPECT = '4 / 3';
+const STYLE_URL = new URL('widget.css', import.meta.url).href;
 
 // ---- one animation loop and one observer for every instance -------------------------------------
 
@@ -95,14 +110,6 @@ function parseAspect(v) {
   if (!m || !(r >= 0.2 && r <= 5)) throw new Error('expected a ratio such as 4/3, 16:9 or 1, between 0.2 and 5');
   return `${Number(m[1])} / ${m[2] !== undefined ? Number(m[2]) : 1}`;
 }
-function parseCount(v) {
-  const s = v.trim();
-  if (!/^\d+$/.test(s) || Number(s) > 100000000) throw new Error('expected a whole number of steps from 0 (never stop) to 100000000');
-  return Number(s);
-}
-
-const fmtLoss = (x) => (Number.isFinite(x) ? x.toPrecision(3) : '–');
-
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
@@ -114,16 +121,8 @@ function el(tag, props = {}, ...children) {
   return e;
 }
 
-function download(blob, name) {
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-}
-
 export class FlowMatchingDemo extends HTMLElement {
-  static get observedAttributes() { return [...CONFIG_ATTRS, ...WIDGET_ATTRS]; }
+  static get observedAttributes() { return WIDGET_ATTRIBUTES; }
 
   constructor() {
     super();
@@ -142,7 +141,7 @@ export class FlowMatchingDemo extends HTMLElement {
 
   // ---- public API ------------------------------------------------------------------------------
 
-  /** Trains (again): past a reached `train-steps` limit, training continues without one. */
+  /** Trains (again): past a reached step limit (`train-steps`), training continues without one. */
   play() {
     this._userPaused = false;
     if (!this._app) return;
@@ -154,17 +153,15 @@ export class FlowMatchingDemo extends HTMLElement {
     this._userPaused = true;
     if (this._app) { this._app.pause(); this._refresh(); }
   }
-  /** Restarts training from the seed's initial weights (with the `train-steps` limit again). */
+  /** Restarts training from the seed's initial weights (with the step limit of the attributes). */
   reset() {
     if (!this._app) return;
     this._app.reset();
-    this._app.set_step_limit(this._trainSteps());
-    if (this._autoplay() && !this._userPaused) this._app.play();
-    this._refresh();
+    this._applyConfig(); // the step limit the attributes give, again
   }
   get step() { return this._app ? this._app.state().step : 0; }
-  /** Mean of the last ten losses read back (NaN before the first). */
-  get loss() { return this._app ? this._app.state().lossRecent : NaN; }
+  /** Mean of the last ten losses read back (null before the first, or when one is not finite). */
+  get loss() { return this._app ? this._app.state().lossRecent : null; }
   get ready() { return !!this._app; }
   /** The App's state object (step, loss, stepsPerSec, backend, devicesOpened, ...). */
   get state() { return this._app ? this._app.state() : null; }
@@ -204,7 +201,18 @@ export class FlowMatchingDemo extends HTMLElement {
       };
       this._app.set_flow_playing(true);
       rec.start(250);
-      setTimeout(() => rec.state !== 'inactive' && rec.stop(), Math.max(0.2, Math.min(Number(seconds) || 4, 30)) * 1000);
+      // At least `seconds`, and until two frames reached the canvas: a software adapter on a
+      // loaded machine may draw less than one frame a second (drawing keeps to its share of the
+      // device), and a recording without a frame is empty. 30 s at most.
+      const presented = () => this._app.state().framesPresented || 0;
+      const first = presented(), t0 = performance.now(), ms = Math.max(0.2, Math.min(Number(seconds) || 4, 30)) * 1000;
+      const check = () => {
+        if (rec.state === 'inactive') return;
+        const waited = performance.now() - t0;
+        if ((waited >= ms && presented() >= first + 2) || waited >= 30000) rec.stop();
+        else setTimeout(check, 100);
+      };
+      setTimeout(check, ms);
     });
   }
 
@@ -234,11 +242,10 @@ export class FlowMatchingDemo extends HTMLElement {
   }
   attributeChangedCallback(name, oldValue, value) {
     if (oldValue === value) return;
-    if (WIDGET_ATTRS.includes(name) && name !== 'config') {
+    if (!(name in CONFIG_ATTRS) && name !== 'config') {
       this._applyWidgetAttrs();
-      if (this._app && name === 'train-steps') this._app.set_step_limit(this._trainSteps());
       if (this._app && name === 'autoplay' && !this._userPaused) (this._autoplay() ? this._app.play() : this._app.pause());
-      if (this._app && (name in LAYER_ATTRS)) this._app.set_layer(LAYER_ATTRS[name], this._layer(name));
+      if (this._app && (name in LAYER_ATTRS)) this._app.set_layer(LAYER_ATTRS[name], this._layerOn(LAYER_ATTRS[name]));
       this._refresh();
     } else if (this._app && !this._configQueued) {
       // Several attributes set in a row (a script switching setups) apply as one change.
@@ -284,9 +291,9 @@ export class FlowMatchingDemo extends HTMLElement {
     this._datasetSelect.addEventListener('change', () => this.setAttribute('dataset', this._datasetSelect.value));
     const layers = el('span', { class: 'layers full-only' });
     this._layerBoxes = {};
-    for (const name of ['trajectories', 'field', 'target', 'loss']) {
+    for (const name of [...LAYERS.map((l) => l.name), 'loss']) {
       const box = el('input', { type: 'checkbox' });
-      box.addEventListener('change', () => this.setAttribute(name, box.checked ? 'on' : 'off'));
+      box.addEventListener('change', () => this.setAttribute(name === 'loss' ? name : this._layerAttr(name), box.checked ? 'on' : 'off'));
       this._layerBoxes[name] = box;
       layers.append(el('label', {}, box, ` ${name}`));
     }
@@ -346,9 +353,19 @@ export class FlowMatchingDemo extends HTMLElement {
       return fallback;
     }
   }
-  _trainSteps() { return this._widgetAttr('train-steps', parseCount, DEFAULT_TRAIN_STEPS, String(DEFAULT_TRAIN_STEPS)); }
   _autoplay() { return this._widgetAttr('autoplay', parseSwitch, true, 'on'); }
-  _layer(name) { return this._widgetAttr(name, parseSwitch, LAYER_DEFAULTS[name], LAYER_DEFAULTS[name] ? 'on' : 'off'); }
+  _backend() { return this._widgetAttr('backend', (v) => parseChoice(v, ['webgpu', 'cpu', 'auto']), 'webgpu', 'webgpu'); }
+  _lossOn() { return this._widgetAttr('loss', parseSwitch, true, 'on'); }
+  /** The attribute that sets `layer`: the last of its names present (the name itself if none). */
+  _layerAttr(layer) {
+    const given = Object.keys(LAYER_ATTRS).filter((a) => LAYER_ATTRS[a] === layer && this.hasAttribute(a));
+    return given.length ? given[given.length - 1] : layer;
+  }
+  _layerOn(layer) {
+    const attr = this._layerAttr(layer);
+    for (const a of Object.keys(LAYER_ATTRS)) if (LAYER_ATTRS[a] === layer && a !== attr) this._message(a, '');
+    return this._widgetAttr(attr, parseSwitch, LAYER_DEFAULTS[layer], LAYER_DEFAULTS[layer] ? 'on' : 'off');
+  }
 
   _applyWidgetAttrs() {
     const controls = this._widgetAttr('controls', (v) => parseChoice(v, ['none', 'minimal', 'full']), 'minimal', 'minimal');
@@ -361,16 +378,17 @@ export class FlowMatchingDemo extends HTMLElement {
     // CSSOM custom properties (allowed under style-src 'self', unlike style attributes).
     if (size) this.style.setProperty('--fm-width', `${size.w}px`); else this.style.removeProperty('--fm-width');
     this.style.setProperty('--fm-aspect', size && size.h ? `${size.w} / ${size.h}` : aspect);
-    for (const name of Object.keys(LAYER_DEFAULTS)) this._layerBoxes[name].checked = this._layer(name);
-    this._lossCanvas.hidden = !this._layer('loss');
-    this._trainSteps();
+    for (const l of LAYERS) this._layerBoxes[l.name].checked = this._layerOn(l.name);
+    this._layerBoxes.loss.checked = this._lossOn();
+    this._lossCanvas.hidden = !this._lossOn();
     this._autoplay();
+    this._backend();
   }
 
   /** The attribute (or `config (field)`) a configuration field came from. */
   _attrFor(field) {
-    const attr = field.replace(/_/g, '-');
-    return this.hasAttribute(attr) ? attr : `config (${field})`;
+    const given = Object.keys(CONFIG_ATTRS).filter((a) => CONFIG_ATTRS[a] === field && this.hasAttribute(a));
+    return given.length ? given[given.length - 1] : `config (${field})`;
   }
 
   /** `config` first, then the single attributes, as one hash (later pairs win). */
@@ -378,9 +396,9 @@ export class FlowMatchingDemo extends HTMLElement {
     const parts = [];
     const config = (this.getAttribute('config') || '').trim().replace(/^#/, '');
     if (config) parts.push(config);
-    for (const a of CONFIG_ATTRS) {
+    for (const [a, field] of Object.entries(CONFIG_ATTRS)) {
       const v = this.getAttribute(a);
-      if (v !== null) parts.push(`${a.replace(/-/g, '_')}=${encodeURIComponent(v.trim())}`);
+      if (v !== null) parts.push(`${field}=${encodeURIComponent(v.trim())}`);
     }
     return parts.join('&');
   }
@@ -395,7 +413,7 @@ export class FlowMatchingDemo extends HTMLElement {
       const text = `${attr}${shown}: ${e.message}${def !== undefined ? `; using the default (${def})` : ''}`;
       texts.set(key, texts.has(key) ? `${texts.get(key)}\n${text}` : text);
     }
-    for (const a of [...CONFIG_ATTRS, 'config']) this._message(a, texts.get(a) || '');
+    for (const a of [...Object.keys(CONFIG_ATTRS), 'config']) this._message(a, texts.get(a) || '');
   }
 
   /** Applies the configuration attributes live: defaults, then `config`, then single attributes,
@@ -406,10 +424,7 @@ export class FlowMatchingDemo extends HTMLElement {
     const errors = Array.from(this._app.apply_hash(`${defaults}&${this._hash()}`), (e) => ({ field: e.field, message: e.message }));
     this._showConfigErrors(errors);
     this._syncControls();
-    if (this._app.state().step < before || before === 0) {
-      this._app.set_step_limit(this._trainSteps());
-      if (this._autoplay() && !this._userPaused) this._app.play();
-    }
+    if ((this._app.state().step < before || before === 0) && this._autoplay() && !this._userPaused) this._app.play();
     this._refresh();
   }
 
@@ -422,15 +437,14 @@ export class FlowMatchingDemo extends HTMLElement {
     try {
       await loadWasm();
       this._fit();
-      const app = await App.create(this._canvas, this._hash(), false, '');
+      const app = await App.start(this._canvas, this._hash(), this._backend(), '', true);
       if (!this.isConnected) { app.free(); this._status.textContent = 'Stopped.'; return; }
       const s = app.state();
-      this._defaults = Object.fromEntries(config_defaults(s.software).split('&').map((kv) => kv.split('=')));
+      this._defaults = Object.fromEntries(config_defaults(s.software, true).split('&').map((kv) => kv.split('=')));
       this._app = app;
       this._fit(true);
       this._showConfigErrors(Array.from(app.hash_errors(), (e) => ({ field: e.field, message: e.message })));
-      for (const name of Object.keys(LAYER_ATTRS)) app.set_layer(LAYER_ATTRS[name], this._layer(name));
-      app.set_step_limit(this._trainSteps());
+      for (const l of LAYERS) app.set_layer(l.name, this._layerOn(l.name));
       if (!this._autoplay() || this._userPaused) app.pause();
       if (window.matchMedia('(prefers-reduced-motion: reduce)').matches) app.set_time(1);
       this._syncControls();
@@ -497,7 +511,7 @@ export class FlowMatchingDemo extends HTMLElement {
   _refresh() {
     if (!this._app) return;
     const s = this._app.state();
-    this._stats.textContent = `step ${s.step.toLocaleString('en')} · loss ${fmtLoss(s.lossRecent)}`;
+    this._stats.textContent = `step ${fmt.int(s.step)} · loss ${fmt.num(s.lossRecent, 3)}`;
     this._playBtn.textContent = s.training ? 'Pause' : 'Train';
     this._playBtn.setAttribute('aria-pressed', String(s.training));
     if (s.error && s.error !== this._errorShown) { this._errorShown = s.error; this._fail(s.error); }
@@ -510,32 +524,10 @@ export class FlowMatchingDemo extends HTMLElement {
   }
 
   _drawLoss() {
-    const c = this._lossCanvas;
-    const w = Math.max(1, Math.round(c.clientWidth)), h = Math.max(1, Math.round(c.clientHeight));
-    if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
-    const g = c.getContext('2d');
-    g.clearRect(0, 0, w, h);
     const flat = this._app.losses();
-    const n = flat.length / 2;
-    if (n < 2) return;
-    const alpha = Math.min(1, 30 / n);
-    const ys = new Float64Array(n);
-    let ema = Math.log10(Math.max(flat[1], 1e-12)), lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < n; i++) {
-      ema += alpha * (Math.log10(Math.max(flat[2 * i + 1], 1e-12)) - ema);
-      ys[i] = ema; lo = Math.min(lo, ema); hi = Math.max(hi, ema);
-    }
-    if (hi - lo < 0.1) hi = lo + 0.1;
-    const x0 = flat[0], x1 = Math.max(flat[2 * (n - 1)], x0 + 1);
-    g.strokeStyle = getComputedStyle(c).color || '#7aa2ff';
-    g.lineWidth = 1.5;
-    g.beginPath();
-    for (let i = 0; i < n; i++) {
-      const x = 2 + ((flat[2 * i] - x0) / (x1 - x0)) * (w - 4);
-      const y = 2 + (1 - (ys[i] - lo) / (hi - lo)) * (h - 4);
-      (i ? g.lineTo : g.moveTo).call(g, x, y);
-    }
-    g.stroke();
+    const points = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) points.push([flat[i], flat[i + 1]]);
+    drawChart(this._lossCanvas, { series: [{ points, color: getComputedStyle(this._lossCanvas).color || '#7aa2ff' }], logY: true, smooth: 1 / 30, axes: false });
   }
 }
 

@@ -57,6 +57,9 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Optional features the device was opened with (none unless asked for).
     pub features: wgpu::Features,
+    /// Set by the device-lost callback (installed once per device, here): a driver reset,
+    /// `GPUDevice.destroy()`, or the browser taking the device away.
+    pub lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GpuContext {
@@ -113,7 +116,22 @@ impl GpuContext {
             .to_string(),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         };
-        Ok(GpuContext { device, queue, adapter, limits, features })
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |_reason, _msg| flag.store(true, std::sync::atomic::Ordering::Relaxed));
+        Ok(GpuContext { device, queue, adapter, limits, features, lost })
+    }
+
+    /// True once the device was lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs completion callbacks of finished work without waiting (native; the browser does this
+    /// by itself on the web).
+    pub fn poll(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
     /// Blocks until submitted work is done (native only; a no-op on the web).

@@ -49,9 +49,14 @@ impl GpuQuality {
         GpuQuality { ctx: ctx.clone(), n_dirs, n_particles, n_points, uniform, out, pipeline, group, _live }
     }
 
+    /// The directions' angle offset of the evaluation keyed by `seed` (a fraction of π / K).
+    pub fn offset(seed: u32) -> f32 {
+        crate::rng::unit(crate::rng::hash4(seed, 0, 0, crate::rng::stream::QUALITY_OFFSET))
+    }
+
     /// Queues one evaluation (target subset and direction offset from `seed`).
     pub fn encode(&self, seed: u32) {
-        let offset = crate::rng::unit(crate::rng::hash4(seed, 0, 0, 41));
+        let offset = Self::offset(seed);
         let p = QualityParams { n_particles: self.n_particles, n_points: self.n_points, n_dirs: self.n_dirs, seed, offset, _pad: [0.0; 3] };
         self.ctx.queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&p));
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("quality") });

@@ -172,3 +172,71 @@ pub struct AdaptiveParams {
 }
 
 const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 80);
+
+/// Every `#[repr(C)]` twin checked against naga's reflection of the WGSL that declares it: each
+/// member a shader reads has the same name, offset and size on both sides, and the structs have
+/// the same size. (Padding members, `_…`, may be split differently.)
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) mod reflect {
+    use super::*;
+    use crate::gpu::shaders::Kernel;
+
+    /// `(size, [(name, offset, size)])` of the Rust struct, from the listed fields.
+    macro_rules! rust_layout {
+        ($ty:ty { $($f:ident),* $(,)? }) => {{
+            let z = <$ty as bytemuck::Zeroable>::zeroed();
+            (std::mem::size_of::<$ty>(), vec![$((stringify!($f), std::mem::offset_of!($ty, $f), std::mem::size_of_val(&z.$f))),*])
+        }};
+    }
+    pub(crate) use rust_layout;
+
+    /// `(span, [(name, offset, size)])` of the WGSL struct `name` in `src`, as naga lays it out.
+    pub fn wgsl_layout(src: &str, name: &str) -> (usize, Vec<(String, usize, usize)>) {
+        let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (_, ty) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no struct {name}"));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{name} is not a struct") };
+        let members = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize, layouter[m.ty].size as usize)).collect();
+        (*span as usize, members)
+    }
+
+    /// Asserts the two layouts agree (see the module docs).
+    pub fn check(what: &str, rust: (usize, Vec<(&str, usize, usize)>), wgsl: (usize, Vec<(String, usize, usize)>)) {
+        assert_eq!(rust.0, wgsl.0, "{what}: Rust size {} vs WGSL size {}", rust.0, wgsl.0);
+        let real = |n: &str| !n.starts_with('_');
+        for (name, off, size) in wgsl.1.iter().filter(|m| real(&m.0)) {
+            let r = rust.1.iter().find(|f| f.0 == name).unwrap_or_else(|| panic!("{what}: WGSL member {name} has no Rust field"));
+            assert_eq!((r.1, r.2), (*off, *size), "{what}.{name}: Rust (offset, size) {:?} vs WGSL {:?}", (r.1, r.2), (off, size));
+        }
+        for (name, ..) in rust.1.iter().filter(|f| real(f.0)) {
+            assert!(wgsl.1.iter().any(|m| m.0 == *name), "{what}: Rust field {name} is not in the WGSL struct");
+        }
+    }
+
+    #[test]
+    fn compute_uniforms_match_their_wgsl_structs() {
+        let src = |k: Kernel| k.source(Some(16));
+        check("StepParams", rust_layout!(StepParams { step, seed, batch, n_points, sigma_min, lr, beta1, beta2, eps, weight_decay, c1, c2, n_params, loss_offset, loss_slot, path, n_source, _pad }), wgsl_layout(&src(Kernel::Batch), "StepParams"));
+        check("LayerParams", rust_layout!(LayerParams { batch, in_dim, out_dim, activation, w_offset, b_offset, x_offset, z_offset, a_offset, delta_offset, delta_prev_offset, z_prev_offset, dw_groups, has_prev, target_offset, loss_offset }), wgsl_layout(&src(Kernel::MlpForward), "LayerParams"));
+        check("ModelDesc", rust_layout!(ModelDesc { n_layers, activation, _pad, layers }), wgsl_layout(&src(Kernel::OdeStep), "ModelDesc"));
+        check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, first, end, _chunk_pad }), wgsl_layout(&src(Kernel::OdeStep), "OdeParams"));
+        check("DensityParams", rust_layout!(DensityParams { n, steps, solver, first, end, k_begin, k_end, _pad }), wgsl_layout(&src(Kernel::Density), "DensityParams"));
+        check("QualityParams", rust_layout!(QualityParams { n_particles, n_points, n_dirs, seed, offset, _pad }), wgsl_layout(&src(Kernel::SlicedW2), "QualityParams"));
+        check("AdaptiveParams", rust_layout!(AdaptiveParams { n, frames, max_nfe, first, t0, t1, rtol, atol, safety, min_factor, max_factor, h0, h_min, h_max, limit, start, end, _pad }), wgsl_layout(&src(Kernel::OdeAdaptive), "AdaptiveParams"));
+        use crate::gpu::trainer::{BackwardParams, DwGemm};
+        check("DwGemm", rust_layout!(DwGemm { groups, tiles_m, tiles_n, k_chunk, out_dim, in_dim, delta_offset, x_offset, w_offset, b_offset, _pad }), wgsl_layout(&src(Kernel::MlpBackward), "DwGemm"));
+        check(
+            "BackwardParams",
+            rust_layout!(BackwardParams { dw, dw_out, batch, splits, n_params, activation, dx_groups, dx_tiles_n, dx_in, dx_out, dx_delta_offset, dx_w_offset, delta_prev_offset, z_prev_offset }),
+            wgsl_layout(&src(Kernel::MlpBackward), "BackwardParams"),
+        );
+    }
+
+    #[test]
+    fn a_moved_member_is_caught() {
+        let wgsl = wgsl_layout("struct OdeParams { n: u32, solver: u32, step_index: u32, record: u32, t: f32, h: f32, seed: u32, n_source: u32 }", "OdeParams");
+        let r = std::panic::catch_unwind(|| check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, first, end, _chunk_pad }), wgsl));
+        assert!(r.is_err(), "swapped members must fail the check");
+    }
+}

@@ -2,8 +2,24 @@
 //! of a `HEAT_GRID²` grid over the world square, read straight from the density kernel's output
 //! buffer (`gpu::GpuDensity::log_p_buffer`), behind the other layers.
 
-/// Cells per side (the shader's `HEAT_GRID`).
+/// Cells per side (the shader's `HEAT_GRID`, from the render prelude).
 pub const HEAT_GRID: u32 = 64;
+
+/// The colour ramp's ends: log p at or below `LOG_P_LO` is darkest, at or above `LOG_P_HI`
+/// warmest (the shader's constants come from these through the render prelude).
+pub const LOG_P_LO: f32 = -6.0;
+pub const LOG_P_HI: f32 = -1.0;
+
+/// RGBA of a cell with `log p = x`, None when not finite (not drawn). Twin of `fs_heat` in
+/// `shaders/render_heatmap.wgsl`, for the CPU engine.
+pub fn heat_color(x: f32) -> Option<[f32; 4]> {
+    if !x.is_finite() {
+        return None;
+    }
+    let s = ((x - LOG_P_LO) / (LOG_P_HI - LOG_P_LO)).clamp(0.0, 1.0);
+    let mix = |a: f32, b: f32| a + (b - a) * s;
+    Some([mix(0.10, 0.95), mix(0.12, 0.55), mix(0.35, 0.15), 0.25 + 0.7 * s])
+}
 
 /// World centre of cell `i` of the grid over `[-extent, extent]²` (cell i = (i % G, i / G)).
 pub fn cell_centre(i: u32, extent: f32) -> [f32; 2] {
@@ -37,7 +53,7 @@ impl HeatmapRenderer {
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("render_heatmap.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/render_heatmap.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(super::view::shader(include_str!("../../shaders/render_heatmap.wgsl")).into()),
         });
         let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("render.heatmap"),

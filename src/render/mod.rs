@@ -22,13 +22,68 @@ pub struct Layers {
     pub trails: bool,
     pub arrows: bool,
     pub target: bool,
-    /// The learned density log p (WebGPU only; `heatmap`).
+    /// The learned density log p (`heatmap`).
     pub heatmap: bool,
 }
 
+/// One canvas layer as the page, the widget and the App's `set_layer` know it. [`LAYERS`] is the
+/// one list: the page's checkboxes, the widget's attributes and `set_layer`'s names come from it.
+#[derive(Debug)]
+pub struct LayerSpec {
+    /// The name in `set_layer`, the page's checkbox (`data-layer`) and the widget's attribute.
+    pub name: &'static str,
+    /// Older names that still work (`set_layer("trails")`, the widget's first attribute names).
+    pub aliases: &'static [&'static str],
+    pub label: &'static str,
+    pub help: &'static str,
+    /// Shown when the page starts.
+    pub default_on: bool,
+    get: fn(&Layers) -> bool,
+    put: fn(&mut Layers, bool),
+}
+
+impl LayerSpec {
+    pub fn get(&self, l: &Layers) -> bool {
+        (self.get)(l)
+    }
+}
+
+macro_rules! layer {
+    ($name:literal, [$($alias:literal),*], $field:ident, $label:literal, $on:literal, $help:literal) => {
+        LayerSpec { name: $name, aliases: &[$($alias),*], label: $label, help: $help, default_on: $on, get: |l| l.$field, put: |l, on| l.$field = on }
+    };
+}
+
+/// Every canvas layer, in the order the page lists them (drawn back to front: heat map, target,
+/// trajectories, particles, field).
+pub static LAYERS: &[LayerSpec] = &[
+    layer!("particles", [], particles, "Particles", true, "The particles at the shown flow time t."),
+    layer!("trajectories", ["trails"], trails, "Trajectories", false, "Each particle's path from t = 0 up to the shown time."),
+    layer!("field", ["arrows"], arrows, "Velocity field", false, "The learned velocity v(x, t) at the shown time, as arrows on a grid."),
+    layer!("target", [], target, "Target samples", true, "Faint samples of the target distribution."),
+    layer!("heatmap", [], heatmap, "Density (log p)", false,
+        "Exact log-likelihood of the learned flow on a 64x64 grid, recomputed every few seconds (Gaussian source only)."),
+];
+
 impl Default for Layers {
     fn default() -> Self {
-        Layers { particles: true, trails: false, arrows: false, target: true, heatmap: false }
+        let mut l = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false };
+        for spec in LAYERS {
+            (spec.put)(&mut l, spec.default_on);
+        }
+        l
+    }
+}
+
+impl Layers {
+    /// Turns the layer called `name` (or one of its aliases) on or off.
+    pub fn set(&mut self, name: &str, on: bool) -> Result<(), String> {
+        let key = name.trim().to_ascii_lowercase();
+        let spec = LAYERS.iter().find(|s| s.name == key || s.aliases.contains(&key.as_str())).ok_or_else(|| {
+            format!("unknown layer '{name}': expected {}", LAYERS.iter().map(|s| s.name).collect::<Vec<_>>().join(", "))
+        })?;
+        (spec.put)(self, on);
+        Ok(())
     }
 }
 
@@ -90,7 +145,7 @@ impl FlowRenderer {
         let pipeline = |label: &str, source: &str, vs: &str, fs: &str, layout: &wgpu::BindGroupLayout, topology| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(view::shader(source).into()),
             });
             let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(label),
@@ -226,6 +281,23 @@ impl FlowRenderer {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_by_name_and_alias() {
+        let mut l = Layers::default();
+        assert!(l.particles && l.target && !l.trails && !l.arrows && !l.heatmap);
+        l.set("trails", true).unwrap();
+        l.set("field", true).unwrap();
+        l.set("HEATMAP", true).unwrap();
+        assert!(l.trails && l.arrows && l.heatmap);
+        let e = l.set("glow", true).unwrap_err();
+        assert!(e.contains("glow") && e.contains("trajectories, field"), "{e}");
+        for spec in LAYERS {
+            assert!(LAYERS.iter().filter(|o| o.name == spec.name || o.aliases.contains(&spec.name)).count() == 1, "{}", spec.name);
+        }
+    }
+
     /// Every render shader parses and validates (naga, as wgpu would at pipeline creation).
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
@@ -237,6 +309,7 @@ mod tests {
             ("render_arrows", include_str!("../../shaders/render_arrows.wgsl")),
             ("render_heatmap", include_str!("../../shaders/render_heatmap.wgsl")),
         ] {
+            let src = &view::shader(src);
             let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
                 .validate(&module)

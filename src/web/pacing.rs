@@ -1,80 +1,133 @@
-//! The page's clocks and budgets, kept free of browser types so they are unit-tested natively.
+//! The page's clocks and budgets, free of browser types so they are unit-tested natively.
 //!
-//! - [`Pacing`]: how many training steps each animation frame queues. The GPU runs queued work
-//!   asynchronously; a status read lands once the GPU has drained everything queued before it,
-//!   which tells how many steps are confirmed done. Two rules: never let the backlog (queued but
-//!   unconfirmed steps) exceed about half a second of the measured throughput, and between reads
-//!   grow the rate by 10% if that cap never bit, shrink it by 15% if it did. Fractional rates
-//!   accumulate (0.25 = one step every fourth frame), which keeps software adapters responsive.
+//! - [`Pacer`]: how many training steps each animation frame hands the engine. Two limits:
+//!   the *queue depth* — steps queued but not yet confirmed done by the engine's completion signal
+//!   (WebGPU `onSubmittedWorkDone`) — and the *frame budget*, the milliseconds of the page's own
+//!   thread that queueing (or, on the CPU engine, running) steps may take per frame. The depth
+//!   adapts a few times a second: it grows whenever the queue was found empty (the device waited
+//!   for work) and shrinks when queued work takes longer than the latency target to complete (the
+//!   drawing would lag behind). No buffer read is involved, so a slow read never slows training.
 //! - [`FlowClock`]: the looping flow time t (hold at t = 0, travel, hold at t = 1) and the scrubber.
 //! - [`LossHistory`]: every loss read, halved in resolution whenever it grows past its cap.
-//! - [`page_config`]: the page's defaults per backend before the URL hash is applied.
+//! - [`page_config`] / [`widget_config`]: the starting configuration before the URL hash or the
+//!   attributes are applied.
 
 use crate::config::Config;
 
-/// Adaptive training steps per animation frame.
+/// Training steps per animation frame, from the completion signal and the frame budget.
 #[derive(Clone, Debug)]
-pub struct Pacing {
-    /// Steps per frame; below 1 means one step every `1/x` frames.
-    pub steps_per_frame: f64,
+pub struct Pacer {
+    /// Steps the queue may hold beyond those confirmed done.
+    depth: f64,
+    min_depth: f64,
+    max_depth: f64,
+    /// Completion latency the depth is steered to (seconds).
+    latency_target_s: f64,
+    /// Milliseconds of the page's thread per frame for training.
+    budget_ms: f64,
+    /// Measured milliseconds of the page's thread per step (moving average).
+    ms_per_step: f64,
+    /// The queue was found empty since the last adaptation.
+    ran_dry: bool,
+    last_adapt: f64,
+    /// Fixed steps per frame (`set_pacing`), with the fractional part carried over.
+    fixed_rate: Option<f64>,
     acc: f64,
-    pub min: f64,
-    pub max: f64,
-    /// The backlog cap stopped a frame's steps since the last read.
-    throttled: bool,
+    /// Fixed queue depth (`set_backlog_cap`).
+    fixed_depth: Option<u32>,
+    /// Steps per frame recently (for the page's readout).
+    pub per_frame: f64,
 }
 
-impl Pacing {
-    pub fn new(initial: f64, min: f64, max: f64) -> Self {
-        Pacing { steps_per_frame: initial.clamp(min, max), acc: 0.0, min, max, throttled: false }
-    }
+/// Seconds between depth adaptations.
+const ADAPT_EVERY_S: f64 = 0.2;
 
-    /// Steps to queue this frame.
-    pub fn take(&mut self) -> u32 {
-        self.acc += self.steps_per_frame;
-        let n = self.acc.floor();
-        self.acc -= n;
-        n as u32
-    }
-
-    /// Steps to queue this frame when `backlog` steps are queued but not yet confirmed and at
-    /// most `max_backlog` may be.
-    pub fn take_capped(&mut self, backlog: u32, max_backlog: u32) -> u32 {
-        let n = self.take();
-        let room = max_backlog.saturating_sub(backlog);
-        if n > room {
-            self.throttled = true;
+impl Pacer {
+    /// `software`: a CPU-emulated device (longer latency target, smaller start).
+    pub fn new(software: bool) -> Self {
+        Pacer {
+            depth: if software { 2.0 } else { 16.0 },
+            min_depth: 2.0,
+            max_depth: 4096.0,
+            latency_target_s: if software { 0.3 } else { 0.1 },
+            budget_ms: 8.0,
+            // Pessimistic until measured: a CPU engine's first frame must not run hundreds of steps.
+            ms_per_step: 2.0,
+            ran_dry: false,
+            last_adapt: f64::NEG_INFINITY,
+            fixed_rate: None,
+            acc: 0.0,
+            fixed_depth: None,
+            per_frame: 0.0,
         }
-        n.min(room)
     }
 
-    /// A status read came back: adjust the rate (see the module docs).
-    pub fn observe_read(&mut self) {
-        self.steps_per_frame *= if self.throttled { 0.85 } else { 1.1 };
-        self.steps_per_frame = self.steps_per_frame.clamp(self.min, self.max);
-        self.throttled = false;
-    }
-
-    /// The backlog allowed at `steps_per_sec` (measured; 0 before the first measurement).
-    pub fn max_backlog(steps_per_sec: f64, horizon_s: f64, floor: u32) -> u32 {
-        ((steps_per_sec * horizon_s).round() as u32).max(floor)
-    }
-
-    /// A status read queued `lag_ms` ago came back while frames take `frame_ms`: the GPU is
-    /// behind when the lag spans several frames (slow down), idle when it is short (speed up).
-    pub fn observe_lag(&mut self, lag_ms: f64, frame_ms: f64) {
-        let frame = frame_ms.clamp(8.0, 100.0);
-        if lag_ms > (4.0 * frame).max(90.0) {
-            self.steps_per_frame *= 0.7;
-        } else if lag_ms < (2.5 * frame).max(45.0) {
-            self.steps_per_frame *= 1.12;
+    /// Steps to hand the engine this frame. `backlog`: steps queued but not confirmed done;
+    /// `latency_s`: how long queued work recently took to complete; `rate`: steps confirmed per
+    /// second recently; `left`: steps allowed before the step limit.
+    ///
+    /// The depth never shrinks below what keeps the device fed at the measured rate: two steps
+    /// plus `rate × latency target`. A slow device (a step takes longer than the latency target)
+    /// thus runs with a longer latency rather than idling between steps.
+    pub fn plan(&mut self, now: f64, backlog: u32, latency_s: f64, rate: f64, left: u32) -> u32 {
+        if backlog == 0 {
+            self.ran_dry = true;
         }
-        self.steps_per_frame = self.steps_per_frame.clamp(self.min, self.max);
+        if now - self.last_adapt >= ADAPT_EVERY_S {
+            let floor = 2.0 + rate.max(0.0) * self.latency_target_s;
+            if self.ran_dry {
+                self.depth = self.depth * 2.0 + 1.0;
+            } else if latency_s > self.latency_target_s && self.depth > floor {
+                self.depth = (self.depth * 0.8).max(floor);
+            } else if latency_s < 0.5 * self.latency_target_s {
+                self.depth *= 1.1;
+            }
+            self.depth = self.depth.clamp(self.min_depth, self.max_depth);
+            self.ran_dry = false;
+            self.last_adapt = now;
+        }
+        let depth = self.fixed_depth.map_or(self.depth, |d| d as f64);
+        let room = (depth - backlog as f64).max(0.0);
+        let by_budget = (self.budget_ms / self.ms_per_step.max(1e-3)).floor().max(1.0);
+        let want = match self.fixed_rate {
+            Some(rate) => {
+                self.acc += rate;
+                let n = self.acc.floor();
+                self.acc -= n;
+                n
+            }
+            None => by_budget,
+        };
+        let n = want.min(room).min(left as f64).max(0.0) as u32;
+        self.per_frame = 0.9 * self.per_frame + 0.1 * n as f64;
+        n
     }
 
-    /// CPU backend: steps that fit `budget_ms` at `ms_per_step` (measured), at least one.
-    pub fn fit_budget(budget_ms: f64, ms_per_step: f64) -> u32 {
-        (budget_ms / ms_per_step.max(1e-3)).floor().clamp(1.0, 4096.0) as u32
+    /// `n` steps took `ms` of the page's thread (queueing them, or running them on the CPU).
+    pub fn took(&mut self, n: u32, ms: f64) {
+        if n > 0 && ms.is_finite() && ms >= 0.0 {
+            self.ms_per_step = 0.7 * self.ms_per_step + 0.3 * (ms / n as f64).max(1e-4);
+        }
+    }
+
+    /// Fixes the steps per frame (benchmarks); `None` returns to the frame budget.
+    pub fn fix_rate(&mut self, per_frame: Option<f64>) {
+        self.fixed_rate = per_frame.filter(|x| x.is_finite() && *x > 0.0).map(|x| x.min(4096.0));
+    }
+
+    /// Fixes the queue depth; `None` returns to the adaptive one.
+    pub fn fix_depth(&mut self, steps: Option<u32>) {
+        self.fixed_depth = steps.filter(|&s| s > 0);
+    }
+
+    /// The queue depth in use (steps).
+    pub fn depth(&self) -> f64 {
+        self.fixed_depth.map_or(self.depth, |d| d as f64)
+    }
+
+    /// Measured milliseconds per step on the page's thread.
+    pub fn ms_per_step(&self) -> f64 {
+        self.ms_per_step
     }
 }
 
@@ -149,6 +202,7 @@ impl LossHistory {
         *self = LossHistory::new(self.cap);
     }
 
+    /// Adds a loss (non-finite ones are a divergence, reported elsewhere, and not kept).
     pub fn push(&mut self, step: u32, loss: f32) {
         if !loss.is_finite() {
             return;
@@ -166,6 +220,12 @@ impl LossHistory {
         }
     }
 
+    /// Drops everything from step `step` on (a run rewound to a snapshot).
+    pub fn truncate_from(&mut self, step: u32) {
+        self.points.retain(|&(s, _)| s < step);
+        self.pending.retain(|&(s, _)| s < step);
+    }
+
     /// Mean loss of the first `k` stored points (the "before" of a run).
     pub fn head_mean(&self, k: usize) -> Option<f32> {
         let h = &self.points[..self.points.len().min(k)];
@@ -180,10 +240,11 @@ impl LossHistory {
 }
 
 /// The page's starting configuration before the URL hash is applied. Software adapters
-/// (SwiftShader, ~0.3 GFLOP/s) and the CPU fallback get a smaller model, batch and particle
-/// count so training visibly progresses within seconds; real GPUs get more particles.
+/// (SwiftShader, ~0.3 GFLOP/s) and the CPU engine get a smaller model, batch and particle
+/// count so training visibly progresses within seconds; real GPUs get more particles. `steps` is
+/// the page's step limit: 0, none.
 pub fn page_config(small: bool) -> Config {
-    let mut c = Config::default();
+    let mut c = Config { steps: 0, ..Config::default() };
     if small {
         c.width = 32;
         c.depth = 2;
@@ -197,58 +258,94 @@ pub fn page_config(small: bool) -> Config {
     c
 }
 
-/// Seconds between re-integrations of the shown trajectories, from their cost: about a fifth of
-/// the adapter's time (at `flops_per_s`, measured from training where possible), 0.3 s to 6 s.
-pub fn refresh_interval(particles: u32, steps: u32, evals_per_step: u32, macs_per_eval: u64, flops_per_s: f64) -> f64 {
-    let flops = particles as f64 * steps as f64 * evals_per_step as f64 * macs_per_eval as f64 * 2.0;
-    (5.0 * flops / flops_per_s.max(1e6)).clamp(0.3, 6.0)
+/// The widget's starting configuration: the page's, training `WIDGET_STEPS` steps (a figure in
+/// a blog post settles and stops; `train-steps="0"` trains on).
+pub fn widget_config(small: bool) -> Config {
+    Config { steps: WIDGET_STEPS, ..page_config(small) }
 }
 
-/// Floating-point operations of one training step (forward + backward ≈ 3 × forward MACs × 2).
-pub fn train_flops(batch: u32, macs_per_sample: u64) -> f64 {
-    6.0 * batch as f64 * macs_per_sample as f64
-}
+/// Steps a widget trains by default.
+pub const WIDGET_STEPS: u64 = 2000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn fractional_rates_accumulate() {
-        let mut p = Pacing::new(0.25, 0.05, 64.0);
-        let total: u32 = (0..8).map(|_| p.take()).sum();
-        assert_eq!(total, 2);
+    /// A device that runs `rate` steps/s, confirms work `lag_s` after it is done (the completion
+    /// signal's own delay), and a page at 60 frames/s: the pacer keeps the device busy and the
+    /// completion latency near its target.
+    fn simulate(rate: f64, lag_s: f64, software: bool, seconds: f64) -> (f64, f64) {
+        let mut p = Pacer::new(software);
+        let dt = 1.0 / 60.0;
+        let (mut queued, mut finished_work) = (0.0f64, 0.0f64);
+        let mut done_log: Vec<(f64, f64)> = Vec::new(); // (time work finished, steps done by then)
+        let mut submits: Vec<(f64, f64)> = Vec::new(); // (time queued, steps queued by then)
+        let (mut busy, mut lat_sum, mut lat_n, mut latency) = (0.0, 0.0, 0, 0.0);
+        let mut measured = crate::web::training::Rate::default();
+        let mut t = 0.0;
+        while t < seconds {
+            // The device works through the queue.
+            let work = (queued - finished_work).min(rate * dt);
+            if work > 0.0 {
+                busy += work / rate;
+            }
+            finished_work += work;
+            done_log.push((t, finished_work));
+            // Confirmations arrive lag_s after the work finished.
+            let confirmed = done_log.iter().rev().find(|(at, _)| *at <= t - lag_s).map_or(0.0, |x| x.1);
+            // Completion latency of the newest confirmed submission.
+            if let Some(&(at, _)) = submits.iter().rev().find(|(_, q)| *q <= confirmed && *q > 0.0) {
+                latency = t - at;
+                lat_sum += latency;
+                lat_n += 1;
+            }
+            let backlog = (queued - confirmed).round().max(0.0) as u32;
+            measured.observe(t, confirmed as u32);
+            let n = p.plan(t, backlog, latency, measured.steps_per_s, u32::MAX);
+            p.took(n, 0.02 * n as f64);
+            queued += n as f64;
+            if n > 0 {
+                submits.push((t, queued));
+            }
+            t += dt;
+        }
+        (busy / seconds, lat_sum / lat_n.max(1) as f64)
     }
 
     #[test]
-    fn lag_steers_the_rate_within_bounds() {
-        let mut p = Pacing::new(8.0, 0.1, 32.0);
-        for _ in 0..50 {
-            p.observe_lag(500.0, 16.0);
-        }
-        assert_eq!(p.steps_per_frame, 0.1);
-        for _ in 0..100 {
-            p.observe_lag(10.0, 16.0);
-        }
-        assert_eq!(p.steps_per_frame, 32.0);
-        let before = p.steps_per_frame;
-        p.observe_lag(60.0, 16.0);
-        assert_eq!(p.steps_per_frame, before, "in the dead band nothing changes");
+    fn pacer_keeps_a_slow_device_busy_with_bounded_latency() {
+        // SwiftShader-like: 30 steps/s, completion signal 50 ms late.
+        let (busy, latency) = simulate(30.0, 0.05, true, 30.0);
+        assert!(busy > 0.9, "busy {busy:.2}");
+        assert!(latency < 0.6, "latency {latency:.2}s");
+        // A loaded machine: 4 steps/s (a step takes longer than the latency target), signal
+        // 200 ms late: still busy, latency about a few steps.
+        let (busy, latency) = simulate(4.0, 0.2, true, 60.0);
+        assert!(busy > 0.9, "busy {busy:.2}");
+        assert!(latency < 2.0, "latency {latency:.2}s");
+        // A fast GPU: 5000 steps/s, signal 5 ms late (busy over 20 s, including the ramp-up).
+        let (busy, latency) = simulate(5000.0, 0.005, false, 20.0);
+        assert!(busy > 0.85, "busy {busy:.2}");
+        assert!(latency < 0.25, "latency {latency:.2}s");
     }
 
     #[test]
-    fn backlog_cap_bites_and_steers() {
-        let mut p = Pacing::new(4.0, 0.05, 64.0);
-        assert_eq!(p.take_capped(0, 100), 4);
-        assert_eq!(p.take_capped(98, 100), 2);
-        p.observe_read();
-        assert!(p.steps_per_frame < 4.0);
-        let before = p.steps_per_frame;
-        p.take_capped(0, 100);
-        p.observe_read();
-        assert!(p.steps_per_frame > before);
-        assert_eq!(Pacing::max_backlog(0.0, 0.5, 8), 8);
-        assert_eq!(Pacing::max_backlog(1000.0, 0.5, 8), 500);
+    fn budget_and_fixed_rates_limit_the_steps() {
+        let mut p = Pacer::new(false);
+        p.took(10, 40.0); // 4 ms a step on the page's thread (the CPU engine)
+        p.took(10, 40.0);
+        p.took(10, 40.0);
+        p.took(10, 40.0);
+        p.took(10, 40.0);
+        let n = p.plan(0.0, 0, 0.0, 0.0, u32::MAX);
+        assert!((1..=3).contains(&n), "an 8 ms budget fits about two 4 ms steps: {n}");
+        assert_eq!(p.plan(1.0, 0, 0.0, 0.0, 1), 1, "the step limit wins");
+        p.fix_rate(Some(0.25));
+        let total: u32 = (0..8).map(|i| p.plan(2.0 + i as f64, 0, 0.0, 0.0, u32::MAX)).sum();
+        assert_eq!(total, 2, "fractional fixed rates accumulate");
+        p.fix_depth(Some(3));
+        p.fix_rate(Some(10.0));
+        assert_eq!(p.plan(20.0, 2, 0.0, 0.0, u32::MAX), 1, "a fixed depth caps the queue");
     }
 
     #[test]
@@ -283,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn history_halves_when_full() {
+    fn history_halves_when_full_and_rewinds() {
         let mut h = LossHistory::new(8);
         for s in 0..64 {
             h.push(s, s as f32);
@@ -292,11 +389,14 @@ mod tests {
         assert!(h.points.windows(2).all(|w| w[0].0 < w[1].0));
         h.push(64, f32::NAN);
         assert!(h.head_mean(1).unwrap() < h.tail_mean(1).unwrap());
+        h.truncate_from(32);
+        assert!(h.points.iter().all(|p| p.0 < 32));
     }
 
     #[test]
-    fn small_defaults_are_smaller() {
+    fn small_defaults_are_smaller_and_the_page_has_no_step_limit() {
         let (s, b) = (page_config(true), page_config(false));
         assert!(s.width < b.width && s.particles < b.particles && s.batch < b.batch);
+        assert_eq!((s.steps, widget_config(true).steps), (0, WIDGET_STEPS));
     }
 }

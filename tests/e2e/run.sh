@@ -2,7 +2,7 @@
 # End-to-end tests of the demo page in headless Chromium (see tests/e2e/test_page.py).
 # Builds the wasm package when pkg/ is missing or older than the sources, serves the repository
 # root on a free 127.0.0.1 port for the duration of the run, and stops the server on exit.
-#   tests/e2e/run.sh                      every tests/e2e/test_*.py file, each with all its tests
+#   tests/e2e/run.sh                      every tests/e2e/test_*.py file, each with all its tests (run_all.py)
 #   tests/e2e/run.sh webgpu hash          some tests of test_page.py (webgpu | cpu | hash)
 #   tests/e2e/run.sh test_other.py a b    one file, optionally some of its tests
 # Screenshots go to artifacts/. Needs python3, /usr/bin/chromium, /usr/bin/chromedriver
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 wasm=pkg/flowmatch_bg.wasm
-if [ ! -f "$wasm" ] || [ ! -f pkg/flowmatch.js ] || [ -n "$(find src shaders Cargo.toml Cargo.lock www/widget.js www/widget.css www/embed.js www/embed.css embed.html scripts/build-wasm.sh -newer "$wasm" -print -quit 2>/dev/null)" ]; then
+if [ ! -f "$wasm" ] || [ ! -f pkg/flowmatch.js ] || [ -n "$(find src shaders Cargo.toml Cargo.lock www/widget.js www/widget.css www/chart.js www/download.js www/format.js www/embed.js www/embed.css embed.html scripts/build-wasm.sh -newer "$wasm" -print -quit 2>/dev/null)" ]; then
   echo "[e2e] building the wasm package (scripts/build-wasm.sh)" >&2
   scripts/build-wasm.sh
 fi
@@ -38,10 +38,6 @@ if [ $# -gt 0 ] && [[ "$1" == *.py ]]; then
 elif [ $# -gt 0 ]; then
   python3 tests/e2e/test_page.py "$@"
 else
-  failed=0
-  for file in tests/e2e/test_*.py; do
-    echo "[e2e] $file" >&2
-    python3 "$file" || failed=1
-  done
-  exit "$failed"
+  # Every file in one process: tests with the same browser flags share one Chromium.
+  python3 tests/e2e/run_all.py
 fi

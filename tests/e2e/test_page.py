@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, log, run_tests, save  # noqa: E402
+from webdriver import decode_png, log, run_tests, save, session  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 # Steps before the loss check, and before the pixel check (SwiftShader trains ~20-25 steps/s with
@@ -69,20 +69,20 @@ def particle_pixels(png, rect, extent):
 
 
 def test_webgpu():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=webgpu#dataset=moons")
+    with session(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?backend=webgpu&case=webgpu#dataset=moons")
         s = wait_ready(d)
         log(f"backend {s['backend']} ({s['adapter']}), presented via {s['present']}")
         assert s["backend"] == "webgpu", f"expected the WebGPU backend with --enable-unsafe-webgpu, got {s}"
         t0 = time.time()
-        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {LOSS_STEPS};", 120, f"{LOSS_STEPS} training steps")
+        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {LOSS_STEPS};", 120, f"{LOSS_STEPS} training steps", progress="window.flowmatch.stepsRead")
         s = d.js(STATE + ".app.state()")
         assert not s["error"], s["error"]
         log(f"{s['stepsRead']} steps read in {time.time() - t0:.1f}s ({s['stepsPerSec']:.1f} steps/s); "
             f"loss {s['lossStart']:.3f} -> {s['lossRecent']:.3f}")
         assert math.isfinite(s["lossStart"]) and math.isfinite(s["lossRecent"]), s
         assert s["lossRecent"] < 0.85 * s["lossStart"], f"loss did not go down: {s['lossStart']} -> {s['lossRecent']}"
-        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {PIXEL_STEPS};", 300, f"{PIXEL_STEPS} training steps")
+        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {PIXEL_STEPS};", 120, f"{PIXEL_STEPS} training steps", progress="window.flowmatch.stepsRead")
         s = d.js(STATE + ".app.state()")
         assert not s["error"], s["error"]
         log(f"{s['stepsRead']} steps after {time.time() - t0:.1f}s; loss {s['lossRecent']:.3f}")
@@ -90,7 +90,7 @@ def test_webgpu():
         # Freeze the model, show t = 1 with the newest weights, then read the canvas.
         d.js("const a = window.flowmatch.app; a.pause(); a.set_time(1); a.set_layer('trails', false); a.set_layer('arrows', false);")
         d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep === s.step;", 30, "the flow to be integrated with the final weights")
-        time.sleep(1.5)
+        d.wait_presented()
         png = d.screenshot()
         save("e2e-webgpu.png", png)
         rect = d.js("const r = document.getElementById('flow').getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}")
@@ -109,16 +109,16 @@ def test_webgpu():
 
 
 def test_cpu_fallback():
-    with Driver([]) as d:
+    with session([]) as d:
         d.get(URL + "?case=cpu#dataset=moons")
         s = wait_ready(d)
         assert s["backend"] == "cpu", f"expected the CPU fallback without WebGPU, got {s}"
         notice = d.js("const n = document.getElementById('notice'); return !n.hidden && n.getBoundingClientRect().height > 0 ? n.textContent : null")
         assert notice and "WebGPU" in notice, f"no visible notice about WebGPU: {notice!r}"
         log(f"notice: {notice[:90]}...")
-        d.wait_for("return window.flowmatch.step >= 200", 60, "200 CPU training steps")
+        d.wait_for("return window.flowmatch.step >= 200", 60, "200 CPU training steps", progress="window.flowmatch.step")
         s1 = d.js(STATE + ".step")
-        time.sleep(2)
+        d.wait_for(f"return window.flowmatch.app.state().step > {s1}", 30, "CPU training to advance")
         s2 = d.js(STATE + ".app.state()")
         assert s2["step"] > s1, f"CPU training does not advance ({s1} -> {s2['step']})"
         assert math.isfinite(s2["loss"]), s2
@@ -143,28 +143,43 @@ def test_cpu_fallback():
         assert len(runs[0]) == 10 and runs[0] == runs[1], f"reset did not replay the run: {runs}"
         log(f"reset replays the same 5 losses: {[round(x, 4) for x in runs[0][1::2]]}")
         d.js("window.flowmatch.app.play()")
-        time.sleep(1)
+        d.wait_presented()
         save("e2e-cpu.png", d.screenshot())
 
 
+# A value other than the default for every field (tol included; the test fails if a field lacks
+# one or has its default); the round trip then checks that
+# those that act on the page reach the engine (model size, particles, solver tolerance), not only
+# the controls. (`steps` and `samples` are command-line settings carried in the link.)
 HASH_VALUES = {
-    "dataset": "8gaussians", "source": "gaussian", "width": "24", "depth": "2", "activation": "tanh",
-    "lr": "0.005", "batch": "64", "steps": "1234", "seed": "7", "sigma_min": "0.01", "path": "cosine",
-    "coupling": "independent", "weight_decay": "0.001", "solver": "midpoint", "nfe": "16",
-    "samples": "500", "particles": "800",
+    "dataset": "8gaussians", "source": "circles", "width": "24", "depth": "3", "activation": "tanh",
+    "lr": "0.005", "schedule": "constant", "batch": "64", "steps": "1234", "seed": "7", "sigma_min": "0.01", "path": "cosine",
+    "coupling": "ot", "weight_decay": "0.001", "solver": "dopri5", "nfe": "48", "tol": "0.0001",
+    "samples": "500", "particles": "700",
 }
+# The packed parameters of the width-24, depth-3 MLP on (x, y, t): 3·24+24, 2 × (24·24+24), 24·2+2,
+# and the output bias padded to 4 floats (`ModelShape::param_len`).
+HASH_PARAMS = 3 * 24 + 24 + 2 * (24 * 24 + 24) + 24 * 2 + 4
+
+
+def flow_samples(d):
+    """The particles at t = 1 once the shown flow is integrated with the current weights."""
+    d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep !== null && s.trajStep === s.step;", 60,
+               "the flow to be integrated with the current weights")
+    return d.js_async("window.flowmatch.app.samples().then((a) => done(Array.from(a)), (e) => done(String(e)))")
 
 
 def test_hash():
-    with Driver([]) as d:
+    with session([]) as d:
         d.get(URL + "?case=defaults")
         wait_ready(d)
         defaults = d.js("return window.flowmatch.app.query()")
         pairs = [kv.split("=", 1) for kv in defaults.split("&")]
         missing = [k for k, _ in pairs if k not in HASH_VALUES]
-        if missing:
-            log(f"note: fields without a test value keep their defaults in the round trip: {missing}")
-        full = "&".join(f"{k}={HASH_VALUES.get(k, v)}" for k, v in pairs)
+        assert not missing, f"fields without a test value in HASH_VALUES (give each one a value other than its default): {missing}"
+        same = [k for k, v in pairs if HASH_VALUES[k] == v]
+        assert not same, f"the test's values equal the defaults for {same}: the round trip would not show them"
+        full = "&".join(f"{k}={HASH_VALUES[k]}" for k, _ in pairs)
 
         d.get(URL + "?case=roundtrip#" + full)
         wait_ready(d)
@@ -173,10 +188,29 @@ def test_hash():
         assert got["errors"] == [], f"a valid hash was rejected: {got['errors']}"
         assert got["hash"] == "#" + full, f"hash did not round-trip:\n  sent {full}\n  got  {got['hash'][1:]}"
         assert got["query"] == full, got["query"]
-        for k, v in pairs:
-            want = HASH_VALUES.get(k, v)
+        for k, _ in pairs:
+            want = HASH_VALUES[k]
             assert got["controls"].get(k) == want, f"control for {k} shows {got['controls'].get(k)!r}, hash says {want!r}"
         log(f"hash with all {len(pairs)} fields round-trips (address bar, controls, App.query)")
+        # ... and the engine runs with them: its model has the width and depth of the hash, its
+        # flow the particles, and the tolerance acts (the same weights integrated by dopri5 at
+        # tol 0.1 end elsewhere than at 1e-4, and 1e-4 again gives the first result exactly).
+        # A freshly initialised MLP's field is nearly straight: dopri5 meets both tolerances in
+        # the same steps. Some training bends it.
+        d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 300", 120, "300 training steps", progress="window.flowmatch.stepsRead")
+        d.js("window.flowmatch.app.pause()")
+        n_params = d.js_async("window.flowmatch.app.params().then((p) => done(p.length), (e) => done(String(e)))")
+        assert n_params == HASH_PARAMS, f"the model has {n_params} parameters, not those of width 24 and depth 3 ({HASH_PARAMS})"
+        tight = flow_samples(d)
+        assert isinstance(tight, list) and len(tight) == 2 * 700, f"expected 700 particles at t = 1, got {tight if isinstance(tight, str) else len(tight) // 2}"
+        d.js("window.flowmatch.app.set('tol', '0.1')")
+        loose = flow_samples(d)
+        d.js("window.flowmatch.app.set('tol', '0.0001')")
+        again = flow_samples(d)
+        moved = max(abs(a - b) for a, b in zip(tight, loose))
+        assert moved > 1e-4, f"tol 0.1 and tol 0.0001 give the same samples (largest difference {moved}): tol does not act"
+        assert again == tight, "tol 0.0001 again does not reproduce its samples"
+        log(f"the engine has {n_params} parameters and 700 particles; tol 0.1 moves the samples by up to {moved:.3f}")
 
         d.get(URL + "?case=invalid#width=abc&depth=3&solver=rk5&lr=0.02")
         wait_ready(d)

@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, log, run_tests  # noqa: E402
+from webdriver import decode_png, log, run_tests, session  # noqa: E402
 
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 HASH = "#dataset=moons&width=32&depth=2&batch=128&particles=512&nfe=16&lr=0.01"
@@ -28,8 +28,8 @@ TRAIN_STEPS = int(os.environ.get("FLOWMATCH_E2E_QUALITY_STEPS", "300"))
 
 
 def test_quality():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=quality" + HASH)
+    with session(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?backend=webgpu&case=quality" + HASH)
         d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
         s = d.js("const s = window.flowmatch; return {backend: s.backend, error: s.error, adapter: s.adapter}")
         assert s["backend"] == "webgpu" and not s["error"], f"expected WebGPU: {s}"
@@ -41,7 +41,7 @@ def test_quality():
         d.wait_for(
             f"const s = window.flowmatch; const h = s.sw2History; return s.error || s.qualityError || "
             f"(s.stepsRead >= {TRAIN_STEPS} && h.length >= 3 && h[h.length - 1].step >= {TRAIN_STEPS} / 2);",
-            240, f"{TRAIN_STEPS} steps and sliced W2 readings")
+            240, f"{TRAIN_STEPS} steps and sliced W2 readings", progress="window.flowmatch.sw2History.length")
         s = d.js("const s = window.flowmatch; return {error: s.error, qe: s.qualityError, h: s.sw2History, init: s.sw2Initial, step: s.stepsRead}")
         assert not s["error"] and not s["qe"], s
         hist = s["h"]
@@ -100,33 +100,32 @@ def canvas_pixels(d):
 
 
 def test_heatmap():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=heatmap" + HASH)
+    with session(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?backend=webgpu&case=heatmap" + HASH)
         d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
         assert d.js("return window.flowmatch.backend") == "webgpu"
-        d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 150;", 120, "150 training steps")
+        d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 150;", 120, "150 training steps", progress="window.flowmatch.stepsRead")
         d.js("const a = window.flowmatch.app; a.pause(); for (const l of ['particles', 'target', 'trails', 'arrows']) a.set_layer(l, false);")
-        time.sleep(1.5)
+        d.wait_presented()
         off = canvas_pixels(d)
+        assert d.js("return window.flowmatch.app.state().heatmapStep") is None, "a heat map before the layer was shown"
         d.js("document.querySelector('[data-layer=heatmap]').click();")
         total = sum(len(r) for r in off)
-        # The first evaluation (4096 cells, 8 midpoint steps with the exact divergence) takes a few
-        # seconds on SwiftShader; poll until it is on screen.
-        deadline = time.time() + 60
-        while True:
-            time.sleep(2)
-            on = canvas_pixels(d)
-            changed = sum(1 for ra, rb in zip(off, on) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) > 4)
-            if changed > 0.97 * total or time.time() > deadline:
-                break
-        log(f"heat map changed {changed} of {total} pixels of the world square")
+        # The first evaluation (4096 cells, 8 midpoint steps with the exact divergence) is encoded
+        # with the first frame that shows the layer and takes a few seconds on SwiftShader; the
+        # frames rendered after it draw it.
+        step = d.wait_for("return window.flowmatch.app.state().heatmapStep", 60, "the heat map's first evaluation")
+        d.wait_presented(timeout=120)
+        on = canvas_pixels(d)
+        changed = sum(1 for ra, rb in zip(off, on) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) > 4)
+        log(f"heat map (step {step}) changed {changed} of {total} pixels of the world square")
         assert total > 10000, f"canvas too small? {total}"
         assert changed > 0.97 * total, f"heat map covers only {changed}/{total} pixels (NaN cells are not drawn)"
         # Warm colours where the density is high (the ramp goes from blue to orange).
         warm = sum(1 for r in on for p in r if p[0] > p[2] + 40)
         assert warm > 0.01 * total, f"no high-density (warm) cells: {warm}"
         d.js("document.querySelector('[data-layer=heatmap]').click();")
-        time.sleep(1.5)
+        d.wait_presented()
         back = canvas_pixels(d)
         same = sum(1 for ra, rb in zip(off, back) for a, b in zip(ra, rb) if max(abs(a[k] - b[k]) for k in range(3)) <= 4)
         assert same > 0.97 * total, f"turning the layer off should restore the picture ({same}/{total})"

@@ -26,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, run_tests  # noqa: E402
+from webdriver import run_tests, session  # noqa: E402
 from test_page import URL, log, save, wait_ready  # noqa: E402
 
 # Training steps on the typed word before the bounding boxes are compared (SwiftShader: ~20 steps/s).
@@ -68,8 +68,8 @@ def settle(d):
 
 
 def test_text():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=text#dataset=moons&particles=4000")
+    with session(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?backend=webgpu&case=text#dataset=moons&particles=4000")
         s = wait_ready(d)
         assert s["backend"] == "webgpu", f"expected WebGPU with --enable-unsafe-webgpu, got {s}"
         click(d, "tab-text")
@@ -91,7 +91,7 @@ def test_text():
         assert start == 0, f"Reset should restart at step 0, got {start}"
         d.js("window.flowmatch.app.play()")
         t0 = time.time()
-        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {start + TEXT_STEPS};", 420, f"{TEXT_STEPS} steps on the text")
+        d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {start + TEXT_STEPS};", 120, f"{TEXT_STEPS} steps on the text", progress="window.flowmatch.stepsRead")
         settle(d)
         st = d.js("return window.flowmatch.app.state()")
         assert not st["error"], st["error"]
@@ -113,7 +113,7 @@ def test_text():
         for q in (0.02, 0.05):
             log(f"{q:.0%} quantile boxes: text {[round(v, 2) for v in box(target, q)]}, samples {[round(v, 2) for v in box(got, q)]}")
         d.js("document.getElementById('canvas-wrap').scrollIntoView()")
-        time.sleep(1)
+        d.wait_presented()
         save("e2e-targets-text.png", d.screenshot())
         assert abs(exact[2] - 3.5) < 0.01 and abs(exact[0] + 3.5) < 0.01, f"'HI' is wider than tall and should span x in [-3.5, 3.5]: {exact}"
         # Box edges: the 1% and 99% quantiles of each coordinate of 4000 particles (robust to a
@@ -148,10 +148,10 @@ def files_js():
 
 
 def test_bad_input():
-    with Driver([]) as d:
+    with session([]) as d:
         d.get(URL + "?case=bad#dataset=moons")
         wait_ready(d)
-        d.wait_for("return window.flowmatch.step >= 50", 60, "50 CPU training steps")
+        d.wait_for("return window.flowmatch.step >= 50", 60, "50 CPU training steps", progress="window.flowmatch.step")
         settle(d)
         d.js(files_js())
         before = {"step": d.js("return window.flowmatch.app.state().step"), "target": d.js("return window.flowmatch.app.target_info()"),
@@ -217,7 +217,7 @@ def test_bad_input():
         paste("1,abc")
         expect("non-numeric CSV again (for the screenshot)", "points", "x,y")
         d.js("document.getElementById('err-points').hidden = false; document.getElementById('own-target').scrollIntoView()")
-        time.sleep(0.5)
+        d.frames(2)  # laid out and painted
         save("e2e-targets-errors.png", d.screenshot())
 
         # A valid CSV far from the origin: centred and scaled into the view; samples come back in
@@ -281,8 +281,8 @@ def test_bad_input():
 
 
 def test_draw():
-    with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(URL + "?case=draw#dataset=moons")
+    with session(["--enable-unsafe-webgpu"]) as d:
+        d.get(URL + "?backend=webgpu&case=draw#dataset=moons")
         s = wait_ready(d)
         assert s["backend"] == "webgpu", s
         click(d, "tab-draw")
@@ -310,7 +310,7 @@ def test_draw():
         assert min(xs) < -2.5 and max(xs) > 2.5, f"the drawing does not cover the stroke: x in [{min(xs):.2f}, {max(xs):.2f}]"
         log(f"stroke drawn: {len(pts)} target points within {far:.3f} of the line (brush radius {radius})")
         # Training continues on the drawing without a reset.
-        d.wait_for(f"return window.flowmatch.app.state().step > {step0 + 40}", 60, "training to continue on the drawing")
+        d.wait_for(f"return window.flowmatch.app.state().step > {step0 + 40}", 120, "training to continue on the drawing", progress="window.flowmatch.app.state().step")
         assert d.js("return window.flowmatch.app.state().error") is None
         # Eraser: wipe the middle; the target follows.
         d.js("document.querySelector('input[name=brush][value=eraser]').checked = true; document.getElementById('brush-size').value = '0.5';")
@@ -322,7 +322,7 @@ def test_draw():
         left = target_points(d)
         assert not any(math.hypot(x, y) < 0.5 for x, y in left), "points remain where the eraser passed"
         log(f"eraser: {len(pts)} -> {len(left)} points, none left near the centre")
-        time.sleep(1.5)
+        d.wait_presented()
         save("e2e-targets-draw.png", d.screenshot())
         # More points than the WebGPU trainer's target buffer holds (2^15): a larger buffer
         # replaces it; training goes on with no WebGPU error and the faint layer shows them.
@@ -333,11 +333,11 @@ def test_draw():
         assert info["custom"] and info["points"] == 50000, (info, d.js("return window.flowmatch.targetErrors"))
         step1 = d.js("return window.flowmatch.app.state().step")
         d.js("window.flowmatch.app.play()")
-        d.wait_for(f"return window.flowmatch.stepsRead > {step1 + 20}", 60, "training on 50000 points")
+        d.wait_for(f"return window.flowmatch.stepsRead > {step1 + 20}", 120, "training on 50000 points", progress="window.flowmatch.stepsRead")
         assert d.js("return window.flowmatch.gpuErrors") == [], d.js("return window.flowmatch.gpuErrors")
         assert d.js("return window.flowmatch.app.state().error") is None
         log("50000 CSV points (a larger GPU target buffer): training continues, no WebGPU errors")
-        time.sleep(1.5)
+        d.wait_presented()
         save("e2e-targets-points.png", d.screenshot())
 
 

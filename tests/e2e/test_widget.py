@@ -45,7 +45,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import Driver, decode_png, log, run_tests, save  # noqa: E402
+from webdriver import decode_png, log, run_tests, save, session  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'"
@@ -152,15 +152,20 @@ def js_async(d, script, *args):
     return d.cmd("POST", "/execute/async", {"script": body, "args": list(args)})
 
 
-def wait(d, script, timeout, what, *args, poll=0.4):
-    deadline = time.time() + timeout
-    while True:
-        value = d.js(script, *args)
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(poll)
+def wait(d, script, timeout, what, *args, progress=None):
+    """`Driver.wait_for` with arguments for the script (and the `progress` expression)."""
+    return d.wait_for(script, timeout, what, poll=0.4, progress=progress, args=args)
+
+
+def figure(index):
+    """JS for the index-th <flow-matching-demo> on the page."""
+    return f"document.querySelectorAll('flow-matching-demo')[{index}]"
+
+
+def steps_of(which):
+    """A progress expression: the step counter of a figure (by index or id)."""
+    w = figure(which) if isinstance(which, int) else f"document.getElementById('{which}')"
+    return f"({w}.state && {w}.state.step)"
 
 
 WIDGET_STATE = """const w = arguments[0] === null ? null : (typeof arguments[0] === 'number'
@@ -215,7 +220,7 @@ def scroll_to(d, index):
 
 
 def test_blog():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/www/blog-example.html")
         n = d.js("return document.querySelectorAll('flow-matching-demo').length")
         assert n == 3, f"the blog example should have three figures, has {n}"
@@ -224,12 +229,12 @@ def test_blog():
             t0 = time.time()
             wait(d, "const w = document.querySelectorAll('flow-matching-demo')[arguments[0]]; const s = w.state;"
                     " return (s && s.error) || (s && s.step >= 20 && Number.isFinite(w.loss));", 120,
-                 f"figure {i + 1} to train 20 steps with a finite loss", i)
+                 f"figure {i + 1} to train 20 steps with a finite loss", i, progress=steps_of(i))
             s = state(d, i)
             assert not s["error"], f"figure {i + 1}: {s['error']}"
             assert s["backend"] == "webgpu", f"figure {i + 1} is not on WebGPU: {s}"
             assert not s["messages"], f"figure {i + 1} reports attribute problems: {s['messages']}"
-            time.sleep(1.0)  # a few presented frames with the newest particles
+            d.wait_presented(f"{figure(i)}.state")  # frames drawn with the newest particles
             png = d.screenshot()
             count = particle_pixel_count(png, canvas_rect(d, i))
             log(f"figure {i + 1}: step {s['step']}, loss {s['loss']:.3f} after {time.time() - t0:.1f}s; "
@@ -251,24 +256,26 @@ def test_blog():
 
 
 def test_offscreen():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/www/blog-example.html")
         scroll_to(d, 0)
-        wait(d, "const s = document.querySelectorAll('flow-matching-demo')[0].state; return s && (s.error || s.step >= 15);", 120, "figure 1 to train")
+        wait(d, "const s = document.querySelectorAll('flow-matching-demo')[0].state; return s && (s.error || s.step >= 15);", 120, "figure 1 to train",
+             progress=steps_of(0))
         before = state(d, 0)
         assert not before["error"], before
         d.js("window.scrollTo(0, document.documentElement.scrollHeight)")
         visible = d.js("const r = document.querySelectorAll('flow-matching-demo')[0].getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight;")
         assert not visible, "figure 1 is still on screen after scrolling to the bottom"
-        time.sleep(0.6)  # the IntersectionObserver callback
+        # The figure's own signal that its IntersectionObserver callback took it off the loop.
+        wait(d, f"return {figure(0)}.shadowRoot.querySelector('.stage').classList.contains('offscreen')", 30, "figure 1 to stop off-screen")
         s1 = state(d, 0)
-        time.sleep(3.0)
+        d.frames(90)  # the page's animation loop ran 90 times: a running figure would have moved
         s2 = state(d, 0)
-        log(f"off-screen: step {s1['step']} -> {s2['step']}, frames {s1['frames']} -> {s2['frames']} over 3 s")
+        log(f"off-screen: step {s1['step']} -> {s2['step']}, frames {s1['frames']} -> {s2['frames']} over 90 animation frames")
         assert s2["step"] == s1["step"], f"an off-screen figure kept training: {s1['step']} -> {s2['step']}"
         assert s2["frames"] == s1["frames"], f"an off-screen figure kept rendering: {s1['frames']} -> {s2['frames']}"
         scroll_to(d, 0)
-        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 60,
+        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 120,
              "figure 1 to resume training", s2["step"])
         s3 = state(d, 0)
         log(f"back on screen: step {s2['step']} -> {s3['step']}; loss history kept (first losses {s3['lossStart']:.3f})")
@@ -278,18 +285,18 @@ def test_offscreen():
         # A hidden tab: headless Chromium never hides its one tab, so the test makes document.hidden
         # true and fires visibilitychange (what the browser does when the tab goes to the background).
         d.js("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}); document.dispatchEvent(new Event('visibilitychange'));")
-        time.sleep(0.3)
+        wait(d, f"return {figure(0)}.shadowRoot.querySelector('.stage').classList.contains('offscreen')", 30, "figure 1 to stop in a hidden tab")
         h1 = state(d, 0)
-        time.sleep(2.0)
+        d.frames(60)
         h2 = state(d, 0)
         assert (h2["step"], h2["frames"]) == (h1["step"], h1["frames"]), f"a hidden tab kept running: {h1} -> {h2}"
         d.js("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'));")
-        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 60, "figure 1 to resume after the tab is shown", h2["step"])
+        wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 120, "figure 1 to resume after the tab is shown", h2["step"])
         log(f"hidden tab: step stays at {h2['step']}; shown again: resumes")
 
 
 def test_csp():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         import urllib.request
         with urllib.request.urlopen(srv.url + "/www/widget.js") as r:
             assert r.headers.get("Content-Security-Policy") == CSP, r.headers
@@ -301,7 +308,7 @@ def test_csp():
         log(f"CSP enforced: the probe's inline style was blocked ({style[0]})")
         d.console()
         d.get(srv.url + "/__test/widgets.html")
-        wait(d, "const w = document.getElementById('api'); return w.state && w.state.step >= 10;", 120, "the widget to train under the CSP")
+        wait(d, "const w = document.getElementById('api'); return w.state && w.state.step >= 10;", 120, "the widget to train under the CSP", progress=steps_of("api"))
         problems = csp_problems(d)
         assert not problems, f"CSP violations with the widget: {problems}"
         foreign = foreign_resources(d)
@@ -312,9 +319,9 @@ def test_csp():
 
 
 def test_invalid():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/widgets.html")
-        wait(d, "const w = document.getElementById('bad'); return w.state && (w.state.error || w.state.step >= 5);", 120, "the widget with invalid attributes to start")
+        wait(d, "const w = document.getElementById('bad'); return w.state && (w.state.error || w.state.step >= 5);", 120, "the widget with invalid attributes to start", progress=steps_of("bad"))
         got = d.js("""const w = document.getElementById('bad'), list = w.shadowRoot.querySelector('.messages');
             return {shown: !list.hidden && list.getBoundingClientRect().height > 0,
                     items: Object.fromEntries([...list.querySelectorAll('li')].map(li => [li.dataset.attribute, li.textContent])),
@@ -340,8 +347,7 @@ def test_invalid():
         assert controls == "minimal", f"controls did not fall back to minimal: {controls}"
         assert got["width"] > 300, f"a negative size should fall back to the column width, got {got['width']}px"
         s1 = state(d, "bad")["step"]
-        time.sleep(2)
-        assert state(d, "bad")["step"] > s1, "the widget with fallbacks does not train"
+        wait(d, "return document.getElementById('bad').state.step > arguments[0]", 120, "the widget with fallbacks to train", s1, progress=steps_of("bad"))
 
         # Live changes: valid → applied (message gone); invalid → message, default.
         d.js("const w = document.getElementById('bad'); w.setAttribute('dataset', 'circles'); w.setAttribute('nfe', 'abc');")
@@ -356,36 +362,36 @@ def test_invalid():
 
 
 def test_api():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/widgets.html")
         d.js("window.__progress = []; document.getElementById('api').addEventListener('progress', (e) => window.__progress.push(e.detail));")
         # train-steps="40": training pauses at exactly step 40.
-        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "train-steps=40 to stop training")
+        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "train-steps=40 to stop training", progress=steps_of("api"))
         s = state(d, "api")
         assert s["step"] == 40 and not s["training"], f"train-steps=40 did not stop at step 40: {s}"
         progress = d.js("return window.__progress")
         assert progress and progress[-1]["step"] <= 40 and all(p["step"] >= 0 for p in progress), progress
         log(f"train-steps=40: stopped at step {s['step']}; {len(progress)} progress events, last {progress[-1]}")
-        time.sleep(1)
-        assert state(d, "api")["step"] == 40
+        d.frames(30)
+        assert state(d, "api")["step"] == 40, "training went on past train-steps"
 
         # play() past the limit trains on; pause() stops; reset() restarts from step 0.
         d.js("document.getElementById('api').play()")
-        wait(d, "return document.getElementById('api').step > 45", 60, "play() to continue past train-steps")
+        wait(d, "return document.getElementById('api').step > 45", 120, "play() to continue past train-steps", progress=steps_of("api"))
         d.js("document.getElementById('api').pause()")
-        time.sleep(0.5)
         p1 = d.js("return document.getElementById('api').step")
-        time.sleep(1.5)
+        d.frames(60)
         assert d.js("return document.getElementById('api').step") == p1, "pause() did not stop training"
         loss = d.js("return document.getElementById('api').loss")
         assert isinstance(loss, (int, float)) and math.isfinite(loss), f"loss getter: {loss}"
         d.js("document.getElementById('api').reset()")
         assert d.js("return document.getElementById('api').step") == 0, "reset() did not restart"
         log(f"play/pause/reset ok (paused at step {p1}, loss {loss:.3f})")
-        time.sleep(0.5)
+        d.frames(30)
         assert d.js("return document.getElementById('api').state.training") is False, "reset() after pause() should stay paused"
+        assert d.js("return document.getElementById('api').step") == 0, "reset() after pause() trained"
         d.js("document.getElementById('api').play()")
-        wait(d, "const s = document.getElementById('api').state; return !s.training && s.step === 40;", 60, "train-steps to apply again after reset")
+        wait(d, "const s = document.getElementById('api').state; return !s.training && s.step === 40;", 120, "train-steps to apply again after reset", progress=steps_of("api"))
 
         # Exports.
         png = js_async(d, "document.getElementById('api').toPNG().then((b) => done({type: b.type, size: b.size}), (e) => done({error: String(e)}));")
@@ -430,9 +436,9 @@ def test_api():
 
 
 def test_cpu():
-    with Server() as srv, Driver([]) as d:  # no --enable-unsafe-webgpu: no adapter
+    with Server() as srv, session([]) as d:  # no --enable-unsafe-webgpu: no adapter
         d.get(srv.url + "/__test/widgets.html")
-        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "the CPU widget to reach train-steps")
+        wait(d, "const s = document.getElementById('api').state; return s && (s.error || (!s.training && s.step >= 40));", 120, "the CPU widget to reach train-steps", progress=steps_of("api"))
         s = state(d, "api")
         assert s["backend"] == "cpu" and s["step"] == 40 and not s["error"], f"CPU fallback: {s}"
         notice = d.js("const n = document.getElementById('api').shadowRoot.querySelector('.notice'); return n.hidden ? null : n.textContent")
@@ -447,9 +453,9 @@ def test_cpu():
 
 
 def test_embed():
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"], window=(640, 480)) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"], window=(640, 480)) as d:
         d.get(srv.url + "/embed.html#dataset=circles&width=16&depth=2&batch=64&particles=300&nfe=8&controls=none&bogus=1")
-        wait(d, "const w = document.querySelector('flow-matching-demo'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the embedded figure to train")
+        wait(d, "const w = document.querySelector('flow-matching-demo'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the embedded figure to train", progress=steps_of(0))
         got = d.js("""const w = document.querySelector('flow-matching-demo'), r = w.shadowRoot.querySelector('canvas.flow').getBoundingClientRect();
             return {config: w.config, messages: w.messages, controls: w.shadowRoot.querySelector('figure').dataset.controls,
                     bar: w.shadowRoot.querySelector('.bar').getBoundingClientRect().height, w: r.width, h: r.height, iw: innerWidth, ih: innerHeight};""")
@@ -482,9 +488,9 @@ def test_package():
     with open(os.path.join(ROOT, "www", "widget.js")) as f, open(os.path.join(ROOT, "pkg", "widget.js")) as g:
         want = f.read().replace("from '../pkg/flowmatch.js'", "from './flowmatch.js'")
         assert g.read() == want, "pkg/widget.js is not www/widget.js with the package import: run scripts/build-wasm.sh"
-    with Server() as srv, Driver(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/pkg.html")
-        wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train")
+        wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train", progress=steps_of("pkg"))
         got = d.js("""const w = document.getElementById('pkg');
             return {error: w.state.error, css: [...w.shadowRoot.querySelectorAll('link')].map(l => l.href),
                     resources: performance.getEntriesByType('resource').map(e => new URL(e.name).pathname), width: w.getBoundingClientRect().width};""")
@@ -496,7 +502,7 @@ def test_package():
         assert not problems, f"CSP violations: {problems}"
         log(f"package: {pkg['name']}@{pkg['version']} files {pkg['files']}; pkg/widget.js loads {sorted(set(got['resources']))}")
         d.get(srv.url + "/pkg/embed.html#dataset=moons&width=16&depth=2&batch=64&particles=300&nfe=8")
-        wait(d, "const w = document.querySelector('flow-matching-demo'); return w && w.state && (w.state.error || w.state.step >= 5);", 120, "pkg/embed.html to train")
+        wait(d, "const w = document.querySelector('flow-matching-demo'); return w && w.state && (w.state.error || w.state.step >= 5);", 120, "pkg/embed.html to train", progress=f"(document.querySelector('flow-matching-demo') && {steps_of(0)})")
         res = d.js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)")
         assert not any(p.startswith("/www/") for p in res) and "/pkg/embed.js" in res, res
         problems = csp_problems(d)

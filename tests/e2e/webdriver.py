@@ -4,7 +4,9 @@
 Used by tests/e2e/test_page.py; started by tests/e2e/run.sh.
 """
 
+import atexit
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -77,6 +79,7 @@ class Driver:
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
             "goog:loggingPrefs": {"browser": "ALL"},
+            "timeouts": {"script": 120000, "pageLoad": 120000},
         }}}
         try:
             value = self._request("POST", "/session", caps)
@@ -109,17 +112,46 @@ class Driver:
         """Runs `script` as a function body (use `return`)."""
         return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
 
-    def wait_for(self, script, timeout, what, poll=0.5):
-        """Polls `script` until it returns something truthy; raises with `what` and the last state."""
+    def wait_for(self, script, timeout, what, poll=0.5, progress=None, args=()):
+        """Polls `script` until it returns something truthy; raises with `what` and the last state
+        after `timeout` seconds. With `progress` (a JS expression whose value changes while the
+        page works towards the condition, e.g. "window.flowmatch.stepsRead"), it fails only after
+        `timeout` seconds WITHOUT a change of that value: a slow or loaded machine makes the wait
+        longer, a page that stopped working fails. `args` are passed to both scripts."""
         deadline = time.time() + timeout
+        last = self.js(f"return {progress}", *args) if progress else None
         while True:
-            value = self.js(script)
+            value = self.js(script, *args)
             if value:
                 return value
+            if progress:
+                now = self.js(f"return {progress}", *args)
+                if now != last:
+                    last, deadline = now, time.time() + timeout
             if time.time() > deadline:
                 state = self.js("return JSON.stringify(Object.fromEntries(Object.entries(window.flowmatch || {}).filter(([k, v]) => typeof v !== 'function' && k !== 'app')))")
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; page state: {state}")
+                stalled = f" ({progress} stayed at {last})" if progress else ""
+                raise AssertionError(f"timed out after {timeout}s{stalled} waiting for {what}; page state: {state}")
             time.sleep(poll)
+
+    def js_async(self, script, *args):
+        """Runs `script` with `done` bound to WebDriver's async callback (call `done(value)`)."""
+        body = "const done = arguments[arguments.length - 1];\n" + script
+        return self.cmd("POST", "/execute/async", {"script": body, "args": list(args)})
+
+    def frames(self, n):
+        """Waits for `n` animation frames of the page (requestAnimationFrame callbacks): every
+        animation loop on the page had `n` chances to run. Tests that check that something does
+        NOT happen (a paused or off-screen figure) wait for frames, not for time."""
+        self.js_async("let k = arguments[0]; const tick = () => (--k <= 0 ? done(true) : requestAnimationFrame(tick));"
+                      " requestAnimationFrame(tick);", n)
+
+    def wait_presented(self, state="window.flowmatch.app.state()", frames=2, timeout=60):
+        """Waits until `frames` more frames have reached the canvas (`framesPresented` of the App
+        state given by the JS expression `state`). With the readback presenter one frame can be
+        on its way when this is called, so 2 means: at least one frame drawn after this call."""
+        p0 = self.js(f"return {state}.framesPresented")
+        self.wait_for(f"return {state}.framesPresented >= {p0 + frames}", timeout, f"{frames} more frames on the canvas")
 
     def console(self):
         """Browser console entries since the last call (chromedriver's log endpoint)."""
@@ -153,6 +185,54 @@ class Driver:
 
     def __exit__(self, *exc):
         self.close()
+
+    def alive(self):
+        try:
+            self.cmd("GET", "/url")
+            return True
+        except Exception:
+            return False
+
+    def reset(self):
+        """Back to a blank tab for the next test: no page, the console log drained, no media
+        emulation (test_widget's theme test emulates prefers-color-scheme through CDP)."""
+        self.get("about:blank")
+        self.console()
+        self.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia", "params": {"media": "", "features": []}})
+
+
+_sessions = {}
+
+
+@contextlib.contextmanager
+def session(extra_args=(), window=(1280, 900)):
+    """A browser for one test, shared with the later tests of this process that ask for the same
+    flags and window size: starting Chromium and chromedriver costs seconds per test, and every
+    test starts from its own page load anyway. Each use begins on about:blank with the console log
+    drained and media emulation off (`Driver.reset`); a test that fails closes its browser, so the
+    next test gets a fresh one."""
+    key = (tuple(extra_args), tuple(window))
+    d = _sessions.pop(key, None)
+    if d is not None and not d.alive():
+        d.close()
+        d = None
+    if d is None:
+        d = Driver(extra_args, window)
+    else:
+        d.reset()
+    try:
+        yield d
+    except BaseException:
+        d.close()
+        raise
+    _sessions[key] = d
+
+
+@atexit.register
+def close_sessions():
+    for d in _sessions.values():
+        d.close()
+    _sessions.clear()
 
 
 def decode_png(data):

@@ -1,0 +1,490 @@
+//! The WebGPU engine: trainer, the shown flow's sampler, the arrow grid's sampler, the density
+//! heat map and the renderer on one device, drawing through a [`GpuPresenter`].
+//!
+//! Training only queues work (`GpuTrainer::train`); after each submit a completion callback
+//! (`Queue::on_submitted_work_done`, WebGPU's `onSubmittedWorkDone`) advances the count of steps
+//! known done (`gpu_time`). That signal, not a buffer read, tells the page's loop how much to
+//! queue (`web::pacing`); losses and the divergence flag are read with detached futures that never
+//! gate anything. The same signal measures the device time of every kind of drawing work, which
+//! is kept to a share of the device so training gets the rest (`GpuEngine::share`): the shown
+//! trajectories are integrated again when the model moved on and their refresh interval passed,
+//! the arrow grid is evaluated when arrows are on, the heat map recomputed when shown, frames
+//! presented; each frame is recorded straight from the engine's buffers.
+
+use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
+use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
+use super::gpu_time::{GpuTime, Work};
+use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
+use crate::config::{Config, Effect, Solver};
+use crate::gpu::snapshot::Snapshot;
+use crate::gpu::trainer::TrainStatus;
+use crate::gpu::{counter, GpuContext, GpuDensity, GpuError, GpuQuality, GpuSampler, GpuTrainer};
+use crate::render::heatmap::{cell_centres, HEAT_GRID};
+use crate::render::FlowRenderer;
+use crate::spec::TrainSpec;
+
+fn err(e: GpuError) -> String {
+    e.to_string()
+}
+
+/// The particles shown on the canvas: their sampler (with the whole trajectory recorded) and when
+/// they were last integrated.
+struct Shown {
+    sampler: GpuSampler,
+    /// Recorded ODE steps.
+    steps: u32,
+    solver: Solver,
+    /// Trainer step of the weights they were integrated with.
+    step: Option<u32>,
+    last: f64,
+    refresh_s: f64,
+    /// After a divergence: not integrated again (no NaN particles).
+    frozen: bool,
+}
+
+/// The velocity arrows: a sampler over the grid anchors; one Euler step of size 1 leaves
+/// `a + v(a, t)` in its particle buffer.
+struct Arrows {
+    sampler: GpuSampler,
+    key: Option<(u32, f32)>,
+    last: f64,
+}
+
+/// The density heat map: its evaluator (built when first shown) and the (step, time) it was
+/// last computed.
+#[derive(Default)]
+struct Heat {
+    density: Option<GpuDensity>,
+    at: Option<(u32, f64)>,
+}
+
+/// The WebGPU engine (see the module docs).
+pub struct GpuEngine {
+    ctx: GpuContext,
+    presenter: Box<dyn GpuPresenter>,
+    renderer: FlowRenderer,
+    trainer: GpuTrainer,
+    /// Source points of x0 (empty: N(0, I)).
+    source: Vec<[f32; 2]>,
+    tol: f32,
+    shown: Shown,
+    arrows: Arrows,
+    heat: Heat,
+    /// Device time per kind of work, and training steps confirmed done (`gpu_time`).
+    time: GpuTime,
+    /// When a frame was last presented.
+    last_frame: f64,
+}
+
+impl GpuEngine {
+    /// The model, samplers and renderer for `c` on `ctx`, drawing through `presenter`. Fails with
+    /// a message (naming what does not fit) before allocating anything too large.
+    pub fn new(ctx: GpuContext, c: &Config, presenter: Box<dyn GpuPresenter>) -> Result<Self, String> {
+        let (data, source) = training_data(c);
+        let trainer = GpuTrainer::new_with_source(&ctx, TrainSpec::from_config(c), &data, &source).map_err(err)?;
+        let mut renderer = FlowRenderer::new(&ctx.device, &ctx.queue, presenter.format());
+        let arrows = GpuSampler::new(&ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(err)?;
+        let shown = Self::new_shown(&ctx, &trainer, &source, c)?;
+        renderer.set_flow(&shown.sampler.traj, &shown.sampler.origins, shown.sampler.len(), shown.steps);
+        renderer.set_target(&trainer.data, Self::target_drawn(&ctx).min(data.len() as u32));
+        renderer.set_field(&arrows.particles, ARROW_GRID);
+        let mut engine = GpuEngine {
+            ctx,
+            presenter,
+            renderer,
+            trainer,
+            source,
+            tol: c.tol,
+            shown,
+            arrows: Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY },
+            heat: Heat::default(),
+            time: GpuTime::default(),
+            last_frame: f64::NEG_INFINITY,
+        };
+        engine.shown.refresh_s = engine.refresh_interval();
+        Ok(engine)
+    }
+
+    fn target_drawn(ctx: &GpuContext) -> u32 {
+        if ctx.adapter.is_software() { TARGET_DRAWN_SOFTWARE } else { TARGET_DRAWN }
+    }
+
+    fn new_shown(ctx: &GpuContext, trainer: &GpuTrainer, source: &[[f32; 2]], c: &Config) -> Result<Shown, String> {
+        let steps = traj_steps(c.nfe, c.particles, ctx.limits.max_storage_buffer_binding_size);
+        let mut sampler = GpuSampler::new_with_source(ctx, &trainer.spec.shape, &trainer.params, c.particles, steps, source).map_err(err)?;
+        sampler.reset(c.seed);
+        sampler.set_tol(c.tol)?;
+        Ok(Shown { sampler, steps, solver: c.solver, step: None, last: f64::NEG_INFINITY, refresh_s: 1.0, frozen: false })
+    }
+
+    /// The context (device and queue) this engine runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The trainer (tests, benchmarks).
+    pub fn trainer(&self) -> &GpuTrainer {
+        &self.trainer
+    }
+
+    /// The device's throughput for the model's kind of work (FLOP/s): from the measured time of a
+    /// training step where there is one, else a guess by adapter type.
+    fn flops_per_s(&self) -> f64 {
+        let spec = &self.trainer.spec;
+        match self.time.per_unit(Work::Train) {
+            Some(s) => train_flops(spec.batch, spec.shape.macs_per_sample()) / s.max(1e-9),
+            None if self.ctx.adapter.is_software() => 0.05e9,
+            None => 200e9,
+        }
+    }
+
+    /// The share of the device a kind of drawing work may take. On a software adapter (the
+    /// device is the CPU) drawing is dear and training should keep most of it: a tenth each for
+    /// refreshing the shown flow and for frames, a twentieth for arrows and the heat map. A real
+    /// GPU draws a frame in well under a millisecond; its shares hardly matter.
+    fn share(&self, work: Work) -> f64 {
+        let software = self.ctx.adapter.is_software();
+        match work {
+            Work::Integrate | Work::Frame if software => 0.1,
+            Work::Arrows | Work::Heat if software => 0.05,
+            Work::Integrate | Work::Frame => 0.2,
+            _ => 0.1,
+        }
+    }
+
+    /// Seconds between refreshes of the shown flow, from the measured cost of the last refresh
+    /// (or the model's FLOPs before one was measured), 0.3 s to 60 s.
+    fn refresh_interval(&self) -> f64 {
+        let s = &self.shown;
+        let estimate = refresh_interval(s.sampler.len(), s.steps, s.solver.evals_per_step(), self.trainer.spec.shape.macs_per_sample(), self.flops_per_s());
+        self.time.interval(Work::Integrate, 1, self.share(Work::Integrate), estimate).clamp(0.3, 60.0)
+    }
+
+    /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes.
+    fn retrain(&mut self, c: &Config) -> Result<(), String> {
+        let (data, source) = training_data(c);
+        let trainer = GpuTrainer::new_with_source(&self.ctx, TrainSpec::from_config(c), &data, &source).map_err(err)?;
+        let arrows = GpuSampler::new(&self.ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(err)?;
+        let shown = Self::new_shown(&self.ctx, &trainer, &source, c)?;
+        self.trainer = trainer;
+        self.source = source;
+        self.arrows = Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY };
+        self.heat = Heat::default();
+        self.set_shown(shown);
+        self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(data.len() as u32));
+        self.renderer.set_field(&self.arrows.sampler.particles, ARROW_GRID);
+        Ok(())
+    }
+
+    fn set_shown(&mut self, shown: Shown) {
+        self.renderer.set_flow(&shown.sampler.traj, &shown.sampler.origins, shown.sampler.len(), shown.steps);
+        self.shown = shown;
+    }
+
+    /// Samples, solver or tolerance changed: new particles when their count or steps changed,
+    /// else the same particles integrated again.
+    fn resample(&mut self, c: &Config) -> Result<(), String> {
+        let steps = traj_steps(c.nfe, c.particles, self.ctx.limits.max_storage_buffer_binding_size);
+        if c.particles.max(1) != self.shown.sampler.len() || steps != self.shown.steps {
+            let frozen = self.shown.frozen;
+            let mut shown = Self::new_shown(&self.ctx, &self.trainer, &self.source, c)?;
+            shown.frozen = frozen;
+            self.set_shown(shown);
+        } else {
+            self.shown.sampler.set_tol(c.tol)?;
+            self.shown.solver = c.solver;
+            self.shown.step = None;
+        }
+        self.tol = c.tol;
+        Ok(())
+    }
+
+    /// Recomputes the heat map's log p when the weights changed, at most every few seconds
+    /// (`flow::heat_interval`: a tenth of the device's time; at least 3 s on a software adapter,
+    /// 0.5 s otherwise): 8 midpoint steps backwards with the exact divergence (`shaders/density.wgsl`). False when it cannot be shown (a dataset source has
+    /// no known density).
+    fn update_heatmap(&mut self, now: f64, extent: f32) -> bool {
+        if !self.source.is_empty() {
+            return false;
+        }
+        if self.heat.density.is_none() {
+            match GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, HEAT_GRID * HEAT_GRID) {
+                Ok(d) => {
+                    self.renderer.set_heatmap(d.log_p_buffer());
+                    self.heat = Heat { density: Some(d), at: None };
+                }
+                Err(_) => return false,
+            }
+        }
+        let step = self.trainer.step();
+        let min_s = if self.ctx.adapter.is_software() { 3.0 } else { 0.5 };
+        let estimate = heat_interval(HEAT_GRID * HEAT_GRID, 8, self.trainer.spec.shape.macs_per_sample(), self.flops_per_s(), min_s);
+        let gap = self.time.interval(Work::Heat, 1, self.share(Work::Heat), estimate).max(min_s);
+        let due = match self.heat.at {
+            None => true,
+            Some((s, at)) => s != step && now - at >= gap && !self.shown.frozen,
+        };
+        if due {
+            if let Some(d) = &self.heat.density {
+                d.encode(&cell_centres(extent), Solver::Midpoint, 8);
+                self.time.submitted(&self.ctx.queue, Work::Heat, 1);
+                self.heat.at = Some((step, now));
+            }
+        }
+        true
+    }
+
+    /// A probe over a copy of the current weights: its own sampler and quality evaluator (all
+    /// counted, freed with it).
+    fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
+        let (ctx, t) = (&self.ctx, &self.trainer);
+        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("quality.params_snapshot"),
+            size: t.params.size(),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&t.params, 0, &params, 0, t.params.size());
+        ctx.queue.submit([encoder.finish()]);
+        let mut sampler = GpuSampler::new_with_source(ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
+        sampler.set_tol(tol)?;
+        let quality = GpuQuality::new(ctx, &sampler.particles, QUALITY_SAMPLES, &t.data, t.target_len(), DIRECTIONS);
+        Ok(GpuProbe { sampler, quality, _params: counter::Owned::new(&[&params]) })
+    }
+}
+
+/// A sampler over a snapshot of the weights and a quality evaluator over its particles.
+struct GpuProbe {
+    sampler: GpuSampler,
+    quality: GpuQuality,
+    _params: counter::Owned,
+}
+
+impl GpuProbe {
+    /// Integrates the probe particles as `p` says and measures them.
+    async fn run(&mut self, p: Probe) -> Result<QualityPoint, String> {
+        self.sampler.set_tol(p.tol)?;
+        self.sampler.reset(PROBE_SEED);
+        self.sampler.integrate(p.solver, 0.0, 1.0, p.steps);
+        let nfe = if p.solver.is_adaptive() {
+            let s = self.sampler.read_adaptive_summary().await.map_err(err)?;
+            if s.unfinished > 0 {
+                return Err(format!("{} did not reach t = 1 within {} evaluations for {} samples", p.solver, p.steps, s.unfinished));
+            }
+            s.mean_nfe()
+        } else {
+            p.fixed_nfe()
+        };
+        let sw2 = self.quality.sliced_w2(PROBE_SEED).await.map_err(err)?;
+        Ok(QualityPoint { solver: p.solver, nfe, sw2, setting: p.setting() })
+    }
+}
+
+impl Engine for GpuEngine {
+    fn info(&self) -> EngineInfo {
+        EngineInfo { backend: "webgpu", adapter: self.ctx.adapter.to_string(), software: self.ctx.adapter.is_software(), present: self.presenter.kind() }
+    }
+
+    fn step(&self) -> u32 {
+        self.trainer.step()
+    }
+
+    fn done(&self) -> u32 {
+        self.ctx.poll();
+        self.trainer.step().saturating_sub(self.time.backlog())
+    }
+
+    fn latency_s(&self) -> f64 {
+        self.ctx.poll();
+        self.time.latency_s()
+    }
+
+    fn train(&mut self, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.trainer.train(n);
+        self.time.submitted(&self.ctx.queue, Work::Train, n);
+    }
+
+    fn status(&mut self, since: u32) -> EngineFuture<TrainStatus> {
+        let fut = self.trainer.status_detached(self.trainer.step().saturating_sub(since));
+        Box::pin(async move { fut.await.map_err(err) })
+    }
+
+    fn apply(&mut self, c: &Config, effect: Effect) -> Result<(), String> {
+        match effect {
+            Effect::Retrain => self.retrain(c)?,
+            Effect::Resample => self.resample(c)?,
+            Effect::Live => {}
+        }
+        self.trainer.set_lr(c.lr, c.schedule, c.schedule_steps());
+        Ok(())
+    }
+
+    fn reset(&mut self, seed: u32) {
+        self.trainer.reset(seed);
+        self.shown.sampler.reset(seed);
+        self.shown.step = None;
+        self.shown.frozen = false;
+        self.arrows.key = None;
+    }
+
+    fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String> {
+        self.trainer.set_target(points).map_err(err)?;
+        self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(points.len() as u32));
+        Ok(())
+    }
+
+    fn load(&mut self, params: &[f32], step: u32) -> Result<(), String> {
+        let want = self.trainer.spec.shape.param_len();
+        if params.len() != want {
+            return Err(format!("{} parameters given but this model has {want}", params.len()));
+        }
+        self.trainer.load_params(params, step);
+        self.shown.step = None;
+        self.shown.frozen = false;
+        Ok(())
+    }
+
+    fn params(&self) -> EngineFuture<Vec<f32>> {
+        let (ctx, buf, n) = (self.ctx.clone(), self.trainer.params.clone(), self.trainer.spec.shape.param_len() as u64);
+        Box::pin(async move { crate::gpu::readback::read_f32(&ctx, &buf, 0, n).await.map_err(err) })
+    }
+
+    fn snapshot(&self) -> EngineFuture<Snapshot> {
+        let fut = self.trainer.snapshot_detached();
+        Box::pin(async move { fut.await.map_err(err) })
+    }
+
+    fn restore(&mut self, s: &Snapshot) -> Result<(), String> {
+        self.trainer.restore(s).map_err(err)?;
+        self.shown.step = None;
+        self.shown.frozen = false;
+        Ok(())
+    }
+
+    fn shown_step(&self) -> Option<u32> {
+        self.shown.step
+    }
+
+    fn ode_steps(&self) -> u32 {
+        self.shown.steps
+    }
+
+    fn set_frozen(&mut self, frozen: bool) {
+        self.shown.frozen = frozen;
+    }
+
+    fn samples(&self) -> EngineFuture<Vec<[f32; 2]>> {
+        if self.shown.step.is_none() {
+            return super::ready(Err(NO_SAMPLES.into()));
+        }
+        let (ctx, buf, n) = (self.ctx.clone(), self.shown.sampler.particles.clone(), self.shown.sampler.len());
+        Box::pin(async move {
+            let flat = crate::gpu::readback::read_f32(&ctx, &buf, 0, n as u64 * 2).await.map_err(|e| format!("reading the samples back failed: {e}"))?;
+            Ok(flat.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
+        })
+    }
+
+    fn heatmap_step(&self) -> Option<u32> {
+        self.heat.at.map(|(s, _)| s)
+    }
+
+    fn sample_quality(&mut self, solver: Solver, steps: u32, tol: f32) -> EngineFuture<QualityPoint> {
+        let probe = self.probe(tol);
+        Box::pin(async move {
+            let mut probe = probe?;
+            probe.run(Probe { solver, steps, tol }).await
+        })
+    }
+
+    fn compare_solvers(&mut self) -> EngineFuture<Vec<QualityPoint>> {
+        let probe = self.probe(self.tol);
+        Box::pin(async move {
+            let mut probe = probe?;
+            let mut out = Vec::new();
+            for p in comparison_plan() {
+                let point = probe.run(p).await?;
+                finite(point.sw2)?;
+                out.push(point);
+            }
+            Ok(out)
+        })
+    }
+
+    fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>> {
+        if !self.source.is_empty() {
+            return super::ready(Err(NO_DENSITY.into()));
+        }
+        let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, points.len() as u32);
+        Box::pin(async move { d.map_err(err)?.log_density(&points, solver, steps).await.map_err(err) })
+    }
+
+    fn frame(&mut self, f: &FrameInput) {
+        let step = self.trainer.step();
+        self.shown.refresh_s = self.refresh_interval();
+        if integrate_due(self.shown.frozen, self.shown.step, step, f.wrapped, f.now - self.shown.last, self.shown.refresh_s) {
+            let s = &mut self.shown;
+            s.sampler.rewind();
+            s.sampler.integrate(s.solver, 0.0, 1.0, s.steps);
+            self.time.submitted(&self.ctx.queue, Work::Integrate, 1);
+            s.step = Some(step);
+            s.last = f.now;
+        }
+        if f.layers.arrows {
+            let key = (step, f.t);
+            let min_gap = self.time.interval(Work::Arrows, 1, self.share(Work::Arrows), 0.0).max(if self.ctx.adapter.is_software() { 0.2 } else { 0.0 });
+            if self.arrows.key != Some(key) && f.now - self.arrows.last >= min_gap {
+                let g = ARROW_GRID;
+                let anchors: Vec<[f32; 2]> = (0..g * g).map(|i| crate::render::view::arrow_anchor(i, g, f.viewport.extent)).collect();
+                self.arrows.sampler.write_particles(&anchors);
+                self.arrows.sampler.integrate(Solver::Euler, f.t, f.t + 1.0, 1);
+                self.time.submitted(&self.ctx.queue, Work::Arrows, 1);
+                self.arrows.key = Some(key);
+                self.arrows.last = f.now;
+            }
+        }
+        // Frames take their share of the device at most (a software adapter draws on the CPU).
+        if f.now - self.last_frame < self.time.interval(Work::Frame, 1, self.share(Work::Frame), 0.0) {
+            return;
+        }
+        let mut layers = f.layers;
+        layers.heatmap = layers.heatmap && self.update_heatmap(f.now, f.viewport.extent);
+        let mut view = f.viewport.uniform();
+        view.t = f.t;
+        view.point_px = f.point_px;
+        view.alpha = if self.shown.sampler.len() > 30_000 { 0.55 } else { 0.9 };
+        let renderer = &self.renderer;
+        if self.presenter.present(&self.ctx, f.now, &mut |encoder, target| renderer.draw(encoder, target, view, layers)) {
+            self.time.submitted(&self.ctx.queue, Work::Frame, 1);
+            self.last_frame = f.now;
+        }
+    }
+
+    fn resize(&mut self, width: u32, height: u32) {
+        self.presenter.resize(&self.ctx, width.max(1), height.max(1));
+    }
+
+    fn frames_presented(&self) -> f64 {
+        self.presenter.presented()
+    }
+
+    fn costs(&self) -> Vec<(&'static str, f64)> {
+        self.time.costs()
+    }
+
+    fn device_lost(&self) -> bool {
+        self.ctx.is_lost()
+    }
+
+    fn destroy_device(&self) {
+        self.ctx.device.destroy();
+    }
+}
+
+/// Before the first integration there is nothing to export.
+pub const NO_SAMPLES: &str = "no samples yet: the flow has not been integrated; try again in a moment";
+/// log p needs the source's density in closed form.
+pub const NO_DENSITY: &str = "the density needs the Gaussian source (log p of a dataset source is not known in closed form)";

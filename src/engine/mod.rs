@@ -1,0 +1,163 @@
+//! The one interface the page (and the widget) runs on: [`Engine`], implemented by the WebGPU
+//! engine ([`GpuEngine`]: trainer, samplers, density and renderer on one device) and by the CPU
+//! reference ([`CpuEngine`]: the same maths in plain Rust, drawn through a [`Painter`]).
+//!
+//! The page never asks which one it has: training, the status read, reconfiguration, snapshots,
+//! samples, sample quality, the solver comparison, the density and the frame all go through the
+//! trait. Nothing here touches the browser: the GPU engine draws through a [`GpuPresenter`] and the
+//! CPU engine through a [`Painter`], which `src/web/present.rs` implements over the canvas and the
+//! native tests implement offscreen (`tests/engine.rs` runs one suite against both backends).
+//!
+//! Asynchronous results are `'static` futures that own what they need ([`EngineFuture`]): the page
+//! keeps training while a read is in flight. On the GPU they are buffer reads; on the CPU, work that
+//! would take longer than a frame (quality, comparison, density) is queued as a [`jobs::Jobs`] entry
+//! and done a slice per [`Engine::frame`] within a time budget, so it never freezes the page.
+
+pub mod cpu;
+pub mod flow;
+pub mod gpu;
+pub mod gpu_time;
+pub mod jobs;
+pub mod painter;
+pub mod present;
+pub mod quality;
+
+pub use cpu::CpuEngine;
+pub use gpu::GpuEngine;
+pub use painter::Painter;
+pub use present::{GpuPresenter, OffscreenPresenter};
+pub use quality::QualityPoint;
+
+use crate::config::{Config, Effect, Solver};
+use crate::gpu::snapshot::Snapshot;
+use crate::gpu::trainer::TrainStatus;
+use crate::render::{Layers, Viewport};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A result that arrives later. Not `Send` (the web is single-threaded); `'static`: it owns what it
+/// needs, so the engine can keep training (or be replaced) while it is pending. Errors are messages
+/// a person can act on.
+pub type EngineFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>>>>;
+
+/// A future that is already resolved.
+pub fn ready<T: 'static>(v: Result<T, String>) -> EngineFuture<T> {
+    Box::pin(std::future::ready(v))
+}
+
+/// What one animation frame shows.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameInput {
+    /// Seconds (monotonic).
+    pub now: f64,
+    /// The flow time shown, in [0, 1].
+    pub t: f32,
+    /// The flow loop restarted this frame (a good moment to show the newest model).
+    pub wrapped: bool,
+    pub layers: Layers,
+    pub viewport: Viewport,
+    /// Particle diameter in device pixels.
+    pub point_px: f32,
+    /// Milliseconds of the caller's thread this frame may spend on background work (the CPU
+    /// engine's quality, comparison and density jobs; the GPU engine queues such work instead).
+    pub work_ms: f64,
+}
+
+/// What the page shows about the backend.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineInfo {
+    /// `"webgpu"` or `"cpu"` (`state().backend`).
+    pub backend: &'static str,
+    /// The adapter in words.
+    pub adapter: String,
+    /// A CPU-emulated adapter or the CPU backend.
+    pub software: bool,
+    /// How frames reach the canvas: `"surface"`, `"readback"`, `"canvas2d"` or `"offscreen"`.
+    pub present: &'static str,
+}
+
+/// The training engine behind the page: one model, its samples and how they are drawn.
+pub trait Engine {
+    fn info(&self) -> EngineInfo;
+
+    // ---- training -----------------------------------------------------------------------------
+
+    /// Steps taken or queued (the next step's number).
+    fn step(&self) -> u32;
+    /// Steps known to be finished (GPU: confirmed by the queue's completion signal; CPU: all).
+    fn done(&self) -> u32;
+    /// Seconds from queueing work to its completion signal, recently (0 on the CPU).
+    fn latency_s(&self) -> f64;
+    /// Queues (GPU) or runs (CPU) `n` training steps.
+    fn train(&mut self, n: u32);
+    /// The losses of steps `since..step()` (at most the last `LOSS_RING`) and the first step that
+    /// went non-finite, read without ever waiting inside a frame.
+    fn status(&mut self, since: u32) -> EngineFuture<TrainStatus>;
+
+    // ---- the model ----------------------------------------------------------------------------
+
+    /// Moves to configuration `c`, doing only what `effect` needs (a new model, new samples, or a
+    /// live setting such as the learning rate or the solver). On error nothing changes.
+    fn apply(&mut self, c: &Config, effect: Effect) -> Result<(), String>;
+    /// Fresh weights for `seed`, step 0 (same seed → same run).
+    fn reset(&mut self, seed: u32);
+    /// Trains on `points` from now on, keeping the weights (the flow morphs to them).
+    fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String>;
+    /// Puts `params` (packed, `model.rs` layout) in place at step `step`; Adam restarts.
+    fn load(&mut self, params: &[f32], step: u32) -> Result<(), String>;
+    fn params(&self) -> EngineFuture<Vec<f32>>;
+    /// Parameters, Adam moments, step and divergence flag, all of one moment.
+    fn snapshot(&self) -> EngineFuture<Snapshot>;
+    /// Back to `s`; training continues exactly as it would have from there.
+    fn restore(&mut self, s: &Snapshot) -> Result<(), String>;
+
+    // ---- what is shown ------------------------------------------------------------------------
+
+    /// The step whose weights the shown flow was integrated with (None: not yet).
+    fn shown_step(&self) -> Option<u32>;
+    /// Recorded steps of the shown flow.
+    fn ode_steps(&self) -> u32;
+    /// While frozen (after a divergence) the shown flow is not integrated again.
+    fn set_frozen(&mut self, frozen: bool);
+    /// Where the shown particles end (t = 1); an error before the first integration.
+    fn samples(&self) -> EngineFuture<Vec<[f32; 2]>>;
+    /// The step the density heat map was last computed for.
+    fn heatmap_step(&self) -> Option<u32>;
+
+    // ---- measurements -------------------------------------------------------------------------
+
+    /// Sliced W2 between `quality::QUALITY_SAMPLES` fresh samples (integrated with `solver` in
+    /// `steps` steps, dopri5: budget, at tolerance `tol`) of the current weights and the target.
+    fn sample_quality(&mut self, solver: Solver, steps: u32, tol: f32) -> EngineFuture<QualityPoint>;
+    /// Sliced W2 against field evaluations for every solver (`quality::comparison_plan`).
+    fn compare_solvers(&mut self) -> EngineFuture<Vec<QualityPoint>>;
+    /// `log p` of each point under the current weights (reverse ODE, `steps` steps of `solver`).
+    fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>>;
+
+    // ---- frames -------------------------------------------------------------------------------
+
+    /// Brings the shown flow, arrows and heat map up to date (within budget) and draws.
+    fn frame(&mut self, f: &FrameInput);
+    /// The canvas' size in device pixels.
+    fn resize(&mut self, width: u32, height: u32);
+    /// Frames whose pixels reached the canvas.
+    fn frames_presented(&self) -> f64;
+    /// Device milliseconds per unit of each kind of work, where measured (diagnostics: `state().gpuMs`).
+    fn costs(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
+    // ---- the device ---------------------------------------------------------------------------
+
+    /// The device this engine runs on was lost (never on the CPU).
+    fn device_lost(&self) -> bool;
+    /// Tests: destroys the device as a driver reset would (nothing on the CPU).
+    fn destroy_device(&self);
+}
+
+/// What a configuration change does to a live engine: `config::Config::change_effect` plus the
+/// cross-field check. `Ok(None)` when nothing changed.
+pub fn change(old: &Config, next: &Config) -> Result<Option<Effect>, String> {
+    next.check_solver().map_err(|e| e.to_string())?;
+    Ok(old.change_effect(next))
+}

@@ -1,0 +1,108 @@
+//! Sample quality and the solver comparison, planned once for both engines.
+//!
+//! The CFM loss plateaus at a level set by the data (the variance of its conditional targets), so
+//! it does not say whether the samples are good; the sliced Wasserstein-2 distance between fresh
+//! samples and the target (lower is better) does. Every reading integrates `QUALITY_SAMPLES`
+//! particles from the same starting draw (seed `PROBE_SEED`) through a copy of the current weights
+//! (training may go on meanwhile) and compares them with the same target subsets (seed
+//! `PROBE_SEED`, `DIRECTIONS` directions), so the points of a comparison differ only by the solver.
+//! The GPU engine measures with `shaders/sliced_w2.wgsl`, the CPU engine with its twin
+//! `metrics::sliced_w2_reading`.
+
+use crate::config::Solver;
+
+pub use crate::gpu::quality::QUALITY_SAMPLES;
+
+/// Field evaluations per sample of the fixed-step solvers in the comparison (steps = nfe / evals
+/// per step, skipped below one step).
+pub const NFE_LEVELS: [u32; 5] = [4, 8, 16, 32, 64];
+/// Tolerances of the adaptive solver in the comparison (its evaluations are what it used).
+pub const DOPRI5_TOLS: [f32; 5] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5];
+/// The adaptive solver's budget in the comparison (never binding at these tolerances).
+pub const DOPRI5_BUDGET: u32 = 2000;
+/// Seed of the probe particles and of the target subsets.
+pub const PROBE_SEED: u32 = 0x51_57;
+/// Projection directions of a reading.
+pub const DIRECTIONS: u32 = 64;
+
+/// One reading: which solver, its mean field evaluations per sample, the distance, and its setting
+/// (steps for the fixed-step solvers, the tolerance for the adaptive one).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QualityPoint {
+    pub solver: Solver,
+    pub nfe: f64,
+    pub sw2: f32,
+    pub setting: f64,
+}
+
+/// One planned integration of the probe particles.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Probe {
+    pub solver: Solver,
+    /// Steps (fixed-step solvers) or the evaluation budget (adaptive).
+    pub steps: u32,
+    pub tol: f32,
+}
+
+impl Probe {
+    /// The reading's setting: steps, or the tolerance of the adaptive solver.
+    pub fn setting(&self) -> f64 {
+        if self.solver.is_adaptive() {
+            self.tol as f64
+        } else {
+            self.steps as f64
+        }
+    }
+
+    /// Field evaluations per sample of a fixed-step probe.
+    pub fn fixed_nfe(&self) -> f64 {
+        (self.steps * self.solver.evals_per_step()) as f64
+    }
+}
+
+/// Every probe of "Compare solvers": each fixed-step solver at each of `NFE_LEVELS` evaluations
+/// (where that is at least one step), then the adaptive one at each of `DOPRI5_TOLS`.
+pub fn comparison_plan() -> Vec<Probe> {
+    let mut plan = Vec::new();
+    for &solver in Solver::ALL.iter().filter(|s| !s.is_adaptive()) {
+        for nfe in NFE_LEVELS {
+            let steps = nfe / solver.evals_per_step();
+            if steps > 0 {
+                plan.push(Probe { solver, steps, tol: crate::cpu::adaptive::DEFAULT_TOL });
+            }
+        }
+    }
+    for &solver in Solver::ALL.iter().filter(|s| s.is_adaptive()) {
+        for tol in DOPRI5_TOLS {
+            plan.push(Probe { solver, steps: DOPRI5_BUDGET, tol });
+        }
+    }
+    plan
+}
+
+/// A reading that is not a finite number: the weights it measured had diverged.
+pub const DIVERGED: &str = "training diverged: the current weights give no samples to measure (restore the last good weights or reset)";
+
+/// `Ok(sw2)` when finite, else the divergence message.
+pub fn finite(sw2: f32) -> Result<f32, String> {
+    if sw2.is_finite() {
+        Ok(sw2)
+    } else {
+        Err(DIVERGED.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_covers_every_solver() {
+        let plan = comparison_plan();
+        assert_eq!(plan.len(), 5 + 5 + 5 + 5);
+        for &s in Solver::ALL {
+            assert!(plan.iter().any(|p| p.solver == s), "{s} missing");
+        }
+        assert!(plan.iter().filter(|p| !p.solver.is_adaptive()).all(|p| NFE_LEVELS.contains(&(p.fixed_nfe() as u32))));
+    }
+}

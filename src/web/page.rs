@@ -1,0 +1,487 @@
+//! One running demo (the page, or one widget): the engine and the owners around it, and the
+//! orchestration between them. Each owner keeps its own state; only this file moves things from
+//! one to another.
+//!
+//! - `engine` (`engine::Engine`): the model, its samples, the drawing — WebGPU or the CPU.
+//! - `session` (`web::session`): the configuration and the rejected hash fields.
+//! - `train` (`web::training`): pacing, status reads, loss history, rate; whether training runs.
+//! - `snapshots` (`web::reliability`): good snapshots and divergence.
+//! - `custom` (`web::targets`): the drawing and the custom target.
+//! - `view`: flow clock, layers, canvas size, frame time.
+//! - `backend` (`web::backend`): canvas, device generation, why this backend, device-loss recovery.
+//! - `messages`: the error and the notice the page shows.
+//!
+//! `frame` is called once per animation frame and never waits: training is queued, reads are
+//! spawned (`spawn_local`) and folded in when they land, through a weak reference to the page.
+
+use super::backend::{self, Backend, Preference, Recovery, Trial};
+use super::pacing::{page_config, widget_config, FlowClock, Pacer};
+use super::reliability::{divergence_message, Snapshots};
+use super::session::Session;
+use super::targets::CustomTargets;
+use super::training::{ReadTicket, TrainLoop};
+use crate::config::{Config, Effect};
+use crate::engine::{jobs::now_ms, Engine, FrameInput};
+use crate::gpu::snapshot::Snapshot;
+use crate::gpu::trainer::TrainStatus;
+use crate::model_file::ModelFile;
+use crate::render::{Layers, Viewport, DEFAULT_EXTENT};
+use crate::targets::CustomTarget;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+/// What the canvas shows and how fast frames come.
+pub struct View {
+    pub clock: FlowClock,
+    pub layers: Layers,
+    pub width: u32,
+    pub height: u32,
+    pub dpr: f32,
+    /// Milliseconds between frames (moving average).
+    pub frame_ms: f64,
+    pub frames: u64,
+}
+
+/// The error and the notice the page shows.
+#[derive(Default)]
+pub struct Messages {
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+pub struct Page {
+    pub engine: Box<dyn Engine>,
+    pub session: Session,
+    pub train: TrainLoop,
+    pub snapshots: Snapshots,
+    pub custom: CustomTargets,
+    pub view: View,
+    pub backend: Backend,
+    pub messages: Messages,
+    /// Status and snapshot reads spawned and not yet landed (each holds a staging buffer).
+    pub reads: Rc<Cell<u32>>,
+}
+
+fn secs() -> f64 {
+    now_ms() / 1000.0
+}
+
+impl Page {
+    /// A demo on `canvas` with the settings in `hash`. Never fails for lack of WebGPU (the CPU
+    /// engine takes over with a notice); a hash the device cannot run falls back to the defaults
+    /// with a message. `widget`: the widget's defaults (a step limit) and no auto choice.
+    pub async fn create(canvas: web_sys::HtmlCanvasElement, hash: &str, pref: Preference, present: &str, widget: bool) -> Result<Page, String> {
+        let defaults = |small| if widget { widget_config(small) } else { page_config(small) };
+        let (w, h) = (canvas.width().max(1), canvas.height().max(1));
+        let mut messages = Messages::default();
+        let (engine, session, backend) = match backend::device(pref).await {
+            Ok((ctx, gen)) => {
+                let software = ctx.adapter.is_software();
+                let readback = match present {
+                    "surface" => false,
+                    "readback" => true,
+                    _ => software,
+                };
+                let mut session = Session::new(defaults(software), hash);
+                let engine = match backend::gpu_engine(&ctx, &canvas, session.config(), readback) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        // The hash asked for something this device cannot run: start from the defaults.
+                        let errors = session.hash_errors().to_vec();
+                        session = Session::new(defaults(software), "");
+                        session.set_hash_errors(errors);
+                        messages.error = Some(format!("{e}; started with the default settings instead"));
+                        backend::gpu_engine(&ctx, &canvas, session.config(), readback)?
+                    }
+                };
+                let auto = pref == Preference::Auto && software && readback && !widget;
+                let reason = if auto {
+                    format!("WebGPU ({}); a software adapter: the CPU is measured against it after {} s", ctx.adapter, backend::TRIAL_AFTER_S)
+                } else {
+                    format!("WebGPU ({})", ctx.adapter)
+                };
+                let trial = auto.then_some(Trial { started: f64::INFINITY, moving: false });
+                let label = if software { "WebGPU (software)" } else { "WebGPU" }.to_string();
+                (engine, session, Backend { canvas, readback, device_gen: Some(gen), label, reason, trial, recovery: Recovery::default() })
+            }
+            Err(e) => {
+                let mut session = Session::new(defaults(true), hash);
+                messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU reference backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
+                if pref != Preference::Cpu {
+                    web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());
+                }
+                let engine = match backend::cpu_engine(&canvas, session.config()) {
+                    Ok(e) => e,
+                    Err(e2) => {
+                        let errors = session.hash_errors().to_vec();
+                        session = Session::new(defaults(true), "");
+                        session.set_hash_errors(errors);
+                        messages.error = Some(format!("{e2}; started with the default settings instead"));
+                        backend::cpu_engine(&canvas, session.config())?
+                    }
+                };
+                let reason = if pref == Preference::Cpu { "CPU (requested)".to_string() } else { format!("CPU: no WebGPU adapter ({e})") };
+                let label = "CPU".to_string();
+                (engine, session, Backend { canvas, readback: false, device_gen: None, label, reason, trial: None, recovery: Recovery::default() })
+            }
+        };
+        let software = engine.info().software;
+        let mut page = Page {
+            engine,
+            session,
+            train: TrainLoop::new(software),
+            snapshots: Snapshots::default(),
+            custom: CustomTargets::default(),
+            view: View { clock: FlowClock::default(), layers: Layers::default(), width: w, height: h, dpr: 1.0, frame_ms: 16.7, frames: 0 },
+            backend,
+            messages,
+            reads: Default::default(),
+        };
+        page.engine.resize(w, h);
+        page.train.on = true;
+        Ok(page)
+    }
+
+    /// Steps that may still be queued before the step limit (`u32::MAX` without one).
+    pub fn steps_left(&self) -> u32 {
+        self.session.step_limit().map_or(u32::MAX, |l| l.saturating_sub(self.engine.step()))
+    }
+
+    /// Pauses training once the step limit is reached.
+    pub fn stop_at_limit(&mut self) {
+        if self.train.on && self.steps_left() == 0 {
+            self.train.on = false;
+        }
+    }
+
+    /// One animation frame: train, advance the flow, draw; start reads that are due.
+    pub fn frame(this: &Rc<RefCell<Page>>, dt_ms: f64) {
+        let mut p = this.borrow_mut();
+        p.view.frames += 1;
+        if p.backend.recovery.recovering {
+            return;
+        }
+        if p.engine.device_lost() {
+            drop(p);
+            Page::recover(this);
+            return;
+        }
+        let now = secs();
+        if dt_ms.is_finite() && dt_ms > 0.0 {
+            p.view.frame_ms = 0.9 * p.view.frame_ms + 0.1 * dt_ms.min(250.0);
+        }
+        let wrapped = p.view.clock.advance((dt_ms / 1000.0) as f32);
+        let training = p.train.on && p.messages.error.is_none();
+        if training {
+            let (step, done, latency, left) = (p.engine.step(), p.engine.done(), p.engine.latency_s(), p.steps_left());
+            let rate = p.train.rate.steps_per_s;
+            let n = p.train.pacer.plan(now, step - done.min(step), latency, rate, left);
+            let t0 = now_ms();
+            p.engine.train(n);
+            p.train.pacer.took(n, now_ms() - t0);
+        }
+        let done = p.engine.done();
+        p.train.rate.observe(now, done);
+        p.stop_at_limit();
+        let input = FrameInput {
+            now,
+            t: p.view.clock.t,
+            wrapped,
+            layers: p.view.layers,
+            viewport: Viewport { width: p.view.width, height: p.view.height, extent: DEFAULT_EXTENT },
+            point_px: (2.6 * p.view.dpr).max(2.0),
+            work_ms: if training { 4.0 } else { 12.0 },
+        };
+        p.engine.frame(&input);
+        let step = p.engine.step();
+        if let Some(timeline) = p.snapshots.due(now, training, step) {
+            let fut = p.engine.snapshot();
+            p.await_then(this, fut, move |p, r| p.snapshots.landed(timeline, r));
+        }
+        p.read_status(this, false);
+        if training {
+            p.auto_choice(this, now);
+        }
+    }
+
+    /// Starts a status read when one is due (`force`: now).
+    pub fn read_status(&mut self, this: &Rc<RefCell<Page>>, force: bool) {
+        if let Some(ticket) = self.train.read_due(secs(), self.engine.step(), force) {
+            let fut = self.engine.status(ticket.since);
+            self.await_then(this, fut, move |p, r| p.on_status(ticket, r));
+        }
+    }
+
+    /// Hands `fut`'s result to `then` on the page: at once when it is already there (the CPU
+    /// engine's reads), else when it lands (if the page still exists).
+    fn await_then<T: 'static>(&mut self, this: &Rc<RefCell<Page>>, mut fut: crate::engine::EngineFuture<T>, then: impl FnOnce(&mut Page, Result<T, String>) + 'static) {
+        let waker = std::task::Waker::noop();
+        if let std::task::Poll::Ready(r) = fut.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+            then(self, r);
+            return;
+        }
+        let weak = Rc::downgrade(this);
+        let reads = self.reads.clone();
+        reads.set(reads.get() + 1);
+        wasm_bindgen_futures::spawn_local(async move {
+            let r = fut.await;
+            reads.set(reads.get() - 1);
+            if let Some(p) = weak.upgrade() {
+                then(&mut p.borrow_mut(), r);
+            }
+        });
+    }
+
+    fn on_status(&mut self, ticket: ReadTicket, result: Result<TrainStatus, String>) {
+        if ticket.generation != self.train.generation() {
+            return;
+        }
+        match result {
+            Ok(st) => {
+                if let Some(bad) = self.train.landed(secs(), ticket, &st) {
+                    self.diverged(bad);
+                }
+            }
+            Err(e) => {
+                self.train.failed(ticket);
+                if !self.engine.device_lost() {
+                    self.messages.error = Some(format!("reading the training status failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Divergence: pause, freeze the shown flow, explain.
+    fn diverged(&mut self, step: u32) {
+        if !self.snapshots.diverged_at(step) {
+            return;
+        }
+        self.train.on = false;
+        self.engine.set_frozen(true);
+        let restore = self.snapshots.last_good().map(|s| s.step);
+        self.messages.error = Some(divergence_message(step, self.session.config().lr, restore));
+    }
+
+    /// A new run on the same engine (reset, new model, loaded weights).
+    fn restart_metrics(&mut self) {
+        self.train.restart();
+        self.snapshots.new_run();
+        self.messages.error = None;
+        self.engine.set_frozen(false);
+    }
+
+    /// Puts the engine back to `snap` and forgets what came after it.
+    fn rewind(&mut self, snap: &Snapshot) -> Result<(), String> {
+        self.engine.restore(snap)?;
+        self.train.rewind(snap.step);
+        self.snapshots.rewound();
+        self.messages.error = None;
+        Ok(())
+    }
+
+    /// Restarts from the seed's initial weights.
+    pub fn reset(&mut self) {
+        let seed = self.session.config().seed;
+        self.engine.reset(seed);
+        self.restart_metrics();
+    }
+
+    /// Moves to `next`, doing only what its differences need. On error nothing changes.
+    pub fn apply(&mut self, next: Config) -> Result<(), String> {
+        let Some(effect) = self.session.effect(&next)? else {
+            self.session.commit(next);
+            return Ok(());
+        };
+        self.engine.apply(&next, effect)?;
+        let old_dataset = self.session.config().dataset;
+        self.session.commit(next);
+        if effect == Effect::Retrain {
+            self.restart_metrics();
+            if self.session.config().dataset != old_dataset {
+                self.custom.end();
+            } else {
+                self.reupload_custom();
+            }
+        }
+        Ok(())
+    }
+
+    /// After a new model (or engine): the custom target is uploaded again.
+    fn reupload_custom(&mut self) {
+        if let Some(points) = self.custom.points().map(|p| p.to_vec()) {
+            if let Err(e) = self.engine.set_target(&points) {
+                self.custom.end();
+                self.messages.error = Some(format!("your own target could not be kept after the settings change ({e}); training on the dataset instead"));
+            }
+        }
+    }
+
+    /// Trains on `t` from now on; on error nothing changes.
+    pub fn use_custom(&mut self, t: CustomTarget) -> Result<(), String> {
+        self.engine.set_target(&t.points)?;
+        self.custom.activate(t);
+        Ok(())
+    }
+
+    /// Back to the configuration's dataset (the same points as a fresh start), keeping the model.
+    pub fn end_custom(&mut self) -> Result<(), String> {
+        if self.custom.active().is_none() {
+            return Ok(());
+        }
+        let (data, _) = crate::engine::flow::training_data(self.session.config());
+        self.engine.set_target(&data)?;
+        self.custom.end();
+        Ok(())
+    }
+
+    /// Puts back the last good weights and resumes training.
+    pub fn restore_last_good(&mut self) -> Result<u32, String> {
+        let snap = self
+            .snapshots
+            .last_good()
+            .cloned()
+            .ok_or("no good weights were saved yet (snapshots are taken every few seconds of training): press Reset")?;
+        self.rewind(&snap)?;
+        self.train.on = true;
+        Ok(snap.step)
+    }
+
+    /// Loads a model file (reconfiguring to its settings when `reshape`); training pauses.
+    pub fn load_model(&mut self, file: ModelFile, reshape: bool) -> Result<(), String> {
+        if !reshape {
+            let shape = crate::spec::TrainSpec::from_config(self.session.config()).shape;
+            file.check_shape(&shape).map_err(|e| e.to_string())?;
+        }
+        self.apply(file.config.clone()).map_err(|e| format!("the model file's configuration cannot run here: {e}"))?;
+        self.engine.load(&file.params, file.step)?;
+        self.restart_metrics();
+        self.train.read_step = file.step;
+        self.train.on = false;
+        Ok(())
+    }
+
+    /// A lost device: open a new one, rebuild the engine for the same settings on the same
+    /// canvas, restore the last good snapshot and resume. Retries every second while no device
+    /// can be had.
+    fn recover(this: &Rc<RefCell<Page>>) {
+        {
+            let mut p = this.borrow_mut();
+            if p.backend.recovery.recovering {
+                return;
+            }
+            p.backend.recovery.recovering = true;
+            p.backend.recovery.lost_reason = Some("the GPU device was lost".into());
+            p.train.drop_reads();
+            p.snapshots.drop_reads();
+        }
+        let weak = Rc::downgrade(this);
+        wasm_bindgen_futures::spawn_local(async move { recover(weak).await });
+    }
+
+    /// The auto choice on a software adapter: after a few seconds of WebGPU training, measure the
+    /// CPU engine and move the run there when it is clearly faster.
+    fn auto_choice(&mut self, this: &Rc<RefCell<Page>>, now: f64) {
+        let Some(mut trial) = self.backend.trial else { return };
+        if trial.started == f64::INFINITY {
+            trial.started = now;
+        }
+        let gpu = self.train.rate.steps_per_s;
+        if trial.moving || now - trial.started < backend::TRIAL_AFTER_S || gpu <= 0.0 {
+            self.backend.trial = Some(trial);
+            return;
+        }
+        let cpu = backend::measure_cpu(self.session.config(), 8.0, self.view.frame_ms);
+        let adapter = self.engine.info().adapter;
+        if cpu < backend::SWITCH_MARGIN * gpu {
+            self.backend.reason = backend::reason(cpu, gpu, &adapter, false);
+            self.backend.trial = None;
+            return;
+        }
+        trial.moving = true;
+        self.backend.trial = Some(trial);
+        let fut = self.engine.snapshot();
+        self.await_then(this, fut, move |p, r| p.move_to_cpu(r, cpu, gpu, &adapter));
+    }
+
+    /// The second half of the auto choice: the run continues on the CPU from the snapshot.
+    fn move_to_cpu(&mut self, snap: Result<Snapshot, String>, cpu: f64, gpu: f64, adapter: &str) {
+        self.backend.trial = None;
+        let moved = snap.and_then(|snap| {
+            let mut engine = backend::cpu_engine(&self.backend.canvas, self.session.config())?;
+            engine.restore(&snap)?;
+            Ok((engine, snap))
+        });
+        match moved {
+            Ok((engine, snap)) => {
+                self.engine = engine;
+                self.engine.resize(self.view.width, self.view.height);
+                self.reupload_custom();
+                self.train.pacer = Pacer::new(true);
+                self.train.rewind(snap.step);
+                self.snapshots.rewound();
+                self.backend.device_gen = None;
+                self.backend.reason = backend::reason(cpu, gpu, adapter, true);
+                self.backend.label = "CPU (faster here)".to_string();
+                web_sys::console::info_1(&format!("flowmatch: {}", self.backend.reason).into());
+            }
+            Err(e) => self.backend.reason = format!("WebGPU ({adapter}); moving to the faster CPU failed: {e}"),
+        }
+    }
+}
+
+async fn recover(weak: Weak<RefCell<Page>>) {
+    loop {
+        let Some(page) = weak.upgrade() else { return };
+        let (old_gen, config, canvas, readback, snap, size) = {
+            let p = page.borrow();
+            (p.backend.device_gen, p.session.config().clone(), p.backend.canvas.clone(), p.backend.readback, p.snapshots.last_good().cloned(), (p.view.width, p.view.height))
+        };
+        drop(page);
+        if let Some(g) = old_gen {
+            super::device::forget(g);
+        }
+        let result = match super::device::shared_context().await {
+            Ok((ctx, gen)) => backend::gpu_engine(&ctx, &canvas, &config, readback).map(|e| (e, gen)),
+            Err(e) => Err(e.to_string()),
+        };
+        let Some(page) = weak.upgrade() else { return };
+        {
+            let mut p = page.borrow_mut();
+            match result {
+                Ok((mut engine, gen)) => {
+                    engine.resize(size.0, size.1);
+                    p.engine = engine;
+                    p.backend.device_gen = Some(gen);
+                    let r = &mut p.backend.recovery;
+                    r.lost_reason = None;
+                    r.recovering = false;
+                    r.recoveries += 1;
+                    p.reupload_custom();
+                    match snap {
+                        Some(snap) => {
+                            if let Err(e) = p.rewind(&snap) {
+                                p.messages.error = Some(format!("the GPU device was lost and restoring the weights failed: {e}"));
+                            }
+                        }
+                        None => p.restart_metrics(),
+                    }
+                    p.train.on = true;
+                    web_sys::console::info_1(&format!("flowmatch: GPU device lost; recovered on device {gen} at step {}", p.engine.step()).into());
+                    return;
+                }
+                Err(e) => p.messages.error = Some(format!("the GPU device was lost and a new one could not be opened yet ({e}); retrying")),
+            }
+        }
+        drop(page);
+        sleep_ms(1000).await;
+    }
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}

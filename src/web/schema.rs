@@ -1,0 +1,168 @@
+//! The lists JavaScript needs, written once in Rust and exported as JSON text: the settings
+//! (`config::FIELDS`: name, label, help, range or choices, default, effect, scope), the canvas
+//! layers (`render::LAYERS`) and the solvers (`config::Solver`). The page builds its controls and
+//! checkboxes from them, the widget its observed attributes, the embed page its options, and the
+//! quality charts their series (`www/app.js`, `www/widget.js`, `www/embed.js`, `www/quality.js`).
+
+use crate::config::{Effect, FieldKind, Scope, Solver, FIELDS};
+use crate::render::LAYERS;
+use std::fmt::Write;
+
+/// A JSON string literal.
+fn s(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn list(items: impl IntoIterator<Item = String>) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(","))
+}
+
+/// A finite number as JSON.
+fn num(x: f64) -> String {
+    if x.is_finite() { format!("{x}") } else { "null".into() }
+}
+
+/// Every setting: `{name, attr, label, help, kind: "int"|"float"|"choice", min, max, minOpen,
+/// logScale, choices, default, effect: "retrain"|"resample"|"live", scope: "all"|"cli", advanced}`.
+pub fn fields_json() -> String {
+    list(FIELDS.iter().map(|f| {
+        let (kind, min, max, min_open, log_scale, choices) = match f.kind {
+            FieldKind::Int { min, max } => ("int", min as f64, max as f64, false, false, Vec::new()),
+            FieldKind::Float { min, min_open, max, log_scale } => ("float", min as f64, max as f64, min_open, log_scale, Vec::new()),
+            FieldKind::Choice(names) => ("choice", f64::NAN, f64::NAN, false, false, names()),
+        };
+        let effect = match f.effect {
+            Effect::Retrain => "retrain",
+            Effect::Resample => "resample",
+            Effect::Live => "live",
+        };
+        let scope = match f.scope {
+            Scope::All => "all",
+            Scope::Cli => "cli",
+        };
+        format!(
+            "{{\"name\":{},\"attr\":{},\"label\":{},\"help\":{},\"kind\":{},\"min\":{},\"max\":{},\"minOpen\":{},\"logScale\":{},\"choices\":{},\"default\":{},\"effect\":{},\"scope\":{},\"advanced\":{}}}",
+            s(f.name),
+            s(&f.name.replace('_', "-")),
+            s(f.label),
+            s(f.help),
+            s(kind),
+            num(min),
+            num(max),
+            min_open,
+            log_scale,
+            list(choices.into_iter().map(s)),
+            s(&f.default_value()),
+            s(effect),
+            s(scope),
+            f.advanced
+        )
+    }))
+}
+
+/// Every canvas layer: `{name, aliases, label, help, defaultOn}`.
+pub fn layers_json() -> String {
+    list(LAYERS.iter().map(|l| {
+        format!(
+            "{{\"name\":{},\"aliases\":{},\"label\":{},\"help\":{},\"defaultOn\":{}}}",
+            s(l.name),
+            list(l.aliases.iter().map(|a| s(a))),
+            s(l.label),
+            s(l.help),
+            l.default_on
+        )
+    }))
+}
+
+/// Every solver: `{name, evalsPerStep, adaptive}`, in `Solver::ALL` order.
+pub fn solvers_json() -> String {
+    list(Solver::ALL.iter().map(|v| format!("{{\"name\":{},\"evalsPerStep\":{},\"adaptive\":{}}}", s(v.name()), v.evals_per_step(), v.is_adaptive())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_name_every_entry_and_are_valid_json_shapes() {
+        let f = fields_json();
+        for field in FIELDS {
+            assert!(f.contains(&format!("\"name\":\"{}\"", field.name)), "{}", field.name);
+        }
+        assert!(f.contains("\"attr\":\"sigma-min\"") && f.contains("\"choices\":[\"euler\",\"midpoint\",\"rk4\",\"dopri5\"]"), "{f}");
+        assert!(f.contains("\"scope\":\"cli\""), "samples is command-line only");
+        assert_eq!(f.matches('{').count(), FIELDS.len());
+        let l = layers_json();
+        assert!(l.contains("\"name\":\"trajectories\",\"aliases\":[\"trails\"]"), "{l}");
+        assert!(solvers_json().contains("{\"name\":\"dopri5\",\"evalsPerStep\":1,\"adaptive\":true}"));
+        assert_eq!(s("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+}
+
+/// The lists as wasm exports (`JSON.parse` them in JavaScript).
+#[cfg(target_arch = "wasm32")]
+mod js {
+    use wasm_bindgen::prelude::*;
+
+    /// Every setting (see [`super::fields_json`]), as JSON text.
+    #[wasm_bindgen]
+    pub fn field_specs() -> String {
+        super::fields_json()
+    }
+
+    /// Every canvas layer (see [`super::layers_json`]), as JSON text.
+    #[wasm_bindgen]
+    pub fn layer_specs() -> String {
+        super::layers_json()
+    }
+
+    /// Every solver (see [`super::solvers_json`]), as JSON text.
+    #[wasm_bindgen]
+    pub fn solver_specs() -> String {
+        super::solvers_json()
+    }
+
+    /// The allowed values of an enum field (`dataset`, `activation`, `solver`, ...).
+    #[wasm_bindgen]
+    pub fn choices(field: &str) -> Vec<String> {
+        match crate::config::field(field).map(|f| f.kind) {
+            Some(crate::config::FieldKind::Choice(names)) => names().into_iter().map(String::from).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The field names the page's link holds, in hash order.
+    #[wasm_bindgen]
+    pub fn fields() -> Vec<String> {
+        crate::config::FIELDS.iter().filter(|f| f.scope == crate::config::Scope::All).map(|f| f.name.to_string()).collect()
+    }
+
+    /// The configuration an App starts from before its hash is applied, as a hash
+    /// (`software`: the smaller defaults of software adapters and the CPU engine; `widget`: the
+    /// widget's, which stop after `pacing::WIDGET_STEPS` steps).
+    #[wasm_bindgen]
+    pub fn config_defaults(software: bool, widget: bool) -> String {
+        let c = if widget { crate::web::pacing::widget_config(software) } else { crate::web::pacing::page_config(software) };
+        c.to_page_query()
+    }
+
+    /// Most points a custom target may have (CSV rows or drawn points); the page states it.
+    #[wasm_bindgen]
+    pub fn max_custom_points() -> u32 {
+        crate::targets::custom::MAX_POINTS as u32
+    }
+}

@@ -1,0 +1,122 @@
+//! The page's configuration: what the URL hash (or the widget's attributes) asked for, what was
+//! rejected, and what a proposed change does to the live run.
+//!
+//! A change is proposed (`propose_set`, `propose_hash`), classified by the fields' effects
+//! (`config::FIELDS`, `Config::change_effect`: retrain, resample or live), applied to the engine by
+//! the page, and committed here only when the engine took it — so a refused change leaves both as
+//! they were. The page's link holds the page's fields only (`Config::to_page_query`).
+
+use crate::config::{Config, ConfigError, Effect};
+
+/// The configuration in use and the hash fields that were rejected.
+#[derive(Clone, Debug)]
+pub struct Session {
+    config: Config,
+    hash_errors: Vec<ConfigError>,
+}
+
+impl Session {
+    /// `defaults` with `hash` applied: invalid fields are reported and keep their default.
+    pub fn new(defaults: Config, hash: &str) -> Self {
+        let mut config = defaults;
+        let hash_errors = config.apply_page_query(hash);
+        Session { config, hash_errors }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The configuration with `key` set to `value`, or the error naming the field.
+    pub fn propose_set(&self, key: &str, value: &str) -> Result<Config, ConfigError> {
+        let mut next = self.config.clone();
+        if let Some(f) = crate::config::field(key) {
+            if f.scope != crate::config::Scope::All {
+                return Err(ConfigError::OtherScope { field: f.name.to_string() });
+            }
+        }
+        next.set(key, value)?;
+        Ok(next)
+    }
+
+    /// The configuration with a whole hash applied, and the rejected fields.
+    pub fn propose_hash(&self, hash: &str) -> (Config, Vec<ConfigError>) {
+        let mut next = self.config.clone();
+        let errors = next.apply_page_query(hash);
+        (next, errors)
+    }
+
+    /// What moving to `next` does to the live run (`None`: nothing changed), or why it cannot.
+    pub fn effect(&self, next: &Config) -> Result<Option<Effect>, String> {
+        crate::engine::change(&self.config, next)
+    }
+
+    /// `next` is in use now.
+    pub fn commit(&mut self, next: Config) {
+        self.config = next;
+    }
+
+    /// The value of one field as text.
+    pub fn get(&self, key: &str) -> Option<String> {
+        crate::config::field(key).map(|f| f.get(&self.config))
+    }
+
+    /// The page's link (without `#`).
+    pub fn query(&self) -> String {
+        self.config.to_page_query()
+    }
+
+    pub fn hash_errors(&self) -> &[ConfigError] {
+        &self.hash_errors
+    }
+
+    pub fn set_hash_errors(&mut self, errors: Vec<ConfigError>) {
+        self.hash_errors = errors;
+    }
+
+    /// A field was set successfully: its hash error (if any) is gone.
+    pub fn clear_error(&mut self, key: &str) {
+        let field = key.trim().to_ascii_lowercase().replace('-', "_");
+        self.hash_errors.retain(|e| e.field() != field);
+    }
+
+    /// The step limit (`steps`; 0: none).
+    pub fn step_limit(&self) -> Option<u32> {
+        (self.config.steps > 0).then(|| self.config.steps.min(u32::MAX as u64) as u32)
+    }
+
+    /// Sets the step limit (0: none); a live change.
+    pub fn set_step_limit(&mut self, limit: u32) {
+        self.config.steps = limit as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::pacing::page_config;
+
+    #[test]
+    fn a_session_classifies_changes_and_keeps_the_page_link_to_page_fields() {
+        let mut s = Session::new(page_config(true), "#width=abc&depth=3&samples=9&steps=500");
+        assert_eq!(s.hash_errors().iter().map(|e| e.field()).collect::<Vec<_>>(), ["samples", "width"]);
+        assert_eq!((s.config().width, s.config().depth, s.step_limit()), (32, 3, Some(500)));
+        let next = s.propose_set("lr", "0.003").unwrap();
+        assert_eq!(s.effect(&next), Ok(Some(Effect::Live)));
+        let next = s.propose_set("particles", "100").unwrap();
+        assert_eq!(s.effect(&next), Ok(Some(Effect::Resample)));
+        let next = s.propose_set("width", "8").unwrap();
+        assert_eq!(s.effect(&next), Ok(Some(Effect::Retrain)));
+        assert!(s.propose_set("samples", "5").is_err(), "the page does not take command-line fields");
+        let mut bad = s.propose_set("solver", "dopri5").unwrap();
+        bad.nfe = 5;
+        assert!(s.effect(&bad).unwrap_err().contains("at least 7"));
+        s.commit(next);
+        s.clear_error("width");
+        assert_eq!(s.hash_errors().len(), 1);
+        assert!(s.query().contains("width=8") && !s.query().contains("samples"));
+        assert_eq!(s.get("sigma-min").as_deref(), Some("0"));
+        s.set_step_limit(0);
+        assert_eq!(s.step_limit(), None);
+    }
+}

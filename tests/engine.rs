@@ -1,0 +1,213 @@
+//! One suite, both engines: everything the page does goes through `engine::Engine`, so the WebGPU
+//! engine (lavapipe here) and the CPU engine must behave the same way — training and its status,
+//! reset replaying a run, snapshots restoring bit-identically, custom targets, configuration
+//! changes (live / resample / retrain), the shown flow and its samples, sample quality, the solver
+//! comparison and the density. Then both engines get the same weights and must agree on what they
+//! measure: the solver comparison's distances and log p on a grid.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use flowmatch::config::{Config, Effect, Solver};
+use flowmatch::engine::painter::CountingPainter;
+use flowmatch::engine::{jobs::now_ms, CpuEngine, Engine, FrameInput, GpuEngine, OffscreenPresenter};
+use flowmatch::render::{Layers, Viewport};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+fn small() -> Config {
+    Config { width: 16, depth: 2, batch: 64, particles: 64, nfe: 8, seed: 3, ..Config::default() }
+}
+
+fn frame_input(layers: Layers) -> FrameInput {
+    FrameInput {
+        now: now_ms() / 1000.0,
+        t: 1.0,
+        wrapped: false,
+        layers,
+        viewport: Viewport { width: 64, height: 64, extent: 5.0 },
+        point_px: 2.0,
+        work_ms: 50.0,
+    }
+}
+
+/// Runs frames until `fut` resolves (CPU jobs advance in frames; GPU reads resolve on polls).
+fn drive<T>(e: &mut dyn Engine, mut fut: Pin<Box<dyn Future<Output = Result<T, String>>>>) -> T {
+    let mut cx = Context::from_waker(Waker::noop());
+    let t0 = now_ms();
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v.unwrap_or_else(|e| panic!("engine future failed: {e}"));
+        }
+        e.frame(&frame_input(Layers::default()));
+        assert!(now_ms() - t0 < 600_000.0, "an engine future never resolved");
+    }
+}
+
+/// Waits for every queued step to be confirmed by the completion signal.
+fn settle(e: &dyn Engine) {
+    let t0 = now_ms();
+    while e.done() < e.step() {
+        assert!(now_ms() - t0 < 120_000.0, "completion stuck at {} of {}", e.done(), e.step());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+fn losses(e: &mut dyn Engine, since: u32) -> Vec<(u32, f32)> {
+    let fut = e.status(since);
+    drive(e, fut).losses
+}
+
+/// The suite every engine passes.
+fn suite(name: &str, e: &mut dyn Engine, c: &Config) {
+    let info = e.info();
+    eprintln!("{name}: {} on {} ({})", info.backend, info.adapter, info.present);
+
+    // Training, the completion signal and the status read.
+    e.train(12);
+    assert_eq!(e.step(), 12);
+    settle(e);
+    let fut = e.status(0);
+    let st = drive(e, fut);
+    assert_eq!(st.step, 12);
+    assert_eq!(st.losses.iter().map(|l| l.0).collect::<Vec<_>>(), (0..12).collect::<Vec<_>>(), "{name}: one loss per step");
+    assert!(st.losses.iter().all(|l| l.1.is_finite() && l.1 > 0.0), "{name}: {:?}", st.losses);
+    assert_eq!(st.first_bad_step, None);
+    assert_eq!(losses(e, 8).len(), 4, "{name}: status(since) returns the steps from `since` on");
+
+    // Reset replays the run; a snapshot restores it bit for bit.
+    e.reset(c.seed);
+    assert_eq!(e.step(), 0);
+    e.train(6);
+    let first = losses(e, 0);
+    e.reset(c.seed);
+    e.train(3);
+    let fut = e.snapshot();
+    let snap = drive(e, fut);
+    assert_eq!(snap.step, 3);
+    assert!(snap.is_good());
+    e.train(3);
+    assert_eq!(losses(e, 0), first, "{name}: reset did not replay the run");
+    let fut = e.params();
+    let after6 = drive(e, fut);
+    e.restore(&snap).unwrap();
+    assert_eq!(e.step(), 3);
+    e.train(3);
+    let fut = e.params();
+    let again = drive(e, fut);
+    assert!(after6.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: restore + 3 steps differs");
+    assert_eq!(losses(e, 3), first[3..].to_vec(), "{name}: the losses after a restore differ");
+
+    // The shown flow and its samples.
+    let fut = e.samples();
+    let mut cx = Context::from_waker(Waker::noop());
+    if e.shown_step().is_none() {
+        let mut fut = fut;
+        assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_))), "{name}: samples before the first integration");
+    }
+    e.frame(&frame_input(Layers { particles: true, trails: true, arrows: true, target: true, heatmap: true }));
+    assert_eq!(e.shown_step(), Some(6), "{name}: the flow was not integrated with the current weights");
+    assert_eq!(e.ode_steps(), c.nfe);
+    assert!(e.frames_presented() >= 1.0);
+    let fut = e.samples();
+    let samples = drive(e, fut);
+    assert_eq!(samples.len(), c.particles as usize);
+    assert!(samples.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
+
+    // A custom target keeps the run; an empty one is refused.
+    e.set_target(&[[1.0, 1.0], [2.0, 0.5], [-1.0, 0.0]]).unwrap();
+    assert_eq!(e.step(), 6);
+    assert!(e.set_target(&[]).unwrap_err().contains("no points"));
+    e.train(2);
+    assert!(losses(e, 6).iter().all(|l| l.1.is_finite()));
+
+    // Live, resample and retrain changes.
+    let mut next = c.clone();
+    next.lr = 1e-3;
+    e.apply(&next, Effect::Live).unwrap();
+    assert_eq!(e.step(), 8);
+    next.particles = 40;
+    next.solver = Solver::Midpoint;
+    e.apply(&next, Effect::Resample).unwrap();
+    assert_eq!((e.step(), e.shown_step()), (8, None), "{name}: resample keeps the model and shows new particles");
+    e.frame(&frame_input(Layers::default()));
+    let fut = e.samples();
+    assert_eq!(drive(e, fut).len(), 40);
+    next.width = 8;
+    e.apply(&next, Effect::Retrain).unwrap();
+    assert_eq!(e.step(), 0, "{name}: a new width is a new model");
+    let fut = e.params();
+    assert_eq!(drive(e, fut).len(), flowmatch::TrainSpec::from_config(&next).shape.param_len());
+    assert!(e.load(&[0.0; 3], 5).is_err(), "{name}: parameters of another shape are refused");
+    next.coupling = flowmatch::config::Coupling::Ot;
+    next.batch = 4096;
+    assert!(e.apply(&next, Effect::Retrain).is_err(), "{name}: an impossible model is refused");
+    assert_eq!(e.step(), 0);
+
+    // Measurements: one reading and the comparison, and log p.
+    e.train(10);
+    let fut = e.sample_quality(Solver::Euler, 4, 1e-3);
+    let q = drive(e, fut);
+    assert!(q.sw2.is_finite() && q.sw2 > 0.0 && q.nfe == 4.0, "{name}: {q:?}");
+    let fut = e.log_density(vec![[0.0, 0.0], [1.0, -1.0], [3.0, 3.0]], Solver::Midpoint, 8);
+    let lp = drive(e, fut);
+    assert!(lp.len() == 3 && lp.iter().all(|v| v.is_finite()), "{name}: {lp:?}");
+}
+
+fn gpu_engine(ctx: &flowmatch::gpu::GpuContext, c: &Config) -> GpuEngine {
+    GpuEngine::new(ctx.clone(), c, Box::new(OffscreenPresenter::new(ctx, 64, 64))).unwrap()
+}
+
+#[test]
+fn both_engines_pass_one_suite_and_agree() {
+    let ctx = pollster::block_on(common::gpu());
+    let c = small();
+    let t0 = now_ms();
+    let mut gpu = gpu_engine(&ctx, &c);
+    eprintln!("[{:.1}s] gpu engine built", (now_ms() - t0) / 1e3);
+    let mut cpu = CpuEngine::new(&c, Box::new(CountingPainter::default())).unwrap();
+    suite("gpu", &mut gpu, &c);
+    eprintln!("[{:.1}s] gpu suite", (now_ms() - t0) / 1e3);
+    suite("cpu", &mut cpu, &c);
+    eprintln!("[{:.1}s] cpu suite", (now_ms() - t0) / 1e3);
+
+    // The same weights in both: the comparison and log p agree.
+    let mut gpu = gpu_engine(&ctx, &c);
+    let mut cpu = CpuEngine::new(&c, Box::new(CountingPainter::default())).unwrap();
+    gpu.train(40);
+    let fut = gpu.params();
+    let params = drive(&mut gpu, fut);
+    cpu.load(&params, 40).unwrap();
+    gpu.load(&params, 40).unwrap();
+    // The comparison's plan on the CPU engine (the GPU's runs in tests/e2e/test_quality.py), and
+    // three of its readings on both engines.
+    let fut = cpu.compare_solvers();
+    let k = drive(&mut cpu, fut);
+    eprintln!("[{:.1}s] cpu comparison", (now_ms() - t0) / 1e3);
+    assert_eq!(k.len(), 20);
+    let plan = flowmatch::engine::quality::comparison_plan();
+    assert_eq!(k.iter().map(|p| (p.solver, p.setting)).collect::<Vec<_>>(), plan.iter().map(|p| (p.solver, p.setting())).collect::<Vec<_>>());
+    assert!(k.iter().all(|p| p.sw2.is_finite() && p.nfe >= 1.0), "{k:?}");
+    for p in [plan[0], plan[12], plan[17]] {
+        let fut = gpu.sample_quality(p.solver, p.steps, p.tol);
+        let a = drive(&mut gpu, fut);
+        let b = k.iter().find(|q| (q.solver, q.setting) == (p.solver, p.setting())).unwrap();
+        // Same particles, subsets and directions; the GPU's sin/cos and summation order move a
+        // reading by well under 1% (tests/quality.rs), the integration agrees to rounding.
+        assert!((a.sw2 - b.sw2).abs() <= 2e-3 + 1e-2 * b.sw2, "{p:?}: gpu {} cpu {}", a.sw2, b.sw2);
+        if p.solver.is_adaptive() {
+            assert!((a.nfe - b.nfe).abs() <= 0.02 * b.nfe, "{p:?}: gpu nfe {} cpu {}", a.nfe, b.nfe);
+        } else {
+            assert_eq!(a.nfe, b.nfe);
+        }
+    }
+    eprintln!("[{:.1}s] gpu readings", (now_ms() - t0) / 1e3);
+    let grid: Vec<[f32; 2]> = (0..49).map(|i| [(i % 7) as f32 - 3.0, (i / 7) as f32 - 3.0]).collect();
+    let fut = gpu.log_density(grid.clone(), Solver::Midpoint, 8);
+    let lg = drive(&mut gpu, fut);
+    let fut = cpu.log_density(grid, Solver::Midpoint, 8);
+    let lc = drive(&mut cpu, fut);
+    common::assert_close("log p, GPU vs CPU engine (tests/likelihood.rs: kernel vs twin to 1e-4)", &lg, &lc, 1e-4, 1e-4);
+    eprintln!("comparison: {}", k.iter().map(|p| format!("{} {:.0}: {:.4}", p.solver, p.nfe, p.sw2)).collect::<Vec<_>>().join(", "));
+}
