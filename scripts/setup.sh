@@ -32,10 +32,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 apt_job=""
 if [ "$mode" != "--demo" ]; then
   # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests.
-  # Firefox ESR and node for tests/e2e/test_firefox.py (puppeteer-core, below). Hugo for the
-  # blog-engine test (tests/e2e/test_blogs.py); python3-venv for the Python packages below.
-  { apt_install mesa-vulkan-drivers libvulkan1 chromium chromium-driver firefox-esr nodejs npm python3-venv &&
-    NO_RECOMMENDS=1 apt_install hugo; } &
+  # Firefox ESR and node for tests/e2e/test_firefox.py (puppeteer-core, below). Node.js and npm
+  # come from Debian only when the machine has no npm: Debian's npm package cannot be installed
+  # beside a NodeSource nodejs (which bundles npm), as on CI's machines. Hugo for the blog-engine
+  # test (tests/e2e/test_blogs.py); python3-venv for the Python packages below.
+  debs=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver firefox-esr python3-venv)
+  command -v npm >/dev/null 2>&1 || debs+=(nodejs npm)
+  { apt_install "${debs[@]}" && NO_RECOMMENDS=1 apt_install hugo; } &
   apt_job=$!
 fi
 if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then

@@ -7,15 +7,20 @@
 //   log p1(x1) = log N(x(0); 0, I) + ℓ(0),   ℓ(0) = -∫_0^1 div v dt.
 // div v = ∂v_x/∂x + ∂v_y/∂y is exact: the MLP is evaluated in forward mode with the two tangents
 // e_x and e_y carried through every layer (value, ∂/∂x, ∂/∂y per hidden unit).
+// A long evaluation runs in chunks (src/budget.rs ChunkPlan): a dispatch takes points
+// [first, end) through steps [k_begin, k_end); between chunks the augmented state waits in
+// `state` (k_begin = 0 starts from the points, k_end = steps writes log p).
 // Bindings: 0 dp: DensityParams (uniform), 1 model: ModelDesc (uniform, per layer
 //           (in, out, w_offset, b_offset)), 2 params (read), 3 points: array<vec2<f32>> (read),
-//           4 log_p: array<f32> (read_write, one per point).
-// Dispatched by src/gpu/density.rs, one invocation per point.
+//           4 log_p: array<f32> (read_write, one per point),
+//           5 state: array<vec4<f32>> (read_write, (x, y, ℓ, 0) per point between chunks).
+// Dispatched by src/gpu/density.rs, one invocation per point of the chunk.
 
 const LOG_2PI: f32 = 1.8378770664093453;
 
 struct DensityParams {
-    n: u32, steps: u32, solver: u32, _pad: u32,
+    n: u32, steps: u32, solver: u32, first: u32,
+    end: u32, k_begin: u32, k_end: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> dp: DensityParams;
@@ -23,6 +28,7 @@ struct DensityParams {
 @group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read> points: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> log_p: array<f32>;
+@group(0) @binding(5) var<storage, read_write> state: array<vec4<f32>>;
 
 // (v_x, v_y, div v) at (x, t).
 fn field_and_divergence(x: vec2<f32>, t: f32) -> vec3<f32> {
@@ -62,14 +68,23 @@ fn field_and_divergence(x: vec2<f32>, t: f32) -> vec3<f32> {
 
 @compute @workgroup_size(64)
 fn log_density(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg, 64u);
-    if (i >= dp.n) { return; }
+    let i = dp.first + flat_index(gid, nwg, 64u);
+    if (i >= dp.end || i >= dp.n) { return; }
     // Augmented state s = (x, y, ℓ), ds/dt = field_and_divergence.
-    var s = vec3<f32>(points[i], 0.0);
+    var s: vec3<f32>;
+    if (dp.k_begin == 0u) {
+        s = vec3<f32>(points[i], 0.0);
+    } else {
+        s = state[i].xyz;
+    }
     let h = -1.0 / f32(dp.steps);
-    for (var k = 0u; k < dp.steps; k++) {
+    for (var k = dp.k_begin; k < dp.k_end; k++) {
         let t = 1.0 - f32(k) / f32(dp.steps);
         s = rk_step(dp.solver, s, t, h);
     }
-    log_p[i] = -LOG_2PI - 0.5 * dot(s.xy, s.xy) + s.z;
+    if (dp.k_end >= dp.steps) {
+        log_p[i] = -LOG_2PI - 0.5 * dot(s.xy, s.xy) + s.z;
+    } else {
+        state[i] = vec4<f32>(s, 0.0);
+    }
 }

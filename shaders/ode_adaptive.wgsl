@@ -9,16 +9,30 @@
 //           4 traj: array<vec2<f32>> (read_write, (frames + 1, N) row-major; row 0 is left as it
 //             is, rows 1..=frames get the states at t0 + (t1-t0)·k/frames by cubic Hermite
 //             interpolation inside accepted steps; a 1-element dummy when frames = 0),
-//           5 stats: array<u32> (read_write, 2 per particle: field evaluations, 1 if finished).
+//           5 stats: array<u32> (read_write, 2 per particle: field evaluations, 1 if finished;
+//             written when the particle is done),
+//           6 state: array<vec4<u32>> (read_write, 2 per particle between chunks: the bits of
+//             (t, h, k1.x, k1.y), then (evaluations, next frame, status, 0)),
+//           7 running: atomic<u32> (read_write: particles of this chunk still running at its end).
+// Chunks (src/budget.rs ChunkPlan): a dispatch takes particles [first, end) on from where their
+// last chunk left them (start = 1: from x(t0)) until their evaluations would pass `limit` (this
+// chunk's share of the budget `max_nfe`), the budget runs out (status 2) or they reach t1
+// (status 1). Pausing at the top of the step loop and keeping (t, h, k1, counters) bit for bit
+// makes any split of an integration compute exactly what one dispatch computes.
 // The DP_* tableau constants are generated from src/tableau.rs (spliced in by src/gpu/shaders.rs).
-// Dispatched by src/gpu/sampler.rs (`integrate_adaptive`), one invocation per particle.
+// Dispatched by src/gpu/sampler.rs (`integrate_adaptive`, `advance`), one invocation per particle.
 
 struct AdaptiveParams {
-    n: u32, frames: u32, max_nfe: u32, _pad0: u32,
+    n: u32, frames: u32, max_nfe: u32, first: u32,
     t0: f32, t1: f32, rtol: f32, atol: f32,
     safety: f32, min_factor: f32, max_factor: f32, h0: f32,
-    h_min: f32, h_max: f32, _pad1: f32, _pad2: f32,
+    h_min: f32, h_max: f32, limit: u32, start: u32,
+    end: u32, _c0: u32, _c1: u32, _c2: u32,
 }
+
+const RUNNING: u32 = 0u;
+const FINISHED: u32 = 1u;
+const OUT_OF_BUDGET: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> ap: AdaptiveParams;
 @group(0) @binding(1) var<uniform> model: ModelDesc;
@@ -26,6 +40,8 @@ struct AdaptiveParams {
 @group(0) @binding(3) var<storage, read_write> particles: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> traj: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> stats: array<u32>;
+@group(0) @binding(6) var<storage, read_write> state: array<vec4<u32>>;
+@group(0) @binding(7) var<storage, read_write> running: atomic<u32>;
 
 
 fn record(k: u32, i: u32, y: vec2<f32>) {
@@ -45,20 +61,41 @@ fn hermite(y0: vec2<f32>, f0: vec2<f32>, y1: vec2<f32>, f1: vec2<f32>, h: f32, t
 
 @compute @workgroup_size(64)
 fn ode_adaptive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg, 64u);
-    if (i >= ap.n) { return; }
+    let i = ap.first + flat_index(gid, nwg, 64u);
+    if (i >= ap.end || i >= ap.n) { return; }
     let span = ap.t1 - ap.t0;
     let h_min = ap.h_min * span;
     let h_max = ap.h_max * span;
     var x = particles[i];
-    var t = ap.t0;
-    var h = ap.h0 * span;
-    var k1 = velocity(x, t);
-    var nfe = 1u;
-    var next_frame = 1u;
-    var finished = 0u;
+    var t: f32;
+    var h: f32;
+    var k1: vec2<f32>;
+    var nfe: u32;
+    var next_frame: u32;
+    var status = RUNNING;
+    if (ap.start == 1u) {
+        t = ap.t0;
+        h = ap.h0 * span;
+        k1 = velocity(x, t);
+        nfe = 1u;
+        next_frame = 1u;
+    } else {
+        let a = state[2u * i];
+        let b = state[2u * i + 1u];
+        t = bitcast<f32>(a.x);
+        h = bitcast<f32>(a.y);
+        k1 = vec2<f32>(bitcast<f32>(a.z), bitcast<f32>(a.w));
+        nfe = b.x;
+        next_frame = b.y;
+        status = b.z;
+        if (status != RUNNING) { return; }
+    }
     loop {
-        if (nfe + 6u > ap.max_nfe) { break; }
+        if (nfe + 6u > ap.max_nfe) {
+            status = OUT_OF_BUDGET;
+            break;
+        }
+        if (nfe + 6u > ap.limit) { break; } // paused: the next chunk goes on from here
         let last = ap.t1 - t <= h;
         if (last) { h = ap.t1 - t; }
         let k2 = velocity(x + h * (DP_A21 * k1), t + DP_C2 * h);
@@ -95,7 +132,7 @@ fn ode_adaptive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             k1 = k7;
             t = t_new;
             if (last) {
-                finished = 1u;
+                status = FINISHED;
                 break;
             }
         } else {
@@ -103,12 +140,18 @@ fn ode_adaptive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         }
         h = clamp(h * factor, h_min, h_max);
     }
-    loop {
-        if (ap.frames == 0u || next_frame > ap.frames) { break; }
-        record(next_frame, i, x);
-        next_frame += 1u;
+    if (status == RUNNING) {
+        atomicAdd(&running, 1u);
+    } else {
+        loop {
+            if (ap.frames == 0u || next_frame > ap.frames) { break; }
+            record(next_frame, i, x);
+            next_frame += 1u;
+        }
+        stats[2u * i] = nfe;
+        stats[2u * i + 1u] = select(0u, 1u, status == FINISHED);
     }
     particles[i] = x;
-    stats[2u * i] = nfe;
-    stats[2u * i + 1u] = finished;
+    state[2u * i] = vec4<u32>(bitcast<u32>(t), bitcast<u32>(h), bitcast<u32>(k1.x), bitcast<u32>(k1.y));
+    state[2u * i + 1u] = vec4<u32>(nfe, next_frame, status, 0u);
 }

@@ -6,7 +6,9 @@
 //                 particle, its origin (kept for colouring and restarts) and trajectory slot 0.
 // ode_step:       one explicit Runge–Kutta step of the solver's Butcher tableau, `rk_step`
 //                 generated from src/tableau.rs (Euler x + h·v(x,t); midpoint; RK4; one fixed
-//                 Dormand–Prince step), then, when record = 1, traj[(step_index + 1)·N + i] = x_new.
+//                 Dormand–Prince step), then, when record = 1, traj[(step_index + 1)·N + i] = x_new;
+//                 for particles i in [first, end) only (a chunk of a long integration:
+//                 src/budget.rs ChunkPlan; init_particles always covers all N).
 // The MLP runs per invocation with the hidden vector in two private arrays of HIDDEN floats
 // (HIDDEN = the model's width, injected as a constant by src/gpu/shaders.rs).
 // Bindings: 0 ode: OdeParams (uniform, dynamic offset: one slot per queued step),
@@ -20,6 +22,7 @@
 struct OdeParams {
     n: u32, solver: u32, record: u32, step_index: u32,
     t: f32, h: f32, seed: u32, n_source: u32,
+    first: u32, end: u32, _c0: u32, _c1: u32,
 }
 
 @group(0) @binding(0) var<uniform> op: OdeParams;
@@ -77,8 +80,8 @@ fn init_particles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 
 @compute @workgroup_size(64)
 fn ode_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg, 64u);
-    if (i >= op.n) { return; }
+    let i = op.first + flat_index(gid, nwg, 64u);
+    if (i >= op.end || i >= op.n) { return; }
     let x = particles[i];
     let t = op.t;
     let h = op.h;

@@ -5,6 +5,7 @@
 //! with [`cpu`] as the reference and fallback for every kernel, and [`metrics`] for sample quality.
 
 pub mod bench;
+pub mod budget;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod config;

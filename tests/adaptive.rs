@@ -18,11 +18,9 @@
 mod common;
 use common::{assert_close, gpu};
 
-use flowmatch::config::{Activation, Coupling, Dataset, Path, Solver};
-use flowmatch::cpu::adam::AdamHyper;
+use flowmatch::config::{Dataset, Solver};
 use flowmatch::cpu::adaptive::{self, AdaptiveOptions};
 use flowmatch::gpu::{GpuSampler, GpuTrainer};
-use flowmatch::model::ModelShape;
 use flowmatch::targets::sample_dataset;
 use flowmatch::TrainSpec;
 
@@ -30,15 +28,7 @@ use flowmatch::TrainSpec;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn spec() -> TrainSpec {
-    TrainSpec {
-        shape: ModelShape { width: 19, depth: 2, activation: Activation::Silu },
-        batch: 64,
-        seed: 3,
-        sigma_min: 0.0,
-        path: Path::Linear,
-        coupling: Coupling::Independent,
-        adam: AdamHyper::new(1e-2, 0.0),
-    }
+    common::small_spec()
 }
 
 /// A briefly trained model (a curved field), the GPU's starting points and its parameters.

@@ -189,3 +189,15 @@ fn model_commands_name_bad_flags_and_files() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 15's hostile sizes are refused before anything is allocated, naming the setting and
+/// the largest value that fits (the per-buffer limit here; the memory budget `budget::check_trainer`).
+#[test]
+fn a_model_too_big_for_the_device_is_refused_naming_the_largest_batch() {
+    for args in [&["train", "--width", "1024", "--depth", "8", "--batch", "65536", "--steps", "1"][..], &["train", "--coupling", "ot", "--batch", "65536", "--steps", "1"]] {
+        let o = flowmatch(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("batch") && (err.contains("largest batch") || err.contains("at most 1024")), "{args:?}: {err}");
+    }
+}

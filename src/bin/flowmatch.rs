@@ -17,6 +17,7 @@ mod native {
     use flowmatch::model::INPUTS;
     use flowmatch::model_file::ModelFile;
     use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::budget::Profile;
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
     use std::process::exit;
@@ -241,7 +242,11 @@ mod native {
             Start::Points(p) => sampler.write_particles(p),
         }
         sampler.set_tol(c.tol).map_err(|e| (2, e))?;
-        sampler.integrate(c.solver, 0.0, 1.0, c.nfe);
+        // In chunks of about budget::TimeLimits::chunk_s each, one queued when the last is done.
+        let profile = Profile::for_context(&m.ctx);
+        let plan = sampler.chunk_plan(c.solver, c.nfe, profile.sample_flops, profile.limits.chunk_s);
+        let mut job = sampler.begin(c.solver, 0.0, 1.0, c.nfe, plan);
+        sampler.run(&mut job).await.map_err(gpu_failure)?;
         let samples = sampler.read_particles().await.map_err(gpu_failure)?;
         let adaptive = if c.solver == Solver::Dopri5 {
             let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
@@ -387,12 +392,15 @@ mod native {
         let density = GpuDensity::new(&m.ctx, &m.spec.shape, &m.params, capacity as u32).map_err(gpu_failure)?;
         // dopri5's nfe is a budget of evaluations; the backward pass takes equal steps of 6.
         let density_steps = if c.solver == Solver::Dopri5 { (c.nfe / 6).max(1) } else { c.nfe };
-        let log_p = density.log_density(&held, c.solver, density_steps).await.map_err(gpu_failure)?;
+        // In chunks of about budget::TimeLimits::chunk_s each (`GpuDensity::chunk_plan`).
+        let profile = Profile::for_context(&m.ctx);
+        let chunked = |n: usize| density.chunk_plan(n as u32, c.solver, density_steps, profile.sample_flops, profile.limits.chunk_s);
+        let log_p = density.log_density_chunked(&held, c.solver, density_steps, chunked(held.len())).await.map_err(gpu_failure)?;
         let (mean, stderr) = mean_nll(&log_p);
         let step = 10.0 / a.grid as f32;
         let g = a.grid as usize;
         let centres: Vec<[f32; 2]> = (0..cells).map(|k| [-5.0 + step * ((k % g) as f32 + 0.5), -5.0 + step * ((k / g) as f32 + 0.5)]).collect();
-        let grid_log_p = density.log_density(&centres, c.solver, density_steps).await.map_err(gpu_failure)?;
+        let grid_log_p = density.log_density_chunked(&centres, c.solver, density_steps, chunked(centres.len())).await.map_err(gpu_failure)?;
         let mass: f64 = grid_log_p.iter().map(|&l| (l as f64).exp()).sum::<f64>() * (step as f64).powi(2);
         if let Some(path) = &a.heatmap {
             let rows = centres.iter().zip(&grid_log_p).map(|(p, l)| format!("{},{},{}", p[0], p[1], l));
@@ -400,7 +408,7 @@ mod native {
         }
         let mut points_nll = None;
         if let Some(pts) = &points {
-            let lp = density.log_density(pts, c.solver, density_steps).await.map_err(gpu_failure)?;
+            let lp = density.log_density_chunked(pts, c.solver, density_steps, chunked(pts.len())).await.map_err(gpu_failure)?;
             points_nll = Some(mean_nll(&lp).0);
             if let Some(path) = &a.out {
                 let rows = pts.iter().zip(&lp).map(|(p, l)| format!("{},{},{}", p[0], p[1], l));

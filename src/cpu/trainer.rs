@@ -72,8 +72,24 @@ pub struct CpuTrainer {
 
 impl CpuTrainer {
     /// A fresh model initialised from the spec's seed, training on `data` (at least one point).
+    /// Panics where [`CpuTrainer::try_new`] refuses; code that takes its spec from a user (the
+    /// page, a model file) calls `try_new`.
     pub fn new(spec: TrainSpec, data: Vec<[f32; 2]>) -> Self {
-        assert!(!data.is_empty(), "training data must not be empty");
+        Self::try_new(spec, data).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`CpuTrainer::new`], refusing (before anything is allocated) empty data and a spec whose
+    /// buffers exceed the CPU backend's memory budget (`budget::check_trainer`: the message names
+    /// the batch or width and the largest value that fits) instead of aborting on the allocation.
+    pub fn try_new(spec: TrainSpec, data: Vec<[f32; 2]>) -> Result<Self, String> {
+        if data.is_empty() {
+            return Err("training data must not be empty".into());
+        }
+        crate::budget::check_trainer(&spec, data.len(), 0, &crate::budget::Profile::cpu()).map_err(|r| r.to_string())?;
+        Ok(Self::allocate(spec, data))
+    }
+
+    fn allocate(spec: TrainSpec, data: Vec<[f32; 2]>) -> Self {
         let layout = spec.shape.activation_layout(spec.batch);
         let n = spec.shape.param_len();
         CpuTrainer {

@@ -4,6 +4,7 @@
 //! holds the `#[repr(C)]` structs the kernels read; `trainer` encodes training steps; `sampler`
 //! integrates particles; `readback` is the one async path from GPU buffers to the CPU.
 
+pub mod chunked;
 pub mod context;
 pub mod counter;
 pub mod density;

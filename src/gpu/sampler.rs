@@ -3,13 +3,21 @@
 //! Owns the particle positions, their origins (the t = 0 draw, for colouring and restarts) and
 //! optionally a trajectory buffer `(steps + 1, N)`. It reads the trainer's parameter buffer
 //! directly, so sampling always uses the current weights with no copy.
+//!
+//! Long integrations run in chunks ([`Integration`], `budget::ChunkPlan`): [`GpuSampler::advance`]
+//! submits one chunk (some steps of all particles, or one step of a range of them; for dopri5 a
+//! share of the evaluation budget), and the caller queues the next only once it is done
+//! ([`GpuSampler::run`] awaits each; the page polls `gpu::chunked::Done` per frame). Any split
+//! computes exactly what one chunk computes (tests/adaptive.rs, tests/kernels.rs).
 
 use super::readback::read_f32;
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
 use super::trainer::check_fits;
 use super::uniforms::{slots, AdaptiveParams, ModelDesc, OdeParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
+use crate::budget::{Chunk, ChunkPlan};
 use crate::config::Solver;
+use crate::cpu::adaptive::{AdaptiveOptions, MIN_NFE};
 use crate::model::ModelShape;
 use wgpu::util::DeviceExt;
 
@@ -44,12 +52,14 @@ pub struct GpuSampler {
     params: wgpu::Buffer,
 }
 
-/// The adaptive solver's pipeline, its uniform and per-particle statistics `(nfe, finished)`.
+/// The adaptive solver's pipeline, its uniform, per-particle statistics `(nfe, finished)`, the
+/// per-particle state kept between chunks and the count of particles still running.
 struct Adaptive {
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
     uniform: wgpu::Buffer,
     stats: wgpu::Buffer,
+    running: wgpu::Buffer,
     /// Registers (and on drop destroys) the buffers above and the model uniform (`counter`).
     _live: super::counter::Owned,
 }
@@ -67,6 +77,77 @@ impl AdaptiveSummary {
     pub fn mean_nfe(&self) -> f64 {
         self.nfe.iter().map(|&k| k as f64).sum::<f64>() / self.nfe.len().max(1) as f64
     }
+}
+
+/// Bytes of adaptive solver state per particle kept between chunks (`ode_adaptive.wgsl`'s `state`).
+pub const ADAPTIVE_STATE_BYTES: u64 = crate::budget::ADAPTIVE_STATE_BYTES;
+
+/// What an integration runs: fixed steps of an explicit solver, or the adaptive one.
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    Fixed { solver: Solver, steps: u32, record: bool },
+    Adaptive { opts: AdaptiveOptions, frames: u32 },
+}
+
+/// One integration of a sampler's particles from `t0` to `t1`, in chunks (`budget::ChunkPlan`):
+/// begun by [`GpuSampler::begin`], advanced a chunk per [`GpuSampler::advance`].
+#[derive(Clone, Debug)]
+pub struct Integration {
+    method: Method,
+    t0: f32,
+    t1: f32,
+    plan: ChunkPlan,
+    next: usize,
+    /// Adaptive: particles still running after the last whole round of chunks (None: not read).
+    running: Option<u32>,
+}
+
+impl Integration {
+    pub fn plan(&self) -> &ChunkPlan {
+        &self.plan
+    }
+
+    /// Chunks submitted so far.
+    pub fn submitted(&self) -> usize {
+        self.next
+    }
+
+    /// Every chunk was submitted, or the adaptive solver's particles all stopped early.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.plan.len() || self.running == Some(0)
+    }
+
+    /// The adaptive solver: reading the count of running particles after a round lets the
+    /// integration stop early ([`GpuSampler::read_running`], [`Integration::set_running`]).
+    pub fn is_adaptive(&self) -> bool {
+        matches!(self.method, Method::Adaptive { .. })
+    }
+
+    /// The chunk submitted last ended a round (every particle went through the same steps).
+    pub fn round_ended(&self) -> bool {
+        self.next > 0 && self.next % self.plan.item_ranges() as usize == 0
+    }
+
+    /// Particles still running, as read after a round: 0 ends the integration.
+    pub fn set_running(&mut self, running: u32) {
+        self.running = Some(running);
+    }
+}
+
+/// Steps of the chunk plan of an integration: the fixed-step solver's steps, or the adaptive
+/// solver's step attempts within its budget (`(budget - 1) / 6`, the first evaluation apart).
+pub fn plan_steps(solver: Solver, steps: u32) -> u32 {
+    if solver == Solver::Dopri5 {
+        (steps.max(MIN_NFE) - 1) / 6
+    } else {
+        steps.max(1)
+    }
+}
+
+/// FLOP of one plan step of one particle for a network of `shape` (dopri5: six evaluations).
+pub fn flops_per_particle_step(shape: &ModelShape, solver: Solver) -> f64 {
+    let evals = if solver == Solver::Dopri5 { 6 } else { solver.evals_per_step() };
+    2.0 * shape.macs_per_sample() as f64 * evals as f64
 }
 
 impl GpuSampler {
@@ -166,9 +247,9 @@ impl GpuSampler {
     /// Draws fresh starting points x0 ~ N(0, I) keyed by `seed` (t = 0).
     pub fn reset(&mut self, seed: u32) {
         self.seed = seed;
-        let p = OdeParams { n: self.n, record: (self.traj_steps > 0) as u32, seed, n_source: self.n_source, ..Default::default() };
+        let p = OdeParams { n: self.n, record: (self.traj_steps > 0) as u32, seed, n_source: self.n_source, end: self.n, ..Default::default() };
         self.ctx.queue.write_buffer(&self.ode_uniform, 0, bytemuck::bytes_of(&p));
-        self.run(|pass, s| {
+        self.run_pass(|pass, s| {
             pass.set_pipeline(&s.init);
             pass.set_bind_group(0, &s.group, &[0]);
             let (x, y) = dispatch_groups(s.n, 64);
@@ -191,35 +272,100 @@ impl GpuSampler {
     /// `steps` as its budget of field evaluations per particle (at least 7; smaller is raised to
     /// 7) and the tolerance of [`GpuSampler::set_tol`]; recording then writes `traj_steps`
     /// interpolated states at equal times.
+    ///
+    /// Everything is submitted at once (tests, the command-line tool); the page integrates in
+    /// chunks ([`GpuSampler::begin`] with a plan from the budget, then [`GpuSampler::advance`]).
     pub fn integrate(&mut self, solver: Solver, t0: f32, t1: f32, steps: u32) {
+        let mut job = self.begin(solver, t0, t1, steps, ChunkPlan::whole(self.n, plan_steps(solver, steps)));
+        while self.advance(&mut job) {}
+    }
+
+    /// The chunk plan of an integration on a device doing `flops_per_s` in the per-particle
+    /// kernels, each chunk about `target_s` (`budget::TimeLimits::chunk_s`).
+    pub fn chunk_plan(&self, solver: Solver, steps: u32, flops_per_s: f64, target_s: f64) -> ChunkPlan {
+        ChunkPlan::new(self.n, plan_steps(solver, steps), flops_per_particle_step(&self.shape, solver), flops_per_s, target_s)
+    }
+
+    /// Starts an integration as [`GpuSampler::integrate`] would run it, in the chunks of `plan`
+    /// (its chunk sizes are kept; its totals are set to this sampler's particles and
+    /// [`plan_steps`]). Nothing is submitted until [`GpuSampler::advance`].
+    pub fn begin(&mut self, solver: Solver, t0: f32, t1: f32, steps: u32, plan: ChunkPlan) -> Integration {
         if solver == Solver::Dopri5 {
             let frames = if self.traj_steps > 0 && steps == self.traj_steps { self.traj_steps } else { 0 };
-            let opts = crate::cpu::adaptive::AdaptiveOptions::new(self.tol, steps.max(crate::cpu::adaptive::MIN_NFE))
-                .expect("tolerance checked by set_tol and budget raised to the minimum");
-            self.integrate_adaptive(t0, t1, &opts, frames);
-            return;
+            let opts = AdaptiveOptions::new(self.tol, steps.max(MIN_NFE)).expect("tolerance checked by set_tol and budget raised to the minimum");
+            return self.begin_adaptive(t0, t1, &opts, frames, plan);
         }
-        let h = (t1 - t0) / steps.max(1) as f32;
-        let record = (self.traj_steps > 0 && steps == self.traj_steps) as u32;
-        let mut k0 = 0;
-        while k0 < steps {
-            let k = (steps - k0).min(MAX_ODE_STEPS_PER_SUBMIT);
+        let steps = steps.max(1);
+        let record = self.traj_steps > 0 && steps == self.traj_steps;
+        let plan = fit(plan, self.n, steps);
+        Integration { method: Method::Fixed { solver, steps, record }, t0, t1, plan, next: 0, running: None }
+    }
+
+    /// Starts an adaptive integration ([`GpuSampler::integrate_adaptive`]) in the chunks of `plan`.
+    pub fn begin_adaptive(&mut self, t0: f32, t1: f32, opts: &AdaptiveOptions, frames: u32, plan: ChunkPlan) -> Integration {
+        let frames = if frames <= self.traj_steps { frames } else { 0 };
+        if self.adaptive.is_none() {
+            self.adaptive = Some(self.build_adaptive());
+        }
+        let plan = fit(plan, self.n, plan_steps(Solver::Dopri5, opts.max_nfe));
+        Integration { method: Method::Adaptive { opts: *opts, frames }, t0, t1, plan, next: 0, running: None }
+    }
+
+    /// Submits the next chunk of `job`; false (nothing submitted) when it is done. Call again
+    /// only once the previous chunk finished (`gpu::chunked`), or the chunks pile up in the queue.
+    pub fn advance(&mut self, job: &mut Integration) -> bool {
+        if job.is_done() {
+            return false;
+        }
+        let Some(chunk) = job.plan.get(job.next) else { return false };
+        match job.method {
+            Method::Fixed { solver, steps, record } => self.encode_fixed(solver, job.t0, job.t1, steps, record, chunk),
+            Method::Adaptive { opts, frames } => self.encode_adaptive(job.t0, job.t1, &opts, frames, chunk),
+        }
+        job.next += 1;
+        true
+    }
+
+    /// Runs `job` to the end, a chunk at a time, each queued once the previous one is done (an
+    /// adaptive integration stops as soon as no particle is running).
+    pub async fn run(&mut self, job: &mut Integration) -> Result<(), GpuError> {
+        while self.advance(job) {
+            if job.is_adaptive() && job.round_ended() {
+                let running = self.read_running().await?;
+                job.set_running(running);
+            } else {
+                super::chunked::queue_done(&self.ctx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps `[first_step, end_step)` of `solver` for the chunk's particles.
+    fn encode_fixed(&self, solver: Solver, t0: f32, t1: f32, steps: u32, record: bool, chunk: Chunk) {
+        let h = (t1 - t0) / steps as f32;
+        let (first, end) = (chunk.first_item, chunk.first_item + chunk.items);
+        let mut k0 = chunk.first_step;
+        while k0 < chunk.end_step() {
+            let k = (chunk.end_step() - k0).min(MAX_ODE_STEPS_PER_SUBMIT);
             let params: Vec<OdeParams> = (k0..k0 + k)
                 .map(|i| OdeParams {
                     n: self.n,
                     solver: solver.code(),
-                    record,
+                    record: record as u32,
                     step_index: i,
                     t: crate::cpu::ode::step_time(t0, t1, steps, i),
                     h,
                     seed: self.seed,
                     n_source: self.n_source,
+                    first,
+                    end,
+                    ..Default::default()
                 })
                 .collect();
             self.ctx.queue.write_buffer(&self.ode_uniform, 0, &slots(&params));
-            self.run(|pass, s| {
+            self.run_pass(|pass, s| {
                 pass.set_pipeline(&s.step);
-                let (x, y) = dispatch_groups(s.n, 64);
+                let (x, y) = dispatch_groups(chunk.items, 64);
                 for i in 0..k {
                     pass.set_bind_group(0, &s.group, &[(i as u64 * SLOT) as u32]);
                     pass.dispatch_workgroups(x, y, 1);
@@ -229,28 +375,19 @@ impl GpuSampler {
         }
     }
 
-    /// Sets the adaptive solver's tolerance (`rtol = atol = tol`); out-of-range values are
-    /// rejected with a message naming the allowed range.
-    pub fn set_tol(&mut self, tol: f32) -> Result<(), String> {
-        crate::cpu::adaptive::AdaptiveOptions::new(tol, crate::cpu::adaptive::MIN_NFE)?;
-        self.tol = tol;
-        Ok(())
-    }
-
-    /// Integrates every particle from `t0` to `t1 > t0` with Dormand–Prince 5(4) and its own
-    /// step size (`shaders/ode_adaptive.wgsl`, twin `cpu::adaptive::integrate`). With `frames > 0`
-    /// (and a trajectory buffer of at least `frames` steps) rows `1..=frames` of the trajectory
-    /// get the states at equally spaced times; row 0 is left as it is. One dispatch.
-    pub fn integrate_adaptive(&mut self, t0: f32, t1: f32, opts: &crate::cpu::adaptive::AdaptiveOptions, frames: u32) {
-        let frames = if frames <= self.traj_steps { frames } else { 0 };
-        if self.adaptive.is_none() {
-            self.adaptive = Some(self.build_adaptive());
+    /// The chunk's particles through the adaptive solver up to the chunk's share of the budget.
+    fn encode_adaptive(&self, t0: f32, t1: f32, opts: &AdaptiveOptions, frames: u32, chunk: Chunk) {
+        let a = self.adaptive.as_ref().expect("built by begin_adaptive");
+        if chunk.first_item == 0 {
+            // A new round: count the particles still running at its end afresh.
+            self.ctx.queue.write_buffer(&a.running, 0, &[0u8; 4]);
         }
-        let a = self.adaptive.as_ref().expect("built above");
+        let limit = (1u64 + 6 * chunk.end_step() as u64).min(opts.max_nfe as u64) as u32;
         let p = AdaptiveParams {
             n: self.n,
             frames,
             max_nfe: opts.max_nfe,
+            first: chunk.first_item,
             t0,
             t1,
             rtol: opts.rtol,
@@ -261,16 +398,38 @@ impl GpuSampler {
             h0: opts.h0,
             h_min: opts.h_min,
             h_max: opts.h_max,
+            limit,
+            start: chunk.starts() as u32,
+            end: chunk.first_item + chunk.items,
             ..Default::default()
         };
         self.ctx.queue.write_buffer(&a.uniform, 0, bytemuck::bytes_of(&p));
-        self.run(|pass, s| {
-            let a = s.adaptive.as_ref().expect("built above");
+        self.run_pass(|pass, s| {
+            let a = s.adaptive.as_ref().expect("built by begin_adaptive");
             pass.set_pipeline(&a.pipeline);
             pass.set_bind_group(0, &a.group, &[]);
-            let (x, y) = dispatch_groups(s.n, 64);
+            let (x, y) = dispatch_groups(chunk.items, 64);
             pass.dispatch_workgroups(x, y, 1);
         });
+    }
+
+    /// Sets the adaptive solver's tolerance (`rtol = atol = tol`); out-of-range values are
+    /// rejected with a message naming the allowed range.
+    pub fn set_tol(&mut self, tol: f32) -> Result<(), String> {
+        AdaptiveOptions::new(tol, MIN_NFE)?;
+        self.tol = tol;
+        Ok(())
+    }
+
+    /// Integrates every particle from `t0` to `t1 > t0` with Dormand–Prince 5(4) and its own
+    /// step size (`shaders/ode_adaptive.wgsl`, twin `cpu::adaptive::integrate`). With `frames > 0`
+    /// (and a trajectory buffer of at least `frames` steps) rows `1..=frames` of the trajectory
+    /// get the states at equally spaced times; row 0 is left as it is. One dispatch (see
+    /// [`GpuSampler::begin_adaptive`] for chunks).
+    pub fn integrate_adaptive(&mut self, t0: f32, t1: f32, opts: &AdaptiveOptions, frames: u32) {
+        let plan = ChunkPlan::whole(self.n, plan_steps(Solver::Dopri5, opts.max_nfe));
+        let mut job = self.begin_adaptive(t0, t1, opts, frames, plan);
+        while self.advance(&mut job) {}
     }
 
     fn build_adaptive(&self) -> Adaptive {
@@ -281,25 +440,37 @@ impl GpuSampler {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let stats = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sampler.adaptive_stats"),
-            size: self.n as u64 * 8,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let storage = |label: &str, size: u64| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let stats = storage("sampler.adaptive_stats", self.n as u64 * 8);
+        let state = storage("sampler.adaptive_state", self.n as u64 * ADAPTIVE_STATE_BYTES);
+        let running = storage("sampler.adaptive_running", 4);
         let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("sampler.adaptive_model"),
             contents: bytemuck::bytes_of(&ModelDesc::for_shape(&self.shape)),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         use Binding::*;
-        let bgl = bind_group_layout(device, "ode_adaptive", &[Uniform, Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
+        let bgl = bind_group_layout(device, "ode_adaptive", &[Uniform, Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
         let pipeline = compute_pipeline(device, Kernel::OdeAdaptive, "ode_adaptive", &bgl, Some(self.shape.width));
         let group = bind_group(device, "ode_adaptive", &bgl, &[
-            (&uniform, None), (&model, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None),
+            (&uniform, None), (&model, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None), (&state, None), (&running, None),
         ]);
-        let _live = super::counter::Owned::new(&[&uniform, &stats, &model]);
-        Adaptive { pipeline, group, uniform, stats, _live }
+        let _live = super::counter::Owned::new(&[&uniform, &stats, &state, &running, &model]);
+        Adaptive { pipeline, group, uniform, stats, running, _live }
+    }
+
+    /// Particles of the last adaptive round still running (read after a round of chunks).
+    pub async fn read_running(&self) -> Result<u32, GpuError> {
+        let Some(a) = &self.adaptive else { return Ok(0) };
+        let bytes = super::readback::read_bytes(&self.ctx, &a.running, 0, 4).await?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
     /// Field evaluations per particle and the count of unfinished particles of the last
@@ -313,7 +484,7 @@ impl GpuSampler {
         Ok(AdaptiveSummary { nfe, unfinished })
     }
 
-    fn run(&self, f: impl FnOnce(&mut wgpu::ComputePass<'_>, &Self)) {
+    fn run_pass(&self, f: impl FnOnce(&mut wgpu::ComputePass<'_>, &Self)) {
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("sampler") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("sampler"), timestamp_writes: None });
@@ -339,4 +510,10 @@ impl GpuSampler {
         let v = read_f32(&self.ctx, &self.traj, 0, len * 2).await?;
         Ok(v.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
     }
+}
+
+/// `plan`'s chunk sizes over `items` × `steps`.
+fn fit(plan: ChunkPlan, items: u32, steps: u32) -> ChunkPlan {
+    let (items, steps) = (items.max(1), steps.max(1));
+    ChunkPlan { items, steps, items_per_chunk: plan.items_per_chunk.clamp(1, items), steps_per_chunk: plan.steps_per_chunk.clamp(1, steps) }
 }

@@ -268,6 +268,9 @@ impl GpuTrainer {
             ("target points", data.len() as u64 * 8),
             ("source points", source.len() as u64 * 8),
         ])?;
+        // All of them together within one engine's memory budget (`budget::GPU_TOTAL_BYTES`).
+        crate::budget::check_trainer(&spec, data.len(), source.len(), &crate::budget::Profile::for_context(ctx))
+            .map_err(|r| GpuError::TooLarge(r.to_string()))?;
         let device = &ctx.device;
         let params = storage(ctx, "mlp.params", n_params);
         let grads = storage(ctx, "mlp.grads", n_params);
@@ -294,7 +297,7 @@ impl GpuTrainer {
         });
         let layer_params = layer_params(&spec, &layout);
         let variant = options.variant.unwrap_or_else(|| KernelVariant::for_adapter(&ctx.adapter));
-        let max_partials = (ctx.limits.max_storage_buffer_binding_size as u64).min(256 << 20);
+        let max_partials = ctx.limits.max_storage_buffer_binding_size.min(256 << 20);
         let splits = match variant {
             KernelVariant::Software => 1,
             KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, n_params, max_partials)).clamp(1, 64),
@@ -782,7 +785,7 @@ fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32) -> 
 /// Fails with a message naming the buffer and the limit when a buffer would exceed the device's
 /// storage-binding limit.
 pub fn check_fits(ctx: &GpuContext, buffers: &[(&str, u64)]) -> Result<(), GpuError> {
-    let max = ctx.limits.max_storage_buffer_binding_size as u64;
+    let max = ctx.limits.max_storage_buffer_binding_size;
     for (name, bytes) in buffers {
         if *bytes > max {
             return Err(GpuError::TooLarge(format!(

@@ -69,6 +69,10 @@ pub struct OdeParams {
     pub seed: u32,
     /// Points in the source buffer; 0 means x0 ~ N(0, I).
     pub n_source: u32,
+    /// The particles `[first, end)` this dispatch steps (a chunk: `budget::ChunkPlan`).
+    pub first: u32,
+    pub end: u32,
+    pub _chunk_pad: [u32; 2],
 }
 
 /// Maximum linear layers (depth ≤ 8 hidden + output), WGSL `MAX_LAYERS`.
@@ -103,6 +107,11 @@ pub struct DensityParams {
     pub n: u32,
     pub steps: u32,
     pub solver: u32,
+    /// The points `[first, end)` and steps `[k_begin, k_end)` of this dispatch (a chunk).
+    pub first: u32,
+    pub end: u32,
+    pub k_begin: u32,
+    pub k_end: u32,
     pub _pad: u32,
 }
 
@@ -128,7 +137,8 @@ pub struct QualityParams {
 
 const _: () = assert!(std::mem::size_of::<StepParams>() == 80);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
-const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
+const _: () = assert!(std::mem::size_of::<OdeParams>() == 48);
+const _: () = assert!(std::mem::size_of::<DensityParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
 
 /// Packs `items` into consecutive 256-byte slots.
@@ -149,7 +159,8 @@ pub struct AdaptiveParams {
     pub n: u32,
     pub frames: u32,
     pub max_nfe: u32,
-    pub _pad0: u32,
+    /// The particles `[first, end)` this dispatch advances (a chunk: `budget::ChunkPlan`).
+    pub first: u32,
     pub t0: f32,
     pub t1: f32,
     pub rtol: f32,
@@ -160,10 +171,15 @@ pub struct AdaptiveParams {
     pub h0: f32,
     pub h_min: f32,
     pub h_max: f32,
-    pub _pad1: [f32; 2],
+    /// This chunk's limit of field evaluations per particle (≤ `max_nfe`).
+    pub limit: u32,
+    /// 1: the particles start at `t0` (their first chunk); 0: they go on from their saved state.
+    pub start: u32,
+    pub end: u32,
+    pub _pad: [u32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 64);
+const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 80);
 
 /// Every `#[repr(C)]` twin checked against naga's reflection of the WGSL that declares it: each
 /// member a shader reads has the same name, offset and size on both sides, and the structs have
@@ -212,10 +228,10 @@ pub(crate) mod reflect {
         check("StepParams", rust_layout!(StepParams { step, seed, batch, n_points, sigma_min, lr, beta1, beta2, eps, weight_decay, c1, c2, n_params, loss_offset, loss_slot, path, n_source, _pad }), wgsl_layout(&src(Kernel::Batch), "StepParams"));
         check("LayerParams", rust_layout!(LayerParams { batch, in_dim, out_dim, activation, w_offset, b_offset, x_offset, z_offset, a_offset, delta_offset, delta_prev_offset, z_prev_offset, dw_groups, has_prev, target_offset, loss_offset }), wgsl_layout(&src(Kernel::MlpForward), "LayerParams"));
         check("ModelDesc", rust_layout!(ModelDesc { n_layers, activation, _pad, layers }), wgsl_layout(&src(Kernel::OdeStep), "ModelDesc"));
-        check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source }), wgsl_layout(&src(Kernel::OdeStep), "OdeParams"));
-        check("DensityParams", rust_layout!(DensityParams { n, steps, solver, _pad }), wgsl_layout(&src(Kernel::Density), "DensityParams"));
+        check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, first, end, _chunk_pad }), wgsl_layout(&src(Kernel::OdeStep), "OdeParams"));
+        check("DensityParams", rust_layout!(DensityParams { n, steps, solver, first, end, k_begin, k_end, _pad }), wgsl_layout(&src(Kernel::Density), "DensityParams"));
         check("QualityParams", rust_layout!(QualityParams { n_particles, n_points, n_dirs, seed, offset, _pad }), wgsl_layout(&src(Kernel::SlicedW2), "QualityParams"));
-        check("AdaptiveParams", rust_layout!(AdaptiveParams { n, frames, max_nfe, _pad0, t0, t1, rtol, atol, safety, min_factor, max_factor, h0, h_min, h_max, _pad1 }), wgsl_layout(&src(Kernel::OdeAdaptive), "AdaptiveParams"));
+        check("AdaptiveParams", rust_layout!(AdaptiveParams { n, frames, max_nfe, first, t0, t1, rtol, atol, safety, min_factor, max_factor, h0, h_min, h_max, limit, start, end, _pad }), wgsl_layout(&src(Kernel::OdeAdaptive), "AdaptiveParams"));
         use crate::gpu::trainer::{BackwardParams, DwGemm};
         check("DwGemm", rust_layout!(DwGemm { groups, tiles_m, tiles_n, k_chunk, out_dim, in_dim, delta_offset, x_offset, w_offset, b_offset, _pad }), wgsl_layout(&src(Kernel::MlpBackward), "DwGemm"));
         check(
@@ -228,7 +244,7 @@ pub(crate) mod reflect {
     #[test]
     fn a_moved_member_is_caught() {
         let wgsl = wgsl_layout("struct OdeParams { n: u32, solver: u32, step_index: u32, record: u32, t: f32, h: f32, seed: u32, n_source: u32 }", "OdeParams");
-        let r = std::panic::catch_unwind(|| check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source }), wgsl));
+        let r = std::panic::catch_unwind(|| check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, first, end, _chunk_pad }), wgsl));
         assert!(r.is_err(), "swapped members must fail the check");
     }
 }

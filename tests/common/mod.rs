@@ -1,7 +1,25 @@
 //! Shared test helpers for native (lavapipe/any Vulkan) and browser (wasm-bindgen-test) runs.
 #![allow(dead_code)]
 
+use flowmatch::config::{Activation, Coupling, Path};
+use flowmatch::cpu::adam::AdamHyper;
 use flowmatch::gpu::GpuContext;
+use flowmatch::model::ModelShape;
+use flowmatch::TrainSpec;
+
+/// A small model (width 19: not a multiple of the workgroup size) trained briefly at a high
+/// learning rate so that its field is curved: the solver tests' model.
+pub fn small_spec() -> TrainSpec {
+    TrainSpec {
+        shape: ModelShape { width: 19, depth: 2, activation: Activation::Silu },
+        batch: 64,
+        seed: 3,
+        sigma_min: 0.0,
+        path: Path::Linear,
+        coupling: Coupling::Independent,
+        adam: AdamHyper::new(1e-2, 0.0),
+    }
+}
 
 /// The GPU context. A missing adapter is a failure, never a skip: the README's test command
 /// installs Mesa's software Vulkan driver (lavapipe) and Chromium's WebGPU is enabled by flag.
