@@ -129,6 +129,7 @@ struct StepParams {
     eps: f32, weight_decay: f32, c1: f32, c2: f32,
     n_params: u32, loss_offset: u32, loss_slot: u32, path: u32,
     n_source: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    t_sampling: u32, t_mean: f32, t_std: f32, t_u: f32,
 }
 
 // One linear layer's shape and buffer offsets, in floats (src/gpu/uniforms.rs: LayerParams).
@@ -156,4 +157,22 @@ fn rows4(base: u32, r0: u32, n: u32, stride: u32) -> vec4<u32> {
 // Clamped column indices c0..c0+3 of a row of length n.
 fn cols4(c0: u32, n: u32) -> vec4<u32> {
     return min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(n - 1u));
+}
+
+// ---- training times (twin: src/cpu/time.rs) ----
+// Sample i of step s: u1 on stream T (the uniform draw), u2 on stream T_B (logit-normal only).
+// Uniform t = u1; logit-normal t = sigmoid(m + s·z) with z by Box–Muller; U-shaped
+// p(t) ∝ cosh(a(t - 1/2)) by its inverse CDF t = 1/2 + asinh((2u1 - 1)·sinh(a/2))/a.
+fn draw_time(kind: u32, m: f32, s: f32, a: f32, seed: u32, step: u32, i: u32) -> f32 {
+    let u1 = unit(hash4(seed, step, i, STREAM_T));
+    switch kind {
+        case T_SAMPLING_UNIFORM: { return u1; }
+        case T_SAMPLING_LOGITNORMAL: {
+            let u2 = unit(hash4(seed, step, i, STREAM_T_B));
+            let z = sqrt(-2.0 * log(u1)) * cos(TAU * u2);
+            return 1.0 / (1.0 + exp(-(m + s * z)));
+        }
+        case T_SAMPLING_USHAPED: { return 0.5 + asinh((2.0 * u1 - 1.0) * sinh(0.5 * a)) / a; }
+        default: { return nan_f32(); }
+    }
 }

@@ -85,6 +85,18 @@ pub enum Path {
     Vp,
 }
 
+/// How training times `t` are drawn (per sample, in the batch kernels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeSampling {
+    /// `t ~ U(0, 1)`.
+    Uniform,
+    /// `t = sigmoid(m + s·z)`, `z ~ N(0, 1)` (Esser et al. 2024, Stable Diffusion 3, arXiv 2403.03206).
+    LogitNormal,
+    /// `p(t) ∝ cosh(a·(t - 1/2))`: more weight near both ends (Lee, Lin and Fanti 2024,
+    /// "Improving the Training of Rectified Flows", arXiv 2405.20320).
+    UShaped,
+}
+
 /// The standard 2D targets of `shared/spec/datasets.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dataset {
@@ -145,6 +157,7 @@ macro_rules! named_enum {
 named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh => "tanh" });
 named_enum!(Coupling { Independent => "independent", Ot => "ot" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
+named_enum!(TimeSampling { Uniform => "uniform", LogitNormal => "logit-normal", UShaped => "u-shaped" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4", Dopri5 => "dopri5" });
 named_enum!(Dataset {
     Checkerboard => "checkerboard",
@@ -198,6 +211,10 @@ pub mod limits {
     pub const MAX_SAMPLES: u32 = 4_000_000;
     pub const MAX_LR: f32 = 1.0e4;
     pub const MAX_PARTICLES: u32 = 1_000_000;
+    /// Points of a standard dataset's training set (`points`).
+    pub const MAX_POINTS: u32 = 1 << 20;
+    pub const MAX_REFLOW_ROUNDS: u32 = 10;
+    pub const MAX_REFLOW_PAIRS: u32 = 1 << 20;
 }
 
 /// Everything a run depends on. Construct with `Config::default()` and change with [`Config::set`].
@@ -223,6 +240,21 @@ pub struct Config {
     pub samples: u32,
     /// Particles in the live view (page and widget).
     pub particles: u32,
+    /// How training times are drawn, and the parameters of the logit-normal (`t_mean`, `t_std`)
+    /// and U-shaped (`t_u`) densities.
+    pub t_sampling: TimeSampling,
+    pub t_mean: f32,
+    pub t_std: f32,
+    pub t_u: f32,
+    /// Points drawn from a standard dataset as the training set (the exact marginal field and
+    /// memorisation depend on it; custom targets bring their own points).
+    pub points: u32,
+    /// Reflow rounds after the first training (command-line tool).
+    pub reflow: u32,
+    /// Noise points integrated into (x0, x1) pairs for each reflow round.
+    pub reflow_pairs: u32,
+    /// Training steps of each reflow round.
+    pub reflow_steps: u32,
 }
 
 impl Default for Config {
@@ -246,6 +278,14 @@ impl Default for Config {
             tol: 1e-3,
             samples: 10_000,
             particles: 4096,
+            t_sampling: TimeSampling::Uniform,
+            t_mean: 0.0,
+            t_std: 1.0,
+            t_u: 4.0,
+            points: 1 << 17,
+            reflow: 0,
+            reflow_pairs: 10_000,
+            reflow_steps: 1000,
         }
     }
 }
@@ -364,6 +404,9 @@ fn coupling_names() -> Vec<&'static str> {
 fn solver_names() -> Vec<&'static str> {
     Solver::NAMES.to_vec()
 }
+fn t_sampling_names() -> Vec<&'static str> {
+    TimeSampling::NAMES.to_vec()
+}
 
 /// One [`FieldSpec`] whose value lives in `Config::$field` and is parsed as that field's type.
 macro_rules! field {
@@ -431,6 +474,22 @@ pub static FIELDS: &[FieldSpec] = &[
         "Particles drawn in the live view."),
     field!("tol", tol, "Tolerance (dopri5)", float(1e-6, false, 0.1, true), Resample, All, true,
         "Relative and absolute error tolerance of the adaptive solver."),
+    field!("t_sampling", t_sampling, "Time sampling", FieldKind::Choice(t_sampling_names), Live, All, true,
+        "How training times t are drawn: uniformly, logit-normal (Stable Diffusion 3) or U-shaped (more weight near t = 0 and 1)."),
+    field!("t_mean", t_mean, "Logit-normal m", float(-4.0, false, 4.0, false), Live, All, true,
+        "Location m of the logit-normal time density t = sigmoid(m + s·z): m > 0 favours times near the data."),
+    field!("t_std", t_std, "Logit-normal s", float(0.0, true, 4.0, false), Live, All, true,
+        "Scale s of the logit-normal time density: small s concentrates t around sigmoid(m)."),
+    field!("t_u", t_u, "U-shape a", float(0.0, true, 20.0, false), Live, All, true,
+        "Sharpness a of the U-shaped time density p(t) ∝ cosh(a·(t - 1/2))."),
+    field!("points", points, "Target points", int(1, limits::MAX_POINTS as u64), Retrain, All, true,
+        "How many points of the dataset are the training set: with few, the exact field memorises them and the network may too."),
+    field!("reflow", reflow, "Reflow rounds", int(0, limits::MAX_REFLOW_ROUNDS as u64), Live, Cli, true,
+        "Reflow rounds after the first training: each retrains on the flow's own (noise, sample) pairs."),
+    field!("reflow_pairs", reflow_pairs, "Reflow pairs", int(1, limits::MAX_REFLOW_PAIRS as u64), Live, All, true,
+        "Noise points integrated into (noise, sample) pairs for each reflow round."),
+    field!("reflow_steps", reflow_steps, "Reflow steps", int(1, limits::MAX_STEPS), Live, All, true,
+        "Training steps of each reflow round."),
 ];
 
 /// The spec of the field called `name` (canonical name). Panics on an unknown name: only used with
@@ -545,7 +604,8 @@ mod tests {
             ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("path", "vp"), ("coupling", "ot"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
-            ("samples", "31"), ("particles", "12345"),
+            ("samples", "31"), ("particles", "12345"), ("t-sampling", "u-shaped"), ("t_mean", "-0.5"), ("t_std", "0.7"),
+            ("t_u", "6"), ("points", "1000"), ("reflow", "3"), ("reflow_pairs", "777"), ("reflow_steps", "55"),
         ] {
             c.set(k, v).unwrap();
         }

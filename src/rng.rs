@@ -54,9 +54,15 @@ pub mod stream {
         TARGET_INDEX = 3, 1;
         /// Minibatch OT: the uniform draw that picks each x0's partner from the plan.
         OT = 4, 1;
+        /// The second uniform of a logit-normal training time (`cpu::time`).
+        T_B = 5, 1;
         /// Particle starting points (per sampler seed, per particle).
         PARTICLE_A = 8, 1;
         PARTICLE_B = 9, 1;
+        /// Reflow: the seed of round r's noise points (`hash4(seed, r, 0, REFLOW)`).
+        REFLOW = 10, 1;
+        /// Field error: the draws of query q (x0 at indices 4q, 4q+1; t at 4q+2; x1 at 4q+3).
+        FIELD_ERROR = 11, 1;
         /// Weight initialisation (per parameter).
         INIT = 16, 1;
         /// Sample quality: the target points sliced W2 compares against (per direction, per point).

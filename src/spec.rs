@@ -2,6 +2,7 @@
 
 use crate::config::{Config, Coupling, Path};
 use crate::cpu::adam::AdamHyper;
+use crate::cpu::time::TimeDist;
 use crate::model::ModelShape;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -13,6 +14,8 @@ pub struct TrainSpec {
     pub path: Path,
     pub coupling: Coupling,
     pub adam: AdamHyper,
+    /// How training times are drawn.
+    pub time: TimeDist,
 }
 
 impl TrainSpec {
@@ -25,6 +28,7 @@ impl TrainSpec {
             path: c.path,
             coupling: c.coupling,
             adam: AdamHyper::new(c.lr, c.weight_decay),
+            time: TimeDist::from_config(c),
         }
     }
 }

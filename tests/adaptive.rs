@@ -31,6 +31,7 @@ fn spec() -> TrainSpec {
         path: Path::Linear,
         coupling: Coupling::Independent,
         adam: AdamHyper::new(1e-2, 0.0),
+        time: Default::default(),
     }
 }
 

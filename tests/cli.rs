@@ -53,6 +53,8 @@ fn bad_flags_exit_nonzero_naming_the_flag_and_allowed_values() {
         (&["train", "--lr", "fast"], &["lr", "number"]),
         (&["train", "--solver", "heun"], &["solver", "euler|midpoint|rk4"]),
         (&["train", "--nfe"], &["--nfe", "needs a value"]),
+        (&["train", "--t-sampling", "beta"], &["t_sampling", "uniform|logit-normal|u-shaped"]),
+        (&["train", "--reflow-pairs", "0"], &["reflow_pairs", "1 to 1048576"]),
         (&["train", "--colour", "red"], &["--colour", "dataset"]),
         (&["fly"], &["fly", "train", "nll"]),
     ];
@@ -65,6 +67,38 @@ fn bad_flags_exit_nonzero_naming_the_flag_and_allowed_values() {
         }
         assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout on error");
     }
+}
+
+/// Reflow rounds each get a report (round 0 is the first training); the top level is the last
+/// model's, with the flow's straightness, energy, transport cost, W2² and the field error.
+#[test]
+fn reflow_reports_every_round() {
+    let o = flowmatch(&[
+        "train", "--dataset", "8gaussians", "--steps", "30", "--batch", "64", "--width", "16", "--depth", "2", "--samples", "300",
+        "--nfe", "4", "--points", "500", "--reflow", "2", "--reflow-pairs", "200", "--reflow-steps", "20", "--t-sampling", "u-shaped",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = String::from_utf8(o.stdout).unwrap();
+    let number = |key: &str, from: &str| -> f64 {
+        let at = from.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {from}")) + key.len() + 3;
+        let end = from[at..].find([',', '}']).unwrap() + at;
+        from[at..end].parse().unwrap_or_else(|_| panic!("{key} is not a number in {from}"))
+    };
+    for key in ["straightness", "kinetic_energy", "transport_cost", "w2_squared", "field_error", "sw2", "sw2_one_step"] {
+        let v = number(key, &json);
+        assert!(v.is_finite() && v >= -1e-3, "{key} = {v}");
+    }
+    assert!(json.contains("\"t_sampling\":\"u-shaped\"") && json.contains("\"points\":500"), "{json}");
+    let rounds = &json[json.find("\"rounds\":[").expect("a rounds array")..];
+    for (r, steps) in [(0, 30), (1, 50), (2, 70)] {
+        let at = rounds.find(&format!("{{\"round\":{r},")).unwrap_or_else(|| panic!("round {r} missing: {rounds}"));
+        assert_eq!(number("total_steps", &rounds[at..]), steps as f64);
+        assert!(number("straightness", &rounds[at..]).is_finite());
+    }
+    // With a dataset as the source there is no exact field to compare with.
+    let o = flowmatch(&["train", "--source", "moons", "--dataset", "8gaussians", "--steps", "10", "--width", "8", "--samples", "50", "--nfe", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"field_error\":null"));
 }
 
 #[test]

@@ -34,6 +34,7 @@ fn spec(activation: Activation) -> TrainSpec {
         path: Path::Linear,
         coupling: Coupling::Independent,
         adam: AdamHyper::new(3e-3, 0.01),
+        time: Default::default(),
     }
 }
 
@@ -89,7 +90,7 @@ async fn batch_matches_cpu(path: Path) {
     let c = run_steps(TrainSpec { path, ..spec(Activation::Silu) }, 2).await;
     let layout = c.spec.shape.activation_layout(c.spec.batch);
     let mut acts = vec![0.0; layout.len as usize];
-    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path, &[]);
+    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path, &[], &c.spec.time);
     let region = |v: &[f32]| v[..layout.target as usize + 2 * c.spec.batch as usize].to_vec();
     assert_close("batch (x_t, t, u)", &region(&c.acts), &region(&acts), 4e-3, RTOL);
     // t is a pure integer-to-float map: it must match exactly.
@@ -204,7 +205,7 @@ async fn source_points_are_used() {
     t.train(1);
     let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
     let mut want = vec![0.0; t.layout.len as usize];
-    batch::build_batch(&mut want, &t.layout, &data(), s.seed, 0, s.sigma_min, s.path, &source);
+    batch::build_batch(&mut want, &t.layout, &data(), s.seed, 0, s.sigma_min, s.path, &source, &s.time);
     let region = (t.layout.target + 2 * s.batch) as usize;
     assert_close("batch from a source dataset", &acts[..region], &want[..region], ATOL, RTOL);
     let mut sampler = GpuSampler::new_with_source(&ctx, &s.shape, &t.params, 100, 0, &source).unwrap();
@@ -226,7 +227,7 @@ async fn ot_coupling_matches_cpu() {
     let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
     let scratch = t.read(&t.scratch, 7 * s.batch as usize).await.unwrap();
     let mut want = vec![0.0; t.layout.len as usize];
-    let c = coupling::build_batch_ot(&mut want, &t.layout, &data, s.seed, 0, s.sigma_min, s.path, &[]);
+    let c = coupling::build_batch_ot(&mut want, &t.layout, &data, s.seed, 0, s.sigma_min, s.path, &[], &s.time);
     let n = s.batch as usize;
     let scale = c.f.iter().chain(&c.g).fold(0.0f32, |m, v| m.max(v.abs()));
     assert_close("sinkhorn f", &scratch[5 * n..6 * n], &c.f, 1e-3 * scale, 1e-3);

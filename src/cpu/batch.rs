@@ -1,10 +1,12 @@
 //! Batch construction, twin of `shaders/batch.wgsl`.
 //!
-//! For sample `i` of step `step`: `x0 ~ N(0, I)` (or a point of the source set when one is given), `t ~ U(0, 1)`, `x1 = data[h % n]`, all keyed by
+//! For sample `i` of step `step`: `x0 ~ N(0, I)` (or a point of the source set when one is given), `t ~ U(0, 1)`
+//! (or another time density, `cpu::time`), `x1 = data[h % n]`, all keyed by
 //! `(seed, step, i)`. On the path `x_t = α_t·x1 + β_t·x0` (see [`path_coefficients`]) the input is
 //! `(x_t, t)` and the regression target `u = α'_t·x1 + β'_t·x0`.
 //! Writes `input (B, 3)` and `target (B, 2)` of the activation layout.
 
+use super::time::TimeDist;
 use crate::config::Path;
 use crate::model::ActivationLayout;
 use crate::rng::{box_muller, hash4, stream, unit};
@@ -53,7 +55,7 @@ pub fn draw_x1(seed: u32, step: u32, i: u32, data: &[[f32; 2]]) -> [f32; 2] {
     data[(hash4(seed, step, i, stream::TARGET_INDEX) % data.len() as u32) as usize]
 }
 
-/// Sample `i`'s time t at `step`.
+/// Sample `i`'s time t at `step` under `U(0, 1)`.
 pub fn draw_t(seed: u32, step: u32, i: u32) -> f32 {
     unit(hash4(seed, step, i, stream::T))
 }
@@ -71,7 +73,8 @@ pub fn write_sample(acts: &mut [f32], layout: &ActivationLayout, i: u32, x0: [f3
     acts[k + 1] = da * x1[1] + db * x0[1];
 }
 
-/// Fills the batch input and target regions of `acts`.
+/// Fills the batch input and target regions of `acts`, times drawn from `time` (`cpu::time`).
+#[allow(clippy::too_many_arguments)]
 pub fn build_batch(
     acts: &mut [f32],
     layout: &ActivationLayout,
@@ -81,9 +84,10 @@ pub fn build_batch(
     sigma_min: f32,
     path: Path,
     source: &[[f32; 2]],
+    time: &TimeDist,
 ) {
     for i in 0..layout.batch {
-        let (x0, x1, t) = (draw_x0(seed, step, i, source), draw_x1(seed, step, i, data), draw_t(seed, step, i));
+        let (x0, x1, t) = (draw_x0(seed, step, i, source), draw_x1(seed, step, i, data), time.draw(seed, step, i));
         write_sample(acts, layout, i, x0, x1, t, sigma_min, path);
     }
 }

@@ -1,7 +1,7 @@
 //! A complete training step on the CPU: batch → forward → loss → backward → Adam.
 //! The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
-use super::{adam, batch, coupling, mlp};
+use super::{adam, batch, coupling, mlp, reflow};
 use crate::config::Coupling;
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
@@ -20,6 +20,8 @@ pub struct CpuTrainer {
     pub source: Vec<[f32; 2]>,
     /// Steps taken so far (the next step's number).
     pub step: u32,
+    /// Reflow: fixed `(x0, x1)` pairs that replace the independent draws when set (`cpu::reflow`).
+    pub pairs: Option<reflow::Pairs>,
 }
 
 impl CpuTrainer {
@@ -40,16 +42,23 @@ impl CpuTrainer {
             data,
             source: Vec::new(),
             step: 0,
+            pairs: None,
         }
     }
 
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        match s.coupling {
-            Coupling::Independent => batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source),
-            Coupling::Ot => {
-                coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source);
+        if let Some((x0, x1)) = &self.pairs {
+            reflow::build_batch_pairs(&mut self.acts, &self.layout, x0, x1, s.seed, self.step, s.sigma_min, s.path, &s.time);
+        } else {
+            match s.coupling {
+                Coupling::Independent => {
+                    batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time)
+                }
+                Coupling::Ot => {
+                    coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time);
+                }
             }
         }
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);

@@ -19,13 +19,29 @@ pub enum Kernel {
     Density,
     SlicedW2,
     OdeAdaptive,
+    FlowStats,
+    W2Minibatch,
+    ExactField,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2, Kernel::OdeAdaptive];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Batch,
+        Kernel::OtCoupling,
+        Kernel::MlpForward,
+        Kernel::CfmLoss,
+        Kernel::MlpBackward,
+        Kernel::Adam,
+        Kernel::OdeStep,
+        Kernel::Density,
+        Kernel::SlicedW2,
+        Kernel::OdeAdaptive,
+        Kernel::FlowStats,
+        Kernel::W2Minibatch,
+        Kernel::ExactField,
+    ];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -39,6 +55,9 @@ impl Kernel {
             Kernel::Density => "density.wgsl",
             Kernel::SlicedW2 => "sliced_w2.wgsl",
             Kernel::OdeAdaptive => "ode_adaptive.wgsl",
+            Kernel::FlowStats => "flow_stats.wgsl",
+            Kernel::W2Minibatch => "w2_minibatch.wgsl",
+            Kernel::ExactField => "exact_field.wgsl",
         }
     }
 
@@ -54,6 +73,9 @@ impl Kernel {
             Kernel::Density => include_str!("../../shaders/density.wgsl"),
             Kernel::SlicedW2 => include_str!("../../shaders/sliced_w2.wgsl"),
             Kernel::OdeAdaptive => include_str!("../../shaders/ode_adaptive.wgsl"),
+            Kernel::FlowStats => include_str!("../../shaders/flow_stats.wgsl"),
+            Kernel::W2Minibatch => include_str!("../../shaders/w2_minibatch.wgsl"),
+            Kernel::ExactField => include_str!("../../shaders/exact_field.wgsl"),
         }
     }
 
@@ -73,6 +95,16 @@ impl Kernel {
                 s.push_str(velocity_fn());
                 s.push('\n');
                 s.push_str(&crate::tableau::wgsl_dopri5_consts());
+            }
+            Kernel::FlowStats => {
+                s.push_str(velocity_fn());
+                s.push('\n');
+                s.push_str(&crate::tableau::wgsl_energy_step_fns("velocity({x}, {t})"));
+            }
+            Kernel::ExactField => {
+                s.push_str(velocity_fn());
+                s.push('\n');
+                s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "exact_velocity({x}, {t})"));
             }
             _ => {}
         }

@@ -102,6 +102,21 @@ pub struct GpuTrainer {
     _live: super::counter::Owned,
     /// Steps taken (the next step's number).
     step: u32,
+    /// Reflow: fixed (x0, x1) pairs the batch is drawn from instead of the target (`set_pairs`).
+    pairs: Option<Pairs>,
+}
+
+/// Reflow pairs owned by the trainer (copied from the sampler that made them) and the batch
+/// kernel that samples them (`build_batch_pairs` in `shaders/batch.wgsl`).
+struct Pairs {
+    x0: wgpu::Buffer,
+    x1: wgpu::Buffer,
+    n: u32,
+    /// Whether batches come from the pairs (`false` after `clear_pairs`: buffers kept for reuse).
+    active: bool,
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    _live: super::counter::Owned,
 }
 
 /// Which kernels a trainer dispatches. Software adapters (CPU emulation: lavapipe, SwiftShader)
@@ -375,6 +390,7 @@ impl GpuTrainer {
             allocated_bytes,
             _live: live,
             step: 0,
+            pairs: None,
         };
         trainer.reset_state(&shape.init_params(spec.seed));
         Ok(trainer)
@@ -449,6 +465,72 @@ impl GpuTrainer {
         self.n_points
     }
 
+    /// Reflow: from the next step on, batches draw fixed pairs `(x0[k], x1[k])`, k < `n`, instead
+    /// of independent noise and target points (`build_batch_pairs` in `shaders/batch.wgsl`, twin
+    /// `cpu::reflow::build_batch_pairs`); weights, Adam moments and the step count are kept. The
+    /// first `n` points of `x0` and `x1` (e.g. a sampler's `origins` and `particles`) are copied
+    /// on the GPU into buffers the trainer owns, so the caller may reuse its own. Applies to either
+    /// coupling (the pairs are the coupling). On error nothing changes.
+    pub fn set_pairs(&mut self, x0: &wgpu::Buffer, x1: &wgpu::Buffer, n: u32) -> Result<(), GpuError> {
+        let bytes = n as u64 * 8;
+        if n == 0 || bytes > x0.size() || bytes > x1.size() {
+            return Err(GpuError::Invalid(format!("reflow needs at least one pair and both buffers to hold {n} points")));
+        }
+        check_fits(&self.ctx, &[("reflow pairs", bytes)])?;
+        let reuse = self.pairs.as_ref().is_some_and(|p| p.x0.size() >= bytes);
+        if !reuse {
+            let device = &self.ctx.device;
+            let buf = |label: &str| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
+            };
+            let (px0, px1) = (buf("reflow.x0"), buf("reflow.x1"));
+            let step_size = std::mem::size_of::<StepParams>() as u64;
+            let group = bind_group(device, "batch_pairs", &self.batch_layout, &[
+                (&self.step_uniform, Some(step_size)), (&px1, None), (&self.acts, None), (&px0, None), (&self.scratch, None),
+            ]);
+            let pipeline = match self.pairs.take() {
+                Some(old) => {
+                    self.allocated_bytes -= old.x0.size() + old.x1.size();
+                    old.pipeline
+                }
+                None => compute_pipeline(device, Kernel::Batch, "build_batch_pairs", &self.batch_layout, None),
+            };
+            self.allocated_bytes += 2 * bytes;
+            let _live = super::counter::Owned::new(&[&px0, &px1]);
+            self.pairs = Some(Pairs { x0: px0, x1: px1, n, active: true, pipeline, group, _live });
+        }
+        let pairs = self.pairs.as_mut().expect("set above");
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("reflow.copy") });
+        encoder.copy_buffer_to_buffer(x0, 0, &pairs.x0, 0, bytes);
+        encoder.copy_buffer_to_buffer(x1, 0, &pairs.x1, 0, bytes);
+        self.ctx.queue.submit([encoder.finish()]);
+        pairs.n = n;
+        pairs.active = true;
+        Ok(())
+    }
+
+    /// Back to independent draws from the target (the pair buffers are kept for the next round).
+    pub fn clear_pairs(&mut self) {
+        if let Some(p) = &mut self.pairs {
+            p.active = false;
+        }
+    }
+
+    /// Number of reflow pairs batches are drawn from (None: independent draws).
+    pub fn pairs_len(&self) -> Option<u32> {
+        self.pairs.as_ref().filter(|p| p.active).map(|p| p.n)
+    }
+
+    /// Changes the time density for the following steps (no reallocation).
+    pub fn set_time(&mut self, time: crate::cpu::time::TimeDist) {
+        self.spec.time = time;
+    }
+
     /// The metrics buffer: `[first_bad_step, pad×3, loss ring]` (read by `gpu::snapshot`).
     pub(crate) fn metrics_buffer(&self) -> &wgpu::Buffer {
         &self.metrics
@@ -466,7 +548,7 @@ impl GpuTrainer {
             step,
             seed: s.seed,
             batch: s.batch,
-            n_points: self.n_points,
+            n_points: self.pairs_len().unwrap_or(self.n_points),
             sigma_min: s.sigma_min,
             lr: s.adam.lr,
             beta1: s.adam.beta1,
@@ -481,6 +563,10 @@ impl GpuTrainer {
             path: s.path.code(),
             n_source: self.n_source,
             _pad: [0; 3],
+            t_sampling: s.time.kind.code(),
+            t_mean: s.time.m,
+            t_std: s.time.s,
+            t_u: s.time.a,
         }
     }
 
@@ -537,15 +623,23 @@ impl GpuTrainer {
     fn encode_step(&self, pass: &mut wgpu::ComputePass<'_>, step_offset: u32, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let spec = &self.spec;
         let (p, g) = (&self.pipelines, &self.groups);
-        pass.set_bind_group(0, &g.batch, &[step_offset]);
-        match spec.coupling {
-            Coupling::Independent => {
+        match (&self.pairs, spec.coupling) {
+            (Some(pairs), _) if pairs.active => {
+                pass.set_bind_group(0, &pairs.group, &[step_offset]);
+                pass.set_pipeline(&pairs.pipeline);
+                let (x, y) = dispatch_groups(spec.batch, 64);
+                pass.dispatch_workgroups(x, y, 1);
+                mark(pass, "batch_pairs");
+            }
+            (_, Coupling::Independent) => {
+                pass.set_bind_group(0, &g.batch, &[step_offset]);
                 pass.set_pipeline(&p.batch);
                 let (x, y) = dispatch_groups(spec.batch, 64);
                 pass.dispatch_workgroups(x, y, 1);
                 mark(pass, "batch");
             }
-            Coupling::Ot => {
+            (_, Coupling::Ot) => {
+                pass.set_bind_group(0, &g.batch, &[step_offset]);
                 pass.set_pipeline(&p.batch_ot);
                 pass.dispatch_workgroups(1, 1, 1);
                 mark(pass, "batch_ot");

@@ -32,6 +32,11 @@ pub struct StepParams {
     /// Points in the source buffer; 0 means x0 ~ N(0, I).
     pub n_source: u32,
     pub _pad: [u32; 3],
+    /// `TimeSampling::code()` and the density's parameters (`cpu::time::TimeDist`).
+    pub t_sampling: u32,
+    pub t_mean: f32,
+    pub t_std: f32,
+    pub t_u: f32,
 }
 
 /// One linear layer's shape and offsets (WGSL `LayerParams`).
@@ -118,7 +123,7 @@ pub struct QualityParams {
     pub _pad: [f32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<StepParams>() == 80);
+const _: () = assert!(std::mem::size_of::<StepParams>() == 96);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
 const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
@@ -156,3 +161,53 @@ pub struct AdaptiveParams {
 }
 
 const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 64);
+
+/// One measured ODE step (WGSL `FlowStepParams` in `shaders/flow_stats.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FlowStepParams {
+    pub n: u32,
+    pub solver: u32,
+    /// 1 on the first step: the energy accumulators start from this step's value.
+    pub first: u32,
+    pub _pad0: u32,
+    pub t: f32,
+    pub h: f32,
+    pub _pad1: [f32; 2],
+}
+
+/// One minibatch-W2 estimate (WGSL `W2Params` in `shaders/w2_minibatch.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct W2Params {
+    pub n: u32,
+    pub m: u32,
+    pub batches: u32,
+    pub out_offset: u32,
+}
+
+/// One exact-field dispatch (WGSL `ExactParams` in `shaders/exact_field.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ExactParams {
+    /// Queries or particles.
+    pub n: u32,
+    pub n_points: u32,
+    /// `Path::code()`.
+    pub path: u32,
+    /// `Solver::code()` (exact flow).
+    pub solver: u32,
+    pub sigma_min: f32,
+    pub t: f32,
+    pub h: f32,
+    pub seed: u32,
+    pub record: u32,
+    pub step_index: u32,
+    /// Field error: which reading (the draws' `step` key).
+    pub reading: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<FlowStepParams>() == 32);
+const _: () = assert!(std::mem::size_of::<W2Params>() == 16);
+const _: () = assert!(std::mem::size_of::<ExactParams>() == 48);
