@@ -26,7 +26,7 @@ use crate::tableau::{step_energy, V2};
 /// Points per W2 minibatch (the shader's workgroup arrays hold this many).
 pub const W2_BATCH: u32 = 128;
 /// Minibatches per W2 estimate at most.
-pub const W2_MAX_BATCHES: u32 = 8;
+pub const W2_MAX_BATCHES: u32 = 64;
 
 /// The per-particle means of one measurement.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
