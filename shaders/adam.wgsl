@@ -1,7 +1,8 @@
 // adam.wgsl — Adam/AdamW over the packed parameter buffer, plus the step's loss reduction
 // (twin: src/cpu/adam.rs).
 //
-// Per parameter i (t = step + 1, c1 = 1/(1-β1^t), c2 = 1/(1-β2^t) precomputed in f64 on the CPU):
+// Per parameter i (t = step + 1, c1 = 1/(1-β1^t), c2 = 1/(1-β2^t) precomputed in f64 on the CPU,
+// lr = this step's value of the learning-rate schedule, AdamHyper::lr_at, also per step):
 //   m ← β1·m + (1-β1)·g,  v ← β2·v + (1-β2)·g²,  p ← p·(1 - lr·wd) - lr·(m·c1)/(√(v·c2) + ε)
 // The workgroup after the parameter workgroups instead reduces the batch's loss terms:
 //   metrics.losses[loss_slot] = (1/B) Σ_b loss_terms[b]

@@ -40,9 +40,13 @@ fn sigmoid(z: f32) -> f32 {
     return 1.0 / (1.0 + exp(-z));
 }
 
-// A quiet NaN: what a `default:` arm returns for a code that names no real choice.
+// A quiet NaN: what a `default:` arm returns for a code that names no real choice. The bits go
+// through a `var`: a NaN is not allowed as the value of a constant expression, and Chromium's
+// WGSL compiler (Tint) rejects `bitcast<f32>(0x7fc00000u)` ("value nan cannot be represented as
+// 'f32'"), which failed every kernel that includes this file in the browser.
 fn nan_f32() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
 }
 
 fn act(kind: u32, z: f32) -> f32 {

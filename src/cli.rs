@@ -22,7 +22,7 @@ pub fn usage() -> String {
     let d = Config::default();
     format!(
         "flowmatch — conditional flow matching trained in WGSL compute shaders\n\n\
-         USAGE:\n  flowmatch train [--dataset NAME] [--steps N] [--batch B] [--width W] [--depth D] [--lr LR]\n\
+         USAGE:\n  flowmatch train [--dataset NAME] [--steps N] [--batch B] [--width W] [--depth D] [--lr LR] [--schedule cosine|constant]\n\
          \x20                [--seed S] [--solver euler|midpoint|rk4|dopri5] [--nfe K] [--tol T] [--samples M] [--out FILE.csv]\n\
          \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
          \x20                [--t-sampling {times}] [--t-mean M] [--t-std S] [--t-u A] [--points N]\n\
@@ -49,7 +49,7 @@ pub fn usage() -> String {
          --profile N also times every kernel over N steps with GPU timestamps (matmul GFLOP/s; needs an\n\
          adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU).\n\n\
          Datasets: {datasets}\n\
-         Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr}, seed {seed},\n\
+         Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr} ({schedule} schedule over the steps), seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
         acts = crate::config::Activation::choices(),
         times = crate::config::TimeSampling::choices(),
@@ -60,6 +60,7 @@ pub fn usage() -> String {
         width = d.width,
         depth = d.depth,
         lr = d.lr,
+        schedule = d.schedule,
         seed = d.seed,
         solver = d.solver,
         nfe = d.nfe,

@@ -73,6 +73,18 @@ impl fmt::Display for Source {
     }
 }
 
+/// How the learning rate moves over a run's `steps` (counted from the start of training, or from the
+/// last change of target, learning rate, schedule or steps on the page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LrSchedule {
+    /// `lr` at every step.
+    Constant,
+    /// Cosine decay (Loshchilov & Hutter, SGDR, without restarts): `lr·(1 + cos(π·k/steps))/2` at
+    /// step k, from `lr` to 0 at `steps`, then 0. Averages out the last steps' noise that a constant
+    /// rate leaves in the final weights (docs/QUALITY.md).
+    Cosine,
+}
+
 /// The conditional probability path `x_t = α_t·x1 + β_t·x0` the model is trained on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Path {
@@ -156,6 +168,7 @@ macro_rules! named_enum {
 
 named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh => "tanh" });
 named_enum!(Coupling { Independent => "independent", Ot => "ot" });
+named_enum!(LrSchedule { Constant => "constant", Cosine => "cosine" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
 named_enum!(TimeSampling { Uniform => "uniform", LogitNormal => "logit-normal", UShaped => "u-shaped" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4", Dopri5 => "dopri5" });
@@ -226,6 +239,7 @@ pub struct Config {
     pub depth: u32,
     pub activation: Activation,
     pub lr: f32,
+    pub schedule: LrSchedule,
     pub batch: u32,
     pub steps: u64,
     pub seed: u32,
@@ -266,6 +280,7 @@ impl Default for Config {
             depth: 3,
             activation: Activation::Silu,
             lr: 1e-2,
+            schedule: LrSchedule::Cosine,
             batch: 256,
             steps: 2000,
             seed: 0,
@@ -401,6 +416,9 @@ fn path_names() -> Vec<&'static str> {
 fn coupling_names() -> Vec<&'static str> {
     Coupling::NAMES.to_vec()
 }
+fn schedule_names() -> Vec<&'static str> {
+    LrSchedule::NAMES.to_vec()
+}
 fn solver_names() -> Vec<&'static str> {
     Solver::NAMES.to_vec()
 }
@@ -450,10 +468,12 @@ pub static FIELDS: &[FieldSpec] = &[
         "The nonlinearity between hidden layers."),
     field!("lr", lr, "Learning rate", float(0.0, true, limits::MAX_LR, true), Live, All, false,
         "Adam's step size."),
+    field!("schedule", schedule, "Learning-rate schedule", FieldKind::Choice(schedule_names), Live, All, false,
+        "How the learning rate moves over the steps: cosine decays it to 0 at the last step (a new target or rate restarts it), constant keeps it."),
     field!("batch", batch, "Batch size", int(1, limits::MAX_BATCH as u64), Retrain, All, false,
         "(noise, target, time) samples per training step."),
     field!("steps", steps, "Training steps", int(0, limits::MAX_STEPS), Live, All, true,
-        "How many steps a run trains (0: no limit in the page)."),
+        "How many steps a run trains, and the length of the learning-rate schedule (0: no limit in the page, and a constant rate)."),
     field!("seed", seed, "Seed", int(0, u32::MAX as u64), Retrain, All, false,
         "Seeds the initial weights, the batches and the particles: the same seed gives the same run."),
     field!("sigma_min", sigma_min, "σ min (path width at t = 1)", float(0.0, false, 0.999, false), Retrain, All, false,
@@ -534,6 +554,11 @@ impl Config {
         [Effect::Retrain, Effect::Resample, Effect::Live].into_iter().find(|e| changed.iter().any(|f| f.effect == *e))
     }
 
+    /// The learning-rate schedule's length: `steps`, saturated to the trainers' u32 step counter.
+    pub fn schedule_steps(&self) -> u32 {
+        self.steps.min(u32::MAX as u64) as u32
+    }
+
     /// Checks settings that depend on each other; the message names the fields and the rule.
     /// (`set` checks each field alone, so e.g. `solver=dopri5` and `nfe=5` are both valid.)
     pub fn check_solver(&self) -> Result<(), ConfigError> {
@@ -604,7 +629,7 @@ mod tests {
             ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("path", "vp"), ("coupling", "ot"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
-            ("samples", "31"), ("particles", "12345"), ("t-sampling", "u-shaped"), ("t_mean", "-0.5"), ("t_std", "0.7"),
+            ("samples", "31"), ("particles", "12345"), ("schedule", "constant"), ("t-sampling", "u-shaped"), ("t_mean", "-0.5"), ("t_std", "0.7"),
             ("t_u", "6"), ("points", "1000"), ("reflow", "3"), ("reflow_pairs", "777"), ("reflow_steps", "55"),
         ] {
             c.set(k, v).unwrap();

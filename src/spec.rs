@@ -27,7 +27,7 @@ impl TrainSpec {
             sigma_min: c.sigma_min,
             path: c.path,
             coupling: c.coupling,
-            adam: AdamHyper::new(c.lr, c.weight_decay),
+            adam: AdamHyper::new(c.lr, c.weight_decay).with_schedule(c.schedule, c.schedule_steps()),
             time: TimeDist::from_config(c),
         }
     }

@@ -55,7 +55,7 @@ async fn swap_targets() {
         assert_eq!(gpu.read_params().await.unwrap(), before, "the weights are kept");
         let on_gpu = gpu.read(&gpu.data, 2 * 1000).await.unwrap();
         assert_eq!(on_gpu, small.points.iter().flat_map(|p| [p[0], p[1]]).collect::<Vec<_>>());
-        cpu.data = small.points.clone();
+        cpu.set_target(small.points.clone());
         cpu_losses.extend((0..k).map(|_| cpu.step()));
         gpu.train(k);
 
@@ -66,7 +66,7 @@ async fn swap_targets() {
         gpu.set_target(&big.points).unwrap();
         assert_eq!(gpu.allocated_bytes(), bytes - 4096 * 8 + big.points.len() as u64 * 8);
         assert_eq!(gpu.target_len() as usize, big.points.len());
-        cpu.data = big.points.clone();
+        cpu.set_target(big.points.clone());
         cpu_losses.extend((0..k).map(|_| cpu.step()));
         gpu.train(k);
 

@@ -74,14 +74,14 @@ fn divergence_is_flagged_and_a_good_snapshot_undoes_it() {
         t.train(10);
         let good = t.snapshot().await.unwrap();
         assert!(good.is_good());
-        t.set_lr(1e30);
+        t.set_lr(1e30, c.schedule, c.schedule_steps());
         t.train(40);
         let status = t.status(40).await.unwrap();
         let bad_step = status.first_bad_step.expect("lr 1e30 must produce a non-finite loss or parameter");
         assert!(bad_step >= 10, "the flag names a step after the good snapshot ({bad_step})");
         let bad = t.snapshot().await.unwrap();
         assert!(!bad.is_good(), "a snapshot after the divergence is not good");
-        t.set_lr(c.lr);
+        t.set_lr(c.lr, c.schedule, c.schedule_steps());
         t.restore(&good).unwrap();
         t.train(20);
         let after = t.status(20).await.unwrap();

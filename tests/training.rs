@@ -5,7 +5,7 @@
 mod common;
 use common::gpu;
 
-use flowmatch::config::{Config, Coupling, Dataset, Solver};
+use flowmatch::config::{Config, Coupling, Dataset, LrSchedule, Solver};
 use flowmatch::cpu::CpuTrainer;
 use flowmatch::gpu::flow_stats::FlowStats;
 use flowmatch::gpu::{GpuFlowStats, GpuSampler, GpuTrainer};
@@ -49,43 +49,53 @@ fn gpu_training_tracks_cpu_reference_for_50_steps() {
     });
 }
 
-/// The issue's quality bar: with the defaults (moons, width 64, depth 3, batch 256, lr 1e-2,
-/// Adam, SiLU, 2000 steps, Euler with 100 steps), a PyTorch implementation reaches a sliced
-/// Wasserstein-2 distance of about 0.11 to 20000 fresh target samples, where two target sets
-/// score about 0.013 against each other (the estimator's floor).
+/// Sample quality at least PyTorch's at the same budget (issue 16, docs/QUALITY.md), on the two
+/// thin targets where a constant learning rate hurt most. Configuration: the page's default on
+/// software adapters (`page_config(true)`: width 32, depth 2, batch 128, lr 1e-2 with the default
+/// cosine schedule over 2000 steps, SiLU, Adam), 100 Euler steps; seeds 0, 1, 2; 4000 samples
+/// scored by sliced W2 (256 directions) against 4000 fresh target points.
 ///
-/// The software driver is slow, so we sample 4000 particles against 4000 fresh target points. At
-/// that size the floor is larger (measured ~0.064 with this estimator), so we compare the
-/// floor-corrected distance `sqrt(SW² - floor²)`: PyTorch's 0.11 at a floor of 0.013 corrects to
-/// ~0.109. Measured here: 0.126 raw, ~0.109 corrected. Threshold 0.13 on the corrected value is
-/// PyTorch's figure plus ~20% for seed-to-seed variation, and fails any real regression: standard
-/// normal samples (an untrained flow) score ~0.56.
+/// Thresholds come from PyTorch, not from our runs: `bench/quality/torch_reference.py --width 32
+/// --depth 2 --batch 128 --samples 4000 --schedule cosine --test-score --seeds 0,…,7` (torch 2.15.0
+/// CPU, flow-matching 1.0.10, fresh target samples every batch;
+/// bench/results/quality-test-config.jsonl), scored exactly as here (its `sw2_test`: this
+/// estimator, these 256 directions, this target set, via numpy twins) since at 4000 points the
+/// choice of target set alone moves SW2 by ~0.03. Per dataset: the mean `m` and seed-to-seed
+/// standard deviation `s` over eight seeds. Our three-seed mean may exceed `m` only by what
+/// PyTorch's own spread allows a three-seed mean, `2·s/√3`. Measured here on lavapipe: moons
+/// [0.1071, 0.1375, 0.1346] (mean 0.1264, limit 0.1424), circles [0.1792, 0.2058, 0.1853] (mean
+/// 0.1901, limit 0.2023). The constant learning rate of before fails it (flowmatch's CPU reference,
+/// moons: [0.0996, 0.1997, 0.1746], mean 0.158); an untrained flow (N(0, I)) scores 0.56 on moons
+/// and 1.27 on circles. Takes 728 s at load average 14 on 2 cores (74 s of CPU).
 #[test]
-fn default_config_learns_moons() {
+fn quality_at_least_pytorchs_on_thin_targets() {
+    // (dataset, PyTorch's mean SW2, its seed-to-seed standard deviation) over seeds 0..7.
+    const PYTORCH: [(Dataset, f64, f64); 2] = [(Dataset::Moons, 0.1171, 0.0218), (Dataset::Circles, 0.1888, 0.0117)];
     pollster::block_on(async {
         let ctx = gpu().await;
-        let config = Config::default();
-        assert_eq!((config.dataset, config.steps, config.solver, config.nfe), (Dataset::Moons, 2000, Solver::Euler, 100));
-        let spec = TrainSpec::from_config(&config);
-        let data = sample_dataset(config.dataset, DATASET_POINTS, config.seed);
-        let mut trainer = GpuTrainer::new(&ctx, spec, &data).unwrap();
-        trainer.train(config.steps as u32);
-        let status = trainer.status(100).await.unwrap();
-        assert_eq!(status.first_bad_step, None);
         let n = 4000;
-        let mut sampler = GpuSampler::new(&ctx, &spec.shape, &trainer.params, n, 0).unwrap();
-        sampler.reset(12345);
-        let untrained_like = sampler.read_particles().await.unwrap();
-        sampler.integrate(config.solver, 0.0, 1.0, config.nfe);
-        let samples = sampler.read_particles().await.unwrap();
-        let fresh = sample_dataset(Dataset::Moons, n as usize, 987_654);
-        let sw = sliced_wasserstein2(&samples, &fresh, 256, 1);
-        let floor = sliced_wasserstein2(&sample_dataset(Dataset::Moons, n as usize, 55), &fresh, 256, 1);
-        let noise = sliced_wasserstein2(&untrained_like, &fresh, 256, 1);
-        let mean_loss: f32 = status.losses.iter().map(|(_, l)| l).sum::<f32>() / status.losses.len() as f32;
-        eprintln!("SW2 trained {sw:.4}, target-vs-target floor {floor:.4}, N(0,I) {noise:.4}; mean loss of last 100 steps {mean_loss:.4}");
-        let corrected = (sw * sw - floor * floor).max(0.0).sqrt();
-        assert!(corrected < 0.13, "samples are not on the moons: SW2 {sw:.4}, floor {floor:.4}, corrected {corrected:.4}");
+        for (dataset, m, s) in PYTORCH {
+            let mut scores = Vec::new();
+            for seed in 0..3 {
+                let mut config = Config::default();
+                (config.dataset, config.seed, config.width, config.depth, config.batch) = (dataset, seed, 32, 2, 128);
+                assert_eq!((config.lr, config.schedule, config.steps, config.nfe), (1e-2, LrSchedule::Cosine, 2000, 100));
+                let spec = TrainSpec::from_config(&config);
+                let data = sample_dataset(dataset, DATASET_POINTS, seed);
+                let mut trainer = GpuTrainer::new(&ctx, spec, &data).unwrap();
+                trainer.train(config.steps as u32);
+                assert_eq!(trainer.status(1).await.unwrap().first_bad_step, None);
+                let mut sampler = GpuSampler::new(&ctx, &spec.shape, &trainer.params, n, 0).unwrap();
+                sampler.reset(seed + 1);
+                sampler.integrate(config.solver, 0.0, 1.0, config.nfe);
+                let samples = sampler.read_particles().await.unwrap();
+                scores.push(sliced_wasserstein2(&samples, &sample_dataset(dataset, n as usize, 987_654), 256, 1));
+            }
+            let mean = scores.iter().sum::<f64>() / 3.0;
+            let limit = m + 2.0 * s / 3f64.sqrt();
+            eprintln!("{dataset}: SW2 {scores:.4?}, mean {mean:.4}; PyTorch {m:.4} ± {s:.4}, limit {limit:.4}");
+            assert!(mean <= limit, "{dataset}: mean SW2 {mean:.4} over seeds 0-2 is worse than PyTorch's {m:.4} beyond its seed spread (limit {limit:.4}); scores {scores:.4?}");
+        }
     });
 }
 
@@ -99,6 +109,8 @@ async fn two_step_quality(coupling: Coupling) -> (f64, FlowStats) {
     config.coupling = coupling;
     config.batch = 64;
     config.lr = 3e-3;
+    // Measured with a constant rate (before the cosine default); the coupling is what is tested.
+    config.schedule = LrSchedule::Constant;
     let spec = TrainSpec::from_config(&config);
     let data = sample_dataset(config.dataset, DATASET_POINTS, 1);
     let mut trainer = GpuTrainer::new(&ctx, spec, &data).unwrap();

@@ -17,6 +17,7 @@ const CONTROLS = [
   { key: 'depth', label: 'Depth (hidden layers)', kind: 'number', min: 1, max: 8, step: 1 },
   { key: 'activation', label: 'Activation', kind: 'select' },
   { key: 'lr', label: 'Learning rate', kind: 'number', min: 0, step: 'any' },
+  { key: 'schedule', label: 'Learning-rate schedule (over Steps)', kind: 'select' },
   { key: 'batch', label: 'Batch size', kind: 'number', min: 1, max: 65536, step: 1 },
   { key: 'sigma_min', label: 'σ min (path width at t = 1)', kind: 'number', min: 0, max: 0.999, step: 'any' },
   { key: 'seed', label: 'Seed', kind: 'number', min: 0, step: 1 },
@@ -28,7 +29,7 @@ const CONTROLS = [
   { key: 'path', label: 'Probability path', kind: 'select', advanced: true },
   { key: 'coupling', label: 'Coupling', kind: 'select', advanced: true },
   { key: 'weight_decay', label: 'Weight decay', kind: 'number', min: 0, max: 1, step: 'any', advanced: true },
-  { key: 'steps', label: 'Steps (command line runs)', kind: 'number', min: 0, step: 1, advanced: true },
+  { key: 'steps', label: 'Steps (schedule length; command line runs)', kind: 'number', min: 0, step: 1, advanced: true },
   { key: 'samples', label: 'Samples (command line runs)', kind: 'number', min: 1, step: 1, advanced: true },
 ];
 

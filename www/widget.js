@@ -10,7 +10,7 @@
 // element works under a strict CSP (style-src 'self'; no inline styles anywhere).
 //
 // Attributes (all optional; every one applies live):
-//   configuration: dataset source width depth activation lr batch seed sigma-min path coupling
+//   configuration: dataset source width depth activation lr schedule batch seed sigma-min path coupling
 //     weight-decay solver nfe particles (the demo page's hash fields, dashes for underscores), and
 //     config="dataset=moons&width=64..." (a whole demo-page hash; single attributes win over it).
 //   shown: trajectories field target loss = on|off (defaults off, off, on, on); particles always.
@@ -32,7 +32,7 @@
 import init, { App, choices, config_defaults } from '../pkg/flowmatch.js';
 
 const CONFIG_ATTRS = [
-  'dataset', 'source', 'width', 'depth', 'activation', 'lr', 'batch', 'seed', 'sigma-min', 'path',
+  'dataset', 'source', 'width', 'depth', 'activation', 'lr', 'schedule', 'batch', 'seed', 'sigma-min', 'path',
   'coupling', 'weight-decay', 'solver', 'nfe', 'particles',
 ];
 // Widget attribute → App layer.

@@ -84,6 +84,7 @@ mod native {
                 .str("activation", c.activation.name())
                 .raw("batch", c.batch)
                 .raw("lr", c.lr)
+                .str("schedule", c.schedule.name())
                 .raw("seed", c.seed)
                 .str("solver", c.solver.name())
                 .raw("nfe", c.nfe)

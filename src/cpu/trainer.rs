@@ -46,6 +46,14 @@ impl CpuTrainer {
         }
     }
 
+    /// Trains on `data` (at least one point) from the next step on, keeping the weights, moments
+    /// and step count; the learning-rate schedule restarts, as `GpuTrainer::set_target`.
+    pub fn set_target(&mut self, data: Vec<[f32; 2]>) {
+        assert!(!data.is_empty(), "training data must not be empty");
+        self.data = data;
+        self.spec.adam.schedule_start = self.step;
+    }
+
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;

@@ -15,7 +15,7 @@ use super::readback::{map_staging, read_f32};
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
 use super::uniforms::{slots, LayerParams, StepParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
-use crate::config::Coupling;
+use crate::config::{Coupling, LrSchedule};
 use crate::cpu::coupling::OT_MAX_BATCH;
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
@@ -421,6 +421,7 @@ impl GpuTrainer {
         self.spec.seed = seed;
         self.reset_state(&self.spec.shape.init_params(seed));
         self.step = 0;
+        self.spec.adam.schedule_start = 0;
     }
 
     /// Sets the parameters and the step counter (e.g. loading a model); Adam restarts.
@@ -430,7 +431,8 @@ impl GpuTrainer {
     }
 
     /// Replaces the target points for the following steps; weights, Adam moments and the step
-    /// count are kept, so training simply continues on the new target. The points are written
+    /// count are kept, so training simply continues on the new target, and the learning-rate
+    /// schedule restarts (a decayed rate would leave the model on the old target). The points are written
     /// into the existing buffer when they fit; otherwise a larger buffer replaces it (the batch
     /// bind group is rebuilt, the old buffer is dropped) and callers that bound `data` (the
     /// renderer) must bind it again. On error nothing changes.
@@ -457,6 +459,7 @@ impl GpuTrainer {
             self.data = data_buf;
         }
         self.n_points = data.len() as u32;
+        self.spec.adam.schedule_start = self.step;
         Ok(())
     }
 
@@ -536,9 +539,10 @@ impl GpuTrainer {
         &self.metrics
     }
 
-    /// Changes the learning rate for the following steps (no reallocation).
-    pub fn set_lr(&mut self, lr: f32) {
-        self.spec.adam.lr = lr;
+    /// Changes the learning rate and its schedule for the following steps (no reallocation); a
+    /// change restarts the schedule at the current step.
+    pub fn set_lr(&mut self, lr: f32, schedule: LrSchedule, horizon: u32) {
+        self.spec.adam.set_lr(lr, schedule, horizon, self.step);
     }
 
     fn step_params(&self, step: u32) -> StepParams {
@@ -550,7 +554,7 @@ impl GpuTrainer {
             batch: s.batch,
             n_points: self.pairs_len().unwrap_or(self.n_points),
             sigma_min: s.sigma_min,
-            lr: s.adam.lr,
+            lr: s.adam.lr_at(step),
             beta1: s.adam.beta1,
             beta2: s.adam.beta2,
             eps: s.adam.eps,

@@ -496,7 +496,7 @@ impl Inner {
                     } else if next.solver != old.solver {
                         g.set_solver(next.solver);
                     }
-                    g.trainer.set_lr(next.lr);
+                    g.trainer.set_lr(next.lr, next.schedule, next.schedule_steps());
                     if next.tol != old.tol {
                         g.set_tol(next.tol)?;
                     }
@@ -507,7 +507,7 @@ impl Inner {
                     } else if next.solver != old.solver {
                         c.set_solver(next.solver);
                     }
-                    c.set_lr(next.lr);
+                    c.set_lr(next.lr, next.schedule, next.schedule_steps());
                     if next.tol != old.tol {
                         c.set_tol(next.tol);
                     }
@@ -622,7 +622,7 @@ impl Inner {
 /// The allowed values of an enum field (`dataset`, `activation`, `solver`, ...), for the selects.
 #[wasm_bindgen]
 pub fn choices(field: &str) -> Vec<String> {
-    use crate::config::{Activation, Coupling, Dataset, Path, Solver};
+    use crate::config::{Activation, Coupling, Dataset, LrSchedule, Path, Solver};
     fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<String> {
         all.iter().map(|&v| name(v).to_string()).collect()
     }
@@ -633,6 +633,7 @@ pub fn choices(field: &str) -> Vec<String> {
         "solver" => names(Solver::ALL, Solver::name),
         "path" => names(Path::ALL, Path::name),
         "coupling" => names(Coupling::ALL, Coupling::name),
+        "schedule" => names(LrSchedule::ALL, LrSchedule::name),
         _ => Vec::new(),
     }
 }

@@ -142,6 +142,7 @@ impl CpuView {
         t.params = t.spec.shape.init_params(seed);
         t.m.iter_mut().chain(t.v.iter_mut()).chain(t.grads.iter_mut()).for_each(|x| *x = 0.0);
         t.step = 0;
+        t.spec.adam.schedule_start = 0;
         self.job = None;
         self.traj_step = None;
         self.field_key = None;
@@ -156,8 +157,10 @@ impl CpuView {
         self.traj[self.steps as usize * n..].to_vec()
     }
 
-    pub fn set_lr(&mut self, lr: f32) {
-        self.trainer.spec.adam.lr = lr;
+    /// A new learning rate or schedule; a change restarts the schedule at the current step.
+    pub fn set_lr(&mut self, lr: f32, schedule: crate::config::LrSchedule, horizon: u32) {
+        let now = self.trainer.step;
+        self.trainer.spec.adam.set_lr(lr, schedule, horizon, now);
     }
 
     /// Trains on `points` from now on (a custom target) with the current weights; the faint
@@ -166,7 +169,7 @@ impl CpuView {
         if points.is_empty() {
             return Err("the target has no points".into());
         }
-        self.trainer.data = points.to_vec();
+        self.trainer.set_target(points.to_vec());
         self.target = points.iter().take(TARGET_DRAWN).copied().collect();
         Ok(())
     }

@@ -172,7 +172,7 @@ impl Inner {
     fn rewind_to(&mut self, snap: &Snapshot) -> Result<(), String> {
         let Backend::Gpu(g) = &mut self.backend else { return Err("restoring weights needs the WebGPU backend".into()) };
         g.trainer.restore(snap).map_err(|e| e.to_string())?;
-        g.trainer.set_lr(self.config.lr);
+        g.trainer.set_lr(self.config.lr, self.config.schedule, self.config.schedule_steps());
         g.frozen = false;
         g.traj_step = None;
         self.generation += 1;
