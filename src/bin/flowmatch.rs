@@ -240,6 +240,8 @@ mod native {
         if c.reflow > 0 {
             let mut reflow = GpuReflow::new(&t.ctx, &t.trainer, c.reflow_pairs, c.seed).map_err(gpu_failure)?;
             rounds.push(round_json(0, c.steps, t.final_loss, &m));
+            // Each round runs the learning-rate schedule over its own steps (the pairs restart it).
+            t.trainer.set_lr(c.lr, c.schedule, c.reflow_steps);
             for round in 1..=c.reflow {
                 let start = Instant::now();
                 reflow.make_pairs(&mut t.trainer, c.solver, c.nfe, c.tol).map_err(gpu_failure)?;

@@ -470,7 +470,8 @@ impl GpuTrainer {
 
     /// Reflow: from the next step on, batches draw fixed pairs `(x0[k], x1[k])`, k < `n`, instead
     /// of independent noise and target points (`build_batch_pairs` in `shaders/batch.wgsl`, twin
-    /// `cpu::reflow::build_batch_pairs`); weights, Adam moments and the step count are kept. The
+    /// `cpu::reflow::build_batch_pairs`); weights, Adam moments and the step count are kept and the
+    /// learning-rate schedule restarts (as with a new target). The
     /// first `n` points of `x0` and `x1` (e.g. a sampler's `origins` and `particles`) are copied
     /// on the GPU into buffers the trainer owns, so the caller may reuse its own. Applies to either
     /// coupling (the pairs are the coupling). On error nothing changes.
@@ -514,6 +515,8 @@ impl GpuTrainer {
         self.ctx.queue.submit([encoder.finish()]);
         pairs.n = n;
         pairs.active = true;
+        // New training data restarts the learning-rate schedule, as a new target does.
+        self.spec.adam.schedule_start = self.step;
         Ok(())
     }
 
