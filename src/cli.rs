@@ -25,12 +25,18 @@ pub fn usage() -> String {
          USAGE:\n  flowmatch train [--dataset NAME] [--steps N] [--batch B] [--width W] [--depth D] [--lr LR]\n\
          \x20                [--seed S] [--solver euler|midpoint|rk4|dopri5] [--nfe K] [--tol T] [--samples M] [--out FILE.csv]\n\
          \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
+         \x20                [--objective fm|meanflow] [--conditional on|off] [--label-dropout P] [--class all|C] [--guidance W]\n\
+         \x20                [--sampler ode|sde] [--noise G]\n\
          \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv]\n\
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps (dopri5: adaptive Dormand-Prince 5(4) with rtol = atol = T, default 1e-3, and\n\
          K its budget of field evaluations per particle, at least 7), writes them as CSV (header x,y) and prints one JSON line of results.\n\
+         --conditional on trains with the dataset's class labels (each replaced by \"no class\" with probability P, default 0.1);\n\
+         --class C then samples class C, and --guidance W applies classifier-free guidance v(none) + W*(v(C) - v(none)).\n\
+         --sampler sde integrates dx = [v + g^2/2 s] dt + g dW (same distribution; g(t) = G*sqrt(beta_t), Euler-Maruyama,\n\
+         Gaussian source). --objective meanflow learns the average velocity and samples in K jumps (K = 1: one step).\n\
          nll: trains the same way, then integrates the flow backwards with the exact divergence to give\n\
          log p(x) of N held-out target samples (mean NLL) and of a GxG grid over [-5,5]^2 (its mass, and\n\
          the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration (dopri5 there: max(1, K/6)\n\
@@ -83,6 +89,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 Ok(())
             })?;
             config.check_solver()?;
+            config.check_generation()?;
             Ok(Command::Train { config, out })
         }
         "nll" => {
@@ -96,6 +103,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 Ok(())
             })?;
             config.check_solver()?;
+            config.check_generation()?;
             Ok(Command::Nll { config, held_out, grid, heatmap })
         }
         "bench" => parse_bench(&args[1..]),

@@ -85,6 +85,70 @@ pub enum Path {
     Vp,
 }
 
+/// On or off (a setting that is a switch, written `on`/`off` in URLs, attributes and flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OnOff {
+    Off,
+    On,
+}
+
+/// How samples are drawn from the learned velocity field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sampler {
+    /// The probability-flow ODE `dx/dt = v(x, t)`, integrated with `solver`.
+    Ode,
+    /// The SDE `dx = [v + ½g(t)²·s(x, t)] dt + g(t) dW` with the score `s` derived from `v`
+    /// (same marginals as the ODE for any `g`); Euler–Maruyama, Gaussian source only.
+    Sde,
+}
+
+/// What the network learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Objective {
+    /// Conditional flow matching: the instantaneous velocity `v(x, t)`.
+    Fm,
+    /// MeanFlow (Geng et al. 2025): the average velocity `u(z, r, t)` over `[t, r]`, which
+    /// samples in one or a few jumps.
+    MeanFlow,
+}
+
+/// Which class conditional samples follow: all of them (the unconditional model, through the
+/// "no class" token) or one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SampleClass {
+    All,
+    One(u32),
+}
+
+impl SampleClass {
+    /// The class index, `None` for all.
+    pub fn index(self) -> Option<u32> {
+        match self {
+            SampleClass::All => None,
+            SampleClass::One(c) => Some(c),
+        }
+    }
+}
+
+impl FromStr for SampleClass {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(SampleClass::All),
+            n => n.parse::<u32>().ok().filter(|&c| c < limits::MAX_CLASSES).map(SampleClass::One).ok_or(()),
+        }
+    }
+}
+
+impl fmt::Display for SampleClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleClass::All => f.write_str("all"),
+            SampleClass::One(c) => write!(f, "{c}"),
+        }
+    }
+}
+
 /// The standard 2D targets of `shared/spec/datasets.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dataset {
@@ -146,6 +210,9 @@ named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh =>
 named_enum!(Coupling { Independent => "independent", Ot => "ot" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4", Dopri5 => "dopri5" });
+named_enum!(OnOff { Off => "off", On => "on" });
+named_enum!(Sampler { Ode => "ode", Sde => "sde" });
+named_enum!(Objective { Fm => "fm", MeanFlow => "meanflow" });
 named_enum!(Dataset {
     Checkerboard => "checkerboard",
     Moons => "moons",
@@ -156,6 +223,23 @@ named_enum!(Dataset {
     Swissroll => "swissroll",
     Pinwheel => "pinwheel",
 });
+
+impl Dataset {
+    /// Number of class labels (`shared/spec/datasets.md`, "Class labels"): the mixture component
+    /// each sample is drawn from.
+    pub fn num_classes(self) -> u32 {
+        match self {
+            Dataset::Checkerboard => 8,
+            Dataset::Moons => 2,
+            Dataset::EightGaussians => 8,
+            Dataset::TwentyFiveGaussians => 25,
+            Dataset::Circles => 2,
+            Dataset::Spirals => 2,
+            Dataset::Swissroll => 3,
+            Dataset::Pinwheel => 5,
+        }
+    }
+}
 
 impl Solver {
     /// Velocity evaluations per step.
@@ -198,6 +282,12 @@ pub mod limits {
     pub const MAX_SAMPLES: u32 = 4_000_000;
     pub const MAX_LR: f32 = 1.0e4;
     pub const MAX_PARTICLES: u32 = 1_000_000;
+    /// Most class labels of any dataset (25gaussians).
+    pub const MAX_CLASSES: u32 = 25;
+    /// Largest classifier-free guidance weight.
+    pub const MAX_GUIDANCE: f32 = 8.0;
+    /// Largest SDE noise scale G (`g(t) = G·sqrt(β_t)`).
+    pub const MAX_NOISE: f32 = 4.0;
 }
 
 /// Everything a run depends on. Construct with `Config::default()` and change with [`Config::set`].
@@ -223,6 +313,20 @@ pub struct Config {
     pub samples: u32,
     /// Particles in the live view (page and widget).
     pub particles: u32,
+    /// What the network learns: the velocity (flow matching) or MeanFlow's average velocity.
+    pub objective: Objective,
+    /// Class-conditional training with the dataset's labels (and classifier-free guidance).
+    pub conditional: OnOff,
+    /// Probability that a training sample's label is replaced by the "no class" token.
+    pub label_dropout: f32,
+    /// The class samples follow (conditional models).
+    pub class: SampleClass,
+    /// Classifier-free guidance weight w: `v = v(∅) + w·(v(c) - v(∅))`; 1 = plain conditional.
+    pub guidance: f32,
+    /// ODE or SDE sampling.
+    pub sampler: Sampler,
+    /// The SDE's noise scale G: `g(t) = G·sqrt(β_t)`.
+    pub noise: f32,
 }
 
 impl Default for Config {
@@ -246,6 +350,13 @@ impl Default for Config {
             tol: 1e-3,
             samples: 10_000,
             particles: 4096,
+            objective: Objective::Fm,
+            conditional: OnOff::Off,
+            label_dropout: 0.1,
+            class: SampleClass::All,
+            guidance: 1.0,
+            sampler: Sampler::Ode,
+            noise: 1.0,
         }
     }
 }
@@ -364,6 +475,24 @@ fn coupling_names() -> Vec<&'static str> {
 fn solver_names() -> Vec<&'static str> {
     Solver::NAMES.to_vec()
 }
+fn on_off_names() -> Vec<&'static str> {
+    OnOff::NAMES.to_vec()
+}
+fn sampler_names() -> Vec<&'static str> {
+    Sampler::NAMES.to_vec()
+}
+fn objective_names() -> Vec<&'static str> {
+    Objective::NAMES.to_vec()
+}
+/// `all`, then every class index any dataset has (`check_generation` checks it against the
+/// dataset's own count).
+fn class_names() -> Vec<&'static str> {
+    const NAMES: [&str; limits::MAX_CLASSES as usize + 1] = [
+        "all", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20",
+        "21", "22", "23", "24",
+    ];
+    NAMES.to_vec()
+}
 
 /// One [`FieldSpec`] whose value lives in `Config::$field` and is parsed as that field's type.
 macro_rules! field {
@@ -431,6 +560,20 @@ pub static FIELDS: &[FieldSpec] = &[
         "Particles drawn in the live view."),
     field!("tol", tol, "Tolerance (dopri5)", float(1e-6, false, 0.1, true), Resample, All, true,
         "Relative and absolute error tolerance of the adaptive solver."),
+    field!("objective", objective, "Model", FieldKind::Choice(objective_names), Retrain, All, false,
+        "fm learns the velocity (many small solver steps); meanflow learns the average velocity over an interval (one or a few jumps)."),
+    field!("conditional", conditional, "Class-conditional", FieldKind::Choice(on_off_names), Retrain, All, false,
+        "Also feed the network the dataset's class label, so samples can follow one class (with classifier-free guidance)."),
+    field!("label_dropout", label_dropout, "Label dropout", float(0.0, false, 1.0, false), Retrain, All, true,
+        "Probability that a training label is replaced by \"no class\", so the same network is also unconditional."),
+    field!("class", class, "Class", FieldKind::Choice(class_names), Resample, All, false,
+        "The class samples follow (conditional models): a component index of the dataset, or all."),
+    field!("guidance", guidance, "Guidance w", float(0.0, false, limits::MAX_GUIDANCE, false), Resample, All, false,
+        "Classifier-free guidance: v = v(no class) + w·(v(class) - v(no class)); 1 is the plain conditional model."),
+    field!("sampler", sampler, "Sampler", FieldKind::Choice(sampler_names), Resample, All, true,
+        "ode follows the flow; sde adds noise and the matching score drift (same distribution, jittering paths)."),
+    field!("noise", noise, "SDE noise G", float(0.0, false, limits::MAX_NOISE, false), Resample, All, true,
+        "Noise scale of the sde sampler: g(t) = G·sqrt(β_t), G at t = 0 and none at the data end; 0 is the ODE."),
 ];
 
 /// The spec of the field called `name` (canonical name). Panics on an unknown name: only used with
@@ -483,6 +626,63 @@ impl Config {
                 "nfe",
                 &self.nfe.to_string(),
                 "at least 7 with solver dopri5 (nfe is then its budget of field evaluations per particle: one step costs 6, plus 1 to start)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings of conditional generation, stochastic sampling and MeanFlow that depend
+    /// on each other (and on the dataset); the message names the field, the value and the rule.
+    /// Call it wherever [`Config::check_solver`] is called.
+    pub fn check_generation(&self) -> Result<(), ConfigError> {
+        let conditional = self.conditional == OnOff::On;
+        let classes = self.dataset.num_classes();
+        if let SampleClass::One(c) = self.class {
+            if !conditional {
+                return Err(invalid("class", &self.class.to_string(), "all unless conditional is on (only a class-conditional model can follow one class)"));
+            }
+            if c >= classes {
+                return Err(invalid(
+                    "class",
+                    &self.class.to_string(),
+                    format!("all or a class from 0 to {} ({} has {classes} classes)", classes - 1, self.dataset),
+                ));
+            }
+            if self.label_dropout >= 1.0 {
+                return Err(invalid("label_dropout", &self.label_dropout.to_string(), "below 1 when sampling a class (at 1 the model never sees a label)"));
+            }
+        }
+        if self.guidance != 1.0 {
+            let value = self.guidance.to_string();
+            if !conditional {
+                return Err(invalid("guidance", &value, "1 unless conditional is on (guidance mixes the class and no-class fields of a conditional model)"));
+            }
+            if self.class == SampleClass::All {
+                return Err(invalid("guidance", &value, "1 with class all (guidance needs a class to steer towards)"));
+            }
+            if self.label_dropout <= 0.0 {
+                return Err(invalid("guidance", &value, "1 with label_dropout 0 (guidance needs the no-class field, learnt only when labels are dropped)"));
+            }
+        }
+        if self.coupling == Coupling::Ot && (conditional || self.objective == Objective::MeanFlow) {
+            return Err(invalid("coupling", self.coupling.name(), "independent with conditional on or objective meanflow (OT pairing ignores labels and MeanFlow's second time)"));
+        }
+        if self.sampler == Sampler::Sde {
+            if self.source != Source::Gaussian {
+                return Err(invalid("sampler", "sde", format!("ode with source {} (the SDE's score is derived for a Gaussian source only)", self.source)));
+            }
+            if self.objective != Objective::Fm {
+                return Err(invalid("sampler", "sde", "ode with objective meanflow (MeanFlow samples by jumps of its average velocity)"));
+            }
+            if self.solver != Solver::Euler {
+                return Err(invalid("solver", self.solver.name(), "euler with sampler sde (the SDE is integrated by Euler–Maruyama)"));
+            }
+        }
+        if self.objective == Objective::MeanFlow && self.solver != Solver::Euler {
+            return Err(invalid(
+                "solver",
+                self.solver.name(),
+                "euler with objective meanflow (it samples by jumps z + h·u(z, t, t + h); nfe is the number of jumps)",
             ));
         }
         Ok(())

@@ -12,9 +12,11 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use flowmatch::cli::{self, Command, JsonLine};
-    use flowmatch::config::Source;
-    use flowmatch::gpu::{GpuContext, GpuDensity, GpuSampler, GpuTrainer};
-    use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::config::{Objective, OnOff, Sampler, Source};
+    use flowmatch::cpu::sde::SdeSpec;
+    use flowmatch::gpu::{GpuContext, GpuDensity, GpuSampler, GpuTrainer, TrainerOptions};
+    use flowmatch::model::Query;
+    use flowmatch::targets::{sample_dataset, sample_dataset_labeled, DATASET_POINTS};
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
     use std::process::exit;
@@ -83,6 +85,13 @@ mod native {
                 .str("solver", c.solver.name())
                 .raw("nfe", c.nfe)
                 .num("tol", c.tol as f64)
+                .str("objective", c.objective.name())
+                .str("conditional", c.conditional.name())
+                .num("label_dropout", c.label_dropout as f64)
+                .str("class", &c.class.to_string())
+                .num("guidance", c.guidance as f64)
+                .str("sampler", c.sampler.name())
+                .num("noise", c.noise as f64)
                 .str("adapter", &self.ctx.adapter.to_string())
                 .str("backend", &self.ctx.adapter.backend)
                 .str("device_type", &self.ctx.adapter.device_type)
@@ -93,13 +102,14 @@ mod native {
     async fn train_model(config: Config) -> Result<Trained, Failure> {
         let ctx = GpuContext::new().await.map_err(gpu_failure)?;
         eprintln!("adapter: {}", ctx.adapter);
-        let data = sample_dataset(config.dataset, DATASET_POINTS, config.seed);
+        let (data, labels) = sample_dataset_labeled(config.dataset, DATASET_POINTS, config.seed);
         let source = match config.source {
             Source::Gaussian => Vec::new(),
             Source::Dataset(d) => sample_dataset(d, DATASET_POINTS, config.seed ^ 0x5eed),
         };
         let spec = TrainSpec::from_config(&config);
-        let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(gpu_failure)?;
+        let labels = if config.conditional == OnOff::On { labels } else { Vec::new() };
+        let mut trainer = GpuTrainer::with_labels(&ctx, spec, &data, &labels, &source, TrainerOptions::default()).map_err(gpu_failure)?;
         let mut losses: Vec<f32> = Vec::new();
         let start = Instant::now();
         let mut done = 0u64;
@@ -129,7 +139,14 @@ mod native {
         let mut sampler = GpuSampler::new_with_source(&t.ctx, &t.spec.shape, &t.trainer.params, c.samples, 0, &t.source).map_err(gpu_failure)?;
         sampler.reset(c.seed.wrapping_add(1));
         sampler.set_tol(c.tol).map_err(|e| (2, e))?;
-        sampler.integrate(c.solver, 0.0, 1.0, c.nfe);
+        sampler.set_query(query(c));
+        match (c.objective, c.sampler) {
+            (Objective::MeanFlow, _) => sampler.integrate_mean_flow(0.0, 1.0, c.nfe),
+            (Objective::Fm, Sampler::Sde) => {
+                sampler.integrate_sde(SdeSpec { path: c.path, sigma_min: c.sigma_min, noise: c.noise }, 0.0, 1.0, c.nfe)
+            }
+            (Objective::Fm, Sampler::Ode) => sampler.integrate(c.solver, 0.0, 1.0, c.nfe),
+        }
         let samples = sampler.read_particles().await.map_err(gpu_failure)?;
         let adaptive = if c.solver == flowmatch::config::Solver::Dopri5 {
             let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
@@ -174,9 +191,18 @@ mod native {
         let t = train_model(config).await?;
         let c = &t.config;
         let start = Instant::now();
-        let points = sample_dataset(c.dataset, held_out as usize, c.seed ^ 0x4e11);
+        // Held-out points of the class the density follows (all classes: the whole dataset).
+        let points = match c.class.index() {
+            None => sample_dataset(c.dataset, held_out as usize, c.seed ^ 0x4e11),
+            Some(class) => {
+                let n = held_out as usize * (2 * c.dataset.num_classes() as usize);
+                let (p, l) = sample_dataset_labeled(c.dataset, n, c.seed ^ 0x4e11);
+                p.into_iter().zip(l).filter(|&(_, k)| k == class).map(|(p, _)| p).take(held_out as usize).collect()
+            }
+        };
         let cells = (grid * grid) as usize;
         let density = GpuDensity::new(&t.ctx, &t.spec.shape, &t.trainer.params, (held_out as usize).max(cells) as u32).map_err(gpu_failure)?;
+        density.set_query(query(c));
         // dopri5's nfe is a budget of evaluations; the backward pass takes equal steps of 6.
         let density_steps = if c.solver == flowmatch::config::Solver::Dopri5 { (c.nfe / 6).max(1) } else { c.nfe };
         let log_p = density.log_density(&points, c.solver, density_steps).await.map_err(gpu_failure)?;
@@ -219,6 +245,11 @@ mod native {
             std::io::stdout().flush().map_err(|e| (1, e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The class and guidance the samples follow.
+    fn query(c: &Config) -> Query {
+        Query { class: c.class.index(), guidance: c.guidance }
     }
 
     fn write_csv(path: &str, header: &str, rows: impl Iterator<Item = String>) -> std::io::Result<()> {

@@ -10,8 +10,10 @@ pub mod adam;
 pub mod batch;
 pub mod coupling;
 pub mod density;
+pub mod meanflow;
 pub mod mlp;
 pub mod ode;
+pub mod sde;
 pub mod trainer;
 
 pub use trainer::CpuTrainer;
