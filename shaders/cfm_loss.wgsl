@@ -2,10 +2,8 @@
 // (twin: src/cpu/mlp.rs::forward's last layer and ::loss_and_grad).
 //
 //   v[b,:] = bias + W·a[b,:]           (W is (2, in), no activation)
-//   loss_terms[b] = w_b·‖v_b - u_b‖²    (the mean over b is taken in adam.wgsl's extra workgroup)
-//   δ_out[b,:] = dL/dv = 2·w_b·(v_b - u_b)/B  for L = (1/B) Σ_b w_b·‖v_b - u_b‖²
-// with w_b = 1, or MeanFlow's adaptive weight w_b = 1/(‖v_b - u_b‖² + loss_c)^loss_p held
-// constant (stop-gradient) when lp.loss_p > 0.
+//   loss_terms[b] = ‖v_b - u_b‖²        (the mean over b is taken in adam.wgsl's extra workgroup)
+//   δ_out[b,:] = dL/dv = 2(v_b - u_b)/B  for L = (1/B) Σ_b ‖v_b - u_b‖²
 // Layouts: a (B, in) at x_offset, v (B, 2) at z_offset, u (B, 2) at target_offset in acts;
 // δ_out (B, 2) at delta_offset and loss_terms (B) at loss_offset in deltas.
 // Bindings: as mlp_forward.wgsl. Dispatched once per step by src/gpu/trainer.rs, as one of:
@@ -21,12 +19,6 @@
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> acts: array<f32>;
 @group(0) @binding(3) var<storage, read_write> deltas: array<f32>;
-
-// The per-sample loss weight (twin: src/cpu/mlp.rs::LossWeight::weight).
-fn loss_weight(e2: f32) -> f32 {
-    if (lp.loss_p == 0.0) { return 1.0; }
-    return 1.0 / pow(e2 + lp.loss_c, lp.loss_p);
-}
 
 @compute @workgroup_size(64)
 fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -44,10 +36,8 @@ fn output_loss(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     acts[lp.z_offset + 2u * b + 1u] = v.y;
     let u = vec2<f32>(acts[lp.target_offset + 2u * b], acts[lp.target_offset + 2u * b + 1u]);
     let e = v - u;
-    let e2 = dot(e, e);
-    let w = loss_weight(e2);
-    deltas[lp.loss_offset + b] = w * e2;
-    let g = w * (2.0 * e / f32(lp.batch));
+    deltas[lp.loss_offset + b] = dot(e, e);
+    let g = 2.0 * e / f32(lp.batch);
     deltas[lp.delta_offset + 2u * b] = g.x;
     deltas[lp.delta_offset + 2u * b + 1u] = g.y;
 }
@@ -90,10 +80,8 @@ fn output_loss_rows(
         acts[lp.z_offset + 2u * b + 1u] = out.y;
         let u = vec2<f32>(acts[lp.target_offset + 2u * b], acts[lp.target_offset + 2u * b + 1u]);
         let e = out - u;
-        let e2 = dot(e, e);
-        let w = loss_weight(e2);
-        deltas[lp.loss_offset + b] = w * e2;
-        let g = w * (2.0 * e / f32(lp.batch));
+        deltas[lp.loss_offset + b] = dot(e, e);
+        let g = 2.0 * e / f32(lp.batch);
         deltas[lp.delta_offset + 2u * b] = g.x;
         deltas[lp.delta_offset + 2u * b + 1u] = g.y;
         grad_out[r] = g;

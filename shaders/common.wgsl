@@ -147,8 +147,6 @@ struct LayerParams {
     w_offset: u32, b_offset: u32, x_offset: u32, z_offset: u32,
     a_offset: u32, delta_offset: u32, delta_prev_offset: u32, z_prev_offset: u32,
     dw_groups: u32, has_prev: u32, target_offset: u32, loss_offset: u32,
-    // Output layer only: per-sample loss weight 1/(‖e‖² + loss_c)^loss_p (0: no weighting).
-    loss_p: f32, loss_c: f32, _pad0: u32, _pad1: u32,
 }
 
 // ---- 4×4 register blocks (software-adapter kernels in mlp_forward.wgsl, mlp_backward.wgsl) ----

@@ -30,10 +30,19 @@ struct DensityParams {
 // query's class, and for a guided query the same linear mix of both evaluations (divergence is
 // linear in the field).
 fn field_and_divergence(x: vec2<f32>, t: f32) -> vec3<f32> {
-    let fc = net_divergence(x, t, model.query_column);
-    if (model.guided == 0u) { return fc; }
-    let fu = net_divergence(x, t, model.null_column);
-    return fu + model.guidance * (fc - fu);
+    // A loop over the (one or two) evaluations, so the network is inlined once (see network.wgsl).
+    var fc = vec3<f32>(0.0);
+    var out = vec3<f32>(0.0);
+    for (var e = 0u; e <= model.guided; e++) {
+        let f = net_divergence(x, t, select(model.query_column, model.null_column, e == 1u));
+        if (e == 0u) {
+            fc = f;
+            out = f;
+        } else {
+            out = f + model.guidance * (fc - f);
+        }
+    }
+    return out;
 }
 
 // (v_x, v_y, div v) of the network at (x, t, r = t, one-hot column col; 0: none).

@@ -44,10 +44,21 @@ fn net_at(x: vec2<f32>, t: f32, r: f32, col: u32) -> vec2<f32> {
 }
 
 fn guided_net(x: vec2<f32>, t: f32, r: f32) -> vec2<f32> {
-    let vc = net_at(x, t, r, model.query_column);
-    if (model.guided == 0u) { return vc; }
-    let vu = net_at(x, t, r, model.null_column);
-    return vu + model.guidance * (vc - vu);
+    // One network evaluation per pass of the loop (two when guided): a loop, not two calls, so the MLP is
+    // inlined once per field evaluation (shader compilers inline every call; the Runge–Kutta
+    // steps already call this up to 14 times, and compile time grows faster than the code).
+    var vc = vec2<f32>(0.0);
+    var out = vec2<f32>(0.0);
+    for (var e = 0u; e <= model.guided; e++) {
+        let v = net_at(x, t, r, select(model.query_column, model.null_column, e == 1u));
+        if (e == 0u) {
+            vc = v;
+            out = v;
+        } else {
+            out = v + model.guidance * (vc - v);
+        }
+    }
+    return out;
 }
 
 fn velocity(x: vec2<f32>, t: f32) -> vec2<f32> {

@@ -745,7 +745,8 @@ mod tests {
             ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("path", "vp"), ("coupling", "ot"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
-            ("samples", "31"), ("particles", "12345"),
+            ("samples", "31"), ("particles", "12345"), ("objective", "meanflow"), ("conditional", "on"), ("label-dropout", "0.25"),
+            ("class", "7"), ("guidance", "4.5"), ("sampler", "sde"), ("noise", "0.5"),
         ] {
             c.set(k, v).unwrap();
         }
@@ -805,6 +806,53 @@ mod tests {
         assert!(e.contains("nfe") && e.contains("'6'") && e.contains("at least 7 with solver dopri5"), "{e}");
         c.set("solver", "rk4").unwrap();
         assert!(c.check_solver().is_ok());
+    }
+
+    #[test]
+    fn generation_settings_are_checked_together() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut c = Config::default();
+            for (k, v) in pairs {
+                c.set(k, v).unwrap();
+            }
+            c.check_generation().map_err(|e| e.to_string())
+        };
+        assert!(check(&[]).is_ok());
+        assert!(check(&[("dataset", "8gaussians"), ("conditional", "on"), ("class", "3"), ("guidance", "4")]).is_ok());
+        assert!(check(&[("dataset", "25gaussians"), ("conditional", "on"), ("class", "24")]).is_ok());
+        assert!(check(&[("objective", "meanflow"), ("nfe", "1")]).is_ok());
+        assert!(check(&[("sampler", "sde"), ("noise", "2"), ("path", "vp")]).is_ok());
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (&[("class", "3")], &["class", "'3'", "conditional is on"]),
+            (&[("conditional", "on"), ("class", "2")], &["class", "'2'", "0 to 1", "moons has 2 classes"]),
+            (&[("dataset", "8gaussians"), ("conditional", "on"), ("class", "8")], &["0 to 7", "8gaussians has 8 classes"]),
+            (&[("guidance", "3")], &["guidance", "'3'", "conditional is on"]),
+            (&[("conditional", "on"), ("guidance", "3")], &["guidance", "class all"]),
+            (&[("conditional", "on"), ("class", "1"), ("guidance", "3"), ("label_dropout", "0")], &["guidance", "label_dropout 0"]),
+            (&[("conditional", "on"), ("class", "1"), ("label_dropout", "1")], &["label_dropout", "below 1"]),
+            (&[("conditional", "on"), ("coupling", "ot")], &["coupling", "'ot'", "independent"]),
+            (&[("objective", "meanflow"), ("coupling", "ot")], &["coupling", "independent"]),
+            (&[("sampler", "sde"), ("source", "8gaussians")], &["sampler", "'sde'", "Gaussian source"]),
+            (&[("sampler", "sde"), ("objective", "meanflow")], &["sampler", "objective meanflow"]),
+            (&[("sampler", "sde"), ("solver", "rk4")], &["solver", "'rk4'", "Euler–Maruyama"]),
+            (&[("objective", "meanflow"), ("solver", "midpoint")], &["solver", "'midpoint'", "euler with objective meanflow"]),
+        ];
+        for (pairs, needles) in cases {
+            let e = check(pairs).expect_err(&format!("{pairs:?} must be refused"));
+            for n in *needles {
+                assert!(e.contains(n), "{pairs:?}: '{e}' should mention '{n}'");
+            }
+        }
+        // Each field alone is range-checked by `set`.
+        let mut c = Config::default();
+        for (k, bad) in [("class", "25"), ("class", "-1"), ("class", "none"), ("guidance", "9"), ("guidance", "-1"), ("noise", "5"), ("label_dropout", "1.5"), ("conditional", "yes"), ("sampler", "ddpm"), ("objective", "sm")] {
+            let e = c.set(k, bad).unwrap_err().to_string();
+            assert!(e.contains(k) && e.contains(bad), "{e}");
+        }
+        let max_classes = Dataset::ALL.iter().map(|d| d.num_classes()).max();
+        assert_eq!(max_classes, Some(limits::MAX_CLASSES));
+        assert_eq!(class_names().len() as u32, limits::MAX_CLASSES + 1);
     }
 
     #[test]

@@ -54,11 +54,6 @@ fn conditional_mean_flow(activation: Activation) -> TrainSpec {
     TrainSpec { shape: ModelShape { inputs: InputLayout { n_classes: 2, mean_flow: true }, ..s.shape }, label_dropout: 0.3, ..s }
 }
 
-/// The loss weighting the trainer uses for `spec`.
-fn loss_weight(spec: &TrainSpec) -> mlp::LossWeight {
-    if spec.mean_flow() { meanflow::WEIGHT } else { mlp::LossWeight::NONE }
-}
-
 /// What the GPU held around its last training step, for stage-by-stage comparison.
 struct Captured {
     spec: TrainSpec,
@@ -141,7 +136,7 @@ async fn forward_and_loss_match_cpu_with(spec: TrainSpec, options: TrainerOption
     mlp::forward(&shape, &c.params_before, &mut acts, &layout);
     assert_close(&format!("forward {activation}"), &c.acts, &acts, ATOL, RTOL);
     let mut deltas = c.deltas.clone();
-    let loss = mlp::loss_and_grad_weighted(&shape, &c.acts, &mut deltas, &layout, loss_weight(&c.spec));
+    let loss = mlp::loss_and_grad(&shape, &c.acts, &mut deltas, &layout);
     let out = layout.deltas[shape.depth as usize] as usize;
     assert_close("dL/dv", &c.deltas[out..], &deltas[out..], ATOL, RTOL);
     assert_close("loss (reduced in adam.wgsl)", &[c.loss], &[loss], ATOL, RTOL);
@@ -333,9 +328,9 @@ gpu_test!(tiled_backward_matches_cpu_one_split, backward_matches_cpu_with(wide(A
 // ---- Class-conditional, MeanFlow and SDE kernels (issue 19) ----
 
 gpu_test!(batch_kernel_matches_cpu_conditional_mean_flow, batch_matches_cpu_for(conditional_mean_flow(Activation::Silu)));
-gpu_test!(forward_and_weighted_loss_match_cpu_conditional_mean_flow, forward_and_loss_match_cpu_with(conditional_mean_flow(Activation::Gelu), TrainerOptions::default()));
+gpu_test!(forward_and_loss_match_cpu_conditional_mean_flow, forward_and_loss_match_cpu_with(conditional_mean_flow(Activation::Gelu), TrainerOptions::default()));
 gpu_test!(backward_matches_cpu_conditional_mean_flow, backward_matches_cpu_with(conditional_mean_flow(Activation::Tanh), TrainerOptions::default()));
-gpu_test!(tiled_weighted_loss_matches_cpu, forward_and_loss_match_cpu_with(conditional_mean_flow(Activation::Silu), forced(KernelVariant::Tiled, None)));
+gpu_test!(tiled_forward_matches_cpu_conditional_mean_flow, forward_and_loss_match_cpu_with(conditional_mean_flow(Activation::Silu), forced(KernelVariant::Tiled, None)));
 gpu_test!(meanflow_targets_match_cpu_silu, meanflow_targets_match_cpu(Activation::Silu));
 gpu_test!(meanflow_targets_match_cpu_relu, meanflow_targets_match_cpu(Activation::Relu));
 gpu_test!(guided_ode_matches_cpu, guided_ode_matches_cpu_for());

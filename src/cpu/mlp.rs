@@ -3,30 +3,12 @@
 //!
 //! Hidden layer l: `z_l[b,o] = b_l[o] + Σ_k a_{l-1}[b,k]·W_l[o,k]`, `a_l = act(z_l)`.
 //! Output layer: `v[b,o] = b[o] + Σ_k a[b,k]·W[o,k]`.
-//! Loss: `L = (1/B) Σ_b w_b·‖v_b - u_b‖²`, so `dL/dv = 2·w_b·(v - u)/B`, with `w_b = 1` (CFM) or
-//! MeanFlow's adaptive weight `w_b = sg(1/(‖v_b - u_b‖² + c)^p)` (no gradient through `w_b`).
+//! Loss: `L = (1/B) Σ_b ‖v_b - u_b‖²`, so `dL/dv = 2(v - u)/B`.
 //! Backward for layer l with `δ_l = dL/dz_l`: `dW_l[o,i] = Σ_b δ_l[b,o]·a_{l-1}[b,i]`,
 //! `db_l[o] = Σ_b δ_l[b,o]`, `δ_{l-1}[b,i] = act'(z_{l-1}[b,i])·Σ_o δ_l[b,o]·W_l[o,i]`.
 
 use super::activation::{act, act_grad};
 use crate::model::{ActivationLayout, InputLayout, LayerLayout, ModelShape, Query};
-
-/// Per-sample loss weighting `w = 1/(‖e‖² + c)^p` (`p = 0`: every sample weighs 1).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct LossWeight {
-    pub p: f32,
-    pub c: f32,
-}
-
-impl LossWeight {
-    /// No weighting (plain CFM).
-    pub const NONE: LossWeight = LossWeight { p: 0.0, c: 0.0 };
-
-    /// The weight of a sample whose squared error is `e2` (twin of `loss_weight` in cfm_loss.wgsl).
-    pub fn weight(&self, e2: f32) -> f32 {
-        if self.p == 0.0 { 1.0 } else { 1.0 / (e2 + self.c).powf(self.p) }
-    }
-}
 
 /// `out[b, :] = bias + W · inp[b, :]` for one linear layer (no activation).
 fn linear(params: &[f32], l: &LayerLayout, inp: &[f32], out: &mut [f32], batch: usize) {
@@ -67,12 +49,6 @@ pub fn forward(shape: &ModelShape, params: &[f32], acts: &mut [f32], layout: &Ac
 /// CFM loss and its gradient: writes the per-sample terms `‖v_b - u_b‖²` and `δ_out = 2(v-u)/B`
 /// into `deltas`; returns the mean loss.
 pub fn loss_and_grad(shape: &ModelShape, acts: &[f32], deltas: &mut [f32], layout: &ActivationLayout) -> f32 {
-    loss_and_grad_weighted(shape, acts, deltas, layout, LossWeight::NONE)
-}
-
-/// As [`loss_and_grad`] with each sample weighted by `weight` (the term stored is `w·‖v - u‖²`,
-/// the gradient `2·w·(v - u)/B`, `w` held constant).
-pub fn loss_and_grad_weighted(shape: &ModelShape, acts: &[f32], deltas: &mut [f32], layout: &ActivationLayout, weight: LossWeight) -> f32 {
     let batch = layout.batch as usize;
     let d_out = layout.deltas[shape.depth as usize] as usize;
     let mut sum = 0.0f64;
@@ -80,12 +56,10 @@ pub fn loss_and_grad_weighted(shape: &ModelShape, acts: &[f32], deltas: &mut [f3
         let v = &acts[layout.output as usize + 2 * b..][..2];
         let u = &acts[layout.target as usize + 2 * b..][..2];
         let (ex, ey) = (v[0] - u[0], v[1] - u[1]);
-        let e2 = ex * ex + ey * ey;
-        let w = weight.weight(e2);
-        let term = w * e2;
+        let term = ex * ex + ey * ey;
         deltas[layout.loss_terms as usize + b] = term;
-        deltas[d_out + 2 * b] = w * (2.0 * ex / batch as f32);
-        deltas[d_out + 2 * b + 1] = w * (2.0 * ey / batch as f32);
+        deltas[d_out + 2 * b] = 2.0 * ex / batch as f32;
+        deltas[d_out + 2 * b + 1] = 2.0 * ey / batch as f32;
         sum += term as f64;
     }
     (sum / batch as f64) as f32

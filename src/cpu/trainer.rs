@@ -65,14 +65,11 @@ impl CpuTrainer {
                 coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source);
             }
         }
-        let weight = if s.mean_flow() {
+        if s.mean_flow() {
             meanflow::write_targets(&s.shape, &self.params, &mut self.acts, &self.layout);
-            meanflow::WEIGHT
-        } else {
-            mlp::LossWeight::NONE
-        };
+        }
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
-        let loss = mlp::loss_and_grad_weighted(&s.shape, &self.acts, &mut self.deltas, &self.layout, weight);
+        let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
         mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);
         loss
     }

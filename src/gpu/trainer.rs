@@ -796,9 +796,6 @@ fn layer_params(spec: &TrainSpec, layout: &ActivationLayout) -> Vec<LayerParams>
                 has_prev: (l > 0) as u32,
                 target_offset: layout.target,
                 loss_offset: layout.loss_terms,
-                loss_p: if spec.mean_flow() { crate::cpu::meanflow::WEIGHT.p } else { 0.0 },
-                loss_c: if spec.mean_flow() { crate::cpu::meanflow::WEIGHT.c } else { 0.0 },
-                _pad: [0; 2],
             }
         })
         .collect()

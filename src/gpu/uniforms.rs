@@ -64,10 +64,6 @@ pub struct LayerParams {
     pub has_prev: u32,
     pub target_offset: u32,
     pub loss_offset: u32,
-    /// Output layer: per-sample loss weight `1/(‖e‖² + loss_c)^loss_p` (0: none; `mlp::LossWeight`).
-    pub loss_p: f32,
-    pub loss_c: f32,
-    pub _pad: [u32; 2],
 }
 
 /// One ODE step (WGSL `OdeParams`).
@@ -176,7 +172,7 @@ pub struct QualityParams {
 }
 
 const _: () = assert!(std::mem::size_of::<StepParams>() == 112);
-const _: () = assert!(std::mem::size_of::<LayerParams>() == 80);
+const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
 const _: () = assert!(std::mem::size_of::<OdeParams>() == 48);
 const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS + 16);
 
