@@ -117,11 +117,16 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg_size: u32) -> u32 {
 }
 
 // The network's layer table for kernels that run the whole MLP per invocation (ode_step.wgsl,
-// density.wgsl): per layer (in_dim, out_dim, w_offset, b_offset) (src/gpu/uniforms.rs: ModelDesc).
+// density.wgsl, meanflow.wgsl): per layer (in_dim, out_dim, w_offset, b_offset), the input
+// columns beyond (x, y, t) (r_column: MeanFlow's r; class_column: class 0 of the one-hot row; 0 =
+// none), and how a sampler queries it (src/gpu/uniforms.rs: ModelDesc; network.wgsl): the one-hot
+// column of the class to follow (0 for unconditional models), the no-class column, and whether
+// to mix them with classifier-free guidance weight `guidance`.
 
 struct ModelDesc {
-    n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,
+    n_layers: u32, activation: u32, r_column: u32, class_column: u32,
     layers: array<vec4<u32>, MAX_LAYERS>,
+    query_column: u32, null_column: u32, guidance: f32, guided: u32,
 }
 
 // Per-step scalars of one training step (src/gpu/uniforms.rs: StepParams). The trainer writes one
@@ -134,6 +139,10 @@ struct StepParams {
     n_params: u32, loss_offset: u32, loss_slot: u32, path: u32,
     n_source: u32, _pad0: u32, _pad1: u32, _pad2: u32,
     t_sampling: u32, t_mean: f32, t_std: f32, t_u: f32,
+    // The input row (model.rs: InputLayout): columns per sample, r's column and class 0's column
+    // (0 = none), the number of classes, and the probability a label becomes the no-class token.
+    in_dim: u32, r_column: u32, class_column: u32, n_classes: u32,
+    label_dropout: f32, _pad3: u32, _pad4: u32, _pad5: u32,
 }
 
 // One linear layer's shape and buffer offsets, in floats (src/gpu/uniforms.rs: LayerParams).

@@ -27,6 +27,8 @@ pub fn usage() -> String {
          \x20                [--activation {acts}] [--source gaussian|DATASET] [--path linear|cosine|vp] [--sigma-min S] [--weight-decay WD]\n\
          \x20                [--t-sampling {times}] [--t-mean M] [--t-std S] [--t-u A] [--points N]\n\
          \x20                [--reflow K] [--reflow-pairs N] [--reflow-steps S]\n\
+         \x20                [--objective fm|meanflow] [--conditional on|off] [--label-dropout P] [--class all|C] [--guidance W]\n\
+         \x20                [--sampler ode|sde] [--noise G]\n\
          \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv]\n\
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
          \x20 flowmatch help\n\n\
@@ -40,6 +42,10 @@ pub fn usage() -> String {
          --t-sampling: training times uniform, logit-normal (sigmoid(M + S z)) or u-shaped (density ~ cosh(A(t - 1/2))).\n\
          --reflow K: after training, K rounds of reflow: integrate N noise points into (x0, x1) pairs with the solver and\n\
          train S more steps on those pairs from the current weights; the JSON's \"rounds\" lists every round (0 = before).\n\
+         --conditional on trains with the dataset's class labels (each replaced by \"no class\" with probability P, default 0.1);\n\
+         --class C then samples class C, and --guidance W applies classifier-free guidance v(none) + W*(v(C) - v(none)).\n\
+         --sampler sde integrates dx = [v + g^2/2 s] dt + g dW (same distribution; g(t) = G*sqrt(beta_t), Euler-Maruyama,\n\
+         Gaussian source). --objective meanflow learns the average velocity and samples in K jumps (K = 1: one step).\n\
          nll: trains the same way, then integrates the flow backwards with the exact divergence to give\n\
          log p(x) of N held-out target samples (mean NLL) and of a GxG grid over [-5,5]^2 (its mass, and\n\
          the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration (dopri5 there: max(1, K/6)\n\
@@ -94,6 +100,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 Ok(())
             })?;
             config.check_solver()?;
+            config.check_generation()?;
             Ok(Command::Train { config, out })
         }
         "nll" => {
@@ -107,6 +114,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 Ok(())
             })?;
             config.check_solver()?;
+            config.check_generation()?;
             Ok(Command::Nll { config, held_out, grid, heatmap })
         }
         "bench" => parse_bench(&args[1..]),

@@ -24,7 +24,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn spec() -> TrainSpec {
     TrainSpec {
-        shape: ModelShape { width: 19, depth: 2, activation: Activation::Silu },
+        shape: ModelShape::new(19, 2, Activation::Silu),
         batch: 64,
         seed: 3,
         sigma_min: 0.0,
@@ -32,6 +32,7 @@ fn spec() -> TrainSpec {
         coupling: Coupling::Independent,
         adam: AdamHyper::new(1e-2, 0.0),
         time: Default::default(),
+        label_dropout: 0.0,
     }
 }
 

@@ -17,7 +17,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 /// A width-4 ReLU network that is exactly the linear field `v(x) = diag(a)·x + b`:
 /// hidden = (relu(x), relu(-x), relu(y), relu(-y)), v = (a1(h0 - h1) + b1, a2(h2 - h3) + b2).
 fn linear_field(a: [f32; 2], b: [f32; 2]) -> (ModelShape, Vec<f32>) {
-    let shape = ModelShape { width: 4, depth: 1, activation: Activation::Relu };
+    let shape = ModelShape::new(4, 1, Activation::Relu);
     let layers = shape.layers();
     let mut p = vec![0.0; shape.param_len()];
     let w0 = layers[0].w_offset as usize;

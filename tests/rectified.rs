@@ -15,7 +15,7 @@ use flowmatch::config::{Activation, Coupling, Dataset, Path, Solver, TimeSamplin
 use flowmatch::cpu::time::TimeDist;
 use flowmatch::cpu::{assignment, batch, exact, flow_stats, mlp, ode, reflow};
 use flowmatch::gpu::{GpuExactField, GpuFlowStats, GpuReflow, GpuSampler, GpuTrainer};
-use flowmatch::model::ModelShape;
+use flowmatch::model::{InputLayout, ModelShape};
 use flowmatch::targets::sample_dataset;
 use flowmatch::{cpu::adam::AdamHyper, cpu::CpuTrainer, TrainSpec};
 
@@ -26,7 +26,7 @@ const RTOL: f32 = 1e-4;
 
 fn spec(time: TimeDist) -> TrainSpec {
     TrainSpec {
-        shape: ModelShape { width: 19, depth: 2, activation: Activation::Gelu },
+        shape: ModelShape { width: 19, depth: 2, activation: Activation::Gelu, inputs: InputLayout::PLAIN },
         batch: 37,
         seed: 11,
         sigma_min: 0.05,
@@ -34,6 +34,7 @@ fn spec(time: TimeDist) -> TrainSpec {
         coupling: Coupling::Independent,
         adam: AdamHyper::new(3e-3, 0.0),
         time,
+        label_dropout: 0.0,
     }
 }
 
@@ -174,7 +175,7 @@ gpu_test!(flow_stats_match_cpu_euler_partial_batch, flow_stats_match_cpu(77, Sol
 async fn straightness_closed_forms() {
     let ctx = gpu().await;
     let n = 300;
-    let shape = ModelShape { width: 4, depth: 1, activation: Activation::Relu };
+    let shape = ModelShape { width: 4, depth: 1, activation: Activation::Relu, inputs: InputLayout::PLAIN };
     let layers = shape.layers();
     let (hid, out) = (layers[0], layers[1]);
     let mut constant = vec![0.0f32; shape.param_len()];

@@ -12,10 +12,12 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use flowmatch::cli::{self, Command, JsonLine};
-    use flowmatch::config::{Solver, Source};
+    use flowmatch::config::{Objective, OnOff, Sampler, Solver, Source};
     use flowmatch::cpu::flow_stats::measured_steps;
-    use flowmatch::gpu::{GpuContext, GpuDensity, GpuExactField, GpuFlowStats, GpuQuality, GpuReflow, GpuSampler, GpuTrainer};
-    use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::cpu::sde::SdeSpec;
+    use flowmatch::gpu::{GpuContext, GpuDensity, GpuExactField, GpuFlowStats, GpuQuality, GpuReflow, GpuSampler, GpuTrainer, TrainerOptions};
+    use flowmatch::model::Query;
+    use flowmatch::targets::{sample_dataset, sample_dataset_labeled, DATASET_POINTS};
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
     use std::process::exit;
@@ -91,6 +93,13 @@ mod native {
                 .num("tol", c.tol as f64)
                 .str("t_sampling", c.t_sampling.name())
                 .raw("points", self.trainer.target_len())
+                .str("objective", c.objective.name())
+                .str("conditional", c.conditional.name())
+                .num("label_dropout", c.label_dropout as f64)
+                .str("class", &c.class.to_string())
+                .num("guidance", c.guidance as f64)
+                .str("sampler", c.sampler.name())
+                .num("noise", c.noise as f64)
                 .str("adapter", &self.ctx.adapter.to_string())
                 .str("backend", &self.ctx.adapter.backend)
                 .str("device_type", &self.ctx.adapter.device_type)
@@ -101,13 +110,14 @@ mod native {
     async fn train_model(config: Config) -> Result<Trained, Failure> {
         let ctx = GpuContext::new().await.map_err(gpu_failure)?;
         eprintln!("adapter: {}", ctx.adapter);
-        let data = sample_dataset(config.dataset, config.points as usize, config.seed);
+        let (data, labels) = sample_dataset_labeled(config.dataset, config.points as usize, config.seed);
         let source = match config.source {
             Source::Gaussian => Vec::new(),
             Source::Dataset(d) => sample_dataset(d, DATASET_POINTS, config.seed ^ 0x5eed),
         };
         let spec = TrainSpec::from_config(&config);
-        let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(gpu_failure)?;
+        let labels = if config.conditional == OnOff::On { labels } else { Vec::new() };
+        let mut trainer = GpuTrainer::with_labels(&ctx, spec, &data, &labels, &source, TrainerOptions::default()).map_err(gpu_failure)?;
         let (final_loss, train_seconds) = train_steps(&mut trainer, config.steps, config.lr).await?;
         Ok(Trained { ctx, config, spec, trainer, source, train_seconds, final_loss })
     }
@@ -160,7 +170,8 @@ mod native {
     /// measures on the GPU while doing so: straightness, kinetic energy, transport cost and a
     /// minibatch W2² (`GpuFlowStats`; dopri5 samples adaptively and measures with nfe/6 fixed
     /// Dormand–Prince steps), sliced W2 against the target for those samples and for one Euler
-    /// step, and the field error against the exact marginal field (Gaussian source only).
+    /// step, and the field error against the exact marginal field (Gaussian source only). MeanFlow
+    /// and the SDE sample their own way; their statistics are of the ODE of the field they learned.
     /// Built once per run (buffers and pipelines), used once per reflow round.
     struct Meter {
         sampler: GpuSampler,
@@ -174,6 +185,7 @@ mod native {
             let c = &t.config;
             let mut sampler = GpuSampler::new_with_source(&t.ctx, &t.spec.shape, &t.trainer.params, c.samples, 0, &t.source).map_err(gpu_failure)?;
             sampler.set_tol(c.tol).map_err(|e| (2, e))?;
+            sampler.set_query(query(c));
             let stats = GpuFlowStats::new(&t.ctx, &t.spec.shape, &t.trainer.params, &sampler).map_err(gpu_failure)?;
             let quality = GpuQuality::new(&t.ctx, &sampler.particles, c.samples, &t.trainer.data, t.trainer.target_len(), SW2_DIRECTIONS);
             let exact = if c.source == Source::Gaussian {
@@ -190,7 +202,20 @@ mod native {
             let start = Instant::now();
             let (sampler, stats, quality) = (&mut self.sampler, &self.stats, &self.quality);
             sampler.reset(c.seed.wrapping_add(1));
-            let (samples, mean_nfe, sw2) = if c.solver == Solver::Dopri5 {
+            let (samples, mean_nfe, sw2) = if c.objective == Objective::MeanFlow || c.sampler == Sampler::Sde {
+                // MeanFlow's jumps and the SDE are not the ODE the statistics integrate: sample
+                // first, then measure the (instantaneous, guided) field's ODE with as many Euler steps.
+                if c.objective == Objective::MeanFlow {
+                    sampler.integrate_mean_flow(0.0, 1.0, c.nfe);
+                } else {
+                    sampler.integrate_sde(SdeSpec { path: c.path, sigma_min: c.sigma_min, noise: c.noise }, 0.0, 1.0, c.nfe);
+                }
+                let samples = sampler.read_particles().await.map_err(gpu_failure)?;
+                let sw2 = quality.sliced_w2(c.seed).await.map_err(gpu_failure)?;
+                sampler.rewind();
+                stats.integrate(Solver::Euler, c.nfe);
+                (samples, c.nfe as f64, sw2)
+            } else if c.solver == Solver::Dopri5 {
                 sampler.integrate(c.solver, 0.0, 1.0, c.nfe);
                 let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
                 if s.unfinished > 0 {
@@ -289,9 +314,18 @@ mod native {
         let t = train_model(config).await?;
         let c = &t.config;
         let start = Instant::now();
-        let points = sample_dataset(c.dataset, held_out as usize, c.seed ^ 0x4e11);
+        // Held-out points of the class the density follows (all classes: the whole dataset).
+        let points = match c.class.index() {
+            None => sample_dataset(c.dataset, held_out as usize, c.seed ^ 0x4e11),
+            Some(class) => {
+                let n = held_out as usize * (2 * c.dataset.num_classes() as usize);
+                let (p, l) = sample_dataset_labeled(c.dataset, n, c.seed ^ 0x4e11);
+                p.into_iter().zip(l).filter(|&(_, k)| k == class).map(|(p, _)| p).take(held_out as usize).collect()
+            }
+        };
         let cells = (grid * grid) as usize;
         let density = GpuDensity::new(&t.ctx, &t.spec.shape, &t.trainer.params, (held_out as usize).max(cells) as u32).map_err(gpu_failure)?;
+        density.set_query(query(c));
         // dopri5's nfe is a budget of evaluations; the backward pass takes equal steps of 6.
         let density_steps = measured_steps(c.solver, c.nfe);
         let log_p = density.log_density(&points, c.solver, density_steps).await.map_err(gpu_failure)?;
@@ -334,6 +368,11 @@ mod native {
             std::io::stdout().flush().map_err(|e| (1, e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The class and guidance the samples follow.
+    fn query(c: &Config) -> Query {
+        Query { class: c.class.index(), guidance: c.guidance }
     }
 
     fn write_csv(path: &str, header: &str, rows: impl Iterator<Item = String>) -> std::io::Result<()> {

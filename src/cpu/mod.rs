@@ -13,9 +13,11 @@ pub mod coupling;
 pub mod density;
 pub mod exact;
 pub mod flow_stats;
+pub mod meanflow;
 pub mod mlp;
 pub mod ode;
 pub mod reflow;
+pub mod sde;
 pub mod time;
 pub mod trainer;
 

@@ -10,13 +10,12 @@
 use super::readback::read_f32;
 use super::sampler::GpuSampler;
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
-use super::uniforms::{slots, FlowStepParams, ModelDesc, W2Params, SLOT};
+use super::uniforms::{slots, FlowStepParams, W2Params, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::Solver;
 pub use crate::cpu::flow_stats::FlowStats;
 use crate::cpu::flow_stats::{w2_batches, W2_MAX_BATCHES};
 use crate::model::ModelShape;
-use wgpu::util::DeviceExt;
 
 /// Measured steps encoded per submit at most (size of the per-step uniform ring).
 pub const MAX_MEASURED_STEPS_PER_SUBMIT: u32 = 512;
@@ -39,7 +38,8 @@ pub struct GpuFlowStats {
 }
 
 impl GpuFlowStats {
-    /// Measures `sampler`'s particles under the model of `shape` whose parameters are `params`.
+    /// Measures `sampler`'s particles under the model of `shape` whose parameters are `params`,
+    /// with the sampler's class and guidance (its model uniform is shared: `GpuSampler::set_query`).
     pub fn new(ctx: &GpuContext, shape: &ModelShape, params: &wgpu::Buffer, sampler: &GpuSampler) -> Result<Self, GpuError> {
         let n = sampler.len();
         super::trainer::check_fits(ctx, &[("flow-statistics energies", n as u64 * 4)])?;
@@ -59,11 +59,6 @@ impl GpuFlowStats {
         };
         let energy = storage("flow_stats.energy", n as u64);
         let out = storage("flow_stats.out", (OUT_HEADER + W2_MAX_BATCHES) as u64);
-        let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("flow_stats.model"),
-            contents: bytemuck::bytes_of(&ModelDesc::for_shape(shape)),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
         use Binding::*;
         let step_size = std::mem::size_of::<FlowStepParams>() as u64;
         let bgl = bind_group_layout(device, "flow_stats", &[
@@ -73,12 +68,12 @@ impl GpuFlowStats {
         let step = compute_pipeline(device, Kernel::FlowStats, "measured_step", &bgl, hidden);
         let reduce = compute_pipeline(device, Kernel::FlowStats, "flow_stats_reduce", &bgl, hidden);
         let group = bind_group(device, "flow_stats", &bgl, &[
-            (&step_uniform, Some(step_size)), (&model, None), (params, None), (&sampler.particles, None), (&sampler.origins, None), (&energy, None), (&out, None),
+            (&step_uniform, Some(step_size)), (&sampler.model_uniform, None), (params, None), (&sampler.particles, None), (&sampler.origins, None), (&energy, None), (&out, None),
         ]);
         let w2_bgl = bind_group_layout(device, "w2_minibatch", &[Uniform, StorageRead, StorageRead, StorageReadWrite]);
         let w2 = compute_pipeline(device, Kernel::W2Minibatch, "w2_minibatch", &w2_bgl, None);
         let w2_group = bind_group(device, "w2_minibatch", &w2_bgl, &[(&w2_uniform, None), (&sampler.origins, None), (&sampler.particles, None), (&out, None)]);
-        let _live = super::counter::Owned::new(&[&step_uniform, &w2_uniform, &energy, &out, &model]);
+        let _live = super::counter::Owned::new(&[&step_uniform, &w2_uniform, &energy, &out]);
         Ok(GpuFlowStats { ctx: ctx.clone(), n, step_uniform, w2_uniform, energy, out, step, reduce, w2, group, w2_group, _live })
     }
 

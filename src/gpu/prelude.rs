@@ -5,8 +5,9 @@
 //! * enum codes: `ACT_*`, `PATH_*`, `SOLVER_*`, `COUPLING_*`, `T_SAMPLING_*` — a variant's position in its
 //!   `config` enum's `ALL` list (`config::named_enum!`);
 //! * random streams: `STREAM_*` from `rng::stream::ALL`;
-//! * constants of the twins: GELU, the VP schedule, minibatch OT, the sample-quality size, the
-//!   model's layer-table size, the W2 minibatch size, the exact field's last time.
+//! * constants of the twins: GELU, the VP schedule, minibatch OT, MeanFlow's fraction of r ≠ t,
+//!   the sample-quality size, the model's layer-table size, the W2 minibatch size, the exact
+//!   field's last time.
 //!
 //! Shaders switch on these names; a `default:` arm never stands for a real choice (it returns NaN
 //! via `nan_f32()` from common.wgsl, so a bad code shows up as a non-finite value in tests).
@@ -32,13 +33,14 @@ pub fn prelude() -> String {
     for (name, v) in u32s {
         out.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }
-    let f32s: [(&str, f32); 8] = [
+    let f32s: [(&str, f32); 9] = [
         ("GELU_C", crate::cpu::activation::GELU_C),
         ("GELU_K", crate::cpu::activation::GELU_K),
         ("VP_B_MIN", crate::cpu::batch::VP_B_MIN),
         ("VP_B_MAX", crate::cpu::batch::VP_B_MAX),
         ("VP_T_MAX", crate::cpu::batch::VP_T_MAX),
         ("OT_EPS", crate::cpu::coupling::OT_EPS),
+        ("MEANFLOW_RATIO", crate::cpu::batch::MEANFLOW_RATIO),
         ("TAU", std::f32::consts::TAU),
         ("EXACT_T_MAX", crate::cpu::exact::EXACT_T_MAX),
     ];
@@ -56,7 +58,7 @@ mod tests {
     #[test]
     fn every_code_and_stream_is_declared_once() {
         let p = prelude();
-        for name in ["ACT_SILU", "ACT_TANH", "PATH_VP", "SOLVER_DOPRI5", "COUPLING_OT", "STREAM_X0_A", "STREAM_QUALITY", "OT_EPS"] {
+        for name in ["ACT_SILU", "ACT_TANH", "PATH_VP", "SOLVER_DOPRI5", "COUPLING_OT", "STREAM_X0_A", "STREAM_QUALITY", "OT_EPS", "STREAM_SDE_A", "STREAM_MEANFLOW", "MEANFLOW_RATIO"] {
             assert_eq!(p.matches(&format!("const {name}:")).count(), 1, "{name} in\n{p}");
         }
         assert!(p.contains("const ACT_GELU: u32 = 2u;"), "{p}");

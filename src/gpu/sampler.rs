@@ -3,6 +3,12 @@
 //! Owns the particle positions, their origins (the t = 0 draw, for colouring and restarts) and
 //! optionally a trajectory buffer `(steps + 1, N)`. It reads the trainer's parameter buffer
 //! directly, so sampling always uses the current weights with no copy.
+//!
+//! Three ways to move particles: the ODE ([`GpuSampler::integrate`]: fixed-step solvers or
+//! adaptive dopri5), the SDE with the same marginals ([`GpuSampler::integrate_sde`],
+//! Euler–Maruyama) and MeanFlow's jumps ([`GpuSampler::integrate_mean_flow`]). All of them follow
+//! the field of the sampler's [`Query`] (a class, classifier-free guidance; [`GpuSampler::set_query`]
+//! rewrites one small uniform, so a guidance slider applies at once).
 
 use super::readback::read_f32;
 use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
@@ -10,7 +16,8 @@ use super::trainer::check_fits;
 use super::uniforms::{slots, AdaptiveParams, ModelDesc, OdeParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::Solver;
-use crate::model::ModelShape;
+use crate::cpu::sde::SdeSpec;
+use crate::model::{ModelShape, Query};
 use wgpu::util::DeviceExt;
 
 /// ODE steps encoded per submit at most (size of the per-step uniform ring).
@@ -27,9 +34,16 @@ pub struct GpuSampler {
     n_source: u32,
     _source: wgpu::Buffer,
     ode_uniform: wgpu::Buffer,
-    _model_uniform: wgpu::Buffer,
+    /// The network's layer table and the query (`ModelDesc`), shared by every sampling kernel.
+    /// The ModelDesc with the query (class, guidance); `GpuFlowStats` binds it too.
+    pub(crate) model_uniform: wgpu::Buffer,
     init: wgpu::ComputePipeline,
     step: wgpu::ComputePipeline,
+    /// `sde_step` and `meanflow_step`, built on first use.
+    sde: Option<wgpu::ComputePipeline>,
+    mean_flow: Option<wgpu::ComputePipeline>,
+    bind_layout: wgpu::BindGroupLayout,
+    query: Query,
     group: wgpu::BindGroup,
     seed: u32,
     /// Bytes of every GPU buffer this sampler created (the parameters are the trainer's).
@@ -44,13 +58,21 @@ pub struct GpuSampler {
     params: wgpu::Buffer,
 }
 
+/// Which fixed-step kernel of `shaders/ode_step.wgsl` moves the particles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stepper {
+    Ode,
+    Sde,
+    MeanFlow,
+}
+
 /// The adaptive solver's pipeline, its uniform and per-particle statistics `(nfe, finished)`.
 struct Adaptive {
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
     uniform: wgpu::Buffer,
     stats: wgpu::Buffer,
-    /// Registers (and on drop destroys) the buffers above and the model uniform (`counter`).
+    /// Registers (and on drop destroys) the buffers above (`counter`).
     _live: super::counter::Owned,
 }
 
@@ -108,7 +130,7 @@ impl GpuSampler {
         let model_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("sampler.model"),
             contents: bytemuck::bytes_of(&ModelDesc::for_shape(shape)),
-            usage: wgpu::BufferUsages::UNIFORM,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
         use Binding::*;
         let ode_size = std::mem::size_of::<OdeParams>() as u64;
@@ -133,9 +155,13 @@ impl GpuSampler {
             n_source: source.len() as u32,
             _source: source_buf,
             ode_uniform,
-            _model_uniform: model_uniform,
+            model_uniform,
             init,
             step,
+            sde: None,
+            mean_flow: None,
+            bind_layout: bgl,
+            query: Query::default(),
             group,
             seed: 0,
             tol: crate::cpu::adaptive::DEFAULT_TOL,
@@ -199,6 +225,45 @@ impl GpuSampler {
             self.integrate_adaptive(t0, t1, &opts, frames);
             return;
         }
+        self.fixed_steps(Stepper::Ode, solver, None, t0, t1, steps);
+    }
+
+    /// Advances the particles from `t0` to `t1` in `steps` Euler–Maruyama steps of the SDE with
+    /// the ODE's marginals (`shaders/ode_step.wgsl: sde_step`, twin `cpu::sde`); the noise of
+    /// particle i at step k is keyed by (reset seed, k, i). `sde.noise = 0` is the Euler ODE
+    /// sampler bit for bit. The trained path must have a Gaussian source (the caller checks:
+    /// `Config::check_generation`). Recording works as in [`GpuSampler::integrate`].
+    pub fn integrate_sde(&mut self, sde: SdeSpec, t0: f32, t1: f32, steps: u32) {
+        if self.sde.is_none() {
+            self.sde = Some(compute_pipeline(&self.ctx.device, Kernel::OdeStep, "sde_step", &self.bind_layout, Some(self.shape.width)));
+        }
+        self.fixed_steps(Stepper::Sde, Solver::Euler, Some(sde), t0, t1, steps);
+    }
+
+    /// Moves a MeanFlow model's particles from `t0` to `t1` in `steps` equal jumps
+    /// `x ← x + h·u(x, t + h, t)` (`meanflow_step`, twin `cpu::meanflow::integrate`). One step
+    /// from 0 to 1 is one network evaluation per sample.
+    pub fn integrate_mean_flow(&mut self, t0: f32, t1: f32, steps: u32) {
+        if self.mean_flow.is_none() {
+            self.mean_flow = Some(compute_pipeline(&self.ctx.device, Kernel::OdeStep, "meanflow_step", &self.bind_layout, Some(self.shape.width)));
+        }
+        self.fixed_steps(Stepper::MeanFlow, Solver::Euler, None, t0, t1, steps);
+    }
+
+    /// Sets the class and the classifier-free guidance weight every later integration (and
+    /// dopri5) follows; takes effect with the next dispatch, no pipeline or buffer is created.
+    pub fn set_query(&mut self, query: Query) {
+        self.query = query;
+        self.ctx.queue.write_buffer(&self.model_uniform, 0, bytemuck::bytes_of(&ModelDesc::for_query(&self.shape, query)));
+    }
+
+    /// The class and guidance in use.
+    pub fn query(&self) -> Query {
+        self.query
+    }
+
+    /// `steps` equal steps of one of the fixed-step kernels.
+    fn fixed_steps(&mut self, stepper: Stepper, solver: Solver, sde: Option<SdeSpec>, t0: f32, t1: f32, steps: u32) {
         let h = (t1 - t0) / steps.max(1) as f32;
         let record = (self.traj_steps > 0 && steps == self.traj_steps) as u32;
         let mut k0 = 0;
@@ -214,11 +279,20 @@ impl GpuSampler {
                     h,
                     seed: self.seed,
                     n_source: self.n_source,
+                    noise: sde.map_or(0.0, |s| s.noise),
+                    path: sde.map_or(0, |s| s.path.code()),
+                    sigma_min: sde.map_or(0.0, |s| s.sigma_min),
+                    _pad: 0,
                 })
                 .collect();
             self.ctx.queue.write_buffer(&self.ode_uniform, 0, &slots(&params));
             self.run(|pass, s| {
-                pass.set_pipeline(&s.step);
+                let pipeline = match stepper {
+                    Stepper::Ode => &s.step,
+                    Stepper::Sde => s.sde.as_ref().expect("built by integrate_sde"),
+                    Stepper::MeanFlow => s.mean_flow.as_ref().expect("built by integrate_mean_flow"),
+                };
+                pass.set_pipeline(pipeline);
                 let (x, y) = dispatch_groups(s.n, 64);
                 for i in 0..k {
                     pass.set_bind_group(0, &s.group, &[(i as u64 * SLOT) as u32]);
@@ -287,18 +361,13 @@ impl GpuSampler {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("sampler.adaptive_model"),
-            contents: bytemuck::bytes_of(&ModelDesc::for_shape(&self.shape)),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
         use Binding::*;
         let bgl = bind_group_layout(device, "ode_adaptive", &[Uniform, Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
         let pipeline = compute_pipeline(device, Kernel::OdeAdaptive, "ode_adaptive", &bgl, Some(self.shape.width));
         let group = bind_group(device, "ode_adaptive", &bgl, &[
-            (&uniform, None), (&model, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None),
+            (&uniform, None), (&self.model_uniform, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None),
         ]);
-        let _live = super::counter::Owned::new(&[&uniform, &stats, &model]);
+        let _live = super::counter::Owned::new(&[&uniform, &stats]);
         Adaptive { pipeline, group, uniform, stats, _live }
     }
 

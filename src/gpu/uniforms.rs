@@ -37,6 +37,16 @@ pub struct StepParams {
     pub t_mean: f32,
     pub t_std: f32,
     pub t_u: f32,
+    /// Columns of one input row (`InputLayout::dim`).
+    pub in_dim: u32,
+    /// Column of MeanFlow's `r` (0: none).
+    pub r_column: u32,
+    /// Column of class 0 of the one-hot row (0: unconditional).
+    pub class_column: u32,
+    pub n_classes: u32,
+    /// Probability that a label becomes the no-class token.
+    pub label_dropout: f32,
+    pub _pad2: [u32; 3],
 }
 
 /// One linear layer's shape and offsets (WGSL `LayerParams`).
@@ -74,26 +84,59 @@ pub struct OdeParams {
     pub seed: u32,
     /// Points in the source buffer; 0 means x0 ~ N(0, I).
     pub n_source: u32,
+    /// SDE sampling (`sde_step`): noise scale G of `g(t) = G·sqrt(β_t)`, the path and its σmin.
+    pub noise: f32,
+    pub path: u32,
+    pub sigma_min: f32,
+    pub _pad: u32,
 }
 
 /// Maximum linear layers (depth ≤ 8 hidden + output), WGSL `MAX_LAYERS`.
 pub const MAX_LAYERS: usize = 9;
 
-/// The network's layer table for the sampler (WGSL `ModelDesc`).
+/// The network's layer table and how a sampler queries it (WGSL `ModelDesc`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct ModelDesc {
     pub n_layers: u32,
     pub activation: u32,
-    pub _pad: [u32; 2],
+    /// Input column of MeanFlow's `r` (0: none).
+    pub r_column: u32,
+    /// Input column of class 0 (0: unconditional).
+    pub class_column: u32,
     /// Per layer: (in_dim, out_dim, w_offset, b_offset).
     pub layers: [[u32; 4]; MAX_LAYERS],
+    /// The one-hot column set when evaluating (the query's class, or the no-class token; 0 for
+    /// unconditional models).
+    pub query_column: u32,
+    /// The no-class column (0 for unconditional models).
+    pub null_column: u32,
+    /// Classifier-free guidance weight w (used when `guided` = 1).
+    pub guidance: f32,
+    /// 1: `v(∅) + w·(v(c) - v(∅))`; 0: the query column's field alone.
+    pub guided: u32,
 }
 
 impl ModelDesc {
-    /// The layer table of `shape`.
+    /// The layer table of `shape`, queried for the no-class field (`Query::default()`).
     pub fn for_shape(shape: &crate::model::ModelShape) -> Self {
-        let mut d = ModelDesc { n_layers: shape.num_layers() as u32, activation: shape.activation.code(), ..Default::default() };
+        Self::for_query(shape, crate::model::Query::default())
+    }
+
+    /// The layer table of `shape`, queried for `query`'s class and guidance.
+    pub fn for_query(shape: &crate::model::ModelShape, query: crate::model::Query) -> Self {
+        let inputs = &shape.inputs;
+        let mut d = ModelDesc {
+            n_layers: shape.num_layers() as u32,
+            activation: shape.activation.code(),
+            r_column: inputs.r_column().unwrap_or(0),
+            class_column: inputs.class_column().unwrap_or(0),
+            query_column: inputs.one_hot_column(query.class).unwrap_or(0),
+            null_column: inputs.one_hot_column(None).unwrap_or(0),
+            guidance: query.guidance,
+            guided: query.guided(inputs) as u32,
+            ..Default::default()
+        };
         for (i, l) in shape.layers().iter().enumerate().take(MAX_LAYERS) {
             d.layers[i] = [l.in_dim, l.out_dim, l.w_offset, l.b_offset];
         }
@@ -111,6 +154,16 @@ pub struct DensityParams {
     pub _pad: u32,
 }
 
+/// The MeanFlow target kernel's sizes (WGSL `MeanFlowParams` in `shaders/meanflow.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MeanFlowParams {
+    pub batch: u32,
+    pub in_dim: u32,
+    pub target_offset: u32,
+    pub _pad: u32,
+}
+
 /// One sample-quality evaluation (WGSL `QualityParams` in `shaders/sliced_w2.wgsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -123,10 +176,10 @@ pub struct QualityParams {
     pub _pad: [f32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<StepParams>() == 96);
+const _: () = assert!(std::mem::size_of::<StepParams>() == 128);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
-const _: () = assert!(std::mem::size_of::<OdeParams>() == 32);
-const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
+const _: () = assert!(std::mem::size_of::<OdeParams>() == 48);
+const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS + 16);
 
 /// Packs `items` into consecutive 256-byte slots.
 pub fn slots<T: Pod>(items: &[T]) -> Vec<u8> {
