@@ -5,7 +5,8 @@
 //! ε = `OT_EPS`·mean cost, `OT_ITERS` log-domain Sinkhorn iterations, uniform marginals).
 //! Pairing noise with nearby data straightens the learned flow, so few solver steps suffice.
 
-use super::batch::{draw_t, draw_x0, draw_x1, write_sample};
+use super::batch::{draw_x0, draw_x1, write_sample};
+use super::time::TimeDist;
 use crate::config::Path;
 use crate::model::ActivationLayout;
 use crate::rng::{hash4, stream, unit};
@@ -32,11 +33,12 @@ pub fn build_batch_ot(
     sigma_min: f32,
     path: Path,
     source: &[[f32; 2]],
+    time: &TimeDist,
 ) -> Coupling {
     let n = layout.batch as usize;
     let x0: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x0(seed, step, i, source)).collect();
     let x1: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x1(seed, step, i, data)).collect();
-    let t: Vec<f32> = (0..n as u32).map(|i| draw_t(seed, step, i)).collect();
+    let t: Vec<f32> = (0..n as u32).map(|i| time.draw(seed, step, i)).collect();
     let cost = |i: usize, j: usize| {
         let (dx, dy) = (x0[i][0] - x1[j][0], x0[i][1] - x1[j][1]);
         dx * dx + dy * dy

@@ -1,7 +1,7 @@
-//! A complete training step on the CPU: batch → forward → loss → backward → Adam.
-//! The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
+//! A complete training step on the CPU: batch → [MeanFlow targets] → forward → loss → backward →
+//! Adam. The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
-use super::{adam, batch, coupling, mlp};
+use super::{adam, batch, coupling, meanflow, mlp, reflow};
 use crate::config::Coupling;
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
@@ -18,8 +18,12 @@ pub struct CpuTrainer {
     pub data: Vec<[f32; 2]>,
     /// Source points for x0; empty means N(0, I).
     pub source: Vec<[f32; 2]>,
+    /// The class label of each target point (conditional models; see [`CpuTrainer::with_labels`]).
+    pub labels: Vec<u32>,
     /// Steps taken so far (the next step's number).
     pub step: u32,
+    /// Reflow: fixed `(x0, x1)` pairs that replace the independent draws when set (`cpu::reflow`).
+    pub pairs: Option<reflow::Pairs>,
 }
 
 impl CpuTrainer {
@@ -55,7 +59,9 @@ impl CpuTrainer {
             spec,
             data,
             source: Vec::new(),
+            labels: Vec::new(),
             step: 0,
+            pairs: None,
         }
     }
 
@@ -67,14 +73,31 @@ impl CpuTrainer {
         self.spec.adam.schedule_start = self.step;
     }
 
+    /// A trainer whose target points carry class labels (one per point), for a class-conditional
+    /// spec. Labels of an unconditional spec are ignored.
+    pub fn with_labels(spec: TrainSpec, data: Vec<[f32; 2]>, labels: Vec<u32>) -> Self {
+        assert_eq!(labels.len(), data.len(), "one label per target point");
+        CpuTrainer { labels, ..Self::new(spec, data) }
+    }
+
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        match s.coupling {
-            Coupling::Independent => batch::build_batch(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source),
-            Coupling::Ot => {
-                coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source);
+        let extras = batch::Extras { inputs: s.shape.inputs, labels: &self.labels, label_dropout: s.label_dropout };
+        if let Some((x0, x1)) = &self.pairs {
+            reflow::build_batch_pairs(&mut self.acts, &self.layout, x0, x1, s.seed, self.step, s.sigma_min, s.path, &s.time);
+        } else {
+            match s.coupling {
+                Coupling::Independent => batch::build_batch_with(
+                    &mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time, &extras,
+                ),
+                Coupling::Ot => {
+                    coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time);
+                }
             }
+        }
+        if s.mean_flow() {
+            meanflow::write_targets(&s.shape, &self.params, &mut self.acts, &self.layout);
         }
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
         let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
