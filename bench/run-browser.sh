@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Browser benchmark: flowmatch (wgpu → WebGPU) vs TensorFlow.js (WebGPU backend) in the same
-# headless Chromium on the same adapter, side by side, one JSON line per config with the ratio.
+# Browser benchmark: flowmatch against jax-js and TensorFlow.js in the same headless Chromium, one
+# page load per config: the wgpu trainer vs both libraries' WebGPU backends on the same adapter
+# ("gpu" side), and flowmatch's CPU backend (src/cpu/fast/, one thread) vs both libraries' wasm
+# backends ("cpu" side). One JSON line per config with every figure, its adapter and the ratios.
 #   bench/run-browser.sh [CONFIGS] [STEPS]      e.g. bench/run-browser.sh S,M 200
-# KERNELS=software|tiled forces the wgpu kernel variant. CONFIGS defaults to S,M; STEPS to 0 (sized to about two seconds of wgpu training; tfjs runs the
-# same number of steps). Installs the TensorFlow.js packages into bench/node_modules (npm, dev
-# only; served locally, no CDN), builds the wasm package, serves the repository on 127.0.0.1 and
-# drives www/bench.html through /usr/bin/chromedriver (bench/drive_browser.py). Not part of
+# CONFIGS defaults to S,M; STEPS (GPU side) to 0: sized to about two seconds of flowmatch, and the
+# baselines run the same number. Environment: SIDES=gpu,cpu (default both), BASELINES=tfjs,jax
+# (default both), CPU_STEPS=N (default 0: about two seconds), KERNELS=software|tiled (wgpu
+# variant), REFERENCE=1 (also the scalar CPU reference), OUT=file.jsonl (also append the lines).
+# Installs the npm packages into bench/node_modules (dev only; served locally, no CDN), builds the
+# wasm package (SKIP_WASM_BUILD=1 skips), serves the repository on 127.0.0.1 and drives
+# www/bench.html through /usr/bin/chromedriver (bench/drive_browser.py). Not part of
 # scripts/test.sh: on a software adapter it takes minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 configs="${1:-S,M}"
 steps="${2:-0}"
-if [ ! -f bench/node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js ]; then
-  (cd bench && npm install --no-audit --no-fund)
-fi
-if [ "${SKIP_WASM_BUILD:-0}" != 1 ]; then
-  scripts/build-wasm.sh
-fi
-port="${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
-python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT
-sleep 1
-python3 bench/drive_browser.py --base "http://127.0.0.1:$port" --configs "$configs" --steps "$steps" --kernels "${KERNELS:-}"
+for f in @tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js @tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js @jax-js/jax/dist/index.js; do
+  if [ ! -f "bench/node_modules/$f" ]; then
+    (cd bench && npm install --no-audit --no-fund)
+    break
+  fi
+done
+WASM_BUILD_ARGS="--release --features bench"
+. bench/serve.sh
+extra=()
+[ "${REFERENCE:-0}" = 1 ] && extra+=(--reference)
+python3 bench/drive_browser.py --base "http://127.0.0.1:$port" --configs "$configs" --steps "$steps" \
+  --cpu-steps "${CPU_STEPS:-0}" --sides "${SIDES:-gpu,cpu}" --baselines "${BASELINES:-tfjs,jax}" \
+  --kernels "${KERNELS:-}" "${extra[@]}" | if [ -n "${OUT:-}" ]; then tee -a "$OUT"; else cat; fi

@@ -22,7 +22,7 @@ fn main() {
     });
     args.insert(0, "train".into());
     let (config, out) = match parse(&args) {
-        Ok(Command::Train { config, out }) => (config, out),
+        Ok(Command::Train { config, out, .. }) => (config, out),
         Ok(_) => fail("expected train flags"),
         Err(e) => fail(&e.to_string()),
     };

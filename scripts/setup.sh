@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever the build and the tests need and is missing; safe to run again.
 #   scripts/setup.sh          everything (tests: Vulkan software driver, Chromium + driver, Firefox ESR +
-#                             puppeteer-core, wasm tools)
+#                             puppeteer-core, Hugo, .venv with numpy/safetensors/markdown, wasm tools)
 #   scripts/setup.sh --demo   only what building and serving the demo needs
 # Versions are pinned to match Cargo.lock (wasm-bindgen CLI must equal the crate's version). The
 # wasm-bindgen CLI builds the package (wasm-bindgen) and runs the browser tests
@@ -22,7 +22,7 @@ apt_install() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "apt-get install ${missing[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ${NO_RECOMMENDS:+--no-install-recommends} "${missing[@]}" >/dev/null
   fi
 }
 
@@ -34,10 +34,11 @@ if [ "$mode" != "--demo" ]; then
   # lavapipe (software Vulkan) for native GPU tests; Chromium + chromedriver for browser tests.
   # Firefox ESR and node for tests/e2e/test_firefox.py (puppeteer-core, below). Node.js and npm
   # come from Debian only when the machine has no npm: Debian's npm package cannot be installed
-  # beside a NodeSource nodejs (which bundles npm), as on CI's machines.
-  debs=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver firefox-esr)
+  # beside a NodeSource nodejs (which bundles npm), as on CI's machines. Hugo for the blog-engine
+  # test (tests/e2e/test_blogs.py); python3-venv for the Python packages below.
+  debs=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver firefox-esr python3-venv)
   command -v npm >/dev/null 2>&1 || debs+=(nodejs npm)
-  apt_install "${debs[@]}" &
+  { apt_install "${debs[@]}" && NO_RECOMMENDS=1 apt_install hugo; } &
   apt_job=$!
 fi
 if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
@@ -56,5 +57,16 @@ fi
 if [ "$mode" != "--demo" ] && [ ! -d tests/e2e/firefox/node_modules/puppeteer-core ]; then
   log "npm ci in tests/e2e/firefox (puppeteer-core, pinned by package-lock.json)"
   (cd tests/e2e/firefox && npm ci --silent --no-audit --no-fund)
+fi
+# numpy + safetensors (the model-format interop test, tests/python_interop.rs) and markdown (the
+# plain Markdown blog recipe) from PyPI into .venv/ (gitignored).
+if [ "$mode" != "--demo" ] && ! .venv/bin/python -c "import numpy, safetensors, markdown" 2>/dev/null; then
+  log "python3 -m venv .venv && pip install -r examples/requirements.txt"
+  # Debian's python3 (its venv module comes with python3-venv above; it has SSL for pip).
+  py=python3
+  [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+  rm -rf .venv
+  "$py" -m venv .venv
+  .venv/bin/pip install -q -r examples/requirements.txt
 fi
 log "ready"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test, installing what is missing first, and prints how long each phase took:
 #   setup           scripts/setup.sh (Rust's wasm target, the wasm-bindgen CLI, Mesa's Vulkan
-#                   driver, Chromium and chromedriver), a no-op when all is there
+#                   driver, Chromium and chromedriver, Firefox ESR, Hugo, .venv), a no-op when all is there
 #   native build    cargo test --release --no-run: the library, the CLI and every test binary
 #   native tests    the unit and GPU tests (lavapipe where there is no GPU) and the CLI contract
 #   wasm build      one release build for wasm32: the page's package (pkg/, scripts/build-wasm.sh)
 #                   and the kernel test binaries share the library's compilation
 #   browser tests   the kernel tests inside headless Chromium's WebGPU (wasm-bindgen-test-runner)
-#   e2e             the demo page, the widget, targets, quality and reliability in headless
-#                   Chromium (tests/e2e/run.sh)
+#   e2e             the demo page, the widget, targets, quality, reliability and the blog engines
+#                   in headless Chromium (tests/e2e/run.sh)
 # On CI (CI=true) and everywhere else a missing GPU adapter fails the tests, and a phase that
 # cannot run fails the run: nothing is skipped.
 set -euo pipefail
@@ -82,8 +82,9 @@ phase "native tests"
 cargo test --release --no-fail-fast 2>&1 | tee "$logs/native.log"
 check_ran "$logs/native.log" "native tests"
 
-# The kernel tests that also run in the browser (wasm-bindgen-test, run_in_browser).
-BROWSER_TESTS=(--test kernels --test likelihood --test quality --test custom_target --test adaptive)
+# The kernel tests that also run in the browser (wasm-bindgen-test, run_in_browser), and the fast
+# CPU backend's SIMD128 build against the scalar reference (cpu_fast).
+BROWSER_TESTS=(--test kernels --test likelihood --test quality --test custom_target --test adaptive --test cpu_fast)
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 # Training tests on SwiftShader outlast wasm-bindgen-test's default 20 s per test.

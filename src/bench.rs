@@ -20,6 +20,7 @@
 //! nothing per step.
 
 use crate::config::{Dataset, Solver};
+use crate::json::json_string;
 use crate::gpu::profile::KernelProfile;
 use crate::gpu::{GpuContext, GpuError, GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
 use crate::model::ModelShape;
@@ -94,11 +95,42 @@ pub struct BenchOptions {
     pub variant: Option<KernelVariant>,
     /// Also time every kernel over this many steps with GPU timestamps (`gpu::profile`).
     pub profile_steps: Option<u32>,
+    /// Which engine to time.
+    pub backend: BenchBackend,
+}
+
+/// The engine a benchmark times: the GPU trainer, the fast CPU trainer (`cpu::fast`, the page's
+/// CPU backend) or the scalar CPU reference it is tested against (`cpu::CpuTrainer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchBackend {
+    Gpu,
+    Cpu,
+    CpuReference,
+}
+
+impl BenchBackend {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "gpu" => Some(BenchBackend::Gpu),
+            "cpu" => Some(BenchBackend::Cpu),
+            "cpu-reference" => Some(BenchBackend::CpuReference),
+            _ => None,
+        }
+    }
+
+    /// The `impl` field of the JSON line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchBackend::Gpu => "wgpu",
+            BenchBackend::Cpu => "cpu-fast",
+            BenchBackend::CpuReference => "cpu-reference",
+        }
+    }
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None }
+        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu }
     }
 }
 
@@ -249,7 +281,7 @@ impl BenchReport {
     /// One JSON object (no trailing newline). `implementation` names the engine ("wgpu").
     pub fn to_json(&self, implementation: &str) -> String {
         let s = |v: &str| json_string(v);
-        let n = |v: f64| if v.is_finite() { format!("{}", (v * 1000.0).round() / 1000.0) } else { "null".into() };
+        let n = json_number;
         let fields = [
             ("impl", s(implementation)),
             ("config", s(self.config.name())),
@@ -304,18 +336,97 @@ impl BenchReport {
     }
 }
 
-fn json_string(v: &str) -> String {
-    let mut out = String::from("\"");
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
+/// One configuration's results on a CPU backend (single thread, batch built inside the step).
+#[derive(Clone, Debug)]
+pub struct CpuBenchReport {
+    pub backend: BenchBackend,
+    pub config: BenchConfig,
+    pub steps: u32,
+    pub train_seconds: f64,
+    pub steps_per_s: f64,
+    pub flop_per_step: f64,
+    pub final_loss: f32,
+    /// What runs the code: the CPU's name natively, the browser's description in a page.
+    pub adapter: String,
+}
+
+/// Times `config` on the CPU backend `backend` (`Cpu` or `CpuReference`): two warm-up steps,
+/// one probe step to size the run to `opts.target_seconds` (unless `opts.steps` is given), then
+/// the timed steps. Synchronous: in a page it holds the thread for the run.
+pub fn run_cpu(config: BenchConfig, opts: &BenchOptions, adapter: &str) -> CpuBenchReport {
+    let spec = config.spec();
+    let data = sample_dataset(Dataset::Moons, DATASET_POINTS, spec.seed);
+    let (steps, train_seconds, final_loss) = match opts.backend {
+        BenchBackend::CpuReference => time_cpu(&mut crate::cpu::CpuTrainer::new(spec, data), crate::cpu::CpuTrainer::step, opts),
+        _ => time_cpu(&mut crate::cpu::FastCpuTrainer::new(spec, data), crate::cpu::FastCpuTrainer::step, opts),
+    };
+    let flop_per_step = 6.0 * spec.batch as f64 * spec.shape.macs_per_sample() as f64;
+    CpuBenchReport {
+        backend: if opts.backend == BenchBackend::CpuReference { BenchBackend::CpuReference } else { BenchBackend::Cpu },
+        config,
+        steps,
+        train_seconds,
+        steps_per_s: steps as f64 / train_seconds,
+        flop_per_step,
+        final_loss,
+        adapter: adapter.to_string(),
     }
-    out.push('"');
-    out
+}
+
+/// `(steps, seconds, last loss)` of the timed run of `step` on `trainer`.
+fn time_cpu<T>(trainer: &mut T, step: fn(&mut T) -> f32, opts: &BenchOptions) -> (u32, f64, f32) {
+    step(trainer);
+    step(trainer);
+    let steps = match opts.steps {
+        Some(n) => n.max(1),
+        None => {
+            let t0 = now();
+            step(trainer);
+            ((opts.target_seconds / (now() - t0).max(1e-6)) as u32).clamp(1, 100_000)
+        }
+    };
+    let t0 = now();
+    let mut loss = f32::NAN;
+    for _ in 0..steps {
+        loss = step(trainer);
+    }
+    (steps, (now() - t0).max(1e-9), loss)
+}
+
+impl CpuBenchReport {
+    /// One JSON object (no trailing newline), with the fields of [`BenchReport::to_json`] that
+    /// apply to a CPU.
+    pub fn to_json(&self) -> String {
+        let (width, depth, batch) = self.config.dims();
+        let fields = [
+            ("impl", json_string(self.backend.name())),
+            ("config", json_string(self.config.name())),
+            ("width", width.to_string()),
+            ("depth", depth.to_string()),
+            ("batch", batch.to_string()),
+            ("steps", self.steps.to_string()),
+            ("train_seconds", json_number(self.train_seconds)),
+            ("steps_per_s", json_number(self.steps_per_s)),
+            ("step_ms", json_number(1000.0 / self.steps_per_s)),
+            ("flop_per_step", format!("{}", self.flop_per_step)),
+            ("flop_formula", json_string("6*batch*sum_l(in_l*out_l)")),
+            ("gflops", json_number(self.flop_per_step * self.steps_per_s / 1e9)),
+            ("final_loss", json_number(self.final_loss as f64)),
+            ("threads", "1".into()),
+            ("wasm_simd128", crate::cpu::fast::simd::WASM_SIMD128.to_string()),
+            ("target", json_string(std::env::consts::ARCH)),
+            ("adapter", json_string(&self.adapter)),
+            ("device_type", json_string("cpu")),
+        ];
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    }
+}
+
+
+/// A number rounded to 3 decimals, `null` when not finite.
+fn json_number(v: f64) -> String {
+    crate::json::json_number((v * 1000.0).round() / 1000.0)
 }
 
 #[cfg(test)]

@@ -9,12 +9,75 @@ use crate::config::{Config, ConfigError};
 /// What the user asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    Train { config: Config, out: Option<String> },
-    /// Train, then report the exact negative log-likelihood of held-out target samples.
-    Nll { config: Config, held_out: u32, grid: u32, heatmap: Option<String> },
+    /// Train (from scratch, or on from `--model`), sample, optionally save.
+    Train { config: Config, out: Option<String>, save: Option<String>, model: Option<ModelArgs> },
+    /// Train (or read `--model`), then report the exact negative log-likelihood of held-out
+    /// target samples and, with `--points`, of given points.
+    Nll { config: Config, held_out: u32, grid: u32, heatmap: Option<String>, points: Option<String>, out: Option<String>, save: Option<String>, model: Option<ModelArgs> },
+    /// Integrate start points (fresh, or `--from`) with a saved model.
+    Sample { model: ModelArgs, from: Option<String>, out: String },
+    /// The velocity of a saved model at given `(x, y, t)`.
+    Field { model: ModelArgs, points: String, out: String },
     /// The fixed-configuration benchmark (`src/bench.rs`), one JSON line per configuration.
     Bench { configs: Vec<crate::bench::BenchConfig>, options: crate::bench::BenchOptions },
     Help,
+}
+
+/// A saved model (`--model FILE`) and the settings given on the command line, to apply over the
+/// file's configuration with [`ModelArgs::config_over`] once the file is read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelArgs {
+    pub path: String,
+    /// `(setting, value)` as given (already checked against the setting's range).
+    pub set: Vec<(String, String)>,
+    /// The settings this command may change (`None`: any but the network's shape).
+    pub allowed: Option<&'static [&'static str]>,
+}
+
+/// Settings `sample --model` may change: how samples are drawn and integrated.
+pub const SAMPLE_SETTINGS: &[&str] = &["samples", "solver", "nfe", "tol", "seed"];
+/// Settings `nll --model` may change: which held-out data and how the flow is integrated.
+pub const NLL_SETTINGS: &[&str] = &["dataset", "seed", "solver", "nfe", "tol"];
+/// Settings `field --model` may change: none, the field is the model's.
+pub const FIELD_SETTINGS: &[&str] = &[];
+
+impl ModelArgs {
+    /// The model file's configuration with the command line's settings applied. A setting the
+    /// command does not use, or one that would change the network (width, depth, activation),
+    /// is an error naming the flag.
+    pub fn config_over(&self, base: &Config, command: &str) -> Result<Config, CliError> {
+        let mut config = base.clone();
+        let shape = |c: &Config| crate::TrainSpec::from_config(c).shape;
+        for (key, value) in &self.set {
+            let name = crate::config::field(key).map(|f| f.name).unwrap_or("");
+            if let Some(allowed) = self.allowed {
+                if !allowed.contains(&name) {
+                    let accepts = if allowed.is_empty() {
+                        "no settings besides its own flags".to_string()
+                    } else {
+                        allowed.iter().map(|a| format!("--{}", a.replace('_', "-"))).collect::<Vec<_>>().join(", ")
+                    };
+                    return Err(CliError::Fixed {
+                        flag: key.clone(),
+                        why: format!("{command} --model takes the model's settings from the file; it accepts {accepts}"),
+                    });
+                }
+            }
+            let before = shape(&config);
+            config.set(key, value)?;
+            if shape(&config) != before {
+                return Err(CliError::Fixed {
+                    flag: key.clone(),
+                    why: format!(
+                        "the saved model is width {} × depth {} {}; its network cannot change (train a new model instead)",
+                        before.width, before.depth, before.activation
+                    ),
+                });
+            }
+        }
+        config.check_solver()?;
+        Ok(config)
+    }
 }
 
 /// The usage text.
@@ -29,8 +92,13 @@ pub fn usage() -> String {
          \x20                [--reflow K] [--reflow-pairs N] [--reflow-steps S]\n\
          \x20                [--objective fm|meanflow] [--conditional on|off] [--label-dropout P] [--class all|C] [--guidance W]\n\
          \x20                [--sampler ode|sde] [--noise G]\n\
-         \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv]\n\
+         \x20                [--save MODEL.safetensors|MODEL.flowmatch] [--model MODEL]\n\
+         \x20 flowmatch nll [train flags] [--held-out N] [--grid G] [--heatmap FILE.csv] [--points PTS.csv] [--out LOGP.csv]\n\
+         \x20 flowmatch nll --model MODEL [--points PTS.csv] [--out LOGP.csv] [--held-out N] [--grid G] [--solver S] [--nfe K]\n\
+         \x20 flowmatch sample --model MODEL [--from X0.csv] [--samples N] [--seed S] [--solver S] [--nfe K] [--tol T] --out FILE.csv\n\
+         \x20 flowmatch field --model MODEL --points XYT.csv --out V.csv\n\
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
+         \x20                [--backend gpu|cpu|cpu-reference]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps (dopri5: adaptive Dormand-Prince 5(4) with rtol = atol = T, default 1e-3, and\n\
@@ -46,14 +114,19 @@ pub fn usage() -> String {
          --class C then samples class C, and --guidance W applies classifier-free guidance v(none) + W*(v(C) - v(none)).\n\
          --sampler sde integrates dx = [v + g^2/2 s] dt + g dW (same distribution; g(t) = G*sqrt(beta_t), Euler-Maruyama,\n\
          Gaussian source). --objective meanflow learns the average velocity and samples in K jumps (K = 1: one step).\n\
-         nll: trains the same way, then integrates the flow backwards with the exact divergence to give\n\
-         log p(x) of N held-out target samples (mean NLL) and of a GxG grid over [-5,5]^2 (its mass, and\n\
-         the heat map as CSV x,y,log_p). --solver/--nfe set the backward integration (dopri5 there: max(1, K/6)\n\
+         --save writes the model (weights, Adam state, configuration) as .safetensors or .flowmatch, by extension;\n\
+         --model continues a saved model's run (its settings; width, depth and activation cannot change) for --steps more steps.\n\
+         nll: trains the same way (or reads --model), then integrates the flow backwards with the exact divergence to give\n\
+         log p(x) of N held-out target samples (mean NLL), of a GxG grid over [-5,5]^2 (its mass, and\n\
+         the heat map as CSV x,y,log_p) and of --points (CSV x,y; --out writes x,y,log_p). --solver/--nfe set the backward integration (dopri5 there: max(1, K/6)\n\
          equal Dormand-Prince steps, no step-size control). Gaussian source only.\n\
+         sample: integrates N fresh start points (from the seed, as train does) or the rows of --from (CSV x,y) with a saved model; writes x,y.\n\
+         field: the saved model's velocity at each row of --points (CSV x,y,t); writes x,y,t,vx,vy.\n\
          bench: times training (steps/s; GFLOP/s from 6*batch*sum(in*out) FLOP per step) and Euler sampling\n\
          of P particles for the fixed configs S (64x3, batch 256), M (256x4, 1024), L (512x4, 4096).\n\
          --profile N also times every kernel over N steps with GPU timestamps (matmul GFLOP/s; needs an\n\
-         adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU).\n\n\
+         adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU). --backend cpu times the\n\
+         fast CPU trainer (one thread; the page's CPU backend), cpu-reference the scalar reference (no sampling).\n\n\
          Datasets: {datasets}\n\
          Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr} ({schedule} schedule over the steps), seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
@@ -84,8 +157,34 @@ pub enum CliError {
     MissingValue(String),
     #[error("unexpected argument '{0}': flags start with -- (see `flowmatch help`)")]
     Unexpected(String),
-    #[error("unknown command '{0}': expected train, nll, bench or help")]
+    #[error("unknown command '{0}': expected train, nll, sample, field, bench or help")]
     UnknownCommand(String),
+    #[error("{command} needs --{flag} ({what})")]
+    Required { command: &'static str, flag: &'static str, what: &'static str },
+    #[error("invalid value '{value}' for --{flag}: expected {allowed}")]
+    Path { flag: &'static str, value: String, allowed: String },
+    #[error("--{flag} cannot be used here: {why}")]
+    Fixed { flag: String, why: String },
+}
+
+/// `--save` / `--model` paths: a model file by extension.
+fn model_path(flag: &'static str, value: &str) -> Result<String, CliError> {
+    match crate::model_file::ModelFormat::from_path(value) {
+        Some(_) => Ok(value.to_string()),
+        None => Err(CliError::Path {
+            flag,
+            value: value.to_string(),
+            allowed: format!("a model file name ending in {}", crate::model_file::ModelFormat::choices()),
+        }),
+    }
+}
+
+/// A CSV path (any name; only emptiness is refused here, the file is checked when read).
+fn csv_path(flag: &'static str, value: &str) -> Result<String, CliError> {
+    if value.trim().is_empty() {
+        return Err(CliError::Path { flag, value: value.to_string(), allowed: "a file name".into() });
+    }
+    Ok(value.to_string())
 }
 
 /// Parses `args` (without the program name).
@@ -94,28 +193,81 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
     match cmd.as_str() {
         "help" | "--help" | "-h" => Ok(Command::Help),
         "train" => {
-            let mut out = None;
-            let config = config_and(&args[1..], &["out"], |_, value| {
-                out = Some(value.to_string());
-                Ok(())
-            })?;
-            config.check_solver()?;
-            config.check_generation()?;
-            Ok(Command::Train { config, out })
-        }
-        "nll" => {
-            let (mut held_out, mut grid, mut heatmap) = (2000u32, 64u32, None);
-            let config = config_and(&args[1..], &["held-out", "grid", "heatmap"], |key, value| {
+            let (mut out, mut save, mut model) = (None, None, None);
+            let (config, set) = config_and(&args[1..], &["out", "save", "model"], |key, value| {
                 match key {
-                    "held-out" => held_out = int_flag("held-out", value, 1, 1_000_000)?,
-                    "grid" => grid = int_flag("grid", value, 2, 1024)?,
-                    _ => heatmap = Some(value.to_string()),
+                    "out" => out = Some(csv_path("out", value)?),
+                    "save" => save = Some(model_path("save", value)?),
+                    _ => model = Some(model_path("model", value)?),
                 }
                 Ok(())
             })?;
             config.check_solver()?;
             config.check_generation()?;
-            Ok(Command::Nll { config, held_out, grid, heatmap })
+            let model = model.map(|path| ModelArgs { path, set, allowed: None });
+            Ok(Command::Train { config, out, save, model })
+        }
+        "nll" => {
+            let (mut held_out, mut grid, mut heatmap, mut points, mut out, mut save, mut model) = (2000u32, 64u32, None, None, None, None, None);
+            let (config, set) = config_and(&args[1..], &["held-out", "grid", "heatmap", "points", "out", "save", "model"], |key, value| {
+                match key {
+                    "held-out" => held_out = int_flag("held-out", value, 1, 1_000_000)?,
+                    "grid" => grid = int_flag("grid", value, 2, 1024)?,
+                    "heatmap" => heatmap = Some(csv_path("heatmap", value)?),
+                    "points" => points = Some(csv_path("points", value)?),
+                    "out" => out = Some(csv_path("out", value)?),
+                    "save" => save = Some(model_path("save", value)?),
+                    _ => model = Some(model_path("model", value)?),
+                }
+                Ok(())
+            })?;
+            config.check_solver()?;
+            config.check_generation()?;
+            if out.is_some() && points.is_none() {
+                return Err(CliError::Required { command: "nll --out", flag: "points", what: "the CSV of x,y points whose log-likelihood --out writes" });
+            }
+            if model.is_some() && save.is_some() {
+                return Err(CliError::Fixed { flag: "save".into(), why: "nll --model evaluates a saved model without training it".into() });
+            }
+            let model = model.map(|path| ModelArgs { path, set, allowed: Some(NLL_SETTINGS) });
+            Ok(Command::Nll { config, held_out, grid, heatmap, points, out, save, model })
+        }
+        "sample" => {
+            let (mut from, mut out, mut model) = (None, None, None);
+            let (_, set) = config_and(&args[1..], &["from", "out", "model"], |key, value| {
+                match key {
+                    "from" => from = Some(csv_path("from", value)?),
+                    "out" => out = Some(csv_path("out", value)?),
+                    _ => model = Some(model_path("model", value)?),
+                }
+                Ok(())
+            })?;
+            let path = model.ok_or(CliError::Required { command: "sample", flag: "model", what: "the saved model to sample, .safetensors or .flowmatch" })?;
+            if from.is_some() && set.iter().any(|(k, _)| k.replace('-', "_") == "samples") {
+                return Err(CliError::Fixed { flag: "samples".into(), why: "with --from, the rows of that file are the samples".into() });
+            }
+            let out = out.ok_or(CliError::Required { command: "sample", flag: "out", what: "the CSV file the samples go to" })?;
+            let model = ModelArgs { path, set, allowed: Some(SAMPLE_SETTINGS) };
+            // Settings the command does not take are refused now; the rest again over the file's.
+            model.config_over(&Config::default(), "sample")?;
+            Ok(Command::Sample { model, from, out })
+        }
+        "field" => {
+            let (mut points, mut out, mut model) = (None, None, None);
+            let (_, set) = config_and(&args[1..], &["points", "out", "model"], |key, value| {
+                match key {
+                    "points" => points = Some(csv_path("points", value)?),
+                    "out" => out = Some(csv_path("out", value)?),
+                    _ => model = Some(model_path("model", value)?),
+                }
+                Ok(())
+            })?;
+            let path = model.ok_or(CliError::Required { command: "field", flag: "model", what: "the saved model whose velocity to evaluate" })?;
+            let points = points.ok_or(CliError::Required { command: "field", flag: "points", what: "a CSV of x,y,t rows" })?;
+            let out = out.ok_or(CliError::Required { command: "field", flag: "out", what: "the CSV file the velocities go to" })?;
+            let model = ModelArgs { path, set, allowed: Some(FIELD_SETTINGS) };
+            model.config_over(&Config::default(), "field")?;
+            Ok(Command::Field { model, points, out })
         }
         "bench" => parse_bench(&args[1..]),
         other => Err(CliError::UnknownCommand(other.to_string())),
@@ -123,7 +275,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
 }
 
 fn parse_bench(args: &[String]) -> Result<Command, CliError> {
-    use crate::bench::{BenchConfig, BenchOptions};
+    use crate::bench::{BenchBackend, BenchConfig, BenchOptions};
     let mut configs = BenchConfig::ALL.to_vec();
     let mut options = BenchOptions::default();
     let invalid = |field: &str, value: &str, allowed: &str| {
@@ -141,13 +293,14 @@ fn parse_bench(args: &[String]) -> Result<Command, CliError> {
             "particles" => options.particles = Some(int_flag("particles", &value, 1, 1 << 24)?),
             "ode-steps" => options.ode_steps = Some(int_flag("ode-steps", &value, 1, 100_000)?),
             "profile" => options.profile_steps = Some(int_flag("profile", &value, 1, 100_000)?),
+            "backend" => options.backend = BenchBackend::parse(&value).ok_or_else(|| invalid("backend", &value, "gpu, cpu or cpu-reference"))?,
             "kernels" => {
                 options.variant = Some(crate::gpu::KernelVariant::parse(&value).ok_or_else(|| invalid("kernels", &value, "software or tiled"))?)
             }
             other => {
                 return Err(CliError::Config(ConfigError::Unknown {
                     field: format!("--{other}"),
-                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile".into(),
+                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile, --backend".into(),
                 }))
             }
         }
@@ -156,13 +309,15 @@ fn parse_bench(args: &[String]) -> Result<Command, CliError> {
 }
 
 /// Applies every `--flag value` to a default [`Config`], except the command's own `extra` flags,
-/// which go to `on_extra`. Unknown flags list both kinds.
+/// which go to `on_extra`. Unknown flags list both kinds. Returns the config and the settings
+/// given, in order (commands on a saved model apply them over the file's configuration).
 fn config_and(
     args: &[String],
     extra: &[&str],
     mut on_extra: impl FnMut(&str, &str) -> Result<(), CliError>,
-) -> Result<Config, CliError> {
+) -> Result<(Config, Vec<(String, String)>), CliError> {
     let mut config = Config::default();
+    let mut set = Vec::new();
     for (key, value) in flag_pairs(args)? {
         let norm = key.replace('_', "-");
         if extra.contains(&norm.as_str()) {
@@ -176,8 +331,9 @@ fn config_and(
             },
             other => other,
         })?;
+        set.push((key, value));
     }
-    Ok(config)
+    Ok((config, set))
 }
 
 fn int_flag(name: &str, value: &str, lo: u32, hi: u32) -> Result<u32, CliError> {
@@ -210,54 +366,7 @@ fn flag_pairs(args: &[String]) -> Result<Vec<(String, String)>, CliError> {
     Ok(pairs)
 }
 
-/// One JSON object written field by field (keys are trusted literals).
-#[derive(Default)]
-pub struct JsonLine {
-    fields: Vec<String>,
-}
-
-impl JsonLine {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn str(mut self, key: &str, value: &str) -> Self {
-        self.fields.push(format!("\"{key}\":{}", json_string(value)));
-        self
-    }
-    pub fn num(mut self, key: &str, value: f64) -> Self {
-        self.fields.push(format!("\"{key}\":{}", json_number(value)));
-        self
-    }
-    /// A value already formatted as JSON (an integer, `null`, a nested object).
-    pub fn raw(mut self, key: &str, value: impl std::fmt::Display) -> Self {
-        self.fields.push(format!("\"{key}\":{value}"));
-        self
-    }
-    pub fn finish(self) -> String {
-        format!("{{{}}}", self.fields.join(","))
-    }
-}
-
-/// A JSON string literal.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON number (non-finite values become null).
-pub fn json_number(x: f64) -> String {
-    if x.is_finite() { format!("{x}") } else { "null".into() }
-}
+pub use crate::json::{json_number, json_string, JsonLine};
 
 #[cfg(test)]
 mod tests {
@@ -270,8 +379,8 @@ mod tests {
     #[test]
     fn parses_the_contract_flags() {
         let c = parse(&args("train --dataset 8gaussians --steps 10 --batch 32 --width 16 --depth 2 --lr 0.001 --seed 5 --solver rk4 --nfe 4 --samples 100 --out s.csv")).unwrap();
-        let Command::Train { config, out } = c else { panic!() };
-        assert_eq!(out.as_deref(), Some("s.csv"));
+        let Command::Train { config, out, save, model } = c else { panic!() };
+        assert_eq!((out.as_deref(), save, model), (Some("s.csv"), None, None));
         let Command::Train { config: r, .. } =
             parse(&args("train --reflow 2 --reflow-pairs 500 --reflow-steps 30 --t-sampling logit-normal --t-mean 0.5 --t-std 0.8 --points 16")).unwrap()
         else {
@@ -305,6 +414,36 @@ mod tests {
     }
 
     #[test]
+    fn model_commands_check_their_flags() {
+        let Command::Sample { model, from, out } = parse(&args("sample --model m.safetensors --from x0.csv --nfe 8 --solver rk4 --out s.csv")).unwrap() else { panic!() };
+        assert_eq!((model.path.as_str(), from.as_deref(), out.as_str()), ("m.safetensors", Some("x0.csv"), "s.csv"));
+        let base = Config { width: 16, ..Config::default() };
+        let c = model.config_over(&base, "sample").unwrap();
+        assert_eq!((c.width, c.nfe, c.solver), (16, 8, crate::config::Solver::Rk4));
+        let e = |s: &str| parse(&args(s)).unwrap_err().to_string();
+        assert!(e("sample --out s.csv").contains("sample needs --model"));
+        assert!(e("sample --model m.flowmatch").contains("sample needs --out"));
+        assert!(e("sample --model m.pt --out s.csv").contains("--model") && e("sample --model m.pt --out s.csv").contains(".flowmatch or .safetensors"));
+        let fixed = e("sample --model m.flowmatch --width 8 --out s.csv");
+        assert!(fixed.contains("--width") && fixed.contains("--samples, --solver, --nfe, --tol, --seed"), "{fixed}");
+        assert!(e("sample --model m.flowmatch --nfe 0 --out s.csv").contains("nfe"));
+        assert!(e("sample --model m.flowmatch --solver dopri5 --nfe 3 --out s.csv").contains("at least 7"));
+        assert!(e("field --model m.flowmatch --out v.csv").contains("field needs --points"));
+        assert!(e("field --model m.flowmatch --points p.csv --out v.csv --nfe 3").contains("--nfe"));
+        assert!(e("nll --out l.csv").contains("--points"));
+        assert!(e("nll --model m.flowmatch --save n.flowmatch").contains("--save"));
+        assert!(e("train --save model.bin").contains("--save"));
+        // Training on from a saved model keeps its network.
+        let Command::Train { model: Some(m), save, .. } = parse(&args("train --model a.flowmatch --steps 10 --lr 0.001 --save b.safetensors")).unwrap() else { panic!() };
+        assert_eq!(save.as_deref(), Some("b.safetensors"));
+        let c = m.config_over(&base, "train").unwrap();
+        assert_eq!((c.width, c.steps, c.lr), (16, 10, 0.001));
+        let Command::Train { model: Some(m), .. } = parse(&args("train --model a.flowmatch --depth 5")).unwrap() else { panic!() };
+        let e = m.config_over(&base, "train").unwrap_err().to_string();
+        assert!(e.contains("--depth") && e.contains("width 16 × depth 3"), "{e}");
+    }
+
+    #[test]
     fn parses_bench() {
         use crate::bench::BenchConfig;
         let Command::Bench { configs, options } = parse(&args("bench --config S,L --steps 10 --kernels tiled")).unwrap() else { panic!() };
@@ -315,13 +454,11 @@ mod tests {
         let Command::Bench { options, .. } = parse(&args("bench --profile 20")).unwrap() else { panic!() };
         assert_eq!(options.profile_steps, Some(20));
         assert!(parse(&args("bench --profile 0")).unwrap_err().to_string().contains("profile"));
+        let Command::Bench { options, .. } = parse(&args("bench --backend cpu")).unwrap() else { panic!() };
+        assert_eq!(options.backend, crate::bench::BenchBackend::Cpu);
+        assert!(parse(&args("bench --backend tpu")).unwrap_err().to_string().contains("gpu, cpu or cpu-reference"));
         let Command::Bench { configs, .. } = parse(&args("bench")).unwrap() else { panic!() };
         assert_eq!(configs.len(), 3);
     }
 
-    #[test]
-    fn json_escapes() {
-        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-        assert_eq!(json_number(f64::NAN), "null");
-    }
 }

@@ -18,10 +18,16 @@
 use crate::config::Activation;
 use crate::rng::{hash4, stream, unit};
 
-/// Input features every network reads first: x, y, t.
-pub const IN_DIM: u32 = 3;
+/// The network's inputs, in the order of its first layer's columns: the position and the time
+/// (t = 0 the source, t = 1 the target). Conditioning inputs are appended here; saved models
+/// describe their inputs from this list (`ModelShape::describe`).
+pub const INPUTS: [&str; 3] = ["x", "y", "t"];
+/// Input features: x, y, t.
+pub const IN_DIM: u32 = INPUTS.len() as u32;
+/// The network's outputs: the velocity.
+pub const OUTPUTS: [&str; 2] = ["vx", "vy"];
 /// Output: the 2D velocity.
-pub const OUT_DIM: u32 = 2;
+pub const OUT_DIM: u32 = OUTPUTS.len() as u32;
 
 /// The network's input row, in order:
 ///
@@ -150,6 +156,30 @@ impl ModelShape {
             .collect()
     }
 
+    /// The module index of linear layer `l` in the equivalent PyTorch model
+    /// `nn.Sequential(Linear(3, W), Act, Linear(W, W), Act, …, Linear(W, 2))`: the activations sit
+    /// between the linear layers, so the linear layers are modules 0, 2, 4, …, 2·depth and their
+    /// tensors are named `{2l}.weight` (out, in) and `{2l}.bias` in a `state_dict`.
+    pub fn torch_index(l: usize) -> usize {
+        2 * l
+    }
+
+    /// What a saved model states about the network, as `(key, value)` text: the safetensors
+    /// metadata (`model_file::safetensors`) writes every pair and a loader checks every pair
+    /// against the model its configuration builds. A new input or shape field belongs here.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let layers: Vec<String> = (0..self.num_layers()).map(|l| Self::torch_index(l).to_string()).collect();
+        vec![
+            ("inputs", self.inputs.names().join(",")),
+            ("outputs", OUTPUTS.join(",")),
+            ("width", self.width.to_string()),
+            ("depth", self.depth.to_string()),
+            ("activation", self.activation.name().to_string()),
+            ("torch_activation", torch_activation(self.activation).to_string()),
+            ("linear_layers", layers.join(",")),
+        ]
+    }
+
     /// Length of the packed parameter buffer, padding included.
     pub fn param_len(&self) -> usize {
         let last = *self.layers().last().expect("at least one layer");
@@ -204,6 +234,17 @@ impl ModelShape {
             doff += b * l.out_dim;
         }
         ActivationLayout { batch, in_dim, input, target, hidden, output, len, deltas, loss_terms: doff, deltas_len: doff + b }
+    }
+}
+
+/// The PyTorch module computing `act` exactly as `cpu::activation` does (GELU is the tanh
+/// approximation; `tanh`'s ±15 clamp changes nothing in f32).
+pub fn torch_activation(act: Activation) -> &'static str {
+    match act {
+        Activation::Silu => "torch.nn.SiLU()",
+        Activation::Relu => "torch.nn.ReLU()",
+        Activation::Gelu => "torch.nn.GELU(approximate='tanh')",
+        Activation::Tanh => "torch.nn.Tanh()",
     }
 }
 

@@ -163,6 +163,75 @@ fn divergence_stops_training_and_names_the_step() {
     assert!(err.contains("non-finite") && err.contains("at step"), "{err}");
 }
 
+#[test]
+fn saved_models_sample_convert_and_round_trip() {
+    use flowmatch::model_file::ModelFile;
+    let dir = std::env::temp_dir().join(format!("flowmatch-cli-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let common = ["--samples", "40", "--nfe", "4", "--solver", "midpoint"];
+    let mut args = vec!["train", "--dataset", "8gaussians", "--steps", "30", "--width", "16", "--depth", "2", "--batch", "64"];
+    args.extend(common);
+    let (out, save) = (p("s.csv"), p("m.flowmatch"));
+    args.extend(["--out", &out, "--save", &save]);
+    let o = flowmatch(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("\"save\":\"{}\"", save)));
+    // The saved model samples what the training run sampled (same seed, same start points).
+    let mut sample = vec!["sample", "--model", &save, "--out"];
+    let s2 = p("s2.csv");
+    sample.push(&s2);
+    sample.extend(common);
+    let o = flowmatch(&sample);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(p("s.csv")).unwrap(), std::fs::read(p("s2.csv")).unwrap(), "sample --model repeats train --out");
+    // Zero more steps converts the format; the parameters and Adam state are bit-identical.
+    let converted = p("m.safetensors");
+    let o = flowmatch(&["train", "--model", &save, "--steps", "0", "--samples", "1", "--save", &converted]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"step\":30"));
+    let (a, mut b) = (ModelFile::read(&save).unwrap(), ModelFile::read(&converted).unwrap());
+    // The converting run's own settings (0 steps, 1 sample) are recorded; the rest is the model's.
+    assert_eq!((b.config.steps, b.config.samples), (0, 1));
+    (b.config.steps, b.config.samples) = (30, 40);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a.params), bits(&b.params));
+    assert_eq!(bits(a.moments.as_ref().unwrap()), bits(b.moments.as_ref().unwrap()));
+    assert_eq!((a.step, a.config.clone()), (b.step, b.config.clone()));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn model_commands_name_bad_flags_and_files() {
+    let dir = std::env::temp_dir().join(format!("flowmatch-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(p("junk.safetensors"), b"not a model at all").unwrap();
+    std::fs::write(p("xyt.csv"), "x,y,t\n1,2\n").unwrap();
+    let (junk, missing, xyt) = (p("junk.safetensors"), p("missing.flowmatch"), p("xyt.csv"));
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["sample", "--out", "s.csv"], &["sample needs --model"]),
+        (vec!["sample", "--model", "m.pt", "--out", "s.csv"], &["--model", "m.pt", ".flowmatch or .safetensors"]),
+        (vec!["sample", "--model", &missing, "--out", "s.csv"], &["--model", "missing.flowmatch"]),
+        (vec!["sample", "--model", &junk, "--out", "s.csv"], &["junk.safetensors", "not a model file"]),
+        (vec!["sample", "--model", &junk, "--depth", "4", "--out", "s.csv"], &["--depth", "--samples, --solver"]),
+        (vec!["sample", "--model", &junk, "--from", "x0.csv", "--samples", "5", "--out", "s.csv"], &["--samples", "--from"]),
+        (vec!["field", "--model", &junk, "--out", "v.csv"], &["field needs --points"]),
+        (vec!["field", "--model", &junk, "--points", &xyt, "--out", "v.csv"], &["--points", "line 2", "x,y,t"]),
+        (vec!["nll", "--out", "l.csv"], &["--points"]),
+        (vec!["train", "--save", "m.onnx"], &["--save", ".flowmatch or .safetensors"]),
+    ];
+    for (args, needles) in &cases {
+        let o = flowmatch(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?} should exit 2: {}", stderr(&o));
+        let err = stderr(&o);
+        for n in *needles {
+            assert!(err.contains(n), "{args:?}: message should mention '{n}': {err}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Issue 15's hostile sizes are refused before anything is allocated, naming the setting and
 /// the largest value that fits (the per-buffer limit here; the memory budget `budget::check_trainer`).
 #[test]

@@ -218,6 +218,31 @@ async fn trajectories_record_every_step() {
     assert_close("trajectory row 2", &traj[2 * n as usize..3 * n as usize].concat(), &want.concat(), 1e-4, 1e-4);
 }
 
+/// The field kernel (`flowmatch field`) against `cpu::mlp::velocity` at 333 random (x, y, t),
+/// for every activation (the same MLP code as ode_step.wgsl, so the same tolerance).
+async fn field_matches_cpu() {
+    use flowmatch::gpu::GpuField;
+    use flowmatch::rng::{hash4, unit};
+    let ctx = gpu().await;
+    for &activation in Activation::ALL {
+        let s = spec(activation);
+        let params = s.shape.init_params(s.seed);
+        let buffer = wgpu::util::DeviceExt::create_buffer_init(&ctx.device, &wgpu::util::BufferInitDescriptor {
+            label: Some("test.params"),
+            contents: bytemuck::cast_slice(&params),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let n = 333u32;
+        let inputs: Vec<f32> = (0..3 * n).map(|i| if i % 3 == 2 { unit(hash4(7, 1, i, 0)) } else { 6.0 * unit(hash4(7, 0, i, 0)) - 3.0 }).collect();
+        let field = GpuField::new(&ctx, &s.shape, &buffer, n + 10).unwrap();
+        let got = field.eval(&inputs).await.unwrap();
+        let mut scratch = vec![0.0; 2 * s.shape.width as usize];
+        let want: Vec<[f32; 2]> = inputs.chunks_exact(3).map(|p| mlp::velocity(&s.shape, &params, [p[0], p[1]], p[2], &mut scratch)).collect();
+        assert_close(&format!("field {activation}"), &got.concat(), &want.concat(), 1e-5, 1e-4);
+        assert!(field.eval(&vec![0.0; 3 * (n as usize + 11)]).await.is_err(), "over capacity is refused");
+    }
+}
+
 /// With a source dataset, x0 comes from the source points: the batch and the particles' starting
 /// points match the CPU twin exactly (no transcendental functions involved).
 async fn source_points_are_used() {
@@ -306,6 +331,7 @@ gpu_test!(ode_euler_matches_cpu, ode_matches_cpu(Solver::Euler));
 gpu_test!(ode_midpoint_matches_cpu, ode_matches_cpu(Solver::Midpoint));
 gpu_test!(ode_rk4_matches_cpu, ode_matches_cpu(Solver::Rk4));
 gpu_test!(ode_records_trajectories, trajectories_record_every_step());
+gpu_test!(field_kernel_matches_cpu, field_matches_cpu());
 
 // Every kernel variant against the same CPU reference with the same tolerances, whatever the
 // adapter would pick by itself: the default tests above run the adapter's own choice

@@ -199,7 +199,7 @@ async fn straightness_closed_forms() {
     let mut sampler = GpuSampler::new(&ctx, &shape, &t.params, n, 0).unwrap();
     let stats = GpuFlowStats::new(&ctx, &shape, &t.params, &sampler).unwrap();
 
-    t.load_params(&constant, 0);
+    t.load_state(&constant, &vec![0.0; 2 * constant.len()], 0).unwrap();
     sampler.reset(1);
     stats.integrate(Solver::Euler, 7);
     let st = stats.read().await.unwrap();
@@ -208,7 +208,7 @@ async fn straightness_closed_forms() {
     assert!((st.kinetic_energy - 1.0).abs() < 1e-5 && (st.transport_cost - 1.0).abs() < 1e-5, "{st:?}");
     assert!((st.w2_squared - 1.0).abs() < 1e-4, "{st:?}");
 
-    t.load_params(&rotation, 0);
+    t.load_state(&rotation, &vec![0.0; 2 * rotation.len()], 0).unwrap();
     sampler.reset(1);
     let x0 = sampler.read_particles().await.unwrap();
     stats.integrate(Solver::Rk4, 40);
@@ -421,12 +421,12 @@ async fn reflow_experiment(run: ReflowRun) -> (f64, flowmatch::gpu::flow_stats::
     trainer.train(run.k1);
     let shared = trainer.read_params().await.unwrap();
 
-    trainer.load_params(&shared, run.k1);
+    trainer.load_state(&shared, &vec![0.0; 2 * shared.len()], run.k1).unwrap(); // Adam restarts
     trainer.train(run.k2);
     assert_eq!(trainer.status(1).await.unwrap().first_bad_step, None);
     let (sw1, flow1) = one_step_quality(&ctx, &trainer, run.eval_n, run.eval_steps).await;
 
-    trainer.load_params(&shared, run.k1);
+    trainer.load_state(&shared, &vec![0.0; 2 * shared.len()], run.k1).unwrap(); // Adam restarts
     let mut reflow = GpuReflow::new(&ctx, &trainer, run.pairs, config.seed).unwrap();
     reflow.make_pairs(&mut trainer, Solver::Euler, run.pair_steps, config.tol).unwrap();
     trainer.train(run.k2);

@@ -20,20 +20,16 @@ fn sigmoid(z: f32) -> f32 {
 
 pub fn act(kind: Activation, z: f32) -> f32 {
     match kind {
-        Activation::Silu => z * sigmoid(z),
+        Activation::Silu | Activation::Tanh => act_and_grad(kind, z).0,
         Activation::Relu => z.max(0.0),
         Activation::Gelu => 0.5 * z * (1.0 + safe_tanh(GELU_C * (z + GELU_K * z * z * z))),
-        Activation::Tanh => safe_tanh(z),
     }
 }
 
 /// d act / dz.
 pub fn act_grad(kind: Activation, z: f32) -> f32 {
     match kind {
-        Activation::Silu => {
-            let s = sigmoid(z);
-            s * (1.0 + z * (1.0 - s))
-        }
+        Activation::Silu | Activation::Tanh => act_and_grad(kind, z).1,
         Activation::Relu => {
             if z > 0.0 { 1.0 } else { 0.0 }
         }
@@ -45,10 +41,22 @@ pub fn act_grad(kind: Activation, z: f32) -> f32 {
             let du = GELU_C * (1.0 + 3.0 * GELU_K * z * z);
             0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * du
         }
+    }
+}
+
+/// `(act(z), act'(z))` with the same bits as the two functions, computing SiLU's sigmoid and
+/// tanh once for both (the fast CPU trainer keeps `act'` from the forward pass).
+pub fn act_and_grad(kind: Activation, z: f32) -> (f32, f32) {
+    match kind {
+        Activation::Silu => {
+            let s = sigmoid(z);
+            (z * s, s * (1.0 + z * (1.0 - s)))
+        }
         Activation::Tanh => {
             let th = safe_tanh(z);
-            1.0 - th * th
+            (th, 1.0 - th * th)
         }
+        Activation::Relu | Activation::Gelu => (act(kind, z), act_grad(kind, z)),
     }
 }
 
@@ -67,6 +75,10 @@ mod tests {
                 assert!((fd - g).abs() < 2e-3, "{kind}: z={z} fd={fd} grad={g}");
             }
             assert!(act(kind, -1e30).is_finite() && act_grad(kind, 1e30).is_finite(), "{kind} overflows");
+            for z in [-1e30, -20.0, -3.7, -0.0, 0.0, 0.41, 9.9, 12.0, 1e30] {
+                let (a, g) = act_and_grad(kind, z);
+                assert_eq!((a.to_bits(), g.to_bits()), (act(kind, z).to_bits(), act_grad(kind, z).to_bits()), "{kind} at {z}");
+            }
         }
     }
 }

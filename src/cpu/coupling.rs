@@ -7,9 +7,10 @@
 
 use super::batch::{draw_x0, draw_x1, write_sample};
 use super::time::TimeDist;
-use crate::config::Path;
+use crate::config::{self, Path};
 use crate::model::ActivationLayout;
 use crate::rng::{hash4, stream, unit};
+use crate::spec::TrainSpec;
 
 pub const OT_EPS: f32 = 0.05;
 pub const OT_ITERS: u32 = 100;
@@ -21,6 +22,38 @@ pub struct Coupling {
     pub f: Vec<f32>,
     pub g: Vec<f32>,
     pub partner: Vec<u32>,
+}
+
+/// Fills the batch input and target regions of `acts` for step `step`: from reflow's fixed `pairs`
+/// when given (`super::reflow`), else with the spec's coupling (independent:
+/// [`super::batch::build_batch_with`], with class labels for a conditional spec; OT:
+/// [`build_batch_ot`]). Both CPU trainers call this; MeanFlow's targets are written afterwards
+/// (`super::meanflow::write_targets`, which needs the weights).
+#[allow(clippy::too_many_arguments)]
+pub fn build_training_batch(
+    spec: &TrainSpec,
+    acts: &mut [f32],
+    layout: &ActivationLayout,
+    data: &[[f32; 2]],
+    source: &[[f32; 2]],
+    labels: &[u32],
+    pairs: Option<&super::reflow::Pairs>,
+    step: u32,
+) {
+    let s = spec;
+    if let Some((x0, x1)) = pairs {
+        super::reflow::build_batch_pairs(acts, layout, x0, x1, s.seed, step, s.sigma_min, s.path, &s.time);
+        return;
+    }
+    match s.coupling {
+        config::Coupling::Independent => {
+            let extras = super::batch::Extras { inputs: s.shape.inputs, labels, label_dropout: s.label_dropout };
+            super::batch::build_batch_with(acts, layout, data, s.seed, step, s.sigma_min, s.path, source, &s.time, &extras)
+        }
+        config::Coupling::Ot => {
+            build_batch_ot(acts, layout, data, s.seed, step, s.sigma_min, s.path, source, &s.time);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

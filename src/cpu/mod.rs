@@ -1,6 +1,7 @@
 //! The CPU reference: the same math as the WGSL kernels, written for clarity.
 //!
-//! It is the oracle of every GPU comparison test and the fallback backend where WebGPU is absent.
+//! It is the oracle of every GPU comparison test and of the fast CPU backend ([`fast`], the
+//! fallback where WebGPU is absent).
 //! Buffers use the layouts of `model.rs`, so CPU and GPU results compare index for index.
 //! Nothing here calls into `gpu/`.
 
@@ -14,6 +15,7 @@ pub mod density;
 pub mod exact;
 pub mod flow_stats;
 pub mod meanflow;
+pub mod fast;
 pub mod mlp;
 pub mod ode;
 pub mod reflow;
@@ -21,4 +23,5 @@ pub mod sde;
 pub mod time;
 pub mod trainer;
 
+pub use fast::FastCpuTrainer;
 pub use trainer::CpuTrainer;

@@ -1,10 +1,58 @@
 //! A complete training step on the CPU: batch → [MeanFlow targets] → forward → loss → backward →
 //! Adam. The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
-use super::{adam, batch, coupling, meanflow, mlp, reflow};
-use crate::config::Coupling;
+use super::{adam, coupling, meanflow, mlp, reflow};
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
+
+/// The training-state methods shared by [`CpuTrainer`] and `cpu::fast::FastCpuTrainer` (both
+/// have public `spec`, `params`, `grads`, `m`, `v`, `data` and `step`): loading and saving model
+/// files and changing the target, the twins of `GpuTrainer`'s.
+macro_rules! training_state_methods {
+    ($trainer:ty) => {
+        impl $trainer {
+            /// Puts the whole training state in place (parameters, Adam's m then v, step); the twin of
+            /// `GpuTrainer::load_state`. Fails without changing anything when the lengths do not fit.
+            pub fn load_state(&mut self, params: &[f32], moments: &[f32], step: u32) -> Result<(), String> {
+                let n = self.params.len();
+                if params.len() != n || moments.len() != 2 * n {
+                    return Err(format!("the state holds {} parameters and {} moments but this model has {n} and {}", params.len(), moments.len(), 2 * n));
+                }
+                self.params.copy_from_slice(params);
+                self.m.copy_from_slice(&moments[..n]);
+                self.v.copy_from_slice(&moments[n..]);
+                self.grads.iter_mut().for_each(|g| *g = 0.0);
+                self.step = step;
+                Ok(())
+            }
+
+            /// Loads a model file (see `GpuTrainer::load_model`): same shape required.
+            pub fn load_model(&mut self, file: &crate::model_file::ModelFile) -> Result<(), String> {
+                file.check_shape(&self.spec.shape).map_err(|e| e.to_string())?;
+                let r = file.resume_state();
+                self.load_state(&file.params, &r.moments, r.step)?;
+                self.spec.adam.schedule_start = r.schedule_start;
+                Ok(())
+            }
+
+            /// The training state as a model file for `config`.
+            pub fn model_file(&self, config: crate::config::Config) -> crate::model_file::ModelFile {
+                crate::model_file::ModelFile::new(config, self.step, self.params.clone(), [&self.m[..], &self.v[..]].concat(), self.spec.adam.schedule_start)
+            }
+
+            /// Trains on `data` (at least one point) from the next step on, keeping the weights, moments
+            /// and step count; the learning-rate schedule restarts, as `GpuTrainer::set_target`.
+            pub fn set_target(&mut self, data: Vec<[f32; 2]>) {
+                assert!(!data.is_empty(), "training data must not be empty");
+                self.data = data;
+                self.spec.adam.schedule_start = self.step;
+            }
+        }
+    };
+}
+pub(crate) use training_state_methods;
+
+training_state_methods!(CpuTrainer);
 
 pub struct CpuTrainer {
     pub spec: TrainSpec,
@@ -65,14 +113,6 @@ impl CpuTrainer {
         }
     }
 
-    /// Trains on `data` (at least one point) from the next step on, keeping the weights, moments
-    /// and step count; the learning-rate schedule restarts, as `GpuTrainer::set_target`.
-    pub fn set_target(&mut self, data: Vec<[f32; 2]>) {
-        assert!(!data.is_empty(), "training data must not be empty");
-        self.data = data;
-        self.spec.adam.schedule_start = self.step;
-    }
-
     /// A trainer whose target points carry class labels (one per point), for a class-conditional
     /// spec. Labels of an unconditional spec are ignored.
     pub fn with_labels(spec: TrainSpec, data: Vec<[f32; 2]>, labels: Vec<u32>) -> Self {
@@ -83,19 +123,7 @@ impl CpuTrainer {
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        let extras = batch::Extras { inputs: s.shape.inputs, labels: &self.labels, label_dropout: s.label_dropout };
-        if let Some((x0, x1)) = &self.pairs {
-            reflow::build_batch_pairs(&mut self.acts, &self.layout, x0, x1, s.seed, self.step, s.sigma_min, s.path, &s.time);
-        } else {
-            match s.coupling {
-                Coupling::Independent => batch::build_batch_with(
-                    &mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time, &extras,
-                ),
-                Coupling::Ot => {
-                    coupling::build_batch_ot(&mut self.acts, &self.layout, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time);
-                }
-            }
-        }
+        coupling::build_training_batch(s, &mut self.acts, &self.layout, &self.data, &self.source, &self.labels, self.pairs.as_ref(), self.step);
         if s.mean_flow() {
             meanflow::write_targets(&s.shape, &self.params, &mut self.acts, &self.layout);
         }

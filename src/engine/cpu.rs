@@ -1,4 +1,5 @@
-//! The CPU engine: the reference trainer (`cpu::CpuTrainer`), ODE (`cpu::ode`, `cpu::adaptive`),
+//! The CPU engine: the fast trainer (`cpu::FastCpuTrainer`: SIMD128 kernels with the scalar
+//! reference's bits, `tests/cpu_fast.rs`), ODE (`cpu::ode`, `cpu::adaptive`),
 //! density (`cpu::density`) and sliced W2 (`metrics::sliced_w2_reading`), drawn through a
 //! [`Painter`] with the same colours and layers as the WebGPU renderer. The fallback where the
 //! browser has no WebGPU, and the faster choice on some software adapters (`web::backend`).
@@ -17,10 +18,11 @@ use super::{Engine, EngineFuture, EngineInfo, FrameInput, Painter};
 use crate::config::{Config, Effect, Solver};
 use crate::cpu::adaptive::{integrate_field, AdaptiveOptions, MIN_NFE};
 use crate::cpu::ode::{initial_particles_from, ode_step};
-use crate::cpu::CpuTrainer;
+use crate::cpu::FastCpuTrainer;
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::trainer::{TrainStatus, LOSS_RING};
 use crate::model::ModelShape;
+use crate::model_file::ModelFile;
 use crate::render::heatmap::{cell_centres, heat_color, HEAT_GRID};
 use crate::render::view::{arrow_anchor, origin_color};
 use crate::render::Viewport;
@@ -98,7 +100,7 @@ struct Heat {
 pub struct CpuEngine {
     painter: Box<dyn Painter>,
     size: (u32, u32),
-    trainer: CpuTrainer,
+    trainer: FastCpuTrainer,
     /// Losses of recent steps (at most `LOSS_RING`) and the first non-finite one.
     losses: VecDeque<(u32, f32)>,
     first_bad: Option<u32>,
@@ -146,7 +148,7 @@ impl CpuEngine {
         Ok(e)
     }
 
-    fn trainer(c: &Config, data: Vec<[f32; 2]>, source: Vec<[f32; 2]>) -> Result<CpuTrainer, String> {
+    fn trainer(c: &Config, data: Vec<[f32; 2]>, source: Vec<[f32; 2]>) -> Result<FastCpuTrainer, String> {
         if c.coupling == crate::config::Coupling::Ot && c.batch > crate::cpu::coupling::OT_MAX_BATCH {
             return Err(format!(
                 "OT coupling supports batches of at most {} (batch {} given): lower the batch or use independent coupling",
@@ -154,13 +156,13 @@ impl CpuEngine {
                 c.batch
             ));
         }
-        let mut t = CpuTrainer::new(TrainSpec::from_config(c), data);
+        let mut t = FastCpuTrainer::new(TrainSpec::from_config(c), data);
         t.source = source;
         Ok(t)
     }
 
     /// The trainer (tests).
-    pub fn trainer_ref(&self) -> &CpuTrainer {
+    pub fn trainer_ref(&self) -> &FastCpuTrainer {
         &self.trainer
     }
 
@@ -514,7 +516,7 @@ impl Job for DensityJob {
 
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
-        EngineInfo { backend: "cpu", adapter: "CPU (WebAssembly reference)".into(), software: true, present: "canvas2d" }
+        EngineInfo { backend: "cpu", adapter: "CPU (WebAssembly SIMD, one thread)".into(), software: true, present: "canvas2d" }
     }
 
     fn step(&self) -> u32 {
@@ -589,15 +591,20 @@ impl Engine for CpuEngine {
     }
 
     fn load(&mut self, params: &[f32], step: u32) -> Result<(), String> {
-        let t = &mut self.trainer;
-        if params.len() != t.params.len() {
-            return Err(format!("{} parameters given but this model has {}", params.len(), t.params.len()));
-        }
-        t.params.copy_from_slice(params);
-        t.m.iter_mut().chain(t.v.iter_mut()).chain(t.grads.iter_mut()).for_each(|x| *x = 0.0);
-        t.step = step;
+        let n = self.trainer.params.len();
+        self.trainer.load_state(params, &vec![0.0; 2 * n], step)?;
         self.forget_run();
         Ok(())
+    }
+
+    fn load_model(&mut self, file: &ModelFile) -> Result<(), String> {
+        self.trainer.load_model(file)?;
+        self.forget_run();
+        Ok(())
+    }
+
+    fn model_file(&self, config: Config) -> EngineFuture<ModelFile> {
+        super::ready(Ok(self.trainer.model_file(config)))
     }
 
     fn params(&self) -> EngineFuture<Vec<f32>> {
@@ -691,6 +698,4 @@ impl Engine for CpuEngine {
     fn device_lost(&self) -> bool {
         false
     }
-
-    fn destroy_device(&self) {}
 }

@@ -18,6 +18,7 @@ use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
 use crate::config::{Config, Effect, Solver};
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::trainer::TrainStatus;
+use crate::model_file::ModelFile;
 use crate::gpu::{counter, GpuContext, GpuDensity, GpuError, GpuQuality, GpuSampler, GpuTrainer};
 use crate::render::heatmap::{cell_centres, HEAT_GRID};
 use crate::render::FlowRenderer;
@@ -342,10 +343,22 @@ impl Engine for GpuEngine {
         if params.len() != want {
             return Err(format!("{} parameters given but this model has {want}", params.len()));
         }
-        self.trainer.load_params(params, step);
+        self.trainer.load_state(params, &vec![0.0; 2 * want], step).map_err(err)?;
         self.shown.step = None;
         self.shown.frozen = false;
         Ok(())
+    }
+
+    fn load_model(&mut self, file: &ModelFile) -> Result<(), String> {
+        self.trainer.load_model(file).map_err(err)?;
+        self.shown.step = None;
+        self.shown.frozen = false;
+        Ok(())
+    }
+
+    fn model_file(&self, config: Config) -> EngineFuture<ModelFile> {
+        let fut = self.trainer.model_file_detached(config);
+        Box::pin(async move { fut.await.map_err(err) })
     }
 
     fn params(&self) -> EngineFuture<Vec<f32>> {
@@ -477,10 +490,6 @@ impl Engine for GpuEngine {
 
     fn device_lost(&self) -> bool {
         self.ctx.is_lost()
-    }
-
-    fn destroy_device(&self) {
-        self.ctx.device.destroy();
     }
 }
 

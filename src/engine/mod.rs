@@ -31,6 +31,7 @@ pub use quality::QualityPoint;
 use crate::config::{Config, Effect, Solver};
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::trainer::TrainStatus;
+use crate::model_file::ModelFile;
 use crate::render::{Layers, Viewport};
 use std::future::Future;
 use std::pin::Pin;
@@ -105,6 +106,13 @@ pub trait Engine {
     fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String>;
     /// Puts `params` (packed, `model.rs` layout) in place at step `step`; Adam restarts.
     fn load(&mut self, params: &[f32], step: u32) -> Result<(), String>;
+    /// Puts a model file's training state in place (parameters and, when it has them, Adam's
+    /// moments, step and the schedule's start: `ModelFile::resume_state`), so training continues
+    /// as if never saved. The file must be for this network shape; on error nothing changes.
+    fn load_model(&mut self, file: &ModelFile) -> Result<(), String>;
+    /// The training state (parameters, Adam's moments, step, schedule start) as a model file
+    /// for `config`, all of one moment.
+    fn model_file(&self, config: Config) -> EngineFuture<ModelFile>;
     fn params(&self) -> EngineFuture<Vec<f32>>;
     /// Parameters, Adam moments, step and divergence flag, all of one moment.
     fn snapshot(&self) -> EngineFuture<Snapshot>;
@@ -151,8 +159,6 @@ pub trait Engine {
 
     /// The device this engine runs on was lost (never on the CPU).
     fn device_lost(&self) -> bool;
-    /// Tests: destroys the device as a driver reset would (nothing on the CPU).
-    fn destroy_device(&self);
 }
 
 /// What a configuration change does to a live engine: `config::Config::change_effect` plus the

@@ -10,6 +10,7 @@ pub mod counter;
 pub mod density;
 pub mod exact;
 pub mod flow_stats;
+pub mod field;
 pub mod profile;
 pub mod limits;
 pub mod prelude;
@@ -26,6 +27,7 @@ pub use context::{GpuContext, GpuError};
 pub use density::GpuDensity;
 pub use exact::{GpuExactField, GpuExactFlow};
 pub use flow_stats::GpuFlowStats;
+pub use field::GpuField;
 pub use quality::GpuQuality;
 pub use reflow::GpuReflow;
 pub use sampler::{AdaptiveSummary, GpuSampler};
@@ -41,4 +43,15 @@ pub fn dispatch_groups(threads: u32, wg_size: u32) -> (u32, u32) {
         let y = groups.div_ceil(65535);
         (groups.div_ceil(y), y)
     }
+}
+
+/// A read-only storage buffer holding packed parameters (a saved model's, for the sampler, the
+/// density and the field evaluator without a trainer).
+pub fn upload_params(ctx: &GpuContext, params: &[f32]) -> Result<wgpu::Buffer, GpuError> {
+    trainer::check_fits(ctx, &[("parameters", params.len() as u64 * 4)])?;
+    Ok(wgpu::util::DeviceExt::create_buffer_init(&ctx.device, &wgpu::util::BufferInitDescriptor {
+        label: Some("model.params"),
+        contents: bytemuck::cast_slice(params),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    }))
 }

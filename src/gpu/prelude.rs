@@ -6,8 +6,8 @@
 //!   `config` enum's `ALL` list (`config::named_enum!`);
 //! * random streams: `STREAM_*` from `rng::stream::ALL`;
 //! * constants of the twins: GELU, the VP schedule, minibatch OT, MeanFlow's fraction of r ≠ t,
-//!   the sample-quality size, the model's layer-table size, the W2 minibatch size, the exact
-//!   field's last time.
+//!   the sample-quality size, the model's layer-table size and input width (`model::IN_DIM`), the
+//!   W2 minibatch size, the exact field's last time.
 //!
 //! Shaders switch on these names; a `default:` arm never stands for a real choice (it returns NaN
 //! via `nan_f32()` from common.wgsl, so a bad code shows up as a non-finite value in tests).
@@ -30,6 +30,7 @@ pub fn prelude() -> String {
     u32s.push(("MAX_LAYERS".into(), crate::gpu::uniforms::MAX_LAYERS as u32));
     u32s.push(("W2_BATCH".into(), crate::cpu::flow_stats::W2_BATCH));
     u32s.push(("W2_BATCH_P1".into(), crate::cpu::flow_stats::W2_BATCH + 1));
+    u32s.push(("IN_DIM".into(), crate::model::IN_DIM));
     for (name, v) in u32s {
         out.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }

@@ -24,6 +24,7 @@ pub enum Kernel {
     W2Minibatch,
     ExactField,
     MeanFlow,
+    Field,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -46,6 +47,7 @@ impl Kernel {
         Kernel::W2Minibatch,
         Kernel::ExactField,
         Kernel::MeanFlow,
+        Kernel::Field,
     ];
 
     pub fn file(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Kernel {
             Kernel::W2Minibatch => "w2_minibatch.wgsl",
             Kernel::ExactField => "exact_field.wgsl",
             Kernel::MeanFlow => "meanflow.wgsl",
+            Kernel::Field => "field.wgsl",
         }
     }
 
@@ -83,6 +86,7 @@ impl Kernel {
             Kernel::W2Minibatch => include_str!("../../shaders/w2_minibatch.wgsl"),
             Kernel::ExactField => include_str!("../../shaders/exact_field.wgsl"),
             Kernel::MeanFlow => include_str!("../../shaders/meanflow.wgsl"),
+            Kernel::Field => include_str!("../../shaders/field.wgsl"),
         }
     }
 
@@ -112,6 +116,9 @@ impl Kernel {
             Kernel::ExactField => {
                 s.push_str(NETWORK);
                 s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "exact_velocity({x}, {t})"));
+            }
+            Kernel::Field => {
+                s.push_str(NETWORK);
             }
             _ => {}
         }

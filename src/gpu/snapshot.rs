@@ -17,6 +17,8 @@ use super::counter::Owned;
 use super::readback::map_staging;
 use super::trainer::{GpuTrainer, NO_BAD_STEP};
 use super::GpuError;
+use crate::config::Config;
+use crate::model_file::ModelFile;
 use std::future::Future;
 
 /// The trainer's state at one step.
@@ -81,15 +83,28 @@ impl GpuTrainer {
     /// Puts the trainer back to `s` (parameters, Adam moments, step); the divergence flag is
     /// cleared. Fails without changing anything when `s` is for another model shape.
     pub fn restore(&mut self, s: &Snapshot) -> Result<(), GpuError> {
-        let p = self.spec.shape.param_len();
-        if s.params.len() != p || s.moments.len() != 2 * p {
-            return Err(GpuError::Invalid(format!(
-                "the snapshot holds {} parameters but this model has {p}",
-                s.params.len()
-            )));
-        }
-        self.load_params(&s.params, s.step);
-        self.context().queue.write_buffer(&self.moments, 0, bytemuck::cast_slice(&s.moments));
+        self.load_state(&s.params, &s.moments, s.step)
+    }
+
+    /// Loads a model file: its parameters and, when it has them, Adam's moments, step and the
+    /// learning-rate schedule's start (a file without optimizer state restarts Adam:
+    /// `ModelFile::resume_state`). Fails without changing
+    /// anything when the file is for another network shape.
+    pub fn load_model(&mut self, file: &ModelFile) -> Result<(), GpuError> {
+        file.check_shape(&self.spec.shape).map_err(|e| GpuError::Invalid(e.to_string()))?;
+        let r = file.resume_state();
+        self.load_state(&file.params, &r.moments, r.step)?;
+        self.spec.adam.schedule_start = r.schedule_start;
         Ok(())
+    }
+
+    /// The trainer's state as a model file for `config` (read asynchronously, like a snapshot).
+    pub fn model_file_detached(&self, config: Config) -> impl Future<Output = Result<ModelFile, GpuError>> + 'static {
+        let snap = self.snapshot_detached();
+        let schedule_start = self.spec.adam.schedule_start;
+        async move {
+            let s = snap.await?;
+            Ok(ModelFile::new(config, s.step, s.params, s.moments, schedule_start))
+        }
     }
 }

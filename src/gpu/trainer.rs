@@ -478,10 +478,24 @@ impl GpuTrainer {
         self.spec.adam.schedule_start = 0;
     }
 
-    /// Sets the parameters and the step counter (e.g. loading a model); Adam restarts.
-    pub fn load_params(&mut self, params: &[f32], step: u32) {
+    /// Puts the whole training state in place: parameters, Adam's moments (m then v, packed like
+    /// the parameters) and the step counter, so the following steps are exactly those of a run
+    /// that reached `step` with this state. Gradients and the divergence flag are cleared. Fails
+    /// without changing anything when the lengths are not this model's.
+    pub fn load_state(&mut self, params: &[f32], moments: &[f32], step: u32) -> Result<(), GpuError> {
+        let p = self.spec.shape.param_len();
+        if params.len() != p || moments.len() != 2 * p {
+            return Err(GpuError::Invalid(format!(
+                "the state holds {} parameters and {} moments but this model has {p} and {}",
+                params.len(),
+                moments.len(),
+                2 * p
+            )));
+        }
         self.reset_state(params);
+        self.ctx.queue.write_buffer(&self.moments, 0, bytemuck::cast_slice(moments));
         self.step = step;
+        Ok(())
     }
 
     /// Replaces the target points for the following steps; weights, Adam moments and the step

@@ -173,6 +173,14 @@ pub struct MeanFlowParams {
     pub _pad: u32,
 }
 
+/// One field evaluation (WGSL `FieldParams` in `shaders/field.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FieldParams {
+    pub n: u32,
+    pub _pad: [u32; 3],
+}
+
 /// One sample-quality evaluation (WGSL `QualityParams` in `shaders/sliced_w2.wgsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

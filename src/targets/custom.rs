@@ -43,52 +43,20 @@ pub enum TargetError {
 /// Parses CSV text: one `x,y` per line (also `x, y`, `x;y` or whitespace-separated), blank lines
 /// and `#` comments ignored, an optional non-numeric header on the first non-blank line.
 pub fn parse_points(text: &str) -> Result<Vec<[f32; 2]>, TargetError> {
-    if text.contains('\0') || text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(TargetError::NotText);
-    }
-    let mut points = Vec::new();
-    let mut seen_data = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split([',', ';', '\t', ' ']).map(str::trim).filter(|f| !f.is_empty()).collect();
-        let numeric = |f: &str| f.parse::<f64>().is_ok();
-        if fields.len() != 2 || !fields.iter().all(|f| numeric(f)) {
-            if !seen_data && !fields.iter().any(|f| numeric(f)) {
-                seen_data = true; // a header
-                continue;
-            }
-            return Err(TargetError::NotAPair { line: i + 1, text: truncate(line) });
-        }
-        seen_data = true;
-        let mut p = [0.0f32; 2];
-        for (k, f) in fields.iter().enumerate() {
-            let v: f64 = f.parse().expect("checked numeric");
-            if !v.is_finite() || v.abs() > f32::MAX as f64 {
-                return Err(TargetError::NotFinite { line: i + 1, what: if k == 0 { "x" } else { "y" }, text: f.to_string() });
-            }
-            p[k] = v as f32;
-        }
-        points.push(p);
-        if points.len() > MAX_POINTS {
-            let total = text.lines().count();
-            return Err(TargetError::TooMany(total.max(points.len())));
-        }
-    }
-    if points.is_empty() {
-        return Err(TargetError::Empty);
-    }
+    use crate::csv::{parse_rows, CsvError};
+    let values = parse_rows(text, &["x", "y"], MAX_POINTS).map_err(|e| match e {
+        CsvError::NotText => TargetError::NotText,
+        CsvError::Empty { .. } => TargetError::Empty,
+        CsvError::WrongCount { line, text, .. } => TargetError::NotAPair { line, text },
+        CsvError::NotFinite { line, column, text } => TargetError::NotFinite { line, what: column, text },
+        CsvError::TooMany { max } => TargetError::TooMany(text.lines().count().max(max + 1)),
+    })?;
+    let points: Vec<[f32; 2]> = values.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
     let distinct = count_distinct(&points, MIN_POINTS);
     if distinct < MIN_POINTS {
         return Err(TargetError::TooFew(distinct));
     }
     Ok(points)
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s.to_string() }
 }
 
 /// Distinct points, counting up to `enough`.

@@ -5,7 +5,7 @@
 use super::backend::Preference;
 use super::page::Page;
 use crate::engine::QualityPoint;
-use crate::model_file::ModelFile;
+use crate::model_file::{ModelFile, ModelFormat};
 use crate::render::DEFAULT_EXTENT;
 use crate::targets::custom::{CustomKind, CustomTarget, MAX_POINTS};
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
@@ -289,11 +289,6 @@ impl App {
         self.page.borrow_mut().restore_last_good().map_err(err)
     }
 
-    /// Tests: destroys the GPU device as a driver reset would (`GPUDevice.destroy()`).
-    pub fn debug_destroy_device(&self) {
-        self.page.borrow().engine.destroy_device();
-    }
-
     /// The packed parameters, read back (tests compare them bit for bit).
     pub async fn params(&self) -> Result<Float32Array, JsError> {
         let fut = self.page.borrow().engine.params();
@@ -301,17 +296,25 @@ impl App {
         Ok(Float32Array::from(&v[..]))
     }
 
-    /// The model as a `.flowmatch` file (configuration + parameters + step).
-    pub async fn save_model(&self) -> Result<Uint8Array, JsError> {
-        let (fut, config, step) = {
-            let p = self.page.borrow();
-            (p.engine.params(), p.session.config().clone(), p.engine.step())
+    /// The model as a file (configuration, parameters, Adam's moments, step and the schedule's
+    /// start): `.flowmatch` by default, or the format named by `format` (`flowmatch` |
+    /// `safetensors`). Loading it continues training as if never saved.
+    pub async fn save_model(&self, format: Option<String>) -> Result<Uint8Array, JsError> {
+        let format = match format.as_deref() {
+            None | Some("") => ModelFormat::Flowmatch,
+            Some(f) => ModelFormat::from_path(&format!(".{f}"))
+                .ok_or_else(|| JsError::new(&format!("unknown model format '{f}': expected flowmatch or safetensors")))?,
         };
-        let params = fut.await.map_err(err)?;
-        Ok(Uint8Array::from(&ModelFile { config, step, params }.encode()[..]))
+        let fut = {
+            let p = self.page.borrow();
+            p.engine.model_file(p.session.config().clone())
+        };
+        let file = fut.await.map_err(err)?;
+        Ok(Uint8Array::from(&file.encode_as(format)[..]))
     }
 
-    /// Loads a `.flowmatch` file. A file that is not a model, truncated, corrupt or inconsistent
+    /// Loads a `.flowmatch` or `.safetensors` file (its training state: `Engine::load_model`). A
+    /// file that is not a model, truncated, corrupt or inconsistent
     /// is refused with its own message and the current model is kept. A file of another shape
     /// reconfigures the page to its configuration when `reshape`, else it is refused. Training
     /// is paused afterwards (the loaded weights are shown as they are).

@@ -10,7 +10,7 @@
 
 use super::present::{gpu_presenter, CanvasPainter};
 use crate::config::Config;
-use crate::cpu::CpuTrainer;
+use crate::cpu::FastCpuTrainer;
 use crate::engine::{CpuEngine, Engine, GpuEngine};
 use crate::gpu::{GpuContext, GpuError};
 use crate::spec::TrainSpec;
@@ -37,7 +37,7 @@ impl Preference {
 
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
-reference backend with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
+backend (WebAssembly SIMD, one thread) with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
 on Windows, macOS and ChromeOS, Chrome 121+ on Android, Safari 26+ and Firefox 141+ on Windows; on Linux, \
 Chrome needs chrome://flags/#enable-unsafe-webgpu (or --enable-unsafe-webgpu).";
 
@@ -100,11 +100,11 @@ pub struct Trial {
 }
 
 /// Steps per second the CPU engine would train `c` at, on this page: a few real steps of the
-/// reference trainer timed (at most ~40 ms of the page's thread), scaled to the share of each
-/// frame the loop gives training (`budget_ms` of `frame_ms`).
+/// fast trainer (the CPU engine's) timed (at most ~40 ms of the page's thread), scaled to the
+/// share of each frame the loop gives training (`budget_ms` of `frame_ms`).
 pub fn measure_cpu(c: &Config, budget_ms: f64, frame_ms: f64) -> f64 {
     let data = crate::targets::sample_dataset(c.dataset, 1024, c.seed);
-    let mut t = CpuTrainer::new(TrainSpec::from_config(c), data);
+    let mut t = FastCpuTrainer::new(TrainSpec::from_config(c), data);
     let now = crate::engine::jobs::now_ms;
     t.step(); // warm caches
     let (t0, mut n) = (now(), 0u32);

@@ -1,8 +1,8 @@
-//! The browser benchmark's entry point (`www/bench.html`): the same measurement as
-//! `flowmatch bench` (`crate::bench`), returned as the same JSON object.
+//! The browser benchmark's entry points (`www/bench.html`): the same measurements as
+//! `flowmatch bench` (`crate::bench`), returned as the same JSON objects.
 #![cfg(target_arch = "wasm32")]
 
-use crate::bench::{run, BenchConfig, BenchOptions};
+use crate::bench::{run, run_cpu, BenchBackend, BenchConfig, BenchOptions};
 use crate::gpu::GpuContext;
 use wasm_bindgen::prelude::*;
 
@@ -26,4 +26,18 @@ pub async fn run_bench(config: String, steps: u32, particles: u32, kernels: Stri
     };
     let report = run(&ctx, config, &options).await.map_err(|e| JsError::new(&e.to_string()))?;
     Ok(report.to_json("wgpu"))
+}
+
+/// Runs benchmark `config` on a CPU backend in this thread (`backend`: "cpu", the fast trainer
+/// the page uses, or "cpu-reference") for `steps` timed steps (0: about two seconds); `adapter`
+/// describes the browser for the report. Returns one JSON object as a string.
+#[wasm_bindgen(js_name = runCpuBench)]
+pub fn run_cpu_bench(config: String, steps: u32, backend: String, adapter: String) -> Result<String, JsError> {
+    let config = BenchConfig::parse(&config).ok_or_else(|| JsError::new(&format!("unknown config '{config}': expected S, M or L")))?;
+    let backend = match BenchBackend::parse(&backend) {
+        Some(b @ (BenchBackend::Cpu | BenchBackend::CpuReference)) => b,
+        _ => return Err(JsError::new(&format!("unknown CPU backend '{backend}': expected cpu or cpu-reference"))),
+    };
+    let options = BenchOptions { steps: (steps > 0).then_some(steps), backend, ..BenchOptions::default() };
+    Ok(run_cpu(config, &options, &adapter).to_json())
 }

@@ -15,10 +15,13 @@
 //! - `backend`: which engine runs (WebGPU, the CPU, or the faster of the two on a software adapter);
 //! - `present`: how each engine reaches the canvas;
 //! - `device`: one WebGPU device per page, shared by every App on it;
-//! - `bench`: the browser benchmark's entry point.
+//! - `presets`: the preset table (`crate::presets`) exported to JavaScript;
+//! - `bench`: the browser benchmark's entry points (the `bench` cargo feature only).
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod pacing;
+pub mod presets;
 pub mod reliability;
 pub mod schema;
 pub mod session;

@@ -106,7 +106,7 @@ impl Page {
             }
             Err(e) => {
                 let mut session = Session::new(defaults(true), hash);
-                messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU reference backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
+                messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
                 if pref != Preference::Cpu {
                     web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());
                 }
@@ -353,9 +353,9 @@ impl Page {
             file.check_shape(&shape).map_err(|e| e.to_string())?;
         }
         self.apply(file.config.clone()).map_err(|e| format!("the model file's configuration cannot run here: {e}"))?;
-        self.engine.load(&file.params, file.step)?;
+        self.engine.load_model(&file)?;
         self.restart_metrics();
-        self.train.read_step = file.step;
+        self.train.read_step = file.resume_state().step;
         self.train.on = false;
         Ok(())
     }

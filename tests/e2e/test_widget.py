@@ -475,19 +475,93 @@ def test_embed():
         log(f"embed.html: hash applied ({cfg['dataset']}, width {cfg['width']}), canvas {got['w']:.0f}x{got['h']:.0f} in a {got['iw']}x{got['ih']} frame; hashchange applies")
 
 
-def test_package():
+# The package's size budget (docs/BENCHMARKS.md, "Package size"): bytes, raw and gzipped (level 9).
+SIZE_BUDGET = {
+    "flowmatch_bg.wasm": (1_500_000, 550_000),
+    "flowmatch.js": (120_000, 25_000),
+    "widget.js": (40_000, 12_000),
+}
+
+
+def npm_pack(pkg_dir):
+    """`npm pack --dry-run --json` in pkg/: the files npm would publish, with their sizes."""
     import json
-    with open(os.path.join(ROOT, "pkg", "package.json")) as f:
+    import subprocess
+    out = subprocess.run(["npm", "pack", "--dry-run", "--json", "--ignore-scripts"], cwd=pkg_dir, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"npm pack --dry-run failed: {out.stderr}"
+    return json.loads(out.stdout)[0]
+
+
+def declared(dts):
+    """Members and attributes the widget's declarations promise."""
+    import re
+    cls = dts[dts.index("export declare class FlowMatchingDemo"):]
+    cls = cls[:cls.index("\n}")]
+    members = set(re.findall(r"^  (?:readonly )?([a-zA-Z]\w*)[(:?]", cls, re.M)) - {"addEventListener", "observedAttributes"}
+    attrs = set()
+    for name in ("FlowMatchingConfigAttribute", "FlowMatchingWidgetAttribute"):
+        decl = dts[dts.index(f"export type {name} ="):]
+        attrs |= set(re.findall(r"'([a-z-]+)'", decl[:decl.index(";")]))
+    return members, attrs
+
+
+def test_package():
+    import gzip
+    import json
+    pkg_dir = os.path.join(ROOT, "pkg")
+    with open(os.path.join(pkg_dir, "package.json")) as f:
         pkg = json.load(f)
-    for key in ("name", "version", "description", "license", "repository", "files", "exports", "module"):
+    for key in ("name", "version", "description", "license", "files", "exports", "module", "types"):
         assert pkg.get(key), f"pkg/package.json lacks {key}: {pkg}"
-    for name in ("flowmatch.js", "flowmatch_bg.wasm", "widget.js", "widget.css", "embed.html", "embed.js", "embed.css"):
+    # No public URL exists: no repository field rather than a placeholder.
+    assert "repository" not in pkg and "example.invalid" not in json.dumps(pkg), pkg
+    for name in ("flowmatch.js", "flowmatch.d.ts", "flowmatch_bg.wasm", "widget.js", "widget.d.ts", "widget.css", "embed.html", "embed.js", "embed.css", "LICENSE"):
         assert name in pkg["files"], f"{name} is not in the package's files: {pkg['files']}"
-        assert os.path.isfile(os.path.join(ROOT, "pkg", name)), f"pkg/{name} is missing"
-    assert pkg["exports"]["./widget"] == "./widget.js", pkg["exports"]
-    with open(os.path.join(ROOT, "www", "widget.js")) as f, open(os.path.join(ROOT, "pkg", "widget.js")) as g:
+        assert os.path.isfile(os.path.join(pkg_dir, name)), f"pkg/{name} is missing"
+    assert pkg["exports"]["./widget"] == {"types": "./widget.d.ts", "default": "./widget.js"}, pkg["exports"]
+    assert pkg["exports"]["."] == {"types": "./flowmatch.d.ts", "default": "./flowmatch.js"}, pkg["exports"]
+    with open(os.path.join(ROOT, "www", "widget.js")) as f, open(os.path.join(pkg_dir, "widget.js")) as g:
         want = f.read().replace("from '../pkg/flowmatch.js'", "from './flowmatch.js'")
         assert g.read() == want, "pkg/widget.js is not www/widget.js with the package import: run scripts/build-wasm.sh"
+    with open(os.path.join(ROOT, "LICENSE")) as f, open(os.path.join(pkg_dir, "LICENSE")) as g:
+        text = g.read()
+        assert text == f.read() and text.startswith("MIT License") and pkg["license"] == "MIT"
+
+    # What npm would publish: every file has an export (or is a document, or a declaration file
+    # that an export's types or the wasm's companion names), and nothing else sneaks in.
+    packed = npm_pack(pkg_dir)
+    names = sorted(f["path"] for f in packed["files"])
+    targets = set()
+    for v in pkg["exports"].values():
+        targets |= set(v.values()) if isinstance(v, dict) else {v}
+    documents = {"LICENSE", "README.md", "package.json"}
+    unexported = [n for n in names if f"./{n}" not in targets and n not in documents and n != "flowmatch_bg.wasm.d.ts"]
+    assert not unexported, f"packed files without an export: {unexported}"
+    missing = [t for t in targets if t[2:] not in names]
+    assert not missing, f"exports name files that are not packed: {missing}"
+    # No test hooks in the published API.
+    for name in ("flowmatch.d.ts", "flowmatch.js"):
+        with open(os.path.join(pkg_dir, name)) as f:
+            text = f.read()
+        for hook in ("debug_destroy_device", "runBench", "run_bench"):
+            assert hook not in text, f"pkg/{name} still exposes the test hook {hook}"
+    with open(os.path.join(pkg_dir, "flowmatch.d.ts")) as f:
+        dts = f.read()
+    for api in ("export class App", "save_model", "load_model", "export function choices", "export default function __wbg_init"):
+        assert api in dts, f"flowmatch.d.ts does not declare {api}"
+    # The size budget.
+    sizes = {}
+    for name, (raw_max, gz_max) in SIZE_BUDGET.items():
+        with open(os.path.join(pkg_dir, name), "rb") as f:
+            data = f.read()
+        raw, gz = len(data), len(gzip.compress(data, 9))
+        sizes[name] = (raw, gz)
+        assert raw <= raw_max and gz <= gz_max, f"{name}: {raw} bytes ({gz} gzipped) is over the budget {raw_max} ({gz_max})"
+    log(f"npm pack: {len(names)} files, {packed['size']} bytes packed, {packed['unpackedSize']} unpacked; "
+        + ", ".join(f"{n} {r} B raw / {g} B gzip" for n, (r, g) in sizes.items()))
+
+    with open(os.path.join(ROOT, "www", "widget.d.ts")) as f:
+        members, attrs = declared(f.read())
     with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/__test/pkg.html")
         wait(d, "const w = document.getElementById('pkg'); return w.state && (w.state.error || w.state.step >= 10);", 120, "the widget from pkg/ to train", progress=steps_of("pkg"))
@@ -498,6 +572,15 @@ def test_package():
         assert got["css"] == [srv.url + "/pkg/widget.css"], f"the widget's stylesheet is not taken from next to the module: {got['css']}"
         assert "/pkg/flowmatch_bg.wasm" in got["resources"] and not any(p.startswith("/www/") for p in got["resources"]), got["resources"]
         assert abs(got["width"] - 320) < 1, f"size=320 not applied: {got['width']}"
+        # The declarations describe the running element: every declared member exists, and the
+        # declared attributes are exactly the observed ones.
+        real = d.js("""const C = customElements.get('flow-matching-demo');
+            const names = new Set();
+            for (let p = C.prototype; p && p !== HTMLElement.prototype; p = Object.getPrototypeOf(p)) Object.getOwnPropertyNames(p).forEach((n) => names.add(n));
+            return {members: [...names], attrs: C.observedAttributes};""")
+        absent = sorted(members - set(real["members"]))
+        assert not absent, f"widget.d.ts declares members the element lacks: {absent}"
+        assert set(real["attrs"]) == attrs, f"declared attributes {sorted(attrs)} != observed {sorted(real['attrs'])}"
         problems = csp_problems(d)
         assert not problems, f"CSP violations: {problems}"
         log(f"package: {pkg['name']}@{pkg['version']} files {pkg['files']}; pkg/widget.js loads {sorted(set(got['resources']))}")

@@ -112,6 +112,17 @@ class Driver:
         """Runs `script` as a function body (use `return`)."""
         return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def on_new_document(self, source):
+        """Runs `source` at the start of every page this session loads, before the page's own
+        scripts (Chromium's Page.addScriptToEvaluateOnNewDocument through chromedriver). Returns
+        its identifier: a shared session (`session`) outlives the test, so remove it when done
+        (`remove_on_new_document`)."""
+        r = self.cmd("POST", "/goog/cdp/execute", {"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}})
+        return r["identifier"]
+
+    def remove_on_new_document(self, identifier):
+        self.cmd("POST", "/goog/cdp/execute", {"cmd": "Page.removeScriptToEvaluateOnNewDocument", "params": {"identifier": identifier}})
+
     def wait_for(self, script, timeout, what, poll=0.5, progress=None, args=()):
         """Polls `script` until it returns something truthy; raises with `what` and the last state
         after `timeout` seconds. With `progress` (a JS expression whose value changes while the

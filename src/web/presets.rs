@@ -1,0 +1,10 @@
+//! The preset table (`crate::presets`) for the page's menu and the widget's `preset` attribute.
+#![cfg(target_arch = "wasm32")]
+
+use wasm_bindgen::prelude::*;
+
+/// Every preset as JSON: `[{name, title, about, paper, url, config, views, compare}]`.
+#[wasm_bindgen]
+pub fn presets_json() -> String {
+    crate::presets::presets_json()
+}
