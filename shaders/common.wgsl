@@ -118,11 +118,16 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg_size: u32) -> u32 {
 }
 
 // The network's layer table for kernels that run the whole MLP per invocation (ode_step.wgsl,
-// density.wgsl): per layer (in_dim, out_dim, w_offset, b_offset) (src/gpu/uniforms.rs: ModelDesc).
+// density.wgsl, meanflow.wgsl): per layer (in_dim, out_dim, w_offset, b_offset), the input
+// columns beyond (x, y, t) (r_column: MeanFlow's r; class_column: class 0 of the one-hot row; 0 =
+// none), and how a sampler queries it (src/gpu/uniforms.rs: ModelDesc; network.wgsl): the one-hot
+// column of the class to follow (0 for unconditional models), the no-class column, and whether
+// to mix them with classifier-free guidance weight `guidance`.
 
 struct ModelDesc {
-    n_layers: u32, activation: u32, _pad0: u32, _pad1: u32,
+    n_layers: u32, activation: u32, r_column: u32, class_column: u32,
     layers: array<vec4<u32>, MAX_LAYERS>,
+    query_column: u32, null_column: u32, guidance: f32, guided: u32,
 }
 
 // Per-step scalars of one training step (src/gpu/uniforms.rs: StepParams). The trainer writes one
@@ -134,6 +139,11 @@ struct StepParams {
     eps: f32, weight_decay: f32, c1: f32, c2: f32,
     n_params: u32, loss_offset: u32, loss_slot: u32, path: u32,
     n_source: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    t_sampling: u32, t_mean: f32, t_std: f32, t_u: f32,
+    // The input row (model.rs: InputLayout): columns per sample, r's column and class 0's column
+    // (0 = none), the number of classes, and the probability a label becomes the no-class token.
+    in_dim: u32, r_column: u32, class_column: u32, n_classes: u32,
+    label_dropout: f32, _pad3: u32, _pad4: u32, _pad5: u32,
 }
 
 // One linear layer's shape and buffer offsets, in floats (src/gpu/uniforms.rs: LayerParams).
@@ -161,4 +171,22 @@ fn rows4(base: u32, r0: u32, n: u32, stride: u32) -> vec4<u32> {
 // Clamped column indices c0..c0+3 of a row of length n.
 fn cols4(c0: u32, n: u32) -> vec4<u32> {
     return min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(n - 1u));
+}
+
+// ---- training times (twin: src/cpu/time.rs) ----
+// Sample i of step s: u1 on stream T (the uniform draw), u2 on stream T_B (logit-normal only).
+// Uniform t = u1; logit-normal t = sigmoid(m + s·z) with z by Box–Muller; U-shaped
+// p(t) ∝ cosh(a(t - 1/2)) by its inverse CDF t = 1/2 + asinh((2u1 - 1)·sinh(a/2))/a.
+fn draw_time(kind: u32, m: f32, s: f32, a: f32, seed: u32, step: u32, i: u32) -> f32 {
+    let u1 = unit(hash4(seed, step, i, STREAM_T));
+    switch kind {
+        case T_SAMPLING_UNIFORM: { return u1; }
+        case T_SAMPLING_LOGITNORMAL: {
+            let u2 = unit(hash4(seed, step, i, STREAM_T_B));
+            let z = sqrt(-2.0 * log(u1)) * cos(TAU * u2);
+            return 1.0 / (1.0 + exp(-(m + s * z)));
+        }
+        case T_SAMPLING_USHAPED: { return 0.5 + asinh((2.0 * u1 - 1.0) * sinh(0.5 * a)) / a; }
+        default: { return nan_f32(); }
+    }
 }

@@ -6,7 +6,9 @@
 // (one step of the solver's Butcher tableau, `rk_step` generated from src/tableau.rs), from ℓ = 0, so
 //   log p1(x1) = log N(x(0); 0, I) + ℓ(0),   ℓ(0) = -∫_0^1 div v dt.
 // div v = ∂v_x/∂x + ∂v_y/∂y is exact: the MLP is evaluated in forward mode with the two tangents
-// e_x and e_y carried through every layer (value, ∂/∂x, ∂/∂y per hidden unit).
+// e_x and e_y carried through every layer (value, ∂/∂x, ∂/∂y per hidden unit). Conditional and
+// MeanFlow networks read their extra inputs as in network.wgsl (r = t; the query's class, mixed
+// with classifier-free guidance when the ModelDesc asks for it).
 // A long evaluation runs in chunks (src/budget.rs ChunkPlan): a dispatch takes points
 // [first, end) through steps [k_begin, k_end); between chunks the augmented state waits in
 // `state` (k_begin = 0 starts from the points, k_end = steps writes log p).
@@ -30,14 +32,35 @@ struct DensityParams {
 @group(0) @binding(4) var<storage, read_write> log_p: array<f32>;
 @group(0) @binding(5) var<storage, read_write> state: array<vec4<f32>>;
 
-// (v_x, v_y, div v) at (x, t).
+// (v_x, v_y, div v) at (x, t) of the sampler's field (network.wgsl's guided_net at r = t): the
+// query's class, and for a guided query the same linear mix of both evaluations (divergence is
+// linear in the field).
 fn field_and_divergence(x: vec2<f32>, t: f32) -> vec3<f32> {
+    // A loop over the (one or two) evaluations, so the network is inlined once (see network.wgsl).
+    var fc = vec3<f32>(0.0);
+    var out = vec3<f32>(0.0);
+    for (var e = 0u; e <= model.guided; e++) {
+        let f = net_divergence(x, t, select(model.query_column, model.null_column, e == 1u));
+        if (e == 0u) {
+            fc = f;
+            out = f;
+        } else {
+            out = f + model.guidance * (fc - f);
+        }
+    }
+    return out;
+}
+
+// (v_x, v_y, div v) of the network at (x, t, r = t, one-hot column col; 0: none).
+fn net_divergence(x: vec2<f32>, t: f32, col: u32) -> vec3<f32> {
     // Per hidden unit: value, d/dx, d/dy; two buffers to ping-pong between layers.
     var h: array<array<vec3<f32>, HIDDEN>, 2>;
     let first = model.layers[0];
     for (var o = 0u; o < first.y; o++) {
-        let w = first.z + 3u * o;
-        let z = params[first.w + o] + params[w] * x.x + params[w + 1u] * x.y + params[w + 2u] * t;
+        let w = first.z + first.x * o;
+        var z = params[first.w + o] + params[w] * x.x + params[w + 1u] * x.y + params[w + 2u] * t;
+        if (model.r_column != 0u) { z += params[w + model.r_column] * t; }
+        if (col != 0u) { z += params[w + col]; }
         let g = act_grad(model.activation, z);
         h[0][o] = vec3<f32>(act(model.activation, z), g * params[w], g * params[w + 1u]);
     }

@@ -1,5 +1,5 @@
 // field.wgsl — the learned velocity at given inputs: out[i] = v_θ(x_i, y_i, t_i)
-// (twin: src/cpu/mlp.rs::velocity). `fn velocity` is ode_step.wgsl's, prepended by
+// (twin: src/cpu/mlp.rs::velocity). `fn velocity` is network.wgsl's, prepended by
 // src/gpu/shaders.rs, so the network is written once.
 // Bindings: 0 fp: FieldParams (uniform: n), 1 model: ModelDesc (uniform, per layer
 //           (in, out, w_offset, b_offset)), 2 params (read, packed, src/model.rs layout),

@@ -2,8 +2,8 @@
 // per invocation, each with its own step size (twin: src/cpu/adaptive.rs, which states the math:
 // FSAL stages k1..k7, error e = b - b*, sc = atol + rtol·max(|x|, |y|), RMS norm ≤ 1 accepts,
 // h ← clamp(h·clamp(safety·err^(-1/5), min_factor, max_factor), h_min, h_max), budget max_nfe).
-// `velocity(x, t)` is ode_step.wgsl's (spliced in by src/gpu/shaders.rs, so there is one copy of
-// the MLP); it reads `model` and `params` below.
+// `velocity(x, t)` is network.wgsl's (prepended by src/gpu/shaders.rs, so there is one copy of
+// the MLP, with the query's class and guidance); it reads `model` and `params` below.
 // Bindings: 0 ap: AdaptiveParams (uniform), 1 model: ModelDesc (uniform), 2 params (read),
 //           3 particles: array<vec2<f32>> (read_write: x(t0) in, x(t1) out),
 //           4 traj: array<vec2<f32>> (read_write, (frames + 1, N) row-major; row 0 is left as it

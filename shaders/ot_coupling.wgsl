@@ -2,7 +2,7 @@
 // (twin: src/cpu/coupling.rs). Replaces batch.wgsl when coupling = ot.
 //
 // One workgroup of 256 invocations builds the whole batch (B ≤ 1024):
-//  1. draw x0_i (N(0, I) or the source set), t_i and x1_j exactly as batch.wgsl does;
+//  1. draw x0_i (N(0, I) or the source set), t_i (draw_time) and x1_j exactly as batch.wgsl does;
 //  2. cost C_ij = ‖x0_i - x1_j‖², ε = OT_EPS · mean(C);
 //  3. entropic OT in the log domain with uniform marginals, OT_ITERS Sinkhorn iterations:
 //       f_i = -ε·log B - ε·LSE_j((g_j - C_ij)/ε),   g_j = -ε·log B - ε·LSE_i((f_i - C_ij)/ε)
@@ -47,7 +47,7 @@ fn build_batch_ot(@builtin(local_invocation_index) lid: u32) {
         scratch[2u * i + 1u] = x0.y;
         scratch[2u * n + 2u * i] = x1.x;
         scratch[2u * n + 2u * i + 1u] = x1.y;
-        scratch[t_off + i] = unit(hash4(sp.seed, sp.step, i, STREAM_T));
+        scratch[t_off + i] = draw_time(sp.t_sampling, sp.t_mean, sp.t_std, sp.t_u, sp.seed, sp.step, i);
         scratch[f_off + i] = 0.0;
         scratch[g_off + i] = 0.0;
     }

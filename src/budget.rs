@@ -22,6 +22,8 @@
 //! heat map               G²·8 steps·2 evaluations·3 (value and two tangents)·2M    split
 //! velocity arrows        A²·2M when shown
 //! ```
+//! With classifier-free guidance (a class and a guidance weight ≠ 1 on a conditional model) every
+//! sampling evaluation is two network evaluations: the sampling rows above count 4M per evaluation.
 //! Refused: a buffer over the per-buffer limit, a total over the memory budget, an OT batch over
 //! `OT_MAX_BATCH`, a dispatch (or CPU step) over `dispatch_s`, a step over `step_s`, a frame over
 //! `frame_s`, a pass of the shown flow or a quality reading over `pass_s`. The heat map and the
@@ -254,6 +256,9 @@ pub enum Target {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Workload {
     pub shape: ModelShape,
+    /// Sampling mixes two network evaluations (classifier-free guidance): every sampling
+    /// evaluation costs twice.
+    pub guided: bool,
     pub batch: u32,
     pub coupling: Coupling,
     pub n_points: u32,
@@ -289,9 +294,11 @@ impl Workload {
             Source::Dataset(_) => sizes.data_points,
         };
         let particles = c.particles.clamp(1, sizes.max_particles);
+        let shape = TrainSpec::from_config(c).shape;
         let max_binding = sizes.traj_bytes.map(|b| b.min(profile.max_buffer));
         Workload {
-            shape: ModelShape { width: c.width, depth: c.depth, activation: c.activation },
+            shape,
+            guided: crate::model::Query { class: c.class.index(), guidance: c.guidance }.guided(&shape.inputs),
             batch: c.batch,
             coupling: c.coupling,
             n_points,
@@ -305,7 +312,7 @@ impl Workload {
     }
 
     fn eval_flops(&self) -> f64 {
-        2.0 * self.shape.macs_per_sample() as f64
+        2.0 * self.shape.macs_per_sample() as f64 * if self.guided { 2.0 } else { 1.0 }
     }
 
     /// Evaluations per particle of one integration with the configured solver (dopri5: its budget).
@@ -858,6 +865,19 @@ mod tests {
         // A measured rate twice the prior halves every time.
         let fast = check(&c, &p.with_rates(2.0 * PRIOR_GPU_TRAIN, 2.0 * PRIOR_GPU_SAMPLE), Target::Dataset).unwrap();
         assert!((fast.flow_s * 2.0 - e.flow_s).abs() < 1e-12 && (fast.step_s * 2.0 - e.step_s).abs() < 1e-12);
+    }
+
+    /// Classifier-free guidance evaluates the network twice per field evaluation: the sampling
+    /// estimates double, training does not change; guidance 1 (or no class) is one evaluation.
+    #[test]
+    fn guidance_doubles_the_sampling_cost() {
+        let p = gpu();
+        let base = "dataset=8gaussians&conditional=on&width=64&depth=3&particles=1000&nfe=10&solver=rk4";
+        let plain = check(&cfg(&format!("{base}&class=3&guidance=1")), &p, Target::Dataset).unwrap();
+        let guided = check(&cfg(&format!("{base}&class=3&guidance=4")), &p, Target::Dataset).unwrap();
+        let all = check(&cfg(&format!("{base}&guidance=4")), &p, Target::Dataset).unwrap();
+        assert!((guided.flow_s - 2.0 * plain.flow_s).abs() < 1e-12, "{} vs {}", guided.flow_s, plain.flow_s);
+        assert_eq!((guided.step_s, all.flow_s), (plain.step_s, plain.flow_s));
     }
 
     /// The links of issue 15 are refused with a message naming a setting and the largest value

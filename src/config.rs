@@ -97,6 +97,82 @@ pub enum Path {
     Vp,
 }
 
+/// How training times `t` are drawn (per sample, in the batch kernels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeSampling {
+    /// `t ~ U(0, 1)`.
+    Uniform,
+    /// `t = sigmoid(m + s·z)`, `z ~ N(0, 1)` (Esser et al. 2024, Stable Diffusion 3, arXiv 2403.03206).
+    LogitNormal,
+    /// `p(t) ∝ cosh(a·(t - 1/2))`: more weight near both ends (Lee, Lin and Fanti 2024,
+    /// "Improving the Training of Rectified Flows", arXiv 2405.20320).
+    UShaped,
+}
+
+/// On or off (a setting that is a switch, written `on`/`off` in URLs, attributes and flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OnOff {
+    Off,
+    On,
+}
+
+/// How samples are drawn from the learned velocity field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sampler {
+    /// The probability-flow ODE `dx/dt = v(x, t)`, integrated with `solver`.
+    Ode,
+    /// The SDE `dx = [v + ½g(t)²·s(x, t)] dt + g(t) dW` with the score `s` derived from `v`
+    /// (same marginals as the ODE for any `g`); Euler–Maruyama, Gaussian source only.
+    Sde,
+}
+
+/// What the network learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Objective {
+    /// Conditional flow matching: the instantaneous velocity `v(x, t)`.
+    Fm,
+    /// MeanFlow (Geng et al. 2025): the average velocity `u(z, r, t)` over `[t, r]`, which
+    /// samples in one or a few jumps.
+    MeanFlow,
+}
+
+/// Which class conditional samples follow: all of them (the unconditional model, through the
+/// "no class" token) or one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SampleClass {
+    All,
+    One(u32),
+}
+
+impl SampleClass {
+    /// The class index, `None` for all.
+    pub fn index(self) -> Option<u32> {
+        match self {
+            SampleClass::All => None,
+            SampleClass::One(c) => Some(c),
+        }
+    }
+}
+
+impl FromStr for SampleClass {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(SampleClass::All),
+            n => n.parse::<u32>().ok().filter(|&c| c < limits::MAX_CLASSES).map(SampleClass::One).ok_or(()),
+        }
+    }
+}
+
+impl fmt::Display for SampleClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleClass::All => f.write_str("all"),
+            SampleClass::One(c) => write!(f, "{c}"),
+        }
+    }
+}
+
 /// The standard 2D targets of `shared/spec/datasets.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dataset {
@@ -158,7 +234,11 @@ named_enum!(Activation { Silu => "silu", Relu => "relu", Gelu => "gelu", Tanh =>
 named_enum!(Coupling { Independent => "independent", Ot => "ot" });
 named_enum!(LrSchedule { Constant => "constant", Cosine => "cosine" });
 named_enum!(Path { Linear => "linear", Cosine => "cosine", Vp => "vp" });
+named_enum!(TimeSampling { Uniform => "uniform", LogitNormal => "logit-normal", UShaped => "u-shaped" });
 named_enum!(Solver { Euler => "euler", Midpoint => "midpoint", Rk4 => "rk4", Dopri5 => "dopri5" });
+named_enum!(OnOff { Off => "off", On => "on" });
+named_enum!(Sampler { Ode => "ode", Sde => "sde" });
+named_enum!(Objective { Fm => "fm", MeanFlow => "meanflow" });
 named_enum!(Dataset {
     Checkerboard => "checkerboard",
     Moons => "moons",
@@ -169,6 +249,23 @@ named_enum!(Dataset {
     Swissroll => "swissroll",
     Pinwheel => "pinwheel",
 });
+
+impl Dataset {
+    /// Number of class labels (`shared/spec/datasets.md`, "Class labels"): the mixture component
+    /// each sample is drawn from.
+    pub fn num_classes(self) -> u32 {
+        match self {
+            Dataset::Checkerboard => 8,
+            Dataset::Moons => 2,
+            Dataset::EightGaussians => 8,
+            Dataset::TwentyFiveGaussians => 25,
+            Dataset::Circles => 2,
+            Dataset::Spirals => 2,
+            Dataset::Swissroll => 3,
+            Dataset::Pinwheel => 5,
+        }
+    }
+}
 
 impl Solver {
     /// Velocity evaluations per step.
@@ -220,6 +317,16 @@ pub mod limits {
     pub const MAX_SAMPLES: u32 = 4_000_000;
     pub const MAX_LR: f32 = 1.0e4;
     pub const MAX_PARTICLES: u32 = 1_000_000;
+    /// Points of a standard dataset's training set (`points`).
+    pub const MAX_POINTS: u32 = 1 << 20;
+    pub const MAX_REFLOW_ROUNDS: u32 = 10;
+    pub const MAX_REFLOW_PAIRS: u32 = 1 << 20;
+    /// Most class labels of any dataset (25gaussians).
+    pub const MAX_CLASSES: u32 = 25;
+    /// Largest classifier-free guidance weight.
+    pub const MAX_GUIDANCE: f32 = 8.0;
+    /// Largest SDE noise scale G (`g(t) = G·sqrt(β_t)`).
+    pub const MAX_NOISE: f32 = 4.0;
 }
 
 /// Everything a run depends on. Construct with `Config::default()` and change with [`Config::set`].
@@ -246,6 +353,35 @@ pub struct Config {
     pub samples: u32,
     /// Particles in the live view (page and widget).
     pub particles: u32,
+    /// How training times are drawn, and the parameters of the logit-normal (`t_mean`, `t_std`)
+    /// and U-shaped (`t_u`) densities.
+    pub t_sampling: TimeSampling,
+    pub t_mean: f32,
+    pub t_std: f32,
+    pub t_u: f32,
+    /// Points drawn from a standard dataset as the training set (the exact marginal field and
+    /// memorisation depend on it; custom targets bring their own points).
+    pub points: u32,
+    /// Reflow rounds after the first training (command-line tool).
+    pub reflow: u32,
+    /// Noise points integrated into (x0, x1) pairs for each reflow round.
+    pub reflow_pairs: u32,
+    /// Training steps of each reflow round.
+    pub reflow_steps: u32,
+    /// What the network learns: the velocity (flow matching) or MeanFlow's average velocity.
+    pub objective: Objective,
+    /// Class-conditional training with the dataset's labels (and classifier-free guidance).
+    pub conditional: OnOff,
+    /// Probability that a training sample's label is replaced by the "no class" token.
+    pub label_dropout: f32,
+    /// The class samples follow (conditional models).
+    pub class: SampleClass,
+    /// Classifier-free guidance weight w: `v = v(∅) + w·(v(c) - v(∅))`; 1 = plain conditional.
+    pub guidance: f32,
+    /// ODE or SDE sampling.
+    pub sampler: Sampler,
+    /// The SDE's noise scale G: `g(t) = G·sqrt(β_t)`.
+    pub noise: f32,
 }
 
 impl Default for Config {
@@ -270,6 +406,21 @@ impl Default for Config {
             tol: 1e-3,
             samples: 10_000,
             particles: 4096,
+            t_sampling: TimeSampling::Uniform,
+            t_mean: 0.0,
+            t_std: 1.0,
+            t_u: 4.0,
+            points: 1 << 17,
+            reflow: 0,
+            reflow_pairs: 10_000,
+            reflow_steps: 1000,
+            objective: Objective::Fm,
+            conditional: OnOff::Off,
+            label_dropout: 0.1,
+            class: SampleClass::All,
+            guidance: 1.0,
+            sampler: Sampler::Ode,
+            noise: 1.0,
         }
     }
 }
@@ -391,6 +542,27 @@ fn schedule_names() -> Vec<&'static str> {
 fn solver_names() -> Vec<&'static str> {
     Solver::NAMES.to_vec()
 }
+fn t_sampling_names() -> Vec<&'static str> {
+    TimeSampling::NAMES.to_vec()
+}
+fn on_off_names() -> Vec<&'static str> {
+    OnOff::NAMES.to_vec()
+}
+fn sampler_names() -> Vec<&'static str> {
+    Sampler::NAMES.to_vec()
+}
+fn objective_names() -> Vec<&'static str> {
+    Objective::NAMES.to_vec()
+}
+/// `all`, then every class index any dataset has (`check_generation` checks it against the
+/// dataset's own count).
+fn class_names() -> Vec<&'static str> {
+    const NAMES: [&str; limits::MAX_CLASSES as usize + 1] = [
+        "all", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20",
+        "21", "22", "23", "24",
+    ];
+    NAMES.to_vec()
+}
 
 /// One [`FieldSpec`] whose value lives in `Config::$field` and is parsed as that field's type.
 macro_rules! field {
@@ -460,6 +632,36 @@ pub static FIELDS: &[FieldSpec] = &[
         "Particles drawn in the live view."),
     field!("tol", tol, "Tolerance (dopri5)", float(1e-6, false, 0.1, true), Resample, All, true,
         "Relative and absolute error tolerance of the adaptive solver."),
+    field!("t_sampling", t_sampling, "Time sampling", FieldKind::Choice(t_sampling_names), Live, All, true,
+        "How training times t are drawn: uniformly, logit-normal (Stable Diffusion 3) or U-shaped (more weight near t = 0 and 1)."),
+    field!("t_mean", t_mean, "Logit-normal m", float(-4.0, false, 4.0, false), Live, All, true,
+        "Location m of the logit-normal time density t = sigmoid(m + s·z): m > 0 favours times near the data."),
+    field!("t_std", t_std, "Logit-normal s", float(0.0, true, 4.0, false), Live, All, true,
+        "Scale s of the logit-normal time density: small s concentrates t around sigmoid(m)."),
+    field!("t_u", t_u, "U-shape a", float(0.0, true, 20.0, false), Live, All, true,
+        "Sharpness a of the U-shaped time density p(t) ∝ cosh(a·(t - 1/2))."),
+    field!("points", points, "Target points", int(1, limits::MAX_POINTS as u64), Retrain, All, true,
+        "How many points of the dataset are the training set: with few, the exact field memorises them and the network may too."),
+    field!("reflow", reflow, "Reflow rounds", int(0, limits::MAX_REFLOW_ROUNDS as u64), Live, Cli, true,
+        "Reflow rounds after the first training: each retrains on the flow's own (noise, sample) pairs."),
+    field!("reflow_pairs", reflow_pairs, "Reflow pairs", int(1, limits::MAX_REFLOW_PAIRS as u64), Live, All, true,
+        "Noise points integrated into (noise, sample) pairs for each reflow round."),
+    field!("reflow_steps", reflow_steps, "Reflow steps", int(1, limits::MAX_STEPS), Live, All, true,
+        "Training steps of each reflow round."),
+    field!("objective", objective, "Model", FieldKind::Choice(objective_names), Retrain, All, false,
+        "fm learns the velocity (many small solver steps); meanflow learns the average velocity over an interval (one or a few jumps)."),
+    field!("conditional", conditional, "Class-conditional", FieldKind::Choice(on_off_names), Retrain, All, false,
+        "Also feed the network the dataset's class label, so samples can follow one class (with classifier-free guidance)."),
+    field!("label_dropout", label_dropout, "Label dropout", float(0.0, false, 1.0, false), Retrain, All, true,
+        "Probability that a training label is replaced by \"no class\", so the same network is also unconditional."),
+    field!("class", class, "Class", FieldKind::Choice(class_names), Resample, All, false,
+        "The class samples follow (conditional models): a component index of the dataset, or all."),
+    field!("guidance", guidance, "Guidance w", float(0.0, false, limits::MAX_GUIDANCE, false), Resample, All, false,
+        "Classifier-free guidance: v = v(no class) + w·(v(class) - v(no class)); 1 is the plain conditional model."),
+    field!("sampler", sampler, "Sampler", FieldKind::Choice(sampler_names), Resample, All, true,
+        "ode follows the flow; sde adds noise and the matching score drift (same distribution, jittering paths)."),
+    field!("noise", noise, "SDE noise G", float(0.0, false, limits::MAX_NOISE, false), Resample, All, true,
+        "Noise scale of the sde sampler: g(t) = G·sqrt(β_t), G at t = 0 and none at the data end; 0 is the ODE."),
 ];
 
 /// The spec of the field called `name` (canonical name). Panics on an unknown name: only used with
@@ -517,6 +719,70 @@ impl Config {
                 "nfe",
                 &self.nfe.to_string(),
                 "at least 7 with solver dopri5 (nfe is then its budget of field evaluations per particle: one step costs 6, plus 1 to start)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings of conditional generation, stochastic sampling and MeanFlow that depend
+    /// on each other (and on the dataset); the message names the field, the value and the rule.
+    /// Call it wherever [`Config::check_solver`] is called.
+    pub fn check_generation(&self) -> Result<(), ConfigError> {
+        let conditional = self.conditional == OnOff::On;
+        let classes = self.dataset.num_classes();
+        if let SampleClass::One(c) = self.class {
+            if !conditional {
+                return Err(invalid("class", &self.class.to_string(), "all unless conditional is on (only a class-conditional model can follow one class)"));
+            }
+            if c >= classes {
+                return Err(invalid(
+                    "class",
+                    &self.class.to_string(),
+                    format!("all or a class from 0 to {} ({} has {classes} classes)", classes - 1, self.dataset),
+                ));
+            }
+            if self.label_dropout >= 1.0 {
+                return Err(invalid("label_dropout", &self.label_dropout.to_string(), "below 1 when sampling a class (at 1 the model never sees a label)"));
+            }
+        }
+        if self.guidance != 1.0 {
+            let value = self.guidance.to_string();
+            if !conditional {
+                return Err(invalid("guidance", &value, "1 unless conditional is on (guidance mixes the class and no-class fields of a conditional model)"));
+            }
+            if self.class == SampleClass::All {
+                return Err(invalid("guidance", &value, "1 with class all (guidance needs a class to steer towards)"));
+            }
+            if self.label_dropout <= 0.0 {
+                return Err(invalid("guidance", &value, "1 with label_dropout 0 (guidance needs the no-class field, learnt only when labels are dropped)"));
+            }
+        }
+        if self.coupling == Coupling::Ot && (conditional || self.objective == Objective::MeanFlow) {
+            return Err(invalid("coupling", self.coupling.name(), "independent with conditional on or objective meanflow (OT pairing ignores labels and MeanFlow's second time)"));
+        }
+        if self.sampler == Sampler::Sde {
+            if self.source != Source::Gaussian {
+                return Err(invalid("sampler", "sde", format!("ode with source {} (the SDE's score is derived for a Gaussian source only)", self.source)));
+            }
+            if self.objective != Objective::Fm {
+                return Err(invalid("sampler", "sde", "ode with objective meanflow (MeanFlow samples by jumps of its average velocity)"));
+            }
+            if self.solver != Solver::Euler {
+                return Err(invalid("solver", self.solver.name(), "euler with sampler sde (the SDE is integrated by Euler–Maruyama)"));
+            }
+        }
+        if self.objective == Objective::MeanFlow && self.solver != Solver::Euler {
+            return Err(invalid(
+                "solver",
+                self.solver.name(),
+                "euler with objective meanflow (it samples by jumps z + h·u(z, t, t + h); nfe is the number of jumps)",
+            ));
+        }
+        if self.reflow > 0 && (conditional || self.objective == Objective::MeanFlow) {
+            return Err(invalid(
+                "reflow",
+                &self.reflow.to_string(),
+                "0 with conditional on or objective meanflow (reflow pairs carry no labels, and rectify an ODE flow)",
             ));
         }
         Ok(())
@@ -600,7 +866,10 @@ mod tests {
             ("dataset", "checkerboard"), ("source", "8gaussians"), ("width", "17"), ("depth", "5"), ("activation", "gelu"),
             ("lr", "0.003"), ("batch", "999"), ("steps", "12345"), ("seed", "4294967295"),
             ("sigma-min", "0.01"), ("path", "vp"), ("coupling", "ot"), ("weight_decay", "0.1"), ("solver", "rk4"), ("nfe", "7"),
-            ("samples", "31"), ("particles", "12345"), ("schedule", "constant"),
+            ("samples", "31"), ("particles", "12345"), ("schedule", "constant"), ("t-sampling", "u-shaped"), ("t_mean", "-0.5"), ("t_std", "0.7"),
+            ("t_u", "6"), ("points", "1000"), ("reflow", "3"), ("reflow_pairs", "777"), ("reflow_steps", "55"),
+            ("objective", "meanflow"), ("conditional", "on"), ("label-dropout", "0.25"),
+            ("class", "7"), ("guidance", "4.5"), ("sampler", "sde"), ("noise", "0.5"),
         ] {
             c.set(k, v).unwrap();
         }
@@ -660,6 +929,55 @@ mod tests {
         assert!(e.contains("nfe") && e.contains("'6'") && e.contains("at least 7 with solver dopri5"), "{e}");
         c.set("solver", "rk4").unwrap();
         assert!(c.check_solver().is_ok());
+    }
+
+    #[test]
+    fn generation_settings_are_checked_together() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut c = Config::default();
+            for (k, v) in pairs {
+                c.set(k, v).unwrap();
+            }
+            c.check_generation().map_err(|e| e.to_string())
+        };
+        assert!(check(&[]).is_ok());
+        assert!(check(&[("dataset", "8gaussians"), ("conditional", "on"), ("class", "3"), ("guidance", "4")]).is_ok());
+        assert!(check(&[("dataset", "25gaussians"), ("conditional", "on"), ("class", "24")]).is_ok());
+        assert!(check(&[("objective", "meanflow"), ("nfe", "1")]).is_ok());
+        assert!(check(&[("sampler", "sde"), ("noise", "2"), ("path", "vp")]).is_ok());
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (&[("class", "3")], &["class", "'3'", "conditional is on"]),
+            (&[("conditional", "on"), ("class", "2")], &["class", "'2'", "0 to 1", "moons has 2 classes"]),
+            (&[("dataset", "8gaussians"), ("conditional", "on"), ("class", "8")], &["0 to 7", "8gaussians has 8 classes"]),
+            (&[("guidance", "3")], &["guidance", "'3'", "conditional is on"]),
+            (&[("conditional", "on"), ("guidance", "3")], &["guidance", "class all"]),
+            (&[("conditional", "on"), ("class", "1"), ("guidance", "3"), ("label_dropout", "0")], &["guidance", "label_dropout 0"]),
+            (&[("conditional", "on"), ("class", "1"), ("label_dropout", "1")], &["label_dropout", "below 1"]),
+            (&[("conditional", "on"), ("coupling", "ot")], &["coupling", "'ot'", "independent"]),
+            (&[("objective", "meanflow"), ("coupling", "ot")], &["coupling", "independent"]),
+            (&[("sampler", "sde"), ("source", "8gaussians")], &["sampler", "'sde'", "Gaussian source"]),
+            (&[("sampler", "sde"), ("objective", "meanflow")], &["sampler", "objective meanflow"]),
+            (&[("sampler", "sde"), ("solver", "rk4")], &["solver", "'rk4'", "Euler–Maruyama"]),
+            (&[("objective", "meanflow"), ("solver", "midpoint")], &["solver", "'midpoint'", "euler with objective meanflow"]),
+            (&[("conditional", "on"), ("reflow", "2")], &["reflow", "'2'", "conditional on"]),
+            (&[("objective", "meanflow"), ("reflow", "1")], &["reflow", "objective meanflow"]),
+        ];
+        for (pairs, needles) in cases {
+            let e = check(pairs).expect_err(&format!("{pairs:?} must be refused"));
+            for n in *needles {
+                assert!(e.contains(n), "{pairs:?}: '{e}' should mention '{n}'");
+            }
+        }
+        // Each field alone is range-checked by `set`.
+        let mut c = Config::default();
+        for (k, bad) in [("class", "25"), ("class", "-1"), ("class", "none"), ("guidance", "9"), ("guidance", "-1"), ("noise", "5"), ("label_dropout", "1.5"), ("conditional", "yes"), ("sampler", "ddpm"), ("objective", "sm")] {
+            let e = c.set(k, bad).unwrap_err().to_string();
+            assert!(e.contains(k) && e.contains(bad), "{e}");
+        }
+        let max_classes = Dataset::ALL.iter().map(|d| d.num_classes()).max();
+        assert_eq!(max_classes, Some(limits::MAX_CLASSES));
+        assert_eq!(class_names().len() as u32, limits::MAX_CLASSES + 1);
     }
 
     #[test]

@@ -56,9 +56,22 @@ pub mod stream {
         TARGET_INDEX = 3, 1;
         /// Minibatch OT: the uniform draw that picks each x0's partner from the plan.
         OT = 4, 1;
+        /// The second uniform of a logit-normal training time (`cpu::time`).
+        T_B = 5, 1;
+        /// Class-conditional training: the draw that replaces a sample's label by the no-class token.
+        LABEL_DROP = 6, 1;
+        /// MeanFlow training: per sample, index 2i draws the second time and 2i + 1 whether r ≠ t.
+        MEANFLOW = 7, 1;
         /// Particle starting points (per sampler seed, per particle).
         PARTICLE_A = 8, 1;
         PARTICLE_B = 9, 1;
+        /// Reflow: the seed of round r's noise points (`hash4(seed, r, 0, REFLOW)`).
+        REFLOW = 10, 1;
+        /// Field error: the draws of query q (x0 at indices 4q, 4q+1; t at 4q+2; x1 at 4q+3).
+        FIELD_ERROR = 11, 1;
+        /// SDE sampling: the Brownian increments (per step, per particle; Box–Muller on A and B).
+        SDE_A = 12, 1;
+        SDE_B = 13, 1;
         /// Weight initialisation (per parameter).
         INIT = 16, 1;
         /// Sample quality: the target points sliced W2 compares against (per direction, per point).

@@ -100,13 +100,35 @@ pub fn combine<S: State>(x: S, h: f32, w: &[f32], k: &[S]) -> S {
 
 /// One step of `tab` from `(x, t)` with size `h` through the field `f` (CPU twin of the WGSL
 /// `rk_step_<solver>` functions).
-pub fn step<S: State>(tab: &Tableau, mut f: impl FnMut(S, f32) -> S, x: S, t: f32, h: f32) -> S {
+pub fn step<S: State>(tab: &Tableau, f: impl FnMut(S, f32) -> S, x: S, t: f32, h: f32) -> S {
+    combine(x, h, tab.b, &stages(tab, f, x, t, h))
+}
+
+/// The stage values `k_i` of one step.
+fn stages<S: State>(tab: &Tableau, mut f: impl FnMut(S, f32) -> S, x: S, t: f32, h: f32) -> Vec<S> {
     let mut k: Vec<S> = Vec::with_capacity(tab.stages());
     for i in 0..tab.stages() {
         let xi = combine(x, h, tab.a[i], &k);
         k.push(f(xi, t + tab.c[i] * h));
     }
-    combine(x, h, tab.b, &k)
+    k
+}
+
+/// One step of `tab` that also returns the step's quadrature of the kinetic energy,
+/// `h·Σ_i b_i·|k_i|²` (sum left to right over the nonzero `b_i`, as the WGSL `rk_energy_<solver>`
+/// functions of [`wgsl_energy_step_fns`]). Since `Σ b_i = 1`, the same weights integrate
+/// `|d - v|²` for any constant `d`, so along a path the straightness `∫|(x1 - x0) - v|² dt`
+/// equals the summed energy minus `|x1 - x0|²` exactly (see `src/gpu/flow_stats.rs`).
+pub fn step_energy(tab: &Tableau, f: impl FnMut(V2, f32) -> V2, x: V2, t: f32, h: f32) -> (V2, f32) {
+    let k = stages(tab, f, x, t, h);
+    let mut e: Option<f32> = None;
+    for (&bi, ki) in tab.b.iter().zip(&k) {
+        if bi != 0.0 {
+            let term = (ki.0[0] * ki.0[0] + ki.0[1] * ki.0[1]) * bi;
+            e = Some(e.map_or(term, |s| s + term));
+        }
+    }
+    (combine(x, h, tab.b, &k), e.unwrap_or(0.0) * h)
 }
 
 /// A 2-vector for the stepper (`[f32; 2]` has no arithmetic).
@@ -169,23 +191,41 @@ fn wgsl_combine(x: &str, w: &[f32]) -> String {
 /// unknown solver code is a bug that must show, not a silent Euler step).
 /// `field` is a WGSL expression template with `{x}` and `{t}` placeholders.
 pub fn wgsl_step_fns(state_ty: &str, field: &str) -> String {
+    step_fns("rk_step", state_ty, field, false)
+}
+
+/// As [`wgsl_step_fns`] over a `vec2<f32>` field, but each function returns
+/// `vec3<f32>(x_new, h·Σ_i b_i·dot(k_i, k_i))` (the CPU twin is [`step_energy`]):
+/// `fn rk_energy_<name>(x, t, h)` and `fn rk_energy(solver, x, t, h)`.
+pub fn wgsl_energy_step_fns(field: &str) -> String {
+    step_fns("rk_energy", "vec2<f32>", field, true)
+}
+
+fn step_fns(prefix: &str, state_ty: &str, field: &str, energy: bool) -> String {
+    let ret_ty = if energy { "vec3<f32>" } else { state_ty };
     let mut out = String::new();
     let mut cases = String::new();
     for &solver in Solver::ALL {
         let tab = solver.tableau();
         let name = solver.name();
-        out.push_str(&format!("fn rk_step_{name}(x: {state_ty}, t: f32, h: f32) -> {state_ty} {{\n"));
+        out.push_str(&format!("fn {prefix}_{name}(x: {state_ty}, t: f32, h: f32) -> {ret_ty} {{\n"));
         for i in 0..tab.stages() {
             let xi = wgsl_combine("x", tab.a[i]);
             let ti = if tab.c[i] == 0.0 { "t".to_string() } else { format!("t + {} * h", wgsl_f32(tab.c[i])) };
             let call = field.replace("{x}", &format!("({xi})")).replace("{t}", &format!("({ti})"));
             out.push_str(&format!("    let k{i} = {call};\n"));
         }
-        out.push_str(&format!("    return {};\n}}\n", wgsl_combine("x", tab.b)));
-        cases.push_str(&format!("        case SOLVER_{}: {{ return rk_step_{name}(x, t, h); }}\n", format!("{solver:?}").to_ascii_uppercase()));
+        if energy {
+            let terms: Vec<String> =
+                tab.b.iter().enumerate().filter(|(_, &b)| b != 0.0).map(|(j, &b)| format!("dot(k{j}, k{j}) * {}", wgsl_f32(b))).collect();
+            out.push_str(&format!("    return vec3<f32>({}, ({}) * h);\n}}\n", wgsl_combine("x", tab.b), terms.join(" + ")));
+        } else {
+            out.push_str(&format!("    return {};\n}}\n", wgsl_combine("x", tab.b)));
+        }
+        cases.push_str(&format!("        case SOLVER_{}: {{ return {prefix}_{name}(x, t, h); }}\n", format!("{solver:?}").to_ascii_uppercase()));
     }
     out.push_str(&format!(
-        "fn rk_step(solver: u32, x: {state_ty}, t: f32, h: f32) -> {state_ty} {{\n    switch solver {{\n{cases}        default: {{ return {state_ty}(nan_f32()); }}\n    }}\n}}\n"
+        "fn {prefix}(solver: u32, x: {state_ty}, t: f32, h: f32) -> {ret_ty} {{\n    switch solver {{\n{cases}        default: {{ return {ret_ty}(nan_f32()); }}\n    }}\n}}\n"
     ));
     out
 }
@@ -258,6 +298,24 @@ mod tests {
             y = step(&DOPRI5, f, y, k as f32 * 0.25, 0.25);
         }
         assert!(((y.0[0] as f64) - std::f64::consts::E).abs() < 2e-6, "dopri5: {}", y.0[0]);
+    }
+
+    /// The energy quadrature integrates |v|² with the method's weights: for v = (t, 1) on [0, 1],
+    /// ∫|v|² dt = 4/3, exact for midpoint up to O(h²) and for RK4 (a quadratic integrand).
+    #[test]
+    fn energy_quadrature() {
+        let f = |_: V2, t: f32| V2([t, 1.0]);
+        let total = |solver: Solver, n: u32| {
+            let h = 1.0 / n as f32;
+            (0..n).map(|k| step_energy(solver.tableau(), f, V2([0.0, 0.0]), k as f32 * h, h).1 as f64).sum::<f64>()
+        };
+        assert!((total(Solver::Rk4, 3) - 4.0 / 3.0).abs() < 1e-6);
+        assert!((total(Solver::Midpoint, 50) - 4.0 / 3.0).abs() < 1e-4);
+        // Euler is the left rule: Σ h(1 + (kh)²) = 1 + (n-1)(2n-1)/(6n²).
+        let n = 10.0;
+        assert!((total(Solver::Euler, 10) - (1.0 + (n - 1.0) * (2.0 * n - 1.0) / (6.0 * n * n))).abs() < 1e-6);
+        let (y, _) = step_energy(&RK4, f, V2([0.0, 0.0]), 0.0, 1.0);
+        assert_eq!(y, step(&RK4, f, V2([0.0, 0.0]), 0.0, 1.0));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! with trajectories, the adaptive Dormand–Prince solver and the density grid give, in any split,
 //! bit for bit what one chunk gives (each chunk pauses and resumes the same f32 operations, the
 //! adaptive solver's (t, h, k1, counters) kept as their bits), and still match their CPU twins.
+//! The same holds for a guided class-conditional network through the SDE and MeanFlow samplers.
 //! Splits use item ranges that are not multiples of the workgroup size. Runs natively and, through
 //! `wasm-pack test`, in headless Chromium.
 
@@ -9,11 +10,13 @@ mod common;
 use common::{assert_close, gpu};
 
 use flowmatch::budget::ChunkPlan;
-use flowmatch::config::{Dataset, Solver};
+use flowmatch::config::{Dataset, Path, Solver};
 use flowmatch::cpu::adaptive::{self, AdaptiveOptions};
+use flowmatch::cpu::sde::SdeSpec;
 use flowmatch::cpu::{density, ode};
-use flowmatch::gpu::{GpuDensity, GpuSampler, GpuTrainer};
-use flowmatch::targets::sample_dataset;
+use flowmatch::gpu::{GpuDensity, GpuSampler, GpuTrainer, TrainerOptions};
+use flowmatch::model::{InputLayout, ModelShape, Query};
+use flowmatch::targets::{sample_dataset, sample_dataset_labeled};
 use flowmatch::TrainSpec;
 
 #[cfg(target_arch = "wasm32")]
@@ -141,6 +144,53 @@ async fn density_chunks_equal_one_dispatch() {
     assert_close("chunked density vs CPU", &results[0], &want, 1e-3, 1e-4);
 }
 
+/// A class-conditional MeanFlow network (moons' 2 classes) at its initial weights, queried for
+/// class 1 with guidance 2.5 (two evaluations per field evaluation): the fixed-step ODE, the SDE
+/// (its noise is keyed by particle index and step, so the chunks draw the same), MeanFlow's jumps,
+/// dopri5 and the density each give in chunks bit for bit what one dispatch gives.
+async fn guided_chunks_equal_one_dispatch() {
+    let ctx = gpu().await;
+    let base = spec();
+    let s = TrainSpec { shape: ModelShape { inputs: InputLayout { n_classes: 2, mean_flow: true }, ..base.shape }, label_dropout: 0.2, ..base };
+    let (data, labels) = sample_dataset_labeled(Dataset::Moons, 300, 1);
+    let t = GpuTrainer::with_labels(&ctx, s, &data, &labels, &[], TrainerOptions::default()).unwrap();
+    let query = Query { class: Some(1), guidance: 2.5 };
+    assert!(query.guided(&s.shape.inputs));
+    let (n, steps) = (130u32, 5u32);
+    let mut sampler = GpuSampler::new(&ctx, &s.shape, &t.params, n, steps).unwrap();
+    sampler.set_query(query);
+    let sde = SdeSpec { path: Path::Linear, sigma_min: 0.0, noise: 0.8 };
+    let plans = [sized(u32::MAX, u32::MAX), sized(u32::MAX, 2), sized(37, 1)];
+    for what in ["ode", "sde", "meanflow", "dopri5"] {
+        let mut results = Vec::new();
+        for plan in plans {
+            sampler.reset(6);
+            let mut job = match what {
+                "ode" => sampler.begin(Solver::Rk4, 0.0, 1.0, steps, plan),
+                "sde" => sampler.begin_sde(sde, 0.0, 1.0, steps, plan),
+                "meanflow" => sampler.begin_mean_flow(0.0, 1.0, steps, plan),
+                _ => sampler.begin(Solver::Dopri5, 0.0, 1.0, 25, plan),
+            };
+            sampler.run(&mut job).await.unwrap();
+            results.push((sampler.read_particles().await.unwrap(), sampler.read_trajectories().await.unwrap(), job.submitted()));
+        }
+        assert!(results[2].2 > 3, "{what}: the last split has several chunks");
+        for (particles, traj, chunks) in &results[1..] {
+            assert_eq!(bits(particles), bits(&results[0].0), "{what}: {chunks} chunks differ from one dispatch");
+            assert_eq!(bits(traj), bits(&results[0].1), "{what}: {chunks} chunks: trajectories differ");
+        }
+    }
+    // The guided density (the divergence of the mixed field), whole and by one step of 41 points.
+    let d = GpuDensity::new(&ctx, &s.shape, &t.params, 256).unwrap();
+    d.set_query(query);
+    let points: Vec<[f32; 2]> = (0..150).map(|i| [(i % 15) as f32 * 0.4 - 3.0, (i / 15) as f32 * 0.6 - 3.0]).collect();
+    let whole = d.log_density_chunked(&points, Solver::Midpoint, 6, sized(u32::MAX, u32::MAX)).await.unwrap();
+    let split = d.log_density_chunked(&points, Solver::Midpoint, 6, sized(41, 1)).await.unwrap();
+    let to_bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(to_bits(&split), to_bits(&whole), "guided density: chunks differ from one dispatch");
+}
+
+gpu_test!(guided_sde_meanflow_chunks_equal_one_dispatch, guided_chunks_equal_one_dispatch());
 gpu_test!(fixed_step_chunks_equal_one_dispatch_and_the_cpu, fixed_step_chunks_equal_one_dispatch());
 gpu_test!(adaptive_chunks_equal_one_dispatch_and_the_cpu, adaptive_chunks_equal_one_dispatch());
 gpu_test!(adaptive_run_stops_early, adaptive_run_stops_when_every_particle_finished());

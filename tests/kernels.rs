@@ -13,10 +13,10 @@ mod common;
 use common::{assert_close, gpu};
 
 use flowmatch::config::{Activation, Coupling, Path, Solver};
-use flowmatch::cpu::{adam, batch, coupling, mlp, ode};
-use flowmatch::gpu::{GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
-use flowmatch::model::ModelShape;
-use flowmatch::targets::sample_dataset;
+use flowmatch::cpu::{adam, batch, coupling, meanflow, mlp, ode, sde};
+use flowmatch::gpu::{GpuDensity, GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
+use flowmatch::model::{InputLayout, ModelShape, Query};
+use flowmatch::targets::{sample_dataset, sample_dataset_labeled};
 use flowmatch::{config::Dataset, cpu::adam::AdamHyper, TrainSpec};
 
 #[cfg(target_arch = "wasm32")]
@@ -27,18 +27,32 @@ const RTOL: f32 = 1e-4;
 
 fn spec(activation: Activation) -> TrainSpec {
     TrainSpec {
-        shape: ModelShape { width: 19, depth: 2, activation },
+        shape: ModelShape::new(19, 2, activation),
         batch: 37,
         seed: 11,
         sigma_min: 0.05,
         path: Path::Linear,
         coupling: Coupling::Independent,
         adam: AdamHyper::new(3e-3, 0.01),
+        time: Default::default(),
+        label_dropout: 0.0,
     }
 }
 
 fn data() -> Vec<[f32; 2]> {
     sample_dataset(Dataset::Moons, 1001, 5)
+}
+
+/// The class labels of `data()`'s points (moons: 2 classes).
+fn labels() -> Vec<u32> {
+    sample_dataset_labeled(Dataset::Moons, 1001, 5).1
+}
+
+/// A class-conditional MeanFlow spec (moons' 2 classes, so 3 + 1 + 3 = 7 input columns) with
+/// label dropout, at the odd sizes of `spec`.
+fn conditional_mean_flow(activation: Activation) -> TrainSpec {
+    let s = spec(activation);
+    TrainSpec { shape: ModelShape { inputs: InputLayout { n_classes: 2, mean_flow: true }, ..s.shape }, label_dropout: 0.3, ..s }
 }
 
 /// What the GPU held around its last training step, for stage-by-stage comparison.
@@ -63,7 +77,7 @@ async fn run_steps(spec: TrainSpec, steps: u32) -> Captured {
 /// As `run_steps`, with the kernel variant (and split count) forced.
 async fn run_steps_with(spec: TrainSpec, steps: u32, options: TrainerOptions) -> Captured {
     let ctx = gpu().await;
-    let mut t = GpuTrainer::with_options(&ctx, spec, &data(), &[], options).unwrap();
+    let mut t = GpuTrainer::with_labels(&ctx, spec, &data(), &labels(), &[], options).unwrap();
     let p = spec.shape.param_len();
     t.train(steps - 1);
     let params_before = t.read(&t.params, p).await.unwrap();
@@ -86,15 +100,25 @@ async fn run_steps_with(spec: TrainSpec, steps: u32, options: TrainerOptions) ->
 }
 
 async fn batch_matches_cpu(path: Path) {
-    let c = run_steps(TrainSpec { path, ..spec(Activation::Silu) }, 2).await;
+    batch_matches_cpu_for(TrainSpec { path, ..spec(Activation::Silu) }).await
+}
+
+async fn batch_matches_cpu_for(spec: TrainSpec) {
+    let c = run_steps(spec, 2).await;
     let layout = c.spec.shape.activation_layout(c.spec.batch);
     let mut acts = vec![0.0; layout.len as usize];
-    batch::build_batch(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path, &[]);
-    let region = |v: &[f32]| v[..layout.target as usize + 2 * c.spec.batch as usize].to_vec();
-    assert_close("batch (x_t, t, u)", &region(&c.acts), &region(&acts), 4e-3, RTOL);
-    // t is a pure integer-to-float map: it must match exactly.
+    let extras = batch::Extras { inputs: spec.shape.inputs, labels: &labels(), label_dropout: spec.label_dropout };
+    batch::build_batch_with(&mut acts, &layout, &data(), c.spec.seed, c.last_step, c.spec.sigma_min, c.spec.path, &[], &c.spec.time, &extras);
+    let inputs = layout.target as usize;
+    assert_close("batch (x_t, t, r, class)", &c.acts[..inputs], &acts[..inputs], 4e-3, RTOL);
+    let d = layout.in_dim as usize;
     for b in 0..c.spec.batch as usize {
-        assert_eq!(c.acts[3 * b + 2], acts[3 * b + 2], "t of sample {b}");
+        // t, r and the one-hot class are pure integer-to-float maps: they must match exactly.
+        assert_eq!(c.acts[d * b + 2..d * (b + 1)], acts[d * b + 2..d * (b + 1)], "t, r and class of sample {b}");
+    }
+    if !spec.mean_flow() {
+        let region = |v: &[f32]| v[inputs..inputs + 2 * c.spec.batch as usize].to_vec();
+        assert_close("batch u", &region(&c.acts), &region(&acts), 4e-3, RTOL);
     }
 }
 
@@ -229,7 +253,7 @@ async fn source_points_are_used() {
     t.train(1);
     let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
     let mut want = vec![0.0; t.layout.len as usize];
-    batch::build_batch(&mut want, &t.layout, &data(), s.seed, 0, s.sigma_min, s.path, &source);
+    batch::build_batch(&mut want, &t.layout, &data(), s.seed, 0, s.sigma_min, s.path, &source, &s.time);
     let region = (t.layout.target + 2 * s.batch) as usize;
     assert_close("batch from a source dataset", &acts[..region], &want[..region], ATOL, RTOL);
     let mut sampler = GpuSampler::new_with_source(&ctx, &s.shape, &t.params, 100, 0, &source).unwrap();
@@ -251,7 +275,7 @@ async fn ot_coupling_matches_cpu() {
     let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
     let scratch = t.read(&t.scratch, 7 * s.batch as usize).await.unwrap();
     let mut want = vec![0.0; t.layout.len as usize];
-    let c = coupling::build_batch_ot(&mut want, &t.layout, &data, s.seed, 0, s.sigma_min, s.path, &[]);
+    let c = coupling::build_batch_ot(&mut want, &t.layout, &data, s.seed, 0, s.sigma_min, s.path, &[], &s.time);
     let n = s.batch as usize;
     let scale = c.f.iter().chain(&c.g).fold(0.0f32, |m, v| m.max(v.abs()));
     assert_close("sinkhorn f", &scratch[5 * n..6 * n], &c.f, 1e-3 * scale, 1e-3);
@@ -319,7 +343,7 @@ fn forced(variant: KernelVariant, splits: Option<u32>) -> TrainerOptions {
 }
 
 fn wide(activation: Activation) -> TrainSpec {
-    TrainSpec { shape: ModelShape { width: 70, depth: 3, activation }, batch: 150, ..spec(activation) }
+    TrainSpec { shape: ModelShape::new(70, 3, activation), batch: 150, ..spec(activation) }
 }
 
 gpu_test!(software_forward_matches_cpu, forward_and_loss_match_cpu_with(spec(Activation::Gelu), forced(KernelVariant::Software, None)));
@@ -337,3 +361,149 @@ gpu_test!(tiled_adam_matches_cpu, adam_matches_cpu_with(forced(KernelVariant::Ti
 gpu_test!(tiled_forward_matches_cpu_multi_tile, forward_and_loss_match_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
 gpu_test!(tiled_backward_matches_cpu_split_k, backward_matches_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
 gpu_test!(tiled_backward_matches_cpu_one_split, backward_matches_cpu_with(wide(Activation::Silu), forced(KernelVariant::Tiled, Some(1))));
+
+// ---- Class-conditional, MeanFlow and SDE kernels (issue 19) ----
+
+gpu_test!(batch_kernel_matches_cpu_conditional_mean_flow, batch_matches_cpu_for(conditional_mean_flow(Activation::Silu)));
+gpu_test!(forward_and_loss_match_cpu_conditional_mean_flow, forward_and_loss_match_cpu_with(conditional_mean_flow(Activation::Gelu), TrainerOptions::default()));
+gpu_test!(backward_matches_cpu_conditional_mean_flow, backward_matches_cpu_with(conditional_mean_flow(Activation::Tanh), TrainerOptions::default()));
+gpu_test!(tiled_forward_matches_cpu_conditional_mean_flow, forward_and_loss_match_cpu_with(conditional_mean_flow(Activation::Silu), forced(KernelVariant::Tiled, None)));
+gpu_test!(meanflow_targets_match_cpu_silu, meanflow_targets_match_cpu(Activation::Silu));
+gpu_test!(meanflow_targets_match_cpu_relu, meanflow_targets_match_cpu(Activation::Relu));
+gpu_test!(guided_ode_matches_cpu, guided_ode_matches_cpu_for());
+gpu_test!(sde_step_matches_cpu, sde_matches_cpu());
+gpu_test!(sde_without_noise_is_the_euler_sampler_bit_for_bit, sde_at_zero_noise_is_euler());
+gpu_test!(meanflow_step_matches_cpu, meanflow_step_matches_cpu_for());
+
+/// The MeanFlow target kernel (forward-mode JVP) against its twin. With x0 from a source set the
+/// batch involves no transcendental function, so the CPU rebuilds the GPU's batch to a few ULPs
+/// and recomputes the targets v - (t - r)·du/dt from the initial weights (step 0 runs before the
+/// first update): tolerances as for the forward pass.
+async fn meanflow_targets_match_cpu(activation: Activation) {
+    let ctx = gpu().await;
+    let s = conditional_mean_flow(activation);
+    let source = sample_dataset(Dataset::EightGaussians, 777, 3);
+    let mut t = GpuTrainer::with_labels(&ctx, s, &data(), &labels(), &source, TrainerOptions::default()).unwrap();
+    t.train(1);
+    let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
+    let mut want = vec![0.0; t.layout.len as usize];
+    let labels = labels();
+    let extras = batch::Extras { inputs: s.shape.inputs, labels: &labels, label_dropout: s.label_dropout };
+    batch::build_batch_with(&mut want, &t.layout, &data(), s.seed, 0, s.sigma_min, s.path, &source, &s.time, &extras);
+    let (inputs, targets) = (t.layout.target as usize, t.layout.target as usize + 2 * s.batch as usize);
+    assert_close("MeanFlow batch inputs", &acts[..inputs], &want[..inputs], ATOL, RTOL);
+    let v = want[inputs..targets].to_vec();
+    meanflow::write_targets(&s.shape, &s.shape.init_params(s.seed), &mut want, &t.layout);
+    assert_close(&format!("MeanFlow targets {activation}"), &acts[inputs..targets], &want[inputs..targets], ATOL, RTOL);
+    // The test means something: some samples have r ≠ t, and their targets are not v.
+    let d = t.layout.in_dim as usize;
+    let distinct: Vec<usize> = (0..s.batch as usize).filter(|&b| want[d * b + 2] != want[d * b + 3]).collect();
+    assert!(distinct.len() > 5 && distinct.len() < s.batch as usize - 5, "{} of {} samples with r ≠ t", distinct.len(), s.batch);
+    assert!(distinct.iter().all(|&b| (want[inputs + 2 * b] - v[2 * b]).abs() > 1e-6), "targets with r ≠ t must differ from v");
+}
+
+/// A conditional MeanFlow trainer at its initial weights and a sampler of 333 particles on it.
+async fn conditional_sampler(n: u32) -> (GpuTrainer, GpuSampler, TrainSpec) {
+    let ctx = gpu().await;
+    let s = conditional_mean_flow(Activation::Gelu);
+    let t = GpuTrainer::with_labels(&ctx, s, &data(), &labels(), &[], TrainerOptions::default()).unwrap();
+    let sampler = GpuSampler::new(&ctx, &s.shape, &t.params, n, 0).unwrap();
+    (t, sampler, s)
+}
+
+/// ODE solvers through the guided field v(∅) + w·(v(c) - v(∅)) of a conditional network.
+async fn guided_ode_matches_cpu_for() {
+    let (_t, mut sampler, s) = conditional_sampler(333).await;
+    let params = s.shape.init_params(s.seed);
+    let query = Query { class: Some(1), guidance: 3.5 };
+    sampler.set_query(query);
+    sampler.reset(4);
+    let x0 = sampler.read_particles().await.unwrap();
+    for solver in [Solver::Euler, Solver::Rk4] {
+        sampler.write_particles(&x0);
+        sampler.integrate(solver, 0.0, 1.0, 3);
+        let got = sampler.read_particles().await.unwrap();
+        let mut want = x0.clone();
+        ode::integrate_query(&s.shape, &params, query, solver, &mut want, 0.0, 1.0, 3);
+        assert_close(&format!("guided ode {solver}"), &got.concat(), &want.concat(), 1e-4, 1e-4);
+        // Guidance changes the result (the class and no-class fields differ at initialisation).
+        let mut plain = x0.clone();
+        ode::integrate_query(&s.shape, &params, Query::default(), solver, &mut plain, 0.0, 1.0, 3);
+        assert!(got.iter().zip(&plain).any(|(a, b)| (a[0] - b[0]).abs() > 1e-3), "guidance had no effect");
+    }
+}
+
+/// Euler–Maruyama on every path against the twin, from the GPU's own start. The Brownian draws
+/// go through Box–Muller (WGSL sin/cos to 2^-11 absolute, times r ≤ 5.7 and g·sqrt(h) ≤ 0.5):
+/// atol 2e-3.
+async fn sde_matches_cpu() {
+    let (_t, mut sampler, s) = conditional_sampler(333).await;
+    let params = s.shape.init_params(s.seed);
+    let query = Query { class: Some(0), guidance: 2.0 };
+    sampler.set_query(query);
+    sampler.reset(9);
+    let x0 = sampler.read_particles().await.unwrap();
+    for &path in Path::ALL {
+        let spec = sde::SdeSpec { path, sigma_min: 0.05, noise: 0.8 };
+        sampler.write_particles(&x0);
+        sampler.integrate_sde(spec, 0.1, 0.9, 3);
+        let got = sampler.read_particles().await.unwrap();
+        let mut want = x0.clone();
+        sde::integrate(&s.shape, &params, query, &spec, &mut want, 0.1, 0.9, 3, 9);
+        assert_close(&format!("sde {path}"), &got.concat(), &want.concat(), 2e-3, 1e-3);
+        let mut ode_end = x0.clone();
+        ode::integrate_query(&s.shape, &params, query, Solver::Euler, &mut ode_end, 0.1, 0.9, 3);
+        assert!(got.iter().zip(&ode_end).any(|(a, b)| (a[0] - b[0]).abs() > 0.05), "{path}: no noise reached the particles");
+    }
+}
+
+/// With G = 0 the SDE kernel's drift term and noise are exactly zero, so it is the Euler sampler
+/// bit for bit (trajectories included), for a guided conditional network on the VP path.
+async fn sde_at_zero_noise_is_euler() {
+    let ctx = gpu().await;
+    let s = conditional_mean_flow(Activation::Silu);
+    let t = GpuTrainer::with_labels(&ctx, s, &data(), &labels(), &[], TrainerOptions::default()).unwrap();
+    let steps = 7;
+    let mut sampler = GpuSampler::new(&ctx, &s.shape, &t.params, 201, steps).unwrap();
+    sampler.set_query(Query { class: Some(1), guidance: 2.5 });
+    sampler.reset(3);
+    sampler.integrate(Solver::Euler, 0.0, 1.0, steps);
+    let ode = sampler.read_trajectories().await.unwrap();
+    sampler.rewind();
+    sampler.integrate_sde(sde::SdeSpec { path: Path::Vp, sigma_min: 0.0, noise: 0.0 }, 0.0, 1.0, steps);
+    let sde = sampler.read_trajectories().await.unwrap();
+    let bits = |v: &[[f32; 2]]| v.iter().flat_map(|p| [p[0].to_bits(), p[1].to_bits()]).collect::<Vec<_>>();
+    assert!(ode.iter().all(|p| p[0].is_finite()));
+    assert_eq!(bits(&sde), bits(&ode), "sde with noise 0 must equal the Euler sampler bit for bit");
+}
+
+/// MeanFlow's jumps x + h·u(x, t + h, t), guided, against the twin.
+async fn meanflow_step_matches_cpu_for() {
+    let (_t, mut sampler, s) = conditional_sampler(333).await;
+    let params = s.shape.init_params(s.seed);
+    let query = Query { class: Some(0), guidance: 1.7 };
+    sampler.set_query(query);
+    sampler.reset(2);
+    let x0 = sampler.read_particles().await.unwrap();
+    sampler.integrate_mean_flow(0.0, 1.0, 3);
+    let got = sampler.read_particles().await.unwrap();
+    let mut want = x0.clone();
+    meanflow::integrate(&s.shape, &params, query, &mut want, 0.0, 1.0, 3);
+    assert_close("meanflow steps", &got.concat(), &want.concat(), 1e-4, 1e-4);
+}
+
+/// The density kernel through a conditional MeanFlow network (r = t, the class column) with a
+/// guided query, against the twin; the guided divergence is the same mix of both divergences.
+async fn guided_density_matches_cpu() {
+    let (t, _sampler, s) = conditional_sampler(1).await;
+    let params = s.shape.init_params(s.seed);
+    let density = GpuDensity::new(t.context(), &s.shape, &t.params, 77).unwrap();
+    let query = Query { class: Some(1), guidance: 2.5 };
+    density.set_query(query);
+    let points: Vec<[f32; 2]> = (0..77).map(|k| [(k as f32 * 0.37).sin() * 2.0, (k as f32 * 0.71).cos() * 2.0]).collect();
+    let got = density.log_density(&points, Solver::Rk4, 5).await.unwrap();
+    let want: Vec<f32> = points.iter().map(|&x| flowmatch::cpu::density::log_density_query(&s.shape, &params, query, Solver::Rk4, x, 5)).collect();
+    assert_close("guided log p", &got, &want, 1e-4, 1e-4);
+}
+
+gpu_test!(guided_density_matches_cpu_twin, guided_density_matches_cpu());

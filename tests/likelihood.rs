@@ -21,7 +21,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 /// with the time running the wrong way (t from 0 up while x goes back from t = 1) fails the
 /// closed form; a field without `t` could not tell.
 fn linear_field(a: [f32; 2], b: [f32; 2], c: [f32; 2]) -> (ModelShape, Vec<f32>) {
-    let shape = ModelShape { width: 5, depth: 1, activation: Activation::Relu };
+    let shape = ModelShape::new(5, 1, Activation::Relu);
     let layers = shape.layers();
     let mut p = vec![0.0; shape.param_len()];
     let w0 = layers[0].w_offset as usize;

@@ -12,11 +12,15 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use flowmatch::cli::{self, Command, JsonLine, ModelArgs};
-    use flowmatch::config::{limits, Solver, Source};
-    use flowmatch::gpu::{AdaptiveSummary, GpuContext, GpuDensity, GpuField, GpuSampler, GpuTrainer};
-    use flowmatch::model::INPUTS;
+    use flowmatch::config::{limits, Objective, OnOff, Sampler, Solver, Source};
+    use flowmatch::cpu::flow_stats::measured_steps;
+    use flowmatch::cpu::sde::SdeSpec;
+    use flowmatch::gpu::{
+        AdaptiveSummary, GpuContext, GpuDensity, GpuExactField, GpuField, GpuFlowStats, GpuQuality, GpuReflow, GpuSampler, GpuTrainer, TrainerOptions,
+    };
+    use flowmatch::model::{Query, INPUTS};
     use flowmatch::model_file::ModelFile;
-    use flowmatch::targets::{sample_dataset, DATASET_POINTS};
+    use flowmatch::targets::{sample_dataset, sample_dataset_labeled, DATASET_POINTS};
     use flowmatch::budget::Profile;
     use flowmatch::{Config, TrainSpec};
     use std::io::Write;
@@ -58,6 +62,10 @@ mod native {
 
     /// Loss readbacks happen every this many steps (async on the GPU side; the CLI waits).
     const READ_EVERY: u64 = 500;
+    /// Queries of the field error (`GpuExactField::field_error`).
+    const FIELD_ERROR_QUERIES: u32 = 1024;
+    /// Directions of the sliced W2 readings.
+    const SW2_DIRECTIONS: u32 = 64;
 
     /// What the run's training did (absent for a model read from a file and not trained).
     struct Training {
@@ -108,6 +116,15 @@ mod native {
                 .str("solver", c.solver.name())
                 .raw("nfe", c.nfe)
                 .num("tol", c.tol as f64)
+                .str("t_sampling", c.t_sampling.name())
+                .raw("points", self.training.as_ref().map_or(c.points, |t| t.trainer.target_len()))
+                .str("objective", c.objective.name())
+                .str("conditional", c.conditional.name())
+                .num("label_dropout", c.label_dropout as f64)
+                .str("class", &c.class.to_string())
+                .num("guidance", c.guidance as f64)
+                .str("sampler", c.sampler.name())
+                .num("noise", c.noise as f64)
                 .str("adapter", &self.ctx.adapter.to_string())
                 .str("backend", &self.ctx.adapter.backend)
                 .str("device_type", &self.ctx.adapter.device_type);
@@ -159,10 +176,11 @@ mod native {
     async fn train_model(config: Config, initial: Option<(&ModelFile, &str)>) -> Result<Model, Failure> {
         let ctx = GpuContext::new().await.map_err(gpu_failure)?;
         eprintln!("adapter: {}", ctx.adapter);
-        let data = sample_dataset(config.dataset, DATASET_POINTS, config.seed);
+        let (data, labels) = sample_dataset_labeled(config.dataset, config.points as usize, config.seed);
         let source = source_points(&config);
         let spec = TrainSpec::from_config(&config);
-        let mut trainer = GpuTrainer::new_with_source(&ctx, spec, &data, &source).map_err(gpu_failure)?;
+        let labels = if config.conditional == OnOff::On { labels } else { Vec::new() };
+        let mut trainer = GpuTrainer::with_labels(&ctx, spec, &data, &labels, &source, TrainerOptions::default()).map_err(gpu_failure)?;
         if let Some((file, _)) = initial {
             trainer.load_model(file).map_err(bad_input)?;
             // Training on from a file is a new phase of `--steps` steps: its learning-rate
@@ -172,25 +190,7 @@ mod native {
                 trainer.spec.adam.schedule_start = trainer.step();
             }
         }
-        let mut losses: Vec<f32> = Vec::new();
-        let start = Instant::now();
-        let mut done = 0u64;
-        while done < config.steps {
-            let k = (config.steps - done).min(READ_EVERY) as u32;
-            trainer.train(k);
-            done += k as u64;
-            let status = trainer.status(k).await.map_err(gpu_failure)?;
-            if let Some(bad) = status.first_bad_step {
-                return Err((3, format!(
-                    "training diverged: a non-finite loss or parameter appeared at step {bad} (lr {} may be too high)",
-                    config.lr
-                )));
-            }
-            losses.extend(status.losses.iter().map(|(_, l)| *l));
-        }
-        let train_seconds = start.elapsed().as_secs_f64();
-        let tail = &losses[losses.len().saturating_sub(100)..];
-        let final_loss = if tail.is_empty() { f64::NAN } else { tail.iter().map(|&l| l as f64).sum::<f64>() / tail.len() as f64 };
+        let (final_loss, train_seconds) = train_steps(&mut trainer, config.steps, config.lr).await?;
         let params = trainer.params.clone();
         let step = trainer.step();
         Ok(Model {
@@ -203,6 +203,27 @@ mod native {
             file: initial.map(|(_, p)| p.to_string()),
             step,
         })
+    }
+
+    /// Trains `steps` steps, stopping with exit 3 at a non-finite step; returns the mean loss of
+    /// the last 100 steps and the seconds taken.
+    async fn train_steps(trainer: &mut GpuTrainer, steps: u64, lr: f32) -> Result<(f64, f64), Failure> {
+        let mut losses: Vec<f32> = Vec::new();
+        let start = Instant::now();
+        let mut done = 0u64;
+        while done < steps {
+            let k = (steps - done).min(READ_EVERY) as u32;
+            trainer.train(k);
+            done += k as u64;
+            let status = trainer.status(k).await.map_err(gpu_failure)?;
+            if let Some(bad) = status.first_bad_step {
+                return Err((3, format!("training diverged: a non-finite loss or parameter appeared at step {bad} (lr {lr} may be too high)")));
+            }
+            losses.extend(status.losses.iter().map(|(_, l)| *l));
+        }
+        let tail = &losses[losses.len().saturating_sub(100)..];
+        let final_loss = if tail.is_empty() { f64::NAN } else { tail.iter().map(|&l| l as f64).sum::<f64>() / tail.len() as f64 };
+        Ok((final_loss, start.elapsed().as_secs_f64()))
     }
 
     /// The trained model: from scratch, or on from `--model`; saved to `--save` right after
@@ -242,13 +263,23 @@ mod native {
             Start::Points(p) => sampler.write_particles(p),
         }
         sampler.set_tol(c.tol).map_err(|e| (2, e))?;
+        sampler.set_query(query(c));
         // In chunks of about budget::TimeLimits::chunk_s each, one queued when the last is done.
+        // MeanFlow jumps and the SDE take `nfe` steps of their own kind.
         let profile = Profile::for_context(&m.ctx);
-        let plan = sampler.chunk_plan(c.solver, c.nfe, profile.sample_flops, profile.limits.chunk_s);
-        let mut job = sampler.begin(c.solver, 0.0, 1.0, c.nfe, plan);
+        let own_way = c.objective == Objective::MeanFlow || c.sampler == Sampler::Sde;
+        let solver = if own_way { Solver::Euler } else { c.solver };
+        let plan = sampler.chunk_plan(solver, c.nfe, profile.sample_flops, profile.limits.chunk_s);
+        let mut job = if c.objective == Objective::MeanFlow {
+            sampler.begin_mean_flow(0.0, 1.0, c.nfe, plan)
+        } else if c.sampler == Sampler::Sde {
+            sampler.begin_sde(SdeSpec { path: c.path, sigma_min: c.sigma_min, noise: c.noise }, 0.0, 1.0, c.nfe, plan)
+        } else {
+            sampler.begin(c.solver, 0.0, 1.0, c.nfe, plan)
+        };
         sampler.run(&mut job).await.map_err(gpu_failure)?;
         let samples = sampler.read_particles().await.map_err(gpu_failure)?;
-        let adaptive = if c.solver == Solver::Dopri5 {
+        let adaptive = if solver == Solver::Dopri5 {
             let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
             if s.unfinished > 0 {
                 return Err((3, format!(
@@ -276,22 +307,184 @@ mod native {
         }
     }
 
-    async fn train(config: Config, out: Option<String>, save: Option<String>, model: Option<ModelArgs>) -> Result<(), Failure> {
-        let m = trained(config, model, save.as_deref(), "train").await?;
-        let c = &m.config;
-        let sample_start = Instant::now();
-        let (samples, adaptive) = integrate(&m, Start::Fresh(c.samples)).await?;
-        let sample_seconds = sample_start.elapsed().as_secs_f64();
-        if let Some(path) = &out {
-            write_points(path, &samples)?;
+    /// What the JSON line reports about the current model's flow.
+    struct Measured {
+        samples: Vec<[f32; 2]>,
+        mean_nfe: f64,
+        stats: flowmatch::gpu::flow_stats::FlowStats,
+        sw2: f32,
+        sw2_one_step: f32,
+        field_error: Option<f64>,
+        seconds: f64,
+    }
+
+    impl Measured {
+        fn add_to(&self, json: JsonLine) -> JsonLine {
+            json.num("straightness", self.stats.straightness)
+                .num("kinetic_energy", self.stats.kinetic_energy)
+                .num("transport_cost", self.stats.transport_cost)
+                .num("w2_squared", self.stats.w2_squared)
+                .num("sw2", self.sw2 as f64)
+                .num("sw2_one_step", self.sw2_one_step as f64)
+                .raw("field_error", self.field_error.map(cli::json_number).unwrap_or_else(|| "null".into()))
         }
-        let json = m
-            .sample_json("train", sample_seconds, &adaptive, samples.len())
+    }
+
+    /// Samples the current model with the configured solver (the samples the CLI writes) and
+    /// measures on the GPU while doing so: straightness, kinetic energy, transport cost and a
+    /// minibatch W2² (`GpuFlowStats`; dopri5 samples adaptively and measures with nfe/6 fixed
+    /// Dormand–Prince steps), sliced W2 against the target for those samples and for one Euler
+    /// step, and the field error against the exact marginal field (Gaussian source only). MeanFlow
+    /// and the SDE sample their own way; their statistics are of the ODE of the field they learned.
+    /// Built once per run (buffers and pipelines), used once per reflow round.
+    struct Meter {
+        sampler: GpuSampler,
+        stats: GpuFlowStats,
+        quality: GpuQuality,
+        exact: Option<GpuExactField>,
+    }
+
+    impl Meter {
+        fn new(t: &Model) -> Result<Self, Failure> {
+            let c = &t.config;
+            let trainer = &t.training.as_ref().expect("the meter measures a trained model").trainer;
+            let mut sampler = GpuSampler::new_with_source(&t.ctx, &t.spec.shape, &t.params, c.samples, 0, &t.source).map_err(gpu_failure)?;
+            sampler.set_tol(c.tol).map_err(|e| (2, e))?;
+            sampler.set_query(query(c));
+            let stats = GpuFlowStats::new(&t.ctx, &t.spec.shape, &t.params, &sampler).map_err(gpu_failure)?;
+            let quality = GpuQuality::new(&t.ctx, &sampler.particles, c.samples, &trainer.data, trainer.target_len(), SW2_DIRECTIONS);
+            let exact = if c.source == Source::Gaussian {
+                let (shape, params, data, n) = (&t.spec.shape, &t.params, &trainer.data, trainer.target_len());
+                Some(GpuExactField::new(&t.ctx, shape, params, data, n, c.path, c.sigma_min, FIELD_ERROR_QUERIES).map_err(gpu_failure)?)
+            } else {
+                None
+            };
+            Ok(Meter { sampler, stats, quality, exact })
+        }
+
+        async fn measure(&mut self, t: &Model, final_loss: f64, reading: u32) -> Result<Measured, Failure> {
+            let c = &t.config;
+            let start = Instant::now();
+            let (sampler, stats, quality) = (&mut self.sampler, &self.stats, &self.quality);
+            // Sampling runs in chunks of about budget::TimeLimits::chunk_s each, one queued when the
+            // last is done (the fixed-step ODE runs inside the flow statistics' own integration).
+            let profile = Profile::for_context(&t.ctx);
+            sampler.reset(c.seed.wrapping_add(1));
+            let (samples, mean_nfe, sw2) = if c.objective == Objective::MeanFlow || c.sampler == Sampler::Sde {
+                // MeanFlow's jumps and the SDE are not the ODE the statistics integrate: sample
+                // first, then measure the (instantaneous, guided) field's ODE with as many Euler steps.
+                let plan = sampler.chunk_plan(Solver::Euler, c.nfe, profile.sample_flops, profile.limits.chunk_s);
+                let mut job = if c.objective == Objective::MeanFlow {
+                    sampler.begin_mean_flow(0.0, 1.0, c.nfe, plan)
+                } else {
+                    sampler.begin_sde(SdeSpec { path: c.path, sigma_min: c.sigma_min, noise: c.noise }, 0.0, 1.0, c.nfe, plan)
+                };
+                sampler.run(&mut job).await.map_err(gpu_failure)?;
+                let samples = sampler.read_particles().await.map_err(gpu_failure)?;
+                let sw2 = quality.sliced_w2(c.seed).await.map_err(gpu_failure)?;
+                sampler.rewind();
+                stats.integrate(Solver::Euler, c.nfe);
+                (samples, c.nfe as f64, sw2)
+            } else if c.solver == Solver::Dopri5 {
+                let plan = sampler.chunk_plan(c.solver, c.nfe, profile.sample_flops, profile.limits.chunk_s);
+                let mut job = sampler.begin(c.solver, 0.0, 1.0, c.nfe, plan);
+                sampler.run(&mut job).await.map_err(gpu_failure)?;
+                let s = sampler.read_adaptive_summary().await.map_err(gpu_failure)?;
+                if s.unfinished > 0 {
+                    return Err((3, format!(
+                        "dopri5 used its whole budget (--nfe {}) before t = 1 for {} of {} particles at --tol {}: raise --nfe or loosen --tol",
+                        c.nfe, s.unfinished, s.nfe.len(), c.tol
+                    )));
+                }
+                let samples = sampler.read_particles().await.map_err(gpu_failure)?;
+                let sw2 = quality.sliced_w2(c.seed).await.map_err(gpu_failure)?;
+                sampler.rewind();
+                stats.integrate(c.solver, measured_steps(c.solver, c.nfe));
+                (samples, s.mean_nfe(), sw2)
+            } else {
+                stats.integrate(c.solver, c.nfe);
+                let samples = sampler.read_particles().await.map_err(gpu_failure)?;
+                let sw2 = quality.sliced_w2(c.seed).await.map_err(gpu_failure)?;
+                (samples, (c.nfe * c.solver.evals_per_step()) as f64, sw2)
+            };
+            if let Some(i) = samples.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
+                return Err((3, format!(
+                    "sampling produced a non-finite particle (index {i}); the trained field is unusable (final loss {:e}, lr {})",
+                    final_loss, c.lr
+                )));
+            }
+            let flow = stats.read().await.map_err(gpu_failure)?;
+            sampler.rewind();
+            sampler.integrate(Solver::Euler, 0.0, 1.0, 1);
+            let sw2_one_step = quality.sliced_w2(c.seed).await.map_err(gpu_failure)?;
+            let field_error = match &self.exact {
+                Some(exact) => Some(exact.field_error(FIELD_ERROR_QUERIES, c.seed, reading).await.map_err(gpu_failure)?),
+                None => None,
+            };
+            Ok(Measured { samples, mean_nfe, stats: flow, sw2, sw2_one_step, field_error, seconds: start.elapsed().as_secs_f64() })
+        }
+    }
+
+    async fn train(config: Config, out: Option<String>, save: Option<String>, model: Option<ModelArgs>) -> Result<(), Failure> {
+        let reflow_rounds = config.reflow;
+        // Saved right after training, or after the last reflow round when there is reflow.
+        let mut t = trained(config, model, if reflow_rounds == 0 { save.as_deref() } else { None }, "train").await?;
+        let c = t.config.clone();
+        let mut final_loss = t.training.as_ref().map_or(f64::NAN, |tr| tr.final_loss);
+        let mut meter = Meter::new(&t)?;
+        let mut m = meter.measure(&t, final_loss, 0).await?;
+        // Reflow: round 0 is the model just trained; each further round retrains it on its own
+        // (noise, sample) pairs and is measured the same way.
+        let mut rounds: Vec<String> = Vec::new();
+        let mut reflow_seconds = 0.0;
+        if c.reflow > 0 {
+            let tr = t.training.as_mut().expect("train trains");
+            let mut reflow = GpuReflow::new(&t.ctx, &tr.trainer, c.reflow_pairs, c.seed).map_err(gpu_failure)?;
+            rounds.push(round_json(0, c.steps, final_loss, &m));
+            // Each round runs the learning-rate schedule over its own steps (the pairs restart it).
+            tr.trainer.set_lr(c.lr, c.schedule, c.reflow_steps);
+            for round in 1..=c.reflow {
+                let tr = t.training.as_mut().expect("train trains");
+                let start = Instant::now();
+                reflow.make_pairs(&mut tr.trainer, c.solver, c.nfe, c.tol).map_err(gpu_failure)?;
+                let (loss, _) = train_steps(&mut tr.trainer, c.reflow_steps as u64, c.lr).await?;
+                reflow_seconds += start.elapsed().as_secs_f64();
+                tr.final_loss = loss;
+                final_loss = loss;
+                t.step = tr.trainer.step();
+                m = meter.measure(&t, final_loss, round).await?;
+                rounds.push(round_json(round, c.steps + round as u64 * c.reflow_steps as u64, loss, &m));
+            }
+            if let Some(path) = &save {
+                t.save(path).await?;
+            }
+        }
+        if let Some(path) = &out {
+            write_points(path, &m.samples)?;
+        }
+        let mut json = m
+            .add_to(t.json("train"))
+            .num("sample_seconds", m.seconds)
+            .num("mean_nfe", m.mean_nfe)
+            .raw("samples", m.samples.len())
             .raw("out", json_path(out.as_deref()))
-            .raw("save", json_path(save.as_deref()))
-            .finish();
-        println!("{json}");
+            .raw("save", json_path(save.as_deref()));
+        if c.reflow > 0 {
+            json = json
+                .raw("reflow", c.reflow)
+                .raw("reflow_pairs", c.reflow_pairs)
+                .raw("reflow_steps", c.reflow_steps)
+                .num("reflow_seconds", reflow_seconds)
+                .raw("rounds", format!("[{}]", rounds.join(",")));
+        }
+        println!("{}", json.finish());
         Ok(())
+    }
+
+    /// One reflow round's report: `round` (0 = the first training), total steps so far, the mean
+    /// loss of its last 100 steps and its measurements.
+    fn round_json(round: u32, total_steps: u64, final_loss: f64, m: &Measured) -> String {
+        m.add_to(JsonLine::new().raw("round", round).raw("total_steps", total_steps).num("final_loss", final_loss)).finish()
     }
 
     /// Reads a CSV of `columns` numbers per row from `path` (the value of `--flag`), at most
@@ -386,12 +579,21 @@ mod native {
         };
         let c = &m.config;
         let start = Instant::now();
-        let held = sample_dataset(c.dataset, a.held_out as usize, c.seed ^ 0x4e11);
+        // Held-out points of the class the density follows (all classes: the whole dataset).
+        let held = match c.class.index() {
+            None => sample_dataset(c.dataset, a.held_out as usize, c.seed ^ 0x4e11),
+            Some(class) => {
+                let n = a.held_out as usize * (2 * c.dataset.num_classes() as usize);
+                let (p, l) = sample_dataset_labeled(c.dataset, n, c.seed ^ 0x4e11);
+                p.into_iter().zip(l).filter(|&(_, k)| k == class).map(|(p, _)| p).take(a.held_out as usize).collect()
+            }
+        };
         let cells = (a.grid * a.grid) as usize;
         let capacity = held.len().max(cells).max(points.as_ref().map_or(0, Vec::len));
         let density = GpuDensity::new(&m.ctx, &m.spec.shape, &m.params, capacity as u32).map_err(gpu_failure)?;
+        density.set_query(query(c));
         // dopri5's nfe is a budget of evaluations; the backward pass takes equal steps of 6.
-        let density_steps = if c.solver == Solver::Dopri5 { (c.nfe / 6).max(1) } else { c.nfe };
+        let density_steps = measured_steps(c.solver, c.nfe);
         // In chunks of about budget::TimeLimits::chunk_s each (`GpuDensity::chunk_plan`).
         let profile = Profile::for_context(&m.ctx);
         let chunked = |n: usize| density.chunk_plan(n as u32, c.solver, density_steps, profile.sample_flops, profile.limits.chunk_s);
@@ -464,6 +666,11 @@ mod native {
             std::io::stdout().flush().map_err(|e| (1, e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The class and guidance the samples follow.
+    fn query(c: &Config) -> Query {
+        Query { class: c.class.index(), guidance: c.guidance }
     }
 
     /// Writes a CSV with a header line; a failure names the file (exit 1).

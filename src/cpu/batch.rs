@@ -1,13 +1,42 @@
 //! Batch construction, twin of `shaders/batch.wgsl`.
 //!
-//! For sample `i` of step `step`: `x0 ~ N(0, I)` (or a point of the source set when one is given), `t ~ U(0, 1)`, `x1 = data[h % n]`, all keyed by
+//! For sample `i` of step `step`: `x0 ~ N(0, I)` (or a point of the source set when one is given), `t ~ U(0, 1)`
+//! (or another time density, `cpu::time`), `x1 = data[h % n]`, all keyed by
 //! `(seed, step, i)`. On the path `x_t = α_t·x1 + β_t·x0` (see [`path_coefficients`]) the input is
 //! `(x_t, t)` and the regression target `u = α'_t·x1 + β'_t·x0`.
-//! Writes `input (B, 3)` and `target (B, 2)` of the activation layout.
+//! Writes `input (B, in)` (one [`InputLayout`] row per sample) and `target (B, 2)` of the
+//! activation layout.
+//!
+//! Extras ([`Extras`]), each from its own random stream:
+//! * class-conditional models: the label of `x1` (`labels[h % n]`) as a one-hot row, replaced by
+//!   the no-class token with probability `label_dropout` (stream `LABEL_DROP`);
+//! * MeanFlow: a second time `s ~ U(0, 1)` (stream `MEANFLOW`, index 2i; the first follows the
+//!   configured time density) and, with probability
+//!   [`MEANFLOW_RATIO`] (index 2i + 1), the interval `(t, r) = (min, max)` of the two, else
+//!   `r = t`; the point is `x_t` at the smaller time (the noisier end: ours is noise at 0).
 
+use super::time::TimeDist;
 use crate::config::Path;
-use crate::model::ActivationLayout;
+use crate::model::{ActivationLayout, InputLayout};
 use crate::rng::{box_muller, hash4, stream, unit};
+
+/// MeanFlow: the fraction of training samples with `r ≠ t` (the rest train the instantaneous
+/// velocity, `r = t`). See `cpu::meanflow` for how it was chosen.
+pub const MEANFLOW_RATIO: f32 = 0.5;
+
+/// What a batch needs beyond `(x_t, t, u)`: the input layout, the target's class labels (one per
+/// target point; empty for unconditional models) and the label dropout probability.
+#[derive(Clone, Copy, Debug)]
+pub struct Extras<'a> {
+    pub inputs: InputLayout,
+    pub labels: &'a [u32],
+    pub label_dropout: f32,
+}
+
+impl Extras<'_> {
+    /// `(x, y, t)` only.
+    pub const PLAIN: Extras<'static> = Extras { inputs: InputLayout::PLAIN, labels: &[], label_dropout: 0.0 };
+}
 
 /// VP schedule `β(r) = B_MIN + (B_MAX - B_MIN)·r`.
 pub const VP_B_MIN: f32 = 0.1;
@@ -50,10 +79,29 @@ pub fn draw_x0(seed: u32, step: u32, i: u32, source: &[[f32; 2]]) -> [f32; 2] {
 
 /// Sample `i`'s target point x1 at `step`.
 pub fn draw_x1(seed: u32, step: u32, i: u32, data: &[[f32; 2]]) -> [f32; 2] {
-    data[(hash4(seed, step, i, stream::TARGET_INDEX) % data.len() as u32) as usize]
+    data[draw_x1_index(seed, step, i, data.len())]
 }
 
-/// Sample `i`'s time t at `step`.
+/// The index of sample `i`'s target point in a set of `n` points.
+pub fn draw_x1_index(seed: u32, step: u32, i: u32, n: usize) -> usize {
+    (hash4(seed, step, i, stream::TARGET_INDEX) % n as u32) as usize
+}
+
+/// MeanFlow's interval `(t, r)` of sample `i` given its first time `t`: with probability
+/// [`MEANFLOW_RATIO`] the sorted pair of `t` and a second uniform draw, else `(t, t)`.
+pub fn draw_interval(seed: u32, step: u32, i: u32, t: f32) -> (f32, f32) {
+    let s = unit(hash4(seed, step, 2 * i, stream::MEANFLOW));
+    let distinct = unit(hash4(seed, step, 2 * i + 1, stream::MEANFLOW)) < MEANFLOW_RATIO;
+    if distinct { (t.min(s), t.max(s)) } else { (t, t) }
+}
+
+/// Sample `i`'s class for the network: the label of its target point, or `None` (the no-class
+/// token) with probability `label_dropout`.
+pub fn draw_class(seed: u32, step: u32, i: u32, label: u32, label_dropout: f32) -> Option<u32> {
+    (unit(hash4(seed, step, i, stream::LABEL_DROP)) >= label_dropout).then_some(label)
+}
+
+/// Sample `i`'s time t at `step` under `U(0, 1)`.
 pub fn draw_t(seed: u32, step: u32, i: u32) -> f32 {
     unit(hash4(seed, step, i, stream::T))
 }
@@ -62,7 +110,7 @@ pub fn draw_t(seed: u32, step: u32, i: u32) -> f32 {
 #[allow(clippy::too_many_arguments)]
 pub fn write_sample(acts: &mut [f32], layout: &ActivationLayout, i: u32, x0: [f32; 2], x1: [f32; 2], t: f32, sigma_min: f32, path: Path) {
     let [a, b, da, db] = path_coefficients(path, t, sigma_min);
-    let k = (layout.input + 3 * i) as usize;
+    let k = (layout.input + layout.in_dim * i) as usize;
     acts[k] = a * x1[0] + b * x0[0];
     acts[k + 1] = a * x1[1] + b * x0[1];
     acts[k + 2] = t;
@@ -71,7 +119,22 @@ pub fn write_sample(acts: &mut [f32], layout: &ActivationLayout, i: u32, x0: [f3
     acts[k + 1] = da * x1[1] + db * x0[1];
 }
 
-/// Fills the batch input and target regions of `acts`.
+/// Writes sample `i`'s extra input columns: `r` (MeanFlow) and the one-hot class.
+pub fn write_extras(acts: &mut [f32], layout: &ActivationLayout, inputs: &InputLayout, i: u32, r: f32, class: Option<u32>) {
+    let row = (layout.input + layout.in_dim * i) as usize;
+    if let Some(k) = inputs.r_column() {
+        acts[row + k as usize] = r;
+    }
+    if let (Some(first), Some(hot)) = (inputs.class_column(), inputs.one_hot_column(class)) {
+        for k in first..=first + inputs.n_classes {
+            acts[row + k as usize] = if k == hot { 1.0 } else { 0.0 };
+        }
+    }
+}
+
+/// Fills the batch input and target regions of `acts` (plain `(x, y, t)` inputs), times drawn
+/// from `time` (`cpu::time`).
+#[allow(clippy::too_many_arguments)]
 pub fn build_batch(
     acts: &mut [f32],
     layout: &ActivationLayout,
@@ -81,10 +144,36 @@ pub fn build_batch(
     sigma_min: f32,
     path: Path,
     source: &[[f32; 2]],
+    time: &TimeDist,
+) {
+    build_batch_with(acts, layout, data, seed, step, sigma_min, path, source, time, &Extras::PLAIN);
+}
+
+/// Fills the batch input and target regions of `acts`, with the extra columns of `extras`
+/// (twin of `build_batch` in shaders/batch.wgsl).
+#[allow(clippy::too_many_arguments)]
+pub fn build_batch_with(
+    acts: &mut [f32],
+    layout: &ActivationLayout,
+    data: &[[f32; 2]],
+    seed: u32,
+    step: u32,
+    sigma_min: f32,
+    path: Path,
+    source: &[[f32; 2]],
+    time: &TimeDist,
+    extras: &Extras,
 ) {
     for i in 0..layout.batch {
-        let (x0, x1, t) = (draw_x0(seed, step, i, source), draw_x1(seed, step, i, data), draw_t(seed, step, i));
+        let idx = draw_x1_index(seed, step, i, data.len());
+        let (x0, x1, t0) = (draw_x0(seed, step, i, source), data[idx], time.draw(seed, step, i));
+        let (t, r) = if extras.inputs.mean_flow { draw_interval(seed, step, i, t0) } else { (t0, t0) };
         write_sample(acts, layout, i, x0, x1, t, sigma_min, path);
+        let class = match extras.labels.get(idx) {
+            Some(&label) if extras.inputs.n_classes > 0 => draw_class(seed, step, i, label, extras.label_dropout),
+            _ => None,
+        };
+        write_extras(acts, layout, &extras.inputs, i, r, class);
     }
 }
 

@@ -5,7 +5,8 @@
 //! ε = `OT_EPS`·mean cost, `OT_ITERS` log-domain Sinkhorn iterations, uniform marginals).
 //! Pairing noise with nearby data straightens the learned flow, so few solver steps suffice.
 
-use super::batch::{draw_t, draw_x0, draw_x1, write_sample};
+use super::batch::{draw_x0, draw_x1, write_sample};
+use super::time::TimeDist;
 use crate::config::{self, Path};
 use crate::model::ActivationLayout;
 use crate::rng::{hash4, stream, unit};
@@ -23,14 +24,34 @@ pub struct Coupling {
     pub partner: Vec<u32>,
 }
 
-/// Fills the batch input and target regions of `acts` for step `step` with the spec's coupling
-/// (independent: [`super::batch::build_batch`]; OT: [`build_batch_ot`]). Both CPU trainers call this.
-pub fn build_training_batch(spec: &TrainSpec, acts: &mut [f32], layout: &ActivationLayout, data: &[[f32; 2]], source: &[[f32; 2]], step: u32) {
+/// Fills the batch input and target regions of `acts` for step `step`: from reflow's fixed `pairs`
+/// when given (`super::reflow`), else with the spec's coupling (independent:
+/// [`super::batch::build_batch_with`], with class labels for a conditional spec; OT:
+/// [`build_batch_ot`]). Both CPU trainers call this; MeanFlow's targets are written afterwards
+/// (`super::meanflow::write_targets`, which needs the weights).
+#[allow(clippy::too_many_arguments)]
+pub fn build_training_batch(
+    spec: &TrainSpec,
+    acts: &mut [f32],
+    layout: &ActivationLayout,
+    data: &[[f32; 2]],
+    source: &[[f32; 2]],
+    labels: &[u32],
+    pairs: Option<&super::reflow::Pairs>,
+    step: u32,
+) {
     let s = spec;
+    if let Some((x0, x1)) = pairs {
+        super::reflow::build_batch_pairs(acts, layout, x0, x1, s.seed, step, s.sigma_min, s.path, &s.time);
+        return;
+    }
     match s.coupling {
-        config::Coupling::Independent => super::batch::build_batch(acts, layout, data, s.seed, step, s.sigma_min, s.path, source),
+        config::Coupling::Independent => {
+            let extras = super::batch::Extras { inputs: s.shape.inputs, labels, label_dropout: s.label_dropout };
+            super::batch::build_batch_with(acts, layout, data, s.seed, step, s.sigma_min, s.path, source, &s.time, &extras)
+        }
         config::Coupling::Ot => {
-            build_batch_ot(acts, layout, data, s.seed, step, s.sigma_min, s.path, source);
+            build_batch_ot(acts, layout, data, s.seed, step, s.sigma_min, s.path, source, &s.time);
         }
     }
 }
@@ -45,11 +66,12 @@ pub fn build_batch_ot(
     sigma_min: f32,
     path: Path,
     source: &[[f32; 2]],
+    time: &TimeDist,
 ) -> Coupling {
     let n = layout.batch as usize;
     let x0: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x0(seed, step, i, source)).collect();
     let x1: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x1(seed, step, i, data)).collect();
-    let t: Vec<f32> = (0..n as u32).map(|i| draw_t(seed, step, i)).collect();
+    let t: Vec<f32> = (0..n as u32).map(|i| time.draw(seed, step, i)).collect();
     let cost = |i: usize, j: usize| {
         let (dx, dy) = (x0[i][0] - x1[j][0], x0[i][1] - x1[j][1]);
         dx * dx + dy * dy

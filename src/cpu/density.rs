@@ -2,23 +2,45 @@
 //!
 //! `log p1(x1) = log N(x(0); 0, I) - ∫_0^1 div v(x(t), t) dt`, integrating the augmented state
 //! `(x, ℓ)` with `dℓ/dt = div v` backwards from t = 1 to 0. The divergence is exact: the MLP runs
-//! in forward mode with the tangents e_x and e_y.
+//! in forward mode with the tangents e_x and e_y. The field is the sampler's (`mlp::guided` at
+//! `r = t`): for a guided query both are linear mixes, `div(v∅ + w(v_c - v∅)) = div v∅ + w(div v_c - div v∅)`.
 
 use super::activation::{act, act_grad};
+use super::mlp::input_row;
 use crate::config::Solver;
 use crate::tableau::{step, V3};
-use crate::model::ModelShape;
+use crate::model::{ModelShape, Query};
 
-/// `(v_x, v_y, div v)` at `(x, t)`.
+/// `(v_x, v_y, div v)` at `(x, t)` (the no-class field of a conditional model).
 pub fn field_and_divergence(shape: &ModelShape, params: &[f32], x: [f32; 2], t: f32) -> [f32; 3] {
+    field_and_divergence_query(shape, params, x, t, Query::default())
+}
+
+/// `(v_x, v_y, div v)` of `query`'s field at `(x, t)`.
+pub fn field_and_divergence_query(shape: &ModelShape, params: &[f32], x: [f32; 2], t: f32, query: Query) -> [f32; 3] {
+    let fc = forward_divergence(shape, params, &input_row(&shape.inputs, x, t, t, query.class));
+    if !query.guided(&shape.inputs) {
+        return fc;
+    }
+    let fu = forward_divergence(shape, params, &input_row(&shape.inputs, x, t, t, None));
+    let w = query.guidance;
+    [0, 1, 2].map(|k| fu[k] + w * (fc[k] - fu[k]))
+}
+
+/// `(v_x, v_y, ∂v_x/∂x + ∂v_y/∂y)` of the network at one input row (columns 0 and 1 are x, y).
+fn forward_divergence(shape: &ModelShape, params: &[f32], input: &[f32]) -> [f32; 3] {
     let layers = shape.layers();
     let a = shape.activation;
     // Per unit: value, d/dx, d/dy.
     let first = layers[0];
+    let n_in = first.in_dim as usize;
     let mut h: Vec<[f32; 3]> = (0..first.out_dim as usize)
         .map(|o| {
-            let w = first.w_offset as usize + 3 * o;
-            let z = params[first.b_offset as usize + o] + params[w] * x[0] + params[w + 1] * x[1] + params[w + 2] * t;
+            let w = first.w_offset as usize + n_in * o;
+            let mut z = params[first.b_offset as usize + o];
+            for k in 0..n_in {
+                z += input[k] * params[w + k];
+            }
             let g = act_grad(a, z);
             [act(a, z), g * params[w], g * params[w + 1]]
         })
@@ -53,7 +75,12 @@ pub fn field_and_divergence(shape: &ModelShape, params: &[f32], x: [f32; 2], t: 
 
 /// `log p1(x1)` with `steps` backward steps of `solver` (its Butcher tableau, `src/tableau.rs`).
 pub fn log_density(shape: &ModelShape, params: &[f32], solver: Solver, x1: [f32; 2], steps: u32) -> f32 {
-    let f = |s: V3, t: f32| V3(field_and_divergence(shape, params, [s.0[0], s.0[1]], t));
+    log_density_query(shape, params, Query::default(), solver, x1, steps)
+}
+
+/// As [`log_density`] under `query`'s field.
+pub fn log_density_query(shape: &ModelShape, params: &[f32], query: Query, solver: Solver, x1: [f32; 2], steps: u32) -> f32 {
+    let f = |s: V3, t: f32| V3(field_and_divergence_query(shape, params, [s.0[0], s.0[1]], t, query));
     let mut s = V3([x1[0], x1[1], 0.0]);
     let h = -1.0 / steps as f32;
     for k in 0..steps {
@@ -73,7 +100,7 @@ mod tests {
     #[test]
     fn forward_mode_matches_velocity_and_finite_differences() {
         for &activation in Activation::ALL {
-            let shape = ModelShape { width: 9, depth: 3, activation };
+            let shape = ModelShape::new(9, 3, activation);
             let params = shape.init_params(5);
             let mut scratch = vec![0.0; 18];
             for (x, t) in [([0.3f32, -0.7f32], 0.2f32), ([1.5, 0.4], 0.9), ([-2.0, 2.0], 0.5)] {

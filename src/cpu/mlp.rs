@@ -8,7 +8,7 @@
 //! `db_l[o] = Σ_b δ_l[b,o]`, `δ_{l-1}[b,i] = act'(z_{l-1}[b,i])·Σ_o δ_l[b,o]·W_l[o,i]`.
 
 use super::activation::{act, act_grad};
-use crate::model::{ActivationLayout, LayerLayout, ModelShape};
+use crate::model::{ActivationLayout, InputLayout, LayerLayout, ModelShape, Query};
 
 /// `out[b, :] = bias + W · inp[b, :]` for one linear layer (no activation).
 fn linear(params: &[f32], l: &LayerLayout, inp: &[f32], out: &mut [f32], batch: usize) {
@@ -106,18 +106,56 @@ pub fn backward(shape: &ModelShape, params: &[f32], acts: &[f32], deltas: &mut [
     }
 }
 
-/// The velocity field at one point, `v_θ(x, t)`: the network applied to `(x, y, t)`.
-/// `scratch` must hold `2·width` floats.
+/// Longest input row ([`InputLayout::dim`] with r and 25 classes + no class).
+pub const MAX_INPUT: usize = 32;
+
+/// The input row for `(x, t, r)` and the one-hot column of `class` (`None`: the no-class token;
+/// ignored by unconditional models); `r` is ignored by non-MeanFlow models.
+pub fn input_row(inputs: &InputLayout, x: [f32; 2], t: f32, r: f32, class: Option<u32>) -> [f32; MAX_INPUT] {
+    let mut row = [0.0f32; MAX_INPUT];
+    row[..3].copy_from_slice(&[x[0], x[1], t]);
+    if let Some(k) = inputs.r_column() {
+        row[k as usize] = r;
+    }
+    if let Some(k) = inputs.one_hot_column(class) {
+        row[k as usize] = 1.0;
+    }
+    row
+}
+
+/// The velocity field at one point, `v_θ(x, t)`: the network applied to `(x, y, t)` (with `r = t`
+/// for MeanFlow models, whose average velocity over an empty interval is the velocity, and the
+/// no-class token for conditional ones). `scratch` must hold `2·width` floats.
 pub fn velocity(shape: &ModelShape, params: &[f32], x: [f32; 2], t: f32, scratch: &mut [f32]) -> [f32; 2] {
+    guided(shape, params, x, t, t, Query::default(), scratch)
+}
+
+/// The field a sampler integrates: the network at `(x, t, r)` for `query`'s class, and with
+/// classifier-free guidance `v(∅) + w·(v(c) - v(∅))` when `query` is guided (twin of
+/// `guided_net` in shaders/network.wgsl).
+pub fn guided(shape: &ModelShape, params: &[f32], x: [f32; 2], t: f32, r: f32, query: Query, scratch: &mut [f32]) -> [f32; 2] {
+    let inputs = &shape.inputs;
+    let vc = network(shape, params, &input_row(inputs, x, t, r, query.class), scratch);
+    if !query.guided(inputs) {
+        return vc;
+    }
+    let vu = network(shape, params, &input_row(inputs, x, t, r, None), scratch);
+    let w = query.guidance;
+    [vu[0] + w * (vc[0] - vu[0]), vu[1] + w * (vc[1] - vu[1])]
+}
+
+/// The network applied to one input row (its first `shape.inputs.dim()` values).
+/// `scratch` must hold `2·width` floats.
+pub fn network(shape: &ModelShape, params: &[f32], input: &[f32], scratch: &mut [f32]) -> [f32; 2] {
     let w = shape.width as usize;
     let (h0, h1) = scratch.split_at_mut(w);
     let mut cur: &mut [f32] = h0;
     let mut next: &mut [f32] = h1;
-    let input = [x[0], x[1], t];
+    let input = &input[..shape.inputs.dim() as usize];
     let mut out = [0.0f32; 2];
     let layers = shape.layers();
     for (l, ll) in layers.iter().enumerate() {
-        let inp: &[f32] = if l == 0 { &input } else { cur };
+        let inp: &[f32] = if l == 0 { input } else { cur };
         let last = l + 1 == layers.len();
         let dst: &mut [f32] = if last { &mut out } else { next };
         linear(params, ll, inp, dst, 1);

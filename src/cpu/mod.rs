@@ -7,13 +7,20 @@
 
 pub mod activation;
 pub mod adaptive;
+pub mod assignment;
 pub mod adam;
 pub mod batch;
 pub mod coupling;
 pub mod density;
+pub mod exact;
+pub mod flow_stats;
+pub mod meanflow;
 pub mod fast;
 pub mod mlp;
 pub mod ode;
+pub mod reflow;
+pub mod sde;
+pub mod time;
 pub mod trainer;
 
 pub use fast::FastCpuTrainer;

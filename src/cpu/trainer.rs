@@ -1,7 +1,7 @@
-//! A complete training step on the CPU: batch → forward → loss → backward → Adam.
-//! The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
+//! A complete training step on the CPU: batch → [MeanFlow targets] → forward → loss → backward →
+//! Adam. The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
-use super::{adam, coupling, mlp};
+use super::{adam, coupling, meanflow, mlp, reflow};
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 
@@ -66,8 +66,12 @@ pub struct CpuTrainer {
     pub data: Vec<[f32; 2]>,
     /// Source points for x0; empty means N(0, I).
     pub source: Vec<[f32; 2]>,
+    /// The class label of each target point (conditional models; see [`CpuTrainer::with_labels`]).
+    pub labels: Vec<u32>,
     /// Steps taken so far (the next step's number).
     pub step: u32,
+    /// Reflow: fixed `(x0, x1)` pairs that replace the independent draws when set (`cpu::reflow`).
+    pub pairs: Option<reflow::Pairs>,
 }
 
 impl CpuTrainer {
@@ -103,14 +107,26 @@ impl CpuTrainer {
             spec,
             data,
             source: Vec::new(),
+            labels: Vec::new(),
             step: 0,
+            pairs: None,
         }
+    }
+
+    /// A trainer whose target points carry class labels (one per point), for a class-conditional
+    /// spec. Labels of an unconditional spec are ignored.
+    pub fn with_labels(spec: TrainSpec, data: Vec<[f32; 2]>, labels: Vec<u32>) -> Self {
+        assert_eq!(labels.len(), data.len(), "one label per target point");
+        CpuTrainer { labels, ..Self::new(spec, data) }
     }
 
     /// Computes the loss and gradient of step `self.step`'s batch without updating anything.
     pub fn loss_and_grad(&mut self) -> f32 {
         let s = &self.spec;
-        coupling::build_training_batch(s, &mut self.acts, &self.layout, &self.data, &self.source, self.step);
+        coupling::build_training_batch(s, &mut self.acts, &self.layout, &self.data, &self.source, &self.labels, self.pairs.as_ref(), self.step);
+        if s.mean_flow() {
+            meanflow::write_targets(&s.shape, &self.params, &mut self.acts, &self.layout);
+        }
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
         let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
         mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);

@@ -13,7 +13,7 @@ use super::uniforms::{DensityParams, ModelDesc};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::budget::ChunkPlan;
 use crate::config::Solver;
-use crate::model::ModelShape;
+use crate::model::{ModelShape, Query};
 use wgpu::util::DeviceExt;
 
 pub struct GpuDensity {
@@ -22,8 +22,8 @@ pub struct GpuDensity {
     points: wgpu::Buffer,
     log_p: wgpu::Buffer,
     uniform: wgpu::Buffer,
+    model: wgpu::Buffer,
     shape: ModelShape,
-    _model: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
     _live: super::counter::Owned,
@@ -55,14 +55,20 @@ impl GpuDensity {
         let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("density.model"),
             contents: bytemuck::bytes_of(&ModelDesc::for_shape(shape)),
-            usage: wgpu::BufferUsages::UNIFORM,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
         use Binding::*;
         let bgl = bind_group_layout(device, "density", &[Uniform, Uniform, StorageRead, StorageRead, StorageReadWrite, StorageReadWrite]);
         let pipeline = compute_pipeline(device, Kernel::Density, "log_density", &bgl, Some(shape.width));
         let group = bind_group(device, "density", &bgl, &[(&uniform, None), (&model, None), (params, None), (&points, None), (&log_p, None), (&state, None)]);
         let _live = super::counter::Owned::new(&[&points, &log_p, &state, &uniform, &model]);
-        Ok(GpuDensity { ctx: ctx.clone(), capacity, points, log_p, uniform, shape: *shape, _model: model, pipeline, group, _live })
+        Ok(GpuDensity { ctx: ctx.clone(), capacity, points, log_p, uniform, model, shape: *shape, pipeline, group, _live })
+    }
+
+    /// The density of `query`'s field (a class; with guidance, of the guided flow) from the next
+    /// evaluation on. The default is the no-class field.
+    pub fn set_query(&self, query: Query) {
+        self.ctx.queue.write_buffer(&self.model, 0, bytemuck::bytes_of(&ModelDesc::for_query(&self.shape, query)));
     }
 
     /// `log p1(x)` for each point (at most `capacity`), integrating `steps` steps of `solver`.

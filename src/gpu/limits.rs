@@ -173,7 +173,7 @@ mod tests {
     use crate::config::Activation;
 
     fn shape(width: u32, depth: u32) -> ModelShape {
-        ModelShape { width, depth, activation: Activation::Silu }
+        ModelShape::new(width, depth, Activation::Silu)
     }
 
     fn budget(max_buffer: u64) -> Budget {

@@ -8,12 +8,15 @@ pub mod chunked;
 pub mod context;
 pub mod counter;
 pub mod density;
+pub mod exact;
+pub mod flow_stats;
 pub mod field;
 pub mod profile;
 pub mod limits;
 pub mod prelude;
 pub mod quality;
 pub mod readback;
+pub mod reflow;
 pub mod sampler;
 pub mod shaders;
 pub mod snapshot;
@@ -22,8 +25,11 @@ pub mod uniforms;
 
 pub use context::{GpuContext, GpuError};
 pub use density::GpuDensity;
+pub use exact::{GpuExactField, GpuExactFlow};
+pub use flow_stats::GpuFlowStats;
 pub use field::GpuField;
 pub use quality::GpuQuality;
+pub use reflow::GpuReflow;
 pub use sampler::{AdaptiveSummary, GpuSampler};
 pub use trainer::{GpuTrainer, KernelVariant, TrainerOptions};
 

@@ -2,16 +2,17 @@
 //! shader shares with the CPU side is written once, here or in the Rust list it comes from, and
 //! emitted as WGSL `const`s ahead of `shaders/common.wgsl` (see `src/gpu/shaders.rs`).
 //!
-//! * enum codes: `ACT_*`, `PATH_*`, `SOLVER_*`, `COUPLING_*` — a variant's position in its
+//! * enum codes: `ACT_*`, `PATH_*`, `SOLVER_*`, `COUPLING_*`, `T_SAMPLING_*` — a variant's position in its
 //!   `config` enum's `ALL` list (`config::named_enum!`);
 //! * random streams: `STREAM_*` from `rng::stream::ALL`;
-//! * constants of the twins: GELU, the VP schedule, minibatch OT, the sample-quality size, the
-//!   model's layer-table size and input width (`model::IN_DIM`).
+//! * constants of the twins: GELU, the VP schedule, minibatch OT, MeanFlow's fraction of r ≠ t,
+//!   the sample-quality size, the model's layer-table size and input width (`model::IN_DIM`), the
+//!   W2 minibatch size, the exact field's last time.
 //!
 //! Shaders switch on these names; a `default:` arm never stands for a real choice (it returns NaN
 //! via `nan_f32()` from common.wgsl, so a bad code shows up as a non-finite value in tests).
 
-use crate::config::{Activation, Coupling, Path, Solver};
+use crate::config::{Activation, Coupling, Path, Solver, TimeSampling};
 use crate::tableau::wgsl_f32;
 
 /// The generated WGSL text (the same for every kernel).
@@ -22,22 +23,27 @@ pub fn prelude() -> String {
     u32s.extend(Path::wgsl_consts("PATH"));
     u32s.extend(Solver::wgsl_consts("SOLVER"));
     u32s.extend(Coupling::wgsl_consts("COUPLING"));
+    u32s.extend(TimeSampling::wgsl_consts("T_SAMPLING"));
     u32s.extend(crate::rng::stream::ALL.iter().map(|&(name, id, _)| (format!("STREAM_{name}"), id)));
     u32s.push(("OT_ITERS".into(), crate::cpu::coupling::OT_ITERS));
     u32s.push(("QUALITY_N".into(), crate::gpu::quality::QUALITY_SAMPLES));
     u32s.push(("MAX_LAYERS".into(), crate::gpu::uniforms::MAX_LAYERS as u32));
+    u32s.push(("W2_BATCH".into(), crate::cpu::flow_stats::W2_BATCH));
+    u32s.push(("W2_BATCH_P1".into(), crate::cpu::flow_stats::W2_BATCH + 1));
     u32s.push(("IN_DIM".into(), crate::model::IN_DIM));
     for (name, v) in u32s {
         out.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }
-    let f32s: [(&str, f32); 7] = [
+    let f32s: [(&str, f32); 9] = [
         ("GELU_C", crate::cpu::activation::GELU_C),
         ("GELU_K", crate::cpu::activation::GELU_K),
         ("VP_B_MIN", crate::cpu::batch::VP_B_MIN),
         ("VP_B_MAX", crate::cpu::batch::VP_B_MAX),
         ("VP_T_MAX", crate::cpu::batch::VP_T_MAX),
         ("OT_EPS", crate::cpu::coupling::OT_EPS),
+        ("MEANFLOW_RATIO", crate::cpu::batch::MEANFLOW_RATIO),
         ("TAU", std::f32::consts::TAU),
+        ("EXACT_T_MAX", crate::cpu::exact::EXACT_T_MAX),
     ];
     for (name, v) in f32s {
         out.push_str(&format!("const {name}: f32 = {};\n", wgsl_f32(v)));
@@ -53,7 +59,7 @@ mod tests {
     #[test]
     fn every_code_and_stream_is_declared_once() {
         let p = prelude();
-        for name in ["ACT_SILU", "ACT_TANH", "PATH_VP", "SOLVER_DOPRI5", "COUPLING_OT", "STREAM_X0_A", "STREAM_QUALITY", "OT_EPS"] {
+        for name in ["ACT_SILU", "ACT_TANH", "PATH_VP", "SOLVER_DOPRI5", "COUPLING_OT", "STREAM_X0_A", "STREAM_QUALITY", "OT_EPS", "STREAM_SDE_A", "STREAM_MEANFLOW", "MEANFLOW_RATIO"] {
             assert_eq!(p.matches(&format!("const {name}:")).count(), 1, "{name} in\n{p}");
         }
         assert!(p.contains("const ACT_GELU: u32 = 2u;"), "{p}");

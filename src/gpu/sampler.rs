@@ -4,6 +4,12 @@
 //! optionally a trajectory buffer `(steps + 1, N)`. It reads the trainer's parameter buffer
 //! directly, so sampling always uses the current weights with no copy.
 //!
+//! Three ways to move particles: the ODE ([`GpuSampler::integrate`]: fixed-step solvers or
+//! adaptive dopri5), the SDE with the same marginals ([`GpuSampler::integrate_sde`],
+//! Euler–Maruyama) and MeanFlow's jumps ([`GpuSampler::integrate_mean_flow`]). All of them follow
+//! the field of the sampler's [`Query`] (a class, classifier-free guidance; [`GpuSampler::set_query`]
+//! rewrites one small uniform, so a guidance slider applies at once).
+//!
 //! Long integrations run in chunks ([`Integration`], `budget::ChunkPlan`): [`GpuSampler::advance`]
 //! submits one chunk (some steps of all particles, or one step of a range of them; for dopri5 a
 //! share of the evaluation budget), and the caller queues the next only once it is done
@@ -18,7 +24,8 @@ use super::{dispatch_groups, GpuContext, GpuError};
 use crate::budget::{Chunk, ChunkPlan};
 use crate::config::Solver;
 use crate::cpu::adaptive::{AdaptiveOptions, MIN_NFE};
-use crate::model::ModelShape;
+use crate::cpu::sde::SdeSpec;
+use crate::model::{ModelShape, Query};
 use wgpu::util::DeviceExt;
 
 /// ODE steps encoded per submit at most (size of the per-step uniform ring).
@@ -35,9 +42,16 @@ pub struct GpuSampler {
     n_source: u32,
     _source: wgpu::Buffer,
     ode_uniform: wgpu::Buffer,
-    _model_uniform: wgpu::Buffer,
+    /// The network's layer table and the query (`ModelDesc`), shared by every sampling kernel.
+    /// The ModelDesc with the query (class, guidance); `GpuFlowStats` binds it too.
+    pub(crate) model_uniform: wgpu::Buffer,
     init: wgpu::ComputePipeline,
     step: wgpu::ComputePipeline,
+    /// `sde_step` and `meanflow_step`, built on first use.
+    sde: Option<wgpu::ComputePipeline>,
+    mean_flow: Option<wgpu::ComputePipeline>,
+    bind_layout: wgpu::BindGroupLayout,
+    query: Query,
     group: wgpu::BindGroup,
     seed: u32,
     /// Bytes of every GPU buffer this sampler created (the parameters are the trainer's).
@@ -52,6 +66,14 @@ pub struct GpuSampler {
     params: wgpu::Buffer,
 }
 
+/// Which fixed-step kernel of `shaders/ode_step.wgsl` moves the particles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stepper {
+    Ode,
+    Sde,
+    MeanFlow,
+}
+
 /// The adaptive solver's pipeline, its uniform, per-particle statistics `(nfe, finished)`, the
 /// per-particle state kept between chunks and the count of particles still running.
 struct Adaptive {
@@ -60,7 +82,7 @@ struct Adaptive {
     uniform: wgpu::Buffer,
     stats: wgpu::Buffer,
     running: wgpu::Buffer,
-    /// Registers (and on drop destroys) the buffers above and the model uniform (`counter`).
+    /// Registers (and on drop destroys) the buffers above (`counter`).
     _live: super::counter::Owned,
 }
 
@@ -85,7 +107,7 @@ pub const ADAPTIVE_STATE_BYTES: u64 = crate::budget::ADAPTIVE_STATE_BYTES;
 /// What an integration runs: fixed steps of an explicit solver, or the adaptive one.
 #[derive(Clone, Copy, Debug)]
 enum Method {
-    Fixed { solver: Solver, steps: u32, record: bool },
+    Fixed { stepper: Stepper, solver: Solver, sde: Option<SdeSpec>, steps: u32, record: bool },
     Adaptive { opts: AdaptiveOptions, frames: u32 },
 }
 
@@ -189,7 +211,7 @@ impl GpuSampler {
         let model_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("sampler.model"),
             contents: bytemuck::bytes_of(&ModelDesc::for_shape(shape)),
-            usage: wgpu::BufferUsages::UNIFORM,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
         use Binding::*;
         let ode_size = std::mem::size_of::<OdeParams>() as u64;
@@ -214,9 +236,13 @@ impl GpuSampler {
             n_source: source.len() as u32,
             _source: source_buf,
             ode_uniform,
-            _model_uniform: model_uniform,
+            model_uniform,
             init,
             step,
+            sde: None,
+            mean_flow: None,
+            bind_layout: bgl,
+            query: Query::default(),
             group,
             seed: 0,
             tol: crate::cpu::adaptive::DEFAULT_TOL,
@@ -281,9 +307,11 @@ impl GpuSampler {
     }
 
     /// The chunk plan of an integration on a device doing `flops_per_s` in the per-particle
-    /// kernels, each chunk about `target_s` (`budget::TimeLimits::chunk_s`).
+    /// kernels, each chunk about `target_s` (`budget::TimeLimits::chunk_s`); a guided query
+    /// evaluates the network twice per field evaluation.
     pub fn chunk_plan(&self, solver: Solver, steps: u32, flops_per_s: f64, target_s: f64) -> ChunkPlan {
-        ChunkPlan::new(self.n, plan_steps(solver, steps), flops_per_particle_step(&self.shape, solver), flops_per_s, target_s)
+        let guided = if self.query.guided(&self.shape.inputs) { 2.0 } else { 1.0 };
+        ChunkPlan::new(self.n, plan_steps(solver, steps), guided * flops_per_particle_step(&self.shape, solver), flops_per_s, target_s)
     }
 
     /// Starts an integration as [`GpuSampler::integrate`] would run it, in the chunks of `plan`
@@ -295,10 +323,65 @@ impl GpuSampler {
             let opts = AdaptiveOptions::new(self.tol, steps.max(MIN_NFE)).expect("tolerance checked by set_tol and budget raised to the minimum");
             return self.begin_adaptive(t0, t1, &opts, frames, plan);
         }
+        self.begin_fixed(Stepper::Ode, solver, None, t0, t1, steps, plan)
+    }
+
+    /// Starts `steps` equal steps of one of the fixed-step kernels in the chunks of `plan`.
+    #[allow(clippy::too_many_arguments)]
+    fn begin_fixed(&mut self, stepper: Stepper, solver: Solver, sde: Option<SdeSpec>, t0: f32, t1: f32, steps: u32, plan: ChunkPlan) -> Integration {
         let steps = steps.max(1);
         let record = self.traj_steps > 0 && steps == self.traj_steps;
         let plan = fit(plan, self.n, steps);
-        Integration { method: Method::Fixed { solver, steps, record }, t0, t1, plan, next: 0, running: None }
+        Integration { method: Method::Fixed { stepper, solver, sde, steps, record }, t0, t1, plan, next: 0, running: None }
+    }
+
+    /// Advances the particles from `t0` to `t1` in `steps` Euler–Maruyama steps of the SDE with
+    /// the ODE's marginals (`shaders/ode_step.wgsl: sde_step`, twin `cpu::sde`); the noise of
+    /// particle i at step k is keyed by (reset seed, k, i), so any chunking draws the same noise.
+    /// `sde.noise = 0` is the Euler ODE sampler bit for bit. The trained path must have a
+    /// Gaussian source (the caller checks: `Config::check_generation`). Recording works as in
+    /// [`GpuSampler::integrate`]. One submit; [`GpuSampler::begin_sde`] for chunks.
+    pub fn integrate_sde(&mut self, sde: SdeSpec, t0: f32, t1: f32, steps: u32) {
+        let mut job = self.begin_sde(sde, t0, t1, steps, ChunkPlan::whole(self.n, steps.max(1)));
+        while self.advance(&mut job) {}
+    }
+
+    /// Starts an SDE integration ([`GpuSampler::integrate_sde`]) in the chunks of `plan`.
+    pub fn begin_sde(&mut self, sde: SdeSpec, t0: f32, t1: f32, steps: u32, plan: ChunkPlan) -> Integration {
+        if self.sde.is_none() {
+            self.sde = Some(compute_pipeline(&self.ctx.device, Kernel::OdeStep, "sde_step", &self.bind_layout, Some(self.shape.width)));
+        }
+        self.begin_fixed(Stepper::Sde, Solver::Euler, Some(sde), t0, t1, steps, plan)
+    }
+
+    /// Moves a MeanFlow model's particles from `t0` to `t1` in `steps` equal jumps
+    /// `x ← x + h·u(x, t + h, t)` (`meanflow_step`, twin `cpu::meanflow::integrate`). One step
+    /// from 0 to 1 is one network evaluation per sample. One submit;
+    /// [`GpuSampler::begin_mean_flow`] for chunks.
+    pub fn integrate_mean_flow(&mut self, t0: f32, t1: f32, steps: u32) {
+        let mut job = self.begin_mean_flow(t0, t1, steps, ChunkPlan::whole(self.n, steps.max(1)));
+        while self.advance(&mut job) {}
+    }
+
+    /// Starts a MeanFlow integration ([`GpuSampler::integrate_mean_flow`]) in the chunks of `plan`.
+    pub fn begin_mean_flow(&mut self, t0: f32, t1: f32, steps: u32, plan: ChunkPlan) -> Integration {
+        if self.mean_flow.is_none() {
+            self.mean_flow = Some(compute_pipeline(&self.ctx.device, Kernel::OdeStep, "meanflow_step", &self.bind_layout, Some(self.shape.width)));
+        }
+        self.begin_fixed(Stepper::MeanFlow, Solver::Euler, None, t0, t1, steps, plan)
+    }
+
+    /// Sets the class and the classifier-free guidance weight every later integration (and
+    /// dopri5) follows; takes effect with the next dispatch, no pipeline or buffer is created.
+    /// An integration in progress follows the new query from its next chunk.
+    pub fn set_query(&mut self, query: Query) {
+        self.query = query;
+        self.ctx.queue.write_buffer(&self.model_uniform, 0, bytemuck::bytes_of(&ModelDesc::for_query(&self.shape, query)));
+    }
+
+    /// The class and guidance in use.
+    pub fn query(&self) -> Query {
+        self.query
     }
 
     /// Starts an adaptive integration ([`GpuSampler::integrate_adaptive`]) in the chunks of `plan`.
@@ -319,7 +402,7 @@ impl GpuSampler {
         }
         let Some(chunk) = job.plan.get(job.next) else { return false };
         match job.method {
-            Method::Fixed { solver, steps, record } => self.encode_fixed(solver, job.t0, job.t1, steps, record, chunk),
+            Method::Fixed { stepper, solver, sde, steps, record } => self.encode_fixed(stepper, solver, sde, job.t0, job.t1, steps, record, chunk),
             Method::Adaptive { opts, frames } => self.encode_adaptive(job.t0, job.t1, &opts, frames, chunk),
         }
         job.next += 1;
@@ -340,8 +423,10 @@ impl GpuSampler {
         Ok(())
     }
 
-    /// Steps `[first_step, end_step)` of `solver` for the chunk's particles.
-    fn encode_fixed(&self, solver: Solver, t0: f32, t1: f32, steps: u32, record: bool, chunk: Chunk) {
+    /// Steps `[first_step, end_step)` of `stepper` (`solver`; the SDE's noise) for the chunk's
+    /// particles.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_fixed(&self, stepper: Stepper, solver: Solver, sde: Option<SdeSpec>, t0: f32, t1: f32, steps: u32, record: bool, chunk: Chunk) {
         let h = (t1 - t0) / steps as f32;
         let (first, end) = (chunk.first_item, chunk.first_item + chunk.items);
         let mut k0 = chunk.first_step;
@@ -357,6 +442,9 @@ impl GpuSampler {
                     h,
                     seed: self.seed,
                     n_source: self.n_source,
+                    noise: sde.map_or(0.0, |s| s.noise),
+                    path: sde.map_or(0, |s| s.path.code()),
+                    sigma_min: sde.map_or(0.0, |s| s.sigma_min),
                     first,
                     end,
                     ..Default::default()
@@ -364,7 +452,12 @@ impl GpuSampler {
                 .collect();
             self.ctx.queue.write_buffer(&self.ode_uniform, 0, &slots(&params));
             self.run_pass(|pass, s| {
-                pass.set_pipeline(&s.step);
+                let pipeline = match stepper {
+                    Stepper::Ode => &s.step,
+                    Stepper::Sde => s.sde.as_ref().expect("built by begin_sde"),
+                    Stepper::MeanFlow => s.mean_flow.as_ref().expect("built by begin_mean_flow"),
+                };
+                pass.set_pipeline(pipeline);
                 let (x, y) = dispatch_groups(chunk.items, 64);
                 for i in 0..k {
                     pass.set_bind_group(0, &s.group, &[(i as u64 * SLOT) as u32]);
@@ -451,18 +544,13 @@ impl GpuSampler {
         let stats = storage("sampler.adaptive_stats", self.n as u64 * 8);
         let state = storage("sampler.adaptive_state", self.n as u64 * ADAPTIVE_STATE_BYTES);
         let running = storage("sampler.adaptive_running", 4);
-        let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("sampler.adaptive_model"),
-            contents: bytemuck::bytes_of(&ModelDesc::for_shape(&self.shape)),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
         use Binding::*;
         let bgl = bind_group_layout(device, "ode_adaptive", &[Uniform, Uniform, StorageRead, StorageReadWrite, StorageReadWrite, StorageReadWrite, StorageReadWrite, StorageReadWrite]);
         let pipeline = compute_pipeline(device, Kernel::OdeAdaptive, "ode_adaptive", &bgl, Some(self.shape.width));
         let group = bind_group(device, "ode_adaptive", &bgl, &[
-            (&uniform, None), (&model, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None), (&state, None), (&running, None),
+            (&uniform, None), (&self.model_uniform, None), (&self.params, None), (&self.particles, None), (&self.traj, None), (&stats, None), (&state, None), (&running, None),
         ]);
-        let _live = super::counter::Owned::new(&[&uniform, &stats, &state, &running, &model]);
+        let _live = super::counter::Owned::new(&[&uniform, &stats, &state, &running]);
         Adaptive { pipeline, group, uniform, stats, running, _live }
     }
 

@@ -4,7 +4,8 @@
 //! random streams, shared constants) and `shaders/common.wgsl` (PRNG, activations, shared structs)
 //! prepended. The sampler's kernels also get `const HIDDEN: u32 = <width>;`, the size of their
 //! private per-invocation hidden vector (WGSL private arrays need a constant size), and the
-//! Runge–Kutta step functions generated from `src/tableau.rs`.
+//! Runge–Kutta step functions generated from `src/tableau.rs`; the sampling kernels also get
+//! `shaders/network.wgsl` (the MLP evaluated in one invocation, with class and guidance).
 
 /// One compute shader file of `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,14 +20,35 @@ pub enum Kernel {
     Density,
     SlicedW2,
     OdeAdaptive,
+    FlowStats,
+    W2Minibatch,
+    ExactField,
+    MeanFlow,
     Field,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+/// The per-invocation MLP of the sampling kernels (`net_at`, `guided_net`, `velocity`).
+const NETWORK: &str = include_str!("../../shaders/network.wgsl");
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] =
-        &[Kernel::Batch, Kernel::OtCoupling, Kernel::MlpForward, Kernel::CfmLoss, Kernel::MlpBackward, Kernel::Adam, Kernel::OdeStep, Kernel::Density, Kernel::SlicedW2, Kernel::OdeAdaptive, Kernel::Field];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Batch,
+        Kernel::OtCoupling,
+        Kernel::MlpForward,
+        Kernel::CfmLoss,
+        Kernel::MlpBackward,
+        Kernel::Adam,
+        Kernel::OdeStep,
+        Kernel::Density,
+        Kernel::SlicedW2,
+        Kernel::OdeAdaptive,
+        Kernel::FlowStats,
+        Kernel::W2Minibatch,
+        Kernel::ExactField,
+        Kernel::MeanFlow,
+        Kernel::Field,
+    ];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -40,6 +62,10 @@ impl Kernel {
             Kernel::Density => "density.wgsl",
             Kernel::SlicedW2 => "sliced_w2.wgsl",
             Kernel::OdeAdaptive => "ode_adaptive.wgsl",
+            Kernel::FlowStats => "flow_stats.wgsl",
+            Kernel::W2Minibatch => "w2_minibatch.wgsl",
+            Kernel::ExactField => "exact_field.wgsl",
+            Kernel::MeanFlow => "meanflow.wgsl",
             Kernel::Field => "field.wgsl",
         }
     }
@@ -56,6 +82,10 @@ impl Kernel {
             Kernel::Density => include_str!("../../shaders/density.wgsl"),
             Kernel::SlicedW2 => include_str!("../../shaders/sliced_w2.wgsl"),
             Kernel::OdeAdaptive => include_str!("../../shaders/ode_adaptive.wgsl"),
+            Kernel::FlowStats => include_str!("../../shaders/flow_stats.wgsl"),
+            Kernel::W2Minibatch => include_str!("../../shaders/w2_minibatch.wgsl"),
+            Kernel::ExactField => include_str!("../../shaders/exact_field.wgsl"),
+            Kernel::MeanFlow => include_str!("../../shaders/meanflow.wgsl"),
             Kernel::Field => include_str!("../../shaders/field.wgsl"),
         }
     }
@@ -70,32 +100,31 @@ impl Kernel {
         s.push_str(COMMON);
         s.push('\n');
         match self {
-            Kernel::OdeStep => s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "velocity({x}, {t})")),
+            Kernel::OdeStep => {
+                s.push_str(NETWORK);
+                s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "velocity({x}, {t})"));
+            }
             Kernel::Density => s.push_str(&crate::tableau::wgsl_step_fns("vec3<f32>", "field_and_divergence(({x}).xy, {t})")),
             Kernel::OdeAdaptive => {
-                s.push_str(velocity_fn());
-                s.push('\n');
+                s.push_str(NETWORK);
                 s.push_str(&crate::tableau::wgsl_dopri5_consts());
             }
+            Kernel::FlowStats => {
+                s.push_str(NETWORK);
+                s.push_str(&crate::tableau::wgsl_energy_step_fns("velocity({x}, {t})"));
+            }
+            Kernel::ExactField => {
+                s.push_str(NETWORK);
+                s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "exact_velocity({x}, {t})"));
+            }
             Kernel::Field => {
-                s.push_str(velocity_fn());
-                s.push('\n');
+                s.push_str(NETWORK);
             }
             _ => {}
         }
         s.push_str(self.body());
         s
     }
-}
-
-/// `fn velocity(x, t)` of `ode_step.wgsl` (the MLP evaluated per invocation), shared with
-/// `ode_adaptive.wgsl` and `field.wgsl` so the network is written once: from its `fn velocity(` to the first
-/// line that is a lone `}`.
-fn velocity_fn() -> &'static str {
-    let src = include_str!("../../shaders/ode_step.wgsl");
-    let start = src.find("fn velocity(").expect("ode_step.wgsl defines fn velocity");
-    let len = src[start..].find("\n}\n").expect("fn velocity ends with a lone }") + 2;
-    &src[start..start + len]
 }
 
 /// How a kernel sees one binding.

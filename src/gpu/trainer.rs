@@ -1,5 +1,7 @@
 //! Encodes CFM training steps into command buffers, all in one compute pass, many steps per
-//! submit, no CPU readback inside the loop. Two kernel variants ([`KernelVariant`]):
+//! submit, no CPU readback inside the loop. MeanFlow models add one dispatch after the batch
+//! (`shaders/meanflow.wgsl`: the targets by forward-mode JVP); class-conditional ones read the
+//! target's labels in the batch kernel. Two kernel variants ([`KernelVariant`]):
 //! - `Tiled` (real GPUs): `batch → forward (depth) → output+loss+δ → backward (depth) →
 //!   [reduce] → adam` = 2·depth + 3 dispatches, + 1 when dW is split over the batch.
 //! - `Software` (lavapipe, SwiftShader): `batch → forward (depth) → output+loss →
@@ -19,6 +21,7 @@ use crate::config::{Coupling, LrSchedule};
 use crate::cpu::coupling::OT_MAX_BATCH;
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
+use super::uniforms::{MeanFlowParams, ModelDesc};
 use wgpu::util::DeviceExt;
 
 /// Steps encoded per submit at most (size of the per-step uniform ring).
@@ -47,6 +50,8 @@ struct Pipelines {
     backward_tiled: wgpu::ComputePipeline,
     reduce_grads: wgpu::ComputePipeline,
     batch_ot: wgpu::ComputePipeline,
+    /// MeanFlow targets (`shaders/meanflow.wgsl`), with its bind group; `None` for FM models.
+    mean_flow: Option<(wgpu::ComputePipeline, wgpu::BindGroup)>,
     forward: wgpu::ComputePipeline,
     output_loss: wgpu::ComputePipeline,
     backward_layer: wgpu::ComputePipeline,
@@ -79,6 +84,10 @@ pub struct GpuTrainer {
     pub source: wgpu::Buffer,
     /// OT coupling scratch: x0 (2B), x1 (2B), t (B), f (B), g (B).
     pub scratch: wgpu::Buffer,
+    /// The class label of each target point (u32; a 1-element dummy for unconditional models).
+    pub labels: wgpu::Buffer,
+    /// The MeanFlow kernel's uniforms (empty for FM models).
+    _mean_flow_buffers: Vec<wgpu::Buffer>,
     metrics: wgpu::Buffer,
     step_uniform: wgpu::Buffer,
     _layer_uniform: wgpu::Buffer,
@@ -102,6 +111,21 @@ pub struct GpuTrainer {
     _live: super::counter::Owned,
     /// Steps taken (the next step's number).
     step: u32,
+    /// Reflow: fixed (x0, x1) pairs the batch is drawn from instead of the target (`set_pairs`).
+    pairs: Option<Pairs>,
+}
+
+/// Reflow pairs owned by the trainer (copied from the sampler that made them) and the batch
+/// kernel that samples them (`build_batch_pairs` in `shaders/batch.wgsl`).
+struct Pairs {
+    x0: wgpu::Buffer,
+    x1: wgpu::Buffer,
+    n: u32,
+    /// Whether batches come from the pairs (`false` after `clear_pairs`: buffers kept for reuse).
+    active: bool,
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    _live: super::counter::Owned,
 }
 
 /// Which kernels a trainer dispatches. Software adapters (CPU emulation: lavapipe, SwiftShader)
@@ -248,8 +272,20 @@ impl GpuTrainer {
 
     /// As [`GpuTrainer::new_with_source`], with a forced kernel variant or split count.
     pub fn with_options(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]], source: &[[f32; 2]], options: TrainerOptions) -> Result<Self, GpuError> {
+        Self::with_labels(ctx, spec, data, &[], source, options)
+    }
+
+    /// As [`GpuTrainer::with_options`] with the class label of every target point (required for
+    /// a class-conditional spec, one per point in `0..n_classes`; ignored otherwise).
+    pub fn with_labels(ctx: &GpuContext, spec: TrainSpec, data: &[[f32; 2]], labels: &[u32], source: &[[f32; 2]], options: TrainerOptions) -> Result<Self, GpuError> {
         if data.is_empty() {
             return Err(GpuError::Invalid("the target has no points".into()));
+        }
+        check_labels(&spec, data, labels)?;
+        if spec.coupling == Coupling::Ot && spec.shape.inputs != crate::model::InputLayout::PLAIN {
+            return Err(GpuError::Invalid(
+                "OT coupling trains plain (x, y, t) models only: use independent coupling for class-conditional or MeanFlow models".into(),
+            ));
         }
         if spec.coupling == Coupling::Ot && spec.batch > OT_MAX_BATCH {
             return Err(GpuError::Invalid(format!(
@@ -288,6 +324,11 @@ impl GpuTrainer {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         });
         let scratch = storage(ctx, "coupling.scratch", 7 * spec.batch as u64);
+        let labels_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("target.labels"),
+            contents: if spec.shape.inputs.n_classes > 0 { bytemuck::cast_slice(labels) } else { &[0u8; 4] },
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        });
         let metrics = storage(ctx, "metrics", METRICS_HEADER + LOSS_RING as u64);
         let step_uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("trainer.step_params"),
@@ -319,14 +360,34 @@ impl GpuTrainer {
         use Binding::*;
         let step_size = std::mem::size_of::<StepParams>() as u64;
         let layer_size = std::mem::size_of::<LayerParams>() as u64;
-        let batch_bgl = bind_group_layout(device, "batch", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
+        let batch_bgl = bind_group_layout(device, "batch", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, StorageRead]);
         let layer_bgl = bind_group_layout(device, "layer", &[UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageReadWrite]);
         let backward_size = std::mem::size_of::<BackwardParams>() as u64;
         let backward_bgl = bind_group_layout(device, "backward", &[
             UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, UniformDynamic(backward_size), StorageReadWrite,
         ]);
         let adam_bgl = bind_group_layout(device, "adam", &[UniformDynamic(step_size), StorageReadWrite, StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
+        let (mean_flow, mean_flow_buffers) = if spec.mean_flow() {
+            let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("meanflow.model"),
+                contents: bytemuck::bytes_of(&ModelDesc::for_shape(&shape)),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let mp = MeanFlowParams { batch: spec.batch, in_dim: layout.in_dim, target_offset: layout.target, _pad: 0 };
+            let mp_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("meanflow.params"),
+                contents: bytemuck::bytes_of(&mp),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let bgl = bind_group_layout(device, "meanflow", &[Uniform, StorageRead, StorageReadWrite, Uniform]);
+            let pipeline = compute_pipeline(device, Kernel::MeanFlow, "meanflow_targets", &bgl, Some(shape.width));
+            let group = bind_group(device, "meanflow", &bgl, &[(&model, None), (&params, None), (&acts, None), (&mp_buf, None)]);
+            (Some((pipeline, group)), vec![model, mp_buf])
+        } else {
+            (None, Vec::new())
+        };
         let pipelines = Pipelines {
+            mean_flow,
             batch: compute_pipeline(device, Kernel::Batch, "build_batch", &batch_bgl, None),
             batch_ot: compute_pipeline(device, Kernel::OtCoupling, "build_batch_ot", &batch_bgl, None),
             forward: compute_pipeline(device, Kernel::MlpForward, "forward_hidden", &layer_bgl, None),
@@ -339,14 +400,17 @@ impl GpuTrainer {
             adam: compute_pipeline(device, Kernel::Adam, "adam_update", &adam_bgl, None),
         };
         let groups = BindGroups {
-            batch: bind_group(device, "batch", &batch_bgl, &[(&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None), (&scratch, None)]),
+            batch: bind_group(device, "batch", &batch_bgl, &[
+                (&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None), (&scratch, None), (&labels_buf, None),
+            ]),
             layer: bind_group(device, "layer", &layer_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&acts, None), (&deltas, None)]),
             backward: bind_group(device, "backward", &backward_bgl, &[
                 (&layer_uniform, Some(layer_size)), (&params, None), (&grads, None), (&acts, None), (&deltas, None), (&backward_uniform, Some(backward_size)), (&partials, None),
             ]),
             adam: bind_group(device, "adam", &adam_bgl, &[(&step_uniform, Some(step_size)), (&params, None), (&grads, None), (&moments, None), (&deltas, None), (&metrics, None)]),
         };
-        let all = [&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
+        let mut all = vec![&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &labels_buf, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
+        all.extend(mean_flow_buffers.iter());
         let allocated_bytes = all.iter().map(|b| b.size()).sum();
         let live = super::counter::Owned::new(&all);
         let trainer = GpuTrainer {
@@ -363,6 +427,8 @@ impl GpuTrainer {
             data: data_buf,
             source: source_buf,
             scratch,
+            labels: labels_buf,
+            _mean_flow_buffers: mean_flow_buffers,
             metrics,
             step_uniform,
             _layer_uniform: layer_uniform,
@@ -378,6 +444,7 @@ impl GpuTrainer {
             allocated_bytes,
             _live: live,
             step: 0,
+            pairs: None,
         };
         trainer.reset_state(&shape.init_params(spec.seed));
         Ok(trainer)
@@ -438,9 +505,16 @@ impl GpuTrainer {
     /// bind group is rebuilt, the old buffer is dropped) and callers that bound `data` (the
     /// renderer) must bind it again. On error nothing changes.
     pub fn set_target(&mut self, data: &[[f32; 2]]) -> Result<(), GpuError> {
+        self.set_target_labeled(data, &[])
+    }
+
+    /// As [`GpuTrainer::set_target`] with the class label of every point (class-conditional
+    /// models need them: a target without labels, like a drawing, is refused with a message).
+    pub fn set_target_labeled(&mut self, data: &[[f32; 2]], labels: &[u32]) -> Result<(), GpuError> {
         if data.is_empty() {
             return Err(GpuError::Invalid("the target has no points".into()));
         }
+        check_labels(&self.spec, data, labels)?;
         let bytes: &[u8] = bytemuck::cast_slice(data);
         check_fits(&self.ctx, &[("target points", bytes.len() as u64)])?;
         if bytes.len() as u64 <= self.data.size() {
@@ -451,14 +525,29 @@ impl GpuTrainer {
                 contents: bytes,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             });
-            let step_size = std::mem::size_of::<StepParams>() as u64;
-            self.groups.batch = bind_group(&self.ctx.device, "batch", &self.batch_layout, &[
-                (&self.step_uniform, Some(step_size)), (&data_buf, None), (&self.acts, None), (&self.source, None), (&self.scratch, None),
-            ]);
             self.allocated_bytes = self.allocated_bytes - self.data.size() + data_buf.size();
             self._live.replace(&self.data, &data_buf);
             self.data = data_buf;
         }
+        if self.spec.shape.inputs.n_classes > 0 {
+            let bytes: &[u8] = bytemuck::cast_slice(labels);
+            if bytes.len() as u64 <= self.labels.size() {
+                self.ctx.queue.write_buffer(&self.labels, 0, bytes);
+            } else {
+                let labels_buf = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("target.labels"),
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                });
+                self.allocated_bytes = self.allocated_bytes - self.labels.size() + labels_buf.size();
+                self._live.replace(&self.labels, &labels_buf);
+                self.labels = labels_buf;
+            }
+        }
+        // Rebind in case either buffer was replaced.
+        self.groups.batch = bind_group(&self.ctx.device, "batch", &self.batch_layout, &[
+            (&self.step_uniform, Some(std::mem::size_of::<StepParams>() as u64)), (&self.data, None), (&self.acts, None), (&self.source, None), (&self.scratch, None), (&self.labels, None),
+        ]);
         self.n_points = data.len() as u32;
         self.spec.adam.schedule_start = self.step;
         Ok(())
@@ -467,6 +556,75 @@ impl GpuTrainer {
     /// Target points in use.
     pub fn target_len(&self) -> u32 {
         self.n_points
+    }
+
+    /// Reflow: from the next step on, batches draw fixed pairs `(x0[k], x1[k])`, k < `n`, instead
+    /// of independent noise and target points (`build_batch_pairs` in `shaders/batch.wgsl`, twin
+    /// `cpu::reflow::build_batch_pairs`); weights, Adam moments and the step count are kept and the
+    /// learning-rate schedule restarts (as with a new target). The
+    /// first `n` points of `x0` and `x1` (e.g. a sampler's `origins` and `particles`) are copied
+    /// on the GPU into buffers the trainer owns, so the caller may reuse its own. Applies to either
+    /// coupling (the pairs are the coupling). On error nothing changes.
+    pub fn set_pairs(&mut self, x0: &wgpu::Buffer, x1: &wgpu::Buffer, n: u32) -> Result<(), GpuError> {
+        let bytes = n as u64 * 8;
+        if n == 0 || bytes > x0.size() || bytes > x1.size() {
+            return Err(GpuError::Invalid(format!("reflow needs at least one pair and both buffers to hold {n} points")));
+        }
+        check_fits(&self.ctx, &[("reflow pairs", bytes)])?;
+        let reuse = self.pairs.as_ref().is_some_and(|p| p.x0.size() >= bytes);
+        if !reuse {
+            let device = &self.ctx.device;
+            let buf = |label: &str| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
+            };
+            let (px0, px1) = (buf("reflow.x0"), buf("reflow.x1"));
+            let step_size = std::mem::size_of::<StepParams>() as u64;
+            let group = bind_group(device, "batch_pairs", &self.batch_layout, &[
+                (&self.step_uniform, Some(step_size)), (&px1, None), (&self.acts, None), (&px0, None), (&self.scratch, None), (&self.labels, None),
+            ]);
+            let pipeline = match self.pairs.take() {
+                Some(old) => {
+                    self.allocated_bytes -= old.x0.size() + old.x1.size();
+                    old.pipeline
+                }
+                None => compute_pipeline(device, Kernel::Batch, "build_batch_pairs", &self.batch_layout, None),
+            };
+            self.allocated_bytes += 2 * bytes;
+            let _live = super::counter::Owned::new(&[&px0, &px1]);
+            self.pairs = Some(Pairs { x0: px0, x1: px1, n, active: true, pipeline, group, _live });
+        }
+        let pairs = self.pairs.as_mut().expect("set above");
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("reflow.copy") });
+        encoder.copy_buffer_to_buffer(x0, 0, &pairs.x0, 0, bytes);
+        encoder.copy_buffer_to_buffer(x1, 0, &pairs.x1, 0, bytes);
+        self.ctx.queue.submit([encoder.finish()]);
+        pairs.n = n;
+        pairs.active = true;
+        // New training data restarts the learning-rate schedule, as a new target does.
+        self.spec.adam.schedule_start = self.step;
+        Ok(())
+    }
+
+    /// Back to independent draws from the target (the pair buffers are kept for the next round).
+    pub fn clear_pairs(&mut self) {
+        if let Some(p) = &mut self.pairs {
+            p.active = false;
+        }
+    }
+
+    /// Number of reflow pairs batches are drawn from (None: independent draws).
+    pub fn pairs_len(&self) -> Option<u32> {
+        self.pairs.as_ref().filter(|p| p.active).map(|p| p.n)
+    }
+
+    /// Changes the time density for the following steps (no reallocation).
+    pub fn set_time(&mut self, time: crate::cpu::time::TimeDist) {
+        self.spec.time = time;
     }
 
     /// The metrics buffer: `[first_bad_step, pad×3, loss ring]` (read by `gpu::snapshot`).
@@ -487,7 +645,7 @@ impl GpuTrainer {
             step,
             seed: s.seed,
             batch: s.batch,
-            n_points: self.n_points,
+            n_points: self.pairs_len().unwrap_or(self.n_points),
             sigma_min: s.sigma_min,
             lr: s.adam.lr_at(step),
             beta1: s.adam.beta1,
@@ -502,18 +660,30 @@ impl GpuTrainer {
             path: s.path.code(),
             n_source: self.n_source,
             _pad: [0; 3],
+            t_sampling: s.time.kind.code(),
+            t_mean: s.time.m,
+            t_std: s.time.s,
+            t_u: s.time.a,
+            in_dim: self.layout.in_dim,
+            r_column: s.shape.inputs.r_column().unwrap_or(0),
+            class_column: s.shape.inputs.class_column().unwrap_or(0),
+            n_classes: s.shape.inputs.n_classes,
+            label_dropout: s.label_dropout,
+            _pad2: [0; 3],
         }
     }
 
     /// Dispatches per training step. Tiled: batch + depth forwards + output/loss/δ + depth
     /// backwards + (reduce when split) + Adam = 2·depth + 3 (+1). Software: batch + depth
-    /// forwards + output/loss + depth + 1 backwards + Adam = 2·depth + 4.
+    /// forwards + output/loss + depth + 1 backwards + Adam = 2·depth + 4. MeanFlow adds one.
     pub fn dispatches_per_step(&self) -> u32 {
         let d = self.spec.shape.depth;
-        match self.variant {
-            KernelVariant::Tiled => 2 * d + 3 + (self.splits > 1) as u32,
-            KernelVariant::Software => 2 * d + 4,
-        }
+        let mean_flow = self.spec.mean_flow() as u32;
+        mean_flow
+            + match self.variant {
+                KernelVariant::Tiled => 2 * d + 3 + (self.splits > 1) as u32,
+                KernelVariant::Software => 2 * d + 4,
+            }
     }
 
     /// Command-buffer submits per training step (one per `MAX_STEPS_PER_SUBMIT` steps).
@@ -558,19 +728,34 @@ impl GpuTrainer {
     fn encode_step(&self, pass: &mut wgpu::ComputePass<'_>, step_offset: u32, mark: &mut dyn FnMut(&mut wgpu::ComputePass<'_>, &'static str)) {
         let spec = &self.spec;
         let (p, g) = (&self.pipelines, &self.groups);
-        pass.set_bind_group(0, &g.batch, &[step_offset]);
-        match spec.coupling {
-            Coupling::Independent => {
+        match (&self.pairs, spec.coupling) {
+            (Some(pairs), _) if pairs.active => {
+                pass.set_bind_group(0, &pairs.group, &[step_offset]);
+                pass.set_pipeline(&pairs.pipeline);
+                let (x, y) = dispatch_groups(spec.batch, 64);
+                pass.dispatch_workgroups(x, y, 1);
+                mark(pass, "batch_pairs");
+            }
+            (_, Coupling::Independent) => {
+                pass.set_bind_group(0, &g.batch, &[step_offset]);
                 pass.set_pipeline(&p.batch);
                 let (x, y) = dispatch_groups(spec.batch, 64);
                 pass.dispatch_workgroups(x, y, 1);
                 mark(pass, "batch");
             }
-            Coupling::Ot => {
+            (_, Coupling::Ot) => {
+                pass.set_bind_group(0, &g.batch, &[step_offset]);
                 pass.set_pipeline(&p.batch_ot);
                 pass.dispatch_workgroups(1, 1, 1);
                 mark(pass, "batch_ot");
             }
+        }
+        if let Some((pipeline, group)) = &p.mean_flow {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            let (x, y) = dispatch_groups(spec.batch, 64);
+            pass.dispatch_workgroups(x, y, 1);
+            mark(pass, "meanflow_targets");
         }
         match self.variant {
             KernelVariant::Software => self.encode_software(pass, mark),
@@ -780,6 +965,25 @@ fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32) -> 
             }
         })
         .collect()
+}
+
+/// A class-conditional spec needs one label per target point, each below its class count.
+fn check_labels(spec: &TrainSpec, data: &[[f32; 2]], labels: &[u32]) -> Result<(), GpuError> {
+    let k = spec.shape.inputs.n_classes;
+    if k == 0 {
+        return Ok(());
+    }
+    if labels.len() != data.len() {
+        return Err(GpuError::Invalid(format!(
+            "a class-conditional model needs a class label for each of the {} target points ({} given); custom targets have no labels: turn conditional off",
+            data.len(),
+            labels.len()
+        )));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l >= k) {
+        return Err(GpuError::Invalid(format!("class label {bad} is out of range: the model has {k} classes (0 to {})", k - 1)));
+    }
+    Ok(())
 }
 
 /// Fails with a message naming the buffer and the limit when a buffer would exceed the device's

@@ -32,6 +32,21 @@ pub struct StepParams {
     /// Points in the source buffer; 0 means x0 ~ N(0, I).
     pub n_source: u32,
     pub _pad: [u32; 3],
+    /// `TimeSampling::code()` and the density's parameters (`cpu::time::TimeDist`).
+    pub t_sampling: u32,
+    pub t_mean: f32,
+    pub t_std: f32,
+    pub t_u: f32,
+    /// Columns of one input row (`InputLayout::dim`).
+    pub in_dim: u32,
+    /// Column of MeanFlow's `r` (0: none).
+    pub r_column: u32,
+    /// Column of class 0 of the one-hot row (0: unconditional).
+    pub class_column: u32,
+    pub n_classes: u32,
+    /// Probability that a label becomes the no-class token.
+    pub label_dropout: f32,
+    pub _pad2: [u32; 3],
 }
 
 /// One linear layer's shape and offsets (WGSL `LayerParams`).
@@ -69,6 +84,11 @@ pub struct OdeParams {
     pub seed: u32,
     /// Points in the source buffer; 0 means x0 ~ N(0, I).
     pub n_source: u32,
+    /// SDE sampling (`sde_step`): noise scale G of `g(t) = G·sqrt(β_t)`, the path and its σmin.
+    pub noise: f32,
+    pub path: u32,
+    pub sigma_min: f32,
+    pub _pad: u32,
     /// The particles `[first, end)` this dispatch steps (a chunk: `budget::ChunkPlan`).
     pub first: u32,
     pub end: u32,
@@ -78,21 +98,49 @@ pub struct OdeParams {
 /// Maximum linear layers (depth ≤ 8 hidden + output), WGSL `MAX_LAYERS`.
 pub const MAX_LAYERS: usize = 9;
 
-/// The network's layer table for the sampler (WGSL `ModelDesc`).
+/// The network's layer table and how a sampler queries it (WGSL `ModelDesc`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct ModelDesc {
     pub n_layers: u32,
     pub activation: u32,
-    pub _pad: [u32; 2],
+    /// Input column of MeanFlow's `r` (0: none).
+    pub r_column: u32,
+    /// Input column of class 0 (0: unconditional).
+    pub class_column: u32,
     /// Per layer: (in_dim, out_dim, w_offset, b_offset).
     pub layers: [[u32; 4]; MAX_LAYERS],
+    /// The one-hot column set when evaluating (the query's class, or the no-class token; 0 for
+    /// unconditional models).
+    pub query_column: u32,
+    /// The no-class column (0 for unconditional models).
+    pub null_column: u32,
+    /// Classifier-free guidance weight w (used when `guided` = 1).
+    pub guidance: f32,
+    /// 1: `v(∅) + w·(v(c) - v(∅))`; 0: the query column's field alone.
+    pub guided: u32,
 }
 
 impl ModelDesc {
-    /// The layer table of `shape`.
+    /// The layer table of `shape`, queried for the no-class field (`Query::default()`).
     pub fn for_shape(shape: &crate::model::ModelShape) -> Self {
-        let mut d = ModelDesc { n_layers: shape.num_layers() as u32, activation: shape.activation.code(), ..Default::default() };
+        Self::for_query(shape, crate::model::Query::default())
+    }
+
+    /// The layer table of `shape`, queried for `query`'s class and guidance.
+    pub fn for_query(shape: &crate::model::ModelShape, query: crate::model::Query) -> Self {
+        let inputs = &shape.inputs;
+        let mut d = ModelDesc {
+            n_layers: shape.num_layers() as u32,
+            activation: shape.activation.code(),
+            r_column: inputs.r_column().unwrap_or(0),
+            class_column: inputs.class_column().unwrap_or(0),
+            query_column: inputs.one_hot_column(query.class).unwrap_or(0),
+            null_column: inputs.one_hot_column(None).unwrap_or(0),
+            guidance: query.guidance,
+            guided: query.guided(inputs) as u32,
+            ..Default::default()
+        };
         for (i, l) in shape.layers().iter().enumerate().take(MAX_LAYERS) {
             d.layers[i] = [l.in_dim, l.out_dim, l.w_offset, l.b_offset];
         }
@@ -112,6 +160,16 @@ pub struct DensityParams {
     pub end: u32,
     pub k_begin: u32,
     pub k_end: u32,
+    pub _pad: u32,
+}
+
+/// The MeanFlow target kernel's sizes (WGSL `MeanFlowParams` in `shaders/meanflow.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MeanFlowParams {
+    pub batch: u32,
+    pub in_dim: u32,
+    pub target_offset: u32,
     pub _pad: u32,
 }
 
@@ -135,11 +193,11 @@ pub struct QualityParams {
     pub _pad: [f32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<StepParams>() == 80);
+const _: () = assert!(std::mem::size_of::<StepParams>() == 128);
 const _: () = assert!(std::mem::size_of::<LayerParams>() == 64);
-const _: () = assert!(std::mem::size_of::<OdeParams>() == 48);
+const _: () = assert!(std::mem::size_of::<OdeParams>() == 64);
 const _: () = assert!(std::mem::size_of::<DensityParams>() == 32);
-const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS);
+const _: () = assert!(std::mem::size_of::<ModelDesc>() == 16 + 16 * MAX_LAYERS + 16);
 
 /// Packs `items` into consecutive 256-byte slots.
 pub fn slots<T: Pod>(items: &[T]) -> Vec<u8> {
@@ -180,6 +238,56 @@ pub struct AdaptiveParams {
 }
 
 const _: () = assert!(std::mem::size_of::<AdaptiveParams>() == 80);
+
+/// One measured ODE step (WGSL `FlowStepParams` in `shaders/flow_stats.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct FlowStepParams {
+    pub n: u32,
+    pub solver: u32,
+    /// 1 on the first step: the energy accumulators start from this step's value.
+    pub first: u32,
+    pub _pad0: u32,
+    pub t: f32,
+    pub h: f32,
+    pub _pad1: [f32; 2],
+}
+
+/// One minibatch-W2 estimate (WGSL `W2Params` in `shaders/w2_minibatch.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct W2Params {
+    pub n: u32,
+    pub m: u32,
+    pub batches: u32,
+    pub out_offset: u32,
+}
+
+/// One exact-field dispatch (WGSL `ExactParams` in `shaders/exact_field.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ExactParams {
+    /// Queries or particles.
+    pub n: u32,
+    pub n_points: u32,
+    /// `Path::code()`.
+    pub path: u32,
+    /// `Solver::code()` (exact flow).
+    pub solver: u32,
+    pub sigma_min: f32,
+    pub t: f32,
+    pub h: f32,
+    pub seed: u32,
+    pub record: u32,
+    pub step_index: u32,
+    /// Field error: which reading (the draws' `step` key).
+    pub reading: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<FlowStepParams>() == 32);
+const _: () = assert!(std::mem::size_of::<W2Params>() == 16);
+const _: () = assert!(std::mem::size_of::<ExactParams>() == 48);
 
 /// Every `#[repr(C)]` twin checked against naga's reflection of the WGSL that declares it: each
 /// member a shader reads has the same name, offset and size on both sides, and the structs have
@@ -225,13 +333,17 @@ pub(crate) mod reflect {
     #[test]
     fn compute_uniforms_match_their_wgsl_structs() {
         let src = |k: Kernel| k.source(Some(16));
-        check("StepParams", rust_layout!(StepParams { step, seed, batch, n_points, sigma_min, lr, beta1, beta2, eps, weight_decay, c1, c2, n_params, loss_offset, loss_slot, path, n_source, _pad }), wgsl_layout(&src(Kernel::Batch), "StepParams"));
+        check("StepParams", rust_layout!(StepParams { step, seed, batch, n_points, sigma_min, lr, beta1, beta2, eps, weight_decay, c1, c2, n_params, loss_offset, loss_slot, path, n_source, _pad, t_sampling, t_mean, t_std, t_u, in_dim, r_column, class_column, n_classes, label_dropout, _pad2 }), wgsl_layout(&src(Kernel::Batch), "StepParams"));
         check("LayerParams", rust_layout!(LayerParams { batch, in_dim, out_dim, activation, w_offset, b_offset, x_offset, z_offset, a_offset, delta_offset, delta_prev_offset, z_prev_offset, dw_groups, has_prev, target_offset, loss_offset }), wgsl_layout(&src(Kernel::MlpForward), "LayerParams"));
-        check("ModelDesc", rust_layout!(ModelDesc { n_layers, activation, _pad, layers }), wgsl_layout(&src(Kernel::OdeStep), "ModelDesc"));
-        check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, first, end, _chunk_pad }), wgsl_layout(&src(Kernel::OdeStep), "OdeParams"));
+        check("ModelDesc", rust_layout!(ModelDesc { n_layers, activation, r_column, class_column, layers, query_column, null_column, guidance, guided }), wgsl_layout(&src(Kernel::OdeStep), "ModelDesc"));
+        check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, noise, path, sigma_min, _pad, first, end, _chunk_pad }), wgsl_layout(&src(Kernel::OdeStep), "OdeParams"));
         check("DensityParams", rust_layout!(DensityParams { n, steps, solver, first, end, k_begin, k_end, _pad }), wgsl_layout(&src(Kernel::Density), "DensityParams"));
         check("QualityParams", rust_layout!(QualityParams { n_particles, n_points, n_dirs, seed, offset, _pad }), wgsl_layout(&src(Kernel::SlicedW2), "QualityParams"));
         check("AdaptiveParams", rust_layout!(AdaptiveParams { n, frames, max_nfe, first, t0, t1, rtol, atol, safety, min_factor, max_factor, h0, h_min, h_max, limit, start, end, _pad }), wgsl_layout(&src(Kernel::OdeAdaptive), "AdaptiveParams"));
+        check("MeanFlowParams", rust_layout!(MeanFlowParams { batch, in_dim, target_offset, _pad }), wgsl_layout(&src(Kernel::MeanFlow), "MeanFlowParams"));
+        check("FlowStepParams", rust_layout!(FlowStepParams { n, solver, first, _pad0, t, h, _pad1 }), wgsl_layout(&src(Kernel::FlowStats), "FlowStepParams"));
+        check("W2Params", rust_layout!(W2Params { n, m, batches, out_offset }), wgsl_layout(&src(Kernel::W2Minibatch), "W2Params"));
+        check("ExactParams", rust_layout!(ExactParams { n, n_points, path, solver, sigma_min, t, h, seed, record, step_index, reading, _pad }), wgsl_layout(&src(Kernel::ExactField), "ExactParams"));
         use crate::gpu::trainer::{BackwardParams, DwGemm};
         check("DwGemm", rust_layout!(DwGemm { groups, tiles_m, tiles_n, k_chunk, out_dim, in_dim, delta_offset, x_offset, w_offset, b_offset, _pad }), wgsl_layout(&src(Kernel::MlpBackward), "DwGemm"));
         check(
@@ -244,7 +356,7 @@ pub(crate) mod reflect {
     #[test]
     fn a_moved_member_is_caught() {
         let wgsl = wgsl_layout("struct OdeParams { n: u32, solver: u32, step_index: u32, record: u32, t: f32, h: f32, seed: u32, n_source: u32 }", "OdeParams");
-        let r = std::panic::catch_unwind(|| check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, first, end, _chunk_pad }), wgsl));
+        let r = std::panic::catch_unwind(|| check("OdeParams", rust_layout!(OdeParams { n, solver, record, step_index, t, h, seed, n_source, noise, path, sigma_min, _pad, first, end, _chunk_pad }), wgsl));
         assert!(r.is_err(), "swapped members must fail the check");
     }
 }

@@ -103,7 +103,8 @@ pub enum ModelFileError {
 
 /// The largest parameter buffer a valid configuration can need.
 pub fn max_param_len() -> usize {
-    ModelShape { width: limits::MAX_WIDTH, depth: limits::MAX_DEPTH, activation: Activation::Silu }.param_len()
+    let inputs = crate::model::InputLayout { n_classes: limits::MAX_CLASSES, mean_flow: true };
+    ModelShape { width: limits::MAX_WIDTH, depth: limits::MAX_DEPTH, activation: Activation::Silu, inputs }.param_len()
 }
 
 /// Headers (configuration, metadata) are at most this many bytes.

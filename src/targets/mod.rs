@@ -11,7 +11,7 @@ pub mod drawing;
 
 pub use custom::{normalize, parse_points, points_from_density, CustomKind, CustomTarget, TargetError, ViewTransform};
 pub use drawing::Drawing;
-pub use datasets::sample_dataset;
+pub use datasets::{sample_dataset, sample_dataset_labeled};
 
 /// How many points of a standard dataset are uploaded for training. At 2^17 points a 2D MLP
 /// sees an effectively infinite sample (1 MiB of GPU memory).

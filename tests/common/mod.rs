@@ -11,13 +11,15 @@ use flowmatch::TrainSpec;
 /// learning rate so that its field is curved: the solver tests' model.
 pub fn small_spec() -> TrainSpec {
     TrainSpec {
-        shape: ModelShape { width: 19, depth: 2, activation: Activation::Silu },
+        shape: ModelShape::new(19, 2, Activation::Silu),
         batch: 64,
         seed: 3,
         sigma_min: 0.0,
         path: Path::Linear,
         coupling: Coupling::Independent,
         adam: AdamHyper::new(1e-2, 0.0),
+        time: Default::default(),
+        label_dropout: 0.0,
     }
 }
 

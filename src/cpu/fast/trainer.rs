@@ -21,7 +21,7 @@
 use super::gemm::{col_sums, gemm_nn, gemm_tn_acc, pack_panels, tn_scratch_len};
 use super::act::act_and_grad_all;
 use crate::cpu::{adam, coupling};
-use crate::model::{ActivationLayout, LayerLayout, ModelShape, IN_DIM, OUT_DIM};
+use crate::model::{ActivationLayout, LayerLayout, ModelShape, OUT_DIM};
 use crate::spec::TrainSpec;
 
 fn up4(n: u32) -> usize {
@@ -122,10 +122,15 @@ impl FastCpuTrainer {
         }
         let ws = &mut self.ws;
         let bl = &ws.batch_layout;
-        coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, self.step);
-        let n_in = IN_DIM as usize;
+        // No class labels and no reflow pairs here (the page does not offer them yet): a
+        // conditional spec trains on the "no class" token only.
+        coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, &[], None, self.step);
+        if s.mean_flow() {
+            crate::cpu::meanflow::write_targets(&s.shape, &self.params, &mut ws.batch_buf, bl);
+        }
+        let n_in = bl.in_dim as usize;
         let input = &ws.batch_buf[bl.input as usize..][..n_in * s.batch as usize];
-        for (dst, src) in ws.xs[0].chunks_exact_mut(up4(IN_DIM)).zip(input.chunks_exact(n_in)) {
+        for (dst, src) in ws.xs[0].chunks_exact_mut(up4(bl.in_dim)).zip(input.chunks_exact(n_in)) {
             dst[..n_in].copy_from_slice(src);
         }
         forward(ws, &self.params);
