@@ -57,7 +57,8 @@ fn restore_continues_bit_identically() {
         other.width = 8;
         let mut t2 = GpuTrainer::new(&ctx, TrainSpec::from_config(&other), &data).unwrap();
         let before = t2.read_params().await.unwrap();
-        assert!(t2.restore(&snap).unwrap_err().to_string().contains("parameters but this model has"));
+        let err = t2.restore(&snap).unwrap_err().to_string();
+        assert!(err.contains("parameters and") && err.contains("but this model has"), "{err}");
         assert_eq!(t2.read_params().await.unwrap(), before);
         assert_eq!(t2.step(), 0);
     });
