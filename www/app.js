@@ -1,13 +1,14 @@
 // www/app.js — page glue for index.html: loads the wasm package, builds a labelled control for
 // every setting, a checkbox for every canvas layer (both lists come from the wasm: field_specs,
-// layer_specs), runs the animation-frame loop (App.frame), keeps the configuration in the URL
+// layer_specs), a preset menu (presets_json: src/presets.rs; a preset sets its configuration over
+// the defaults and its views), runs the animation-frame loop (App.frame), keeps the configuration in the URL
 // hash, draws the loss curve (chart.js), and publishes the page state as `window.flowmatch`
 // (read by tests/e2e and the benchmarks: step, loss, stepsPerSec, backend, ready, error, ...).
 //
 // URL parameters (before the #): backend=auto|webgpu|cpu (default auto: on a software adapter the
 // faster of WebGPU and the CPU), cpu=1 (= backend=cpu), present=surface|readback.
 
-import init, { App, field_specs, layer_specs } from '../pkg/flowmatch.js';
+import init, { App, config_defaults, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
 import { drawChart } from './chart.js';
@@ -49,6 +50,8 @@ if (globalThis.GPUAdapter) {
   };
 }
 const inputs = new Map(); // field -> input/select element
+/** The layers a preset switches (its `views`; the others keep the person's choice). */
+let VIEW_LAYERS = new Set();
 
 function showText(el, text) {
   el.textContent = text || '';
@@ -145,6 +148,7 @@ function applyField(key, value) {
     app.set(key, value.trim());
     fieldError(key, '');
     state.hashErrors = state.hashErrors.filter((e) => e.field !== key);
+    if (state.preset) { $('preset').value = ''; applyPreset(''); } // no longer the preset's figure
     renderHashErrors();
     writeHash();
     syncControls();
@@ -181,6 +185,47 @@ function takeHashErrors(list) {
     if (inputs.has(e.field) && !$('fields').contains(inputs.get(e.field))) $('advanced').open = true;
   }
   renderHashErrors();
+}
+
+// ---- presets, from the wasm's preset table (src/presets.rs PRESETS) ----------------------------
+
+const PRESETS = new Map(); // name -> {name, title, about, paper, url, config, views, compare}
+
+function buildPresets() {
+  VIEW_LAYERS = new Set(preset_views());
+  const select = $('preset');
+  for (const p of JSON.parse(presets_json())) {
+    PRESETS.set(p.name, p);
+    const opt = document.createElement('option');
+    opt.value = p.name;
+    opt.textContent = p.title;
+    opt.title = p.about;
+    select.append(opt);
+  }
+}
+
+/** The preset's configuration over the page's defaults, and its views (the layers it names on,
+ *  the other view layers off; the page always shows its loss chart). */
+function applyPreset(name) {
+  const p = PRESETS.get(name);
+  const about = $('preset-about');
+  if (!p) { about.replaceChildren(); state.preset = null; return; }
+  takeHashErrors(app.apply_hash(`${config_defaults(app.state().software, false)}&${p.config}`));
+  for (const box of document.querySelectorAll('#layers input')) {
+    if (!VIEW_LAYERS.has(box.dataset.layer)) continue;
+    box.checked = p.views.includes(box.dataset.layer);
+    app.set_layer(box.dataset.layer, box.checked);
+  }
+  const link = document.createElement('a');
+  link.href = p.url;
+  link.textContent = p.paper;
+  link.rel = 'noopener';
+  about.replaceChildren(`${p.about} From: `, link, '.');
+  if (p.compare.length) about.append(` Compare with: ${p.compare.filter((c) => c !== p.name).map((c) => PRESETS.get(c).title).join('; ')}.`);
+  state.preset = p.name;
+  writeHash();
+  syncControls();
+  lossDirty = true;
 }
 
 // ---- canvas size -------------------------------------------------------------------------------
@@ -299,6 +344,7 @@ function wire() {
     box.addEventListener('change', () => app.set_layer(box.dataset.layer, box.checked));
   }
   $('settings').addEventListener('submit', (e) => e.preventDefault());
+  $('preset').addEventListener('change', (e) => applyPreset(e.target.value));
   $('copy-link').addEventListener('click', async () => {
     writeHash();
     try {
@@ -346,6 +392,7 @@ async function main() {
     state.wasmMemory = (await init()).memory;
     buildControls();
     buildLayers();
+    buildPresets();
     fitCanvas();
     const params = new URLSearchParams(location.search);
     const backend = params.get('cpu') === '1' ? 'cpu' : (params.get('backend') || 'auto');

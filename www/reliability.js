@@ -1,9 +1,12 @@
 // www/reliability.js — the page's model-safety controls (src/web/reliability.rs does the work):
 // "Restore last good weights" (shown after a divergence when a good snapshot exists),
-// "Save model" (downloads a .flowmatch file: configuration + weights + step) and "Load model"
-// (a file input; a file of another shape reconfigures the page to it; a bad file shows its own
-// error and the current model stays). Waits for app.js to publish `window.flowmatch.app`.
+// "Save model" (downloads the model: configuration + weights + Adam state, as .flowmatch or
+// .safetensors, chosen next to it; the formats come from the wasm's model_formats()) and "Load
+// model" (a file input taking either format, told apart by content; a file of another shape
+// reconfigures the page to it; a bad file shows its own error and the current model stays).
+// Waits for app.js to publish `window.flowmatch.app`.
 
+import { model_formats } from '../pkg/flowmatch.js';
 import { download } from './download.js';
 
 const $ = (id) => document.getElementById(id);
@@ -29,8 +32,11 @@ function build() {
   box.className = 'buttons model-buttons';
   box.innerHTML = `
     <button id="restore" type="button" hidden title="Put back the weights from before the divergence">Restore last good weights</button>
-    <button id="save-model" type="button" title="Download the model (settings + weights) as a .flowmatch file">Save model</button>
-    <label class="file-button"><span>Load model</span><input id="load-model" type="file" accept=".flowmatch,application/octet-stream"></label>`;
+    <button id="save-model" type="button" title="Download the model (settings, weights and training state) in the format chosen beside it">Save model</button>
+    <label class="visually-hidden" for="model-format">Model file format</label>
+    <select id="model-format" title=".flowmatch: this project's format; .safetensors: readable by PyTorch and numpy (see examples/)"></select>
+    <label class="file-button"><span>Load model</span><input id="load-model" type="file" accept="${model_formats().map((f) => `.${f}`).join(',')},application/octet-stream"></label>`;
+  for (const f of model_formats()) box.querySelector('#model-format').append(new Option(`.${f}`, f));
   const msg = document.createElement('p');
   msg.id = 'model-msg';
   msg.className = 'model-msg';
@@ -51,9 +57,12 @@ function wire(app) {
   });
   $('save-model').addEventListener('click', async () => {
     try {
-      const bytes = await app.save_model();
-      download(new Blob([bytes], { type: 'application/octet-stream' }), `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.flowmatch`);
-      message(`Saved ${bytes.length.toLocaleString('en')} bytes (step ${state.step}).`);
+      const format = $('model-format').value;
+      const bytes = await app.save_model(format);
+      const name = `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.${format}`;
+      state.savedModel = { name, bytes: bytes.length }; // (tests read what was downloaded)
+      download(new Blob([bytes], { type: 'application/octet-stream' }), name);
+      message(`Saved ${name}: ${bytes.length.toLocaleString('en')} bytes (step ${state.step}).`);
     } catch (e) {
       message(`Saving failed: ${e.message || e}`, true);
     }

@@ -42,12 +42,14 @@ export type FlowMatchingConfigAttribute =
   | 'dataset' | 'source' | 'width' | 'depth' | 'activation' | 'lr' | 'schedule' | 'batch' | 'seed' | 'sigma-min'
   | 'path' | 'coupling' | 'weight-decay' | 'solver' | 'nfe' | 'tol' | 'particles' | 'steps';
 
-/** Widget attributes: `config` (a demo-page hash), `controls` none|minimal|full, `autoplay`
+/** Widget attributes: `config` (a demo-page hash), `preset` (a figure of the literature by name:
+ *  cfm-moons, icfm-8gaussians-moons, otcfm-8gaussians-moons, path-linear, path-cosine, path-vp —
+ *  `presets_json()` lists them with their papers; an unknown name gets a message listing them), `controls` none|minimal|full, `autoplay`
  *  on|off, `train-steps` N (= `steps`; 0: never stop), `size` "W" or "WxH" CSS px, `aspect`
  *  "4/3", `theme` auto|light|dark, `backend` webgpu|cpu|auto, the `loss` chart and the layers
  *  (`layer_specs()`: `trajectories` `field`/`arrows` `target` `heatmap` `trails`) = on|off. */
 export type FlowMatchingWidgetAttribute =
-  | 'config' | 'controls' | 'autoplay' | 'train-steps' | 'size' | 'aspect' | 'theme' | 'backend'
+  | 'config' | 'preset' | 'controls' | 'autoplay' | 'train-steps' | 'size' | 'aspect' | 'theme' | 'backend'
   | 'trajectories' | 'field' | 'arrows' | 'target' | 'heatmap' | 'trails' | 'loss';
 
 export declare class FlowMatchingDemo extends HTMLElement {
@@ -72,6 +74,9 @@ export declare class FlowMatchingDemo extends HTMLElement {
   toPNG(): Promise<Blob>;
   /** The particles at t = 1 as CSV text with a header `x,y`. */
   samplesCSV(): Promise<string>;
+  /** The model (settings, weights, training state) as a file: `format` is one of
+   *  `model_formats()` ("flowmatch", the default, or "safetensors", readable by PyTorch/numpy). */
+  saveModel(format?: 'flowmatch' | 'safetensors'): Promise<Blob>;
   /** A WebM recording of the canvas for `seconds` (default 4, at most 30). */
   record(seconds?: number): Promise<Blob>;
 

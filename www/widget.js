@@ -21,7 +21,9 @@
 //     dataset, exports); autoplay = on|off (default on); size = "W" or "WxH" in CSS pixels;
 //     aspect = "4/3", "16:9", "1" (default 4/3); theme = auto | light | dark (default auto:
 //     prefers-color-scheme); backend = webgpu | cpu | auto (default webgpu: WebGPU where the
-//     browser has it, else the CPU).
+//     browser has it, else the CPU); preset = a figure of the literature by name (`presets_json()`,
+//     src/presets.rs: its configuration and its views; `config`, single attributes and layer
+//     attributes given beside it win).
 // An invalid value shows an inline message naming the attribute and what it accepts, and that
 // setting falls back to its default.
 //
@@ -30,10 +32,11 @@
 // and the tab is visible (IntersectionObserver, visibilitychange), resuming where it stopped.
 //
 // JS API: play(), pause(), reset(), step/loss/state/ready/messages getters, toPNG() → Blob,
-// samplesCSV() → CSV text (x,y), record(seconds) → WebM Blob; events: ready, progress
+// samplesCSV() → CSV text (x,y), record(seconds) → WebM Blob, saveModel(format) → the model file
+// as a Blob (`model_formats()`: flowmatch | safetensors; the full controls' export buttons); events: ready, progress
 // ({step, loss}), error ({message, attribute}).
 
-import init, { App, choices, config_defaults, field_specs, layer_specs } from '../pkg/flowmatch.js';
+import init, { App, choices, config_defaults, field_specs, layer_specs, model_formats, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { drawChart } from './chart.js';
 import { download } from './download.js';
 import * as fmt from './format.js';
@@ -51,8 +54,13 @@ const CONFIG_ATTRS = Object.fromEntries([...FIELDS.map((f) => [f.attr, f.name]),
  *  setting's attribute: `particles` is the particle count (the particles layer is always on). */
 const LAYER_ATTRS = Object.fromEntries(LAYERS.flatMap((l) => [[l.name, l.name], ...l.aliases.map((a) => [a, l.name])]).filter(([a]) => !(a in CONFIG_ATTRS)));
 const LAYER_DEFAULTS = Object.fromEntries(LAYERS.map((l) => [l.name, l.defaultOn]));
+/** Preset name → {name, title, about, paper, url, config, views, compare} (src/presets.rs). */
+const PRESETS = new Map(JSON.parse(presets_json()).map((p) => [p.name, p]));
+/** The views a preset turns on or off (layer names and `loss`). */
+const PRESET_VIEWS = preset_views();
+const MODEL_FORMATS = model_formats();
 /** The widget's own options (not settings, not layers). */
-const OPTIONS = ['config', 'controls', 'autoplay', 'size', 'aspect', 'theme', 'loss', 'backend'];
+const OPTIONS = ['config', 'preset', 'controls', 'autoplay', 'size', 'aspect', 'theme', 'loss', 'backend'];
 /** Every attribute the element reacts to. */
 export const WIDGET_ATTRIBUTES = [...Object.keys(CONFIG_ATTRS), ...Object.keys(LAYER_ATTRS), ...OPTIONS];
 /** What embed.html passes on as attributes (the rest of its hash is the `config`): the layers,
@@ -183,6 +191,13 @@ export class FlowMatchingDemo extends HTMLElement {
     if (!this._app) throw new Error('the figure has not started yet');
     return await this._app.export_samples_csv();
   }
+  /** The model (configuration, weights, training state) as a file in `format`
+   *  (`model_formats()`: flowmatch, the default, or safetensors). */
+  async saveModel(format = MODEL_FORMATS[0]) {
+    if (!this._app) throw new Error('the figure has not started yet');
+    if (!MODEL_FORMATS.includes(format)) throw new Error(`unknown model format "${format}": expected one of ${MODEL_FORMATS.join('|')}`);
+    return new Blob([await this._app.save_model(format)], { type: 'application/octet-stream' });
+  }
   /** A WebM recording of the canvas for `seconds` (the flow animation plays meanwhile). */
   record(seconds = 4) {
     return new Promise((resolve, reject) => {
@@ -242,7 +257,11 @@ export class FlowMatchingDemo extends HTMLElement {
   }
   attributeChangedCallback(name, oldValue, value) {
     if (oldValue === value) return;
-    if (!(name in CONFIG_ATTRS) && name !== 'config') {
+    if (name === 'preset') {
+      this._applyWidgetAttrs();
+      if (this._app) for (const l of LAYERS) this._app.set_layer(l.name, this._layerOn(l.name));
+    }
+    if (!(name in CONFIG_ATTRS) && name !== 'config' && name !== 'preset') {
       this._applyWidgetAttrs();
       if (this._app && name === 'autoplay' && !this._userPaused) (this._autoplay() ? this._app.play() : this._app.pause());
       if (this._app && (name in LAYER_ATTRS)) this._app.set_layer(LAYER_ATTRS[name], this._layerOn(LAYER_ATTRS[name]));
@@ -310,6 +329,7 @@ export class FlowMatchingDemo extends HTMLElement {
     exp('PNG', 'Download the current view as PNG', async () => download(await this.toPNG(), `${base()}.png`));
     exp('CSV', 'Download the samples at t = 1 as CSV', async () => download(new Blob([await this.samplesCSV()], { type: 'text/csv' }), `${base()}.csv`));
     exp('WebM', 'Record 4 seconds of the flow as WebM', async () => download(await this.record(4), `${base()}.webm`));
+    for (const f of MODEL_FORMATS) exp(`.${f}`, `Download the model (settings, weights, training state) as .${f}`, async () => download(await this.saveModel(f), `${base()}.${f}`));
     this._bar = el('div', { class: 'bar', part: 'controls' }, this._playBtn, stepBtn, resetBtn, this._stats, this._datasetSelect, layers, exports);
     this._messageList = el('ul', { class: 'messages', role: 'alert', hidden: true });
     this._error = el('p', { class: 'error', role: 'alert', hidden: true });
@@ -355,7 +375,25 @@ export class FlowMatchingDemo extends HTMLElement {
   }
   _autoplay() { return this._widgetAttr('autoplay', parseSwitch, true, 'on'); }
   _backend() { return this._widgetAttr('backend', (v) => parseChoice(v, ['webgpu', 'cpu', 'auto']), 'webgpu', 'webgpu'); }
-  _lossOn() { return this._widgetAttr('loss', parseSwitch, true, 'on'); }
+  /** The preset named by `preset` (null when absent or unknown: an unknown name gets a message
+   *  listing the allowed ones). */
+  _preset() {
+    const list = [...PRESETS.keys()].join('|');
+    return this._widgetAttr('preset', (v) => {
+      const p = PRESETS.get(v.trim().toLowerCase());
+      if (!p) throw new Error(`unknown preset; expected one of ${list}`);
+      return p;
+    }, null, 'no preset');
+  }
+  /** Whether a view is on when no attribute says: the preset's views, else the default. */
+  _viewDefault(view, fallback) {
+    const p = this._preset();
+    return p ? p.views.includes(view) : fallback;
+  }
+  _lossOn() {
+    const on = this._viewDefault('loss', true);
+    return this._widgetAttr('loss', parseSwitch, on, on ? 'on' : 'off');
+  }
   /** The attribute that sets `layer`: the last of its names present (the name itself if none). */
   _layerAttr(layer) {
     const given = Object.keys(LAYER_ATTRS).filter((a) => LAYER_ATTRS[a] === layer && this.hasAttribute(a));
@@ -364,7 +402,12 @@ export class FlowMatchingDemo extends HTMLElement {
   _layerOn(layer) {
     const attr = this._layerAttr(layer);
     for (const a of Object.keys(LAYER_ATTRS)) if (LAYER_ATTRS[a] === layer && a !== attr) this._message(a, '');
-    return this._widgetAttr(attr, parseSwitch, LAYER_DEFAULTS[layer], LAYER_DEFAULTS[layer] ? 'on' : 'off');
+    // A layer a preset may show (its `views`) follows the preset; the particles and the others
+    // keep their defaults.
+    const on = PRESET_VIEWS.includes(layer) ? this._viewDefault(layer, LAYER_DEFAULTS[layer]) : LAYER_DEFAULTS[layer];
+    // A layer no attribute can switch (`particles`: that attribute is the count) keeps its default.
+    if (!(attr in LAYER_ATTRS)) return on;
+    return this._widgetAttr(attr, parseSwitch, on, on ? 'on' : 'off');
   }
 
   _applyWidgetAttrs() {
@@ -383,6 +426,7 @@ export class FlowMatchingDemo extends HTMLElement {
     this._lossCanvas.hidden = !this._lossOn();
     this._autoplay();
     this._backend();
+    this._preset();
   }
 
   /** The attribute (or `config (field)`) a configuration field came from. */
@@ -391,9 +435,12 @@ export class FlowMatchingDemo extends HTMLElement {
     return given.length ? given[given.length - 1] : `config (${field})`;
   }
 
-  /** `config` first, then the single attributes, as one hash (later pairs win). */
+  /** The preset's configuration, then `config`, then the single attributes, as one hash (later
+   *  pairs win). */
   _hash() {
     const parts = [];
+    const preset = this._preset();
+    if (preset) parts.push(preset.config);
     const config = (this.getAttribute('config') || '').trim().replace(/^#/, '');
     if (config) parts.push(config);
     for (const [a, field] of Object.entries(CONFIG_ATTRS)) {

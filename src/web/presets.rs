@@ -8,3 +8,9 @@ use wasm_bindgen::prelude::*;
 pub fn presets_json() -> String {
     crate::presets::presets_json()
 }
+
+/// The views a preset may turn on (`crate::presets::VIEWS`: layer names and `loss`, the chart).
+#[wasm_bindgen]
+pub fn preset_views() -> Vec<String> {
+    crate::presets::VIEWS.iter().map(|v| v.to_string()).collect()
+}

@@ -145,6 +145,13 @@ mod js {
         }
     }
 
+    /// The model file formats Save writes and Load reads (`flowmatch` first: the default of
+    /// `App.save_model`), as file extensions without the dot.
+    #[wasm_bindgen]
+    pub fn model_formats() -> Vec<String> {
+        crate::model_file::ModelFormat::ALL.iter().map(|f| f.extension().to_string()).collect()
+    }
+
     /// The field names the page's link holds, in hash order.
     #[wasm_bindgen]
     pub fn fields() -> Vec<String> {

@@ -8,9 +8,12 @@
    replays the same losses. Screenshot: artifacts/e2e-cpu.png.
 3. URL hash: a hash with every field set round-trips (address bar, controls, App.query()); a hash
    with invalid values names each bad field, keeps its default and applies the rest.
+4. preset: the preset menu lists exactly presets_json()'s figures; choosing one applies its
+   configuration over the defaults (hash and controls follow), its views (layer checkboxes) and
+   names its paper with a link; training goes on; changing a setting by hand leaves the preset.
 
 Run by tests/e2e/run.sh, which builds the wasm package and serves the repository root; the page's
-URL comes in FLOWMATCH_E2E_URL. `python3 tests/e2e/test_page.py [webgpu|cpu|hash ...]` runs some.
+URL comes in FLOWMATCH_E2E_URL. `python3 tests/e2e/test_page.py [webgpu|cpu|hash|preset ...]` runs some.
 """
 
 import math
@@ -229,7 +232,38 @@ def test_hash():
         log(f"invalid hash: {' | '.join(e['message'] for e in got['errors'])}")
 
 
-TESTS = {"webgpu": test_webgpu, "cpu": test_cpu_fallback, "hash": test_hash}
+def test_preset():
+    with session([]) as d:  # the CPU backend: the menu does not depend on the engine
+        d.get(URL)
+        wait_ready(d)
+        presets = d.js("return import('./pkg/flowmatch.js').then((m) => JSON.parse(m.presets_json()))")
+        options = d.js("return [...document.querySelectorAll('#preset option')].map((o) => o.value).filter((v) => v)")
+        assert options == [p["name"] for p in presets], f"the menu {options} is not presets_json()'s list"
+        p = next(p for p in presets if p["name"] == "otcfm-8gaussians-moons")
+        d.js("const s = document.getElementById('preset'); s.value = 'otcfm-8gaussians-moons'; s.dispatchEvent(new Event('change'));")
+        got = d.js("""const app = window.flowmatch.app, about = document.getElementById('preset-about');
+            return {source: app.get('source'), coupling: app.get('coupling'), batch: app.get('batch'), width: app.get('width'),
+                    hash: location.hash, control: document.querySelector('[data-field=coupling]').value,
+                    layers: Object.fromEntries([...document.querySelectorAll('#layers input')].map((b) => [b.dataset.layer, b.checked])),
+                    about: about.textContent, link: about.querySelector('a') && about.querySelector('a').href,
+                    step: window.flowmatch.step, error: window.flowmatch.error};""")
+        assert got["error"] is None, got
+        assert (got["source"], got["coupling"], got["batch"]) == ("8gaussians", "ot", "256"), f"the preset's configuration: {got}"
+        defaults = d.js("return import('./pkg/flowmatch.js').then((m) => Object.fromEntries(new URLSearchParams(m.config_defaults(window.flowmatch.software, false))))")
+        assert got["width"] == defaults["width"], f"fields the preset does not name should be the defaults: {got['width']} vs {defaults['width']}"
+        assert "coupling=ot" in got["hash"] and got["control"] == "ot", got
+        assert got["layers"]["trajectories"] and got["layers"]["target"] and not got["layers"]["field"], got["layers"]
+        assert p["paper"] in got["about"] and got["link"] == p["url"], f"the paper is not named: {got['about']!r} {got['link']}"
+        log(f"preset {p['name']}: {got['hash']}; layers {got['layers']}; {got['about'][:140]}...")
+        d.wait_for("return window.flowmatch.step > arguments[0] + 5 || window.flowmatch.error", 60, "training after the preset", args=(got["step"],),
+                   progress="window.flowmatch.step")
+        assert d.js("return window.flowmatch.error") is None
+        d.js("const s = document.querySelector('[data-field=solver]'); s.value = 'rk4'; s.dispatchEvent(new Event('change'));")
+        left = d.js("return {value: document.getElementById('preset').value, about: document.getElementById('preset-about').textContent, solver: window.flowmatch.app.get('solver')}")
+        assert left == {"value": "", "about": "", "solver": "rk4"}, f"a setting changed by hand should leave the preset: {left}"
+
+
+TESTS = {"webgpu": test_webgpu, "cpu": test_cpu_fallback, "hash": test_hash, "preset": test_preset}
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@
    buffer count (state.liveBuffers, src/gpu/counter.rs) returns to its start; the page still trains.
 4. save_load: save → load round trip is bit-identical (parameter readback and file bytes); a
    truncated file, a file of another shape and a random file are each refused with their own
-   message and the current model is kept.
+   message and the current model is kept. Then page → CLI → page with .safetensors: the format
+   menu's Save writes a .safetensors file, the command line (target/release/flowmatch sample
+   --model) samples from it, and the same file put into Load (the file input) reconfigures the
+   page back to it with bit-identical parameters.
 5. soak: a small model (width 16, depth 2, batch 64; see SOAK_HASH for why not S) trains
    FLOWMATCH_E2E_SOAK_STEPS (default 20,000) steps at the page's own pace, with the sliced-W2
    readings, snapshots, trajectory refreshes and drawing running as usual. At each quarter the test
@@ -24,13 +27,18 @@
 `tests/e2e/run.sh test_reliability.py [names]`.
 """
 
+import base64
+import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webdriver import log, run_tests, session  # noqa: E402
 
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
 WEBGPU = ["--enable-unsafe-webgpu"]
 SOAK_STEPS = int(os.environ.get("FLOWMATCH_E2E_SOAK_STEPS", "20000"))
@@ -325,6 +333,61 @@ def test_save_load():
         assert len({o["truncated"], o["otherShape"], o["random"], o["corrupt"]}) == 4, "the errors are not distinct"
         for k in ("keptAfterTruncated", "keptAfterOtherShape", "keptAfterRandom", "keptAfterCorrupt"):
             assert o[k], f"{k}: the current model was not kept"
+        safetensors_round_trip(d)
+
+
+def cli_binary():
+    exe = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "flowmatch")
+    assert os.path.isfile(exe), f"{exe} is missing: build it with cargo build --release (scripts/test.sh does)"
+    return exe
+
+
+def safetensors_round_trip(d):
+    """Page → .safetensors → the CLI samples from it → Load puts it back, bit-identical."""
+    t0 = time.time()
+    d.js("document.getElementById('model-format').value = 'safetensors'; document.getElementById('save-model').click();")
+    d.wait_for("const m = window.flowmatch.savedModel; return m && m.name.endsWith('.safetensors') && document.getElementById('model-msg').textContent.includes('Saved');",
+               30, "Save as .safetensors")
+    r = run_async(d, """(async () => {
+        const app = window.flowmatch.app;
+        app.pause();
+        const bytes = await app.save_model('safetensors');
+        let bin = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        const p = await app.params();
+        return {file: btoa(bin), params: Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length)), width: app.get('width')};
+    })()""", timeout=60)
+    assert "ok" in r, r
+    saved = r["ok"]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "page.safetensors")
+        with open(model, "wb") as f:
+            f.write(base64.b64decode(saved["file"]))
+        out = os.path.join(tmp, "samples.csv")
+        cli = subprocess.run([cli_binary(), "sample", "--model", model, "--samples", "200", "--nfe", "8", "--out", out],
+                             capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0, f"flowmatch sample --model (a page's .safetensors) failed: {cli.stderr}"
+        with open(out) as f:
+            rows = [line.split(",") for line in f.read().strip().split("\n")[1:]]
+        assert len(rows) == 200 and all(math.isfinite(float(v)) for row in rows for v in row), f"CLI samples: {rows[:3]}"
+        # Another model in the page, then Load through the file input: back to the saved one.
+        d.js("window.flowmatch.app.set('width', '16')")
+        el = d.cmd("POST", "/element", {"using": "css selector", "value": "#load-model"})
+        d.cmd("POST", f"/element/{list(el.values())[0]}/value", {"text": model})
+        d.wait_for("return document.getElementById('model-msg').textContent.includes('Loaded page.safetensors')", 30, "Load of the .safetensors file",
+                   progress="document.getElementById('model-msg').textContent")
+    r = run_async(d, """(async () => {
+        const app = window.flowmatch.app, p = await app.params();
+        return {params: Array.from(new Uint32Array(p.buffer, p.byteOffset, p.length)), width: app.get('width'),
+                widthControl: document.querySelector('[data-field=width]').value, error: app.state().error};
+    })()""", timeout=60)
+    assert "ok" in r, r
+    back = r["ok"]
+    assert back["error"] is None, back
+    assert back["width"] == saved["width"] == back["widthControl"], f"Load did not reconfigure the page to the file: {back['width']}, control {back['widthControl']}"
+    assert back["params"] == saved["params"], "page → .safetensors → page is not bit-identical"
+    log(f"safetensors: {len(saved['file']) * 3 // 4} B, CLI sampled 200 points from it, loaded back bit-identically "
+        f"({len(saved['params'])} parameters) in {time.time() - t0:.1f}s")
 
 
 def heap(d):

@@ -24,6 +24,11 @@ events; the browser log is checked too.
    exports (PNG, samples CSV with one row per particle, WebM recording), themes (forced, and
    auto following an emulated prefers-color-scheme), and shadow-DOM isolation both ways.
 
+9. preset: preset="otcfm-8gaussians-moons" applies the preset's configuration (single attributes
+   beside it win) and views; an unknown preset gets a message listing every allowed name (from
+   presets_json) and the figure trains with the defaults; a live preset change applies; the model
+   saves as safetensors (saveModel, the .safetensors export button) and loads back bit-identically.
+
 6. embed: embed.html#<demo hash> fills the frame with one figure configured by the hash (widget
    options too: controls=none), reports an unknown field, and follows hash changes.
 7. package: pkg/package.json lists the widget files and exports; a page loading pkg/widget.js (the
@@ -33,7 +38,7 @@ events; the browser log is checked too.
 The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
 and resumes.
 
-Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api cpu embed package]` (which builds pkg/).
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api cpu embed package preset]` (which builds pkg/).
 """
 
 import functools
@@ -98,12 +103,27 @@ PKG_HTML = """<!doctype html>
 </body></html>
 """
 
+PRESET_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>presets</title>
+<script src="/__test/listen.js"></script>
+<link rel="stylesheet" href="/__test/page.css">
+<script type="module" src="/www/widget.js"></script>
+</head><body>
+<div class="row">
+  <flow-matching-demo id="ot" preset="otcfm-8gaussians-moons" width="16" depth="2" particles="300" nfe="8" controls="full"
+      train-steps="20"></flow-matching-demo>
+  <flow-matching-demo id="nope" preset="ot-moons" width="16" depth="2" batch="64" particles="300" nfe="8" train-steps="5"></flow-matching-demo>
+</div>
+</body></html>
+"""
+
 MEMORY = {
     "/__test/listen.js": ("text/javascript", LISTEN_JS),
     "/__test/page.css": ("text/css", PAGE_CSS),
     "/__test/widgets.html": ("text/html; charset=utf-8", WIDGETS_HTML),
     "/__test/probe.html": ("text/html; charset=utf-8", PROBE_HTML),
     "/__test/pkg.html": ("text/html; charset=utf-8", PKG_HTML),
+    "/__test/presets.html": ("text/html; charset=utf-8", PRESET_HTML),
 }
 
 
@@ -593,8 +613,62 @@ def test_package():
         log("pkg/embed.html runs from the package directory alone")
 
 
+def test_preset():
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
+        d.get(srv.url + "/__test/presets.html")
+        wait(d, "return ['ot', 'nope'].every((id) => { const s = document.getElementById(id).state; return s && (s.error || (!s.training && s.step >= 5)); });",
+             120, "both preset figures to train", progress=f"[{steps_of('ot')}, {steps_of('nope')}]")
+        presets = d.js("return import('/pkg/flowmatch.js').then((m) => JSON.parse(m.presets_json()))")
+        names = [p["name"] for p in presets]
+        got = d.js("""const w = (id) => document.getElementById(id);
+            const boxes = Object.fromEntries([...w('ot').shadowRoot.querySelectorAll('.layers label')].map((l) => [l.textContent.trim(), l.querySelector('input').checked]));
+            return {ot: w('ot').config, nope: w('nope').config, messages: w('nope').messages, otMessages: w('ot').messages,
+                    errors: [w('ot').state.error, w('nope').state.error], boxes,
+                    exports: [...w('ot').shadowRoot.querySelectorAll('.exports button')].map((b) => b.textContent)};""")
+        assert got["errors"] == [None, None], got
+        ot = dict(kv.split("=", 1) for kv in got["ot"].split("&"))
+        assert (ot["source"], ot["dataset"], ot["coupling"], ot["batch"]) == ("8gaussians", "moons", "ot", "256"), f"the preset's configuration was not applied: {ot}"
+        assert (ot["width"], ot["depth"]) == ("16", "2"), f"single attributes beside the preset did not win: {ot}"
+        assert got["boxes"]["trajectories"] and got["boxes"]["target"] and not got["boxes"]["field"] and not got["boxes"]["loss"], f"the preset's views: {got['boxes']}"
+        assert not got["otMessages"], got["otMessages"]
+        msg = [m for m in got["messages"] if m["attribute"] == "preset"]
+        assert msg and 'preset="ot-moons"' in msg[0]["message"] and all(n in msg[0]["message"] for n in names), f"unknown preset message: {got['messages']}"
+        nope = dict(kv.split("=", 1) for kv in got["nope"].split("&"))
+        assert nope["coupling"] == "independent" and nope["dataset"] == "moons", f"an unknown preset should leave the defaults: {nope}"
+        log(f"preset ot: {got['ot']}; views {got['boxes']}; unknown: {msg[0]['message']}")
+        assert ".safetensors" in got["exports"] and ".flowmatch" in got["exports"], got["exports"]
+
+        # A live preset change applies (the path presets differ from the defaults in path only).
+        d.js("document.getElementById('nope').setAttribute('preset', 'path-vp')")
+        wait(d, "const w = document.getElementById('nope'); return w.config.includes('path=vp') && !w.messages.some((m) => m.attribute === 'preset');", 30, "preset=path-vp to apply")
+
+        # The model as safetensors: a safetensors header naming nn.Sequential's tensors, and it loads
+        # back into the figure bit-identically.
+        r = js_async(d, """(async () => {
+            const w = document.getElementById('ot');
+            w.pause();
+            const bits = (f) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
+            const before = bits(await w._app.params());
+            const bytes = new Uint8Array(await (await w.saveModel('safetensors')).arrayBuffer());
+            const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+            const header = JSON.parse(new TextDecoder().decode(bytes.slice(8, 8 + n)));
+            w._app.load_model(bytes, false);
+            const after = bits(await w._app.params());
+            let bad = null;
+            try { await w.saveModel('onnx'); } catch (e) { bad = String(e.message || e); }
+            return {keys: Object.keys(header), same: before.length > 0 && before.every((x, i) => x === after[i]) && before.length === after.length, size: bytes.length, bad};
+        })().then(done, (e) => done({error: String(e.message || e)}));""")
+        assert "error" not in r, r
+        assert "0.weight" in r["keys"] and "0.bias" in r["keys"] and "__metadata__" in r["keys"], r["keys"]
+        assert r["same"], "safetensors save → load did not give back the same parameters"
+        assert r["bad"] and "onnx" in r["bad"] and "safetensors" in r["bad"], r["bad"]
+        log(f"saveModel('safetensors'): {r['size']} B, tensors {sorted(k for k in r['keys'] if k != '__metadata__')[:6]}...; reloaded bit-identically; {r['bad']}")
+        problems = csp_problems(d)
+        assert not problems, f"CSP violations: {problems}"
+
+
 TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
-         "cpu": test_cpu, "embed": test_embed, "package": test_package}
+         "cpu": test_cpu, "embed": test_embed, "package": test_package, "preset": test_preset}
 
 
 if __name__ == "__main__":
