@@ -4,8 +4,8 @@
 //! these small models in seconds where lavapipe takes minutes. The GPU path end to end is covered
 //! by `tests/cli.rs`.
 //!
-//! Thresholds come from measurements over seeds 0–5 (`cargo test --release --test generation --
-//! --ignored --nocapture` prints them again); each test states the numbers it is based on.
+//! Thresholds come from measurements over seeds 0–5 (`cargo test --release --features sweeps --test generation
+//! measure_generation_over_seeds -- --nocapture` prints them again); each test states the numbers it is based on.
 #![cfg(not(target_arch = "wasm32"))]
 
 use flowmatch::config::{Config, Dataset, Objective, OnOff, Solver};
@@ -125,8 +125,8 @@ fn meanflow_in_one_step_is_close_to_flow_matching_in_100() {
 const MEANFLOW_MAX: f64 = 1.5;
 
 /// Prints the statistics the thresholds above are based on, for seeds 0–5.
+#[cfg(feature = "sweeps")]
 #[test]
-#[ignore]
 fn measure_generation_over_seeds() {
     for seed in 0..6 {
         let (spec, params) = train(Dataset::EightGaussians, Objective::Fm, true, 600, seed);

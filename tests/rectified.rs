@@ -466,12 +466,11 @@ fn reflow_straightens_the_flow_and_fixes_one_step_sampling() {
     });
 }
 
-/// The measurements behind the reflow test's thresholds (not run by default):
-/// `REFLOW_SEEDS=0,1,2,3,4 cargo test --release --test rectified reflow_seed_sweep -- --ignored --nocapture`
+/// The measurements behind the reflow test's thresholds (only with the `sweeps` feature):
+/// `REFLOW_SEEDS=0,1,2,3,4 cargo test --release --features sweeps --test rectified reflow_seed_sweep -- --nocapture`
 /// prints both arms for each seed at [`REFLOW_RUN`]'s settings.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "sweeps", not(target_arch = "wasm32")))]
 #[test]
-#[ignore]
 fn reflow_seed_sweep() {
     let seeds = std::env::var("REFLOW_SEEDS").unwrap_or_else(|_| "0,1,2,3,4".into());
     let mut run = REFLOW_RUN;
