@@ -1,7 +1,7 @@
 //! A complete training step on the CPU: batch → [MeanFlow targets] → forward → loss → backward →
 //! Adam. The GPU trainer's oracle, and the fallback backend where WebGPU is missing.
 
-use super::{adam, coupling, meanflow, mlp, reflow};
+use super::{coupling, meanflow, mlp, reflow};
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 
@@ -46,6 +46,14 @@ macro_rules! training_state_methods {
                 assert!(!data.is_empty(), "training data must not be empty");
                 self.data = data;
                 self.spec.adam.schedule_start = self.step;
+            }
+
+            /// One full training step (`loss_and_grad`, then Adam); returns the loss before the update.
+            pub fn step(&mut self) -> f32 {
+                let loss = self.loss_and_grad();
+                crate::cpu::adam::adam_update(&self.spec.adam, self.step, &mut self.params, &self.grads, &mut self.m, &mut self.v);
+                self.step += 1;
+                loss
             }
         }
     };
@@ -130,14 +138,6 @@ impl CpuTrainer {
         mlp::forward(&s.shape, &self.params, &mut self.acts, &self.layout);
         let loss = mlp::loss_and_grad(&s.shape, &self.acts, &mut self.deltas, &self.layout);
         mlp::backward(&s.shape, &self.params, &self.acts, &mut self.deltas, &mut self.grads, &self.layout);
-        loss
-    }
-
-    /// One full training step; returns the loss before the update.
-    pub fn step(&mut self) -> f32 {
-        let loss = self.loss_and_grad();
-        adam::adam_update(&self.spec.adam, self.step, &mut self.params, &self.grads, &mut self.m, &mut self.v);
-        self.step += 1;
         loss
     }
 }

@@ -20,7 +20,7 @@
 
 use super::gemm::{col_sums, gemm_nn, gemm_tn_acc, pack_panels, tn_scratch_len};
 use super::act::act_and_grad_all;
-use crate::cpu::{adam, coupling};
+use crate::cpu::coupling;
 use crate::model::{ActivationLayout, LayerLayout, ModelShape, OUT_DIM};
 use crate::spec::TrainSpec;
 
@@ -136,14 +136,6 @@ impl FastCpuTrainer {
         forward(ws, &self.params);
         let loss = loss_and_delta(ws);
         backward(ws, &mut self.grads);
-        loss
-    }
-
-    /// One full training step; returns the loss before the update.
-    pub fn step(&mut self) -> f32 {
-        let loss = self.loss_and_grad();
-        adam::adam_update(&self.spec.adam, self.step, &mut self.params, &self.grads, &mut self.m, &mut self.v);
-        self.step += 1;
         loss
     }
 }
