@@ -96,6 +96,8 @@ cargo test --release --target wasm32-unknown-unknown --no-run "${BROWSER_TESTS[@
 
 phase "browser tests"
 cargo test --release --target wasm32-unknown-unknown --no-fail-fast "${BROWSER_TESTS[@]}" 2>&1 | tee "$logs/browser.log"
+# The exact-field kernels of tests/rectified.rs (the rest of it trains: too slow on SwiftShader).
+cargo test --release --target wasm32-unknown-unknown --test rectified -- exact_field 2>&1 | tee -a "$logs/browser.log"
 check_ran "$logs/browser.log" "browser tests"
 
 phase "e2e"

@@ -86,6 +86,17 @@ fn non_finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
 }
 
+// sin(π/2·u) for u in [0, 1] to f32 relative precision (Taylor to x^13 in Horner form: the
+// remainder is below 7e-10). WGSL only asks sin/cos for an absolute error of 2^-11, and SwiftShader
+// (Chromium's software WebGPU) is that coarse: cos(π/2·t) near t = 1, the cosine path's β, came
+// out ~1% off there, and the exact field (which divides by β) with it. cos(π/2·t) is
+// sin_half_pi(1 - t), exact in f32 for t ≥ 1/2.
+fn sin_half_pi(u: f32) -> f32 {
+    let x = 1.5707963267948966 * u;
+    let x2 = x * x;
+    return x * (1.0 - x2 / 6.0 * (1.0 - x2 / 20.0 * (1.0 - x2 / 42.0 * (1.0 - x2 / 72.0 * (1.0 - x2 / 110.0 * (1.0 - x2 / 156.0))))));
+}
+
 // The conditional path x_t = α·x1 + β·x0 and its time derivative; returns (α, β, α', β')
 // (twin: src/cpu/batch.rs::path_coefficients): PATH_LINEAR with σmin, PATH_COSINE, PATH_VP.
 
@@ -96,8 +107,8 @@ fn path_coefficients(path: u32, t_in: f32, sigma_min: f32) -> vec4<f32> {
         }
         case PATH_COSINE: {
             let h = 1.5707963267948966;
-            let s = sin(h * t_in);
-            let c = cos(h * t_in);
+            let s = sin_half_pi(t_in);
+            let c = sin_half_pi(1.0 - t_in);
             return vec4<f32>(s, c, h * c, -h * s);
         }
         case PATH_VP: {

@@ -309,7 +309,7 @@ async fn field_error_matches_cpu() {
     assert!((e - want).abs() <= 1e-9 * want, "{e} vs {want}");
 }
 
-gpu_test!(field_error_kernel_matches_cpu, field_error_matches_cpu());
+gpu_test!(exact_field_error_kernel_matches_cpu, field_error_matches_cpu());
 
 /// The exact flow's step through the exact field (RK4 over [0.2, 0.8] in 3 steps) against the CPU.
 async fn exact_flow_matches_cpu() {

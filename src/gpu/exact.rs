@@ -94,7 +94,10 @@ impl GpuExactField {
         };
         let queries = storage("exact.queries", capacity as u64 * 16);
         let out = storage("exact.out", capacity as u64 * 16);
-        let dummy = storage("exact.no_particles", 16);
+        // One dummy per writable binding: WebGPU forbids two writable bindings of one buffer in a
+        // bind group (Dawn drops the dispatch with a validation error; wgpu native does not check).
+        let no_particles = storage("exact.no_particles", 16);
+        let no_traj = storage("exact.no_traj", 16);
         let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("exact.model"),
             contents: bytemuck::bytes_of(&ModelDesc::for_shape(shape)),
@@ -110,9 +113,9 @@ impl GpuExactField {
         let error = compute_pipeline(device, Kernel::ExactField, "field_error", &layout, hidden);
         let flow_step = compute_pipeline(device, Kernel::ExactField, "exact_flow_step", &layout, hidden);
         let group = bind_group(device, "exact", &layout, &[
-            (&uniform, Some(size)), (data, None), (&model, None), (params, None), (&queries, None), (&out, None), (&dummy, None), (&dummy, None),
+            (&uniform, Some(size)), (data, None), (&model, None), (params, None), (&queries, None), (&out, None), (&no_particles, None), (&no_traj, None),
         ]);
-        let _live = super::counter::Owned::new(&[&uniform, &queries, &out, &dummy, &model]);
+        let _live = super::counter::Owned::new(&[&uniform, &queries, &out, &no_particles, &no_traj, &model]);
         Ok(GpuExactField {
             ctx: ctx.clone(),
             capacity,
