@@ -632,17 +632,18 @@ pub static FIELDS: &[FieldSpec] = &[
         "Particles drawn in the live view."),
     field!("tol", tol, "Tolerance (dopri5)", float(1e-6, false, 0.1, true), Resample, All, true,
         "Relative and absolute error tolerance of the adaptive solver."),
-    // The fields from here on act in the command-line tool (and the engines); the page does not
-    // wire them yet (time sampling live, reflow, MeanFlow, classes and guidance, the SDE sampler:
-    // the page parts of issues 18 and 19), so they are not part of the page's link (scope Cli).
-    field!("t_sampling", t_sampling, "Time sampling", FieldKind::Choice(t_sampling_names), Live, Cli, true,
+    // Time sampling, MeanFlow, classes and guidance, the SDE sampler: on the page with the WebGPU
+    // backend (the CPU backend refuses them with a message: `engine::cpu::cpu_can_run`).
+    field!("t_sampling", t_sampling, "Time sampling", FieldKind::Choice(t_sampling_names), Live, All, true,
         "How training times t are drawn: uniformly, logit-normal (Stable Diffusion 3) or U-shaped (more weight near t = 0 and 1)."),
-    field!("t_mean", t_mean, "Logit-normal m", float(-4.0, false, 4.0, false), Live, Cli, true,
+    field!("t_mean", t_mean, "Logit-normal m", float(-4.0, false, 4.0, false), Live, All, true,
         "Location m of the logit-normal time density t = sigmoid(m + s·z): m > 0 favours times near the data."),
-    field!("t_std", t_std, "Logit-normal s", float(0.0, true, 4.0, false), Live, Cli, true,
+    field!("t_std", t_std, "Logit-normal s", float(0.0, true, 4.0, false), Live, All, true,
         "Scale s of the logit-normal time density: small s concentrates t around sigmoid(m)."),
-    field!("t_u", t_u, "U-shape a", float(0.0, true, 20.0, false), Live, Cli, true,
+    field!("t_u", t_u, "U-shape a", float(0.0, true, 20.0, false), Live, All, true,
         "Sharpness a of the U-shaped time density p(t) ∝ cosh(a·(t - 1/2))."),
+    // Not on the page yet (the Rectified-flow card and the target's point count: issue 18's page
+    // part), so not in its link (scope Cli).
     field!("points", points, "Target points", int(1, limits::MAX_POINTS as u64), Retrain, Cli, true,
         "How many points of the dataset are the training set: with few, the exact field memorises them and the network may too."),
     field!("reflow", reflow, "Reflow rounds", int(0, limits::MAX_REFLOW_ROUNDS as u64), Live, Cli, true,
@@ -651,19 +652,19 @@ pub static FIELDS: &[FieldSpec] = &[
         "Noise points integrated into (noise, sample) pairs for each reflow round."),
     field!("reflow_steps", reflow_steps, "Reflow steps", int(1, limits::MAX_STEPS), Live, Cli, true,
         "Training steps of each reflow round."),
-    field!("objective", objective, "Model", FieldKind::Choice(objective_names), Retrain, Cli, false,
+    field!("objective", objective, "Model", FieldKind::Choice(objective_names), Retrain, All, false,
         "fm learns the velocity (many small solver steps); meanflow learns the average velocity over an interval (one or a few jumps)."),
-    field!("conditional", conditional, "Class-conditional", FieldKind::Choice(on_off_names), Retrain, Cli, false,
+    field!("conditional", conditional, "Class-conditional", FieldKind::Choice(on_off_names), Retrain, All, false,
         "Also feed the network the dataset's class label, so samples can follow one class (with classifier-free guidance)."),
-    field!("label_dropout", label_dropout, "Label dropout", float(0.0, false, 1.0, false), Retrain, Cli, true,
+    field!("label_dropout", label_dropout, "Label dropout", float(0.0, false, 1.0, false), Retrain, All, true,
         "Probability that a training label is replaced by \"no class\", so the same network is also unconditional."),
-    field!("class", class, "Class", FieldKind::Choice(class_names), Resample, Cli, false,
+    field!("class", class, "Class", FieldKind::Choice(class_names), Resample, All, false,
         "The class samples follow (conditional models): a component index of the dataset, or all."),
-    field!("guidance", guidance, "Guidance w", float(0.0, false, limits::MAX_GUIDANCE, false), Resample, Cli, false,
+    field!("guidance", guidance, "Guidance w", float(0.0, false, limits::MAX_GUIDANCE, false), Resample, All, false,
         "Classifier-free guidance: v = v(no class) + w·(v(class) - v(no class)); 1 is the plain conditional model."),
-    field!("sampler", sampler, "Sampler", FieldKind::Choice(sampler_names), Resample, Cli, true,
+    field!("sampler", sampler, "Sampler", FieldKind::Choice(sampler_names), Resample, All, true,
         "ode follows the flow; sde adds noise and the matching score drift (same distribution, jittering paths)."),
-    field!("noise", noise, "SDE noise G", float(0.0, false, limits::MAX_NOISE, false), Resample, Cli, true,
+    field!("noise", noise, "SDE noise G", float(0.0, false, limits::MAX_NOISE, false), Resample, All, true,
         "Noise scale of the sde sampler: g(t) = G·sqrt(β_t), G at t = 0 and none at the data end; 0 is the ODE."),
 ];
 

@@ -8,7 +8,7 @@
 // URL parameters (before the #): backend=auto|webgpu|cpu (default auto: on a software adapter the
 // faster of WebGPU and the CPU), cpu=1 (= backend=cpu), present=surface|readback.
 
-import init, { App, config_defaults, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
+import init, { App, config_defaults, dataset_classes, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
 import { drawChart } from './chart.js';
@@ -89,6 +89,43 @@ function control(spec) {
   return input;
 }
 
+// Settings that also get a slider, applied while it moves (issue 19: guidance re-samples live,
+// the SDE's noise shows jittering paths): field -> slider step.
+const SLIDERS = new Map([['guidance', 0.25], ['noise', 0.05]]);
+
+function slider(spec) {
+  const range = document.createElement('input');
+  range.type = 'range';
+  range.id = `r-${spec.name}`;
+  range.min = spec.min;
+  range.max = spec.max;
+  range.step = SLIDERS.get(spec.name);
+  range.title = spec.help;
+  range.setAttribute('aria-label', spec.label);
+  range.dataset.slider = spec.name;
+  range.addEventListener('input', () => applyField(spec.name, range.value));
+  return range;
+}
+
+// The class picker offers `all` and the current dataset's classes (dataset_classes: its labels in
+// shared/spec/datasets.md); MeanFlow's step buttons show with objective=meanflow.
+function syncGeneration() {
+  const n = dataset_classes(app.get('dataset'));
+  const select = inputs.get('class');
+  if (select) {
+    for (const opt of select.options) {
+      const off = opt.value !== 'all' && Number(opt.value) >= n;
+      opt.hidden = off;
+      opt.disabled = off;
+    }
+  }
+  const box = $('meanflow-steps');
+  if (box) {
+    box.hidden = app.get('objective') !== 'meanflow';
+    for (const b of box.querySelectorAll('button')) b.setAttribute('aria-pressed', String(b.dataset.nfe === app.get('nfe')));
+  }
+}
+
 function buildControls() {
   for (const spec of JSON.parse(field_specs()).filter((f) => f.scope === 'all')) {
     const wrap = document.createElement('div');
@@ -111,6 +148,7 @@ function buildControls() {
     input.setAttribute('aria-describedby', err.id);
     input.addEventListener('change', () => applyField(spec.name, input.value));
     wrap.append(label, input, err);
+    if (SLIDERS.has(spec.name)) wrap.insertBefore(slider(spec), err);
     (spec.advanced ? $('fields-advanced') : $('fields')).append(wrap);
     inputs.set(spec.name, input);
   }
@@ -137,6 +175,10 @@ function syncControls() {
     const v = app.get(key);
     if (v !== undefined && document.activeElement !== input) input.value = v;
   }
+  for (const range of document.querySelectorAll('[data-slider]')) {
+    if (document.activeElement !== range) range.value = app.get(range.dataset.slider);
+  }
+  syncGeneration();
 }
 
 function writeHash() {
@@ -345,6 +387,7 @@ function wire() {
   }
   $('settings').addEventListener('submit', (e) => e.preventDefault());
   $('preset').addEventListener('change', (e) => applyPreset(e.target.value));
+  for (const b of document.querySelectorAll('#meanflow-steps button')) b.addEventListener('click', () => applyField('nfe', b.dataset.nfe));
   $('copy-link').addEventListener('click', async () => {
     writeHash();
     try {

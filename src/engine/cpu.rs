@@ -15,7 +15,7 @@ use super::jobs::{channel, now_ms, Job, Jobs};
 use super::painter::css_rgb;
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
 use super::{Engine, EngineFuture, EngineInfo, FrameInput, Painter};
-use crate::config::{Config, Effect, Solver};
+use crate::config::{Config, ConfigError, Effect, Solver};
 use crate::cpu::adaptive::{integrate_field, AdaptiveOptions, MIN_NFE};
 use crate::cpu::ode::{initial_particles_from, ode_step};
 use crate::cpu::FastCpuTrainer;
@@ -114,6 +114,29 @@ pub struct CpuEngine {
     presented: f64,
 }
 
+/// What the CPU backend (the fast trainer of `cpu::fast` and the plain ODE sampler) cannot do:
+/// class labels, MeanFlow, the SDE sampler and time densities other than uniform are
+/// WebGPU-only on the page. The error names the field and the way out.
+pub fn cpu_can_run(c: &Config) -> Result<(), ConfigError> {
+    use crate::config::{Objective, OnOff, Sampler, TimeSampling};
+    let (field, value, what, default) = if c.conditional == OnOff::On {
+        ("conditional", "on", "class-conditional training", "off")
+    } else if c.objective == Objective::MeanFlow {
+        ("objective", "meanflow", "MeanFlow", "fm")
+    } else if c.sampler == Sampler::Sde {
+        ("sampler", "sde", "the SDE sampler", "ode")
+    } else if c.t_sampling != TimeSampling::Uniform {
+        ("t_sampling", c.t_sampling.name(), "time sampling other than uniform", "uniform")
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Invalid {
+        field: field.into(),
+        value: value.into(),
+        allowed: format!("{default} on the CPU backend ({what} needs WebGPU: open the page with ?backend=webgpu in a browser that has it)"),
+    })
+}
+
 impl CpuEngine {
     pub fn new(c: &Config, painter: Box<dyn Painter>) -> Result<Self, String> {
         let (data, source) = training_data(c);
@@ -149,6 +172,7 @@ impl CpuEngine {
     }
 
     fn trainer(c: &Config, data: Vec<[f32; 2]>, source: Vec<[f32; 2]>) -> Result<FastCpuTrainer, String> {
+        cpu_can_run(c).map_err(|e| e.to_string())?;
         if c.coupling == crate::config::Coupling::Ot && c.batch > crate::cpu::coupling::OT_MAX_BATCH {
             return Err(format!(
                 "OT coupling supports batches of at most {} (batch {} given): lower the batch or use independent coupling",
@@ -551,6 +575,7 @@ impl Engine for CpuEngine {
     }
 
     fn apply(&mut self, c: &Config, effect: Effect) -> Result<(), String> {
+        cpu_can_run(c).map_err(|e| e.to_string())?;
         match effect {
             Effect::Retrain => {
                 let (data, source) = training_data(c);

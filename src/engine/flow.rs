@@ -1,8 +1,8 @@
 //! What both engines share about the shown flow: the training data of a configuration, how many
 //! trajectory steps fit the budget, and how often the shown flow is integrated again.
 
-use crate::config::{Config, Source};
-use crate::targets::sample_dataset;
+use crate::config::{Config, OnOff, Source};
+use crate::targets::{sample_dataset, sample_dataset_labeled};
 
 /// Training points generated for a standard dataset (2^15: generated and uploaded in a few ms).
 pub const DATA_POINTS: usize = 1 << 15;
@@ -22,6 +22,12 @@ pub fn training_data(c: &Config) -> (Vec<[f32; 2]>, Vec<[f32; 2]>) {
         Source::Dataset(d) => sample_dataset(d, DATA_POINTS, c.seed ^ 0x5eed),
     };
     (data, source)
+}
+
+/// The class label of each of [`training_data`]'s target points for a class-conditional
+/// config (the same points: `sample_dataset` is the labelled draw's points), else empty.
+pub fn training_labels(c: &Config) -> Vec<u32> {
+    if c.conditional == OnOff::On { sample_dataset_labeled(c.dataset, DATA_POINTS, c.seed).1 } else { Vec::new() }
 }
 
 /// Trajectory steps recorded for `nfe` steps of `n` particles within the buffer budget.

@@ -11,11 +11,15 @@
 //! the arrow grid is evaluated when arrows are on, the heat map recomputed when shown, frames
 //! presented; each frame is recorded straight from the engine's buffers.
 
-use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
+use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
 use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
-use crate::config::{Config, Effect, Solver};
+use crate::config::{Config, Effect, Objective, Sampler, Solver};
+use crate::cpu::sde::SdeSpec;
+use crate::cpu::time::TimeDist;
+use crate::gpu::trainer::TrainerOptions;
+use crate::model::Query;
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::trainer::TrainStatus;
 use crate::model_file::ModelFile;
@@ -35,12 +39,40 @@ struct Shown {
     /// Recorded ODE steps.
     steps: u32,
     solver: Solver,
+    /// ODE with `solver`, the SDE, or MeanFlow's jumps (`Stepping::of`).
+    stepping: Stepping,
     /// Trainer step of the weights they were integrated with.
     step: Option<u32>,
     last: f64,
     refresh_s: f64,
     /// After a divergence: not integrated again (no NaN particles).
     frozen: bool,
+}
+
+/// How the shown particles move: the ODE with the configured solver, Euler–Maruyama steps of the
+/// SDE with the same marginals (`sampler=sde`), or a MeanFlow model's jumps (`objective=meanflow`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stepping {
+    Ode,
+    Sde(SdeSpec),
+    MeanFlow,
+}
+
+impl Stepping {
+    fn of(c: &Config) -> Self {
+        if c.objective == Objective::MeanFlow {
+            Stepping::MeanFlow
+        } else if c.sampler == Sampler::Sde {
+            Stepping::Sde(SdeSpec { path: c.path, sigma_min: c.sigma_min, noise: c.noise })
+        } else {
+            Stepping::Ode
+        }
+    }
+}
+
+/// The class and guidance weight a config samples with.
+fn query(c: &Config) -> Query {
+    Query { class: c.class.index(), guidance: c.guidance }
 }
 
 /// The velocity arrows: a sampler over the grid anchors; one Euler step of size 1 leaves
@@ -82,9 +114,9 @@ impl GpuEngine {
     /// a message (naming what does not fit) before allocating anything too large.
     pub fn new(ctx: GpuContext, c: &Config, presenter: Box<dyn GpuPresenter>) -> Result<Self, String> {
         let (data, source) = training_data(c);
-        let trainer = GpuTrainer::new_with_source(&ctx, TrainSpec::from_config(c), &data, &source).map_err(err)?;
+        let trainer = Self::new_trainer(&ctx, c, &data, &source)?;
         let mut renderer = FlowRenderer::new(&ctx.device, &ctx.queue, presenter.format());
-        let arrows = GpuSampler::new(&ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(err)?;
+        let arrows = Self::new_arrows(&ctx, &trainer, c)?;
         let shown = Self::new_shown(&ctx, &trainer, &source, c)?;
         renderer.set_flow(&shown.sampler.traj, &shown.sampler.origins, shown.sampler.len(), shown.steps);
         renderer.set_target(&trainer.data, Self::target_drawn(&ctx).min(data.len() as u32));
@@ -106,6 +138,18 @@ impl GpuEngine {
         Ok(engine)
     }
 
+    /// The trainer for `c` (with the target's class labels when conditional).
+    fn new_trainer(ctx: &GpuContext, c: &Config, data: &[[f32; 2]], source: &[[f32; 2]]) -> Result<GpuTrainer, String> {
+        GpuTrainer::with_labels(ctx, TrainSpec::from_config(c), data, &training_labels(c), source, TrainerOptions::default()).map_err(err)
+    }
+
+    /// The arrow grid's sampler (following the config's class and guidance).
+    fn new_arrows(ctx: &GpuContext, trainer: &GpuTrainer, c: &Config) -> Result<GpuSampler, String> {
+        let mut arrows = GpuSampler::new(ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(err)?;
+        arrows.set_query(query(c));
+        Ok(arrows)
+    }
+
     fn target_drawn(ctx: &GpuContext) -> u32 {
         if ctx.adapter.is_software() { TARGET_DRAWN_SOFTWARE } else { TARGET_DRAWN }
     }
@@ -115,7 +159,8 @@ impl GpuEngine {
         let mut sampler = GpuSampler::new_with_source(ctx, &trainer.spec.shape, &trainer.params, c.particles, steps, source).map_err(err)?;
         sampler.reset(c.seed);
         sampler.set_tol(c.tol)?;
-        Ok(Shown { sampler, steps, solver: c.solver, step: None, last: f64::NEG_INFINITY, refresh_s: 1.0, frozen: false })
+        sampler.set_query(query(c));
+        Ok(Shown { sampler, steps, solver: c.solver, stepping: Stepping::of(c), step: None, last: f64::NEG_INFINITY, refresh_s: 1.0, frozen: false })
     }
 
     /// The context (device and queue) this engine runs on.
@@ -164,8 +209,8 @@ impl GpuEngine {
     /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes.
     fn retrain(&mut self, c: &Config) -> Result<(), String> {
         let (data, source) = training_data(c);
-        let trainer = GpuTrainer::new_with_source(&self.ctx, TrainSpec::from_config(c), &data, &source).map_err(err)?;
-        let arrows = GpuSampler::new(&self.ctx, &trainer.spec.shape, &trainer.params, ARROW_GRID * ARROW_GRID, 0).map_err(err)?;
+        let trainer = Self::new_trainer(&self.ctx, c, &data, &source)?;
+        let arrows = Self::new_arrows(&self.ctx, &trainer, c)?;
         let shown = Self::new_shown(&self.ctx, &trainer, &source, c)?;
         self.trainer = trainer;
         self.source = source;
@@ -193,9 +238,13 @@ impl GpuEngine {
             self.set_shown(shown);
         } else {
             self.shown.sampler.set_tol(c.tol)?;
+            self.shown.sampler.set_query(query(c));
             self.shown.solver = c.solver;
+            self.shown.stepping = Stepping::of(c);
             self.shown.step = None;
         }
+        self.arrows.sampler.set_query(query(c));
+        self.arrows.key = None;
         self.tol = c.tol;
         Ok(())
     }
@@ -321,6 +370,7 @@ impl Engine for GpuEngine {
             Effect::Live => {}
         }
         self.trainer.set_lr(c.lr, c.schedule, c.schedule_steps());
+        self.trainer.set_time(TimeDist::from_config(c));
         Ok(())
     }
 
@@ -441,7 +491,11 @@ impl Engine for GpuEngine {
         if integrate_due(self.shown.frozen, self.shown.step, step, f.wrapped, f.now - self.shown.last, self.shown.refresh_s) {
             let s = &mut self.shown;
             s.sampler.rewind();
-            s.sampler.integrate(s.solver, 0.0, 1.0, s.steps);
+            match s.stepping {
+                Stepping::Ode => s.sampler.integrate(s.solver, 0.0, 1.0, s.steps),
+                Stepping::Sde(sde) => s.sampler.integrate_sde(sde, 0.0, 1.0, s.steps),
+                Stepping::MeanFlow => s.sampler.integrate_mean_flow(0.0, 1.0, s.steps),
+            }
             self.time.submitted(&self.ctx.queue, Work::Integrate, 1);
             s.step = Some(step);
             s.last = f.now;

@@ -165,5 +165,6 @@ pub trait Engine {
 /// cross-field check. `Ok(None)` when nothing changed.
 pub fn change(old: &Config, next: &Config) -> Result<Option<Effect>, String> {
     next.check_solver().map_err(|e| e.to_string())?;
+    next.check_generation().map_err(|e| e.to_string())?;
     Ok(old.change_effect(next))
 }

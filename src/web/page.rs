@@ -106,6 +106,7 @@ impl Page {
             }
             Err(e) => {
                 let mut session = Session::new(defaults(true), hash);
+                session.fit(crate::engine::cpu::cpu_can_run);
                 messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
                 if pref != Preference::Cpu {
                     web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());
@@ -388,6 +389,11 @@ impl Page {
         let gpu = self.train.rate.steps_per_s;
         if trial.moving || now - trial.started < backend::TRIAL_AFTER_S || gpu <= 0.0 {
             self.backend.trial = Some(trial);
+            return;
+        }
+        if let Err(why) = crate::engine::cpu::cpu_can_run(self.session.config()) {
+            self.backend.reason = format!("WebGPU ({}); staying on it: {why}", self.engine.info().adapter);
+            self.backend.trial = None;
             return;
         }
         let cpu = backend::measure_cpu(self.session.config(), 8.0, self.view.frame_ms);

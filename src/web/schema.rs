@@ -145,6 +145,13 @@ mod js {
         }
     }
 
+    /// Class labels of a dataset (`shared/spec/datasets.md`; 0 for an unknown name): the page's
+    /// class picker offers `all` and `0..n`.
+    #[wasm_bindgen]
+    pub fn dataset_classes(dataset: &str) -> u32 {
+        dataset.parse::<crate::config::Dataset>().map_or(0, |d| d.num_classes())
+    }
+
     /// The model file formats Save writes and Load reads (`flowmatch` first: the default of
     /// `App.save_model`), as file extensions without the dot.
     #[wasm_bindgen]

@@ -20,7 +20,23 @@ impl Session {
     pub fn new(defaults: Config, hash: &str) -> Self {
         let mut config = defaults;
         let hash_errors = config.apply_page_query(hash);
-        Session { config, hash_errors }
+        let mut session = Session { config, hash_errors };
+        session.fit(Config::check_generation);
+        session
+    }
+
+    /// Makes the configuration pass `check` (fields valid alone but not together, e.g. a class
+    /// without conditional; or what an engine cannot do): the field each error names goes back to
+    /// its default and the error is reported with the hash errors.
+    pub fn fit(&mut self, check: impl Fn(&Config) -> Result<(), ConfigError>) {
+        for _ in 0..crate::config::FIELDS.len() {
+            let Err(e) = check(&self.config) else { break };
+            let Some(f) = crate::config::field(e.field()) else { break };
+            if f.get(&self.config) == f.default_value() || self.config.set(f.name, &f.default_value()).is_err() {
+                break;
+            }
+            self.hash_errors.push(e);
+        }
     }
 
     pub fn config(&self) -> &Config {
