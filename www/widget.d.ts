@@ -37,10 +37,14 @@ export interface FlowMatchingErrorDetail {
 
 /** Configuration attributes (the demo page's hash fields; an invalid one falls back to its
  *  default with a message naming it): dataset source width depth activation lr schedule batch seed
- *  sigma-min path coupling weight-decay solver nfe tol particles steps, or a whole hash in `config`. */
+ *  sigma-min path coupling weight-decay solver nfe tol particles steps, t-sampling t-mean t-std t-u
+ *  objective conditional label-dropout fm-class (the sampling class: `class` is HTML's) guidance sampler
+ *  noise (the last ones need WebGPU), or a whole hash in `config`. */
 export type FlowMatchingConfigAttribute =
   | 'dataset' | 'source' | 'width' | 'depth' | 'activation' | 'lr' | 'schedule' | 'batch' | 'seed' | 'sigma-min'
-  | 'path' | 'coupling' | 'weight-decay' | 'solver' | 'nfe' | 'tol' | 'particles' | 'steps';
+  | 'path' | 'coupling' | 'weight-decay' | 'solver' | 'nfe' | 'tol' | 'particles' | 'steps'
+  | 't-sampling' | 't-mean' | 't-std' | 't-u' | 'objective' | 'conditional' | 'label-dropout' | 'fm-class'
+  | 'guidance' | 'sampler' | 'noise';
 
 /** Widget attributes: `config` (a demo-page hash), `preset` (a figure of the literature by name:
  *  cfm-moons, icfm-8gaussians-moons, otcfm-8gaussians-moons, path-linear, path-cosine, path-vp —

@@ -36,6 +36,14 @@ fn num(x: f64) -> String {
     if x.is_finite() { format!("{x}") } else { "null".into() }
 }
 
+/// The widget attribute of a setting: its name with `-` for `_`, and `fm-` before a name that is
+/// a global HTML attribute (`class` styles an element: the sampling class is `fm-class`).
+pub fn attr_name(name: &str) -> String {
+    const GLOBAL: [&str; 9] = ["class", "id", "style", "title", "hidden", "lang", "dir", "slot", "part"];
+    let attr = name.replace('_', "-");
+    if GLOBAL.contains(&attr.as_str()) { format!("fm-{attr}") } else { attr }
+}
+
 /// Every setting: `{name, attr, label, help, kind: "int"|"float"|"choice", min, max, minOpen,
 /// logScale, choices, default, effect: "retrain"|"resample"|"live", scope: "all"|"cli", advanced}`.
 pub fn fields_json() -> String {
@@ -57,7 +65,7 @@ pub fn fields_json() -> String {
         format!(
             "{{\"name\":{},\"attr\":{},\"label\":{},\"help\":{},\"kind\":{},\"min\":{},\"max\":{},\"minOpen\":{},\"logScale\":{},\"choices\":{},\"default\":{},\"effect\":{},\"scope\":{},\"advanced\":{}}}",
             s(f.name),
-            s(&f.name.replace('_', "-")),
+            s(&attr_name(f.name)),
             s(f.label),
             s(f.help),
             s(kind),
@@ -103,6 +111,7 @@ mod tests {
         for field in FIELDS {
             assert!(f.contains(&format!("\"name\":\"{}\"", field.name)), "{}", field.name);
         }
+        assert!(f.contains("\"attr\":\"fm-class\""), "the sampling class is not HTML's class attribute");
         assert!(f.contains("\"attr\":\"sigma-min\"") && f.contains("\"choices\":[\"euler\",\"midpoint\",\"rk4\",\"dopri5\"]"), "{f}");
         assert!(f.contains("\"scope\":\"cli\""), "samples is command-line only");
         assert_eq!(f.matches('{').count(), FIELDS.len());
