@@ -106,7 +106,8 @@ impl Page {
             }
             Err(e) => {
                 let mut session = Session::new(defaults(true), hash);
-                session.fit(crate::engine::cpu::cpu_can_run);
+                // What the CPU cannot do goes back to its default; then what no longer goes with it.
+                session.fit(|c| crate::engine::cpu::cpu_can_run(c).and_then(|_| c.check_generation()));
                 messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
                 if pref != Preference::Cpu {
                     web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());

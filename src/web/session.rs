@@ -135,4 +135,22 @@ mod tests {
         s.set_step_limit(0);
         assert_eq!(s.step_limit(), None);
     }
+
+    #[test]
+    fn fields_that_do_not_go_together_or_that_the_engine_cannot_do_are_reported_and_reset() {
+        let mut s = Session::new(page_config(true), "#class=3&guidance=2&width=8");
+        let fields: Vec<_> = s.hash_errors().iter().map(|e| e.field().to_string()).collect();
+        assert_eq!(fields, ["class", "guidance"], "a class and guidance need conditional on");
+        assert_eq!((s.get("class").as_deref(), s.get("guidance").as_deref(), s.config().width), (Some("all"), Some("1"), 8));
+        let mut s2 = Session::new(page_config(true), "#conditional=on&class=1&sampler=sde&width=8");
+        assert!(s2.hash_errors().is_empty(), "{:?}", s2.hash_errors());
+        // The page's CPU start (`Page::create`): what the CPU cannot do, then what no longer goes with it.
+        s2.fit(|c| crate::engine::cpu::cpu_can_run(c).and_then(|_| c.check_generation()));
+        let fields: Vec<_> = s2.hash_errors().iter().map(|e| e.field().to_string()).collect();
+        assert_eq!(fields, ["conditional", "sampler", "class"]);
+        assert!(s2.hash_errors()[0].to_string().contains("WebGPU"), "{}", s2.hash_errors()[0]);
+        assert_eq!((s2.get("conditional").as_deref(), s2.get("class").as_deref(), s2.get("sampler").as_deref()), (Some("off"), Some("all"), Some("ode")));
+        assert_eq!(s2.config().width, 8);
+        assert!(s2.config().check_generation().is_ok());
+    }
 }
