@@ -206,7 +206,14 @@ class Driver:
 
     def reset(self):
         """Back to a blank tab for the next test: no page, the console log drained, no media
-        emulation (test_widget's theme test emulates prefers-color-scheme through CDP)."""
+        emulation (test_widget's theme test emulates prefers-color-scheme through CDP), and no
+        model kept by the demo page (www/keep.js: its stored model would be offered back to the
+        next test's page, and leaving would ask first)."""
+        try:
+            self.js_async("const k = window.flowmatch && window.flowmatch.keep;"
+                          " if (k) k.forget().then(() => done(true)); else done(false);")
+        except WebDriverError:
+            pass
         self.get("about:blank")
         self.console()
         self.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia", "params": {"media": "", "features": []}})
