@@ -2,25 +2,24 @@
 // (index.html; issue 15, item 8). The model file is the wasm's own (App.save_model / load_model:
 // configuration, weights, Adam's moments and the step), so what comes back trains on as before.
 //
-// - Undo: Reset (button or R) snapshots the model first and then offers "Undo" in a toast for
-//   UNDO_MS; so does any change that retrains a trained model (a model-shaping setting, a preset,
-//   Back/Forward changing the hash): those apply at once, and Undo puts back the latest snapshot
-//   (taken every SNAPSHOT_MS while training moves: at most that much older) with its settings.
-// - Browser storage: the latest snapshot of a trained model (at least TRAINED_STEPS steps) goes
-//   to IndexedDB (database "flowmatch", store "models", key "last") every STORE_MS and when the
-//   page is hidden or left; the next visit offers it back ("Restore your model from <time>?")
-//   and stores nothing over it until the offer is answered.
+// - Undo: Reset (button or R) reads the model first (App.save_model) and then offers "Undo" in a
+//   toast for UNDO_MS; so does any change that retrains a trained model (a model-shaping setting,
+//   a preset, Back/Forward changing the hash): those apply at once, and Undo puts back the page's
+//   last good snapshot from before the change (App.last_good_model: taken every 2 s of training
+//   for divergence and device-loss recovery, so no readback of its own) with its settings.
+// - Browser storage: that snapshot of a trained model (at least TRAINED_STEPS steps) goes to
+//   IndexedDB (database "flowmatch", store "models", key "last") every STORE_MS and when the page
+//   is hidden or left; the next visit offers it back ("Restore your model from <time>?") and
+//   stores nothing over it until the offer is answered.
 // - Leaving with a trained model that was not saved to a file (Save model) asks first
 //   (beforeunload).
-// Published as window.flowmatch.keep: {snapshotStep, storedStep, storedAt, offer, toast, forget()}.
+// Published as window.flowmatch.keep: {storedStep, storedAt, offer, toast, forget()}.
 
 const $ = (id) => document.getElementById(id);
 
 /** Steps after which a model counts as trained (worth asking about and storing). */
 const TRAINED_STEPS = 100;
-/** In-memory snapshot interval while training moves (ms); longer when a snapshot is slow. */
-const SNAPSHOT_MS = 3000;
-/** Browser-storage interval (ms). */
+/** Browser-storage interval (ms); longer when encoding the model is slow. */
 const STORE_MS = 15000;
 /** How long an Undo stays offered (ms). */
 const UNDO_MS = 10000;
@@ -28,15 +27,12 @@ const UNDO_MS = 10000;
 let app = null;
 let state = null;
 let onRestore = () => {};
-let snapshot = null;      // {bytes, step, at}
-let snapshotting = null;  // the save_model promise in flight
-let snapshotCost = 0;     // ms the last snapshot took
-let lastStored = 0;
+let storeCost = 0;        // ms the last store took to encode
 let offerPending = false; // a stored model is offered back: store nothing over it
 let forgotten = false;
 let toastTimer = 0;
 
-const keep = { snapshotStep: null, storedStep: null, storedAt: null, offer: null, toast: null, forget };
+const keep = { storedStep: null, storedAt: null, offer: null, toast: null, forget };
 
 // ---- the toast ---------------------------------------------------------------------------------
 
@@ -80,22 +76,19 @@ function hideToast() {
 
 // ---- snapshots ---------------------------------------------------------------------------------
 
-/** A fresh snapshot of the model (the file's bytes and its step); null when it cannot be read. */
+/** The page's last good snapshot {bytes, step, at} (null before the first of this run). */
+function latest() {
+  const m = app.last_good_model();
+  return m ? { bytes: m.bytes, step: m.step, at: Date.now() } : null;
+}
+
+/** The model as it is now (read back): exact, for Reset. Null when it cannot be read. */
 async function capture() {
-  if (snapshotting) await snapshotting.catch(() => {});
   const step = app.state().step;
-  const t0 = performance.now();
-  snapshotting = app.save_model();
   try {
-    const bytes = await snapshotting;
-    snapshotCost = performance.now() - t0;
-    snapshot = { bytes, step, at: Date.now() };
-    keep.snapshotStep = step;
-    return snapshot;
+    return { bytes: await app.save_model(), step, at: Date.now() };
   } catch {
-    return null; // (a lost device: the last snapshot stays)
-  } finally {
-    snapshotting = null;
+    return null; // (a lost device)
   }
 }
 
@@ -117,22 +110,22 @@ function offerUndo(text, snap, resume) {
 /** Reset (button or R): the model is snapshotted first, then reset, and Undo offered. */
 export async function resetWithUndo() {
   const s = app.state();
-  const snap = s.step > 0 ? ((await capture()) || snapshot) : null;
+  const snap = s.step > 0 ? ((await capture()) || latest()) : null;
   const resume = app.state().training;
   app.reset();
   onRestore();
-  if (snap) offerUndo(`Training restarted from step 0 (the model of step ${snap.step.toLocaleString('en')} is gone).`, snap, resume);
+  if (snap) offerUndo(`Training restarted from step 0 (it was at step ${snap.step.toLocaleString('en')}).`, snap, resume);
 }
 
 /** Runs `change` (a settings change, applied at once); when it retrained a trained model, offers
- *  Undo back to the latest snapshot. `what` names the change ("width 16", "the link"). */
+ *  Undo back to the latest snapshot. `what` names the change ("Changing width", "The link"). */
 export function guarded(what, change) {
   const before = app.state();
-  const snap = snapshot;
+  const snap = before.step >= TRAINED_STEPS ? latest() : null;
   const result = change();
   const after = app.state();
-  if (snap && before.step >= TRAINED_STEPS && after.step < before.step) {
-    offerUndo(`${what} restarted training (the model of step ${before.step.toLocaleString('en')} is gone).`, snap, before.training);
+  if (snap && after.step < before.step) {
+    offerUndo(`${what} restarted training (it was at step ${before.step.toLocaleString('en')}).`, snap, before.training);
   }
   return result;
 }
@@ -167,9 +160,12 @@ async function request(mode, f) {
 }
 
 function store() {
-  if (!snapshot || forgotten || offerPending || snapshot.step < TRAINED_STEPS || snapshot.step === keep.storedStep) return;
-  const rec = { bytes: snapshot.bytes, step: snapshot.step, savedAt: snapshot.at, query: app.query() };
-  lastStored = performance.now();
+  if (forgotten || offerPending) return;
+  const t0 = performance.now();
+  const snap = latest();
+  storeCost = performance.now() - t0;
+  if (!snap || snap.step < TRAINED_STEPS || snap.step === keep.storedStep) return;
+  const rec = { bytes: snap.bytes, step: snap.step, savedAt: snap.at, query: app.query() };
   request('readwrite', (s) => s.put(rec, 'last')).then(() => {
     keep.storedStep = rec.step;
     keep.storedAt = rec.savedAt;
@@ -204,12 +200,6 @@ async function offerStored() {
 
 // ---- wiring ------------------------------------------------------------------------------------
 
-function tick() {
-  const s = app.state();
-  if (document.hidden || snapshotting || s.step === 0 || (snapshot && s.step === snapshot.step)) return;
-  capture().then(() => { if (performance.now() - lastStored >= STORE_MS) store(); });
-}
-
 /** Wires undo, snapshots, storage and the leave warning to `theApp`; `pageState` is
  *  window.flowmatch; `restored` runs after the model (and so the settings) came back. */
 export function initKeep(theApp, pageState, restored) {
@@ -217,14 +207,15 @@ export function initKeep(theApp, pageState, restored) {
   state = pageState;
   onRestore = restored;
   state.keep = keep;
-  const every = () => { tick(); setTimeout(every, Math.max(SNAPSHOT_MS, 20 * snapshotCost)); };
-  setTimeout(every, SNAPSHOT_MS);
+  const every = () => { if (!document.hidden) store(); setTimeout(every, Math.max(STORE_MS, 200 * storeCost)); };
+  setTimeout(every, STORE_MS);
   const leave = () => store();
   window.addEventListener('pagehide', leave);
   document.addEventListener('visibilitychange', () => { if (document.hidden) leave(); });
   window.addEventListener('beforeunload', (e) => {
-    const saved = state.savedModel && state.savedModel.step === state.step;
-    if (forgotten || saved || !(state.step >= TRAINED_STEPS)) return;
+    const step = app.state().step;
+    const saved = state.savedModel && state.savedModel.step === step;
+    if (forgotten || saved || step < TRAINED_STEPS) return;
     e.preventDefault();
     e.returnValue = ''; // (older browsers need a value to ask)
   });

@@ -607,6 +607,10 @@ impl Engine for CpuEngine {
         super::ready(Ok(self.trainer.model_file(config)))
     }
 
+    fn schedule_start(&self) -> u32 {
+        self.trainer.spec.adam.schedule_start
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         super::ready(Ok(self.trainer.params.clone()))
     }

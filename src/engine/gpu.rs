@@ -361,6 +361,10 @@ impl Engine for GpuEngine {
         Box::pin(async move { fut.await.map_err(err) })
     }
 
+    fn schedule_start(&self) -> u32 {
+        self.trainer.spec.adam.schedule_start
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         let (ctx, buf, n) = (self.ctx.clone(), self.trainer.params.clone(), self.trainer.spec.shape.param_len() as u64);
         Box::pin(async move { crate::gpu::readback::read_f32(&ctx, &buf, 0, n).await.map_err(err) })

@@ -113,6 +113,8 @@ pub trait Engine {
     /// The training state (parameters, Adam's moments, step, schedule start) as a model file
     /// for `config`, all of one moment.
     fn model_file(&self, config: Config) -> EngineFuture<ModelFile>;
+    /// The step the learning-rate schedule counts from (a model file records it).
+    fn schedule_start(&self) -> u32;
     fn params(&self) -> EngineFuture<Vec<f32>>;
     /// Parameters, Adam moments, step and divergence flag, all of one moment.
     fn snapshot(&self) -> EngineFuture<Snapshot>;

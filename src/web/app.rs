@@ -289,6 +289,17 @@ impl App {
         self.page.borrow_mut().restore_last_good().map_err(err)
     }
 
+    /// The last good snapshot (every few seconds of training; none yet in this run: undefined)
+    /// as `{bytes, step}`: a `.flowmatch` file with the current settings and its step, at once
+    /// and without a GPU readback. www/keep.js keeps it for Undo and in the browser's storage.
+    pub fn last_good_model(&self) -> Option<Object> {
+        let file = self.page.borrow().last_good_model()?;
+        let o = Object::new();
+        set(&o, "bytes", Uint8Array::from(&file.encode_as(ModelFormat::Flowmatch)[..]));
+        set(&o, "step", file.step as f64);
+        Some(o)
+    }
+
     /// The packed parameters, read back (tests compare them bit for bit).
     pub async fn params(&self) -> Result<Float32Array, JsError> {
         let fut = self.page.borrow().engine.params();

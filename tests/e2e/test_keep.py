@@ -4,8 +4,9 @@ CPU backend (no adapter) with a small model.
 1. undo: Reset (the button) offers Undo, which puts back the model bit for bit (parameters read
    with App.params()) and its step; a width change through its control and a link that changes
    the width (a new hash, as Back/Forward would) retrain and offer Undo, which brings back the
-   width and the model of the latest snapshot. Leaving with a trained, unsaved model asks
-   (a cancelable beforeunload is cancelled); after Save model it does not.
+   width and the model (its step) of the page's last good snapshot (App.last_good_model).
+   Leaving with a trained, unsaved model asks (a cancelable beforeunload is cancelled); after
+   Save model it does not.
 2. reload: the trained model reaches the browser's storage (IndexedDB) on its own; a reload offers
    it back ("Restore your model from <time>?"), and Restore brings back its step and settings.
 
@@ -38,7 +39,7 @@ def press(d, label):
 def trained(d, steps=150):
     """Trains until the step passes `steps` and a snapshot of a trained model exists."""
     d.js("window.flowmatch.app.play()")
-    d.wait_for(f"const s = window.flowmatch; return s.step >= {steps} && s.keep.snapshotStep >= 100", 60,
+    d.wait_for(f"const s = window.flowmatch, m = s.app.last_good_model(); return s.step >= {steps} && m && m.step >= 100", 60,
                f"{steps} steps and a snapshot", progress="window.flowmatch.step")
 
 
@@ -68,7 +69,8 @@ def test_undo():
         change = "const e = document.getElementById('f-' + arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change'));"
         for how in ("control", "link"):
             trained(d, step + 50)
-            snap = d.js(KEEP + ".snapshotStep")
+            d.js("window.flowmatch.app.pause()")
+            snap = d.js("return window.flowmatch.app.last_good_model().step")
             if how == "control":
                 d.js(change, "width", "24")
             else:
@@ -78,7 +80,7 @@ def test_undo():
             press(d, "Undo")
             d.wait_for("return window.flowmatch.app.get('width') === '16' && location.hash.includes('width=16')", 10, "Undo to bring width 16 back")
             got = d.js("return window.flowmatch.app.state().step")
-            assert got >= snap, f"Undo after the {how} change went back to step {got}, the snapshot was at {snap}"
+            assert got == snap, f"Undo after the {how} change went back to step {got}, the last snapshot was at {snap}"
             log(f"width 24 through the {how} ({t['text'][:40]}...), Undo: width 16 at step {got}")
             step = got
 
@@ -86,7 +88,7 @@ def test_undo():
         d.js("window.flowmatch.app.pause()")
         assert leave_asks(d), "leaving with a trained, unsaved model does not ask"
         d.js("document.getElementById('save-model').click()")
-        d.wait_for("const m = window.flowmatch.savedModel; return m && m.step === window.flowmatch.step", 20, "the model to be saved")
+        d.wait_for("const m = window.flowmatch.savedModel; return m && m.step === window.flowmatch.app.state().step", 20, "the model to be saved")
         assert not leave_asks(d), "leaving asks although the model was just saved"
         log("leaving asks with an unsaved trained model, not after Save model")
 
@@ -96,8 +98,12 @@ def test_reload():
         d.get(URL + "?cpu=1&case=reload#" + SMALL)
         wait_ready(d)
         trained(d)
-        stored = d.wait_for("const k = window.flowmatch.keep; return k.storedStep >= 100 && k.storedStep", 60,
-                            "the model to reach the browser's storage", progress="window.flowmatch.keep.storedStep")
+        d.wait_for("const k = window.flowmatch.keep; return k.storedStep >= 100 && k.storedStep", 60,
+                   "the model to reach the browser's storage on its own", progress="window.flowmatch.keep.storedStep")
+        # Paused: the page's newest snapshot is what leaving stores (pagehide), if not stored yet.
+        d.js("window.flowmatch.app.pause()")
+        d.frames(5)  # (a snapshot read in flight lands)
+        stored = d.js("return window.flowmatch.app.last_good_model().step")
         d.get(URL + "?cpu=1&case=reloaded#" + SMALL.replace("width=16", "width=24"))
         wait_ready(d)
         offer = toast(d, "Restore your model from", "the stored model to be offered back")
