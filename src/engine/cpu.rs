@@ -699,6 +699,10 @@ impl Engine for CpuEngine {
         self.presented
     }
 
+    fn work_done(&self) -> u64 {
+        self.trainer.step as u64 + self.presented as u64
+    }
+
     fn device_lost(&self) -> bool {
         false
     }

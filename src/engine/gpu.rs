@@ -488,6 +488,11 @@ impl Engine for GpuEngine {
         self.presenter.presented()
     }
 
+    fn work_done(&self) -> u64 {
+        self.ctx.poll();
+        self.time.completions()
+    }
+
     fn costs(&self) -> Vec<(&'static str, f64)> {
         self.time.costs()
     }

@@ -152,6 +152,10 @@ pub trait Engine {
     fn resize(&mut self, width: u32, height: u32);
     /// Frames whose pixels reached the canvas.
     fn frames_presented(&self) -> f64;
+    /// Units of work known finished (GPU: submissions whose completion signal arrived; CPU: steps
+    /// run and frames painted). It moves while the engine makes progress, however slowly: the
+    /// page's tests wait on it to tell a slow machine from a stuck page (`state().workDone`).
+    fn work_done(&self) -> u64;
     /// Device milliseconds per unit of each kind of work, where measured (diagnostics: `state().gpuMs`).
     fn costs(&self) -> Vec<(&'static str, f64)> {
         Vec::new()

@@ -256,6 +256,7 @@ impl App {
         set(&o, "extent", DEFAULT_EXTENT);
         set(&o, "frames", p.view.frames as f64);
         set(&o, "framesPresented", p.engine.frames_presented());
+        set(&o, "workDone", p.engine.work_done() as f64);
         set(&o, "deviceGeneration", num(p.backend.device_gen.map(|g| g as f64)));
         set(&o, "devicesOpened", super::device::devices_opened() as f64);
         set(&o, "error", text(p.messages.error.as_deref()));
