@@ -632,6 +632,10 @@ impl Engine for CpuEngine {
         super::ready(Ok(self.trainer.model_file(config)))
     }
 
+    fn schedule_start(&self) -> u32 {
+        self.trainer.spec.adam.schedule_start
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         super::ready(Ok(self.trainer.params.clone()))
     }
@@ -718,6 +722,10 @@ impl Engine for CpuEngine {
 
     fn frames_presented(&self) -> f64 {
         self.presented
+    }
+
+    fn work_done(&self) -> u64 {
+        self.trainer.step as u64 + self.presented as u64
     }
 
     fn device_lost(&self) -> bool {
