@@ -20,8 +20,6 @@ use crate::config::{Config, ConfigError, Effect, Scope};
 pub const MAX_HASH_ERRORS: usize = 5;
 /// Characters of a field name or value echoed in a message.
 pub const MAX_SHOWN_CHARS: usize = 40;
-/// Most refusals [`fit`] reverts one by one before falling back to the whole previous configuration.
-const MAX_REVERTS: usize = 8;
 
 /// A rejected hash field: its name and a message naming it and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,29 +116,34 @@ pub fn apply_hash(config: &mut Config, hash: &str) -> HashErrors {
     errors
 }
 
-/// `next` admitted by the work budget on `profile` (training on `target`): each setting the
-/// budget refuses is put back to its value in `fallback` (and reported with the budget's message,
-/// which names it and the largest value that fits), until the configuration fits; if it still
-/// does not, `fallback` itself. The errors are empty when `next` fits as it is.
+/// `next` admitted by the work budget on `profile` (training on `target`). When it does not fit,
+/// its changes from `fallback` are applied one setting at a time (in `config::FIELDS` order): a
+/// setting that does not fit with the ones already taken keeps its `fallback` value and is
+/// reported with the budget's message (which names it and the largest value that fits; when the
+/// budget names another setting, the message says so). If `fallback` itself does not fit,
+/// nothing is taken. The errors are empty when `next` fits as it is.
 pub fn fit(next: Config, fallback: &Config, profile: &Profile, target: Target) -> (Config, Vec<HashError>) {
-    let mut c = next;
+    if check(&next, profile, target).is_ok() {
+        return (next, Vec::new());
+    }
+    let mut c = fallback.clone();
     let mut errors = Vec::new();
-    for _ in 0..MAX_REVERTS {
-        let r = match check(&c, profile, target) {
-            Ok(_) => return (c, errors),
-            Err(r) => r,
-        };
-        errors.push(HashError { field: r.field.to_string(), message: r.to_string() });
-        let Some(f) = crate::config::field(r.field) else { break };
-        let old = f.get(fallback);
-        if f.get(&c) == old || c.set(r.field, &old).is_err() {
-            break;
+    for f in crate::config::FIELDS {
+        let v = f.get(&next);
+        if v == f.get(&c) {
+            continue;
+        }
+        let mut t = c.clone();
+        if t.set(f.name, &v).is_err() {
+            continue;
+        }
+        match check(&t, profile, target) {
+            Ok(_) => c = t,
+            Err(r) if r.field == f.name => errors.push(HashError { field: f.name.to_string(), message: r.to_string() }),
+            Err(r) => errors.push(HashError { field: f.name.to_string(), message: format!("{}={} does not fit with the other settings: {r}", f.name, cut(&v)) }),
         }
     }
-    if check(&c, profile, target).is_ok() {
-        return (c, errors);
-    }
-    (fallback.clone(), errors)
+    (c, errors)
 }
 
 /// The configuration in use and the hash fields that were rejected.
@@ -301,6 +304,12 @@ mod tests {
 
     /// The budget admits a configuration field by field: a refused setting goes back to the
     /// previous value with the budget's message; what fits is kept.
+    fn next_of(base: &Config, q: &str) -> Config {
+        let mut c = base.clone();
+        assert!(c.apply_query(q).is_empty());
+        c
+    }
+
     #[test]
     fn fit_reverts_what_the_budget_refuses() {
         let cpu = Profile::cpu();
@@ -318,6 +327,11 @@ mod tests {
         let (c, errors) = fit(next, &base, &cpu, Target::Dataset);
         assert!(check(&c, &cpu, Target::Dataset).is_ok());
         assert!(!errors.is_empty() && errors.iter().all(|e| e.message.starts_with(&format!("{}=", e.field))), "{errors:?}");
+        // Every setting that was not taken is named.
+        for f in ["particles", "nfe", "width", "depth", "batch"] {
+            let field = crate::config::field(f).unwrap();
+            assert!(field.get(&c) == field.get(&next_of(&base, "particles=200000&nfe=2000&width=1024&depth=8&batch=65536")) || errors.iter().any(|e| e.field == f), "{f}: {errors:?}");
+        }
         // A session started from a hostile link keeps what fits and names what it refused first.
         let mut s = Session::new(base.clone(), "#dataset=moons&width=abc&coupling=ot&batch=65536");
         assert!(!s.admit(&base, &cpu, Target::Dataset));

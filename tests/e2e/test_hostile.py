@@ -1,7 +1,7 @@
 """Hostile links (issue 15) in headless Chromium: whatever a link asks for, the tab and the GPU survive.
 
-Each link is loaded on a fresh page; while it starts and runs, the test polls the page with short
-scripts and times every answer (each must come within ANSWER_S = 1 s). Then: the page is ready or
+Each link is loaded on a fresh page; while it starts and draws, the test polls the page with short
+scripts and times every answer (each must come within ANSWER_S = 1 s). Then: the page draws or
 says why, no device was lost (one device opened, no recovery), wasm did not abort (no panic or
 `unreachable` in the console, the App still answers), frames keep reaching the canvas, and every
 setting the link asked for is either in use (it fits the work budget, `src/budget.rs`) or refused
@@ -16,7 +16,9 @@ with a message naming the setting (`<field>=<value> needs …`, the budget's own
    (`field_specs()`, scope "all"), each applied on a running page through the JS API
    (`App.apply_hash`), on WebGPU and with ?cpu=1.
 
-`tests/e2e/run.sh test_hostile.py [links maxima]`. About 2 minutes on a loaded 2-core machine.
+The 1 s answer limit grows with the machine's load beyond one runnable process per core (see
+ANSWER_S; logged). `tests/e2e/run.sh test_hostile.py [links maxima]`: links about 5 min and maxima
+about 2 min at a load average of 15–20 on 2 cores (most of it the pages' own start on SwiftShader).
 """
 
 import json
@@ -41,8 +43,9 @@ ANSWER_S = 1.0 * max(1.0, os.getloadavg()[0] / (2 * (os.cpu_count() or 1)))
 START_ANSWER_S = 15.0
 STARTED = """const w = document.querySelector('flow-matching-demo'), f = window.flowmatch;
 return w ? !!(w.state && (w.state.framesPresented >= 1 || w.state.error)) : !!(f && (f.error || (f.app && f.app.state().framesPresented >= 1)));"""
-# A hash of 100,000 fields, every one of them at an extreme (the last of each name wins).
-BIG = "&".join(["depth=8&width=1024&batch=65536&nfe=10000&particles=1000000"] * 20_000)
+# A hash of 100,000 fields: the extremes, then 49,995 unknown names (errors, capped) and 50,000
+# valid fields (the last of each name wins).
+BIG = "&".join(["depth=8", "width=1024", "batch=65536", "nfe=10000", "particles=1000000"] + ["x"] * 49_995 + ["seed=1"] * 50_000)
 LINKS = [
     ("index.html", "#width=1024&depth=8&solver=dopri5&nfe=10000"),
     ("index.html", "#particles=1000000&nfe=10000&solver=rk4&width=1024&depth=8"),
@@ -117,6 +120,7 @@ def asked(hash_):
 def check_outcome(label, want, s, fields):
     """Every field asked for is in use, or a message names a setting the budget refused."""
     config = dict(kv.split("=", 1) for kv in s["config"].split("&"))
+    want = {k: v for k, v in want.items() if k in fields}
     named = {m.group(1) for msg in s["messages"] for m in REFUSAL.finditer(msg)}
     assert named <= fields, f"{label}: a refusal names an unknown setting: {named} ({s['messages']})"
     kept = [k for k, v in want.items() if k in config and config[k] != v]
@@ -135,8 +139,8 @@ def survive(d, label, page, hash_, fields):
     start = Watch(d, label + " (starting)", START_ANSWER_S)
     start.until(STARTED, 90, "the first frame")
     w = Watch(d, label)
-    s = w.until(f"const s = (() => {{ {STATE} }})(); return s && (s.ready || s.error) ? s : null;", 90, "the page to start or say why")
-    if s.get("ready"):
+    s = w.js(f"return (() => {{ {STATE} }})();")
+    if not s.get("error"):
         w.until(f"const s = (() => {{ {STATE} }})(); return s.frames >= {s['frames'] + 2};", 60, "two more frames on the canvas")
     s = w.js(f"return (() => {{ {STATE} }})();")
     console = [e for e in d.console() if ABORT.search(e)]
@@ -145,7 +149,7 @@ def survive(d, label, page, hash_, fields):
     assert s.get("recoveries", 0) == 0 and not s.get("deviceLost"), f"{label}: the device was lost: {s}"
     if s.get("backend") == "webgpu":
         assert s.get("devicesOpened") == 1, f"{label}: {s.get('devicesOpened')} devices opened"
-    assert s.get("ready") or s.get("error"), f"{label}: neither running nor saying why: {s}"
+    assert s.get("frames", 0) >= 1 or s.get("error"), f"{label}: neither drawing nor saying why: {s}"
     config, named, kept = check_outcome(label, asked(hash_), s, fields)
     shown = (s["messages"] + [s.get("error") or ""])[0][:140]
     log(f"{label}: load {load:.1f}s, start {start.worst:.1f}s at most per answer; then {w.polls} polls, slowest answer {w.worst * 1000:.0f} ms, backend {s.get('backend')}, "
@@ -186,7 +190,7 @@ def test_maxima():
                 hash_ = json.dumps(f"{defaults}&{f['name']}={v}")
                 errors = w.js(f"return window.flowmatch.app.apply_hash({hash_}).map((e) => e.message);")
                 s = w.js("const s = window.flowmatch.app.state(); return {frames: s.framesPresented, recoveries: s.recoveries, deviceLost: s.deviceLost, error: s.error};")
-                w.until(f"return window.flowmatch.app.state().framesPresented >= {s['frames'] + 2}", 60, "two more frames")
+                w.until(f"return window.flowmatch.app.state().framesPresented >= {s['frames'] + 1}", 60, "another frame")
                 now = w.js(f"return window.flowmatch.app.get({json.dumps(f['name'])})")
                 if now != str(v):
                     m = [REFUSAL.search(e) for e in errors]
