@@ -129,7 +129,8 @@ pub fn normalize_checked(points: &[[f32; 2]]) -> Result<(Vec<[f32; 2]>, ViewTran
     let mut out = Vec::with_capacity(points.len());
     for p in points {
         let v = t.to_view(*p);
-        if !(v[0].abs() <= limit && v[1].abs() <= limit) || !t.to_original(v).iter().all(|x| x.is_finite()) {
+        let inside = v[0].abs() <= limit && v[1].abs() <= limit; // false for NaN too
+        if !(inside && t.to_original(v).iter().all(|x| x.is_finite())) {
             return Err(spread_err);
         }
         out.push(v);
