@@ -11,6 +11,7 @@
 import init, { App, config_defaults, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
+import { guarded, initKeep, resetWithUndo } from './keep.js';
 import { drawChart } from './chart.js';
 import * as fmt from './format.js';
 
@@ -145,7 +146,7 @@ function writeHash() {
 
 function applyField(key, value) {
   try {
-    app.set(key, value.trim());
+    guarded(`Changing ${key}`, () => app.set(key, value.trim()));
     fieldError(key, '');
     state.hashErrors = state.hashErrors.filter((e) => e.field !== key);
     if (state.preset) { $('preset').value = ''; applyPreset(''); } // no longer the preset's figure
@@ -210,7 +211,7 @@ function applyPreset(name) {
   const p = PRESETS.get(name);
   const about = $('preset-about');
   if (!p) { about.replaceChildren(); state.preset = null; return; }
-  takeHashErrors(app.apply_hash(`${config_defaults(app.state().software, false)}&${p.config}`));
+  takeHashErrors(guarded('The preset', () => app.apply_hash(`${config_defaults(app.state().software, false)}&${p.config}`)));
   for (const box of document.querySelectorAll('#layers input')) {
     if (!VIEW_LAYERS.has(box.dataset.layer)) continue;
     box.checked = p.views.includes(box.dataset.layer);
@@ -336,7 +337,7 @@ function fail(e) {
 function wire() {
   $('play').addEventListener('click', () => (state.training ? app.pause() : app.play()));
   $('step').addEventListener('click', () => { app.step_once(); });
-  $('reset').addEventListener('click', () => { app.reset(); lossDirty = true; });
+  $('reset').addEventListener('click', resetWithUndo);
   $('flow-play').addEventListener('click', () => app.set_flow_playing(!state.flowPlaying));
   $('time').addEventListener('input', (e) => app.set_time(Number(e.target.value)));
   for (const box of document.querySelectorAll('#layers input')) {
@@ -356,7 +357,7 @@ function wire() {
     setTimeout(() => { $('copied').textContent = ''; }, 2000);
   });
   window.addEventListener('hashchange', () => {
-    takeHashErrors(app.apply_hash(location.hash));
+    takeHashErrors(guarded('The link', () => app.apply_hash(location.hash)));
     writeHash();
     syncControls();
     lossDirty = true;
@@ -368,7 +369,7 @@ function wire() {
     if (['input', 'select', 'textarea', 'button', 'summary'].includes(tag) || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === ' ') { e.preventDefault(); state.training ? app.pause() : app.play(); }
     else if (e.key === '.') app.step_once();
-    else if (e.key === 'r' || e.key === 'R') { app.reset(); lossDirty = true; }
+    else if (e.key === 'r' || e.key === 'R') resetWithUndo();
     else if (e.key === 'f' || e.key === 'F') app.set_flow_playing(!state.flowPlaying);
   });
   let tick = performance.now();
@@ -406,6 +407,7 @@ async function main() {
     wire();
     initTargets(app, state);
     initQuality(app, state);
+    initKeep(app, state, () => { writeHash(); syncControls(); lossDirty = true; });
     $('loading').hidden = true;
     requestAnimationFrame((t) => { last = t; loop(t); });
   } catch (e) {

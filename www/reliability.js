@@ -60,7 +60,7 @@ function wire(app) {
       const format = $('model-format').value;
       const bytes = await app.save_model(format);
       const name = `flowmatch-${app.get('dataset')}-w${app.get('width')}-d${app.get('depth')}-step${state.step}.${format}`;
-      state.savedModel = { name, bytes: bytes.length }; // (tests read what was downloaded)
+      state.savedModel = { name, bytes: bytes.length, step: app.state().step }; // (tests read what was downloaded; www/keep.js: saved, no leave warning)
       download(new Blob([bytes], { type: 'application/octet-stream' }), name);
       message(`Saved ${name}: ${bytes.length.toLocaleString('en')} bytes (step ${state.step}).`);
     } catch (e) {

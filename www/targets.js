@@ -12,6 +12,7 @@
 
 import { max_custom_points } from '../pkg/flowmatch.js';
 import { download } from './download.js';
+import { imageSize } from './imagesize.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,6 +22,8 @@ const COMMIT_MS = 300;
 const IMAGE_SIDE = 256;
 /// Largest file read (bytes).
 const MAX_FILE = 20 * 1024 * 1024;
+/// Most pixels of an image to decode (its header is read first: RGBA, 4 bytes a pixel, 160 MB).
+const MAX_IMAGE_PIXELS = 40_000_000;
 /// Text rendering: font size in pixels and the font (bold sans).
 const TEXT_PX = 160;
 const TEXT_FONT = `bold ${TEXT_PX}px "Helvetica Neue", Arial, "DejaVu Sans", "Liberation Sans", sans-serif`;
@@ -273,11 +276,23 @@ async function useImage(file) {
     showError('image', `"${file.name}" is ${(file.size / 1048576).toFixed(1)} MB: images up to ${MAX_FILE / 1048576} MB are accepted`);
     return;
   }
+  // The size from the header, before anything is decoded.
+  const size = await imageSize(file).catch(() => null);
+  if (!size || !size.width || !size.height) {
+    showError('image', `"${file.name}" is not an image this page can read: use PNG, JPEG, GIF, WebP or BMP`);
+    return;
+  }
+  const pixels = size.width * size.height;
+  if (pixels > MAX_IMAGE_PIXELS) {
+    showError('image', `"${file.name}" is ${fmtInt(size.width)} × ${fmtInt(size.height)} pixels (${fmtInt(Math.round(pixels / 1e6))} megapixels):`
+      + ` images up to ${MAX_IMAGE_PIXELS / 1e6} megapixels are accepted (this one would decode to ${fmtInt(Math.round(pixels * 4 / 1e6))} MB); scale it down first`);
+    return;
+  }
   let bitmap;
   try {
     bitmap = await createImageBitmap(file);
   } catch {
-    showError('image', `"${file.name}" is not an image this browser can read: use PNG, JPEG, GIF, WebP or SVG`);
+    showError('image', `"${file.name}" is not an image this browser can read: use PNG, JPEG, GIF, WebP or BMP`);
     return;
   }
   const scale = Math.min(1, IMAGE_SIDE / Math.max(bitmap.width, bitmap.height));

@@ -604,6 +604,10 @@ impl Engine for CpuEngine {
         super::ready(Ok(self.trainer.model_file(config)))
     }
 
+    fn schedule_start(&self) -> u32 {
+        self.trainer.spec.adam.schedule_start
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         super::ready(Ok(self.trainer.params.clone()))
     }
@@ -694,6 +698,10 @@ impl Engine for CpuEngine {
 
     fn profile(&self) -> crate::budget::Profile {
         crate::budget::Profile::cpu()
+    }
+
+    fn work_done(&self) -> u64 {
+        self.trainer.step as u64 + self.presented as u64
     }
 
     fn device_lost(&self) -> bool {

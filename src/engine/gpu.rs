@@ -470,6 +470,10 @@ impl Engine for GpuEngine {
         Box::pin(async move { fut.await.map_err(err) })
     }
 
+    fn schedule_start(&self) -> u32 {
+        self.trainer.spec.adam.schedule_start
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         let (ctx, buf, n) = (self.ctx.clone(), self.trainer.params.clone(), self.trainer.spec.shape.param_len() as u64);
         Box::pin(async move { crate::gpu::readback::read_f32(&ctx, &buf, 0, n).await.map_err(err) })
@@ -589,6 +593,11 @@ impl Engine for GpuEngine {
 
     fn frames_presented(&self) -> f64 {
         self.presenter.presented()
+    }
+
+    fn work_done(&self) -> u64 {
+        self.ctx.poll();
+        self.time.completions()
     }
 
     fn costs(&self) -> Vec<(&'static str, f64)> {

@@ -60,6 +60,8 @@ pub struct GpuTime {
     /// callbacks harmless).
     queued: Arc<AtomicU64>,
     confirmed: Arc<AtomicU64>,
+    /// Submissions of any kind whose completion signal arrived.
+    completions: Arc<AtomicU64>,
 }
 
 impl GpuTime {
@@ -69,10 +71,11 @@ impl GpuTime {
         let steps = if work == Work::Train { units as u64 } else { 0 };
         let total = self.queued.fetch_add(steps, Ordering::Relaxed) + steps;
         self.state.lock().unwrap_or_else(|e| e.into_inner()).pending.push_back((total, now));
-        let (state, confirmed) = (self.state.clone(), self.confirmed.clone());
+        let (state, confirmed, completions) = (self.state.clone(), self.confirmed.clone(), self.completions.clone());
         queue.on_submitted_work_done(move || {
             let done = super::jobs::now_ms();
             confirmed.fetch_max(total, Ordering::Relaxed);
+            completions.fetch_add(1, Ordering::Relaxed);
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             let busy = (done - s.last_done.max(now)).max(0.0) / 1000.0;
             s.last_done = done;
@@ -114,6 +117,11 @@ impl GpuTime {
     /// Training steps ever confirmed done.
     pub fn confirmed(&self) -> u64 {
         self.confirmed.load(Ordering::Relaxed)
+    }
+
+    /// Submissions (training, integration, drawing, ...) whose completion signal arrived.
+    pub fn completions(&self) -> u64 {
+        self.completions.load(Ordering::Relaxed)
     }
 
     /// How long queued work takes to complete: the recent average, or longer while the oldest

@@ -113,6 +113,8 @@ pub trait Engine {
     /// The training state (parameters, Adam's moments, step, schedule start) as a model file
     /// for `config`, all of one moment.
     fn model_file(&self, config: Config) -> EngineFuture<ModelFile>;
+    /// The step the learning-rate schedule counts from (a model file records it).
+    fn schedule_start(&self) -> u32;
     fn params(&self) -> EngineFuture<Vec<f32>>;
     /// Parameters, Adam moments, step and divergence flag, all of one moment.
     fn snapshot(&self) -> EngineFuture<Snapshot>;
@@ -150,6 +152,10 @@ pub trait Engine {
     fn resize(&mut self, width: u32, height: u32);
     /// Frames whose pixels reached the canvas.
     fn frames_presented(&self) -> f64;
+    /// Units of work known finished (GPU: submissions whose completion signal arrived; CPU: steps
+    /// run and frames painted). It moves while the engine makes progress, however slowly: the
+    /// page's tests wait on it to tell a slow machine from a stuck page (`state().workDone`).
+    fn work_done(&self) -> u64;
     /// Device milliseconds per unit of each kind of work, where measured (diagnostics: `state().gpuMs`).
     fn costs(&self) -> Vec<(&'static str, f64)> {
         Vec::new()

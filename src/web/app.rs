@@ -264,6 +264,7 @@ impl App {
         set(&o, "extent", DEFAULT_EXTENT);
         set(&o, "frames", p.view.frames as f64);
         set(&o, "framesPresented", p.engine.frames_presented());
+        set(&o, "workDone", p.engine.work_done() as f64);
         set(&o, "deviceGeneration", num(p.backend.device_gen.map(|g| g as f64)));
         set(&o, "devicesOpened", super::device::devices_opened() as f64);
         set(&o, "error", text(p.messages.error.as_deref()));
@@ -295,6 +296,17 @@ impl App {
     /// current learning rate. Errors when there is no good snapshot yet.
     pub fn restore_last_good(&self) -> Result<u32, JsError> {
         self.page.borrow_mut().restore_last_good().map_err(err)
+    }
+
+    /// The last good snapshot (every few seconds of training; none yet in this run: undefined)
+    /// as `{bytes, step}`: a `.flowmatch` file with the current settings and its step, at once
+    /// and without a GPU readback. www/keep.js keeps it for Undo and in the browser's storage.
+    pub fn last_good_model(&self) -> Option<Object> {
+        let file = self.page.borrow().last_good_model()?;
+        let o = Object::new();
+        set(&o, "bytes", Uint8Array::from(&file.encode_as(ModelFormat::Flowmatch)[..]));
+        set(&o, "step", file.step as f64);
+        Some(o)
     }
 
     /// The packed parameters, read back (tests compare them bit for bit).

@@ -362,6 +362,14 @@ impl Page {
         Ok(snap.step)
     }
 
+    /// The last good snapshot (taken every few seconds of training) as a model file with the
+    /// current settings: what the page keeps for Undo and in the browser's storage without a
+    /// readback of its own. None before the first snapshot of this run.
+    pub fn last_good_model(&self) -> Option<ModelFile> {
+        let s = self.snapshots.last_good()?;
+        Some(ModelFile::new(self.session.config().clone(), s.step, s.params.clone(), s.moments.clone(), self.engine.schedule_start()))
+    }
+
     /// Loads a model file (reconfiguring to its settings when `reshape`); training pauses.
     pub fn load_model(&mut self, file: ModelFile, reshape: bool) -> Result<(), String> {
         if !reshape {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of the demo page in headless Chromium (see tests/e2e/test_page.py).
-# Builds the wasm package when pkg/ is missing or older than the sources, serves the repository
-# root on a free 127.0.0.1 port for the duration of the run, and stops the server on exit.
+# Builds the wasm package when pkg/ is missing or older than the sources, serves the site with
+# scripts/serve.py (what scripts/demo.sh runs: the site's files only, 127.0.0.1 Host headers only)
+# on a free 127.0.0.1 port for the duration of the run, and stops the server on exit.
 #   tests/e2e/run.sh                      every tests/e2e/test_*.py file, each with all its tests (run_all.py)
 #   tests/e2e/run.sh webgpu hash          some tests of test_page.py (webgpu | cpu | hash)
 #   tests/e2e/run.sh test_other.py a b    one file, optionally some of its tests
@@ -23,7 +24,7 @@ for bin in /usr/bin/chromium /usr/bin/chromedriver; do
 done
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
+python3 scripts/serve.py "$port" --quiet >/dev/null 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

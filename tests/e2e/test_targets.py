@@ -6,7 +6,9 @@
    artifacts/e2e-targets-text.png.
 2. bad (CPU backend, training paused): bad input through the UI — non-numeric CSV, NaN, one
    point, more points than the limit, an empty paste, a binary file and an image given as CSV, a
-   blank image, a file that is not an image, an empty drawing, empty text — each shows its message
+   blank image, a file that is not an image, images over the pixel cap (a 16k x 16k PNG; JPEG, WebP
+   and GIF headers; refused from the header, nothing decoded, the page answering), an empty
+   drawing, empty text — each shows its message
    next to its control, and the step counter, the target and the samples stay as they were. Then a
    valid CSV far from the origin becomes the target and the samples export in its original
    coordinates; a width change keeps it, choosing a dataset ends it; a valid image and a CSV
@@ -20,10 +22,13 @@
 Run by tests/e2e/run.sh test_targets.py [text|bad|draw ...].
 """
 
+import base64
 import math
 import os
+import struct
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webdriver import run_tests, session  # noqa: E402
@@ -147,6 +152,26 @@ def files_js():
     """
 
 
+def huge_images():
+    """(name, bytes, words of the message) for image files over the page's pixel cap, each a
+    valid header: a real 16384 x 16384 one-bit greyscale PNG of zeros (its IDAT compresses to
+    33 KB), and the headers of a 20000 x 15000 JPEG (after 70 KB of APP segments, so the size is
+    found by walking the segments), a 30000 x 30000 WebP (VP8X) and a 65535 x 65535 GIF."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    side = 16384
+    rows = zlib.compress(b"\0" * ((side // 8 + 1) * side), 9)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    app1 = b"Exif\0\0" + b"\0" * 65000
+    jpeg = (b"\xff\xd8" + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + b"\xff\xe2" + struct.pack(">H", 5002) + b"\0" * 5000
+            + b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 15000, 20000, 1) + b"\x01\x11\x00" + b"\xff\xd9")
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\0\0\0\0" + (30000 - 1).to_bytes(3, "little") + (30000 - 1).to_bytes(3, "little")
+    webp = b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+    gif = b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\0\0\0" + b";"
+    return [("huge.png", png, ["16,384 × 16,384", "40 megapixels"]), ("huge.jpg", jpeg, ["20,000 × 15,000"]),
+            ("huge.webp", webp, ["30,000 × 30,000"]), ("huge.gif", gif, ["65,535 × 65,535"])]
+
+
 def test_bad_input():
     with session([]) as d:
         d.get(URL + "?case=bad#dataset=moons")
@@ -203,6 +228,23 @@ def test_bad_input():
         expect("a blank image", "image", "blank")
         d.js("giveFile('image-file', new File(['x,y\\n1,2\\n'], 'points.csv', {type: 'text/csv'}))")
         expect("a file that is not an image", "image", "not an image")
+        # Images over the size cap are refused from their header, before anything is decoded
+        # (createImageBitmap is never called), and the page keeps answering: a 16384 x 16384 PNG
+        # (33 KB here, a gigabyte decoded), and JPEG, GIF and WebP headers of huge images.
+        d.js("window.__decodes = 0; window.__cib = window.createImageBitmap;"
+             " window.createImageBitmap = (...a) => { window.__decodes++; return window.__cib(...a); };")
+        lags = []
+        for name, data, words in huge_images():
+            d.js("window.flowmatch.maxTimerLagMs = 0;"
+                 " giveFile('image-file', new File([Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0))], arguments[1]))",
+                 base64.b64encode(data).decode(), name)
+            d.wait_for("const e = document.getElementById('err-image'); return !e.hidden && e.textContent", 10, f"a message for {name}")
+            lags.append(d.js("return window.flowmatch.maxTimerLagMs"))
+            expect(f"a huge image ({name}, {len(data)} bytes)", "image", *words)
+        assert d.js("return window.__decodes") == 0, "a huge image was decoded before it was refused"
+        log(f"no image decoded; worst lateness of a 50 ms timer while each was refused: {[round(x) for x in lags]} ms")
+        assert max(lags) < 1000, f"the page stopped answering while refusing an image (a timer was {max(lags):.0f} ms late)"
+        d.js("window.createImageBitmap = window.__cib")
 
         click(d, "tab-draw")
         click(d, "draw-clear")

@@ -160,9 +160,13 @@ class Driver:
     def wait_presented(self, state="window.flowmatch.app.state()", frames=2, timeout=60):
         """Waits until `frames` more frames have reached the canvas (`framesPresented` of the App
         state given by the JS expression `state`). With the readback presenter one frame can be
-        on its way when this is called, so 2 means: at least one frame drawn after this call."""
+        on its way when this is called, so 2 means: at least one frame drawn after this call.
+        `timeout` is a stall window, not a deadline: it fails only when neither a frame nor any other
+        work of the engine (`workDone`: GPU submissions completed) finished for that long. On a
+        loaded machine a software adapter may need many seconds per frame behind queued work."""
         p0 = self.js(f"return {state}.framesPresented")
-        self.wait_for(f"return {state}.framesPresented >= {p0 + frames}", timeout, f"{frames} more frames on the canvas")
+        self.wait_for(f"return {state}.framesPresented >= {p0 + frames}", timeout, f"{frames} more frames on the canvas",
+                      progress=f"{state}.framesPresented + '/' + {state}.workDone")
 
     def console(self):
         """Browser console entries since the last call (chromedriver's log endpoint)."""
@@ -206,7 +210,14 @@ class Driver:
 
     def reset(self):
         """Back to a blank tab for the next test: no page, the console log drained, no media
-        emulation (test_widget's theme test emulates prefers-color-scheme through CDP)."""
+        emulation (test_widget's theme test emulates prefers-color-scheme through CDP), and no
+        model kept by the demo page (www/keep.js: its stored model would be offered back to the
+        next test's page, and leaving would ask first)."""
+        try:
+            self.js_async("const k = window.flowmatch && window.flowmatch.keep;"
+                          " if (k) k.forget().then(() => done(true)); else done(false);")
+        except WebDriverError:
+            pass
         self.get("about:blank")
         self.console()
         self.cmd("POST", "/goog/cdp/execute", {"cmd": "Emulation.setEmulatedMedia", "params": {"media": "", "features": []}})
