@@ -385,6 +385,7 @@ impl Workload {
                 }
                 out.push(Buffer { name: "particles", bytes: 8 * n, fields: &["particles"] });
                 out.push(Buffer { name: "particle origins", bytes: 8 * n, fields: &["particles"] });
+                out.push(Buffer { name: "shown samples", bytes: 8 * n, fields: &["particles"] });
                 if adaptive {
                     out.push(Buffer { name: "adaptive solver state", bytes: (ADAPTIVE_STATE_BYTES + 8) * n, fields: &["particles"] });
                 }

@@ -71,6 +71,10 @@ function wire(app) {
     const file = ev.target.files && ev.target.files[0];
     ev.target.value = '';
     if (!file) return;
+    if (file.size > app.max_model_bytes()) {
+      message(`${file.name} is ${file.size.toLocaleString('en')} bytes, more than the largest model file (${app.max_model_bytes().toLocaleString('en')} bytes); it was not read. The current model was kept.`, true);
+      return;
+    }
     try {
       const bytes = new Uint8Array(await file.arrayBuffer());
       app.load_model(bytes, true);

@@ -6,8 +6,9 @@
 //!
 //! Everything runs on the caller's thread, so nothing may take long: training runs the steps the
 //! page's loop asks for (it sizes them by the measured cost, `web::training`); the shown
-//! trajectories are integrated a chunk of particles per frame into a second buffer that replaces
-//! the shown one when complete; sample quality, the solver comparison and the density heat map
+//! trajectories are integrated a chunk of particles per frame (the first integration too, in
+//! larger slices of at most the budget's CPU chunk) into a second buffer that replaces the shown
+//! one when complete; sample quality, the solver comparison and the density heat map
 //! are [`Jobs`] done a slice per frame within `FrameInput::work_ms`.
 
 use super::flow::{integrate_due, refresh_interval, training_data, ARROW_GRID, TARGET_DRAWN_SOFTWARE};
@@ -171,16 +172,11 @@ impl CpuEngine {
         Ok(e)
     }
 
+    /// The trainer for `c`, refused before allocating when its buffers (or the OT batch) do not
+    /// fit the CPU backend's budget (`FastCpuTrainer::try_new`).
     fn trainer(c: &Config, data: Vec<[f32; 2]>, source: Vec<[f32; 2]>) -> Result<FastCpuTrainer, String> {
         cpu_can_run(c).map_err(|e| e.to_string())?;
-        if c.coupling == crate::config::Coupling::Ot && c.batch > crate::cpu::coupling::OT_MAX_BATCH {
-            return Err(format!(
-                "OT coupling supports batches of at most {} (batch {} given): lower the batch or use independent coupling",
-                crate::cpu::coupling::OT_MAX_BATCH,
-                c.batch
-            ));
-        }
-        let mut t = FastCpuTrainer::new(TrainSpec::from_config(c), data);
+        let mut t = FastCpuTrainer::try_new(TrainSpec::from_config(c), data, source.len())?;
         t.source = source;
         Ok(t)
     }
@@ -239,16 +235,17 @@ impl CpuEngine {
         let (n, steps, solver, tol) = (s.origins.len(), s.steps as usize, s.solver, s.tol);
         let shape = self.trainer.spec.shape;
         let t0 = now_ms();
-        // The first integration is done in one go so the canvas never shows an empty frame.
-        let budget = if s.traj.is_empty() { f64::INFINITY } else { INTEGRATE_BUDGET_MS };
+        // The first integration gets a larger slice (the canvas shows no flow until it is done),
+        // but never more than the budget's chunk: the page's thread must keep answering.
+        let budget = if s.traj.is_empty() { 1000.0 * crate::budget::TimeLimits::CPU.chunk_s } else { INTEGRATE_BUDGET_MS };
         let Some(job) = s.job.as_mut() else { return };
+        // The clock is read after every particle: a long integration (nfe up to the budget's
+        // pass limit) holds the thread for one particle's integration past the slice at most.
         while job.next < n && now_ms() - t0 < budget {
-            let end = (job.next + 64).min(n);
-            for i in job.next..end {
-                let x0 = job.traj[i];
-                integrate_particle(&shape, &job.params, solver, tol, steps as u32, true, &mut self.scratch, |k, y| job.traj[k as usize * n + i] = y, x0);
-            }
-            job.next = end;
+            let i = job.next;
+            let x0 = job.traj[i];
+            integrate_particle(&shape, &job.params, solver, tol, steps as u32, true, &mut self.scratch, |k, y| job.traj[k as usize * n + i] = y, x0);
+            job.next += 1;
         }
         if job.next >= n {
             if let Some(job) = s.job.take() {
@@ -722,6 +719,10 @@ impl Engine for CpuEngine {
 
     fn frames_presented(&self) -> f64 {
         self.presented
+    }
+
+    fn profile(&self) -> crate::budget::Profile {
+        crate::budget::Profile::cpu()
     }
 
     fn work_done(&self) -> u64 {

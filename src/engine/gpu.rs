@@ -10,14 +10,26 @@
 //! trajectories are integrated again when the model moved on and their refresh interval passed,
 //! the arrow grid is evaluated when arrows are on, the heat map recomputed when shown, frames
 //! presented; each frame is recorded straight from the engine's buffers.
+//!
+//! The long integrations (the shown flow, the heat map, the sample-quality probe and the solver
+//! comparison, `log_density`) run in the chunks of the work budget (`budget::ChunkPlan`, sized by
+//! `Engine::profile`'s per-particle rate so that no dispatch is estimated above
+//! `TimeLimits::chunk_s`): the frame queues the next chunk only once the previous one is done
+//! (`gpu::chunked::Done`), and the asynchronous reads await each chunk (`gpu::chunked::queue_done`)
+//! — nothing waits inside a frame. The shown flow's end positions are copied into their own buffer
+//! when its last chunk is queued, so `samples` never reads an integration in progress.
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
 use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
+use crate::budget::Profile;
 use crate::config::{Config, Effect, Objective, Sampler, Solver};
 use crate::cpu::sde::SdeSpec;
 use crate::cpu::time::TimeDist;
+use crate::gpu::chunked::Done;
+use crate::gpu::density::DensityJob;
+use crate::gpu::sampler::Integration;
 use crate::gpu::trainer::TrainerOptions;
 use crate::model::Query;
 use crate::gpu::snapshot::Snapshot;
@@ -47,6 +59,13 @@ struct Shown {
     refresh_s: f64,
     /// After a divergence: not integrated again (no NaN particles).
     frozen: bool,
+    /// An integration in progress: its chunks, the chunk queued last, the trainer step.
+    job: Option<(Integration, Done, u32)>,
+    /// Chunks of the last integration (its device time is theirs together).
+    chunks: u32,
+    /// The end positions of the last complete integration (`samples` reads them).
+    samples: wgpu::Buffer,
+    _samples: counter::Owned,
 }
 
 /// How the shown particles move: the ODE with the configured solver, Euler–Maruyama steps of the
@@ -89,6 +108,10 @@ struct Arrows {
 struct Heat {
     density: Option<GpuDensity>,
     at: Option<(u32, f64)>,
+    /// A computation in progress: its chunks, the chunk queued last, (step, time) it is for.
+    job: Option<(DensityJob, Done, (u32, f64))>,
+    /// Chunks of the last computation.
+    chunks: u32,
 }
 
 /// The WebGPU engine (see the module docs).
@@ -160,7 +183,76 @@ impl GpuEngine {
         sampler.reset(c.seed);
         sampler.set_tol(c.tol)?;
         sampler.set_query(query(c));
-        Ok(Shown { sampler, steps, solver: c.solver, stepping: Stepping::of(c), step: None, last: f64::NEG_INFINITY, refresh_s: 1.0, frozen: false })
+        let samples = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("shown.samples"),
+            size: sampler.len() as u64 * 8,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let owned = counter::Owned::new(&[&samples]);
+        Ok(Shown { sampler, steps, solver: c.solver, stepping: Stepping::of(c), step: None, last: f64::NEG_INFINITY, refresh_s: 1.0, frozen: false, job: None, chunks: 1, samples, _samples: owned })
+    }
+
+    /// The device as the work budget sees it: its limits, the software or GPU priors, and the
+    /// measured training rate where it is higher than the prior (a small model's measured rate
+    /// says little about a larger one's, so it only ever admits more).
+    fn budget_profile(&self) -> Profile {
+        let p = Profile::for_context(&self.ctx);
+        let spec = &self.trainer.spec;
+        match self.time.per_unit(Work::Train) {
+            Some(s) => {
+                let measured = train_flops(spec.batch, spec.shape.macs_per_sample()) / s.max(1e-9);
+                if measured > p.train_flops { p.with_rates(measured, 0.0) } else { p }
+            }
+            None => p,
+        }
+    }
+
+    /// Advances the shown flow's integration: queues its next chunk once the previous one is
+    /// done, or starts a new integration when one is due.
+    fn advance_shown(&mut self, f: &FrameInput, step: u32) {
+        let profile = self.budget_profile();
+        let queue = self.ctx.queue.clone();
+        let s = &mut self.shown;
+        if s.job.is_none() {
+            if !integrate_due(s.frozen, s.step, step, f.wrapped, f.now - s.last, s.refresh_s) {
+                return;
+            }
+            s.sampler.rewind();
+            // The SDE and MeanFlow step like Euler: one field evaluation per step and particle.
+            let plan_solver = if s.stepping == Stepping::Ode { s.solver } else { Solver::Euler };
+            let plan = s.sampler.chunk_plan(plan_solver, s.steps, profile.sample_flops, profile.limits.chunk_s);
+            s.chunks = plan.len().min(u32::MAX as usize) as u32;
+            let job = match s.stepping {
+                Stepping::Ode => s.sampler.begin(s.solver, 0.0, 1.0, s.steps, plan),
+                Stepping::Sde(sde) => s.sampler.begin_sde(sde, 0.0, 1.0, s.steps, plan),
+                Stepping::MeanFlow => s.sampler.begin_mean_flow(0.0, 1.0, s.steps, plan),
+            };
+            s.job = Some((job, Done::ready(), step));
+            s.last = f.now;
+        }
+        let Some((job, done, at)) = s.job.as_mut() else { return };
+        if !done.is_done() {
+            return;
+        }
+        if s.sampler.advance(job) {
+            self.time.submitted(&queue, Work::Integrate, 1);
+            *done = Done::watch(&queue);
+        }
+        if job.is_done() {
+            // The end positions, copied after the last chunk (queue order), for `samples`.
+            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&s.sampler.particles, 0, &s.samples, 0, s.samples.size());
+            queue.submit([encoder.finish()]);
+            s.step = Some(*at);
+            s.job = None;
+        }
+    }
+
+    /// Forgets the shown flow's integration in progress (the weights or particles changed).
+    fn restart_shown(&mut self) {
+        self.shown.step = None;
+        self.shown.job = None;
     }
 
     /// The context (device and queue) this engine runs on.
@@ -203,7 +295,7 @@ impl GpuEngine {
     fn refresh_interval(&self) -> f64 {
         let s = &self.shown;
         let estimate = refresh_interval(s.sampler.len(), s.steps, s.solver.evals_per_step(), self.trainer.spec.shape.macs_per_sample(), self.flops_per_s());
-        self.time.interval(Work::Integrate, 1, self.share(Work::Integrate), estimate).clamp(0.3, 60.0)
+        self.time.interval(Work::Integrate, s.chunks, self.share(Work::Integrate), estimate).clamp(0.3, 60.0)
     }
 
     /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes.
@@ -241,7 +333,7 @@ impl GpuEngine {
             self.shown.sampler.set_query(query(c));
             self.shown.solver = c.solver;
             self.shown.stepping = Stepping::of(c);
-            self.shown.step = None;
+            self.restart_shown();
         }
         self.arrows.sampler.set_query(query(c));
         self.arrows.key = None;
@@ -261,7 +353,7 @@ impl GpuEngine {
             match GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, HEAT_GRID * HEAT_GRID) {
                 Ok(d) => {
                     self.renderer.set_heatmap(d.log_p_buffer());
-                    self.heat = Heat { density: Some(d), at: None };
+                    self.heat = Heat { density: Some(d), ..Heat::default() };
                 }
                 Err(_) => return false,
             }
@@ -269,16 +361,32 @@ impl GpuEngine {
         let step = self.trainer.step();
         let min_s = if self.ctx.adapter.is_software() { 3.0 } else { 0.5 };
         let estimate = heat_interval(HEAT_GRID * HEAT_GRID, 8, self.trainer.spec.shape.macs_per_sample(), self.flops_per_s(), min_s);
-        let gap = self.time.interval(Work::Heat, 1, self.share(Work::Heat), estimate).max(min_s);
+        let gap = self.time.interval(Work::Heat, self.heat.chunks.max(1), self.share(Work::Heat), estimate).max(min_s);
         let due = match self.heat.at {
             None => true,
             Some((s, at)) => s != step && now - at >= gap && !self.shown.frozen,
         };
-        if due {
-            if let Some(d) = &self.heat.density {
-                d.encode(&cell_centres(extent), Solver::Midpoint, 8);
-                self.time.submitted(&self.ctx.queue, Work::Heat, 1);
-                self.heat.at = Some((step, now));
+        let profile = self.budget_profile();
+        let queue = self.ctx.queue.clone();
+        let heat = &mut self.heat;
+        let Some(d) = &heat.density else { return true };
+        if heat.job.is_none() && due {
+            let cells = HEAT_GRID * HEAT_GRID;
+            let plan = d.chunk_plan(cells, Solver::Midpoint, 8, profile.sample_flops, profile.limits.chunk_s);
+            heat.chunks = plan.len().min(u32::MAX as usize) as u32;
+            heat.job = Some((d.begin(&cell_centres(extent), Solver::Midpoint, 8, plan), Done::ready(), (step, now)));
+        }
+        // One chunk at a time, the next once the previous one is done.
+        if let Some((job, done, at)) = heat.job.as_mut() {
+            if done.is_done() {
+                if d.advance(job) {
+                    self.time.submitted(&queue, Work::Heat, 1);
+                    *done = Done::watch(&queue);
+                }
+                if job.is_done() {
+                    heat.at = Some(*at);
+                    heat.job = None;
+                }
             }
         }
         true
@@ -300,7 +408,8 @@ impl GpuEngine {
         let mut sampler = GpuSampler::new_with_source(ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
         sampler.set_tol(tol)?;
         let quality = GpuQuality::new(ctx, &sampler.particles, QUALITY_SAMPLES, &t.data, t.target_len(), DIRECTIONS);
-        Ok(GpuProbe { sampler, quality, _params: counter::Owned::new(&[&params]) })
+        let profile = self.budget_profile();
+        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _params: counter::Owned::new(&[&params]) })
     }
 }
 
@@ -308,6 +417,9 @@ impl GpuEngine {
 struct GpuProbe {
     sampler: GpuSampler,
     quality: GpuQuality,
+    /// The per-particle rate and chunk length its integrations are planned with.
+    rate: f64,
+    chunk_s: f64,
     _params: counter::Owned,
 }
 
@@ -316,7 +428,10 @@ impl GpuProbe {
     async fn run(&mut self, p: Probe) -> Result<QualityPoint, String> {
         self.sampler.set_tol(p.tol)?;
         self.sampler.reset(PROBE_SEED);
-        self.sampler.integrate(p.solver, 0.0, 1.0, p.steps);
+        // In chunks of the budget, each queued once the previous one is done.
+        let plan = self.sampler.chunk_plan(p.solver, p.steps, self.rate, self.chunk_s);
+        let mut job = self.sampler.begin(p.solver, 0.0, 1.0, p.steps, plan);
+        self.sampler.run(&mut job).await.map_err(err)?;
         let nfe = if p.solver.is_adaptive() {
             let s = self.sampler.read_adaptive_summary().await.map_err(err)?;
             if s.unfinished > 0 {
@@ -376,8 +491,8 @@ impl Engine for GpuEngine {
 
     fn reset(&mut self, seed: u32) {
         self.trainer.reset(seed);
+        self.restart_shown();
         self.shown.sampler.reset(seed);
-        self.shown.step = None;
         self.shown.frozen = false;
         self.arrows.key = None;
     }
@@ -394,14 +509,14 @@ impl Engine for GpuEngine {
             return Err(format!("{} parameters given but this model has {want}", params.len()));
         }
         self.trainer.load_state(params, &vec![0.0; 2 * want], step).map_err(err)?;
-        self.shown.step = None;
+        self.restart_shown();
         self.shown.frozen = false;
         Ok(())
     }
 
     fn load_model(&mut self, file: &ModelFile) -> Result<(), String> {
         self.trainer.load_model(file).map_err(err)?;
-        self.shown.step = None;
+        self.restart_shown();
         self.shown.frozen = false;
         Ok(())
     }
@@ -427,7 +542,7 @@ impl Engine for GpuEngine {
 
     fn restore(&mut self, s: &Snapshot) -> Result<(), String> {
         self.trainer.restore(s).map_err(err)?;
-        self.shown.step = None;
+        self.restart_shown();
         self.shown.frozen = false;
         Ok(())
     }
@@ -448,7 +563,7 @@ impl Engine for GpuEngine {
         if self.shown.step.is_none() {
             return super::ready(Err(NO_SAMPLES.into()));
         }
-        let (ctx, buf, n) = (self.ctx.clone(), self.shown.sampler.particles.clone(), self.shown.sampler.len());
+        let (ctx, buf, n) = (self.ctx.clone(), self.shown.samples.clone(), self.shown.sampler.len());
         Box::pin(async move {
             let flat = crate::gpu::readback::read_f32(&ctx, &buf, 0, n as u64 * 2).await.map_err(|e| format!("reading the samples back failed: {e}"))?;
             Ok(flat.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
@@ -486,24 +601,18 @@ impl Engine for GpuEngine {
             return super::ready(Err(NO_DENSITY.into()));
         }
         let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, points.len() as u32);
-        Box::pin(async move { d.map_err(err)?.log_density(&points, solver, steps).await.map_err(err) })
+        let profile = self.budget_profile();
+        Box::pin(async move {
+            let d = d.map_err(err)?;
+            let plan = d.chunk_plan(points.len() as u32, solver, steps, profile.sample_flops, profile.limits.chunk_s);
+            d.log_density_chunked(&points, solver, steps, plan).await.map_err(err)
+        })
     }
 
     fn frame(&mut self, f: &FrameInput) {
         let step = self.trainer.step();
         self.shown.refresh_s = self.refresh_interval();
-        if integrate_due(self.shown.frozen, self.shown.step, step, f.wrapped, f.now - self.shown.last, self.shown.refresh_s) {
-            let s = &mut self.shown;
-            s.sampler.rewind();
-            match s.stepping {
-                Stepping::Ode => s.sampler.integrate(s.solver, 0.0, 1.0, s.steps),
-                Stepping::Sde(sde) => s.sampler.integrate_sde(sde, 0.0, 1.0, s.steps),
-                Stepping::MeanFlow => s.sampler.integrate_mean_flow(0.0, 1.0, s.steps),
-            }
-            self.time.submitted(&self.ctx.queue, Work::Integrate, 1);
-            s.step = Some(step);
-            s.last = f.now;
-        }
+        self.advance_shown(f, step);
         if f.layers.arrows {
             let key = (step, f.t);
             let min_gap = self.time.interval(Work::Arrows, 1, self.share(Work::Arrows), 0.0).max(if self.ctx.adapter.is_software() { 0.2 } else { 0.0 });
@@ -549,6 +658,10 @@ impl Engine for GpuEngine {
 
     fn costs(&self) -> Vec<(&'static str, f64)> {
         self.time.costs()
+    }
+
+    fn profile(&self) -> Profile {
+        self.budget_profile()
     }
 
     fn device_lost(&self) -> bool {

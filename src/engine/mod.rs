@@ -163,6 +163,9 @@ pub trait Engine {
 
     // ---- the device ---------------------------------------------------------------------------
 
+    /// The device for the work budget (`budget::check`): its limits and rates, so the page can
+    /// refuse a configuration before anything is allocated or dispatched.
+    fn profile(&self) -> crate::budget::Profile;
     /// The device this engine runs on was lost (never on the CPU).
     fn device_lost(&self) -> bool;
 }

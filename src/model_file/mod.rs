@@ -93,6 +93,8 @@ pub enum ModelFileError {
     ShapeMismatch { file_width: u32, file_depth: u32, file_act: String, width: u32, depth: u32, act: String },
     #[error("the model file contains non-finite parameters")]
     NonFinite,
+    #[error("the model file's training step {step} (learning-rate schedule from step {schedule_start}) is out of range: expected steps from 0 to {max}")]
+    Step { step: u32, schedule_start: u32, max: u64 },
     #[error("the safetensors file is malformed: {0}")]
     Safetensors(String),
     #[error("the safetensors metadata does not fit: {0}")]
@@ -165,8 +167,13 @@ impl ModelFile {
         }
     }
 
-    /// Checks the parameter and moment counts and that every value is finite.
+    /// Checks the parameter and moment counts, that every value is finite, and the stored step
+    /// and the schedule's start (each at most the longest run a configuration may ask for,
+    /// `limits::MAX_STEPS`).
     fn check_contents(&self) -> Result<(), ModelFileError> {
+        if self.step.max(self.schedule_start) as u64 > limits::MAX_STEPS {
+            return Err(ModelFileError::Step { step: self.step, schedule_start: self.schedule_start, max: limits::MAX_STEPS });
+        }
         let expected = self.shape().param_len();
         if self.params.len() != expected {
             return Err(ModelFileError::ParamCount { expected, found: self.params.len() });
@@ -258,6 +265,22 @@ pub(crate) mod tests {
             // And across formats.
             let other = ModelFormat::ALL.into_iter().find(|f| *f != format).unwrap();
             assert_eq!(ModelFile::decode(&back.encode_as(other)).unwrap(), back);
+        }
+    }
+
+    /// The stored step and schedule start are bounded (a file cannot claim 4 billion steps).
+    #[test]
+    fn the_stored_step_is_bounded() {
+        for format in ModelFormat::ALL {
+            for (step, start) in [(limits::MAX_STEPS as u32 + 1, 0), (u32::MAX, 5), (10, limits::MAX_STEPS as u32 + 1)] {
+                let mut m = sample();
+                (m.step, m.schedule_start) = (step, start);
+                let e = ModelFile::decode(&m.encode_as(format)).unwrap_err();
+                assert!(matches!(e, ModelFileError::Step { .. }) && e.to_string().contains("training step"), "{format:?}: {e}");
+            }
+            let mut m = sample();
+            (m.step, m.schedule_start) = (limits::MAX_STEPS as u32, 7);
+            assert_eq!(ModelFile::decode(&m.encode_as(format)).unwrap().step, limits::MAX_STEPS as u32);
         }
     }
 

@@ -38,6 +38,8 @@ pub enum TargetError {
     BadRaster { width: usize, height: usize },
     #[error("the drawing is empty: paint on the canvas with the brush first")]
     EmptyDrawing,
+    #[error("the points span {half:e} either side of their centre: scaling that into the view needs a factor of {factor:e}, which 32-bit numbers cannot hold; rescale the coordinates (to a spread between about 1e-30 and 1e30)")]
+    Spread { half: f64, factor: f64 },
 }
 
 /// Parses CSV text: one `x,y` per line (also `x, y`, `x;y` or whitespace-separated), blank lines
@@ -94,18 +96,46 @@ impl ViewTransform {
 /// Centres points on their bounding box and scales the larger half-extent to
 /// [`VIEW_HALF_EXTENT`], keeping the aspect ratio.
 pub fn normalize(points: &[[f32; 2]]) -> (Vec<[f32; 2]>, ViewTransform) {
-    let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
+    let (t, _) = view_transform(points);
+    (points.iter().map(|p| t.to_view(*p)).collect(), t)
+}
+
+/// The transform of [`normalize`] (centre and half-extent taken in f64, so a spread near the
+/// f32 range does not overflow) and the half-extent.
+fn view_transform(points: &[[f32; 2]]) -> (ViewTransform, f64) {
+    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
     for p in points {
         for k in 0..2 {
-            lo[k] = lo[k].min(p[k]);
-            hi[k] = hi[k].max(p[k]);
+            lo[k] = lo[k].min(p[k] as f64);
+            hi[k] = hi[k].max(p[k] as f64);
         }
     }
-    let center = [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1])];
+    let center = [(0.5 * (lo[0] + hi[0])) as f32, (0.5 * (lo[1] + hi[1])) as f32];
     let half = (0.5 * (hi[0] - lo[0])).max(0.5 * (hi[1] - lo[1]));
-    let scale = if half > 0.0 && half.is_finite() { VIEW_HALF_EXTENT / half } else { 1.0 };
-    let t = ViewTransform { center, scale };
-    (points.iter().map(|p| t.to_view(*p)).collect(), t)
+    let scale = if half > 0.0 && half.is_finite() { (VIEW_HALF_EXTENT as f64 / half) as f32 } else { 1.0 };
+    (ViewTransform { center, scale }, half)
+}
+
+/// [`normalize`], refusing a spread that cannot be scaled into the view with finite 32-bit
+/// numbers (a huge or tiny one: the scale factor over- or underflows, or a point leaves the view).
+pub fn normalize_checked(points: &[[f32; 2]]) -> Result<(Vec<[f32; 2]>, ViewTransform), TargetError> {
+    let (t, half) = view_transform(points);
+    let factor = VIEW_HALF_EXTENT as f64 / half;
+    let spread_err = TargetError::Spread { half, factor };
+    if half > 0.0 && !t.scale.is_normal() {
+        return Err(spread_err);
+    }
+    let limit = 1.01 * VIEW_HALF_EXTENT;
+    let mut out = Vec::with_capacity(points.len());
+    for p in points {
+        let v = t.to_view(*p);
+        let inside = v[0].abs() <= limit && v[1].abs() <= limit; // false for NaN too
+        if !(inside && t.to_original(v).iter().all(|x| x.is_finite())) {
+            return Err(spread_err);
+        }
+        out.push(v);
+    }
+    Ok((out, t))
 }
 
 /// Draws `n` points from a raster density: `values` is row-major, `width × height`, top row
@@ -208,7 +238,7 @@ pub struct CustomTarget {
 impl CustomTarget {
     /// CSV text → points centred and scaled into the view, remembering the original coordinates.
     pub fn from_csv(text: &str, label: &str, seed: u32) -> Result<Self, TargetError> {
-        let (mut points, transform) = normalize(&parse_points(text)?);
+        let (mut points, transform) = normalize_checked(&parse_points(text)?)?;
         shuffle_points(&mut points, seed);
         Ok(CustomTarget { kind: CustomKind::Points, label: label.to_string(), points, transform })
     }
@@ -387,5 +417,22 @@ mod tests {
         assert!((mean - 500.0).abs() < 100.0, "prefix mean {mean}");
         a.sort_by(|x, y| x[0].partial_cmp(&y[0]).unwrap());
         assert_eq!(a, pts);
+    }
+
+    /// Coordinates whose spread cannot be normalised to finite 32-bit view coordinates are
+    /// refused with their own message (not trained into NaN); large but representable ones work.
+    #[test]
+    fn spreads_that_cannot_be_normalised_are_refused() {
+        for csv in ["-3e38,0\n3e38,1\n0,2\n", "0,0\n1e-45,0\n0,1e-45\n", "0,0\n0,1e-44\n1e-44,0\n"] {
+            let e = CustomTarget::from_csv(csv, "x.csv", 1).err().unwrap_or_else(|| panic!("{csv} was accepted"));
+            assert!(matches!(e, TargetError::Spread { .. }), "{csv}: {e}");
+            assert!(e.to_string().contains("rescale") && !e.to_string().contains("learning rate"), "{e}");
+        }
+        for csv in ["1e38,1e38\n-1e38,-1e38\n3e38,0\n", "-1e30,0\n1e30,1\n0,2\n", "0,0\n1e-30,0\n0,1e-30\n", "1e6,1e6\n1e6,1.5e6\n1.2e6,1e6\n"] {
+            let t = CustomTarget::from_csv(csv, "x.csv", 1).unwrap_or_else(|e| panic!("{csv}: {e}"));
+            assert!(t.points.iter().all(|p| p[0].is_finite() && p[1].is_finite() && p[0].abs() <= 1.01 * VIEW_HALF_EXTENT), "{csv}: {:?}", t.points);
+            let back = t.transform.to_original(t.points[0]);
+            assert!(back.iter().all(|x| x.is_finite()), "{csv}");
+        }
     }
 }

@@ -116,7 +116,11 @@ impl App {
     /// Applies a whole hash (e.g. after `hashchange`); returns the error messages, one per bad field.
     pub fn apply_hash(&self, hash: &str) -> Array {
         let mut p = self.page.borrow_mut();
-        let (next, errors) = p.session.propose_hash(hash);
+        let (next, mut errors) = p.session.propose_hash(hash);
+        // The work budget: a setting the device cannot run keeps its current value and is named
+        // (with the largest value that fits) first among the errors.
+        let (next, refusals) = super::session::fit(next, p.session.config(), &p.engine.profile(), p.budget_target());
+        errors.prepend(refusals);
         if let Err(e) = p.apply(next) {
             p.messages.error = Some(e);
         }
@@ -135,19 +139,23 @@ impl App {
         self.page.borrow().session.query()
     }
 
-    /// `[{field, message}]` for each field of the URL hash that was rejected.
+    /// `[{field, message}]` for each field of the URL hash that was rejected (or refused by the
+    /// work budget): at most `session::MAX_HASH_ERRORS`, then one `{field: "", message: "and N
+    /// more …"}` when there were more.
     pub fn hash_errors(&self) -> Array {
         let p = self.page.borrow();
-        p.session
-            .hash_errors()
-            .iter()
-            .map(|e| {
-                let o = Object::new();
-                set(&o, "field", e.field());
-                set(&o, "message", e.to_string());
-                JsValue::from(o)
-            })
-            .collect()
+        let errors = p.session.hash_errors();
+        let entry = |field: &str, message: &str| {
+            let o = Object::new();
+            set(&o, "field", field);
+            set(&o, "message", message);
+            JsValue::from(o)
+        };
+        let list: Array = errors.shown.iter().map(|e| entry(&e.field, &e.message)).collect();
+        if let Some(more) = errors.more_message() {
+            list.push(&entry("", &more));
+        }
+        list
     }
 
     pub fn play(&self) {
@@ -330,6 +338,12 @@ impl App {
     /// is refused with its own message and the current model is kept. A file of another shape
     /// reconfigures the page to its configuration when `reshape`, else it is refused. Training
     /// is paused afterwards (the loaded weights are shown as they are).
+    /// The largest model file `load_model` reads (bytes): the page refuses a larger file before
+    /// reading it (`model_file::max_file_bytes`).
+    pub fn max_model_bytes(&self) -> f64 {
+        crate::model_file::max_file_bytes() as f64
+    }
+
     pub fn load_model(&self, bytes: &[u8], reshape: bool) -> Result<(), JsError> {
         let file = ModelFile::decode(bytes).map_err(err)?;
         self.page.borrow_mut().load_model(file, reshape).map_err(err)

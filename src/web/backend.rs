@@ -99,12 +99,13 @@ pub struct Trial {
     pub moving: bool,
 }
 
-/// Steps per second the CPU engine would train `c` at, on this page: a few real steps of the
+/// Steps per second (0 when its budget refuses `c`) the CPU engine would train `c` at, on this page: a few real steps of the
 /// fast trainer (the CPU engine's) timed (at most ~40 ms of the page's thread), scaled to the
 /// share of each frame the loop gives training (`budget_ms` of `frame_ms`).
 pub fn measure_cpu(c: &Config, budget_ms: f64, frame_ms: f64) -> f64 {
     let data = crate::targets::sample_dataset(c.dataset, 1024, c.seed);
-    let mut t = FastCpuTrainer::new(TrainSpec::from_config(c), data);
+    // A configuration the CPU backend's budget refuses is never measured (nor moved there).
+    let Ok(mut t) = FastCpuTrainer::try_new(TrainSpec::from_config(c), data, 0) else { return 0.0 };
     let now = crate::engine::jobs::now_ms;
     t.step(); // warm caches
     let (t0, mut n) = (now(), 0u32);

@@ -18,6 +18,7 @@ use super::backend::{self, Backend, Preference, Recovery, Trial};
 use super::pacing::{page_config, widget_config, FlowClock, Pacer};
 use super::reliability::{divergence_message, Snapshots};
 use super::session::Session;
+use crate::budget::{check, Profile, Target};
 use super::targets::CustomTargets;
 use super::training::{ReadTicket, TrainLoop};
 use crate::config::{Config, Effect};
@@ -83,11 +84,14 @@ impl Page {
                     _ => software,
                 };
                 let mut session = Session::new(defaults(software), hash);
+                // The work budget before anything is allocated: what the device cannot run
+                // keeps its default, with the budget's message.
+                session.admit(&defaults(software), &Profile::for_context(&ctx), Target::Dataset);
                 let engine = match backend::gpu_engine(&ctx, &canvas, session.config(), readback) {
                     Ok(e) => e,
                     Err(e) => {
                         // The hash asked for something this device cannot run: start from the defaults.
-                        let errors = session.hash_errors().to_vec();
+                        let errors = session.hash_errors().clone();
                         session = Session::new(defaults(software), "");
                         session.set_hash_errors(errors);
                         messages.error = Some(format!("{e}; started with the default settings instead"));
@@ -106,8 +110,10 @@ impl Page {
             }
             Err(e) => {
                 let mut session = Session::new(defaults(true), hash);
-                // What the CPU cannot do goes back to its default; then what no longer goes with it.
-                session.fit(|c| crate::engine::cpu::cpu_can_run(c).and_then(|_| c.check_generation()));
+                // What the CPU cannot do goes back to its default; then what no longer goes with it;
+                // then what the CPU's budget refuses.
+                session.reset_until(|c| crate::engine::cpu::cpu_can_run(c).and_then(|_| c.check_generation()));
+                session.admit(&defaults(true), &Profile::cpu(), Target::Dataset);
                 messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
                 if pref != Preference::Cpu {
                     web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());
@@ -115,7 +121,7 @@ impl Page {
                 let engine = match backend::cpu_engine(&canvas, session.config()) {
                     Ok(e) => e,
                     Err(e2) => {
-                        let errors = session.hash_errors().to_vec();
+                        let errors = session.hash_errors().clone();
                         session = Session::new(defaults(true), "");
                         session.set_hash_errors(errors);
                         messages.error = Some(format!("{e2}; started with the default settings instead"));
@@ -288,12 +294,21 @@ impl Page {
         self.restart_metrics();
     }
 
-    /// Moves to `next`, doing only what its differences need. On error nothing changes.
+    /// What training runs on, for the work budget.
+    pub fn budget_target(&self) -> Target {
+        self.custom.points().map_or(Target::Dataset, |p| Target::Custom(p.len().min(u32::MAX as usize) as u32))
+    }
+
+    /// Moves to `next`, doing only what its differences need. On error (including a refusal of
+    /// the work budget, which names the setting and the largest value that fits) nothing changes.
     pub fn apply(&mut self, next: Config) -> Result<(), String> {
         let Some(effect) = self.session.effect(&next)? else {
             self.session.commit(next);
             return Ok(());
         };
+        if effect != Effect::Live {
+            check(&next, &self.engine.profile(), self.budget_target()).map_err(|r| r.to_string())?;
+        }
         self.engine.apply(&next, effect)?;
         let old_dataset = self.session.config().dataset;
         self.session.commit(next);
@@ -320,6 +335,8 @@ impl Page {
 
     /// Trains on `t` from now on; on error nothing changes.
     pub fn use_custom(&mut self, t: CustomTarget) -> Result<(), String> {
+        let n = t.points.len().min(u32::MAX as usize) as u32;
+        check(self.session.config(), &self.engine.profile(), Target::Custom(n)).map_err(|r| format!("this target of {n} points cannot be trained here: {r}"))?;
         self.engine.set_target(&t.points)?;
         self.custom.activate(t);
         Ok(())
@@ -421,6 +438,10 @@ impl Page {
     /// The second half of the auto choice: the run continues on the CPU from the snapshot.
     fn move_to_cpu(&mut self, snap: Result<Snapshot, String>, cpu: f64, gpu: f64, adapter: &str) {
         self.backend.trial = None;
+        if let Err(r) = check(self.session.config(), &Profile::cpu(), self.budget_target()) {
+            self.backend.reason = format!("WebGPU ({adapter}); the CPU would be faster but its budget refuses these settings: {r}");
+            return;
+        }
         let moved = snap.and_then(|snap| {
             let mut engine = backend::cpu_engine(&self.backend.canvas, self.session.config())?;
             engine.restore(&snap)?;

@@ -260,14 +260,20 @@ def test_reconfig():
 
         end = settle_buffers(d)
         assert end == start, f"liveBuffers {start} before, {end} after 200 reconfigurations"
-        # A model too big for the device: refused before allocation, with the largest batch/width
-        # that fit; the current model stays.
-        q0 = d.js("return window.flowmatch.app.query()")
-        d.js("window.flowmatch.app.apply_hash('#width=1024&depth=8&batch=65536')")
-        big = d.js("return {error: window.flowmatch.app.state().error, query: window.flowmatch.app.query(), live: window.flowmatch.app.state().liveBuffers}")
-        log(f"too big: {big['error']}")
-        assert big["error"] and "does not fit this GPU" in big["error"] and "the largest batch that fits at width 1024 is" in big["error"], big
-        assert big["query"] == q0 and big["live"] == start, f"the current model was not kept: {big}"
+        # A model too big for the device: refused by the work budget before allocation, each
+        # refused setting named with the largest value that fits (src/budget.rs), and keeping its
+        # current value.
+        q0 = dict(kv.split("=", 1) for kv in d.js("return window.flowmatch.app.query()").split("&"))
+        errs = d.js("return window.flowmatch.app.apply_hash('#width=1024&depth=8&batch=65536').map((e) => [e.field, e.message])")
+        big = d.js("return {error: window.flowmatch.app.state().error, query: window.flowmatch.app.query()}")
+        log(f"too big: {errs}")
+        refused = [f for f, m in errs if m.startswith(f"{f}=") and " needs " in m]
+        assert "width" in refused and any("the largest" in m for _, m in errs), errs
+        query = dict(kv.split("=", 1) for kv in big["query"].split("&"))
+        assert all(query[f] == q0[f] for f in refused), f"a refused setting changed: {q0} → {query}"
+        assert big["error"] is None, big
+        end = settle_buffers(d)
+        assert end == start, f"liveBuffers {start} before, {end} after the refused model"
         d.js("window.flowmatch.app.play()")
         s0 = d.js("return window.flowmatch.stepsRead")
         assert d.js("return window.flowmatch.app.state().error") is None

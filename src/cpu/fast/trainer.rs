@@ -96,7 +96,21 @@ pub struct FastCpuTrainer {
 }
 
 impl FastCpuTrainer {
+    /// As [`FastCpuTrainer::new`], refusing (before anything is allocated) empty data and a spec
+    /// whose buffers exceed the CPU backend's memory budget (`budget::check_trainer`, with
+    /// `n_source` source points: the message names the batch or width and the largest value that
+    /// fits), instead of aborting on the allocation. The page builds its CPU trainer with this.
+    pub fn try_new(spec: TrainSpec, data: Vec<[f32; 2]>, n_source: usize) -> Result<Self, String> {
+        if data.is_empty() {
+            return Err("training data must not be empty".into());
+        }
+        crate::budget::check_trainer(&spec, data.len(), n_source, &crate::budget::Profile::cpu()).map_err(|r| r.to_string())?;
+        Ok(Self::new(spec, data))
+    }
+
     /// A fresh model initialised from the spec's seed, training on `data` (at least one point).
+    /// Panics where [`FastCpuTrainer::try_new`] refuses only by running out of memory: code that
+    /// takes its spec from a user calls `try_new`.
     pub fn new(spec: TrainSpec, data: Vec<[f32; 2]>) -> Self {
         assert!(!data.is_empty(), "training data must not be empty");
         let n = spec.shape.param_len();
