@@ -349,12 +349,12 @@ mod tests {
         let cpu = Profile::cpu();
         let base = page_config(true);
         let mut next = base.clone();
-        assert!(next.apply_query("dataset=moons&width=1024").is_empty());
+        assert!(next.apply_query("dataset=moons&coupling=ot&batch=65536").is_empty());
         let (c, errors) = fit(next, &base, &cpu, Target::Dataset);
-        assert_eq!((c.width, c.dataset), (base.width, crate::config::Dataset::Moons));
+        assert_eq!((c.batch, c.dataset), (base.batch, crate::config::Dataset::Moons));
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].field, "width");
-        assert!(errors[0].message.starts_with("width=1024 needs") && errors[0].message.contains("the largest width that fits is"), "{}", errors[0].message);
+        assert_eq!(errors[0].field, "batch");
+        assert!(errors[0].message.starts_with("batch=65536 needs") && errors[0].message.contains("the largest batch that fits is"), "{}", errors[0].message);
         // Several fields over budget: each is named and put back.
         let mut next = base.clone();
         assert!(next.apply_query("particles=200000&nfe=2000&width=1024&depth=8&batch=65536").is_empty());
@@ -367,11 +367,11 @@ mod tests {
             assert!(field.get(&c) == field.get(&next_of(&base, "particles=200000&nfe=2000&width=1024&depth=8&batch=65536")) || errors.iter().any(|e| e.field == f), "{f}: {errors:?}");
         }
         // A session started from a hostile link keeps what fits and names what it refused first.
-        let mut s = Session::new(base.clone(), "#dataset=moons&depth=abc&width=1024");
+        let mut s = Session::new(base.clone(), "#dataset=moons&width=abc&coupling=ot&batch=65536");
         assert!(!s.admit(&base, &cpu, Target::Dataset));
         let fields: Vec<&str> = s.hash_errors().shown.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["width", "depth"]);
-        assert_eq!((s.config().width, s.config().dataset), (base.width, crate::config::Dataset::Moons));
+        assert_eq!(fields, ["batch", "width"]);
+        assert_eq!((s.config().batch, s.config().dataset), (base.batch, crate::config::Dataset::Moons));
         assert!(s.admit(&base, &cpu, Target::Dataset));
         // What fits is not touched.
         let (c, errors) = fit(base.clone(), &base, &cpu, Target::Dataset);
