@@ -838,6 +838,19 @@ mod tests {
         Profile::gpu(128 << 20, false)
     }
 
+    /// Every preset of the page's menu runs on a software adapter and on the CPU backend (at
+    /// batch 256 the OT-CFM preset's Sinkhorn, 100 iterations over 256² pairs, was refused on the
+    /// CPU: about 0.5 s per step on the page's thread at the CPU's prior rate).
+    #[test]
+    fn every_preset_fits_software_and_cpu() {
+        for preset in crate::presets::PRESETS {
+            let c = preset.to_config();
+            for p in [Profile::gpu(128 << 20, true), Profile::cpu()] {
+                check(&c, &p, Target::Dataset).unwrap_or_else(|r| panic!("preset {} on {:?}: {r}", preset.name, p.backend));
+            }
+        }
+    }
+
     #[test]
     fn defaults_fit_everywhere() {
         let c = Config::default();

@@ -251,7 +251,7 @@ def test_preset():
                     about: about.textContent, link: about.querySelector('a') && about.querySelector('a').href,
                     step: window.flowmatch.step, error: window.flowmatch.error};""")
         assert got["error"] is None, got
-        assert (got["source"], got["coupling"], got["batch"]) == ("8gaussians", "ot", "256"), f"the preset's configuration: {got}"
+        assert (got["source"], got["coupling"], got["batch"]) == ("8gaussians", "ot", "128"), f"the preset's configuration: {got}"
         defaults = d.js("return import('./pkg/flowmatch.js').then((m) => Object.fromEntries(new URLSearchParams(m.config_defaults(window.flowmatch.software, false))))")
         assert got["width"] == defaults["width"], f"fields the preset does not name should be the defaults: {got['width']} vs {defaults['width']}"
         assert "coupling=ot" in got["hash"] and got["control"] == "ot", got

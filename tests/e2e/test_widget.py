@@ -627,7 +627,7 @@ def test_preset():
                     exports: [...w('ot').shadowRoot.querySelectorAll('.exports button')].map((b) => b.textContent)};""")
         assert got["errors"] == [None, None], got
         ot = dict(kv.split("=", 1) for kv in got["ot"].split("&"))
-        assert (ot["source"], ot["dataset"], ot["coupling"], ot["batch"]) == ("8gaussians", "moons", "ot", "256"), f"the preset's configuration was not applied: {ot}"
+        assert (ot["source"], ot["dataset"], ot["coupling"], ot["batch"]) == ("8gaussians", "moons", "ot", "128"), f"the preset's configuration was not applied: {ot}"
         assert (ot["width"], ot["depth"]) == ("16", "2"), f"single attributes beside the preset did not win: {ot}"
         assert got["boxes"]["trajectories"] and got["boxes"]["target"] and not got["boxes"]["field"] and not got["boxes"]["loss"], f"the preset's views: {got['boxes']}"
         assert not got["otMessages"], got["otMessages"]
