@@ -126,7 +126,7 @@ def meanflow(d):
     round_trips(d, MEANFLOW)
     assert d.js("return !document.getElementById('meanflow-steps').hidden"), "the MeanFlow step buttons are hidden with objective=meanflow"
     d.js("window.flowmatch.app.pause(); document.querySelector('#meanflow-steps [data-nfe=\"1\"]').click()")
-    d.wait_for("const s = window.flowmatch.app.state(); return s.odeSteps === 1 && s.trajStep === s.step", 60, "the one-jump flow")
+    d.wait_for("const s = window.flowmatch.app.state(); return s.odeSteps === 1 && s.trajStep === s.step", 60, "the one-jump flow", progress="window.flowmatch.app.state().workDone")
     got = d.js("return {nfe: window.flowmatch.app.get('nfe'), pressed: document.querySelector('#meanflow-steps [data-nfe=\"1\"]').getAttribute('aria-pressed'), error: window.flowmatch.error}")
     assert got == {"nfe": "1", "pressed": "true", "error": None}, got
     d.js("const s = document.querySelector('[data-field=objective]'); s.value = 'fm'; s.dispatchEvent(new Event('change'));")

@@ -92,7 +92,7 @@ def test_webgpu():
 
         # Freeze the model, show t = 1 with the newest weights, then read the canvas.
         d.js("const a = window.flowmatch.app; a.pause(); a.set_time(1); a.set_layer('trails', false); a.set_layer('arrows', false);")
-        d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep === s.step;", 30, "the flow to be integrated with the final weights")
+        d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep === s.step;", 30, "the flow to be integrated with the final weights", progress="window.flowmatch.app.state().workDone")
         d.wait_presented()
         png = d.screenshot()
         save("e2e-webgpu.png", png)
@@ -171,7 +171,7 @@ HASH_PARAMS = 3 * 24 + 24 + 2 * (24 * 24 + 24) + 24 * 2 + 4
 def flow_samples(d):
     """The particles at t = 1 once the shown flow is integrated with the current weights."""
     d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep !== null && s.trajStep === s.step;", 60,
-               "the flow to be integrated with the current weights")
+               "the flow to be integrated with the current weights", progress="window.flowmatch.app.state().workDone")
     return d.js_async("window.flowmatch.app.samples().then((a) => done(Array.from(a)), (e) => done(String(e)))")
 
 

@@ -69,7 +69,7 @@ def target_points(d):
 def settle(d):
     """Pause, show t = 1, and wait until the shown flow was integrated with the current weights."""
     d.js("const a = window.flowmatch.app; a.pause(); a.set_time(1);")
-    d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep === s.step;", 60, "the flow to be integrated with the current weights")
+    d.wait_for("const s = window.flowmatch.app.state(); return s.trajStep === s.step;", 60, "the flow to be integrated with the current weights", progress="window.flowmatch.app.state().workDone")
 
 
 def test_text():
