@@ -279,7 +279,9 @@ def test_offscreen():
     with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         d.get(srv.url + "/www/blog-example.html")
         scroll_to(d, 0)
-        wait(d, "const s = document.querySelectorAll('flow-matching-demo')[0].state; return s && (s.error || s.step >= 15);", 120, "figure 1 to train",
+        # stepsRead, not step: lossStart is the mean of the first 10 losses READ; with reads lagging
+        # behind queued steps (a loaded machine) it would still move after `before` is taken.
+        wait(d, "const s = document.querySelectorAll('flow-matching-demo')[0].state; return s && (s.error || s.stepsRead >= 15);", 120, "figure 1 to train",
              progress=steps_of(0))
         before = state(d, 0)
         assert not before["error"], before
