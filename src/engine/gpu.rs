@@ -198,14 +198,16 @@ impl GpuEngine {
     /// says little about a larger one's, so it only ever admits more).
     fn budget_profile(&self) -> Profile {
         let p = Profile::for_context(&self.ctx);
-        let spec = &self.trainer.spec;
-        match self.time.per_unit(Work::Train) {
-            Some(s) => {
-                let measured = train_flops(spec.batch, spec.shape.macs_per_sample()) / s.max(1e-9);
-                if measured > p.train_flops { p.with_rates(measured, 0.0) } else { p }
-            }
-            None => p,
+        match self.measured_flops() {
+            Some(measured) if measured > p.train_flops => p.with_rates(measured, 0.0),
+            _ => p,
         }
+    }
+
+    /// The training rate measured from the device time of recent steps (FLOP/s), if any.
+    fn measured_flops(&self) -> Option<f64> {
+        let spec = &self.trainer.spec;
+        self.time.per_unit(Work::Train).map(|s| train_flops(spec.batch, spec.shape.macs_per_sample()) / s.max(1e-9))
     }
 
     /// Advances the shown flow's integration: queues its next chunk once the previous one is
@@ -268,9 +270,8 @@ impl GpuEngine {
     /// The device's throughput for the model's kind of work (FLOP/s): from the measured time of a
     /// training step where there is one, else a guess by adapter type.
     fn flops_per_s(&self) -> f64 {
-        let spec = &self.trainer.spec;
-        match self.time.per_unit(Work::Train) {
-            Some(s) => train_flops(spec.batch, spec.shape.macs_per_sample()) / s.max(1e-9),
+        match self.measured_flops() {
+            Some(measured) => measured,
             None if self.ctx.adapter.is_software() => 0.05e9,
             None => 200e9,
         }

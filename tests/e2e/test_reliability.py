@@ -163,12 +163,8 @@ DESTROY_DEVICE = "window.__gpuDevices.at(-1).destroy()"
 
 
 def test_device_loss():
-    with session(WEBGPU) as d:
-        capture = d.on_new_document(CAPTURE_DEVICES)
-        try:
-            device_loss(d)
-        finally:
-            d.remove_on_new_document(capture)
+    with session(WEBGPU) as d, d.on_every_document(CAPTURE_DEVICES):
+        device_loss(d)
 
 
 def device_loss(d):

@@ -111,12 +111,8 @@ def no_violations(d, page):
 
 
 def under_listener(flags, body, window=(1280, 900)):
-    with session(flags, window=window) as d:
-        ident = d.on_new_document(LISTEN_JS)
-        try:
-            body(d)
-        finally:
-            d.remove_on_new_document(ident)
+    with session(flags, window=window) as d, d.on_every_document(LISTEN_JS):
+        body(d)
 
 
 def train_index(query):

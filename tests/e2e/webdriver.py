@@ -123,6 +123,16 @@ class Driver:
     def remove_on_new_document(self, identifier):
         self.cmd("POST", "/goog/cdp/execute", {"cmd": "Page.removeScriptToEvaluateOnNewDocument", "params": {"identifier": identifier}})
 
+    @contextlib.contextmanager
+    def on_every_document(self, source):
+        """`on_new_document(source)` for the duration of a `with` block, removed after it (a shared
+        session outlives the test)."""
+        identifier = self.on_new_document(source)
+        try:
+            yield
+        finally:
+            self.remove_on_new_document(identifier)
+
     def wait_for(self, script, timeout, what, poll=0.5, progress=None, args=()):
         """Polls `script` until it returns something truthy; raises with `what` and the last state
         after `timeout` seconds. With `progress` (a JS expression whose value changes while the
