@@ -9,7 +9,8 @@
 //   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform) — uses grid, extent
 //   1 field: array<vec2<f32>> (read) — grid² points a_i + v(a_i, t), row-major from bottom left;
 //            anchors a_i = arrow_anchor(i) (twin: src/render/view.rs::arrow_anchor)
-// Drawn by src/render/mod.rs: draw(6 vertices, grid² instances), LineList: shaft + two head strokes.
+// Drawn by src/render/mod.rs: draw(6·grid² vertices), LineList: arrow i = v / 6
+// is a shaft and two head strokes (not instanced: SwiftShader pays per instance).
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> field: array<vec2<f32>>;
@@ -26,8 +27,10 @@ struct VertexOut {
 }
 
 @vertex
-fn vs_arrow(@builtin(vertex_index) v: u32, @builtin(instance_index) i: u32) -> VertexOut {
+fn vs_arrow(@builtin(vertex_index) vi: u32) -> VertexOut {
     var out: VertexOut;
+    let i = vi / 6u;
+    let v = vi % 6u;
     let a = arrow_anchor(i);
     var vel = field[i] - a;
     if (!all(vel == vel)) { vel = vec2<f32>(0.0); }

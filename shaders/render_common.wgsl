@@ -25,3 +25,11 @@ fn origin_color(x0: vec2<f32>) -> vec3<f32> {
     let light = 0.5 + 0.18 * min(length(x0) / 2.5, 1.0);
     return hsl_to_rgb(hue, 0.8, light);
 }
+
+// Corner c in [0, 6) of a quad drawn as two triangles (TriangleList), in [-1, 1]²: (0, 1, 2) and
+// (2, 1, 3) of the corners (-1,-1), (1,-1), (-1,1), (1,1).
+fn quad_corner(c: u32) -> vec2<f32> {
+    var order = array<u32, 6>(0u, 1u, 2u, 2u, 1u, 3u);
+    let k = order[c];
+    return vec2<f32>(select(-1.0, 1.0, (k & 1u) != 0u), select(-1.0, 1.0, (k & 2u) != 0u));
+}

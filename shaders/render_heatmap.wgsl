@@ -5,7 +5,8 @@
 //   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform)
 //   1 log_p: array<f32> (read) — `shaders/density.wgsl`'s output for the cell centres
 //            (src/render/heatmap.rs::cell_centres: cell i = (i % G, i / G), row 0 at y = -extent)
-// Drawn by src/render/heatmap.rs: draw(4 vertices, G² instances), one TriangleStrip quad per cell.
+// Drawn by src/render/heatmap.rs: draw(6·G² vertices), TriangleList: cell i = v / 6
+// is one quad of two triangles (not instanced: SwiftShader pays per instance).
 // Colour: log p mapped linearly from [LOG_P_LO, LOG_P_HI] to a dark-to-warm ramp, the opacity
 // rising with it; non-finite values are not drawn.
 
@@ -18,11 +19,11 @@ struct VertexOut {
 }
 
 @vertex
-fn vs_heat(@builtin(vertex_index) v: u32, @builtin(instance_index) i: u32) -> VertexOut {
-    var corners = array<vec2<f32>, 4>(vec2(0.0, 0.0), vec2(1.0, 0.0), vec2(0.0, 1.0), vec2(1.0, 1.0));
+fn vs_heat(@builtin(vertex_index) v: u32) -> VertexOut {
+    let i = v / 6u;
     let cell = 2.0 * view.extent / f32(HEAT_GRID);
     let lo = vec2<f32>(f32(i % HEAT_GRID), f32(i / HEAT_GRID)) * cell - vec2<f32>(view.extent);
-    let p = lo + corners[v & 3u] * cell;
+    let p = lo + (quad_corner(v % 6u) * 0.5 + 0.5) * cell;
     var out: VertexOut;
     out.pos = vec4<f32>((p - view.center) * view.scale, 0.0, 1.0);
     out.value = log_p[i];

@@ -1,7 +1,7 @@
 // render_particles.wgsl — draws the particles at flow time t straight from the sampler's buffers.
 //
-// Each particle is one instance of a 4-vertex triangle strip (a screen-aligned quad, `point_px`
-// device pixels wide, shaded as a soft disc). Its position at time t is interpolated linearly
+// Each particle is a screen-aligned quad of two triangles (6 vertices: particle i = v / 6), `point_px`
+// device pixels wide, shaded as a soft disc. Its position at time t is interpolated linearly
 // between the two recorded ODE states around t, so scrubbing and the looping animation need no
 // re-integration and no readback. Colour comes from the particle's starting point x0.
 //
@@ -10,7 +10,9 @@
 //   1 traj: array<vec2<f32>> (read) — (steps + 1, n) step-major: traj[k·n + i] = particle i after
 //           k ODE steps (row 0 = x0); written by shaders/ode_step.wgsl via src/gpu/sampler.rs
 //   2 origins: array<vec2<f32>> (read) — x0 of particle i
-// Drawn by src/render/mod.rs (FlowRenderer::draw): draw(4 vertices, n instances), blend "over".
+// Drawn by src/render/mod.rs (FlowRenderer::draw): draw(6·n vertices), TriangleList, blend "over".
+// Not instanced: SwiftShader, the software adapter, pays per instance (4000 instances cost more than
+// 24,000 vertices of one draw).
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> traj: array<vec2<f32>>;
@@ -29,9 +31,9 @@ struct VertexOut {
 }
 
 @vertex
-fn vs_particle(@builtin(vertex_index) v: u32, @builtin(instance_index) i: u32) -> VertexOut {
-    var corners = array<vec2<f32>, 4>(vec2(-1.0, -1.0), vec2(1.0, -1.0), vec2(-1.0, 1.0), vec2(1.0, 1.0));
-    let corner = corners[v & 3u];
+fn vs_particle(@builtin(vertex_index) v: u32) -> VertexOut {
+    let i = v / 6u;
+    let corner = quad_corner(v % 6u);
     var out: VertexOut;
     let p = position_at(i, view.t);
     // Non-finite positions (a diverged model) are moved off screen instead of drawn.

@@ -4,7 +4,8 @@
 //   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform)
 //   1 points: array<vec2<f32>> (read) — the trainer's dataset buffer (src/gpu/trainer.rs `data`),
 //             of which the first `instance_count` points are drawn
-// Drawn by src/render/mod.rs: draw(4 vertices, n_points instances), TriangleStrip quads.
+// Drawn by src/render/mod.rs: draw(6·n_points vertices), TriangleList: point i = v / 6 is one quad
+// (two triangles). Not instanced: SwiftShader, the software adapter, pays per instance.
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> points: array<vec2<f32>>;
@@ -15,9 +16,9 @@ struct VertexOut {
 }
 
 @vertex
-fn vs_target(@builtin(vertex_index) v: u32, @builtin(instance_index) i: u32) -> VertexOut {
-    var corners = array<vec2<f32>, 4>(vec2(-1.0, -1.0), vec2(1.0, -1.0), vec2(-1.0, 1.0), vec2(1.0, 1.0));
-    let corner = corners[v & 3u];
+fn vs_target(@builtin(vertex_index) v: u32) -> VertexOut {
+    let i = v / 6u;
+    let corner = quad_corner(v % 6u);
     var out: VertexOut;
     let clip = (points[i] - view.center) * view.scale;
     let size = max(view.point_px * 0.8, 1.5);

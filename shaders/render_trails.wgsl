@@ -1,14 +1,15 @@
 // render_trails.wgsl — trajectories from t = 0 up to the shown time t, as faint line strips.
 //
-// Instance j draws particle i = j·trail_stride as one line strip of steps + 1 vertices: vertex k
-// sits at the recorded state at time min(k/steps, t), so the strip grows with t (vertices past
-// t collapse onto the particle). Opacity fades towards the tail.
+// Trail j draws particle i = j·trail_stride as `steps` segments (a line list, 2·steps vertices per
+// trail: vertex v is trail j = v / (2·steps), point k = segment + end): point k sits at the
+// recorded state at time min(k/steps, t), so the trail grows with t (points past t collapse onto
+// the particle). Opacity fades towards the tail. Not instanced: SwiftShader pays per instance.
 //
 // Bindings (group 0), the same as render_particles.wgsl:
 //   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform)
 //   1 traj: array<vec2<f32>> (read) — (steps + 1, n) step-major, row 0 = x0
 //   2 origins: array<vec2<f32>> (read) — x0 of each particle (colour)
-// Drawn by src/render/mod.rs: draw(steps + 1 vertices, ceil(n / trail_stride) instances), LineStrip.
+// Drawn by src/render/mod.rs: draw(2·steps·ceil(n / trail_stride) vertices), LineList.
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> traj: array<vec2<f32>>;
@@ -26,8 +27,11 @@ struct VertexOut {
 }
 
 @vertex
-fn vs_trail(@builtin(vertex_index) k: u32, @builtin(instance_index) j: u32) -> VertexOut {
+fn vs_trail(@builtin(vertex_index) v: u32) -> VertexOut {
     var out: VertexOut;
+    let per = 2u * max(view.steps, 1u);
+    let j = v / per;
+    let k = (v % per) / 2u + (v & 1u);
     let i = min(j * max(view.trail_stride, 1u), view.n - 1u);
     let tk = min(f32(k) / f32(max(view.steps, 1u)), view.t);
     let p = position_at(i, tk);

@@ -1,5 +1,8 @@
-//! The heat map layer (`shaders/render_heatmap.wgsl`) draws every grid cell from a `log p`
-//! buffer: rendered natively into a texture and read back. A NaN cell is not drawn (background).
+//! The render layers (`shaders/render_*.wgsl`), drawn natively into a texture and read back:
+//! the heat map draws every grid cell from a `log p` buffer (a NaN cell is not drawn), and the
+//! target, particles, trajectories and arrows land on the pixels of their points and nowhere else
+//! (each layer is one non-instanced draw of 6 vertices per quad or 2 per segment: a wrong vertex →
+//! point mapping shows here).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -55,4 +58,97 @@ fn heatmap_covers_the_world_square_and_skips_nan() {
     assert!(far(at(w / 2, h / 2)) && at(w / 2, h / 2)[0] > 150, "centre pixel {:?} should be warm (log p = 0)", at(w / 2, h / 2));
     assert!(!far(at(0, h - 1)), "the NaN cell must not be drawn: {:?}", at(0, h - 1));
     assert!(drawn >= w * h - 8, "only {drawn} of {} pixels drawn", w * h);
+}
+
+/// Renders `layers` of `r` into a fresh `w x h` texture and returns its RGBA pixels.
+fn render(ctx: &flowmatch::gpu::GpuContext, r: &FlowRenderer, view: flowmatch::render::ViewUniform, layers: Layers, w: u32, h: u32) -> Vec<u8> {
+    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: None,
+        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    r.draw(&mut encoder, &texture.create_view(&Default::default()), view, layers);
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (w * h * 4) as u64, usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
+    encoder.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(w * 4), rows_per_image: Some(h) } },
+        wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+    );
+    ctx.queue.submit([encoder.finish()]);
+    pollster::block_on(flowmatch::gpu::readback::map_staging(&ctx, &staging)).unwrap().to_vec()
+}
+
+#[test]
+fn point_layers_draw_at_their_points_only() {
+    let ctx = pollster::block_on(common::gpu());
+    let (w, h) = (128u32, 128u32);
+    let vp = Viewport { width: w, height: h, extent: 5.0 };
+    let storage = |data: &[[f32; 2]]| ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(data), usage: wgpu::BufferUsages::STORAGE });
+    let bg = [(BACKGROUND.r * 255.0).round() as u8, (BACKGROUND.g * 255.0).round() as u8, (BACKGROUND.b * 255.0).round() as u8];
+    // Pixels that differ from the background, as (x, y) (row 0 at the top).
+    let lit = |px: &[u8]| -> Vec<(u32, u32)> {
+        (0..w * h).filter(|i| px[(i * 4) as usize..][..3].iter().zip(bg).any(|(a, b)| (*a as i32 - b as i32).abs() > 6)).map(|i| (i % w, i / w)).collect()
+    };
+    let near = |p: [f32; 2], q: (u32, u32), r: f32| {
+        let c = vp.to_px(p);
+        (q.0 as f32 + 0.5 - c[0]).hypot(q.1 as f32 + 0.5 - c[1]) <= r
+    };
+    let mut view = vp.uniform();
+    view.point_px = 8.0;
+    view.alpha = 1.0;
+    let none = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false };
+    let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, wgpu::TextureFormat::Rgba8Unorm);
+
+    // Target samples: two points, three quads' worth of vertices would show a third.
+    let target = [[-2.5f32, 2.5], [2.5, -2.5], [0.0, 0.0]];
+    let tb = storage(&target);
+    r.set_target(&tb, 2);
+    let got = lit(&render(&ctx, &r, view, Layers { target: true, ..none }, w, h));
+    for p in &target[..2] {
+        assert!(got.iter().any(|&q| near(*p, q, 1.0)), "no target dot at {p:?}");
+    }
+    assert!(got.iter().all(|&q| target[..2].iter().any(|p| near(*p, q, 5.0))), "target pixels away from the points: {got:?}");
+
+    // Particles: traj (steps + 1 = 2 rows of n = 2), shown at t = 0 (x0) and t = 1 (x1).
+    let x0 = [[-3.0f32, -3.0], [3.0, 3.0]];
+    let x1 = [[-3.0f32, 3.0], [3.0, -3.0]];
+    let traj = storage(&[x0[0], x0[1], x1[0], x1[1]]);
+    let origins = storage(&x0);
+    r.set_flow(&traj, &origins, 2, 1);
+    for (t, at) in [(0.0, x0), (1.0, x1)] {
+        view.t = t;
+        let got = lit(&render(&ctx, &r, view, Layers { particles: true, ..none }, w, h));
+        for p in at {
+            assert!(got.iter().any(|&q| near(p, q, 1.0)), "t = {t}: no particle at {p:?}");
+        }
+        assert!(got.iter().all(|&q| at.iter().any(|p| near(*p, q, 5.5))), "t = {t}: particle pixels elsewhere: {got:?}");
+    }
+
+    // Trajectories at t = 1: the segments x0 → x1 (vertical lines at x = ±3), nothing else.
+    view.t = 1.0;
+    let got = lit(&render(&ctx, &r, view, Layers { trails: true, ..none }, w, h));
+    for (a, b) in x0.iter().zip(x1) {
+        let mid = [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
+        assert!(got.iter().any(|&q| near(mid, q, 1.5)), "no trajectory through {mid:?}");
+    }
+    let on_segment = |q: (u32, u32)| x0.iter().any(|a| (q.0 as f32 + 0.5 - vp.to_px(*a)[0]).abs() <= 1.5);
+    assert!(got.iter().all(|&q| on_segment(q)), "trajectory pixels off the segments: {got:?}");
+
+    // Arrows on a 2 x 2 grid, each v = (1, 0): centred on its anchor, horizontal.
+    let grid = 2;
+    let anchors: Vec<[f32; 2]> = (0..grid * grid).map(|i| flowmatch::render::view::arrow_anchor(i, grid, vp.extent)).collect();
+    let field = storage(&anchors.iter().map(|a| [a[0] + 1.0, a[1]]).collect::<Vec<_>>());
+    r.set_field(&field, grid);
+    let got = lit(&render(&ctx, &r, view, Layers { arrows: true, ..none }, w, h));
+    for a in &anchors {
+        assert!(got.iter().any(|&q| near(*a, q, 1.5)), "no arrow at {a:?}");
+    }
+    let cell_px = 2.0 * vp.extent / grid as f32 / vp.units_per_px();
+    assert!(got.iter().all(|&q| anchors.iter().any(|a| near(*a, q, 0.5 * cell_px))), "arrow pixels outside their cells");
 }

@@ -130,6 +130,8 @@ pub struct GpuEngine {
     time: GpuTime,
     /// When a frame was last presented.
     last_frame: f64,
+    /// When training steps were last submitted (`jobs::now_ms`), for `training_idle`.
+    last_train_ms: f64,
 }
 
 impl GpuEngine {
@@ -156,6 +158,7 @@ impl GpuEngine {
             heat: Heat::default(),
             time: GpuTime::default(),
             last_frame: f64::NEG_INFINITY,
+            last_train_ms: f64::NEG_INFINITY,
         };
         engine.shown.refresh_s = engine.refresh_interval();
         Ok(engine)
@@ -281,14 +284,28 @@ impl GpuEngine {
     /// device is the CPU) drawing is dear and training should keep most of it: a tenth each for
     /// refreshing the shown flow and for frames, a twentieth for arrows and the heat map. A real
     /// GPU draws a frame in well under a millisecond; its shares hardly matter.
+    ///
+    /// While training is idle (paused, at its step limit, or nothing queued for a second) drawing
+    /// competes with nothing, and each share is five times larger, at most a half: a frame that
+    /// costs seconds on a loaded software adapter must not leave the canvas still for a minute.
     fn share(&self, work: Work) -> f64 {
         let software = self.ctx.adapter.is_software();
-        match work {
+        let share: f64 = match work {
             Work::Integrate | Work::Frame if software => 0.1,
             Work::Arrows | Work::Heat if software => 0.05,
             Work::Integrate | Work::Frame => 0.2,
             _ => 0.1,
+        };
+        if self.training_idle() {
+            (5.0 * share).min(0.5)
+        } else {
+            share
         }
+    }
+
+    /// No training steps queued and none submitted for the last second.
+    fn training_idle(&self) -> bool {
+        self.time.backlog() == 0 && super::jobs::now_ms() - self.last_train_ms > 1000.0
     }
 
     /// Seconds between refreshes of the shown flow, from the measured cost of the last refresh
@@ -472,6 +489,7 @@ impl Engine for GpuEngine {
         }
         self.trainer.train(n);
         self.time.submitted(&self.ctx.queue, Work::Train, n);
+        self.last_train_ms = super::jobs::now_ms();
     }
 
     fn status(&mut self, since: u32) -> EngineFuture<TrainStatus> {

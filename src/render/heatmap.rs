@@ -64,7 +64,7 @@ impl HeatmapRenderer {
             label: Some("render.heatmap"),
             layout: Some(&pl),
             vertex: wgpu::VertexState { module: &module, entry_point: Some("vs_heat"), compilation_options: Default::default(), buffers: &[] },
-            primitive: wgpu::PrimitiveState { topology: wgpu::PrimitiveTopology::TriangleStrip, ..Default::default() },
+            primitive: wgpu::PrimitiveState { topology: wgpu::PrimitiveTopology::TriangleList, ..Default::default() },
             depth_stencil: None,
             multisample: wgpu::MultisampleState::default(),
             fragment: Some(wgpu::FragmentState {
@@ -96,7 +96,7 @@ impl HeatmapRenderer {
         if let Some(group) = &self.group {
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, group, &[]);
-            pass.draw(0..4, 0..HEAT_GRID * HEAT_GRID);
+            pass.draw(0..6 * HEAT_GRID * HEAT_GRID, 0..1);
         }
     }
 }

@@ -174,9 +174,9 @@ impl FlowRenderer {
             })
         };
         use wgpu::PrimitiveTopology::*;
-        let particles = pipeline("render.particles", include_str!("../../shaders/render_particles.wgsl"), "vs_particle", "fs_particle", &flow_layout, TriangleStrip);
-        let trails = pipeline("render.trails", include_str!("../../shaders/render_trails.wgsl"), "vs_trail", "fs_trail", &flow_layout, LineStrip);
-        let target = pipeline("render.target", include_str!("../../shaders/render_target.wgsl"), "vs_target", "fs_target", &points_layout, TriangleStrip);
+        let particles = pipeline("render.particles", include_str!("../../shaders/render_particles.wgsl"), "vs_particle", "fs_particle", &flow_layout, TriangleList);
+        let trails = pipeline("render.trails", include_str!("../../shaders/render_trails.wgsl"), "vs_trail", "fs_trail", &flow_layout, LineList);
+        let target = pipeline("render.target", include_str!("../../shaders/render_target.wgsl"), "vs_target", "fs_target", &points_layout, TriangleList);
         let arrows = pipeline("render.arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_arrow", "fs_arrow", &points_layout, LineList);
         FlowRenderer {
             _live: crate::gpu::counter::Owned::new(&[&view_buf]),
@@ -257,24 +257,24 @@ impl FlowRenderer {
         if let (true, Some((group, n))) = (layers.target, &self.target_points) {
             pass.set_pipeline(&self.target);
             pass.set_bind_group(0, group, &[]);
-            pass.draw(0..4, 0..*n);
+            pass.draw(0..6 * *n, 0..1);
         }
         if let Some(f) = &self.flow {
             if layers.trails && view.t > 0.0 {
                 pass.set_pipeline(&self.trails);
                 pass.set_bind_group(0, &f.group, &[]);
-                pass.draw(0..f.steps + 1, 0..f.n.div_ceil(view.trail_stride));
+                pass.draw(0..2 * f.steps * f.n.div_ceil(view.trail_stride), 0..1);
             }
             if layers.particles {
                 pass.set_pipeline(&self.particles);
                 pass.set_bind_group(0, &f.group, &[]);
-                pass.draw(0..4, 0..f.n);
+                pass.draw(0..6 * f.n, 0..1);
             }
         }
         if let (true, Some((group, g))) = (layers.arrows, &self.field) {
             pass.set_pipeline(&self.arrows);
             pass.set_bind_group(0, group, &[]);
-            pass.draw(0..6, 0..g * g);
+            pass.draw(0..6 * g * g, 0..1);
         }
     }
 }
