@@ -410,24 +410,36 @@ impl GpuEngine {
         true
     }
 
-    /// A probe over a copy of the current weights: its own sampler and quality evaluator (all
-    /// counted, freed with it).
-    fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
-        let (ctx, t) = (&self.ctx, &self.trainer);
-        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("quality.params_snapshot"),
-            size: t.params.size(),
+    /// A copy of the first `bytes` of `src` (weights, target points) in a new counted buffer, for
+    /// work that outlives this call: a probe or a density job runs over several frames, and the
+    /// trainer's own buffers may be destroyed meanwhile (a larger custom target replaces `data`, a
+    /// retrain or a move to the CPU drops the trainer), which would fail its next dispatch.
+    fn snapshot(&self, label: &str, src: &wgpu::Buffer, bytes: u64) -> (wgpu::Buffer, counter::Owned) {
+        let bytes = bytes.clamp(4, src.size());
+        let copy = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&t.params, 0, &params, 0, t.params.size());
-        ctx.queue.submit([encoder.finish()]);
-        let mut sampler = GpuSampler::new_with_source(ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(src, 0, &copy, 0, bytes);
+        self.ctx.queue.submit([encoder.finish()]);
+        let owned = counter::Owned::new(&[&copy]);
+        (copy, owned)
+    }
+
+    /// A probe over copies of the current weights and target points: its own sampler and quality
+    /// evaluator (all counted, freed with it).
+    fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
+        let t = &self.trainer;
+        let (params, params_owned) = self.snapshot("quality.params_snapshot", &t.params, t.params.size());
+        let (data, data_owned) = self.snapshot("quality.target_snapshot", &t.data, t.target_len() as u64 * 8);
+        let mut sampler = GpuSampler::new_with_source(&self.ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
         sampler.set_tol(tol)?;
-        let quality = GpuQuality::new(ctx, &sampler.particles, QUALITY_SAMPLES, &t.data, t.target_len(), DIRECTIONS);
+        let quality = GpuQuality::new(&self.ctx, &sampler.particles, QUALITY_SAMPLES, &data, t.target_len(), DIRECTIONS);
         let profile = self.budget_profile();
-        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _params: counter::Owned::new(&[&params]) })
+        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _snapshots: [params_owned, data_owned] })
     }
 }
 
@@ -438,7 +450,8 @@ struct GpuProbe {
     /// The per-particle rate and chunk length its integrations are planned with.
     rate: f64,
     chunk_s: f64,
-    _params: counter::Owned,
+    /// The copies of the weights and the target points it works on.
+    _snapshots: [counter::Owned; 2],
 }
 
 impl GpuProbe {
@@ -619,9 +632,11 @@ impl Engine for GpuEngine {
         if !self.source.is_empty() {
             return super::ready(Err(NO_DENSITY.into()));
         }
-        let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, points.len() as u32);
+        let (params, snapshot) = self.snapshot("density.params_snapshot", &self.trainer.params, self.trainer.params.size());
+        let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &params, points.len() as u32);
         let profile = self.budget_profile();
         Box::pin(async move {
+            let _snapshot = snapshot;
             let d = d.map_err(err)?;
             let plan = d.chunk_plan(points.len() as u32, solver, steps, profile.sample_flops, profile.limits.chunk_s);
             d.log_density_chunked(&points, solver, steps, plan).await.map_err(err)
