@@ -165,7 +165,7 @@ impl App {
     }
 
     pub fn pause(&self) {
-        self.page.borrow_mut().train.on = false;
+        self.page.borrow_mut().pause();
     }
 
     /// One training step (training pauses); its loss is read at once where the engine allows.
@@ -327,6 +327,10 @@ impl App {
         };
         let fut = {
             let p = self.page.borrow();
+            // While the device is lost the weights are read from the last snapshot.
+            if let Some(file) = p.save_from_snapshot() {
+                return Ok(Uint8Array::from(&file.map_err(err)?.encode_as(format)[..]));
+            }
             p.engine.model_file(p.session.config().clone())
         };
         let file = fut.await.map_err(err)?;
