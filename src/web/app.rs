@@ -290,6 +290,15 @@ impl App {
         Float32Array::from(&flat[..])
     }
 
+    /// Puts back a loss curve read with `losses()` (`[step0, loss0, ...]`): a widget rebuilt
+    /// after it released its GPU buffers off-screen (www/widget.js) keeps its curve.
+    pub fn set_losses(&self, flat: &[f32]) {
+        let points: Vec<(u32, f32)> = flat.chunks_exact(2).filter(|c| c[0].is_finite() && c[0] >= 0.0).map(|c| (c[0] as u32, c[1])).collect();
+        let mut p = self.page.borrow_mut();
+        p.train.history.restore(&points);
+        p.train.last_loss = p.train.history.points.last().map(|x| x.1);
+    }
+
     // ---- reliability -------------------------------------------------------------------------
 
     /// Puts back the last good weights (after a divergence) and resumes training with the
