@@ -39,7 +39,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import log, run_tests, session  # noqa: E402
+from webdriver import CAPTURE_DEVICES, DESTROY_DEVICE, log, run_tests, session  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
@@ -149,20 +149,6 @@ def test_divergence():
         log("a sliced-W2 reading of diverged weights resolves to null; no NaN reached the page")
 
 
-# Keeps every GPUDevice the page opens, so the test can destroy one as a driver reset would (the
-# published package has no such hook).
-CAPTURE_DEVICES = """
-window.__gpuDevices = [];
-if (self.GPUAdapter) {
-  const requestDevice = GPUAdapter.prototype.requestDevice;
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    const device = await requestDevice.apply(this, args);
-    window.__gpuDevices.push(device);
-    return device;
-  };
-}
-"""
-DESTROY_DEVICE = "window.__gpuDevices.at(-1).destroy()"
 
 
 # Holds the page's next requestAdapter calls until the test calls window.__openAdapter(real):

@@ -15,7 +15,9 @@ events; the browser log is checked too.
 2. offscreen: on the same page, a figure scrolled out of view stops (no frames, the step counter
    stays put for 3 s), releases its GPU buffers (`FlowMatchingDemo.releaseAfterMs` set to 0 here)
    and, scrolled back, is rebuilt and carries on from the same step with the same loss history.
-   Then a page of 40 figures in five rows a screen apart, scrolled row by row: each row trains,
+   Then the device is lost while figure 1 is off screen holding its buffers: the figure on screen
+   recovers, and figure 1, scrolled back, recovers on the same new device from its snapshot.
+10. many: a page of 40 figures in five rows a screen apart, scrolled row by row: each row trains,
    the rows left behind release their buffers, and the live GPU bytes with the last row on screen
    stay at what one row holds (not five).
 3. csp: the CSP really is enforced (a probe page's inline style attribute is blocked and reported),
@@ -42,7 +44,7 @@ events; the browser log is checked too.
 The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
 and resumes.
 
-Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api cpu embed package preset]` (which builds pkg/).
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen many csp invalid api cpu embed package preset]` (which builds pkg/).
 """
 
 import functools
@@ -54,7 +56,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import decode_png, log, run_tests, save, session  # noqa: E402
+from webdriver import CAPTURE_DEVICES, DESTROY_DEVICE, decode_png, log, run_tests, save, session  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'"
@@ -298,7 +300,7 @@ def test_blog():
 
 
 def test_offscreen():
-    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d, d.on_every_document(CAPTURE_DEVICES):
         d.get(srv.url + "/www/blog-example.html")
         scroll_to(d, 0)
         # stepsRead, not step: lossStart is the mean of the first 10 losses READ; with reads lagging
@@ -341,6 +343,36 @@ def test_offscreen():
         d.js("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'));")
         wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 120, "figure 1 to resume after the tab is shown", h2["step"])
         log(f"hidden tab: step stays at {h2['step']}; shown again: resumes")
+        offscreen_device_loss(d)
+
+
+def offscreen_device_loss(d):
+    """The device is lost while figure 1 is off screen holding its buffers (not released) and
+    figure 3 trains on screen: figure 3 recovers; figure 1, back on screen, notices the loss at its
+    first frame and recovers on the same new device from its last snapshot."""
+    d.js("customElements.get('flow-matching-demo').releaseAfterMs = 1e9")
+    d.wait_for(f"return {figure(0)}.state.snapshotStep", 60, "a snapshot of figure 1", progress=steps_of(0))
+    scroll_to(d, 2)
+    wait(d, f"return {figure(0)}.shadowRoot.querySelector('.stage').classList.contains('offscreen')", 30, "figure 1 to stop off-screen")
+    wait(d, f"const s = {figure(2)}.state; return s && (s.error || s.snapshotStep !== null);", 120, "figure 3 to train and snapshot", progress=steps_of(2))
+    held = d.js(f"const s = {figure(0)}.state; return {{released: !!s.released, step: s.step, snap: s.snapshotStep, opened: s.devicesOpened}}")
+    assert not held["released"], held
+    d.js(DESTROY_DEVICE)
+    wait(d, f"const s = {figure(2)}.state; return s.recoveries === 1 && !s.recovering && !s.error && s.stepsRead > s.snapshotStep", 60,
+         "figure 3 to recover and train", progress=steps_of(2))
+    scroll_to(d, 0)
+    wait(d, f"const s = {figure(0)}.state; return s.error || (s.recoveries === 1 && !s.recovering && s.stepsRead > arguments[0]);", 60,
+         "figure 1 to recover on screen", held["snap"], progress=steps_of(0))
+    s = d.js(f"const s = {figure(0)}.state; return {{error: s.error, opened: s.devicesOpened, gen: s.deviceGeneration, snap: s.snapshotStep}}")
+    first = d.js(f"const f = Array.from({figure(0)}._app.losses()); const s = []; for (let i = 0; i < f.length; i += 2) s.push(f[i]); return s.filter((x) => x >= arguments[0])[0];", held["snap"])
+    assert s["error"] is None and s["opened"] == held["opened"] + 1 and s["gen"] == held["opened"] + 1, f"figure 1 after the loss: {s} (before: {held})"
+    assert first == held["snap"], f"figure 1 did not continue from its snapshot at step {held['snap']} (first step after: {first})"
+    log(f"device lost with figure 1 off screen at step {held['step']}: figure 3 recovered; figure 1, back on screen, continued from its snapshot "
+        f"(step {held['snap']}) on the same new device ({s['opened']} opened)")
+
+
+def test_many():
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
         many_figures(d, srv)
 
 
@@ -724,7 +756,7 @@ def test_preset():
         assert not problems, f"CSP violations: {problems}"
 
 
-TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
+TESTS = {"blog": test_blog, "offscreen": test_offscreen, "many": test_many, "csp": test_csp, "invalid": test_invalid, "api": test_api,
          "cpu": test_cpu, "embed": test_embed, "package": test_package, "preset": test_preset}
 
 
