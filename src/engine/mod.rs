@@ -18,6 +18,7 @@ pub mod flow;
 pub mod gpu;
 pub mod gpu_time;
 pub mod jobs;
+pub mod notes;
 pub mod painter;
 pub mod present;
 pub mod quality;

@@ -261,6 +261,10 @@ impl App {
         set(&o, "trajStep", p.engine.shown_step().map(JsValue::from).unwrap_or(JsValue::NULL));
         set(&o, "odeSteps", p.engine.ode_steps());
         set(&o, "heatmapStep", p.engine.heatmap_step().map(JsValue::from).unwrap_or(JsValue::NULL));
+        // What the heat map and the sliced W2 reading measure, where it is not plainly the
+        // samples shown (a class, guidance, the SDE, MeanFlow; `engine::notes`).
+        set(&o, "heatmapNote", text(crate::engine::notes::heatmap_note(cfg).as_deref()));
+        set(&o, "qualityNote", text(crate::engine::notes::quality_note(cfg).as_deref()));
         set(&o, "extent", DEFAULT_EXTENT);
         set(&o, "frames", p.view.frames as f64);
         set(&o, "framesPresented", p.engine.frames_presented());
