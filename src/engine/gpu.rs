@@ -569,9 +569,15 @@ impl Engine for GpuEngine {
     }
 
     fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String> {
-        self.trainer.set_target(points).map_err(err)?;
+        self.set_target_labeled(points, &[])
+    }
+
+    fn set_target_labeled(&mut self, points: &[[f32; 2]], labels: &[u32]) -> Result<(), String> {
+        // An unconditional model trains on the points alone.
+        let labels = if self.trainer.spec.shape.inputs.n_classes > 0 { labels } else { &[] };
+        self.trainer.set_target_labeled(points, labels).map_err(err)?;
         self.target = points.to_vec();
-        self.labels.clear();
+        self.labels = labels.to_vec();
         self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(points.len() as u32));
         Ok(())
     }
