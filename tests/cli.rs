@@ -278,6 +278,13 @@ fn conditional_samples_follow_the_class() {
             [4.0 * th.cos(), 4.0 * th.sin()]
         };
         let d2 = |p: &[f64; 2], c: [f64; 2]| (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2);
+        // The reported sliced W2 is against class 3's own points: measured 0.39 at guidance 1
+        // (against the whole target the class's samples score about 3, the spacing of the
+        // centres); guidance 4 pushes this small model's samples far out (mean radius 8.9, SW2 3.5).
+        let sw2: f64 = json.split("\"sw2\":").nth(1).and_then(|r| r.split([',', '}']).next()).and_then(|v| v.parse().ok()).expect("sw2");
+        if guidance == "1" {
+            assert!(sw2 < 1.0, "class 3's samples against class 3's points: sw2 {sw2}");
+        }
         let points = read_csv(&out);
         let near = points.iter().filter(|p| (0..8).all(|k| k == 3 || d2(p, centre(3)) < d2(p, centre(k)))).count();
         assert!(near * 100 >= 95 * points.len(), "guidance {guidance}: {near} of {} samples nearest centre 3", points.len());

@@ -235,3 +235,90 @@ fn gpu_jobs_outlive_the_buffers_they_started_from() {
     let lp = pollster::block_on(fut).unwrap();
     assert!(lp.iter().all(|v| v.is_finite()), "{lp:?}");
 }
+
+/// Runs frames with the heat map shown until it is computed for the current weights.
+fn heat_map(e: &mut GpuEngine) -> Vec<f32> {
+    let t0 = now_ms();
+    while e.heatmap_step() != Some(e.step()) {
+        e.frame(&frame_input(Layers { heatmap: true, ..Layers::default() }));
+        assert!(now_ms() - t0 < 120_000.0, "the heat map was never computed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let fut = e.heatmap_log_p().expect("a heat map");
+    drive(e, fut)
+}
+
+/// The heat map, log p and the sample-quality reading follow the chosen class and guidance (issue
+/// 19): on a conditional MeanFlow model and then a conditional SDE one, each against the CPU twins
+/// with the same weights — log p of the guided field at r = t (`cpu::density`), the probe's
+/// particles stepped the shown flow's way (MeanFlow jumps, Euler–Maruyama) and compared with the
+/// class's own target points (`metrics::sliced_w2_reading`).
+#[test]
+fn measurements_follow_the_class_and_guidance() {
+    use flowmatch::config::{Dataset, Objective, OnOff, Sampler, SampleClass};
+    use flowmatch::cpu::{density, meanflow, ode, sde};
+    use flowmatch::engine::flow::{training_data, training_labels};
+    use flowmatch::engine::quality::{DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
+    use flowmatch::metrics::sliced_w2_reading;
+    use flowmatch::model::Query;
+    let ctx = pollster::block_on(common::gpu());
+    let t0 = now_ms();
+    let mut c = Config { dataset: Dataset::EightGaussians, conditional: OnOff::On, objective: Objective::MeanFlow, solver: Solver::Euler, nfe: 2, ..small() };
+    let mut e = gpu_engine(&ctx, &c);
+    e.train(30);
+    settle(&e);
+    let before = heat_map(&mut e);
+    (c.class, c.guidance) = (SampleClass::One(3), 2.5);
+    e.apply(&c, Effect::Resample).unwrap();
+    let fut = e.params();
+    let params = drive(&mut e, fut);
+    let shape = flowmatch::TrainSpec::from_config(&c).shape;
+    let query = Query { class: Some(3), guidance: 2.5 };
+
+    // The heat map (64 × 64 cells, 8 midpoint steps) and log_density: the guided class field.
+    let heat = heat_map(&mut e);
+    let cells = flowmatch::render::heatmap::cell_centres(5.0);
+    let want: Vec<f32> = cells.iter().map(|&x| density::log_density_query(&shape, &params, query, Solver::Midpoint, x, 8)).collect();
+    common::assert_close("heat map of class 3 at w = 2.5 vs the twin", &heat, &want, 1e-4, 1e-4);
+    assert!(heat.iter().zip(&before).any(|(a, b)| (a - b).abs() > 0.1), "the heat map did not change with the class");
+    let pts = vec![[0.0, 0.0], [2.8, 2.8], [-4.0, 0.5]];
+    let fut = e.log_density(pts.clone(), Solver::Rk4, 4);
+    let lp = drive(&mut e, fut);
+    let want: Vec<f32> = pts.iter().map(|&x| density::log_density_query(&shape, &params, query, Solver::Rk4, x, 4)).collect();
+    common::assert_close("log_density of class 3 at w = 2.5 vs the twin", &lp, &want, 1e-4, 1e-4);
+    eprintln!("[{:.1}s] heat map and log p", (now_ms() - t0) / 1e3);
+
+    // The reading: MeanFlow's 2 jumps of the guided class field, against class 3's points.
+    let (data, _) = training_data(&c);
+    let labels = training_labels(&c);
+    let class3: Vec<[f32; 2]> = data.iter().zip(&labels).filter(|p| *p.1 == 3).map(|p| *p.0).collect();
+    let reading = |e: &mut GpuEngine| {
+        let fut = e.sample_quality(Solver::Euler, 2, 1e-3);
+        drive(e, fut)
+    };
+    let q = reading(&mut e);
+    let mut p = ode::initial_particles_from(PROBE_SEED, QUALITY_SAMPLES, &[]);
+    meanflow::integrate(&shape, &params, query, &mut p, 0.0, 1.0, 2);
+    let (want, whole) = (sliced_w2_reading(&p, &class3, DIRECTIONS, PROBE_SEED), sliced_w2_reading(&p, &data, DIRECTIONS, PROBE_SEED));
+    eprintln!("meanflow reading: gpu {} cpu {want} (whole target {whole})", q.sw2);
+    assert!((q.sw2 - want).abs() <= 2e-3 + 1e-2 * want, "MeanFlow reading {} vs the twin's {want}", q.sw2);
+    assert!((whole - want).abs() > 0.1 * want, "the class's points must matter: {whole} vs {want}");
+    assert_eq!(q.nfe, 2.0);
+
+    // The SDE: a conditional flow-matching model sampled by Euler–Maruyama (noise 1).
+    (c.objective, c.sampler, c.noise) = (Objective::Fm, Sampler::Sde, 1.0);
+    e.apply(&c, Effect::Retrain).unwrap();
+    e.train(20);
+    let fut = e.params();
+    let params = drive(&mut e, fut);
+    let shape = flowmatch::TrainSpec::from_config(&c).shape;
+    let q = reading(&mut e);
+    let mut p = ode::initial_particles_from(PROBE_SEED, QUALITY_SAMPLES, &[]);
+    let spec = sde::SdeSpec { path: c.path, sigma_min: c.sigma_min, noise: 1.0 };
+    sde::integrate(&shape, &params, query, &spec, &mut p, 0.0, 1.0, 2, PROBE_SEED);
+    let want = sliced_w2_reading(&p, &class3, DIRECTIONS, PROBE_SEED);
+    eprintln!("sde reading: gpu {} cpu {want}", q.sw2);
+    // Euler–Maruyama agrees with its twin to 2e-3 per particle (tests/kernels.rs sde_matches_cpu).
+    assert!((q.sw2 - want).abs() <= 5e-3 + 1e-2 * want, "SDE reading {} vs the twin's {want}", q.sw2);
+    eprintln!("[{:.1}s] readings", (now_ms() - t0) / 1e3);
+}

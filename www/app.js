@@ -330,6 +330,8 @@ function updatePanel(s) {
   const flow = $('flow-play');
   flow.textContent = s.flowPlaying ? 'Stop flow' : 'Play flow';
   flow.setAttribute('aria-pressed', String(s.flowPlaying));
+  showText($('heatmap-note'), s.heatmapNote);
+  showText($('quality-about'), s.qualityNote);
   showText($('notice'), s.notice);
   showText($('error'), s.error);
 }

@@ -10,11 +10,14 @@
 // Published for tests: window.flowmatch.target (App.target_info() after each change) and
 // window.flowmatch.targetErrors ({draw, text, image, points} → last message or '').
 
-import { max_custom_points } from '../pkg/flowmatch.js';
+import { brush_classes, max_custom_points } from '../pkg/flowmatch.js';
 import { download } from './download.js';
 import { imageSize } from './imagesize.js';
 
 const $ = (id) => document.getElementById(id);
+
+/// Brush colours (RGB), one per class of the drawing (brush_classes() of them, src/targets/drawing.rs).
+const BRUSH_RGB = ['158,171,199', '255,158,100', '158,206,106', '187,154,247', '125,207,255', '224,175,104'];
 
 /// Commits of the drawing while a stroke goes on, at most one per this many milliseconds.
 const COMMIT_MS = 300;
@@ -156,6 +159,28 @@ function clientToWorld(cx, cy) {
 }
 
 const brushRadius = () => Number($('brush-size').value);
+let brushClass = 0;
+
+// One radio per brush colour: the colour is the class of the points it deposits (a conditional
+// model learns one class per colour; `class` k samples colour k + 1).
+function wireBrushColours() {
+  const box = $('brush-colours');
+  const n = brush_classes();
+  for (let k = 0; k < n; k++) {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    input.type = 'radio';
+    input.name = 'brush-colour';
+    input.value = String(k);
+    input.checked = k === 0;
+    input.addEventListener('change', () => { brushClass = k; app.set_brush_class(k); });
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = `rgb(${BRUSH_RGB[k % BRUSH_RGB.length]})`;
+    label.append(input, swatch, ` class ${k}`);
+    box.append(label);
+  }
+}
 const erasing = () => document.querySelector('input[name=brush]:checked').value === 'eraser';
 
 function commitDrawing() {
@@ -193,7 +218,7 @@ function inkOverlay(a, b) {
   g.lineCap = 'round';
   g.lineWidth = 2 * brushRadius() * px;
   g.globalCompositeOperation = erasing() ? 'destination-out' : 'source-over';
-  g.strokeStyle = erasing() ? 'rgba(0,0,0,1)' : 'rgba(158,171,199,0.35)';
+  g.strokeStyle = erasing() ? 'rgba(0,0,0,1)' : `rgba(${BRUSH_RGB[brushClass % BRUSH_RGB.length]},0.35)`;
   g.beginPath(); g.moveTo(ax, ay); g.lineTo(bx, by); g.stroke();
 }
 
@@ -376,6 +401,7 @@ export function initTargets(theApp, pageState) {
   $('max-points').textContent = fmtInt(max_custom_points());
   wireTabs();
   wireDraw();
+  wireBrushColours();
   $('text-use').addEventListener('click', useText);
   $('target-text').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); useText(); } });
   wireImage();

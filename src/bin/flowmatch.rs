@@ -15,6 +15,7 @@ mod native {
     use flowmatch::config::{limits, Objective, OnOff, Sampler, Solver, Source};
     use flowmatch::cpu::flow_stats::measured_steps;
     use flowmatch::cpu::sde::SdeSpec;
+    use flowmatch::engine::quality::class_points;
     use flowmatch::gpu::{
         AdaptiveSummary, GpuContext, GpuDensity, GpuExactField, GpuField, GpuFlowStats, GpuQuality, GpuReflow, GpuSampler, GpuTrainer, TrainerOptions,
     };
@@ -352,7 +353,15 @@ mod native {
             sampler.set_tol(c.tol).map_err(|e| (2, e))?;
             sampler.set_query(query(c));
             let stats = GpuFlowStats::new(&t.ctx, &t.spec.shape, &t.params, &sampler).map_err(gpu_failure)?;
-            let quality = GpuQuality::new(&t.ctx, &sampler.particles, c.samples, &trainer.data, trainer.target_len(), SW2_DIRECTIONS);
+            // A class's samples are measured against that class's points.
+            let class = c.class.index().and_then(|k| {
+                let (data, labels) = sample_dataset_labeled(c.dataset, c.points as usize, c.seed);
+                class_points(&data, &labels, Some(k))
+            });
+            let quality = match class {
+                Some(points) => GpuQuality::with_points(&t.ctx, &sampler.particles, c.samples, &points, SW2_DIRECTIONS),
+                None => GpuQuality::new(&t.ctx, &sampler.particles, c.samples, &trainer.data, trainer.target_len(), SW2_DIRECTIONS),
+            };
             let exact = if c.source == Source::Gaussian {
                 let (shape, params, data, n) = (&t.spec.shape, &t.params, &trainer.data, trainer.target_len());
                 Some(GpuExactField::new(&t.ctx, shape, params, data, n, c.path, c.sigma_min, FIELD_ERROR_QUERIES).map_err(gpu_failure)?)

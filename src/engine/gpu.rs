@@ -20,7 +20,7 @@
 //! when its last chunk is queued, so `samples` never reads an integration in progress.
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
-use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
+use super::quality::{class_points, comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
 use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
 use crate::budget::Profile;
@@ -122,6 +122,12 @@ pub struct GpuEngine {
     trainer: GpuTrainer,
     /// Source points of x0 (empty: N(0, I)).
     source: Vec<[f32; 2]>,
+    /// The target's points and (conditional models) their class labels, on the CPU: the quality
+    /// probe measures a chosen class against that class's points alone.
+    target: Vec<[f32; 2]>,
+    labels: Vec<u32>,
+    /// The class and guidance the shown flow, the heat map and the probe follow.
+    query: Query,
     tol: f32,
     shown: Shown,
     arrows: Arrows,
@@ -152,6 +158,9 @@ impl GpuEngine {
             renderer,
             trainer,
             source,
+            labels: training_labels(c),
+            target: data,
+            query: query(c),
             tol: c.tol,
             shown,
             arrows: Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY },
@@ -270,6 +279,14 @@ impl GpuEngine {
         &self.trainer
     }
 
+    /// The heat map's last computed log p, one per cell of `render::heatmap::cell_centres` (tests:
+    /// it must be the density of the flow shown). None before the heat map was first shown.
+    pub fn heatmap_log_p(&self) -> Option<EngineFuture<Vec<f32>>> {
+        let d = self.heat.density.as_ref()?;
+        let (ctx, buf) = (self.ctx.clone(), d.log_p_buffer().clone());
+        Some(Box::pin(async move { crate::gpu::readback::read_f32(&ctx, &buf, 0, (HEAT_GRID * HEAT_GRID) as u64).await.map_err(err) }))
+    }
+
     /// The device's throughput for the model's kind of work (FLOP/s): from the measured time of a
     /// training step where there is one, else a guess by adapter type.
     fn flops_per_s(&self) -> f64 {
@@ -324,10 +341,13 @@ impl GpuEngine {
         let shown = Self::new_shown(&self.ctx, &trainer, &source, c)?;
         self.trainer = trainer;
         self.source = source;
+        self.labels = training_labels(c);
+        self.target = data;
+        self.query = query(c);
         self.arrows = Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY };
         self.heat = Heat::default();
         self.set_shown(shown);
-        self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(data.len() as u32));
+        self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(self.target.len() as u32));
         self.renderer.set_field(&self.arrows.sampler.particles, ARROW_GRID);
         Ok(())
     }
@@ -355,14 +375,25 @@ impl GpuEngine {
         }
         self.arrows.sampler.set_query(query(c));
         self.arrows.key = None;
+        if self.query != query(c) {
+            // The heat map is the density of the flow shown: recomputed for the new class/guidance.
+            self.query = query(c);
+            if let Some(d) = &self.heat.density {
+                d.set_query(self.query);
+            }
+            self.heat.at = None;
+            self.heat.job = None;
+        }
         self.tol = c.tol;
         Ok(())
     }
 
     /// Recomputes the heat map's log p when the weights changed, at most every few seconds
     /// (`flow::heat_interval`: a tenth of the device's time; at least 3 s on a software adapter,
-    /// 0.5 s otherwise): 8 midpoint steps backwards with the exact divergence (`shaders/density.wgsl`). False when it cannot be shown (a dataset source has
-    /// no known density).
+    /// 0.5 s otherwise): 8 midpoint steps backwards with the exact divergence (`shaders/density.wgsl`),
+    /// of the field the shown flow follows (its class, guided). What that is for the SDE and
+    /// MeanFlow is said on the page (`engine::notes::heatmap_note`). False when it cannot be shown
+    /// (a dataset source has no known density).
     fn update_heatmap(&mut self, now: f64, extent: f32) -> bool {
         if !self.source.is_empty() {
             return false;
@@ -370,6 +401,7 @@ impl GpuEngine {
         if self.heat.density.is_none() {
             match GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, HEAT_GRID * HEAT_GRID) {
                 Ok(d) => {
+                    d.set_query(self.query);
                     self.renderer.set_heatmap(d.log_p_buffer());
                     self.heat = Heat { density: Some(d), ..Heat::default() };
                 }
@@ -429,17 +461,22 @@ impl GpuEngine {
         (copy, owned)
     }
 
-    /// A probe over copies of the current weights and target points: its own sampler and quality
-    /// evaluator (all counted, freed with it).
+    /// A probe over copies of the current weights and target points: its own sampler (the shown
+    /// flow's class and guidance) and quality evaluator, against the chosen class's target points
+    /// when there is one (all counted, freed with it).
     fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
         let t = &self.trainer;
         let (params, params_owned) = self.snapshot("quality.params_snapshot", &t.params, t.params.size());
         let (data, data_owned) = self.snapshot("quality.target_snapshot", &t.data, t.target_len() as u64 * 8);
         let mut sampler = GpuSampler::new_with_source(&self.ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
         sampler.set_tol(tol)?;
-        let quality = GpuQuality::new(&self.ctx, &sampler.particles, QUALITY_SAMPLES, &data, t.target_len(), DIRECTIONS);
+        sampler.set_query(self.query);
+        let quality = match class_points(&self.target, &self.labels, self.query.class) {
+            Some(points) => GpuQuality::with_points(&self.ctx, &sampler.particles, QUALITY_SAMPLES, &points, DIRECTIONS),
+            None => GpuQuality::new(&self.ctx, &sampler.particles, QUALITY_SAMPLES, &data, t.target_len(), DIRECTIONS),
+        };
         let profile = self.budget_profile();
-        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _snapshots: [params_owned, data_owned] })
+        Ok(GpuProbe { sampler, quality, stepping: self.shown.stepping, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _snapshots: [params_owned, data_owned] })
     }
 }
 
@@ -447,6 +484,8 @@ impl GpuEngine {
 struct GpuProbe {
     sampler: GpuSampler,
     quality: GpuQuality,
+    /// How the page's reading samples (the shown flow's way: ODE, SDE or MeanFlow jumps).
+    stepping: Stepping,
     /// The per-particle rate and chunk length its integrations are planned with.
     rate: f64,
     chunk_s: f64,
@@ -455,15 +494,28 @@ struct GpuProbe {
 }
 
 impl GpuProbe {
-    /// Integrates the probe particles as `p` says and measures them.
+    /// Integrates the probe particles as `p` says (with the ODE solver it names) and measures them.
     async fn run(&mut self, p: Probe) -> Result<QualityPoint, String> {
+        self.run_as(p, Stepping::Ode).await
+    }
+
+    /// As [`GpuProbe::run`], stepping as `stepping` says: the SDE and MeanFlow take `p.steps`
+    /// steps of their own kind (one field evaluation each).
+    async fn run_as(&mut self, p: Probe, stepping: Stepping) -> Result<QualityPoint, String> {
         self.sampler.set_tol(p.tol)?;
         self.sampler.reset(PROBE_SEED);
         // In chunks of the budget, each queued once the previous one is done.
-        let plan = self.sampler.chunk_plan(p.solver, p.steps, self.rate, self.chunk_s);
-        let mut job = self.sampler.begin(p.solver, 0.0, 1.0, p.steps, plan);
+        let plan_solver = if stepping == Stepping::Ode { p.solver } else { Solver::Euler };
+        let plan = self.sampler.chunk_plan(plan_solver, p.steps, self.rate, self.chunk_s);
+        let mut job = match stepping {
+            Stepping::Ode => self.sampler.begin(p.solver, 0.0, 1.0, p.steps, plan),
+            Stepping::Sde(sde) => self.sampler.begin_sde(sde, 0.0, 1.0, p.steps, plan),
+            Stepping::MeanFlow => self.sampler.begin_mean_flow(0.0, 1.0, p.steps, plan),
+        };
         self.sampler.run(&mut job).await.map_err(err)?;
-        let nfe = if p.solver.is_adaptive() {
+        let nfe = if stepping != Stepping::Ode {
+            p.steps as f64
+        } else if p.solver.is_adaptive() {
             let s = self.sampler.read_adaptive_summary().await.map_err(err)?;
             if s.unfinished > 0 {
                 return Err(format!("{} did not reach t = 1 within {} evaluations for {} samples", p.solver, p.steps, s.unfinished));
@@ -530,7 +582,15 @@ impl Engine for GpuEngine {
     }
 
     fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String> {
-        self.trainer.set_target(points).map_err(err)?;
+        self.set_target_labeled(points, &[])
+    }
+
+    fn set_target_labeled(&mut self, points: &[[f32; 2]], labels: &[u32]) -> Result<(), String> {
+        // An unconditional model trains on the points alone.
+        let labels = if self.trainer.spec.shape.inputs.n_classes > 0 { labels } else { &[] };
+        self.trainer.set_target_labeled(points, labels).map_err(err)?;
+        self.target = points.to_vec();
+        self.labels = labels.to_vec();
         self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(points.len() as u32));
         Ok(())
     }
@@ -610,7 +670,8 @@ impl Engine for GpuEngine {
         let probe = self.probe(tol);
         Box::pin(async move {
             let mut probe = probe?;
-            probe.run(Probe { solver, steps, tol }).await
+            let stepping = probe.stepping;
+            probe.run_as(Probe { solver, steps, tol }, stepping).await
         })
     }
 
@@ -635,9 +696,11 @@ impl Engine for GpuEngine {
         let (params, snapshot) = self.snapshot("density.params_snapshot", &self.trainer.params, self.trainer.params.size());
         let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &params, points.len() as u32);
         let profile = self.budget_profile();
+        let q = self.query;
         Box::pin(async move {
             let _snapshot = snapshot;
             let d = d.map_err(err)?;
+            d.set_query(q);
             let plan = d.chunk_plan(points.len() as u32, solver, steps, profile.sample_flops, profile.limits.chunk_s);
             d.log_density_chunked(&points, solver, steps, plan).await.map_err(err)
         })

@@ -18,6 +18,7 @@ pub mod flow;
 pub mod gpu;
 pub mod gpu_time;
 pub mod jobs;
+pub mod notes;
 pub mod painter;
 pub mod present;
 pub mod quality;
@@ -104,6 +105,16 @@ pub trait Engine {
     fn reset(&mut self, seed: u32);
     /// Trains on `points` from now on, keeping the weights (the flow morphs to them).
     fn set_target(&mut self, points: &[[f32; 2]]) -> Result<(), String>;
+    /// As [`Engine::set_target`] with the class of each point, for a class-conditional model
+    /// (a drawing's brush colours, a dataset's labels). An engine without conditional models
+    /// refuses labels it would have to drop.
+    fn set_target_labeled(&mut self, points: &[[f32; 2]], labels: &[u32]) -> Result<(), String> {
+        if labels.is_empty() {
+            self.set_target(points)
+        } else {
+            Err("class labels need a class-conditional model, which needs the WebGPU backend".into())
+        }
+    }
     /// Puts `params` (packed, `model.rs` layout) in place at step `step`; Adam restarts.
     fn load(&mut self, params: &[f32], step: u32) -> Result<(), String>;
     /// Puts a model file's training state in place (parameters and, when it has them, Adam's

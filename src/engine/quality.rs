@@ -80,6 +80,17 @@ pub fn comparison_plan() -> Vec<Probe> {
     plan
 }
 
+/// The points of `class` among `target` (labels: one per point): what a reading of that class's
+/// samples is compared with. None for all classes, an unlabelled target or a class with no points.
+pub fn class_points(target: &[[f32; 2]], labels: &[u32], class: Option<u32>) -> Option<Vec<[f32; 2]>> {
+    let k = class?;
+    if labels.len() != target.len() {
+        return None;
+    }
+    let p: Vec<[f32; 2]> = target.iter().zip(labels).filter(|&(_, &l)| l == k).map(|(p, _)| *p).collect();
+    (!p.is_empty()).then_some(p)
+}
+
 /// A reading that is not a finite number: the weights it measured had diverged.
 pub const DIVERGED: &str = "training diverged: the current weights give no samples to measure (restore the last good weights or reset)";
 

@@ -20,6 +20,8 @@ pub struct GpuQuality {
     out: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
+    /// The target points' buffer (counted) when this evaluator holds its own (`with_points`).
+    _points: Option<super::counter::Owned>,
     _live: super::counter::Owned,
 }
 
@@ -46,7 +48,21 @@ impl GpuQuality {
         let pipeline = compute_pipeline(device, Kernel::SlicedW2, "sliced_w2", &bgl, None);
         let group = bind_group(device, "quality", &bgl, &[(&uniform, None), (particles, None), (data, None), (&out, None)]);
         let _live = super::counter::Owned::new(&[&uniform, &out]);
-        GpuQuality { ctx: ctx.clone(), n_dirs, n_particles, n_points, uniform, out, pipeline, group, _live }
+        GpuQuality { ctx: ctx.clone(), n_dirs, n_particles, n_points, uniform, out, pipeline, group, _points: None, _live }
+    }
+
+    /// Compares `particles` with `points` (at least one), uploaded into a buffer of its own: e.g.
+    /// one class's points of a labelled target (`engine::quality::class_points`).
+    pub fn with_points(ctx: &GpuContext, particles: &wgpu::Buffer, n_particles: u32, points: &[[f32; 2]], n_dirs: u32) -> Self {
+        use wgpu::util::DeviceExt;
+        let buf = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("quality.points"),
+            contents: bytemuck::cast_slice(if points.is_empty() { &[[0.0f32; 2]][..] } else { points }),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let mut q = Self::new(ctx, particles, n_particles, &buf, points.len().max(1) as u32, n_dirs);
+        q._points = Some(super::counter::Owned::new(&[&buf]));
+        q
     }
 
     /// The directions' angle offset of the evaluation keyed by `seed` (a fraction of π / K).

@@ -975,7 +975,7 @@ fn check_labels(spec: &TrainSpec, data: &[[f32; 2]], labels: &[u32]) -> Result<(
     }
     if labels.len() != data.len() {
         return Err(GpuError::Invalid(format!(
-            "a class-conditional model needs a class label for each of the {} target points ({} given); custom targets have no labels: turn conditional off",
+            "a class-conditional model needs a class label for each of the {} target points ({} given); of the custom targets only a drawing has them (its brush colours): turn conditional off",
             data.len(),
             labels.len()
         )));

@@ -196,7 +196,7 @@ pub fn darkness_from_rgba(rgba: &[u8], width: usize, height: usize, invert: bool
 
 /// Shuffles points in place (Fisher–Yates, reproducible from `seed`), so that any prefix is a
 /// random subset: the renderer draws the first few thousand target points faintly.
-pub fn shuffle_points(points: &mut [[f32; 2]], seed: u32) {
+pub fn shuffle_points<T>(points: &mut [T], seed: u32) {
     let mut rng = Stream::new(seed, crate::rng::stream::CUSTOM_RASTER);
     for i in (1..points.len()).rev() {
         let j = rng.below(i as u32 + 1) as usize;
@@ -232,6 +232,8 @@ pub struct CustomTarget {
     /// What the person gave (the text, the file name, ...), for the page.
     pub label: String,
     pub points: Vec<[f32; 2]>,
+    /// The class of each point (a drawing's brush colours); empty for targets without classes.
+    pub labels: Vec<u32>,
     pub transform: ViewTransform,
 }
 
@@ -240,7 +242,7 @@ impl CustomTarget {
     pub fn from_csv(text: &str, label: &str, seed: u32) -> Result<Self, TargetError> {
         let (mut points, transform) = normalize_checked(&parse_points(text)?)?;
         shuffle_points(&mut points, seed);
-        Ok(CustomTarget { kind: CustomKind::Points, label: label.to_string(), points, transform })
+        Ok(CustomTarget { kind: CustomKind::Points, label: label.to_string(), points, labels: Vec::new(), transform })
     }
 
     /// RGBA pixels (typed text or an uploaded image) → [`RASTER_POINTS`] points drawn from the
@@ -249,14 +251,17 @@ impl CustomTarget {
         let density = darkness_from_rgba(rgba, width, height, invert)?;
         let raw = points_from_density(&density, width, height, RASTER_POINTS, seed)?;
         let (points, _) = normalize(&raw);
-        Ok(CustomTarget { kind, label: label.to_string(), points, transform: ViewTransform::IDENTITY })
+        Ok(CustomTarget { kind, label: label.to_string(), points, labels: Vec::new(), transform: ViewTransform::IDENTITY })
     }
 
     /// A drawing's points, as drawn (view coordinates), shuffled.
     pub fn from_drawing(drawing: &super::drawing::Drawing, seed: u32) -> Result<Self, TargetError> {
-        let mut points = drawing.target()?;
-        shuffle_points(&mut points, seed);
-        Ok(CustomTarget { kind: CustomKind::Drawing, label: String::new(), points, transform: ViewTransform::IDENTITY })
+        let points = drawing.target()?;
+        // Points and their brush colours shuffled together.
+        let mut labelled: Vec<([f32; 2], u32)> = points.into_iter().zip(drawing.labels().iter().copied()).collect();
+        shuffle_points(&mut labelled, seed);
+        let (points, labels) = labelled.into_iter().unzip();
+        Ok(CustomTarget { kind: CustomKind::Drawing, label: String::new(), points, labels, transform: ViewTransform::IDENTITY })
     }
 
     /// Points given in view coordinates as CSV in the target's original coordinates (`x,y` with

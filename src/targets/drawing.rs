@@ -6,6 +6,8 @@
 //! fast pointer moves). The eraser removes every point within `radius` of its segment. What is
 //! drawn is the target: no rescaling, so the target appears exactly under the brush.
 //! The drawing holds at most [`MAX_POINTS`] points; the brush stops depositing at the limit.
+//! Every point carries the class of the brush colour that deposited it (0 to [`BRUSH_CLASSES`] − 1),
+//! the label a class-conditional model trains with: one class per brush colour.
 
 use super::custom::{TargetError, MAX_POINTS, MIN_POINTS};
 use crate::rng::Stream;
@@ -15,16 +17,20 @@ pub const POINTS_PER_DAB: usize = 24;
 /// Brush radius range (view units; the default view spans [-5, 5]²).
 pub const MIN_RADIUS: f32 = 0.02;
 pub const MAX_RADIUS: f32 = 2.0;
+/// Brush colours, each a class of the drawing (`www/targets.js` offers this many).
+pub const BRUSH_CLASSES: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct Drawing {
     points: Vec<[f32; 2]>,
+    /// The brush colour (class) of each point.
+    labels: Vec<u32>,
     rng: Stream,
 }
 
 impl Default for Drawing {
     fn default() -> Self {
-        Drawing { points: Vec::new(), rng: Stream::new(0, crate::rng::stream::DRAWING) }
+        Drawing { points: Vec::new(), labels: Vec::new(), rng: Stream::new(0, crate::rng::stream::DRAWING) }
     }
 }
 
@@ -46,10 +52,16 @@ fn finite(p: [f32; 2]) -> bool {
 }
 
 impl Drawing {
-    /// Brush from `a` to `b` (a dab at `a` when they are equal). Returns the points added (fewer
-    /// than asked, or 0, at the limit).
+    /// Brush from `a` to `b` (a dab at `a` when they are equal) in the first colour. Returns the
+    /// points added (fewer than asked, or 0, at the limit).
     pub fn stroke(&mut self, a: [f32; 2], b: [f32; 2], radius: f32) -> usize {
-        if !finite(a) || !finite(b) {
+        self.stroke_class(a, b, radius, 0)
+    }
+
+    /// As [`Drawing::stroke`] in brush colour `class` (0 to `BRUSH_CLASSES` − 1; others are
+    /// refused: nothing is drawn).
+    pub fn stroke_class(&mut self, a: [f32; 2], b: [f32; 2], radius: f32, class: u32) -> usize {
+        if !finite(a) || !finite(b) || class >= BRUSH_CLASSES {
             return 0;
         }
         let r = clean_radius(radius);
@@ -69,6 +81,7 @@ impl Drawing {
                 let rho = r * self.rng.uniform().sqrt();
                 let th = std::f32::consts::TAU * self.rng.uniform();
                 self.points.push([c[0] + rho * th.cos(), c[1] + rho * th.sin()]);
+                self.labels.push(class);
             }
         }
         self.points.len() - before
@@ -81,12 +94,22 @@ impl Drawing {
         }
         let r = clean_radius(radius);
         let before = self.points.len();
-        self.points.retain(|&p| segment_distance(p, a, b) > r);
+        let keep: Vec<bool> = self.points.iter().map(|&p| segment_distance(p, a, b) > r).collect();
+        let mut k = keep.iter();
+        self.points.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.labels.retain(|_| *k.next().unwrap_or(&false));
         before - self.points.len()
     }
 
     pub fn clear(&mut self) {
         self.points.clear();
+        self.labels.clear();
+    }
+
+    /// The brush colour (class) of each point, in the order of [`Drawing::points`].
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
     }
 
     pub fn points(&self) -> &[[f32; 2]] {
@@ -142,6 +165,23 @@ mod tests {
         // A click is one dab.
         let mut f = Drawing::default();
         assert_eq!(f.stroke([1.0, 1.0], [1.0, 1.0], 0.5), POINTS_PER_DAB);
+    }
+
+    #[test]
+    fn every_point_keeps_its_brush_colour_through_the_eraser() {
+        let mut d = Drawing::default();
+        let a = d.stroke_class([-3.0, 0.0], [-1.0, 0.0], 0.3, 0);
+        let b = d.stroke_class([1.0, 0.0], [3.0, 0.0], 0.3, 2);
+        assert_eq!(d.stroke_class([0.0, 2.0], [0.0, 3.0], 0.3, BRUSH_CLASSES), 0, "an unknown colour draws nothing");
+        assert_eq!(d.labels().len(), a + b);
+        assert!(d.points().iter().zip(d.labels()).all(|(p, &l)| (p[0] < 0.0) == (l == 0) && (l == 0 || l == 2)));
+        // Erase the left half of the colour-2 stroke: the rest keep their colours.
+        let gone = d.erase([1.0, -1.0], [1.0, 1.0], 0.9);
+        assert!(gone > 0);
+        assert_eq!(d.labels().len(), d.len());
+        assert!(d.points().iter().zip(d.labels()).all(|(p, &l)| if p[0] < 0.0 { l == 0 } else { l == 2 && p[0] > 1.9 - 1e-4 }));
+        d.clear();
+        assert!(d.labels().is_empty());
     }
 
     #[test]

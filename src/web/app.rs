@@ -261,6 +261,10 @@ impl App {
         set(&o, "trajStep", p.engine.shown_step().map(JsValue::from).unwrap_or(JsValue::NULL));
         set(&o, "odeSteps", p.engine.ode_steps());
         set(&o, "heatmapStep", p.engine.heatmap_step().map(JsValue::from).unwrap_or(JsValue::NULL));
+        // What the heat map and the sliced W2 reading measure, where it is not plainly the
+        // samples shown (a class, guidance, the SDE, MeanFlow; `engine::notes`).
+        set(&o, "heatmapNote", text(crate::engine::notes::heatmap_note(cfg).as_deref()));
+        set(&o, "qualityNote", text(crate::engine::notes::quality_note(cfg).as_deref()));
         set(&o, "extent", DEFAULT_EXTENT);
         set(&o, "frames", p.view.frames as f64);
         set(&o, "framesPresented", p.engine.frames_presented());
@@ -399,13 +403,26 @@ impl App {
     /// a brush of `radius` view units. Only the drawing changes; `commit_drawing` trains on it.
     /// Returns the drawing's point count.
     pub fn draw_stroke(&self, x0: f32, y0: f32, x1: f32, y1: f32, radius: f32, erase: bool) -> u32 {
-        let d = &mut self.page.borrow_mut().custom.drawing;
+        let mut p = self.page.borrow_mut();
+        let brush = p.custom.brush;
+        let d = &mut p.custom.drawing;
         if erase {
             d.erase([x0, y0], [x1, y1], radius);
         } else {
-            d.stroke([x0, y0], [x1, y1], radius);
+            d.stroke_class([x0, y0], [x1, y1], radius, brush);
         }
         d.len() as u32
+    }
+
+    /// The brush colour of the next strokes, 0 to `brush_classes() - 1`: a drawing's points carry
+    /// their colour as their class, so a class-conditional model learns one class per colour.
+    pub fn set_brush_class(&self, class: u32) -> Result<(), JsError> {
+        let n = crate::targets::drawing::BRUSH_CLASSES;
+        if class >= n {
+            return Err(JsError::new(&format!("brush colour {class} is out of range: 0 to {}", n - 1)));
+        }
+        self.page.borrow_mut().custom.brush = class;
+        Ok(())
     }
 
     /// Empties the drawing. The target being trained stays until the next commit.

@@ -325,8 +325,8 @@ impl Page {
 
     /// After a new model (or engine): the custom target is uploaded again.
     fn reupload_custom(&mut self) {
-        if let Some(points) = self.custom.points().map(|p| p.to_vec()) {
-            if let Err(e) = self.engine.set_target(&points) {
+        if let Some(t) = self.custom.active().cloned() {
+            if let Err(e) = self.set_engine_target(&t) {
                 self.custom.end();
                 self.messages.error = Some(format!("your own target could not be kept after the settings change ({e}); training on the dataset instead"));
             }
@@ -337,11 +337,29 @@ impl Page {
     pub fn use_custom(&mut self, t: CustomTarget) -> Result<(), String> {
         let n = t.points.len().min(u32::MAX as usize) as u32;
         check(self.session.config(), &self.engine.profile(), Target::Custom(n)).map_err(|r| format!("this target of {n} points cannot be trained here: {r}"))?;
-        self.engine.set_target(&t.points)?;
+        self.set_engine_target(&t)?;
         self.custom.activate(t);
         // The weights at the change are kept even if the device is lost before training resumes.
         self.snapshots.request();
         Ok(())
+    }
+
+    /// Hands `t` to the engine: with its classes (a drawing's brush colours) when the model is
+    /// class-conditional, a colour the model has no class for refused by name.
+    fn set_engine_target(&mut self, t: &CustomTarget) -> Result<(), String> {
+        let c = self.session.config();
+        if c.conditional != crate::config::OnOff::On {
+            return self.engine.set_target(&t.points);
+        }
+        let classes = c.dataset.num_classes();
+        if let Some(&bad) = t.labels.iter().find(|&&l| l >= classes) {
+            return Err(format!(
+                "brush colour {} is class {bad}, but this conditional model has {classes} classes (its dataset {}'s): draw with the first {classes} colours or pick a dataset with more classes",
+                bad + 1,
+                c.dataset
+            ));
+        }
+        self.engine.set_target_labeled(&t.points, &t.labels)
     }
 
     /// Back to the configuration's dataset (the same points as a fresh start), keeping the model.
@@ -350,7 +368,7 @@ impl Page {
             return Ok(());
         }
         let (data, _) = crate::engine::flow::training_data(self.session.config());
-        self.engine.set_target(&data)?;
+        self.engine.set_target_labeled(&data, &crate::engine::flow::training_labels(self.session.config()))?;
         self.custom.end();
         Ok(())
     }

@@ -188,4 +188,10 @@ mod js {
     pub fn max_custom_points() -> u32 {
         crate::targets::custom::MAX_POINTS as u32
     }
+
+    /// Brush colours of the drawing, each a class (`targets::drawing::BRUSH_CLASSES`).
+    #[wasm_bindgen]
+    pub fn brush_classes() -> u32 {
+        crate::targets::drawing::BRUSH_CLASSES
+    }
 }

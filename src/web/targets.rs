@@ -15,6 +15,8 @@ pub struct CustomTargets {
     active: Option<CustomTarget>,
     /// Targets made so far: varies the shuffle/raster seed between uploads.
     made: u32,
+    /// The brush colour (the class of the points it deposits).
+    pub brush: u32,
 }
 
 /// What the page shows about the target (`App::target_info`).
@@ -58,7 +60,7 @@ impl CustomTargets {
 
     /// The target used to turn samples back into the user's coordinates (identity without one).
     pub fn for_export(&self) -> CustomTarget {
-        self.active.clone().unwrap_or(CustomTarget { kind: CustomKind::Points, label: String::new(), points: Vec::new(), transform: ViewTransform::IDENTITY })
+        self.active.clone().unwrap_or(CustomTarget { kind: CustomKind::Points, label: String::new(), points: Vec::new(), labels: Vec::new(), transform: ViewTransform::IDENTITY })
     }
 
     pub fn info(&self) -> TargetInfo {

@@ -3,7 +3,10 @@ guidance, the SDE sampler, MeanFlow) in headless Chromium over WebDriver.
 
 1. conditional (WebGPU, SwiftShader here): a link with conditional=on&class=3 on 8gaussians round-trips
    and trains; the class picker offers all and the dataset's 8 classes only; the samples gather at
-   centre 3 (the class picker acts), the guidance slider re-samples them live (the same weights), the SDE noise slider moves each particle but keeps them at centre 3.
+   centre 3 (the class picker acts); trained on (600 steps), the guidance slider re-samples them live
+   (the same weights): w = 4 tightens them, w = 2 moves their mean outward; the heat map's and the
+   reading's notes name the class; the SDE noise slider moves each particle but keeps them at centre
+   3; a drawing in two brush colours trains one class per colour.
    Then (same browser) objective=meanflow shows the 1/2/4/64-step buttons; "1 step" sets nfe = 1 and
    the shown flow is one jump.
 2. cpu: the CPU backend cannot train with labels: a link asking for conditional=on names the field,
@@ -23,11 +26,26 @@ from test_page import URL, WEBGPU_FIELDS, flow_samples, wait_ready  # noqa: E402
 # 8gaussians (shared/spec/datasets.md): centre k at 4·(cos kπ/4, sin kπ/4), class k.
 CENTRES = [(4 * math.cos(k * math.pi / 4), 4 * math.sin(k * math.pi / 4)) for k in range(8)]
 # The WebGPU-only settings in links (test_page.test_hash round-trips the others on the CPU).
-CONDITIONAL = {"dataset": "8gaussians", "conditional": "on", "class": "3", "label_dropout": "0.2",
-               "t_sampling": "logit-normal", "lr": "0.01", "solver": "euler"}
+# Trained as tests/generation.rs trains its conditional model (see the guidance check): label
+# dropout 0.1, uniform times, a cosine schedule over 2000 steps; t_sampling goes to logit-normal
+# before the link round trip.
+CONDITIONAL = {"dataset": "8gaussians", "conditional": "on", "class": "3", "label_dropout": "0.1",
+               "t_sampling": "uniform", "lr": "0.01", "solver": "euler", "steps": "2000"}
 MEANFLOW = {"objective": "meanflow", "solver": "euler", "nfe": "2"}
 # 400 steps put 100% of the class-3 samples at centre 3 (SwiftShader, load 17 on 2 cores); 200 keep a margin.
 STEPS = int(os.environ.get("FLOWMATCH_E2E_GEN_STEPS", "200"))
+# Steps before the guidance check (see there; 200 steps took 10 s at load 7).
+GUIDED_STEPS = 600
+# Euler steps of the guidance check, as tests/generation.rs (the page's 16 gave the same numbers
+# within 0.03 at w = 1-8).
+GUIDED_NFE = 50
+SPREAD_MAX = 0.5
+OUTWARD_MIN = 0.1
+# Steps on a two-colour drawing before its classes are checked, and the share of each class's
+# samples that must lie on its stroke's side (measured 100% for both classes, seeds default and 5;
+# tests/generation.rs measures the same from scratch on the CPU twin).
+DRAWING_STEPS = 200
+DRAWING_SHARE = 0.8
 
 
 def nearest(p):
@@ -48,6 +66,23 @@ def slide(d, field, value):
     d.js("const r = document.getElementById('r-' + arguments[0]); r.value = arguments[1]; r.dispatchEvent(new Event('input'));", field, value)
     got = d.js("return window.flowmatch.app.get(arguments[0])", field)
     assert float(got) == float(value), f"the {field} slider set {got}, not {value}"
+
+
+def spread_outward(pts):
+    """(RMS distance of the samples to their own mean, the mean's component along centre 3's direction)."""
+    n = len(pts)
+    mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
+    spread = math.sqrt(sum((p[0] - mx) ** 2 + (p[1] - my) ** 2 for p in pts) / n)
+    return spread, (mx * CENTRES[3][0] + my * CENTRES[3][1]) / 4
+
+
+def train_to(d, steps):
+    """Trains on until `steps` training steps were read, then pauses."""
+    d.js(f"const a = window.flowmatch.app; if (a.step_limit() && a.step_limit() < {steps}) a.set_step_limit(0); a.play()")
+    d.wait_for(f"const s = window.flowmatch; return s.error || s.stepsRead >= {steps}", 150, f"{steps} training steps", progress="window.flowmatch.stepsRead")
+    d.js("window.flowmatch.app.pause()")
+    assert d.js("return window.flowmatch.error") is None
+    log(f"trained to step {d.js('return window.flowmatch.app.state().step')}")
 
 
 def hash_of(values):
@@ -83,17 +118,36 @@ def test_conditional():
         assert share_of(every, 3) < 0.4, f"class all still gathers {share_of(every, 3):.0%} at centre 3"
         d.js("const s = document.querySelector('[data-field=class]'); s.value = '3'; s.dispatchEvent(new Event('change'));")
 
-        # Guidance 4 (slider): the same weights re-sampled at once with the guided field. (That the
-        # samples then move outwards and tighten needs a well-trained no-class field: after 400 steps
-        # here the class-3 mean radius went 4.10 -> 4.50, after 200 it fell; tests/generation.rs
-        # checks the claim on a trained model.)
-        radius = lambda pts: sum(math.hypot(*p) for p in pts if nearest(p) == 3) / max(1, sum(1 for p in pts if nearest(p) == 3))
+        # Guidance (slider): the same weights re-sampled at once with the guided field; the samples
+        # tighten and their mean moves outward (issue 19). Measured in this browser (SwiftShader,
+        # load 7-16; spread = RMS distance to the samples' mean, out = the mean along centre 3's
+        # direction), trained as below to ~660 steps, seeds default / 5: w = 1 -> 2 -> 4 -> 8:
+        # spread 0.66 -> 0.25 -> 0.10 -> 0.03 / 0.65 -> 0.18 -> 0.04 -> 0.001, out 3.88 -> 4.34 ->
+        # 4.42 -> 4.11 / 4.18 -> 4.46 -> 4.27 -> 3.77. Strong guidance collapses this small
+        # model's samples towards one point whose outward shift varies (+0.05 to +1.76 over ten
+        # models of 450-1500 steps, other recipes included) and at w = 8 is sometimes inward; at
+        # w = 2 the mean moved out by +0.20 to +0.69 in all eight models where it was measured
+        # (before ~450 steps it can move in: -0.48 at w = 4 after 228 steps).
+        # tests/generation.rs checks w = 4 on the CPU twin (seeds 0-5: out by 0.33-1.07). Bars:
+        # spread at w = 4 below half of w = 1's (measured ratios 0.01-0.15 for this recipe), the
+        # mean at w = 2 out by at least OUTWARD_MIN = 0.1 (half the smallest measured shift).
+        train_to(d, GUIDED_STEPS)
+        d.js(f"window.flowmatch.app.set('nfe', '{GUIDED_NFE}')")
+        one = points(flow_samples(d))
+        slide(d, "guidance", "2")
+        mild = points(flow_samples(d))
         slide(d, "guidance", "4")
         guided = points(flow_samples(d))
-        r1, r4 = radius(one), radius(guided)
-        shift = sum(math.hypot(a[0] - b[0], a[1] - b[1]) for a, b in zip(one, guided)) / len(one)
-        assert shift > 0.05 and all(math.isfinite(v) for p in guided for v in p), f"guidance 4 did not re-sample (mean shift {shift:.4f})"
+        assert all(math.isfinite(v) for p in mild + guided for v in p), "guidance gave non-finite samples"
+        (s1, o1), (s2, o2), (s4, o4) = spread_outward(one), spread_outward(mild), spread_outward(guided)
+        assert s4 < SPREAD_MAX * s1, f"guidance 4 should shrink the spread: {s1:.3f} -> {s4:.3f}"
+        assert o2 > o1 + OUTWARD_MIN, f"guidance 2 should move the mean outward: {o1:.3f} -> {o2:.3f} along centre 3's direction"
+        # What the heat map and the sliced W2 reading measure is said on the page (engine::notes).
+        notes = d.js("return {heat: document.getElementById('heatmap-note').textContent, shown: !document.getElementById('heatmap-note').hidden,"
+                     " quality: document.getElementById('quality-about').textContent}")
+        assert notes["shown"] and "class 3's guided flow (w = 4)" in notes["heat"] and "class 3's target points" in notes["quality"], notes
         slide(d, "guidance", "1")
+        d.js("window.flowmatch.app.set('nfe', '16')")
 
         # The SDE (Euler–Maruyama, same marginals): every particle's path changes, the samples stay at centre 3.
         d.js("const s = document.querySelector('[data-field=sampler]'); s.value = 'sde'; s.dispatchEvent(new Event('change'));")
@@ -103,9 +157,11 @@ def test_conditional():
         assert moved > 0.05, f"noise 1 hardly moved the samples (mean {moved:.4f})"
         assert share_of(sde, 3) > 0.6, f"the SDE's samples left centre 3: {share_of(sde, 3):.0%}"
         assert d.js("return window.flowmatch.error") is None
+        drawing_classes(d)
 
         # The link round-trips every WebGPU-only setting (test_page.WEBGPU_FIELDS) at a value other than its default.
         slide(d, "guidance", "2.5")
+        d.js("const s = document.querySelector('[data-field=t_sampling]'); s.value = 'logit-normal'; s.dispatchEvent(new Event('change'));")
         link = d.js("return window.flowmatch.app.query()")
         values = dict(kv.split("=", 1) for kv in link.split("&"))
         defaults = dict(kv.split("=", 1) for kv in d.js("return import('./pkg/flowmatch.js').then((m) => m.config_defaults(true, false))").split("&"))
@@ -114,9 +170,42 @@ def test_conditional():
         d.get(URL + "?backend=webgpu&case=conditional-link#" + link)
         wait_ready(d)
         round_trips(d, values)
-        log(f"{STEPS} steps: {at3:.0%} at centre 3 (class all: {share_of(every, 3):.0%}); guidance 4: samples shifted {shift:.2f}, radius {r1:.2f} -> {r4:.2f}; "
+        log(f"{STEPS} steps: {at3:.0%} at centre 3 (class all: {share_of(every, 3):.0%}); {GUIDED_STEPS} steps, guidance 1 -> 2 -> 4: spread {s1:.3f} -> {s2:.3f} -> {s4:.3f}, outward {o1:.2f} -> {o2:.2f} -> {o4:.2f}; "
             f"SDE noise 1: particles moved {moved:.2f} on average, {share_of(sde, 3):.0%} at centre 3")
         meanflow(d)  # in the same browser: a WebGPU start on SwiftShader is dear
+
+
+def stats(pts):
+    """(spread: RMS distance to the samples' own mean, outward: the mean's component along centre 3's direction)."""
+    n = len(pts)
+    mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
+    spread = math.sqrt(sum((p[0] - mx) ** 2 + (p[1] - my) ** 2 for p in pts) / n)
+    u = (CENTRES[3][0] / 4, CENTRES[3][1] / 4)
+    return spread, mx * u[0] + my * u[1]
+
+
+def drawing_classes(d):
+    """A drawing in two brush colours trains the conditional model with one class per colour: the
+    brush-colour radios are there, the drawing is accepted as a labelled target, and each class's
+    samples move to its own stroke (colour 1 upper left, colour 2 lower right)."""
+    radios = d.js("return document.querySelectorAll('#brush-colours input[type=radio]').length")
+    assert radios == d.js("return import('./pkg/flowmatch.js').then((m) => m.brush_classes())") == 4, f"{radios} brush colours"
+    d.js("const a = window.flowmatch.app; a.clear_drawing(); document.querySelector('#brush-colours input[value=\"0\"]').click();"
+         " a.draw_stroke(-3, 2, -1, 2, 0.4, false); document.querySelector('#brush-colours input[value=\"1\"]').click();"
+         " a.draw_stroke(1, -2, 3, -2, 0.4, false); a.commit_drawing();")
+    info = d.js("return window.flowmatch.app.target_info()")
+    assert info["custom"] and info["kind"] == "drawing", info
+    bad = d.js("try { window.flowmatch.app.set_brush_class(4); return null; } catch (e) { return String(e.message || e); }")
+    assert bad and "0 to 3" in bad, f"a fifth colour should be refused: {bad}"
+    train_to(d, d.js("return window.flowmatch.stepsRead") + DRAWING_STEPS)
+    shares = []
+    for k in [0, 1]:
+        d.js(f"const s = document.querySelector('[data-field=class]'); s.value = '{k}'; s.dispatchEvent(new Event('change'));")
+        pts = points(flow_samples(d))
+        shares.append(sum(1 for p in pts if (p[1] > p[0]) == (k == 0)) / len(pts))
+    log(f"drawing in two colours, {DRAWING_STEPS} more steps: class 0 {shares[0]:.0%} upper left, class 1 {shares[1]:.0%} lower right")
+    assert min(shares) >= DRAWING_SHARE, f"each class's samples should be on its stroke's side of y = x: {shares}"
+    d.js("const s = document.querySelector('[data-field=class]'); s.value = '3'; s.dispatchEvent(new Event('change'));")
 
 
 def meanflow(d):
