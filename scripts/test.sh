@@ -83,8 +83,9 @@ cargo test --release --no-fail-fast 2>&1 | tee "$logs/native.log"
 check_ran "$logs/native.log" "native tests"
 
 # The kernel tests that also run in the browser (wasm-bindgen-test, run_in_browser), and the fast
-# CPU backend's SIMD128 build against the scalar reference (cpu_fast).
-BROWSER_TESTS=(--test kernels --test likelihood --test quality --test custom_target --test adaptive --test cpu_fast)
+# CPU backend's SIMD128 build against the scalar reference (cpu_fast), and the model-file decoder
+# fuzzed on wasm (model_file_fuzz).
+BROWSER_TESTS=(--test kernels --test likelihood --test quality --test custom_target --test adaptive --test cpu_fast --test model_file_fuzz)
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 # A hang guard, not a speed limit: wasm-bindgen-test-runner's timeout covers a whole test binary
