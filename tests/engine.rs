@@ -150,6 +150,9 @@ fn suite(name: &str, e: &mut dyn Engine, c: &Config) {
     let fut = e.sample_quality(Solver::Euler, 4, 1e-3);
     let q = drive(e, fut);
     assert!(q.sw2.is_finite() && q.sw2 > 0.0 && q.nfe == 4.0, "{name}: {q:?}");
+    let fut = e.flow_stats(Solver::Euler, 4, false);
+    let st = drive(e, fut);
+    assert!(st.kinetic_energy.is_finite() && st.kinetic_energy > 0.0 && st.straightness.is_finite() && st.w2_squared.is_nan(), "{name}: {st:?}");
     let fut = e.log_density(vec![[0.0, 0.0], [1.0, -1.0], [3.0, 3.0]], Solver::Midpoint, 8);
     let lp = drive(e, fut);
     assert!(lp.len() == 3 && lp.iter().all(|v| v.is_finite()), "{name}: {lp:?}");
@@ -209,5 +212,24 @@ fn both_engines_pass_one_suite_and_agree() {
     let fut = cpu.log_density(grid, Solver::Midpoint, 8);
     let lc = drive(&mut cpu, fut);
     common::assert_close("log p, GPU vs CPU engine (tests/likelihood.rs: kernel vs twin to 1e-4)", &lg, &lc, 1e-4, 1e-4);
+    // Straightness readings of the same weights agree (same probe particles, measured step vs
+    // its twin; tests/rectified.rs checks the kernels to the same precision), and hold the
+    // identities of cpu::flow_stats: S = K - T >= 0 up to rounding, T >= the minibatch W2².
+    for (solver, nfe, w2) in [(Solver::Rk4, 8, true), (Solver::Dopri5, 30, false)] {
+        let fut = gpu.flow_stats(solver, nfe, w2);
+        let a = drive(&mut gpu, fut);
+        let fut = cpu.flow_stats(solver, nfe, w2);
+        let b = drive(&mut cpu, fut);
+        for (what, x, y) in [("K", a.kinetic_energy, b.kinetic_energy), ("T", a.transport_cost, b.transport_cost), ("S", a.straightness, b.straightness)] {
+            assert!(x.is_finite() && (x - y).abs() <= 1e-4 + 1e-3 * y.abs(), "{solver} {what}: gpu {a:?} cpu {b:?}");
+        }
+        assert!(b.straightness > -1e-6 && (b.kinetic_energy - b.transport_cost - b.straightness).abs() < 1e-6 * b.kinetic_energy.max(1.0), "{b:?}");
+        if w2 {
+            assert!((a.w2_squared - b.w2_squared).abs() <= 1e-4 + 1e-3 * b.w2_squared && b.w2_squared <= b.transport_cost + 1e-6, "gpu {a:?} cpu {b:?}");
+        } else {
+            assert!(a.w2_squared.is_nan() && b.w2_squared.is_nan());
+        }
+    }
+    eprintln!("[{:.1}s] straightness readings", (now_ms() - t0) / 1e3);
     eprintln!("comparison: {}", k.iter().map(|p| format!("{} {:.0}: {:.4}", p.solver, p.nfe, p.sw2)).collect::<Vec<_>>().join(", "));
 }

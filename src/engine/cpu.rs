@@ -15,7 +15,7 @@ use super::flow::{integrate_due, refresh_interval, training_data, ARROW_GRID, TA
 use super::jobs::{channel, now_ms, Job, Jobs};
 use super::painter::css_rgb;
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
-use super::{Engine, EngineFuture, EngineInfo, FrameInput, Painter};
+use super::{Engine, EngineFuture, EngineInfo, FlowStats, FrameInput, Painter};
 use crate::config::{Config, ConfigError, Effect, Solver};
 use crate::cpu::adaptive::{integrate_field, AdaptiveOptions, MIN_NFE};
 use crate::cpu::ode::{initial_particles_from, ode_step};
@@ -508,6 +508,39 @@ impl QualityJob {
     }
 }
 
+/// A straightness reading of a copy of the weights: the probe's particles, one per unit of work,
+/// through `cpu::flow_stats`'s measured steps (twin of `shaders/flow_stats.wgsl`), then the means
+/// and the minibatch W2².
+struct StraightnessJob {
+    shape: ModelShape,
+    params: Vec<f32>,
+    solver: Solver,
+    steps: u32,
+    w2: bool,
+    origins: Vec<[f32; 2]>,
+    ends: Vec<[f32; 2]>,
+    energy: Vec<f32>,
+    tx: Option<oneshot::Sender<Result<FlowStats, String>>>,
+}
+
+impl Job for StraightnessJob {
+    fn work(&mut self, more: &mut dyn FnMut() -> bool) -> bool {
+        while self.ends.len() < self.origins.len() {
+            if !more() {
+                return false;
+            }
+            let mut x = [self.origins[self.ends.len()]];
+            let e = crate::cpu::flow_stats::integrate_measured(&self.shape, &self.params, self.solver, &mut x, self.steps);
+            self.ends.push(x[0]);
+            self.energy.push(e[0]);
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok(crate::cpu::flow_stats::summarize_with(&self.origins, &self.ends, &self.energy, self.w2)));
+        }
+        true
+    }
+}
+
 /// log p of points, one point per unit of work (twin of the GPU density kernel).
 struct DensityJob {
     shape: ModelShape,
@@ -693,6 +726,15 @@ impl Engine for CpuEngine {
     fn compare_solvers(&mut self) -> EngineFuture<Vec<QualityPoint>> {
         let (tx, fut) = channel("solver comparison");
         self.jobs.push(self.probe_job(comparison_plan(), tx));
+        fut
+    }
+
+    fn flow_stats(&mut self, solver: Solver, nfe: u32, w2: bool) -> EngineFuture<FlowStats> {
+        let (tx, fut) = channel("straightness reading");
+        let origins = initial_particles_from(PROBE_SEED, QUALITY_SAMPLES, &self.trainer.source);
+        let steps = crate::cpu::flow_stats::measured_steps(solver, nfe);
+        let n = origins.len();
+        self.jobs.push(Box::new(StraightnessJob { shape: self.shape(), params: self.trainer.params.clone(), solver, steps, w2, origins, ends: Vec::with_capacity(n), energy: Vec::with_capacity(n), tx: Some(tx) }));
         fut
     }
 

@@ -22,7 +22,10 @@
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
-use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
+use super::{Engine, EngineFuture, EngineInfo, FlowStats, FrameInput, GpuPresenter};
+use crate::cpu::flow_stats::measured_steps;
+use crate::gpu::flow_stats::GpuFlowStats;
+use crate::gpu::sampler::flops_per_particle_step;
 use crate::budget::Profile;
 use crate::config::{Config, Effect, Objective, Sampler, Solver};
 use crate::cpu::sde::SdeSpec;
@@ -414,6 +417,16 @@ impl GpuEngine {
     /// counted, freed with it).
     fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
         let (ctx, t) = (&self.ctx, &self.trainer);
+        let (params, mut sampler) = self.probe_sampler()?;
+        sampler.set_tol(tol)?;
+        let quality = GpuQuality::new(ctx, &sampler.particles, QUALITY_SAMPLES, &t.data, t.target_len(), DIRECTIONS);
+        let profile = self.budget_profile();
+        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _params: counter::Owned::new(&[&params]) })
+    }
+
+    /// A copy of the current weights and a sampler of the probe's particles over it.
+    fn probe_sampler(&self) -> Result<(wgpu::Buffer, GpuSampler), String> {
+        let (ctx, t) = (&self.ctx, &self.trainer);
         let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("quality.params_snapshot"),
             size: t.params.size(),
@@ -423,11 +436,30 @@ impl GpuEngine {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(&t.params, 0, &params, 0, t.params.size());
         ctx.queue.submit([encoder.finish()]);
-        let mut sampler = GpuSampler::new_with_source(ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
-        sampler.set_tol(tol)?;
-        let quality = GpuQuality::new(ctx, &sampler.particles, QUALITY_SAMPLES, &t.data, t.target_len(), DIRECTIONS);
-        let profile = self.budget_profile();
-        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _params: counter::Owned::new(&[&params]) })
+        let sampler = GpuSampler::new_with_source(ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
+        Ok((params, sampler))
+    }
+}
+
+/// A straightness reading (`Engine::flow_stats`): the probe's particles over a copy of the
+/// weights, moved by the measured step kernel in the chunks of the work budget. Transient like the
+/// sliced-W2 probe: its buffers are freed when the reading resolves.
+struct GpuStraightness {
+    ctx: GpuContext,
+    _sampler: GpuSampler,
+    stats: GpuFlowStats,
+    _params: counter::Owned,
+}
+
+impl GpuStraightness {
+    async fn run(self, solver: Solver, plan: crate::budget::ChunkPlan, w2: bool) -> Result<FlowStats, String> {
+        // Whole step ranges (the measured step moves every particle; one step of the probe's
+        // particles is the smallest chunk), each queued once the previous one is done.
+        for s in 0..plan.step_ranges() {
+            self.stats.integrate_steps(solver, plan.steps, s * plan.steps_per_chunk, plan.steps_per_chunk);
+            crate::gpu::chunked::queue_done(&self.ctx).await.map_err(err)?;
+        }
+        self.stats.read_with(w2).await.map_err(err)
     }
 }
 
@@ -613,6 +645,29 @@ impl Engine for GpuEngine {
             }
             Ok(out)
         })
+    }
+
+    fn flow_stats(&mut self, solver: Solver, nfe: u32, w2: bool) -> EngineFuture<FlowStats> {
+        // Planned and checked before anything is allocated: its smallest chunk is one step of
+        // every probe particle (the measured step moves them all), which must fit a dispatch.
+        let shape = self.trainer.spec.shape;
+        let profile = self.budget_profile();
+        let per_step = flops_per_particle_step(&shape, solver);
+        let step_s = QUALITY_SAMPLES as f64 * per_step / profile.sample_flops;
+        if step_s > profile.limits.dispatch_s {
+            return super::ready(Err(format!(
+                "the straightness reading needs about {} per step of its {QUALITY_SAMPLES} particles on this device, more than the {} allowed per dispatch: lower the width or depth",
+                crate::budget::fmt_seconds(step_s),
+                crate::budget::fmt_seconds(profile.limits.dispatch_s)
+            )));
+        }
+        let plan = crate::budget::ChunkPlan::new(QUALITY_SAMPLES, measured_steps(solver, nfe), per_step, profile.sample_flops, profile.limits.chunk_s);
+        let built = self.probe_sampler().and_then(|(params, mut sampler)| {
+            sampler.reset(PROBE_SEED);
+            let stats = GpuFlowStats::new(&self.ctx, &shape, &params, &sampler).map_err(err)?;
+            Ok(GpuStraightness { ctx: self.ctx.clone(), _sampler: sampler, stats, _params: counter::Owned::new(&[&params]) })
+        });
+        Box::pin(async move { built?.run(solver, plan, w2).await })
     }
 
     fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>> {
