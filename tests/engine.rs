@@ -231,5 +231,16 @@ fn both_engines_pass_one_suite_and_agree() {
         }
     }
     eprintln!("[{:.1}s] straightness readings", (now_ms() - t0) / 1e3);
+    // The field error against the exact field of the 32,768 training points: the same queries
+    // on both engines (chunks of FIELD_ERROR_CHUNK keyed alike); f32 log-sum-exp on the GPU against
+    // the f64 twin (tests/rectified.rs: the field itself to 1e-3 relative).
+    let fut = gpu.field_error(1);
+    let a = drive(&mut gpu, fut);
+    let fut = cpu.field_error(1);
+    let b = drive(&mut cpu, fut);
+    eprintln!("[{:.1}s] field error: gpu {a:.5} cpu {b:.5}", (now_ms() - t0) / 1e3);
+    assert!(a.is_finite() && b > 0.0 && (a - b).abs() <= 1e-2 * b, "field error: gpu {a} cpu {b}");
+    let fut = cpu.field_error(2);
+    assert_ne!(drive(&mut cpu, fut), b, "another reading draws other queries");
     eprintln!("comparison: {}", k.iter().map(|p| format!("{} {:.0}: {:.4}", p.solver, p.nfe, p.sw2)).collect::<Vec<_>>().join(", "));
 }

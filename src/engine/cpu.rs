@@ -541,6 +541,43 @@ impl Job for StraightnessJob {
     }
 }
 
+/// A field-error reading, one query per unit of work (twin of `GpuExactField::field_error`, keyed
+/// in the GPU engine's chunks of `FIELD_ERROR_CHUNK` queries, so both read the same queries).
+struct FieldErrorJob {
+    shape: ModelShape,
+    params: Vec<f32>,
+    data: Rc<Vec<[f32; 2]>>,
+    spec: TrainSpec,
+    reading: u32,
+    done: u32,
+    sum: f64,
+    scratch: Vec<f32>,
+    tx: Option<oneshot::Sender<Result<f64, String>>>,
+}
+
+impl Job for FieldErrorJob {
+    fn work(&mut self, more: &mut dyn FnMut() -> bool) -> bool {
+        use super::quality::{FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES as n};
+        let chunks = n / FIELD_ERROR_CHUNK;
+        while self.done < n {
+            if !more() {
+                return false;
+            }
+            let (i, q) = (self.done / FIELD_ERROR_CHUNK, self.done % FIELD_ERROR_CHUNK);
+            let r = self.reading.wrapping_mul(chunks).wrapping_add(i);
+            let (x, t) = crate::cpu::exact::field_error_query(&self.data, self.spec.path, self.spec.sigma_min, self.spec.seed, r, q);
+            let u = crate::cpu::exact::marginal_velocity(&self.data, self.spec.path, self.spec.sigma_min, x, t);
+            let v = crate::cpu::mlp::velocity(&self.shape, &self.params, x, t, &mut self.scratch);
+            self.sum += ((v[0] - u[0]) as f64).powi(2) + ((v[1] - u[1]) as f64).powi(2);
+            self.done += 1;
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok(self.sum / n as f64));
+        }
+        true
+    }
+}
+
 /// log p of points, one point per unit of work (twin of the GPU density kernel).
 struct DensityJob {
     shape: ModelShape,
@@ -735,6 +772,30 @@ impl Engine for CpuEngine {
         let steps = crate::cpu::flow_stats::measured_steps(solver, nfe);
         let n = origins.len();
         self.jobs.push(Box::new(StraightnessJob { shape: self.shape(), params: self.trainer.params.clone(), solver, steps, w2, origins, ends: Vec::with_capacity(n), energy: Vec::with_capacity(n), tx: Some(tx) }));
+        fut
+    }
+
+    fn field_error(&mut self, reading: u32) -> EngineFuture<f64> {
+        if !self.trainer.source.is_empty() {
+            return super::ready(Err(super::quality::NO_EXACT_FIELD.into()));
+        }
+        let shape = self.shape();
+        if let Err(e) = super::quality::field_error_fits(&self.profile(), self.trainer.data.len().min(u32::MAX as usize) as u32, &shape) {
+            return super::ready(Err(e));
+        }
+        let (tx, fut) = channel("field-error reading");
+        let job = FieldErrorJob {
+            shape,
+            params: self.trainer.params.clone(),
+            data: Rc::new(self.trainer.data.clone()),
+            spec: self.trainer.spec,
+            reading,
+            done: 0,
+            sum: 0.0,
+            scratch: vec![0.0; 2 * shape.width as usize],
+            tx: Some(tx),
+        };
+        self.jobs.push(Box::new(job));
         fut
     }
 

@@ -20,7 +20,7 @@
 //! when its last chunk is queued, so `samples` never reads an integration in progress.
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
-use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
+use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, field_error_fits, FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES, NO_EXACT_FIELD, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
 use super::{Engine, EngineFuture, EngineInfo, FlowStats, FrameInput, GpuPresenter};
 use crate::cpu::flow_stats::measured_steps;
@@ -668,6 +668,30 @@ impl Engine for GpuEngine {
             Ok(GpuStraightness { ctx: self.ctx.clone(), _sampler: sampler, stats, _params: counter::Owned::new(&[&params]) })
         });
         Box::pin(async move { built?.run(solver, plan, w2).await })
+    }
+
+    fn field_error(&mut self, reading: u32) -> EngineFuture<f64> {
+        if !self.source.is_empty() {
+            return super::ready(Err(NO_EXACT_FIELD.into()));
+        }
+        let t = &self.trainer;
+        let points = t.target_len();
+        // Checked before anything is allocated: one dispatch is FIELD_ERROR_CHUNK queries, each
+        // a sum over every target point.
+        if let Err(e) = field_error_fits(&self.budget_profile(), points, &t.spec.shape) {
+            return super::ready(Err(e));
+        }
+        let field = crate::gpu::exact::GpuExactField::new(&self.ctx, &t.spec.shape, &t.params, &t.data, points, t.spec.path, t.spec.sigma_min, FIELD_ERROR_CHUNK);
+        let seed = t.spec.seed;
+        Box::pin(async move {
+            let field = field.map_err(err)?;
+            let chunks = FIELD_ERROR_QUERIES / FIELD_ERROR_CHUNK;
+            let mut sum = 0.0;
+            for i in 0..chunks {
+                sum += field.field_error(FIELD_ERROR_CHUNK, seed, reading.wrapping_mul(chunks).wrapping_add(i)).await.map_err(err)?;
+            }
+            Ok(sum / chunks as f64)
+        })
     }
 
     fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>> {

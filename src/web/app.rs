@@ -295,6 +295,7 @@ impl App {
         for k in ["straightness", "kinetic", "transportCost", "w2Squared"] {
             set(&o, k, Reflect::get(&st, &k.into()).unwrap_or(JsValue::NULL));
         }
+        set(&o, "fieldError", num(p.readings.field_error));
         o
     }
 
@@ -550,6 +551,35 @@ impl App {
                 }
             }
             Ok(stats_js(Some(&s)).into())
+        })
+    }
+
+    /// Resolves to the field error `E_{t, x_t} |v_θ - u_t|²` of the current weights against the
+    /// exact marginal field of the training points (`engine::Engine::field_error`, 64 fixed
+    /// queries), `null` when not finite or when the source is not Gaussian (no exact field then).
+    /// `state().fieldError` reports the latest until a new run starts. Rejects once a divergence
+    /// is known, or when the device cannot run the reading.
+    pub fn field_error(&self) -> Promise {
+        let (fut, run) = {
+            let mut p = self.page.borrow_mut();
+            if p.snapshots.diverged() {
+                return Promise::reject(&reject(crate::engine::quality::DIVERGED));
+            }
+            if p.session.config().source != crate::config::Source::Gaussian {
+                return Promise::resolve(&JsValue::NULL);
+            }
+            (p.engine.field_error(0), p.readings.run)
+        };
+        let page = self.page.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let e = fut.await.map_err(reject)?;
+            {
+                let mut p = page.borrow_mut();
+                if p.readings.run == run {
+                    p.readings.field_error = Some(e);
+                }
+            }
+            Ok(num(Some(e)))
         })
     }
 

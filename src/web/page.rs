@@ -72,12 +72,15 @@ pub struct Page {
 pub struct Readings {
     pub run: u32,
     pub stats: Option<crate::engine::FlowStats>,
+    /// The latest field error (`App::field_error`).
+    pub field_error: Option<f64>,
 }
 
 impl Readings {
     pub fn new_run(&mut self) {
         self.run = self.run.wrapping_add(1);
         self.stats = None;
+        self.field_error = None;
     }
 }
 
