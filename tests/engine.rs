@@ -244,3 +244,31 @@ fn both_engines_pass_one_suite_and_agree() {
     assert_ne!(drive(&mut cpu, fut), b, "another reading draws other queries");
     eprintln!("comparison: {}", k.iter().map(|p| format!("{} {:.0}: {:.4}", p.solver, p.nfe, p.sw2)).collect::<Vec<_>>().join(", "));
 }
+
+/// Work that runs over several frames keeps its own copies of what it reads: a quality probe
+/// outlives the trainer's target buffer (a larger custom target replaces and destroys it), and a
+/// density job outlives the engine (a retrain or the page's move to the CPU drops it). Before,
+/// both dispatched over a destroyed buffer (Firefox: "Buffer with 'target.points' label has been
+/// destroyed"; natively wgpu's validation panics).
+#[test]
+fn gpu_jobs_outlive_the_buffers_they_started_from() {
+    let ctx = pollster::block_on(common::gpu());
+    let c = small();
+    let mut e = gpu_engine(&ctx, &c);
+    e.train(4);
+    let fut = e.sample_quality(Solver::Euler, 8, 1e-3);
+    let (stats, field) = (e.flow_stats(Solver::Euler, 8, false), e.field_error(0));
+    // More points than the trainer's buffer holds (DATA_POINTS), so the buffer is replaced.
+    let n = flowmatch::engine::flow::DATA_POINTS + 1000;
+    let bigger: Vec<[f32; 2]> = (0..n).map(|i| [(i % 100) as f32 / 25.0 - 2.0, (i / 100) as f32 * 4.0 / n as f32 * 100.0 - 2.0]).collect();
+    e.set_target(&bigger).unwrap();
+    let q = drive(&mut e, fut);
+    assert!(q.sw2.is_finite() && q.sw2 > 0.0, "{q:?}");
+    let st = drive(&mut e, stats);
+    let fe = drive(&mut e, field);
+    assert!(st.kinetic_energy.is_finite() && fe.is_finite() && fe > 0.0, "{st:?} {fe}");
+    let fut = e.log_density(vec![[0.0, 0.0], [1.0, 1.0]], Solver::Midpoint, 8);
+    drop(e);
+    let lp = pollster::block_on(fut).unwrap();
+    assert!(lp.iter().all(|v| v.is_finite()), "{lp:?}");
+}

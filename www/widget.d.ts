@@ -58,6 +58,11 @@ export type FlowMatchingWidgetAttribute =
 
 export declare class FlowMatchingDemo extends HTMLElement {
   static readonly observedAttributes: Array<FlowMatchingConfigAttribute | FlowMatchingWidgetAttribute>;
+  /** Milliseconds a figure stays off screen (or in a hidden tab) before it releases its GPU
+   *  buffers and pipelines (default 10000); its model, loss curve and training state are kept and
+   *  it is rebuilt from them when it comes back. While released, `state` is the last state with
+   *  `released: true`. */
+  static releaseAfterMs: number;
   /** Trains (again); past a reached `train-steps` limit, training continues without one. */
   play(): void;
   pause(): void;

@@ -30,6 +30,10 @@
 // Several figures per page share one GPU device (src/web/device.rs) and one requestAnimationFrame
 // loop; a figure starts when it first scrolls into view, and runs only while it is on screen
 // and the tab is visible (IntersectionObserver, visibilitychange), resuming where it stopped.
+// A figure off screen (or in a hidden tab) for `FlowMatchingDemo.releaseAfterMs` (10 s) releases
+// its GPU buffers and pipelines: its model file (weights, Adam state, step), loss curve and
+// training state are kept in JS memory and the App is freed; back on screen it is rebuilt from
+// them (docs/EMBEDDING.md: a page of 40 figures holds GPU memory for the ones on screen only).
 //
 // JS API: play(), pause(), reset(), step/loss/state/ready/messages getters, toPNG() → Blob,
 // samplesCSV() → CSV text (x,y), record(seconds) → WebM Blob, saveModel(format) → the model file
@@ -131,6 +135,8 @@ function el(tag, props = {}, ...children) {
 
 export class FlowMatchingDemo extends HTMLElement {
   static get observedAttributes() { return WIDGET_ATTRIBUTES; }
+  /** Milliseconds off screen (or in a hidden tab) before a figure releases its GPU buffers. */
+  static releaseAfterMs = 10000;
 
   constructor() {
     super();
@@ -144,6 +150,10 @@ export class FlowMatchingDemo extends HTMLElement {
     this._lastUi = 0;
     this._lastStep = -1;
     this._errorShown = null;
+    // Released off screen: {bytes, losses, training, stepLimit, hash, state} to rebuild from.
+    this._kept = null;
+    this._releaseTimer = 0;
+    this._releasing = false;
     this._build();
   }
 
@@ -152,6 +162,7 @@ export class FlowMatchingDemo extends HTMLElement {
   /** Trains (again): past a reached step limit (`train-steps`), training continues without one. */
   play() {
     this._userPaused = false;
+    if (this._kept) this._kept.training = true;
     if (!this._app) return;
     if (this._app.step_limit() && this._app.state().step >= this._app.step_limit()) this._app.set_step_limit(0);
     this._app.play();
@@ -159,6 +170,7 @@ export class FlowMatchingDemo extends HTMLElement {
   }
   pause() {
     this._userPaused = true;
+    if (this._kept) this._kept.training = false;
     if (this._app) { this._app.pause(); this._refresh(); }
   }
   /** Restarts training from the seed's initial weights (with the step limit of the attributes). */
@@ -167,12 +179,12 @@ export class FlowMatchingDemo extends HTMLElement {
     this._app.reset();
     this._applyConfig(); // the step limit the attributes give, again
   }
-  get step() { return this._app ? this._app.state().step : 0; }
+  get step() { return this.state ? this.state.step : 0; }
   /** Mean of the last ten losses read back (null before the first, or when one is not finite). */
-  get loss() { return this._app ? this._app.state().lossRecent : null; }
+  get loss() { return this.state ? this.state.lossRecent : null; }
   get ready() { return !!this._app; }
   /** The App's state object (step, loss, stepsPerSec, backend, devicesOpened, ...). */
-  get state() { return this._app ? this._app.state() : null; }
+  get state() { return this._app ? this._app.state() : this._kept ? this._kept.state : null; }
   /** `[{attribute, message}]` for attributes that were rejected. */
   get messages() { return [...this._messages].map(([attribute, message]) => ({ attribute, message })); }
   /** The configuration in use, as a demo-page hash. */
@@ -194,7 +206,8 @@ export class FlowMatchingDemo extends HTMLElement {
   /** The model (configuration, weights, training state) as a file in `format`
    *  (`model_formats()`: flowmatch, the default, or safetensors). */
   async saveModel(format = MODEL_FORMATS[0]) {
-    if (!this._app) throw new Error('the figure has not started yet');
+    if (!this._app && this._kept && format === 'flowmatch') return new Blob([this._kept.bytes], { type: 'application/octet-stream' });
+    if (!this._app) throw new Error(this._kept ? 'the figure released its GPU buffers off screen: scroll it into view to save it in this format' : 'the figure has not started yet');
     if (!MODEL_FORMATS.includes(format)) throw new Error(`unknown model format "${format}": expected one of ${MODEL_FORMATS.join('|')}`);
     return new Blob([await this._app.save_model(format)], { type: 'application/octet-stream' });
   }
@@ -248,10 +261,14 @@ export class FlowMatchingDemo extends HTMLElement {
     queueMicrotask(() => { if (!this.isConnected) this._destroy(); });
   }
   _destroy() {
+    clearTimeout(this._releaseTimer);
+    this._releaseTimer = 0;
+    this._kept = null;
     if (!this._app) return;
     running.delete(this);
-    this._app.free();
+    const app = this._app;
     this._app = null;
+    try { app.free(); } catch { /* a save in flight holds it: freed when the page drops it */ }
     this._status.textContent = 'Stopped.';
     this._status.hidden = false;
   }
@@ -279,7 +296,8 @@ export class FlowMatchingDemo extends HTMLElement {
     this._updateRunning();
   }
   _updateRunning() {
-    const on = !!this._app && this._visible && this.isConnected && !document.hidden;
+    const wanted = this._visible && this.isConnected && !document.hidden;
+    const on = !!this._app && wanted;
     if (on && !running.has(this)) {
       this._last = null; // the first frame after a pause has dt = 0: resume where it was
       running.add(this);
@@ -287,7 +305,36 @@ export class FlowMatchingDemo extends HTMLElement {
     } else if (!on) {
       running.delete(this);
     }
-    this._stage.classList.toggle('offscreen', !!this._app && !on);
+    if (wanted || !this._app) {
+      clearTimeout(this._releaseTimer);
+      this._releaseTimer = 0;
+    } else if (!this._releaseTimer && this.isConnected) {
+      this._releaseTimer = setTimeout(() => { this._releaseTimer = 0; this._release(); }, FlowMatchingDemo.releaseAfterMs);
+    }
+    if (wanted && !this._app && this._kept && !this._starting) this._start();
+    this._stage.classList.toggle('offscreen', (!!this._app || !!this._kept) && !on);
+  }
+
+  /** Off screen long enough: keeps the model file (weights, Adam state, step), the loss curve
+   *  and whether it trained, and frees the App with its GPU buffers and pipelines. */
+  async _release() {
+    const app = this._app;
+    if (!app || this._releasing || this._starting || running.has(this)) return;
+    this._releasing = true;
+    try {
+      const bytes = await app.save_model();
+      // Back on screen (or removed) meanwhile: it stays as it is.
+      if (this._app !== app || running.has(this) || !this.isConnected || (this._visible && !document.hidden)) return;
+      const state = { ...app.state(), released: true };
+      this._kept = { bytes, losses: app.losses(), training: state.training, stepLimit: app.step_limit(), hash: this._hash(), state };
+      this._app = null;
+      app.free();
+      this._stage.classList.add('offscreen');
+    } catch (e) {
+      console.warn(`<flow-matching-demo>: keeping the GPU buffers (the model could not be read: ${(e && e.message) || e})`);
+    } finally {
+      this._releasing = false;
+    }
   }
 
   // ---- shadow DOM ------------------------------------------------------------------------------
@@ -486,13 +533,22 @@ export class FlowMatchingDemo extends HTMLElement {
       this._fit();
       const app = await App.start(this._canvas, this._hash(), this._backend(), '', true);
       if (!this.isConnected) { app.free(); this._status.textContent = 'Stopped.'; return; }
+      const kept = this._kept;
       const s = app.state();
       this._defaults = Object.fromEntries(config_defaults(s.software, true).split('&').map((kv) => kv.split('=')));
       this._app = app;
       this._fit(true);
       this._showConfigErrors(Array.from(app.hash_errors(), (e) => ({ field: e.field, message: e.message })));
       for (const l of LAYERS) app.set_layer(l.name, this._layerOn(l.name));
-      if (!this._autoplay() || this._userPaused) app.pause();
+      if (kept) {
+        // Rebuilt after a release: the same model, curve and training state as when it left.
+        this._kept = null;
+        app.load_model(kept.bytes, true);
+        app.set_losses(kept.losses);
+        app.set_step_limit(kept.stepLimit);
+        if (kept.training) app.play();
+        if (kept.hash !== this._hash()) this._applyConfig(); // attributes changed meanwhile
+      } else if (!this._autoplay() || this._userPaused) app.pause();
       if (window.matchMedia('(prefers-reduced-motion: reduce)').matches) app.set_time(1);
       this._syncControls();
       this._status.hidden = true;
@@ -502,7 +558,7 @@ export class FlowMatchingDemo extends HTMLElement {
         this._notice.hidden = false;
       }
       this._refresh();
-      this.dispatchEvent(new CustomEvent('ready', { detail: { backend: s.backend, adapter: s.adapter } }));
+      if (!kept) this.dispatchEvent(new CustomEvent('ready', { detail: { backend: s.backend, adapter: s.adapter } }));
     } catch (e) {
       this._fail(String((e && e.message) || e));
       this._status.textContent = 'This figure could not start.';

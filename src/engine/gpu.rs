@@ -413,31 +413,36 @@ impl GpuEngine {
         true
     }
 
-    /// A probe over a copy of the current weights: its own sampler and quality evaluator (all
-    /// counted, freed with it).
-    fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
-        let (ctx, t) = (&self.ctx, &self.trainer);
-        let (params, mut sampler) = self.probe_sampler()?;
-        sampler.set_tol(tol)?;
-        let quality = GpuQuality::new(ctx, &sampler.particles, QUALITY_SAMPLES, &t.data, t.target_len(), DIRECTIONS);
-        let profile = self.budget_profile();
-        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _params: counter::Owned::new(&[&params]) })
-    }
-
-    /// A copy of the current weights and a sampler of the probe's particles over it.
-    fn probe_sampler(&self) -> Result<(wgpu::Buffer, GpuSampler), String> {
-        let (ctx, t) = (&self.ctx, &self.trainer);
-        let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("quality.params_snapshot"),
-            size: t.params.size(),
+    /// A copy of the first `bytes` of `src` (weights, target points) in a new counted buffer, for
+    /// work that outlives this call: a probe or a density job runs over several frames, and the
+    /// trainer's own buffers may be destroyed meanwhile (a larger custom target replaces `data`, a
+    /// retrain or a move to the CPU drops the trainer), which would fail its next dispatch.
+    fn snapshot(&self, label: &str, src: &wgpu::Buffer, bytes: u64) -> (wgpu::Buffer, counter::Owned) {
+        let bytes = bytes.clamp(4, src.size());
+        let copy = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&t.params, 0, &params, 0, t.params.size());
-        ctx.queue.submit([encoder.finish()]);
-        let sampler = GpuSampler::new_with_source(ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
-        Ok((params, sampler))
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(src, 0, &copy, 0, bytes);
+        self.ctx.queue.submit([encoder.finish()]);
+        let owned = counter::Owned::new(&[&copy]);
+        (copy, owned)
+    }
+
+    /// A probe over copies of the current weights and target points: its own sampler and quality
+    /// evaluator (all counted, freed with it).
+    fn probe(&self, tol: f32) -> Result<GpuProbe, String> {
+        let t = &self.trainer;
+        let (params, params_owned) = self.snapshot("quality.params_snapshot", &t.params, t.params.size());
+        let (data, data_owned) = self.snapshot("quality.target_snapshot", &t.data, t.target_len() as u64 * 8);
+        let mut sampler = GpuSampler::new_with_source(&self.ctx, &t.spec.shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err)?;
+        sampler.set_tol(tol)?;
+        let quality = GpuQuality::new(&self.ctx, &sampler.particles, QUALITY_SAMPLES, &data, t.target_len(), DIRECTIONS);
+        let profile = self.budget_profile();
+        Ok(GpuProbe { sampler, quality, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _snapshots: [params_owned, data_owned] })
     }
 }
 
@@ -470,7 +475,8 @@ struct GpuProbe {
     /// The per-particle rate and chunk length its integrations are planned with.
     rate: f64,
     chunk_s: f64,
-    _params: counter::Owned,
+    /// The copies of the weights and the target points it works on.
+    _snapshots: [counter::Owned; 2],
 }
 
 impl GpuProbe {
@@ -662,10 +668,12 @@ impl Engine for GpuEngine {
             )));
         }
         let plan = crate::budget::ChunkPlan::new(QUALITY_SAMPLES, measured_steps(solver, nfe), per_step, profile.sample_flops, profile.limits.chunk_s);
-        let built = self.probe_sampler().and_then(|(params, mut sampler)| {
+        let t = &self.trainer;
+        let (params, owned) = self.snapshot("straightness.params_snapshot", &t.params, t.params.size());
+        let built = GpuSampler::new_with_source(&self.ctx, &shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err).and_then(|mut sampler| {
             sampler.reset(PROBE_SEED);
             let stats = GpuFlowStats::new(&self.ctx, &shape, &params, &sampler).map_err(err)?;
-            Ok(GpuStraightness { ctx: self.ctx.clone(), _sampler: sampler, stats, _params: counter::Owned::new(&[&params]) })
+            Ok(GpuStraightness { ctx: self.ctx.clone(), _sampler: sampler, stats, _params: owned })
         });
         Box::pin(async move { built?.run(solver, plan, w2).await })
     }
@@ -681,9 +689,13 @@ impl Engine for GpuEngine {
         if let Err(e) = field_error_fits(&self.budget_profile(), points, &t.spec.shape) {
             return super::ready(Err(e));
         }
-        let field = crate::gpu::exact::GpuExactField::new(&self.ctx, &t.spec.shape, &t.params, &t.data, points, t.spec.path, t.spec.sigma_min, FIELD_ERROR_CHUNK);
+        // Over copies: the trainer's buffers may be replaced while the reading runs (`snapshot`).
+        let (params, params_owned) = self.snapshot("field_error.params_snapshot", &t.params, t.params.size());
+        let (data, data_owned) = self.snapshot("field_error.target_snapshot", &t.data, points as u64 * 8);
+        let field = crate::gpu::exact::GpuExactField::new(&self.ctx, &t.spec.shape, &params, &data, points, t.spec.path, t.spec.sigma_min, FIELD_ERROR_CHUNK);
         let seed = t.spec.seed;
         Box::pin(async move {
+            let _snapshots = [params_owned, data_owned];
             let field = field.map_err(err)?;
             let chunks = FIELD_ERROR_QUERIES / FIELD_ERROR_CHUNK;
             let mut sum = 0.0;
@@ -698,9 +710,11 @@ impl Engine for GpuEngine {
         if !self.source.is_empty() {
             return super::ready(Err(NO_DENSITY.into()));
         }
-        let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &self.trainer.params, points.len() as u32);
+        let (params, snapshot) = self.snapshot("density.params_snapshot", &self.trainer.params, self.trainer.params.size());
+        let d = GpuDensity::new(&self.ctx, &self.trainer.spec.shape, &params, points.len() as u32);
         let profile = self.budget_profile();
         Box::pin(async move {
+            let _snapshot = snapshot;
             let d = d.map_err(err)?;
             let plan = d.chunk_plan(points.len() as u32, solver, steps, profile.sample_flops, profile.limits.chunk_s);
             d.log_density_chunked(&points, solver, steps, plan).await.map_err(err)

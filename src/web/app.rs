@@ -175,7 +175,7 @@ impl App {
     }
 
     pub fn pause(&self) {
-        self.page.borrow_mut().train.on = false;
+        self.page.borrow_mut().pause();
     }
 
     /// One training step (training pauses); its loss is read at once where the engine allows.
@@ -306,6 +306,15 @@ impl App {
         Float32Array::from(&flat[..])
     }
 
+    /// Puts back a loss curve read with `losses()` (`[step0, loss0, ...]`): a widget rebuilt
+    /// after it released its GPU buffers off-screen (www/widget.js) keeps its curve.
+    pub fn set_losses(&self, flat: &[f32]) {
+        let points: Vec<(u32, f32)> = flat.chunks_exact(2).filter(|c| c[0].is_finite() && c[0] >= 0.0).map(|c| (c[0] as u32, c[1])).collect();
+        let mut p = self.page.borrow_mut();
+        p.train.history.restore(&points);
+        p.train.last_loss = p.train.history.points.last().map(|x| x.1);
+    }
+
     // ---- reliability -------------------------------------------------------------------------
 
     /// Puts back the last good weights (after a divergence) and resumes training with the
@@ -343,6 +352,10 @@ impl App {
         };
         let fut = {
             let p = self.page.borrow();
+            // While the device is lost the weights are read from the last snapshot.
+            if let Some(file) = p.save_from_snapshot() {
+                return Ok(Uint8Array::from(&file.map_err(err)?.encode_as(format)[..]));
+            }
             p.engine.model_file(p.session.config().clone())
         };
         let file = fut.await.map_err(err)?;

@@ -83,6 +83,13 @@ pub struct Recovery {
     pub recovering: bool,
     pub recoveries: u32,
     pub lost_reason: Option<String>,
+    /// Training was on when the device was lost (a paused page stays paused after recovery).
+    pub resume: bool,
+    /// The retry cap (`web::reliability::RecoveryPlan`).
+    pub plan: super::reliability::RecoveryPlan,
+    /// Recovery gave up on the GPU and the CPU backend cannot run these settings: the page stays
+    /// stopped with a message (Save still writes the last snapshot).
+    pub gave_up: bool,
 }
 
 /// Seconds of WebGPU training before the CPU is measured against it.

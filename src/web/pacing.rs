@@ -220,6 +220,18 @@ impl LossHistory {
         }
     }
 
+    /// Puts back `points` read from another history (`points` of a widget rebuilt after it
+    /// released its GPU buffers): the stride is the steps between stored points (a power of two).
+    pub fn restore(&mut self, points: &[(u32, f32)]) {
+        self.clear();
+        let keep = points.len().min(self.cap - 1);
+        self.points = points[points.len() - keep..].iter().copied().filter(|p| p.1.is_finite()).collect();
+        if let [first, .., last] = &self.points[..] {
+            let per = (last.0 - first.0) as usize / (self.points.len() - 1);
+            self.stride = per.max(1).next_power_of_two();
+        }
+    }
+
     /// Drops everything from step `step` on (a run rewound to a snapshot).
     pub fn truncate_from(&mut self, step: u32) {
         self.points.retain(|&(s, _)| s < step);
@@ -391,6 +403,28 @@ mod tests {
         assert!(h.head_mean(1).unwrap() < h.tail_mean(1).unwrap());
         h.truncate_from(32);
         assert!(h.points.iter().all(|p| p.0 < 32));
+    }
+
+    #[test]
+    fn a_restored_history_goes_on_as_the_original() {
+        for n in [0u32, 1, 5, 64, 100, 1000] {
+            let mut a = LossHistory::new(16);
+            let mut next = 0;
+            // One loss per step, up to a stride boundary (no losses pending): the copy then
+            // continues exactly as the original.
+            while next < n || !a.pending.is_empty() {
+                a.push(next, (next % 7) as f32 + 1.0);
+                next += 1;
+            }
+            let mut b = LossHistory::new(16);
+            b.restore(&a.points);
+            assert_eq!((&b.points, b.stride), (&a.points, a.stride), "after {n} losses");
+            for s in next..next + 300 {
+                a.push(s, s as f32);
+                b.push(s, s as f32);
+            }
+            assert_eq!((&b.points, b.stride, b.head_mean(10)), (&a.points, a.stride, a.head_mean(10)), "after {n} losses and 300 more");
+        }
     }
 
     #[test]

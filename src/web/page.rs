@@ -16,7 +16,7 @@
 
 use super::backend::{self, Backend, Preference, Recovery, Trial};
 use super::pacing::{page_config, widget_config, FlowClock, Pacer};
-use super::reliability::{divergence_message, Snapshots};
+use super::reliability::{divergence_message, gave_up_message, GiveUp, Next, Snapshots};
 use super::session::Session;
 use crate::budget::{check, Profile, Target};
 use super::targets::CustomTargets;
@@ -188,7 +188,7 @@ impl Page {
     pub fn frame(this: &Rc<RefCell<Page>>, dt_ms: f64) {
         let mut p = this.borrow_mut();
         p.view.frames += 1;
-        if p.backend.recovery.recovering {
+        if p.backend.recovery.recovering || p.backend.recovery.gave_up {
             return;
         }
         if p.engine.device_lost() {
@@ -363,6 +363,8 @@ impl Page {
         check(self.session.config(), &self.engine.profile(), Target::Custom(n)).map_err(|r| format!("this target of {n} points cannot be trained here: {r}"))?;
         self.engine.set_target(&t.points)?;
         self.custom.activate(t);
+        // The weights at the change are kept even if the device is lost before training resumes.
+        self.snapshots.request();
         Ok(())
     }
 
@@ -406,27 +408,111 @@ impl Page {
         self.apply(file.config.clone()).map_err(|e| format!("the model file's configuration cannot run here: {e}"))?;
         self.engine.load_model(&file)?;
         self.restart_metrics();
-        self.train.read_step = file.resume_state().step;
+        let r = file.resume_state();
+        self.train.read_step = r.step;
         self.train.on = false;
+        // The file's own state is the first snapshot of this run: a device lost before training
+        // resumes (no snapshots are taken while paused) brings back the loaded model.
+        self.snapshots.keep(Snapshot { step: r.step, params: file.params, moments: r.moments, first_bad_step: None });
         Ok(())
     }
 
+    /// Pauses training; a snapshot of where it stopped is taken at the next frame.
+    pub fn pause(&mut self) {
+        if self.train.on {
+            self.snapshots.request();
+        }
+        self.train.on = false;
+    }
+
+    /// Save while the device is lost (or recovery gave up): the last snapshot as a model file.
+    pub fn save_from_snapshot(&self) -> Option<Result<ModelFile, String>> {
+        let lost = self.backend.recovery.recovering || self.backend.recovery.gave_up || self.engine.device_lost();
+        lost.then(|| self.last_good_model().ok_or_else(|| "the GPU device is lost and no snapshot of the weights was taken yet: nothing to save".to_string()))
+    }
+
     /// A lost device: open a new one, rebuild the engine for the same settings on the same
-    /// canvas, restore the last good snapshot and resume. Retries every second while no device
-    /// can be had.
+    /// canvas, load the last good snapshot (with the custom target) and go on as before (paused
+    /// stays paused). Retries are capped (`reliability::RecoveryPlan`); past the cap the run
+    /// continues on the CPU backend.
     fn recover(this: &Rc<RefCell<Page>>) {
         {
             let mut p = this.borrow_mut();
-            if p.backend.recovery.recovering {
+            if p.backend.recovery.recovering || p.backend.recovery.gave_up {
                 return;
             }
-            p.backend.recovery.recovering = true;
-            p.backend.recovery.lost_reason = Some("the GPU device was lost".into());
+            let kept = p.snapshots.kept();
+            let was_on = p.train.on;
+            let r = &mut p.backend.recovery;
+            r.recovering = true;
+            r.resume = was_on;
+            r.lost_reason = Some("the GPU device was lost".into());
+            let next = r.plan.lost(kept);
             p.train.drop_reads();
             p.snapshots.drop_reads();
+            if let Next::Cpu(why) = next {
+                p.give_up_gpu(why);
+                return;
+            }
         }
         let weak = Rc::downgrade(this);
         wasm_bindgen_futures::spawn_local(async move { recover(weak).await });
+    }
+
+    /// The last snapshot (with the current settings and schedule) to continue from after a loss.
+    fn resume_file(&self) -> Option<ModelFile> {
+        self.last_good_model()
+    }
+
+    /// After a new engine: the custom target again, then `file` (None: the seed's weights).
+    fn resume_on(&mut self, engine: Box<dyn Engine>, file: Option<ModelFile>) -> Result<(), String> {
+        self.engine = engine;
+        self.engine.resize(self.view.width, self.view.height);
+        self.reupload_custom();
+        match file {
+            Some(f) => {
+                self.engine.load_model(&f)?;
+                self.train.rewind(f.step);
+                self.snapshots.rewound();
+                self.messages.error = None;
+            }
+            None => self.restart_metrics(),
+        }
+        Ok(())
+    }
+
+    /// Recovery stops trying the GPU: the run continues on the CPU backend from the last
+    /// snapshot when the CPU can run these settings; otherwise the page stops with a message.
+    fn give_up_gpu(&mut self, why: GiveUp) {
+        let file = self.resume_file();
+        let step = file.as_ref().map(|f| f.step);
+        let cpu = crate::engine::cpu::cpu_can_run(self.session.config())
+            .map_err(|e| e.to_string())
+            .and_then(|_| check(self.session.config(), &Profile::cpu(), self.budget_target()).map_err(|r| r.to_string()))
+            .and_then(|_| backend::cpu_engine(&self.backend.canvas, self.session.config()))
+            .and_then(|engine| self.resume_on(engine, file));
+        let r = &mut self.backend.recovery;
+        r.recovering = false;
+        let msg = gave_up_message(why, cpu.clone(), step);
+        web_sys::console::warn_1(&format!("flowmatch: {msg}").into());
+        match cpu {
+            Ok(()) => {
+                r.lost_reason = None;
+                let resume = r.resume;
+                self.train.pacer = Pacer::new(true);
+                self.train.on = resume;
+                self.backend.device_gen = None;
+                self.backend.label = "CPU (GPU lost)".to_string();
+                self.backend.reason = format!("CPU: {}", why.describe());
+                self.messages.error = None;
+                self.messages.notice = Some(msg);
+            }
+            Err(_) => {
+                r.gave_up = true;
+                self.train.on = false;
+                self.messages.error = Some(msg);
+            }
+        }
     }
 
     /// The auto choice on a software adapter: after a few seconds of WebGPU training, measure the
@@ -492,9 +578,9 @@ impl Page {
 async fn recover(weak: Weak<RefCell<Page>>) {
     loop {
         let Some(page) = weak.upgrade() else { return };
-        let (old_gen, config, canvas, readback, snap, size) = {
+        let (old_gen, config, canvas, readback) = {
             let p = page.borrow();
-            (p.backend.device_gen, p.session.config().clone(), p.backend.canvas.clone(), p.backend.readback, p.snapshots.last_good().cloned(), (p.view.width, p.view.height))
+            (p.backend.device_gen, p.session.config().clone(), p.backend.canvas.clone(), p.backend.readback)
         };
         drop(page);
         if let Some(g) = old_gen {
@@ -505,35 +591,40 @@ async fn recover(weak: Weak<RefCell<Page>>) {
             Err(e) => Err(e.to_string()),
         };
         let Some(page) = weak.upgrade() else { return };
-        {
+        let delay = {
             let mut p = page.borrow_mut();
             match result {
-                Ok((mut engine, gen)) => {
-                    engine.resize(size.0, size.1);
-                    p.engine = engine;
+                Ok((engine, gen)) => {
+                    let file = p.resume_file();
+                    if let Err(e) = p.resume_on(engine, file) {
+                        p.messages.error = Some(format!("the GPU device was lost and restoring the weights failed: {e}"));
+                    }
+                    let kept = p.snapshots.kept();
                     p.backend.device_gen = Some(gen);
                     let r = &mut p.backend.recovery;
                     r.lost_reason = None;
                     r.recovering = false;
                     r.recoveries += 1;
-                    p.reupload_custom();
-                    match snap {
-                        Some(snap) => {
-                            if let Err(e) = p.rewind(&snap) {
-                                p.messages.error = Some(format!("the GPU device was lost and restoring the weights failed: {e}"));
-                            }
-                        }
-                        None => p.restart_metrics(),
-                    }
-                    p.train.on = true;
+                    r.plan.recovered(kept);
+                    p.train.on = r.resume;
                     web_sys::console::info_1(&format!("flowmatch: GPU device lost; recovered on device {gen} at step {}", p.engine.step()).into());
                     return;
                 }
-                Err(e) => p.messages.error = Some(format!("the GPU device was lost and a new one could not be opened yet ({e}); retrying")),
+                Err(e) => match p.backend.recovery.plan.open_failed() {
+                    Next::Open(ms) => {
+                        let (_, tries) = p.backend.recovery.plan.counts();
+                        p.messages.error = Some(format!("the GPU device was lost and a new one could not be opened ({e}); trying again ({} of {} tries)", tries + 1, super::reliability::OPEN_ATTEMPTS));
+                        ms
+                    }
+                    Next::Cpu(why) => {
+                        p.give_up_gpu(why);
+                        return;
+                    }
+                },
             }
-        }
+        };
         drop(page);
-        sleep_ms(1000).await;
+        sleep_ms(delay as i32).await;
     }
 }
 

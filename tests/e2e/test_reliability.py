@@ -6,9 +6,12 @@
    snapshot's step and stays finite. Then the race that once put NaN on the page, made
    deterministic: a sliced-W2 reading started on diverged weights before any status read reports
    them resolves to null.
-2. device_loss: GPUDevice.destroy() mid-training → a new device is opened, the model continues
-   from the last snapshot's step (not from 0) within a few seconds, and the loss after resuming is
-   no worse than around the snapshot.
+2. device_loss: GPUDevice.destroy() mid-training on your own target → a new device is opened, the
+   model continues from the last snapshot's step (not from 0) on the same target, and the loss
+   after resuming is no worse than around the snapshot. Then, paused after a model load, three
+   losses in a row: the first two come back paused with the loaded model bit for bit (Save works
+   while the device is lost), the third moves the run to the CPU backend with a message. Then a
+   loss with no adapter to be had: three tries, then the CPU continues from the last snapshot.
 3. reconfig: 200 reconfigurations (width, dataset, batch, particles alternating) → the live engine
    buffer count (state.liveBuffers, src/gpu/counter.rs) returns to its start; the page still trains.
 4. save_load: save → load round trip is bit-identical (parameter readback and file bytes); a
@@ -36,7 +39,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import log, run_tests, session  # noqa: E402
+from webdriver import CAPTURE_DEVICES, DESTROY_DEVICE, log, run_tests, session  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 URL = os.environ.get("FLOWMATCH_E2E_URL", "http://127.0.0.1:8000/")
@@ -146,30 +149,41 @@ def test_divergence():
         log("a sliced-W2 reading of diverged weights resolves to null; no NaN reached the page")
 
 
-# Keeps every GPUDevice the page opens, so the test can destroy one as a driver reset would (the
-# published package has no such hook).
-CAPTURE_DEVICES = """
-window.__gpuDevices = [];
-if (self.GPUAdapter) {
-  const requestDevice = GPUAdapter.prototype.requestDevice;
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    const device = await requestDevice.apply(this, args);
-    window.__gpuDevices.push(device);
-    return device;
-  };
-}
+
+
+# Holds the page's next requestAdapter calls until the test calls window.__openAdapter(real):
+# true lets them through to the browser, false answers "no adapter" (as after a driver crash).
+HOLD_ADAPTER = """
+window.__adapterGate = new Promise((resolve) => { window.__openAdapter = resolve; });
+if (!window.__requestAdapter) window.__requestAdapter = GPU.prototype.requestAdapter;
+GPU.prototype.requestAdapter = async function (...args) {
+  return (await window.__adapterGate) ? window.__requestAdapter.apply(this, args) : null;
+};
 """
-DESTROY_DEVICE = "window.__gpuDevices.at(-1).destroy()"
+# The model as a file, its SHA-256 and the step; window.__saved keeps the bytes.
+SAVE = ("window.flowmatch.app.save_model().then(async (b) => { window.__saved = b;"
+        " const h = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', b))).map((x) => x.toString(16).padStart(2, '0')).join('');"
+        " return {sha: h, step: window.flowmatch.app.state().step}; })")
+# Your own target: a ring of 200 points (CSV, the CLI's format).
+RING = "x,y\n" + "\n".join(f"{math.cos(2 * math.pi * i / 200):.5f},{math.sin(2 * math.pi * i / 200):.5f}" for i in range(200))
+TARGET = "const i = window.flowmatch.app.target_info(); return {custom: i.custom, points: i.points, label: i.label}"
 
 
 def test_device_loss():
     with session(WEBGPU) as d, d.on_every_document(CAPTURE_DEVICES):
         device_loss(d)
+        device_loss_no_adapter(d)
 
 
 def device_loss(d):
+    """Losses while training on your own target, then three in a row while paused after a model
+    load: the target, the loaded model and the pause survive; Save works while the device is lost;
+    the third loss in a row (no new snapshot in between) moves the run to the CPU backend."""
     d.get(URL + "?backend=webgpu&case=device-loss")
     wait_ready(d)
+    d.js(f"window.flowmatch.app.set_target_csv({RING!r}, 'ring.csv')")
+    target = d.js(TARGET)
+    assert target["custom"] and target["points"] == 200, target
     d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 300", 120, "a snapshot at step ≥ 300", progress="window.flowmatch.stepsRead")
     before = d.js(STATE)
     assert before["deviceGeneration"] == 1 and before["recoveries"] == 0, before
@@ -180,6 +194,7 @@ def device_loss(d):
     s = d.js(STATE)
     snap = s["snapshotStep"]
     assert s["deviceGeneration"] == 2 and s["devicesOpened"] == 2, f"no new device: {s}"
+    assert d.js(TARGET) == target, f"your own target was not kept: {d.js(TARGET)}"
     d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap} + 120", 120, "training to resume on the new device", progress="window.flowmatch.stepsRead")
     t_resumed = time.time() - t0
     pts = losses(d)
@@ -187,8 +202,8 @@ def device_loss(d):
     assert min(resumed) == snap, f"training did not continue from the snapshot's step {snap} (first step after: {min(resumed)})"
     # Loss "at the snapshot": mean of the 60 steps before it; after resuming: the first 60 steps
     # from it. Minibatch noise on 60-step means is a few percent (batch 128); training only
-    # lowers the loss, so 15% covers the noise, while a restart from the initial weights shows
-    # up as a loss several times higher.
+    # lowers the loss, so 15% covers the noise, while a restart from the initial weights (or
+    # training on the dataset instead of the ring) shows up as a loss several times higher.
     pre = [l for st, l in pts if snap - 60 <= st < snap]
     post = [l for st, l in pts if snap <= st < snap + 60]
     assert len(pre) >= 40 and len(post) >= 40, (len(pre), len(post))
@@ -201,14 +216,70 @@ def device_loss(d):
     # benchmarks; a stall fails the wait above).
     errs = d.js("return window.flowmatch.error")
     assert errs is None, errs
-    # A second loss: the new device is watched too.
+    # The new device trains and snapshots (so the next loss is not "in a row" with this one).
+    d.wait_for(f"return window.flowmatch.snapshotStep > {snap}", 60, "a snapshot on the new device", progress="window.flowmatch.stepsRead")
+
+    t_new = time.time()
+    # Paused after a model load: no snapshot is taken while paused, yet the loaded model (its
+    # weights, Adam moments, step and schedule: the saved file bit for bit) comes back, paused.
+    d.js("window.flowmatch.app.pause()")
+    d.wait_for("const s = window.flowmatch.app.state(); return s.readsInFlight === 0 && s.stepsRead === s.step", 60,
+               "the reads in flight to land", progress="window.flowmatch.app.state().stepsRead")
+    saved = run_async(d, SAVE)["ok"]
+    d.js("window.flowmatch.app.load_model(window.__saved, false)")
+    for n in (2, 3):
+        if n == 3:
+            # The third device is held back: Save works from the last snapshot while it is lost.
+            d.js(HOLD_ADAPTER)
+        d.js(DESTROY_DEVICE)
+        if n == 3:
+            d.wait_for("return window.flowmatch.app.state().recovering", 30, "the loss to be noticed")
+            during = run_async(d, SAVE)
+            assert during.get("ok", {}).get("sha") == saved["sha"], f"Save while the device is lost: {during} (expected the loaded model {saved})"
+            d.js("window.__openAdapter(true)")
+        d.wait_for(f"const s = window.flowmatch.app.state(); return s.recoveries === {n} && !s.recovering", 30, f"recovery {n}")
+        s = d.js(STATE)
+        assert not s["training"] and s["step"] == saved["step"] and s["error"] is None, f"loss {n}: the paused loaded model was not kept: {s}"
+        again = run_async(d, SAVE)["ok"]
+        assert again["sha"] == saved["sha"], f"loss {n}: the model saved after recovery differs from the loaded one"
+        assert d.js(TARGET) == target, f"loss {n}: your own target was not kept: {d.js(TARGET)}"
+    log(f"paused after a load (step {saved['step']}): losses 2 and 3 kept it bit for bit; Save worked while the device was lost")
+
+    # Three losses in a row (no new snapshot in between): the GPU is not tried again; the run
+    # continues on the CPU backend from the loaded model, says so, and trains there.
     d.js(DESTROY_DEVICE)
-    d.wait_for("const s = window.flowmatch; return s.recoveries === 2 && !s.recovering", 30, "the second recovery")
-    snap2 = d.js("return window.flowmatch.snapshotStep")
-    d.wait_for(f"const s = window.flowmatch; return s.stepsRead >= {snap2} + 40", 120, "training after the second loss", progress="window.flowmatch.stepsRead")
-    s = d.js(STATE)
-    assert s["deviceGeneration"] == 3 and s["error"] is None and s["step"] >= snap2 >= snap, s
-    log(f"second loss: device 3, continued from step {snap2}")
+    d.wait_for("return window.flowmatch.app.state().backend === 'cpu'", 30, "the move to the CPU backend")
+    s = d.js("const s = window.flowmatch.app.state(); return {notice: s.notice, error: s.error, step: s.step, training: s.training,"
+             " label: s.backendLabel, recoveries: s.recoveries, opened: s.devicesOpened}")
+    assert "lost 3 times in a row" in (s["notice"] or "") and "CPU backend" in s["notice"], s
+    assert s["error"] is None and s["step"] == saved["step"] and not s["training"] and s["recoveries"] == 3 and s["opened"] == 4, s
+    assert run_async(d, SAVE)["ok"]["sha"] == saved["sha"], "the model on the CPU backend differs from the loaded one"
+    assert d.js(TARGET) == target, f"your own target was not kept on the CPU: {d.js(TARGET)}"
+    d.js("window.flowmatch.app.play()")
+    d.wait_for(f"return window.flowmatch.app.state().stepsRead >= {saved['step']} + 10", 60, "training on the CPU", progress="window.flowmatch.app.state().stepsRead")
+    log(f"third loss in a row: on the CPU from step {saved['step']}: {s['notice']} ({time.time() - t_new:.0f} s since the load)")
+
+
+def device_loss_no_adapter(d):
+    """A loss after which no adapter can be had: three tries (with backoff), then the CPU backend
+    continues from the last snapshot with a message."""
+    t0 = time.time()
+    d.get(URL + "?backend=webgpu&case=device-loss-no-adapter")
+    wait_ready(d)
+    d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 10", 120, "a snapshot", progress="window.flowmatch.stepsRead")
+    d.js(HOLD_ADAPTER + "window.__openAdapter(false);")
+    seen = d.js("return window.flowmatch.app.state().snapshotStep")
+    d.js(DESTROY_DEVICE)
+    d.wait_for("const s = window.flowmatch.app.state(); return s.backend === 'cpu' || (!s.recovering && s.recoveries > 0)", 30, "the move to the CPU backend")
+    s = d.js("const s = window.flowmatch.app.state(); return {backend: s.backend, notice: s.notice, error: s.error, training: s.training}")
+    assert s["backend"] == "cpu" and "3 tries to open a new one failed" in (s["notice"] or "") and s["error"] is None and s["training"], s
+    # The step the CPU continues from (the notice names it): the last snapshot, not step 0.
+    snap = int(s["notice"].split("(step ")[1].split(")")[0])
+    assert snap >= seen, f"the CPU continued from step {snap}, before the snapshot at step {seen}"
+    d.wait_for(f"return window.flowmatch.app.state().stepsRead >= {snap} + 10", 60, "training on the CPU", progress="window.flowmatch.app.state().stepsRead")
+    resumed = [st for st, _ in losses(d) if st >= snap]
+    assert min(resumed) == snap, f"the CPU did not continue from the snapshot's step {snap} (first step after: {min(resumed)})"
+    log(f"no adapter after a loss: on the CPU from step {snap}: {s['notice']} ({time.time() - t0:.0f} s with the page load)")
 
 
 def settle(d):

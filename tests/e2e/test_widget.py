@@ -13,7 +13,13 @@ events; the browser log is checked too.
    screenshot); the three share one GPU device (devicesOpened == 1); no CSP violation, and every
    resource the page loaded came from its own origin. Screenshot: artifacts/e2e-widget-blog.png.
 2. offscreen: on the same page, a figure scrolled out of view stops (no frames, the step counter
-   stays put for 3 s) and, scrolled back, carries on from the same step with the same loss history.
+   stays put for 3 s), releases its GPU buffers (`FlowMatchingDemo.releaseAfterMs` set to 0 here)
+   and, scrolled back, is rebuilt and carries on from the same step with the same loss history.
+   Then the device is lost while figure 1 is off screen holding its buffers: the figure on screen
+   recovers, and figure 1, scrolled back, recovers on the same new device from its snapshot.
+10. many: a page of 40 figures in five rows a screen apart, scrolled row by row: each row trains,
+   the rows left behind release their buffers, and the live GPU bytes with the last row on screen
+   stay at what one row holds (not five).
 3. csp: the CSP really is enforced (a probe page's inline style attribute is blocked and reported),
    and the widget page runs under it with no violation.
 4. invalid: invalid attributes (unknown dataset, negative width and size, text for numbers, an
@@ -38,7 +44,7 @@ events; the browser log is checked too.
 The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
 and resumes.
 
-Run by `tests/e2e/run.sh test_widget.py [blog offscreen csp invalid api cpu embed package preset]` (which builds pkg/).
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen many csp invalid api cpu embed package preset]` (which builds pkg/).
 """
 
 import functools
@@ -50,7 +56,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from webdriver import decode_png, log, run_tests, save, session  # noqa: E402
+from webdriver import CAPTURE_DEVICES, DESTROY_DEVICE, decode_png, log, run_tests, save, session  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'"
@@ -117,7 +123,25 @@ PRESET_HTML = """<!doctype html>
 </body></html>
 """
 
+# 40 small figures in five rows of eight, a screen apart: one row is on screen at a time.
+MANY_CSS = """.many { display: flex; flex-wrap: wrap; gap: 4px; }
+.many > flow-matching-demo { flex: 0 0 110px; margin: 0; }
+.gap { height: 150vh; }
+"""
+MANY_FIGURE = ('<flow-matching-demo dataset="moons" width="16" depth="2" batch="64" particles="200" nfe="8" '
+               'controls="none" size="110x82"></flow-matching-demo>')
+MANY_HTML = ("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>40 figures</title>
+<script src="/__test/listen.js"></script>
+<link rel="stylesheet" href="/__test/many.css">
+<script type="module" src="/www/widget.js"></script>
+</head><body>
+""" + "".join(f'<div class="many" id="row{r}">{MANY_FIGURE * 8}</div><div class="gap"></div>' for r in range(5))
+             + "</body></html>\n")
+
 MEMORY = {
+    "/__test/many.css": ("text/css", MANY_CSS),
+    "/__test/many.html": ("text/html; charset=utf-8", MANY_HTML),
     "/__test/listen.js": ("text/javascript", LISTEN_JS),
     "/__test/page.css": ("text/css", PAGE_CSS),
     "/__test/widgets.html": ("text/html; charset=utf-8", WIDGETS_HTML),
@@ -276,7 +300,7 @@ def test_blog():
 
 
 def test_offscreen():
-    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d, d.on_every_document(CAPTURE_DEVICES):
         d.get(srv.url + "/www/blog-example.html")
         scroll_to(d, 0)
         # stepsRead, not step: lossStart is the mean of the first 10 losses READ; with reads lagging
@@ -285,11 +309,15 @@ def test_offscreen():
              progress=steps_of(0))
         before = state(d, 0)
         assert not before["error"], before
+        d.js("customElements.get('flow-matching-demo').releaseAfterMs = 0")
         d.js("window.scrollTo(0, document.documentElement.scrollHeight)")
         visible = d.js("const r = document.querySelectorAll('flow-matching-demo')[0].getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight;")
         assert not visible, "figure 1 is still on screen after scrolling to the bottom"
         # The figure's own signal that its IntersectionObserver callback took it off the loop.
         wait(d, f"return {figure(0)}.shadowRoot.querySelector('.stage').classList.contains('offscreen')", 30, "figure 1 to stop off-screen")
+        # Released at once (releaseAfterMs = 0 below; the default waits 10 s): the App and its
+        # GPU buffers are freed.
+        wait(d, f"const s = {figure(0)}.state; return s && s.released", 30, "figure 1 to release its GPU buffers")
         s1 = state(d, 0)
         d.frames(90)  # the page's animation loop ran 90 times: a running figure would have moved
         s2 = state(d, 0)
@@ -315,6 +343,65 @@ def test_offscreen():
         d.js("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'));")
         wait(d, "return document.querySelectorAll('flow-matching-demo')[0].state.step > arguments[0];", 120, "figure 1 to resume after the tab is shown", h2["step"])
         log(f"hidden tab: step stays at {h2['step']}; shown again: resumes")
+        offscreen_device_loss(d)
+
+
+def offscreen_device_loss(d):
+    """The device is lost while figure 1 is off screen holding its buffers (not released) and
+    figure 3 trains on screen: figure 3 recovers; figure 1, back on screen, notices the loss at its
+    first frame and recovers on the same new device from its last snapshot."""
+    d.js("customElements.get('flow-matching-demo').releaseAfterMs = 1e9")
+    d.wait_for(f"return {figure(0)}.state.snapshotStep", 60, "a snapshot of figure 1", progress=steps_of(0))
+    scroll_to(d, 2)
+    wait(d, f"return {figure(0)}.shadowRoot.querySelector('.stage').classList.contains('offscreen')", 30, "figure 1 to stop off-screen")
+    wait(d, f"const s = {figure(2)}.state; return s && (s.error || s.snapshotStep !== null);", 120, "figure 3 to train and snapshot", progress=steps_of(2))
+    held = d.js(f"const s = {figure(0)}.state; return {{released: !!s.released, step: s.step, snap: s.snapshotStep, opened: s.devicesOpened}}")
+    assert not held["released"], held
+    d.js(DESTROY_DEVICE)
+    wait(d, f"const s = {figure(2)}.state; return s.recoveries === 1 && !s.recovering && !s.error && s.stepsRead > s.snapshotStep", 60,
+         "figure 3 to recover and train", progress=steps_of(2))
+    scroll_to(d, 0)
+    wait(d, f"const s = {figure(0)}.state; return s.error || (s.recoveries === 1 && !s.recovering && s.stepsRead > arguments[0]);", 60,
+         "figure 1 to recover on screen", held["snap"], progress=steps_of(0))
+    s = d.js(f"const s = {figure(0)}.state; return {{error: s.error, opened: s.devicesOpened, gen: s.deviceGeneration, snap: s.snapshotStep}}")
+    first = d.js(f"const f = Array.from({figure(0)}._app.losses()); const s = []; for (let i = 0; i < f.length; i += 2) s.push(f[i]); return s.filter((x) => x >= arguments[0])[0];", held["snap"])
+    assert s["error"] is None and s["opened"] == held["opened"] + 1 and s["gen"] == held["opened"] + 1, f"figure 1 after the loss: {s} (before: {held})"
+    assert first == held["snap"], f"figure 1 did not continue from its snapshot at step {held['snap']} (first step after: {first})"
+    log(f"device lost with figure 1 off screen at step {held['step']}: figure 3 recovered; figure 1, back on screen, continued from its snapshot "
+        f"(step {held['snap']}) on the same new device ({s['opened']} opened)")
+
+
+def test_many():
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d:
+        many_figures(d, srv)
+
+
+def many_figures(d, srv):
+    t0 = time.time()
+    d.get(srv.url + "/__test/many.html")
+    d.js("customElements.get('flow-matching-demo') && (customElements.get('flow-matching-demo').releaseAfterMs = 0)")
+    row = "Array.from(document.querySelectorAll('#row' + arguments[0] + ' > flow-matching-demo'))"
+    one_row = None
+    for r in range(5):
+        d.js("document.getElementById('row' + arguments[0]).scrollIntoView({block: 'start'});"
+             " customElements.whenDefined('flow-matching-demo').then((c) => { c.releaseAfterMs = 0; });", r)
+        wait(d, f"return {row}.every((w) => w.state && !w.state.released && (w.state.error || w.state.stepsRead >= 3));", 120,
+             f"row {r + 1}'s eight figures to train", r, progress=f"{row}.map((w) => w.state ? w.state.stepsRead : -1).join()".replace("arguments[0]", str(r)))
+        errors = d.js(f"return {row}.map((w) => w.state.error).filter((e) => e)", r)
+        assert not errors, f"row {r + 1}: {errors}"
+        if r > 0:
+            wait(d, "return Array.from(document.querySelectorAll('flow-matching-demo')).slice(0, 8 * arguments[0]).every((w) => w.state && w.state.released);",
+                 60, f"rows 1-{r} to release their GPU buffers", r)
+        live = d.js(f"const s = {row}[0].state; return {{bytes: s.liveBytes, buffers: s.liveBuffers}}", r)
+        if r == 0:
+            one_row = live
+        log(f"row {r + 1} on screen: {live['buffers']} live buffers, {live['bytes'] / 1e6:.2f} MB")
+    steps = d.js("return Array.from(document.querySelectorAll('flow-matching-demo')).map((w) => w.state.step)")
+    assert len(steps) == 40 and min(steps) >= 3, steps
+    # With the rows left behind released, the last row holds what the first did (a little more or
+    # less: status reads in flight); without the release it would be five rows' worth.
+    assert live["bytes"] <= 1.5 * one_row["bytes"], f"40 figures, one row on screen: {live} vs one row alone {one_row}"
+    log(f"40 figures: {live['bytes'] / 1e6:.2f} MB live with one row of 8 on screen ({one_row['bytes'] / 8e6:.2f} MB a figure); {time.time() - t0:.0f} s")
 
 
 def test_csp():
@@ -669,7 +756,7 @@ def test_preset():
         assert not problems, f"CSP violations: {problems}"
 
 
-TESTS = {"blog": test_blog, "offscreen": test_offscreen, "csp": test_csp, "invalid": test_invalid, "api": test_api,
+TESTS = {"blog": test_blog, "offscreen": test_offscreen, "many": test_many, "csp": test_csp, "invalid": test_invalid, "api": test_api,
          "cpu": test_cpu, "embed": test_embed, "package": test_package, "preset": test_preset}
 
 

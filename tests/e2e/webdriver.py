@@ -338,3 +338,19 @@ def run_tests(tests, names, prefix="e2e"):
         return 1
     print(f"{prefix}: all passed")
     return 0
+
+
+# Keeps every GPUDevice the page opens, so the test can destroy one as a driver reset would (the
+# published package has no such hook).
+CAPTURE_DEVICES = """
+window.__gpuDevices = [];
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    window.__gpuDevices.push(device);
+    return device;
+  };
+}
+"""
+DESTROY_DEVICE = "window.__gpuDevices.at(-1).destroy()"
