@@ -19,6 +19,7 @@
 //! largest GPU dispatch   4·B·max_l(in_l·out_l)  (backward of the widest layer: dW and dX)
 //! shown flow, one pass   N·S·e·2M                                        split into chunks
 //! quality reading        Q·S·e·2M   (Q = QUALITY_SAMPLES probe particles)  split into chunks
+//! straightness reading   at most a quality reading (the same Q particles, S fixed steps)
 //! heat map               G²·8 steps·2 evaluations·3 (value and two tangents)·2M    split
 //! velocity arrows        A²·2M when shown
 //! ```
@@ -394,6 +395,10 @@ impl Workload {
                 out.push(Buffer { name: "sampler uniforms", bytes: uniforms, fields: &[] });
                 let probe = 3 * 8 * q + if adaptive { (ADAPTIVE_STATE_BYTES + 8) * q } else { 0 };
                 out.push(Buffer { name: "arrows and probe particles", bytes: 3 * 8 * arrows + probe, fields: &[] });
+                // The straightness reading (`gpu::flow_stats`): per-particle energies, its means and
+                // W2 minibatch costs, and its ring of per-step uniforms.
+                let stats = 4 * q + 4 * (4 + crate::cpu::flow_stats::W2_MAX_BATCHES as u64) + crate::gpu::uniforms::SLOT * crate::gpu::flow_stats::MAX_MEASURED_STEPS_PER_SUBMIT as u64;
+                out.push(Buffer { name: "straightness reading", bytes: stats, fields: &[] });
                 let cells = (self.sizes.heat_grid * self.sizes.heat_grid) as u64;
                 out.push(Buffer { name: "density grid", bytes: cells * (8 + 4 + DENSITY_STATE_BYTES), fields: &[] });
             }

@@ -150,6 +150,9 @@ fn suite(name: &str, e: &mut dyn Engine, c: &Config) {
     let fut = e.sample_quality(Solver::Euler, 4, 1e-3);
     let q = drive(e, fut);
     assert!(q.sw2.is_finite() && q.sw2 > 0.0 && q.nfe == 4.0, "{name}: {q:?}");
+    let fut = e.flow_stats(Solver::Euler, 4, false);
+    let st = drive(e, fut);
+    assert!(st.kinetic_energy.is_finite() && st.kinetic_energy > 0.0 && st.straightness.is_finite() && st.w2_squared.is_nan(), "{name}: {st:?}");
     let fut = e.log_density(vec![[0.0, 0.0], [1.0, -1.0], [3.0, 3.0]], Solver::Midpoint, 8);
     let lp = drive(e, fut);
     assert!(lp.len() == 3 && lp.iter().all(|v| v.is_finite()), "{name}: {lp:?}");
@@ -209,6 +212,36 @@ fn both_engines_pass_one_suite_and_agree() {
     let fut = cpu.log_density(grid, Solver::Midpoint, 8);
     let lc = drive(&mut cpu, fut);
     common::assert_close("log p, GPU vs CPU engine (tests/likelihood.rs: kernel vs twin to 1e-4)", &lg, &lc, 1e-4, 1e-4);
+    // Straightness readings of the same weights agree (same probe particles, measured step vs
+    // its twin; tests/rectified.rs checks the kernels to the same precision), and hold the
+    // identities of cpu::flow_stats: S = K - T >= 0 up to rounding, T >= the minibatch W2².
+    for (solver, nfe, w2) in [(Solver::Rk4, 8, true), (Solver::Dopri5, 30, false)] {
+        let fut = gpu.flow_stats(solver, nfe, w2);
+        let a = drive(&mut gpu, fut);
+        let fut = cpu.flow_stats(solver, nfe, w2);
+        let b = drive(&mut cpu, fut);
+        for (what, x, y) in [("K", a.kinetic_energy, b.kinetic_energy), ("T", a.transport_cost, b.transport_cost), ("S", a.straightness, b.straightness)] {
+            assert!(x.is_finite() && (x - y).abs() <= 1e-4 + 1e-3 * y.abs(), "{solver} {what}: gpu {a:?} cpu {b:?}");
+        }
+        assert!(b.straightness > -1e-6 && (b.kinetic_energy - b.transport_cost - b.straightness).abs() < 1e-6 * b.kinetic_energy.max(1.0), "{b:?}");
+        if w2 {
+            assert!((a.w2_squared - b.w2_squared).abs() <= 1e-4 + 1e-3 * b.w2_squared && b.w2_squared <= b.transport_cost + 1e-6, "gpu {a:?} cpu {b:?}");
+        } else {
+            assert!(a.w2_squared.is_nan() && b.w2_squared.is_nan());
+        }
+    }
+    eprintln!("[{:.1}s] straightness readings", (now_ms() - t0) / 1e3);
+    // The field error against the exact field of the 32,768 training points: the same queries
+    // on both engines (chunks of FIELD_ERROR_CHUNK keyed alike); f32 log-sum-exp on the GPU against
+    // the f64 twin (tests/rectified.rs: the field itself to 1e-3 relative).
+    let fut = gpu.field_error(1);
+    let a = drive(&mut gpu, fut);
+    let fut = cpu.field_error(1);
+    let b = drive(&mut cpu, fut);
+    eprintln!("[{:.1}s] field error: gpu {a:.5} cpu {b:.5}", (now_ms() - t0) / 1e3);
+    assert!(a.is_finite() && b > 0.0 && (a - b).abs() <= 1e-2 * b, "field error: gpu {a} cpu {b}");
+    let fut = cpu.field_error(2);
+    assert_ne!(drive(&mut cpu, fut), b, "another reading draws other queries");
     eprintln!("comparison: {}", k.iter().map(|p| format!("{} {:.0}: {:.4}", p.solver, p.nfe, p.sw2)).collect::<Vec<_>>().join(", "));
 }
 
@@ -224,12 +257,16 @@ fn gpu_jobs_outlive_the_buffers_they_started_from() {
     let mut e = gpu_engine(&ctx, &c);
     e.train(4);
     let fut = e.sample_quality(Solver::Euler, 8, 1e-3);
+    let (stats, field) = (e.flow_stats(Solver::Euler, 8, false), e.field_error(0));
     // More points than the trainer's buffer holds (DATA_POINTS), so the buffer is replaced.
     let n = flowmatch::engine::flow::DATA_POINTS + 1000;
     let bigger: Vec<[f32; 2]> = (0..n).map(|i| [(i % 100) as f32 / 25.0 - 2.0, (i / 100) as f32 * 4.0 / n as f32 * 100.0 - 2.0]).collect();
     e.set_target(&bigger).unwrap();
     let q = drive(&mut e, fut);
     assert!(q.sw2.is_finite() && q.sw2 > 0.0, "{q:?}");
+    let st = drive(&mut e, stats);
+    let fe = drive(&mut e, field);
+    assert!(st.kinetic_energy.is_finite() && fe.is_finite() && fe > 0.0, "{st:?} {fe}");
     let fut = e.log_density(vec![[0.0, 0.0], [1.0, 1.0]], Solver::Midpoint, 8);
     drop(e);
     let lp = pollster::block_on(fut).unwrap();

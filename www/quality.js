@@ -3,7 +3,10 @@
 // (App.sample_quality), and the solver comparison, SW2 against field evaluations per sample for
 // every solver (App.compare_solvers) on a log-log chart with one series per solver of the wasm's
 // solver list (solver_specs). Both engines measure it: WebGPU on the GPU, the CPU engine a slice
-// per frame. Publishes window.flowmatch.sw2 / sw2Initial / sw2History / solverComparison /
+// per frame. The straightness and kinetic energy of the model's flow (App.flow_stats; the wasm keeps
+// the latest as state.straightness / state.kinetic) and the field error against the exact field
+// (App.field_error; state.fieldError, shown in the training card) are read on their own pace, after the first
+// sliced W2, each taking a 24th of the time at most. Publishes window.flowmatch.sw2 / sw2Initial / sw2History / solverComparison /
 // qualityError for tests (null, never NaN, for values not known).
 
 import { solver_specs } from '../pkg/flowmatch.js';
@@ -55,11 +58,12 @@ export function initQuality(app, state) {
   let inFlight = false, lastStep = -1, lastAt = -Infinity, generation = 0, tookMs = 0, measured = 0;
 
   // `state.qualityAuto = false` stops the periodic reading (tests that count engine buffers turn
-  // it off: each reading briefly allocates a probe); `state.qualityInFlight` tells whether one runs.
+  // it off: each reading briefly allocates a probe); `state.qualityInFlight` tells whether one runs
+  // (a sliced-W2 or a straightness reading).
   state.qualityAuto = true;
   state.qualityInFlight = false;
   const measure = async () => {
-    if (inFlight || state.diverged) return;
+    if (inFlight || statsInFlight || state.diverged) return;
     inFlight = true;
     state.qualityInFlight = true;
     const step = state.step, gen = generation, t0 = performance.now();
@@ -78,22 +82,59 @@ export function initQuality(app, state) {
       show(String(e && e.message ? e.message : e));
     } finally {
       inFlight = false;
-      state.qualityInFlight = false;
+      state.qualityInFlight = statsInFlight;
       // The page's first reading also compiles the probe's pipelines (seconds on a software
       // adapter): its time would space the next readings far too wide.
       if (measured++ > 0) tookMs = performance.now() - t0;
     }
   };
 
+  // Straightness and kinetic energy: one reading at a time, spaced by their own cost to a 24th of
+  // the time (state.straightnessMs: the last reading's time; the first also compiles pipelines).
+  let statsInFlight = false, statsAt = -Infinity, statsMs = 0, statsMeasured = 0;
+  state.straightnessMs = null;
+  const measureStats = async () => {
+    statsInFlight = true;
+    state.qualityInFlight = true;
+    const gen = generation, t0 = performance.now();
+    try {
+      const st = await app.flow_stats();
+      if (gen !== generation || state.diverged) return;
+      if ($('stat-straightness')) $('stat-straightness').textContent = fmt.num(st.straightness, 3);
+      if ($('stat-kinetic')) $('stat-kinetic').textContent = fmt.num(st.kinetic, 3);
+      // The field error against the exact field (null for a dataset source: no exact field).
+      const fe = await app.field_error();
+      if (gen !== generation || state.diverged) return;
+      if ($('stat-field-error')) $('stat-field-error').textContent = fmt.num(fe, 3);
+    } catch (e) {
+      if (!state.diverged) show(String(e && e.message ? e.message : e));
+    } finally {
+      statsInFlight = false;
+      state.qualityInFlight = inFlight;
+      state.straightnessMs = performance.now() - t0;
+      if (statsMeasured++ > 0) statsMs = state.straightnessMs;
+    }
+  };
+
   const tick = () => {
     // A new run (reset / retrain) starts a new history.
-    if (state.step < lastStep) { state.sw2History = []; state.sw2Initial = null; generation++; drawHistory(state); }
+    if (state.step < lastStep) {
+      state.sw2History = []; state.sw2Initial = null; generation++; drawHistory(state);
+      for (const id of ['stat-straightness', 'stat-kinetic', 'stat-field-error']) if ($(id)) $(id).textContent = fmt.DASH;
+    }
     lastStep = state.step;
     if (state.qualityAuto === false) return;
     const now = performance.now();
+    // One reading at a time (sliced W2 first): a reading's time is its own, not the other's too.
+    if (statsInFlight) return;
     if (state.sw2History.length === 0 || (state.training && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs))) {
       lastAt = now;
       measure();
+    }
+    const first = state.straightness === null || state.straightness === undefined;
+    if (!inFlight && !state.diverged && state.sw2History.length > 0 && ((first && statsMeasured === 0) || (state.training && now - statsAt >= Math.max(EVERY_MS, 2 * SHARE * statsMs)))) {
+      statsAt = now;
+      measureStats();
     }
   };
   setInterval(tick, 500);

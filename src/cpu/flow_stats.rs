@@ -84,6 +84,12 @@ pub fn integrate_field_measured(
 /// The means of `K`, `T`, `S = K - T` per particle and the W2² estimate, from the starting points,
 /// the end points and the energies (twin of `flow_stats_reduce` + `w2_minibatch`).
 pub fn summarize(x0: &[[f32; 2]], x1: &[[f32; 2]], energy: &[f32]) -> FlowStats {
+    summarize_with(x0, x1, energy, true)
+}
+
+/// As [`summarize`]; without `w2` the matching is skipped and `w2_squared` is NaN (twin of
+/// `GpuFlowStats::read_with`).
+pub fn summarize_with(x0: &[[f32; 2]], x1: &[[f32; 2]], energy: &[f32], w2: bool) -> FlowStats {
     let n = x0.len();
     let (mut k, mut t, mut s) = (0.0f64, 0.0f64, 0.0f64);
     for i in 0..n {
@@ -93,14 +99,14 @@ pub fn summarize(x0: &[[f32; 2]], x1: &[[f32; 2]], energy: &[f32]) -> FlowStats 
         s += (energy[i] - d) as f64;
     }
     let (m, batches) = w2_batches(n as u32);
-    let w2 = minibatch_w2(x0, x1, m as usize, batches as usize);
+    let w2_squared = if w2 {
+        let costs = minibatch_w2(x0, x1, m as usize, batches as usize);
+        costs.iter().map(|&w| w as f64).sum::<f64>() / costs.len() as f64
+    } else {
+        f64::NAN
+    };
     let nf = n.max(1) as f64;
-    FlowStats {
-        kinetic_energy: k / nf,
-        transport_cost: t / nf,
-        straightness: s / nf,
-        w2_squared: w2.iter().map(|&w| w as f64).sum::<f64>() / w2.len() as f64,
-    }
+    FlowStats { kinetic_energy: k / nf, transport_cost: t / nf, straightness: s / nf, w2_squared }
 }
 
 #[cfg(test)]
@@ -130,5 +136,8 @@ mod tests {
         assert!(st.straightness.abs() < 1e-6 && (st.kinetic_energy - 1.0).abs() < 1e-5, "{st:?}");
         // A translation is an optimal map: W2² is its cost.
         assert!((st.w2_squared - 1.0).abs() < 1e-4, "{st:?}");
+        // Without the matching: the same means, no W2².
+        let means = summarize_with(&x0, &x1, &e, false);
+        assert!(means.w2_squared.is_nan() && FlowStats { w2_squared: st.w2_squared, ..means } == st, "{means:?}");
     }
 }

@@ -15,7 +15,7 @@ use super::flow::{integrate_due, refresh_interval, training_data, ARROW_GRID, TA
 use super::jobs::{channel, now_ms, Job, Jobs};
 use super::painter::css_rgb;
 use super::quality::{comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
-use super::{Engine, EngineFuture, EngineInfo, FrameInput, Painter};
+use super::{Engine, EngineFuture, EngineInfo, FlowStats, FrameInput, Painter};
 use crate::config::{Config, ConfigError, Effect, Solver};
 use crate::cpu::adaptive::{integrate_field, AdaptiveOptions, MIN_NFE};
 use crate::cpu::ode::{initial_particles_from, ode_step};
@@ -508,6 +508,76 @@ impl QualityJob {
     }
 }
 
+/// A straightness reading of a copy of the weights: the probe's particles, one per unit of work,
+/// through `cpu::flow_stats`'s measured steps (twin of `shaders/flow_stats.wgsl`), then the means
+/// and the minibatch W2².
+struct StraightnessJob {
+    shape: ModelShape,
+    params: Vec<f32>,
+    solver: Solver,
+    steps: u32,
+    w2: bool,
+    origins: Vec<[f32; 2]>,
+    ends: Vec<[f32; 2]>,
+    energy: Vec<f32>,
+    tx: Option<oneshot::Sender<Result<FlowStats, String>>>,
+}
+
+impl Job for StraightnessJob {
+    fn work(&mut self, more: &mut dyn FnMut() -> bool) -> bool {
+        while self.ends.len() < self.origins.len() {
+            if !more() {
+                return false;
+            }
+            let mut x = [self.origins[self.ends.len()]];
+            let e = crate::cpu::flow_stats::integrate_measured(&self.shape, &self.params, self.solver, &mut x, self.steps);
+            self.ends.push(x[0]);
+            self.energy.push(e[0]);
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok(crate::cpu::flow_stats::summarize_with(&self.origins, &self.ends, &self.energy, self.w2)));
+        }
+        true
+    }
+}
+
+/// A field-error reading, one query per unit of work (twin of `GpuExactField::field_error`, keyed
+/// in the GPU engine's chunks of `FIELD_ERROR_CHUNK` queries, so both read the same queries).
+struct FieldErrorJob {
+    shape: ModelShape,
+    params: Vec<f32>,
+    data: Rc<Vec<[f32; 2]>>,
+    spec: TrainSpec,
+    reading: u32,
+    done: u32,
+    sum: f64,
+    scratch: Vec<f32>,
+    tx: Option<oneshot::Sender<Result<f64, String>>>,
+}
+
+impl Job for FieldErrorJob {
+    fn work(&mut self, more: &mut dyn FnMut() -> bool) -> bool {
+        use super::quality::{FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES as n};
+        let chunks = n / FIELD_ERROR_CHUNK;
+        while self.done < n {
+            if !more() {
+                return false;
+            }
+            let (i, q) = (self.done / FIELD_ERROR_CHUNK, self.done % FIELD_ERROR_CHUNK);
+            let r = self.reading.wrapping_mul(chunks).wrapping_add(i);
+            let (x, t) = crate::cpu::exact::field_error_query(&self.data, self.spec.path, self.spec.sigma_min, self.spec.seed, r, q);
+            let u = crate::cpu::exact::marginal_velocity(&self.data, self.spec.path, self.spec.sigma_min, x, t);
+            let v = crate::cpu::mlp::velocity(&self.shape, &self.params, x, t, &mut self.scratch);
+            self.sum += ((v[0] - u[0]) as f64).powi(2) + ((v[1] - u[1]) as f64).powi(2);
+            self.done += 1;
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok(self.sum / n as f64));
+        }
+        true
+    }
+}
+
 /// log p of points, one point per unit of work (twin of the GPU density kernel).
 struct DensityJob {
     shape: ModelShape,
@@ -693,6 +763,39 @@ impl Engine for CpuEngine {
     fn compare_solvers(&mut self) -> EngineFuture<Vec<QualityPoint>> {
         let (tx, fut) = channel("solver comparison");
         self.jobs.push(self.probe_job(comparison_plan(), tx));
+        fut
+    }
+
+    fn flow_stats(&mut self, solver: Solver, nfe: u32, w2: bool) -> EngineFuture<FlowStats> {
+        let (tx, fut) = channel("straightness reading");
+        let origins = initial_particles_from(PROBE_SEED, QUALITY_SAMPLES, &self.trainer.source);
+        let steps = crate::cpu::flow_stats::measured_steps(solver, nfe);
+        let n = origins.len();
+        self.jobs.push(Box::new(StraightnessJob { shape: self.shape(), params: self.trainer.params.clone(), solver, steps, w2, origins, ends: Vec::with_capacity(n), energy: Vec::with_capacity(n), tx: Some(tx) }));
+        fut
+    }
+
+    fn field_error(&mut self, reading: u32) -> EngineFuture<f64> {
+        if !self.trainer.source.is_empty() {
+            return super::ready(Err(super::quality::NO_EXACT_FIELD.into()));
+        }
+        let shape = self.shape();
+        if let Err(e) = super::quality::field_error_fits(&self.profile(), self.trainer.data.len().min(u32::MAX as usize) as u32, &shape) {
+            return super::ready(Err(e));
+        }
+        let (tx, fut) = channel("field-error reading");
+        let job = FieldErrorJob {
+            shape,
+            params: self.trainer.params.clone(),
+            data: Rc::new(self.trainer.data.clone()),
+            spec: self.trainer.spec,
+            reading,
+            done: 0,
+            sum: 0.0,
+            scratch: vec![0.0; 2 * shape.width as usize],
+            tx: Some(tx),
+        };
+        self.jobs.push(Box::new(job));
         fut
     }
 

@@ -20,9 +20,12 @@
 //! when its last chunk is queued, so `samples` never reads an integration in progress.
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
-use super::quality::{class_points, comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, PROBE_SEED, QUALITY_SAMPLES};
+use super::quality::{class_points, comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, field_error_fits, FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES, NO_EXACT_FIELD, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
-use super::{Engine, EngineFuture, EngineInfo, FrameInput, GpuPresenter};
+use super::{Engine, EngineFuture, EngineInfo, FlowStats, FrameInput, GpuPresenter};
+use crate::cpu::flow_stats::measured_steps;
+use crate::gpu::flow_stats::GpuFlowStats;
+use crate::gpu::sampler::flops_per_particle_step;
 use crate::budget::Profile;
 use crate::config::{Config, Effect, Objective, Sampler, Solver};
 use crate::cpu::sde::SdeSpec;
@@ -480,6 +483,28 @@ impl GpuEngine {
     }
 }
 
+/// A straightness reading (`Engine::flow_stats`): the probe's particles over a copy of the
+/// weights, moved by the measured step kernel in the chunks of the work budget. Transient like the
+/// sliced-W2 probe: its buffers are freed when the reading resolves.
+struct GpuStraightness {
+    ctx: GpuContext,
+    _sampler: GpuSampler,
+    stats: GpuFlowStats,
+    _params: counter::Owned,
+}
+
+impl GpuStraightness {
+    async fn run(self, solver: Solver, plan: crate::budget::ChunkPlan, w2: bool) -> Result<FlowStats, String> {
+        // Whole step ranges (the measured step moves every particle; one step of the probe's
+        // particles is the smallest chunk), each queued once the previous one is done.
+        for s in 0..plan.step_ranges() {
+            self.stats.integrate_steps(solver, plan.steps, s * plan.steps_per_chunk, plan.steps_per_chunk);
+            crate::gpu::chunked::queue_done(&self.ctx).await.map_err(err)?;
+        }
+        self.stats.read_with(w2).await.map_err(err)
+    }
+}
+
 /// A sampler over a snapshot of the weights and a quality evaluator over its particles.
 struct GpuProbe {
     sampler: GpuSampler,
@@ -686,6 +711,59 @@ impl Engine for GpuEngine {
                 out.push(point);
             }
             Ok(out)
+        })
+    }
+
+    fn flow_stats(&mut self, solver: Solver, nfe: u32, w2: bool) -> EngineFuture<FlowStats> {
+        // Planned and checked before anything is allocated: its smallest chunk is one step of
+        // every probe particle (the measured step moves them all), which must fit a dispatch.
+        let shape = self.trainer.spec.shape;
+        let profile = self.budget_profile();
+        let per_step = flops_per_particle_step(&shape, solver);
+        let step_s = QUALITY_SAMPLES as f64 * per_step / profile.sample_flops;
+        if step_s > profile.limits.dispatch_s {
+            return super::ready(Err(format!(
+                "the straightness reading needs about {} per step of its {QUALITY_SAMPLES} particles on this device, more than the {} allowed per dispatch: lower the width or depth",
+                crate::budget::fmt_seconds(step_s),
+                crate::budget::fmt_seconds(profile.limits.dispatch_s)
+            )));
+        }
+        let plan = crate::budget::ChunkPlan::new(QUALITY_SAMPLES, measured_steps(solver, nfe), per_step, profile.sample_flops, profile.limits.chunk_s);
+        let t = &self.trainer;
+        let (params, owned) = self.snapshot("straightness.params_snapshot", &t.params, t.params.size());
+        let built = GpuSampler::new_with_source(&self.ctx, &shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err).and_then(|mut sampler| {
+            sampler.reset(PROBE_SEED);
+            let stats = GpuFlowStats::new(&self.ctx, &shape, &params, &sampler).map_err(err)?;
+            Ok(GpuStraightness { ctx: self.ctx.clone(), _sampler: sampler, stats, _params: owned })
+        });
+        Box::pin(async move { built?.run(solver, plan, w2).await })
+    }
+
+    fn field_error(&mut self, reading: u32) -> EngineFuture<f64> {
+        if !self.source.is_empty() {
+            return super::ready(Err(NO_EXACT_FIELD.into()));
+        }
+        let t = &self.trainer;
+        let points = t.target_len();
+        // Checked before anything is allocated: one dispatch is FIELD_ERROR_CHUNK queries, each
+        // a sum over every target point.
+        if let Err(e) = field_error_fits(&self.budget_profile(), points, &t.spec.shape) {
+            return super::ready(Err(e));
+        }
+        // Over copies: the trainer's buffers may be replaced while the reading runs (`snapshot`).
+        let (params, params_owned) = self.snapshot("field_error.params_snapshot", &t.params, t.params.size());
+        let (data, data_owned) = self.snapshot("field_error.target_snapshot", &t.data, points as u64 * 8);
+        let field = crate::gpu::exact::GpuExactField::new(&self.ctx, &t.spec.shape, &params, &data, points, t.spec.path, t.spec.sigma_min, FIELD_ERROR_CHUNK);
+        let seed = t.spec.seed;
+        Box::pin(async move {
+            let _snapshots = [params_owned, data_owned];
+            let field = field.map_err(err)?;
+            let chunks = FIELD_ERROR_QUERIES / FIELD_ERROR_CHUNK;
+            let mut sum = 0.0;
+            for i in 0..chunks {
+                sum += field.field_error(FIELD_ERROR_CHUNK, seed, reading.wrapping_mul(chunks).wrapping_add(i)).await.map_err(err)?;
+            }
+            Ok(sum / chunks as f64)
         })
     }
 

@@ -28,6 +28,7 @@ pub use gpu::GpuEngine;
 pub use painter::Painter;
 pub use present::{GpuPresenter, OffscreenPresenter};
 pub use quality::QualityPoint;
+pub use crate::cpu::flow_stats::FlowStats;
 
 use crate::config::{Config, Effect, Solver};
 use crate::gpu::snapshot::Snapshot;
@@ -152,6 +153,16 @@ pub trait Engine {
     fn sample_quality(&mut self, solver: Solver, steps: u32, tol: f32) -> EngineFuture<QualityPoint>;
     /// Sliced W2 against field evaluations for every solver (`quality::comparison_plan`).
     fn compare_solvers(&mut self) -> EngineFuture<Vec<QualityPoint>>;
+    /// How straight the current model's flow is: kinetic energy, transport cost, straightness and
+    /// minibatch W2² (`cpu::flow_stats`) of `quality::QUALITY_SAMPLES` fresh samples (the probe's
+    /// starting draw) integrated with `cpu::flow_stats::measured_steps(solver, nfe)` fixed steps
+    /// of `solver`, through a copy of the current weights (training goes on meanwhile). Without
+    /// `w2` the minibatch matching is skipped (seconds on a software adapter) and W2² is NaN.
+    fn flow_stats(&mut self, solver: Solver, nfe: u32, w2: bool) -> EngineFuture<FlowStats>;
+    /// The field error `E_{t, x_t} |v_θ(x_t, t) - u_t(x_t)|²` of the current weights against the
+    /// exact marginal field of the training target (`cpu::exact`), over `quality::FIELD_ERROR_QUERIES`
+    /// queries of reading `reading`. Gaussian source only (the exact field's weights are its density).
+    fn field_error(&mut self, reading: u32) -> EngineFuture<f64>;
     /// `log p` of each point under the current weights (reverse ODE, `steps` steps of `solver`).
     fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>>;
 

@@ -25,6 +25,34 @@ pub const PROBE_SEED: u32 = 0x51_57;
 /// Projection directions of a reading.
 pub const DIRECTIONS: u32 = 64;
 
+/// Queries of a field-error reading (`Engine::field_error`): each costs a sum over every target
+/// point, so fewer than the probe's particles.
+pub const FIELD_ERROR_QUERIES: u32 = 64;
+/// Queries per dispatch of a field-error reading: chunk i of reading r is the exact field's
+/// reading `r·chunks + i` (`GpuExactField::field_error`), the same on both engines.
+pub const FIELD_ERROR_CHUNK: u32 = 16;
+/// FLOP per (query, target point) term of the exact field (distance, exp, weighted sums), for the
+/// work budget's chunks.
+pub const EXACT_TERM_FLOPS: f64 = 20.0;
+/// The exact field is the Gaussian source's.
+pub const NO_EXACT_FIELD: &str = "the field error needs the Gaussian source (the exact marginal field is written with its density)";
+
+/// Whether one dispatch of a field-error reading (`FIELD_ERROR_CHUNK` queries over `points`
+/// target points) fits `profile`'s dispatch time and the exact field's work cap; else why not.
+pub fn field_error_fits(profile: &crate::budget::Profile, points: u32, shape: &crate::model::ModelShape) -> Result<(), String> {
+    crate::gpu::exact::check_work(FIELD_ERROR_CHUNK as u64, points).map_err(|e| e.to_string())?;
+    let flops = FIELD_ERROR_CHUNK as f64 * (points as f64 * EXACT_TERM_FLOPS + 2.0 * shape.macs_per_sample() as f64);
+    let s = flops / profile.sample_flops;
+    if s > profile.limits.dispatch_s {
+        return Err(format!(
+            "the field error needs about {} per {FIELD_ERROR_CHUNK} queries over {points} target points on this device, more than the {} allowed per dispatch: use fewer target points",
+            crate::budget::fmt_seconds(s),
+            crate::budget::fmt_seconds(profile.limits.dispatch_s)
+        ));
+    }
+    Ok(())
+}
+
 /// One reading: which solver, its mean field evaluations per sample, the distance, and its setting
 /// (steps for the fixed-step solvers, the tolerance for the adaptive one).
 #[derive(Clone, Copy, Debug, PartialEq)]

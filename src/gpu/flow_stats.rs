@@ -81,11 +81,18 @@ impl GpuFlowStats {
     /// tableau (dopri5: fixed Dormand–Prince steps; see `cpu::flow_stats::measured_steps`),
     /// accumulating each particle's kinetic energy. The particles end at the samples.
     pub fn integrate(&self, solver: Solver, steps: u32) {
+        self.integrate_steps(solver, steps, 0, steps.max(1));
+    }
+
+    /// Steps `[first, first + count)` of [`GpuFlowStats::integrate`]'s `steps` (a chunk of the
+    /// work budget's `ChunkPlan`: the caller queues the next range once this one is done).
+    pub fn integrate_steps(&self, solver: Solver, steps: u32, first: u32, count: u32) {
         let steps = steps.max(1);
         let h = 1.0 / steps as f32;
-        let mut k0 = 0;
-        while k0 < steps {
-            let k = (steps - k0).min(MAX_MEASURED_STEPS_PER_SUBMIT);
+        let end = (first + count).min(steps);
+        let mut k0 = first;
+        while k0 < end {
+            let k = (end - k0).min(MAX_MEASURED_STEPS_PER_SUBMIT);
             let params: Vec<FlowStepParams> = (k0..k0 + k)
                 .map(|i| FlowStepParams {
                     n: self.n,
@@ -112,6 +119,13 @@ impl GpuFlowStats {
     /// The means over the particles of the last [`GpuFlowStats::integrate`] (reduced on the GPU)
     /// and the minibatch W2² (the particles' origins matched with their end points).
     pub async fn read(&self) -> Result<FlowStats, GpuError> {
+        self.read_with(true).await
+    }
+
+    /// As [`GpuFlowStats::read`]; without `w2` only the means (the matching, one workgroup per
+    /// minibatch with a barrier per step, costs seconds on a software adapter) and `w2_squared`
+    /// is NaN.
+    pub async fn read_with(&self, w2: bool) -> Result<FlowStats, GpuError> {
         let (m, batches) = w2_batches(self.n);
         let q = &self.ctx.queue;
         q.write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&FlowStepParams { n: self.n, ..Default::default() }));
@@ -120,17 +134,20 @@ impl GpuFlowStats {
             pass.set_pipeline(&self.reduce);
             pass.set_bind_group(0, &self.group, &[0]);
             pass.dispatch_workgroups(1, 1, 1);
-            pass.set_pipeline(&self.w2);
-            pass.set_bind_group(0, &self.w2_group, &[]);
-            pass.dispatch_workgroups(batches, 1, 1);
+            if w2 {
+                pass.set_pipeline(&self.w2);
+                pass.set_bind_group(0, &self.w2_group, &[]);
+                pass.dispatch_workgroups(batches, 1, 1);
+            }
         });
-        let v = read_f32(&self.ctx, &self.out, 0, (OUT_HEADER + batches) as u64).await?;
-        let w2 = &v[OUT_HEADER as usize..];
+        let read = if w2 { OUT_HEADER + batches } else { OUT_HEADER };
+        let v = read_f32(&self.ctx, &self.out, 0, read as u64).await?;
+        let costs = &v[OUT_HEADER as usize..];
         Ok(FlowStats {
             kinetic_energy: v[0] as f64,
             transport_cost: v[1] as f64,
             straightness: v[2] as f64,
-            w2_squared: w2.iter().map(|&x| x as f64).sum::<f64>() / w2.len() as f64,
+            w2_squared: if w2 { costs.iter().map(|&x| x as f64).sum::<f64>() / costs.len() as f64 } else { f64::NAN },
         })
     }
 

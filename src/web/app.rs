@@ -66,6 +66,16 @@ fn point_js(p: &QualityPoint) -> JsValue {
     o.into()
 }
 
+/// `{straightness, kinetic, transportCost, w2Squared}` of a reading, each `null` when unknown or not finite.
+fn stats_js(s: Option<&crate::engine::FlowStats>) -> Object {
+    let o = Object::new();
+    set(&o, "straightness", num(s.map(|s| s.straightness)));
+    set(&o, "kinetic", num(s.map(|s| s.kinetic_energy)));
+    set(&o, "transportCost", num(s.map(|s| s.transport_cost)));
+    set(&o, "w2Squared", num(s.map(|s| s.w2_squared)));
+    o
+}
+
 impl App {
     async fn start_with(canvas: web_sys::HtmlCanvasElement, hash: String, pref: Preference, present: String, widget: bool) -> Result<App, JsError> {
         let page = Page::create(canvas, &hash, pref, &present, widget).await.map_err(err)?;
@@ -284,6 +294,12 @@ impl App {
         set(&o, "canRestore", p.snapshots.last_good().is_some());
         set(&o, "snapshotStep", p.snapshots.last_good().map(|s| JsValue::from(s.step)).unwrap_or(JsValue::NULL));
         set(&o, "lr", cfg.lr);
+        // The latest straightness reading of this run (`flow_stats`; null until one landed).
+        let st = stats_js(p.readings.stats.as_ref());
+        for k in ["straightness", "kinetic", "transportCost", "w2Squared"] {
+            set(&o, k, Reflect::get(&st, &k.into()).unwrap_or(JsValue::NULL));
+        }
+        set(&o, "fieldError", num(p.readings.field_error));
         o
     }
 
@@ -538,6 +554,63 @@ impl App {
             p.engine.compare_solvers()
         };
         wasm_bindgen_futures::future_to_promise(async move { Ok(fut.await.map_err(reject)?.iter().map(point_js).collect::<Array>().into()) })
+    }
+
+    /// Resolves to `{straightness, kinetic, transportCost, w2Squared}` (`engine::Engine::flow_stats`) of 1024
+    /// samples integrated with the page's solver and nfe: straightness `E ∫|(x1 - x0) - v|² dt`,
+    /// kinetic energy `E ∫|v|² dt` and transport cost `E |x1 - x0|²`; each `null` when not finite.
+    /// The minibatch W2² is not computed on the page (its matching costs seconds of a software
+    /// adapter per reading): `w2Squared` is null (the CLI reports it). `state()` reports the latest until a new
+    /// run starts. Rejects once a divergence is known, or when the device cannot run the reading.
+    pub fn flow_stats(&self) -> Promise {
+        let (fut, run) = {
+            let mut p = self.page.borrow_mut();
+            if p.snapshots.diverged() {
+                return Promise::reject(&reject(crate::engine::quality::DIVERGED));
+            }
+            let c = p.session.config().clone();
+            (p.engine.flow_stats(c.solver, c.nfe, false), p.readings.run)
+        };
+        let page = self.page.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let s = fut.await.map_err(reject)?;
+            {
+                let mut p = page.borrow_mut();
+                if p.readings.run == run {
+                    p.readings.stats = Some(s);
+                }
+            }
+            Ok(stats_js(Some(&s)).into())
+        })
+    }
+
+    /// Resolves to the field error `E_{t, x_t} |v_θ - u_t|²` of the current weights against the
+    /// exact marginal field of the training points (`engine::Engine::field_error`, 64 fixed
+    /// queries), `null` when not finite or when the source is not Gaussian (no exact field then).
+    /// `state().fieldError` reports the latest until a new run starts. Rejects once a divergence
+    /// is known, or when the device cannot run the reading.
+    pub fn field_error(&self) -> Promise {
+        let (fut, run) = {
+            let mut p = self.page.borrow_mut();
+            if p.snapshots.diverged() {
+                return Promise::reject(&reject(crate::engine::quality::DIVERGED));
+            }
+            if p.session.config().source != crate::config::Source::Gaussian {
+                return Promise::resolve(&JsValue::NULL);
+            }
+            (p.engine.field_error(0), p.readings.run)
+        };
+        let page = self.page.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let e = fut.await.map_err(reject)?;
+            {
+                let mut p = page.borrow_mut();
+                if p.readings.run == run {
+                    p.readings.field_error = Some(e);
+                }
+            }
+            Ok(num(Some(e)))
+        })
     }
 
     // ---- the step limit (the `steps` field) ----------------------------------------------------

@@ -61,6 +61,27 @@ pub struct Page {
     pub messages: Messages,
     /// Status and snapshot reads spawned and not yet landed (each holds a staging buffer).
     pub reads: Rc<Cell<u32>>,
+    /// The latest straightness reading of this run (`App::flow_stats`).
+    pub readings: Readings,
+}
+
+/// Readings of the current run that the page keeps for `App::state` (the sliced W2 is kept by
+/// `www/quality.js`). A new run (reset, new model, restore) forgets them; a reading that started
+/// before it is dropped when it lands (`run` moved on).
+#[derive(Default)]
+pub struct Readings {
+    pub run: u32,
+    pub stats: Option<crate::engine::FlowStats>,
+    /// The latest field error (`App::field_error`).
+    pub field_error: Option<f64>,
+}
+
+impl Readings {
+    pub fn new_run(&mut self) {
+        self.run = self.run.wrapping_add(1);
+        self.stats = None;
+        self.field_error = None;
+    }
 }
 
 fn secs() -> f64 {
@@ -144,6 +165,7 @@ impl Page {
             backend,
             messages,
             reads: Default::default(),
+            readings: Readings::default(),
         };
         page.engine.resize(w, h);
         page.train.on = true;
@@ -274,6 +296,7 @@ impl Page {
     fn restart_metrics(&mut self) {
         self.train.restart();
         self.snapshots.new_run();
+        self.readings.new_run();
         self.messages.error = None;
         self.engine.set_frozen(false);
     }
@@ -283,6 +306,7 @@ impl Page {
         self.engine.restore(snap)?;
         self.train.rewind(snap.step);
         self.snapshots.rewound();
+        self.readings.new_run();
         self.messages.error = None;
         Ok(())
     }

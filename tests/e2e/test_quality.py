@@ -2,7 +2,8 @@
 headless Chromium with WebGPU (SwiftShader), driven over WebDriver.
 
 quality: a small model trains a few hundred steps; the sliced W2 between fresh samples and the
-target is read from the GPU every few seconds: it is finite and falls below its initial value.
+target is read from the GPU every few seconds: it is finite and falls below its initial value;
+the straightness, kinetic energy and field error read after it are finite, consistent and shown.
 Then "Compare solvers" returns one finite point per (solver, setting): euler, midpoint and rk4 at
 4..64 evaluations per sample (one step at least) and dopri5 at five tolerances.
 
@@ -48,6 +49,18 @@ def test_quality():
         log(f"{s['step']} steps in {time.time() - t0:.0f}s; sliced W2 " + ", ".join(f"{p['step']}:{p['sw2']:.3f}" for p in hist))
         assert all(math.isfinite(p["sw2"]) and p["sw2"] >= 0 for p in hist), hist
         assert hist[-1]["sw2"] < s["init"], f"sliced W2 did not decrease: {s['init']} -> {hist[-1]['sw2']}"
+
+        # Straightness, kinetic energy (App.flow_stats) and the field error (App.field_error), kept
+        # by App.state(): finite, K = T + S >= S >= 0 up to rounding, shown as numbers (never NaN).
+        d.wait_for("const s = window.flowmatch.app.state(); return window.flowmatch.qualityError || (Number.isFinite(s.straightness) && Number.isFinite(s.fieldError));",
+                   120, "a straightness reading", progress="window.flowmatch.sw2History.length")
+        st = d.js("const s = window.flowmatch.app.state(); return {qe: window.flowmatch.qualityError, s: s.straightness, k: s.kinetic, ms: window.flowmatch.straightnessMs,"
+                  " t: s.transportCost, fe: s.fieldError, text: ['straightness', 'kinetic', 'field-error'].map((k) => document.getElementById('stat-' + k).textContent)}")
+        log(f"straightness {st['s']}, kinetic energy {st['k']}, transport cost {st['t']}, field error {st['fe']}, shown {st['text']}; last reading {st['ms']:.0f} ms")
+        assert not st["qe"], st
+        assert st["s"] >= -1e-4 and st["k"] > 0 and abs(st["k"] - st["t"] - st["s"]) <= 1e-3 * st["k"], st
+        assert st["fe"] > 0, st
+        assert all(t and "NaN" not in t and t != "–" for t in st["text"]), st
 
         # The chart was drawn: the quality canvas has non-background pixels.
         lit = d.js("const c = document.getElementById('quality'); const g = c.getContext('2d');"
