@@ -98,8 +98,9 @@ export function initQuality(app, state) {
     state.qualityInFlight = true;
     const gen = generation, t0 = performance.now();
     try {
+      // null: a new run replaced the model it measured (no reading).
       const st = await app.flow_stats();
-      if (gen !== generation || state.diverged) return;
+      if (st === null || gen !== generation || state.diverged) return;
       if ($('stat-straightness')) $('stat-straightness').textContent = fmt.num(st.straightness, 3);
       if ($('stat-kinetic')) $('stat-kinetic').textContent = fmt.num(st.kinetic, 3);
       // The field error against the exact field (null for a dataset source: no exact field).

@@ -66,6 +66,17 @@ fn point_js(p: &QualityPoint) -> JsValue {
     o.into()
 }
 
+/// A background reading that failed after a new run (reset, new model, loaded weights) replaced
+/// the model it measured is no reading (`null`): the CPU engine cancels its jobs on a new model,
+/// and a cancelled reading is not an error to show. Any other failure rejects.
+fn unless_replaced(page: &Rc<RefCell<Page>>, run: u32, e: String) -> Result<JsValue, JsValue> {
+    if page.borrow().readings.run != run {
+        Ok(JsValue::NULL)
+    } else {
+        Err(reject(e))
+    }
+}
+
 /// `{straightness, kinetic, transportCost, w2Squared}` of a reading, each `null` when unknown or not finite.
 fn stats_js(s: Option<&crate::engine::FlowStats>) -> Object {
     let o = Object::new();
@@ -528,17 +539,24 @@ impl App {
 
     /// Resolves to the sliced W2 between 1024 samples integrated with the page's solver and nfe
     /// and the target (lower is better), or `null` when it is not finite (the weights it
-    /// measured had diverged before the page learnt of it). Rejects once a divergence is known.
+    /// measured had diverged before the page learnt of it) or when a new run replaced the model
+    /// it was measuring. Rejects once a divergence is known.
     pub fn sample_quality(&self) -> Promise {
-        let fut = {
+        let (fut, run) = {
             let mut p = self.page.borrow_mut();
             if p.snapshots.diverged() {
                 return Promise::reject(&reject(crate::engine::quality::DIVERGED));
             }
             let c = p.session.config().clone();
-            p.engine.sample_quality(c.solver, c.nfe, c.tol)
+            (p.engine.sample_quality(c.solver, c.nfe, c.tol), p.readings.run)
         };
-        wasm_bindgen_futures::future_to_promise(async move { Ok(num(Some(fut.await.map_err(reject)?.sw2 as f64))) })
+        let page = self.page.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            match fut.await {
+                Ok(q) => Ok(num(Some(q.sw2 as f64))),
+                Err(e) => unless_replaced(&page, run, e),
+            }
+        })
     }
 
     /// Resolves to an array of `{solver, nfe, sw2, setting}`: each fixed-step solver at 4..64
@@ -561,7 +579,8 @@ impl App {
     /// kinetic energy `E ∫|v|² dt` and transport cost `E |x1 - x0|²`; each `null` when not finite.
     /// The minibatch W2² is not computed on the page (its matching costs seconds of a software
     /// adapter per reading): `w2Squared` is null (the CLI reports it). `state()` reports the latest until a new
-    /// run starts. Rejects once a divergence is known, or when the device cannot run the reading.
+    /// run starts. Rejects once a divergence is known, or when the device cannot run the reading;
+    /// `null` when a new run replaced the model it was measuring.
     pub fn flow_stats(&self) -> Promise {
         let (fut, run) = {
             let mut p = self.page.borrow_mut();
@@ -573,7 +592,10 @@ impl App {
         };
         let page = self.page.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let s = fut.await.map_err(reject)?;
+            let s = match fut.await {
+                Ok(s) => s,
+                Err(e) => return unless_replaced(&page, run, e),
+            };
             {
                 let mut p = page.borrow_mut();
                 if p.readings.run == run {
@@ -588,7 +610,8 @@ impl App {
     /// exact marginal field of the training points (`engine::Engine::field_error`, 64 fixed
     /// queries), `null` when not finite or when the source is not Gaussian (no exact field then).
     /// `state().fieldError` reports the latest until a new run starts. Rejects once a divergence
-    /// is known, or when the device cannot run the reading.
+    /// is known, or when the device cannot run the reading; `null` when a new run replaced the
+    /// model it was measuring.
     pub fn field_error(&self) -> Promise {
         let (fut, run) = {
             let mut p = self.page.borrow_mut();
@@ -602,7 +625,10 @@ impl App {
         };
         let page = self.page.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let e = fut.await.map_err(reject)?;
+            let e = match fut.await {
+                Ok(e) => e,
+                Err(e) => return unless_replaced(&page, run, e),
+            };
             {
                 let mut p = page.borrow_mut();
                 if p.readings.run == run {
