@@ -6,6 +6,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use flowmatch::engine::present::{Offscreen, OFFSCREEN_FORMAT};
 use flowmatch::render::heatmap::HEAT_GRID;
 use flowmatch::render::{FlowRenderer, Layers, Viewport, BACKGROUND};
 use wgpu::util::DeviceExt;
@@ -14,37 +15,17 @@ use wgpu::util::DeviceExt;
 fn heatmap_covers_the_world_square_and_skips_nan() {
     let ctx = pollster::block_on(common::gpu());
     let (w, h) = (128u32, 128u32);
-    let format = wgpu::TextureFormat::Rgba8Unorm;
-    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: None,
-        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    });
     let mut values = vec![0.0f32; (HEAT_GRID * HEAT_GRID) as usize];
     // Cell (0, 0) (bottom left) is NaN; the others high density.
     values[0] = f32::NAN;
     let log_p = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(&values), usage: wgpu::BufferUsages::STORAGE });
-    let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, format);
+    let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
     r.set_heatmap(&log_p);
     let view = Viewport { width: w, height: h, extent: 5.0 }.uniform();
     let layers = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: true };
-    let mut encoder = ctx.device.create_command_encoder(&Default::default());
-    r.draw(&mut encoder, &texture.create_view(&Default::default()), view, layers);
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (w * h * 4) as u64, usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
-    encoder.copy_texture_to_buffer(
-        texture.as_image_copy(),
-        wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(w * 4), rows_per_image: Some(h) } },
-        wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-    );
-    ctx.queue.submit([encoder.finish()]);
-    let px = pollster::block_on(flowmatch::gpu::readback::map_staging(&ctx, &staging)).unwrap();
+    let px = render(&ctx, &r, view, layers, w, h);
     let at = |x: u32, y: u32| &px[((y * w + x) * 4) as usize..][..3];
-    let bg = [(BACKGROUND.r * 255.0).round() as u8, (BACKGROUND.g * 255.0).round() as u8, (BACKGROUND.b * 255.0).round() as u8];
+    let bg = background();
     let far = |p: &[u8]| p.iter().zip(bg).any(|(a, b)| (*a as i32 - b as i32).abs() > 8);
     // Every pixel but the NaN cell (2x2 pixels at the bottom left; row 0 of the texture is the top).
     let mut drawn = 0;
@@ -60,28 +41,21 @@ fn heatmap_covers_the_world_square_and_skips_nan() {
     assert!(drawn >= w * h - 8, "only {drawn} of {} pixels drawn", w * h);
 }
 
-/// Renders `layers` of `r` into a fresh `w x h` texture and returns its RGBA pixels.
+/// The clear colour as 8-bit RGB.
+fn background() -> [u8; 3] {
+    [BACKGROUND.r, BACKGROUND.g, BACKGROUND.b].map(|c| (c * 255.0).round() as u8)
+}
+
+/// Renders `layers` of `r` into a fresh `w x h` offscreen target (the presenters' own,
+/// `engine::present::Offscreen`) and returns its tightly packed RGBA pixels.
 fn render(ctx: &flowmatch::gpu::GpuContext, r: &FlowRenderer, view: flowmatch::render::ViewUniform, layers: Layers, w: u32, h: u32) -> Vec<u8> {
-    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: None,
-        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    });
+    let target = Offscreen::new(&ctx.device, w, h);
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: target.staging_size(), usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
     let mut encoder = ctx.device.create_command_encoder(&Default::default());
-    r.draw(&mut encoder, &texture.create_view(&Default::default()), view, layers);
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (w * h * 4) as u64, usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
-    encoder.copy_texture_to_buffer(
-        texture.as_image_copy(),
-        wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(w * 4), rows_per_image: Some(h) } },
-        wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-    );
+    r.draw(&mut encoder, &target.texture.create_view(&Default::default()), view, layers);
+    target.copy_to(&mut encoder, &staging);
     ctx.queue.submit([encoder.finish()]);
-    pollster::block_on(flowmatch::gpu::readback::map_staging(&ctx, &staging)).unwrap().to_vec()
+    target.unpad(&pollster::block_on(flowmatch::gpu::readback::map_staging(ctx, &staging)).unwrap())
 }
 
 #[test]
@@ -90,7 +64,7 @@ fn point_layers_draw_at_their_points_only() {
     let (w, h) = (128u32, 128u32);
     let vp = Viewport { width: w, height: h, extent: 5.0 };
     let storage = |data: &[[f32; 2]]| ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(data), usage: wgpu::BufferUsages::STORAGE });
-    let bg = [(BACKGROUND.r * 255.0).round() as u8, (BACKGROUND.g * 255.0).round() as u8, (BACKGROUND.b * 255.0).round() as u8];
+    let bg = background();
     // Pixels that differ from the background, as (x, y) (row 0 at the top).
     let lit = |px: &[u8]| -> Vec<(u32, u32)> {
         (0..w * h).filter(|i| px[(i * 4) as usize..][..3].iter().zip(bg).any(|(a, b)| (*a as i32 - b as i32).abs() > 6)).map(|i| (i % w, i / w)).collect()
@@ -103,7 +77,7 @@ fn point_layers_draw_at_their_points_only() {
     view.point_px = 8.0;
     view.alpha = 1.0;
     let none = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false };
-    let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, wgpu::TextureFormat::Rgba8Unorm);
+    let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
 
     // Target samples: two points, three quads' worth of vertices would show a third.
     let target = [[-2.5f32, 2.5], [2.5, -2.5], [0.0, 0.0]];
