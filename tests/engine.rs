@@ -10,7 +10,7 @@ mod common;
 
 use flowmatch::config::{Config, Effect, Solver};
 use flowmatch::engine::painter::CountingPainter;
-use flowmatch::engine::{jobs::now_ms, CpuEngine, Engine, FrameInput, GpuEngine, OffscreenPresenter};
+use flowmatch::engine::{jobs::now_ms, Build, CpuEngine, Engine, FaultKind, FrameInput, GpuEngine, OffscreenPresenter};
 use flowmatch::render::{Layers, Viewport};
 use std::future::Future;
 use std::pin::Pin;
@@ -250,6 +250,72 @@ fn both_engines_pass_one_suite_and_agree() {
 /// density job outlives the engine (a retrain or the page's move to the CPU drops it). Before,
 /// both dispatched over a destroyed buffer (Firefox: "Buffer with 'target.points' label has been
 /// destroyed"; natively wgpu's validation panics).
+#[test]
+fn gpu_errors_reach_the_page_once_and_a_failed_build_keeps_the_model() {
+    let ctx = pollster::block_on(common::gpu());
+    // A real validation error in a checked build's scope is that build's fault.
+    let (_, check) = ctx.checked(|| {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("too.big"), size: (ctx.limits.max_buffer_size + 4) & !3, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
+    });
+    let f = pollster::block_on(check).expect("the scope caught the oversized buffer");
+    assert!(f.kind == FaultKind::Validation && !f.message.is_empty(), "{f:?}");
+    let (_, clean) = ctx.checked(|| ());
+    assert_eq!(pollster::block_on(clean), None, "a clean build reports nothing");
+
+    let c = small();
+    let mut e = gpu_engine(&ctx, &c);
+    e.train(5);
+    settle(&e);
+    assert_eq!(e.gpu_fault(), None);
+    // A new model the device refuses: the engine goes back to the model it had (same step, same
+    // shape, same weights), and says so once.
+    let before = { let fut = e.params(); drive(&mut e, fut) };
+    ctx.fail_next_build();
+    let wide = Config { width: 64, ..c.clone() };
+    e.apply(&wide, Effect::Retrain).unwrap();
+    let r = e.gpu_fault().expect("the failed build is reported");
+    assert!(r.fault.kind == FaultKind::Validation && r.during == Some(Build::Model) && r.reverted && !r.broken, "{r:?}");
+    assert_eq!(e.gpu_fault(), None, "reported once");
+    assert!(!e.checking());
+    assert_eq!((e.step(), e.trainer().spec.shape.width), (5, 16), "the model from before the change is back");
+    let after = { let fut = e.params(); drive(&mut e, fut) };
+    assert_eq!(after, before, "its weights too");
+    e.train(3);
+    settle(&e);
+    e.frame(&frame_input(Layers::default()));
+    assert_eq!((e.step(), e.gpu_fault()), (8, None), "it trains on, with no further errors");
+    // New samples the device refuses: the shown particles from before come back.
+    let more = Config { particles: 300, ..c.clone() };
+    ctx.fail_next_build();
+    e.apply(&more, Effect::Resample).unwrap();
+    let r = e.gpu_fault().expect("the failed samples are reported");
+    assert!(r.during == Some(Build::Samples) && r.reverted, "{r:?}");
+    let fut = e.samples();
+    assert_eq!(drive(&mut e, fut).len(), c.particles as usize, "the shown particles from before");
+    // A build that checks clean replaces what was there for good.
+    e.apply(&wide, Effect::Retrain).unwrap();
+    assert_eq!((e.gpu_fault(), e.trainer().spec.shape.width), (None, 64));
+    // A first build with nothing to go back to is broken (the page starts again with its defaults).
+    ctx.fail_next_build();
+    let mut fresh = gpu_engine(&ctx, &c);
+    let r = fresh.gpu_fault().expect("the failed first build is reported");
+    assert!(!r.reverted && r.broken, "{r:?}");
+    // Errors no scope caught (the uncaptured-error handler's body, here with injected errors): a
+    // burst is one report, to every engine on the device, and none repeats.
+    for _ in 0..3 {
+        ctx.errors.record(&wgpu::Error::OutOfMemory { source: Box::new(std::io::Error::other("injected")) });
+    }
+    ctx.errors.record(&wgpu::Error::Validation { source: Box::new(std::io::Error::other("injected")), description: "injected validation error".into() });
+    for engine in [&mut e, &mut fresh] {
+        let r = engine.gpu_fault().expect("the uncaptured errors are reported");
+        assert!(r.fault.kind == FaultKind::OutOfMemory && r.during.is_none() && !r.reverted && !r.broken, "{r:?}");
+        assert_eq!(engine.gpu_fault(), None, "a burst is reported once");
+    }
+    ctx.errors.record(&wgpu::Error::Validation { source: Box::new(std::io::Error::other("injected")), description: "later".into() });
+    let r = e.gpu_fault().unwrap();
+    assert_eq!((r.fault.kind, r.fault.message.as_str()), (FaultKind::Validation, "later"));
+}
+
 #[test]
 fn gpu_jobs_outlive_the_buffers_they_started_from() {
     let ctx = pollster::block_on(common::gpu());

@@ -29,8 +29,8 @@ window.flowmatch = state;
 
 let app = null;
 
-// WebGPU validation errors and device loss would otherwise only reach the browser's console:
-// record them (window.flowmatch.gpuErrors) and show the first in the error banner.
+// WebGPU validation errors and device loss, recorded for tests (window.flowmatch.gpuErrors). The
+// App itself reports GPU errors in its state's `error` (src/web/page.rs), which the banner shows.
 state.gpuErrors = [];
 if (globalThis.GPUAdapter) {
   const request = GPUAdapter.prototype.requestDevice;
@@ -40,7 +40,6 @@ if (globalThis.GPUAdapter) {
       const msg = `WebGPU error: ${e.error && e.error.message}`;
       if (state.gpuErrors.length < 20) state.gpuErrors.push(msg);
       console.error(msg);
-      showText($('error'), state.gpuErrors[0]);
     });
     device.lost.then((info) => {
       if (info.reason === 'destroyed') return;

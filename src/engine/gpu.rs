@@ -18,11 +18,17 @@
 //! (`gpu::chunked::Done`), and the asynchronous reads await each chunk (`gpu::chunked::queue_done`)
 //! — nothing waits inside a frame. The shown flow's end positions are copied into their own buffer
 //! when its last chunk is queued, so `samples` never reads an integration in progress.
+//!
+//! GPU errors reach the page (`Engine::gpu_fault`): every build (a new model, new shown
+//! particles) runs inside the device's out-of-memory and validation error scopes
+//! (`GpuContext::checked`), and what it replaced is kept until the device has checked it; a build
+//! the device could not allocate or refused is swapped back for what was there before. Errors no
+//! scope caught come from the context's log (`gpu::ErrorLog`), each burst reported once.
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{class_points, comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, field_error_fits, FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES, NO_EXACT_FIELD, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
-use super::{Engine, EngineFuture, EngineInfo, FlowStats, FrameInput, GpuPresenter};
+use super::{Build, Engine, EngineFuture, EngineInfo, FaultReport, FlowStats, FrameInput, GpuPresenter};
 use crate::cpu::flow_stats::measured_steps;
 use crate::gpu::flow_stats::GpuFlowStats;
 use crate::gpu::sampler::flops_per_particle_step;
@@ -38,7 +44,7 @@ use crate::model::Query;
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::trainer::TrainStatus;
 use crate::model_file::ModelFile;
-use crate::gpu::{counter, GpuContext, GpuDensity, GpuError, GpuQuality, GpuSampler, GpuTrainer};
+use crate::gpu::{counter, BuildCheck, GpuContext, GpuDensity, GpuError, GpuQuality, GpuSampler, GpuTrainer};
 use crate::render::heatmap::{cell_centres, HEAT_GRID};
 use crate::render::FlowRenderer;
 use crate::spec::TrainSpec;
@@ -141,6 +147,35 @@ pub struct GpuEngine {
     last_frame: f64,
     /// When training steps were last submitted (`jobs::now_ms`), for `training_idle`.
     last_train_ms: f64,
+    /// Builds so far (the latest's number) and the error checks still pending: (build, what, check).
+    builds: u32,
+    checks: Vec<(u32, Build, BuildCheck)>,
+    /// What the latest build replaced, kept until the device has checked that build, with the
+    /// `(model_build, shown_build)` it came from.
+    previous: Option<(u32, Previous, (u32, u32))>,
+    /// The builds the current model and the current shown particles came from.
+    model_build: u32,
+    shown_build: u32,
+    /// Uncaptured errors of the device already reported (`gpu::ErrorLog::since`).
+    errors_seen: u64,
+}
+
+/// The model and everything built on its buffers (what `retrain` replaces at once).
+struct ModelParts {
+    trainer: GpuTrainer,
+    source: Vec<[f32; 2]>,
+    labels: Vec<u32>,
+    target: Vec<[f32; 2]>,
+    query: Query,
+    arrows: Arrows,
+    heat: Heat,
+    shown: Shown,
+}
+
+/// What a build replaced.
+enum Previous {
+    Model(Box<ModelParts>),
+    Samples(Box<Shown>),
 }
 
 impl GpuEngine {
@@ -148,13 +183,18 @@ impl GpuEngine {
     /// a message (naming what does not fit) before allocating anything too large.
     pub fn new(ctx: GpuContext, c: &Config, presenter: Box<dyn GpuPresenter>) -> Result<Self, String> {
         let (data, source) = training_data(c);
-        let trainer = Self::new_trainer(&ctx, c, &data, &source)?;
-        let mut renderer = FlowRenderer::new(&ctx.device, &ctx.queue, presenter.format());
-        let arrows = Self::new_arrows(&ctx, &trainer, c)?;
-        let shown = Self::new_shown(&ctx, &trainer, &source, c)?;
+        let (built, check) = ctx.checked(|| -> Result<_, String> {
+            let trainer = Self::new_trainer(&ctx, c, &data, &source)?;
+            let renderer = FlowRenderer::new(&ctx.device, &ctx.queue, presenter.format());
+            let arrows = Self::new_arrows(&ctx, &trainer, c)?;
+            let shown = Self::new_shown(&ctx, &trainer, &source, c)?;
+            Ok((trainer, renderer, arrows, shown))
+        });
+        let (trainer, mut renderer, arrows, shown) = built?;
         renderer.set_flow(&shown.sampler.traj, &shown.sampler.origins, shown.sampler.len(), shown.steps);
         renderer.set_target(&trainer.data, Self::target_drawn(&ctx).min(data.len() as u32));
         renderer.set_field(&arrows.particles, ARROW_GRID);
+        let errors_seen = ctx.errors.count();
         let mut engine = GpuEngine {
             ctx,
             presenter,
@@ -171,6 +211,12 @@ impl GpuEngine {
             time: GpuTime::default(),
             last_frame: f64::NEG_INFINITY,
             last_train_ms: f64::NEG_INFINITY,
+            builds: 1,
+            checks: vec![(1, Build::Model, check)],
+            previous: None,
+            model_build: 1,
+            shown_build: 1,
+            errors_seen,
         };
         engine.shown.refresh_s = engine.refresh_interval();
         Ok(engine)
@@ -336,28 +382,107 @@ impl GpuEngine {
         self.time.interval(Work::Integrate, s.chunks, self.share(Work::Integrate), estimate).clamp(0.3, 60.0)
     }
 
-    /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes.
+    /// A new model for `c` (shape, data, batch, path, ... changed); on error nothing changes. The
+    /// model it replaces is kept until the device has checked the new one (`gpu_fault`).
     fn retrain(&mut self, c: &Config) -> Result<(), String> {
         let (data, source) = training_data(c);
-        let trainer = Self::new_trainer(&self.ctx, c, &data, &source)?;
-        let arrows = Self::new_arrows(&self.ctx, &trainer, c)?;
-        let shown = Self::new_shown(&self.ctx, &trainer, &source, c)?;
-        self.trainer = trainer;
-        self.source = source;
-        self.labels = training_labels(c);
-        self.target = data;
-        self.query = query(c);
-        self.arrows = Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY };
-        self.heat = Heat::default();
-        self.set_shown(shown);
-        self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(self.target.len() as u32));
-        self.renderer.set_field(&self.arrows.sampler.particles, ARROW_GRID);
+        let ctx = self.ctx.clone();
+        let (built, check) = ctx.checked(|| -> Result<_, String> {
+            let trainer = Self::new_trainer(&ctx, c, &data, &source)?;
+            let arrows = Self::new_arrows(&ctx, &trainer, c)?;
+            let shown = Self::new_shown(&ctx, &trainer, &source, c)?;
+            Ok((trainer, arrows, shown))
+        });
+        let (trainer, arrows, shown) = built?;
+        let parts = ModelParts {
+            trainer,
+            source,
+            labels: training_labels(c),
+            target: data,
+            query: query(c),
+            arrows: Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY },
+            heat: Heat::default(),
+            shown,
+        };
+        let old = self.swap_model(parts);
+        let from = (self.model_build, self.shown_build);
+        let id = self.checked_build(Build::Model, check);
+        self.model_build = id;
+        self.shown_build = id;
+        self.previous = Some((id, Previous::Model(Box::new(old)), from));
         Ok(())
     }
 
-    fn set_shown(&mut self, shown: Shown) {
-        self.renderer.set_flow(&shown.sampler.traj, &shown.sampler.origins, shown.sampler.len(), shown.steps);
-        self.shown = shown;
+    /// Records a build's error check; returns the build's number.
+    fn checked_build(&mut self, what: Build, check: BuildCheck) -> u32 {
+        self.builds += 1;
+        self.checks.push((self.builds, what, check));
+        self.builds
+    }
+
+    /// Puts `m` in place of the current model (the renderer drawing from its buffers) and
+    /// returns the model it replaced.
+    fn swap_model(&mut self, mut m: ModelParts) -> ModelParts {
+        std::mem::swap(&mut self.trainer, &mut m.trainer);
+        std::mem::swap(&mut self.source, &mut m.source);
+        std::mem::swap(&mut self.labels, &mut m.labels);
+        std::mem::swap(&mut self.target, &mut m.target);
+        std::mem::swap(&mut self.query, &mut m.query);
+        std::mem::swap(&mut self.arrows, &mut m.arrows);
+        std::mem::swap(&mut self.heat, &mut m.heat);
+        std::mem::swap(&mut self.shown, &mut m.shown);
+        let s = &self.shown;
+        self.renderer.set_flow(&s.sampler.traj, &s.sampler.origins, s.sampler.len(), s.steps);
+        self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(self.target.len() as u32));
+        self.renderer.set_field(&self.arrows.sampler.particles, ARROW_GRID);
+        if let Some(d) = &self.heat.density {
+            self.renderer.set_heatmap(d.log_p_buffer());
+        }
+        m
+    }
+
+    /// The renderer draws the current shown particles.
+    fn set_shown_bindings(&mut self) {
+        let s = &self.shown;
+        self.renderer.set_flow(&s.sampler.traj, &s.sampler.origins, s.sampler.len(), s.steps);
+    }
+
+    /// The next build whose check came back with an error (the build swapped back for what it
+    /// replaced when it is the latest), dropping what a build replaced once it checked clean.
+    fn failed_build(&mut self) -> Option<FaultReport> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut i = 0;
+        while i < self.checks.len() {
+            let std::task::Poll::Ready(result) = self.checks[i].2.as_mut().poll(&mut cx) else {
+                i += 1;
+                continue;
+            };
+            let (id, what, _) = self.checks.remove(i);
+            let replaced = matches!(&self.previous, Some((p, _, _)) if *p == id);
+            let Some(fault) = result else {
+                if replaced {
+                    self.previous = None;
+                }
+                continue;
+            };
+            let reverted = replaced;
+            if let Some((_, previous, from)) = self.previous.take().filter(|_| replaced) {
+                (self.model_build, self.shown_build) = from;
+                match previous {
+                    Previous::Model(m) => {
+                        drop(self.swap_model(*m));
+                    }
+                    Previous::Samples(shown) => {
+                        self.shown = *shown;
+                        self.set_shown_bindings();
+                    }
+                }
+            }
+            let broken = !reverted && (self.model_build == id || self.shown_build == id);
+            return Some(FaultReport { fault, during: Some(what), reverted, broken });
+        }
+        None
     }
 
     /// Samples, solver or tolerance changed: new particles when their count or steps changed,
@@ -366,9 +491,15 @@ impl GpuEngine {
         let steps = traj_steps(c.nfe, c.particles, self.ctx.limits.max_storage_buffer_binding_size);
         if c.particles.max(1) != self.shown.sampler.len() || steps != self.shown.steps {
             let frozen = self.shown.frozen;
-            let mut shown = Self::new_shown(&self.ctx, &self.trainer, &self.source, c)?;
+            let (shown, check) = self.ctx.checked(|| Self::new_shown(&self.ctx, &self.trainer, &self.source, c));
+            let mut shown = shown?;
             shown.frozen = frozen;
-            self.set_shown(shown);
+            let old = std::mem::replace(&mut self.shown, shown);
+            self.set_shown_bindings();
+            let from = (self.model_build, self.shown_build);
+            let id = self.checked_build(Build::Samples, check);
+            self.shown_build = id;
+            self.previous = Some((id, Previous::Samples(Box::new(old)), from));
         } else {
             self.shown.sampler.set_tol(c.tol)?;
             self.shown.sampler.set_query(query(c));
@@ -841,6 +972,19 @@ impl Engine for GpuEngine {
 
     fn device_lost(&self) -> bool {
         self.ctx.is_lost()
+    }
+
+    fn gpu_fault(&mut self) -> Option<FaultReport> {
+        if let Some(r) = self.failed_build() {
+            return Some(r);
+        }
+        let (fault, seen) = self.ctx.errors.since(self.errors_seen);
+        self.errors_seen = seen;
+        fault.map(|fault| FaultReport { fault, during: None, reverted: false, broken: false })
+    }
+
+    fn checking(&self) -> bool {
+        !self.checks.is_empty()
     }
 }
 

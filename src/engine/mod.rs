@@ -24,6 +24,7 @@ pub mod present;
 pub mod quality;
 
 pub use cpu::CpuEngine;
+pub use crate::gpu::{FaultKind, GpuFault};
 pub use gpu::GpuEngine;
 pub use painter::Painter;
 pub use present::{GpuPresenter, OffscreenPresenter};
@@ -190,6 +191,40 @@ pub trait Engine {
     fn profile(&self) -> crate::budget::Profile;
     /// The device this engine runs on was lost (never on the CPU).
     fn device_lost(&self) -> bool;
+    /// The next GPU error the device reported for this engine, once (never on the CPU): a build
+    /// (a new model or new samples) the device could not allocate or refused — the engine has
+    /// then gone back to what it had before, where it had something — or an error no error scope
+    /// caught. Called once per frame; a burst of errors is one report.
+    fn gpu_fault(&mut self) -> Option<FaultReport> {
+        None
+    }
+    /// Builds are waiting for the device's check (`gpu_fault` may still report one of them).
+    fn checking(&self) -> bool {
+        false
+    }
+}
+
+/// A GPU error as the page sees it (`Engine::gpu_fault`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultReport {
+    pub fault: crate::gpu::GpuFault,
+    /// What the engine was doing: building the model or new samples (a build's own error
+    /// scopes caught it), or None (an uncaptured error: something else).
+    pub during: Option<Build>,
+    /// The build failed and the engine went back to the model and samples it had before it.
+    pub reverted: bool,
+    /// The build failed and there was nothing to go back to: the engine's model is unusable
+    /// (the page rebuilds it with other settings).
+    pub broken: bool,
+}
+
+/// What a checked build made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// A model (trainer, samplers) for a configuration.
+    Model,
+    /// New shown particles (their count or steps changed).
+    Samples,
 }
 
 /// What a configuration change does to a live engine: `config::Config::change_effect` plus the

@@ -3,6 +3,11 @@
 //! Native: any adapter wgpu finds (`WGPU_BACKEND` is honoured), e.g. Mesa's lavapipe on machines
 //! without a GPU. Web: the browser's WebGPU adapter; `navigator.gpu` is checked first so a browser
 //! without WebGPU gets a clear error instead of a panic.
+//!
+//! GPU errors that reach the user: [`GpuContext::checked`] runs a build (a new model, new
+//! samples) inside out-of-memory and validation error scopes and hands back a future of what they
+//! caught; in the browser every error no scope caught (wgpu's uncaptured-error handler) is kept
+//! in the context's [`ErrorLog`] for the engines on the device to pick up ([`GpuFault`]).
 
 use std::fmt;
 
@@ -24,6 +29,70 @@ pub enum GpuError {
     #[error("{0}")]
     Unsupported(String),
 }
+
+/// What kind of GPU error a [`GpuFault`] is (WebGPU's error filters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    OutOfMemory,
+    Validation,
+    Internal,
+}
+
+/// A GPU error reported asynchronously by the device: an allocation that failed, a command the
+/// device refused. `message` is the device's own words (empty for out-of-memory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuFault {
+    pub kind: FaultKind,
+    pub message: String,
+}
+
+impl GpuFault {
+    pub fn from_error(e: &wgpu::Error) -> Self {
+        match e {
+            wgpu::Error::OutOfMemory { .. } => GpuFault { kind: FaultKind::OutOfMemory, message: String::new() },
+            wgpu::Error::Validation { description, .. } => GpuFault { kind: FaultKind::Validation, message: description.trim().to_string() },
+            wgpu::Error::Internal { description, .. } => GpuFault { kind: FaultKind::Internal, message: description.trim().to_string() },
+        }
+    }
+}
+
+/// The errors of one device that no error scope caught: how many so far, and the first few (a
+/// broken command repeated every frame must not grow it without end).
+#[derive(Default, Debug)]
+pub struct ErrorLog {
+    inner: std::sync::Mutex<(u64, Vec<GpuFault>)>,
+}
+
+/// Errors an [`ErrorLog`] keeps (later ones are only counted).
+pub const ERRORS_KEPT: usize = 8;
+
+impl ErrorLog {
+    /// The uncaptured-error handler's body: records `e`.
+    pub fn record(&self, e: &wgpu::Error) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 += 1;
+        if g.1.len() < ERRORS_KEPT {
+            g.1.push(GpuFault::from_error(e));
+        }
+    }
+
+    /// Errors recorded so far.
+    pub fn count(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// The first error recorded after the first `seen` (None when there is none, or it was past
+    /// the kept ones), and the count to pass next time: every error up to now is then seen, so a
+    /// burst of errors is reported once.
+    pub fn since(&self, seen: u64) -> (Option<GpuFault>, u64) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let first = if g.0 > seen { g.1.get(seen as usize).cloned().or_else(|| g.1.last().cloned()) } else { None };
+        (first, g.0)
+    }
+}
+
+/// What the error scopes around a build caught (None: nothing), once the device has said.
+pub type BuildCheck = std::pin::Pin<Box<dyn std::future::Future<Output = Option<GpuFault>>>>;
 
 /// What the adapter is, for benchmark output and the page.
 #[derive(Clone, Debug)]
@@ -60,6 +129,12 @@ pub struct GpuContext {
     /// Set by the device-lost callback (installed once per device, here): a driver reset,
     /// `GPUDevice.destroy()`, or the browser taking the device away.
     pub lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Errors no error scope caught (browser only: natively wgpu's default handler panics, which
+    /// the tests rely on).
+    pub errors: std::sync::Arc<ErrorLog>,
+    /// Tests: the next [`GpuContext::checked`] build also asks for one buffer over the device's
+    /// size limit, a real validation error in its scope ([`GpuContext::fail_next_build`]).
+    fail_next_build: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GpuContext {
@@ -119,7 +194,47 @@ impl GpuContext {
         let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = lost.clone();
         device.set_device_lost_callback(move |_reason, _msg| flag.store(true, std::sync::atomic::Ordering::Relaxed));
-        Ok(GpuContext { device, queue, adapter, limits, features, lost })
+        let errors = std::sync::Arc::new(ErrorLog::default());
+        #[cfg(target_arch = "wasm32")]
+        {
+            let log = errors.clone();
+            device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+                web_sys::console::error_1(&format!("flowmatch: uncaptured WebGPU error: {e}").into());
+                log.record(&e);
+            }));
+        }
+        Ok(GpuContext { device, queue, adapter, limits, features, lost, errors, fail_next_build: Default::default() })
+    }
+
+    /// Runs `f` (a build: buffers, pipelines) inside out-of-memory and validation error scopes and
+    /// returns its result with a future of the first error they caught (the out-of-memory one
+    /// first). The scopes are popped before this returns; the future resolves once the device has
+    /// checked the work (at once natively, a little later in the browser).
+    pub fn checked<T>(&self, f: impl FnOnce() -> T) -> (T, BuildCheck) {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        if self.fail_next_build.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let _refused = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("test.over_the_limit"),
+                size: (self.limits.max_buffer_size + 4) & !3,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+        }
+        let v = validation.pop();
+        let o = oom.pop();
+        let check = async move {
+            let (v, o) = (v.await, o.await);
+            o.or(v).map(|e| GpuFault::from_error(&e))
+        };
+        (out, Box::pin(check))
+    }
+
+    /// Tests: makes the next checked build fail with a real validation error (one buffer over
+    /// the device's size limit, created inside the build's error scopes).
+    pub fn fail_next_build(&self) {
+        self.fail_next_build.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// True once the device was lost.

@@ -23,7 +23,7 @@ pub mod snapshot;
 pub mod trainer;
 pub mod uniforms;
 
-pub use context::{GpuContext, GpuError};
+pub use context::{BuildCheck, ErrorLog, FaultKind, GpuContext, GpuError, GpuFault};
 pub use density::GpuDensity;
 pub use exact::{GpuExactField, GpuExactFlow};
 pub use flow_stats::GpuFlowStats;

@@ -27,6 +27,8 @@ pub struct Pacer {
     budget_ms: f64,
     /// Measured milliseconds of the page's thread per step (moving average).
     ms_per_step: f64,
+    /// `ms_per_step` was measured for the current model (else one step per frame until it is).
+    measured: bool,
     /// The queue was found empty since the last adaptation.
     ran_dry: bool,
     last_adapt: f64,
@@ -51,8 +53,11 @@ impl Pacer {
             max_depth: 4096.0,
             latency_target_s: if software { 0.3 } else { 0.1 },
             budget_ms: 8.0,
-            // Pessimistic until measured: a CPU engine's first frame must not run hundreds of steps.
+            // Until measured, a frame runs one step (`plan`): what a step costs depends on the model
+            // (an OT-coupled CPU step is a hundred Sinkhorn sweeps), and a guess that is too low
+            // holds the page's thread for several steps' time.
             ms_per_step: 2.0,
+            measured: false,
             ran_dry: false,
             last_adapt: f64::NEG_INFINITY,
             fixed_rate: None,
@@ -88,7 +93,7 @@ impl Pacer {
         }
         let depth = self.fixed_depth.map_or(self.depth, |d| d as f64);
         let room = (depth - backlog as f64).max(0.0);
-        let by_budget = (self.budget_ms / self.ms_per_step.max(1e-3)).floor().max(1.0);
+        let by_budget = if self.measured { (self.budget_ms / self.ms_per_step.max(1e-3)).floor().max(1.0) } else { 1.0 };
         let want = match self.fixed_rate {
             Some(rate) => {
                 self.acc += rate;
@@ -106,8 +111,16 @@ impl Pacer {
     /// `n` steps took `ms` of the page's thread (queueing them, or running them on the CPU).
     pub fn took(&mut self, n: u32, ms: f64) {
         if n > 0 && ms.is_finite() && ms >= 0.0 {
-            self.ms_per_step = 0.7 * self.ms_per_step + 0.3 * (ms / n as f64).max(1e-4);
+            let per = (ms / n as f64).max(1e-4);
+            self.ms_per_step = if self.measured { 0.7 * self.ms_per_step + 0.3 * per } else { per };
+            self.measured = true;
         }
+    }
+
+    /// A new model (another shape, batch or coupling): its steps cost something else, so the
+    /// next frame runs one step and measures it again.
+    pub fn new_model(&mut self) {
+        self.measured = false;
     }
 
     /// Fixes the steps per frame (benchmarks); `None` returns to the frame budget.
@@ -358,6 +371,26 @@ mod tests {
         p.fix_depth(Some(3));
         p.fix_rate(Some(10.0));
         assert_eq!(p.plan(20.0, 2, 0.0, 0.0, u32::MAX), 1, "a fixed depth caps the queue");
+    }
+
+    #[test]
+    fn an_unmeasured_model_runs_one_step_a_frame() {
+        // A CPU step of the OT coupling (batch 128: a hundred Sinkhorn sweeps) takes ~150 ms:
+        // the first frame ran budget / 2 ms = 4 of them before anything was measured (0.6 s of
+        // the page's thread, seconds on a loaded machine: `?cpu=1#coupling=ot&batch=65536`).
+        let mut p = Pacer::new(true);
+        assert_eq!(p.plan(0.0, 0, 0.0, 0.0, u32::MAX), 1, "nothing measured: one step");
+        p.took(1, 150.0);
+        assert_eq!(p.plan(0.05, 0, 0.0, 0.0, u32::MAX), 1, "a step over the budget: one a frame");
+        // A cheap model measured at 0.1 ms a step runs many; a new (dearer) model starts at one.
+        for _ in 0..30 {
+            p.took(10, 1.0);
+        }
+        assert!(p.plan(1.0, 0, 0.0, 0.0, u32::MAX) >= 10);
+        p.new_model();
+        assert_eq!(p.plan(2.0, 0, 0.0, 0.0, u32::MAX), 1, "a new model: one step until measured");
+        p.took(1, 150.0);
+        assert_eq!(p.plan(3.0, 0, 0.0, 0.0, u32::MAX), 1, "the first measurement replaces the old model's cost");
     }
 
     #[test]

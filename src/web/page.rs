@@ -11,18 +11,23 @@
 //! - `backend` (`web::backend`): canvas, device generation, why this backend, device-loss recovery.
 //! - `messages`: the error and the notice the page shows.
 //!
+//! GPU errors (`Engine::gpu_fault`, checked every frame) reach `messages.error` once each: a
+//! model or samples the device could not build are replaced by what was there before (the
+//! settings, loss history and snapshots from before the change come back with them), or by the
+//! defaults when there was nothing before; any other GPU error pauses training.
+//!
 //! `frame` is called once per animation frame and never waits: training is queued, reads are
 //! spawned (`spawn_local`) and folded in when they land, through a weak reference to the page.
 
 use super::backend::{self, Backend, Preference, Recovery, Trial};
 use super::pacing::{page_config, widget_config, FlowClock, Pacer};
-use super::reliability::{divergence_message, gave_up_message, GiveUp, Next, Snapshots};
+use super::reliability::{divergence_message, gave_up_message, gpu_fault_message, AfterFault, GiveUp, Next, Snapshots};
 use super::session::Session;
 use crate::budget::{check, Profile, Target};
 use super::targets::CustomTargets;
 use super::training::{ReadTicket, TrainLoop};
 use crate::config::{Config, Effect};
-use crate::engine::{jobs::now_ms, Engine, FrameInput};
+use crate::engine::{jobs::now_ms, Build, Engine, FaultReport, FrameInput};
 use crate::gpu::snapshot::Snapshot;
 use crate::gpu::trainer::TrainStatus;
 use crate::model_file::ModelFile;
@@ -63,6 +68,19 @@ pub struct Page {
     pub reads: Rc<Cell<u32>>,
     /// The latest straightness reading of this run (`App::flow_stats`).
     pub readings: Readings,
+    /// The starting configuration (page or widget, small or not): what a model the device could
+    /// not build is replaced with when there is nothing to go back to.
+    pub defaults: Config,
+    /// The page as it was before the latest build, until the device has checked it.
+    before_build: Option<Box<BeforeBuild>>,
+}
+
+/// What a build changed on the page, to put back when the device could not make it.
+struct BeforeBuild {
+    config: Config,
+    train: TrainLoop,
+    good: std::collections::VecDeque<Snapshot>,
+    custom: Option<CustomTarget>,
 }
 
 /// Readings of the current run that the page keeps for `App::state` (the sliced W2 is kept by
@@ -155,6 +173,7 @@ impl Page {
             }
         };
         let software = engine.info().software;
+        let defaults = defaults(software);
         let mut page = Page {
             engine,
             session,
@@ -166,6 +185,8 @@ impl Page {
             messages,
             reads: Default::default(),
             readings: Readings::default(),
+            defaults,
+            before_build: None,
         };
         page.engine.resize(w, h);
         page.train.on = true;
@@ -197,6 +218,15 @@ impl Page {
             return;
         }
         let now = secs();
+        if let Some(e) = p.train.failure_due(now, false) {
+            p.messages.error = Some(format!("reading the training status failed: {e}"));
+        }
+        if let Some(f) = p.engine.gpu_fault() {
+            p.on_gpu_fault(f);
+        }
+        if !p.engine.checking() {
+            p.before_build = None;
+        }
         if dt_ms.is_finite() && dt_ms > 0.0 {
             p.view.frame_ms = 0.9 * p.view.frame_ms + 0.1 * dt_ms.min(250.0);
         }
@@ -272,13 +302,54 @@ impl Page {
                     self.diverged(bad);
                 }
             }
-            Err(e) => {
-                self.train.failed(ticket);
-                if !self.engine.device_lost() {
-                    self.messages.error = Some(format!("reading the training status failed: {e}"));
+            // Shown by `frame` after a grace, unless the device turns out lost (`TrainLoop::failed`).
+            Err(e) => self.train.failed(ticket, e, secs()),
+        }
+    }
+
+    /// A GPU error the engine reported (see the module docs): said once, with what became of
+    /// the model.
+    fn on_gpu_fault(&mut self, f: FaultReport) {
+        let c = self.session.config();
+        let built = f.during.map(|b| match b {
+            Build::Model => format!("a {}×{} model (batch {})", c.width, c.depth, c.batch),
+            Build::Samples => format!("{} particles of {} steps", c.particles, c.nfe),
+        });
+        let after = if f.reverted {
+            if let Some(b) = self.before_build.take() {
+                let BeforeBuild { config, train, good, custom } = *b;
+                self.session.commit(config);
+                if f.during == Some(Build::Model) {
+                    // The model from before, with its loss history, reads and snapshots.
+                    self.train = train;
+                    self.snapshots.put_back(good);
+                    self.readings.new_run();
+                    match custom {
+                        Some(t) if self.custom.active() != Some(&t) => self.custom.activate(t),
+                        None if self.custom.active().is_some() => self.custom.end(),
+                        _ => {}
+                    }
                 }
             }
+            AfterFault::Kept
+        } else if f.broken && *c != self.defaults {
+            let defaults = self.defaults.clone();
+            match self.apply(defaults) {
+                Ok(()) => AfterFault::Defaults,
+                Err(_) => AfterFault::Paused,
+            }
+        } else {
+            AfterFault::Paused
+        };
+        // The first error of a burst is the one to read; later ones while it is shown add nothing.
+        if f.during.is_none() && self.messages.error.is_some() {
+            return;
         }
+        let msg = gpu_fault_message(f.fault.kind, &f.fault.message, built.as_deref(), after);
+        web_sys::console::warn_1(&format!("flowmatch: {msg}").into());
+        // Paused until Train (which clears the message); a snapshot of what stays is taken.
+        self.pause();
+        self.messages.error = Some(msg);
     }
 
     /// Divergence: pause, freeze the shown flow, explain.
@@ -334,9 +405,16 @@ impl Page {
             check(&next, &self.engine.profile(), self.budget_target()).map_err(|r| r.to_string())?;
         }
         self.engine.apply(&next, effect)?;
+        if effect != Effect::Live {
+            // Until the device has checked the build: what to put back if it could not make it.
+            let good = if effect == Effect::Retrain { self.snapshots.take_good() } else { Default::default() };
+            let (config, train, custom) = (self.session.config().clone(), self.train.clone(), self.custom.active().cloned());
+            self.before_build = Some(Box::new(BeforeBuild { config, train, good, custom }));
+        }
         let old_dataset = self.session.config().dataset;
         self.session.commit(next);
         if effect == Effect::Retrain {
+            self.train.pacer.new_model();
             self.restart_metrics();
             if self.session.config().dataset != old_dataset {
                 self.custom.end();
@@ -485,6 +563,7 @@ impl Page {
     /// After a new engine: the custom target again, then `file` (None: the seed's weights).
     fn resume_on(&mut self, engine: Box<dyn Engine>, file: Option<ModelFile>) -> Result<(), String> {
         self.engine = engine;
+        self.before_build = None;
         self.engine.resize(self.view.width, self.view.height);
         self.reupload_custom();
         match file {

@@ -17,6 +17,10 @@
 //!
 //! Every timeline change (new run, restore, recovery, divergence) bumps `timeline`; a snapshot
 //! read from an older timeline is dropped when it lands.
+//!
+//! GPU errors (`gpu_fault_message`): an allocation the device could not make or a command it
+//! refused, while building a model (the page then keeps the model it had) or at any other time
+//! (training pauses), each said once, with what to do.
 
 use crate::gpu::snapshot::Snapshot;
 use std::collections::VecDeque;
@@ -82,6 +86,18 @@ impl Snapshots {
         while self.good.len() > SNAPSHOTS_KEPT {
             self.good.pop_front();
         }
+    }
+
+    /// Hands over the good snapshots (kept by a build that may still be reverted; a new run
+    /// starts without them).
+    pub fn take_good(&mut self) -> VecDeque<Snapshot> {
+        std::mem::take(&mut self.good)
+    }
+
+    /// Back to `good` (a reverted build: the model they are of is back); reads in flight are stale.
+    pub fn put_back(&mut self, good: VecDeque<Snapshot>) {
+        self.good = good;
+        self.rewound();
     }
 
     /// Takes a snapshot at the next frame even while paused (after a pause or a target change).
@@ -237,6 +253,46 @@ pub fn gave_up_message(why: GiveUp, cpu: Result<(), String>, step: Option<u32>) 
     }
 }
 
+/// What became of the model after a GPU error (`gpu_fault_message`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterFault {
+    /// The build failed; the model (and samples) from before it are back.
+    Kept,
+    /// The build failed with nothing to go back to: the page started again with its defaults.
+    Defaults,
+    /// Not a build: training is paused, the model stays.
+    Paused,
+}
+
+/// Device messages are cut to this many characters.
+const FAULT_DETAIL_CHARS: usize = 300;
+
+/// What the page says about a GPU error: `kind` and the device's own `detail`, `built` what was
+/// being built ("a 1024×8 model (batch 65536)"; None: not a build), and what became of the model.
+pub fn gpu_fault_message(kind: crate::gpu::FaultKind, detail: &str, built: Option<&str>, after: AfterFault) -> String {
+    use crate::gpu::FaultKind;
+    // One line, without the device's closing full stop (the sentence goes on).
+    let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    let detail = detail.trim_end_matches('.');
+    let cut = detail.chars().count() > FAULT_DETAIL_CHARS;
+    let detail: String = detail.chars().take(FAULT_DETAIL_CHARS).chain(cut.then_some('…')).collect();
+    let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+    let what = match (kind, built) {
+        (FaultKind::OutOfMemory, Some(b)) => format!("The GPU ran out of memory building {b}: try a smaller width, depth, batch or particle count"),
+        (FaultKind::OutOfMemory, None) => "The GPU ran out of memory: close other GPU-heavy tabs, or try a smaller width, depth, batch or particle count".to_string(),
+        (FaultKind::Validation, Some(b)) => format!("WebGPU refused building {b}{detail}: try smaller settings"),
+        (FaultKind::Validation, None) => format!("WebGPU reported an error{detail}"),
+        (FaultKind::Internal, Some(b)) => format!("The GPU failed building {b}{detail}: try smaller settings"),
+        (FaultKind::Internal, None) => format!("The GPU reported an internal error{detail}"),
+    };
+    let after = match after {
+        AfterFault::Kept => "The model you had is kept: press Train to continue with it.",
+        AfterFault::Defaults => "Started again with the default settings.",
+        AfterFault::Paused => "Training is paused: press Train to try again; if this comes back, reload the page.",
+    };
+    format!("{what}. {after}")
+}
+
 /// What the page says when training diverged at `step` with learning rate `lr`.
 pub fn divergence_message(step: u32, lr: f32, restore_step: Option<u32>) -> String {
     let restore = match restore_step {
@@ -301,6 +357,20 @@ mod tests {
         s.keep(snap(3, true));
         assert_eq!(s.last_good().map(|x| x.step), Some(3));
         assert_eq!(s.kept(), 3);
+    }
+
+    #[test]
+    fn gpu_fault_messages_say_what_happened_and_what_to_do() {
+        use crate::gpu::FaultKind;
+        let m = gpu_fault_message(FaultKind::OutOfMemory, "", Some("a 1024×8 model (batch 4096)"), AfterFault::Kept);
+        assert_eq!(m, "The GPU ran out of memory building a 1024×8 model (batch 4096): try a smaller width, depth, batch or particle count. The model you had is kept: press Train to continue with it.");
+        let long = "x".repeat(5000);
+        let m = gpu_fault_message(FaultKind::Validation, &long, Some("200000 particles"), AfterFault::Defaults);
+        assert!(m.starts_with("WebGPU refused building 200000 particles (xxx") && m.ends_with("Started again with the default settings.") && m.contains("x…)") && m.chars().count() < FAULT_DETAIL_CHARS + 150, "{m}");
+        let m = gpu_fault_message(FaultKind::Validation, "Buffer size (1) exceeds the limit.\n - While calling CreateBuffer.", None, AfterFault::Paused);
+        assert!(m.contains("(Buffer size (1) exceeds the limit. - While calling CreateBuffer). Training is paused") && m.contains("press Train"), "{m}");
+        let m = gpu_fault_message(FaultKind::OutOfMemory, "", None, AfterFault::Paused);
+        assert!(m.starts_with("The GPU ran out of memory: ") && !m.contains("()"), "{m}");
     }
 
     #[test]

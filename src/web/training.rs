@@ -6,6 +6,11 @@
 //! flight, and whatever it brings back (losses since the last read, the first non-finite step) is
 //! folded in when it lands. Every run (reset, new model, restore) has a generation; a read from an
 //! older one is dropped.
+//!
+//! A read that fails is reported only after `READ_FAILURE_GRACE_S` and only if the device was not
+//! lost meanwhile: a lost device fails the reads in flight, and the browser's device-lost signal
+//! (a separate promise) may arrive after their rejection; that failure is the loss, which the page
+//! recovers from, not a read failure to show.
 
 use super::pacing::{LossHistory, Pacer};
 use crate::gpu::trainer::{TrainStatus, LOSS_RING};
@@ -40,7 +45,12 @@ struct Reads {
     generation: u32,
     /// Seconds the last read took to come back.
     lag_s: f64,
+    /// A read of the current run failed: its error and when (reported after the grace).
+    failure: Option<(String, f64)>,
 }
+
+/// Seconds a failed status read waits before it is reported (see the module docs).
+pub const READ_FAILURE_GRACE_S: f64 = 2.0;
 
 /// Steps per second from the engine's count of steps done.
 #[derive(Clone, Debug, Default)]
@@ -86,12 +96,13 @@ impl TrainLoop {
             last_loss: None,
             read_step: 0,
             rate: Rate::default(),
-            reads: Reads { in_flight: false, last: f64::NEG_INFINITY, gap_s: if software { 0.25 } else { 0.1 }, generation: 0, lag_s: 0.0 },
+            reads: Reads { in_flight: false, last: f64::NEG_INFINITY, gap_s: if software { 0.25 } else { 0.1 }, generation: 0, lag_s: 0.0, failure: None },
         }
     }
 
     /// A new run: history, rate and reads start over; reads in flight are dropped when they land.
     pub fn restart(&mut self) {
+        self.reads.failure = None;
         self.history.clear();
         self.last_loss = None;
         self.read_step = 0;
@@ -102,6 +113,7 @@ impl TrainLoop {
 
     /// The run continues from `step` (a restored snapshot): later losses are forgotten.
     pub fn rewind(&mut self, step: u32) {
+        self.reads.failure = None;
         self.history.truncate_from(step);
         self.last_loss = self.history.points.last().map(|p| p.1);
         self.read_step = step;
@@ -112,6 +124,7 @@ impl TrainLoop {
 
     /// Reads in flight belong to an engine that is gone (a lost device): drop them when they land.
     pub fn drop_reads(&mut self) {
+        self.reads.failure = None;
         self.reads.generation += 1;
         self.reads.in_flight = false;
     }
@@ -147,10 +160,26 @@ impl TrainLoop {
         st.first_bad_step.or_else(|| self.exploded(&st.losses))
     }
 
-    /// A read failed: the next one may start.
-    pub fn failed(&mut self, ticket: ReadTicket) {
+    /// A read failed at `now` with `error`: the next one may start; the failure is reported by
+    /// `failure_due` once the grace is over, unless the device was lost meanwhile.
+    pub fn failed(&mut self, ticket: ReadTicket, error: String, now: f64) {
         if ticket.generation == self.reads.generation {
             self.reads.in_flight = false;
+            if self.reads.failure.is_none() {
+                self.reads.failure = Some((error, now));
+            }
+        }
+    }
+
+    /// The read failure to report now (once): None during the grace, and never when the device
+    /// was lost (`device_lost`; the failure was the loss, which drops it).
+    pub fn failure_due(&mut self, now: f64, device_lost: bool) -> Option<String> {
+        if device_lost {
+            self.reads.failure = None;
+        }
+        match &self.reads.failure {
+            Some((_, at)) if now - at >= READ_FAILURE_GRACE_S => self.reads.failure.take().map(|f| f.0),
+            _ => None,
         }
     }
 
@@ -212,6 +241,35 @@ mod tests {
         assert_eq!(l.landed(2.1, t, &status(40..50, |_| f32::NAN, Some(41))), Some(41));
         l.rewind(30);
         assert!(l.history.points.iter().all(|p| p.0 < 30) && l.read_step == 30);
+    }
+
+    #[test]
+    fn a_read_failed_by_a_lost_device_is_not_reported() {
+        let mut l = TrainLoop::new(false);
+        // Failed, then the device-lost signal arrives within the grace: never reported.
+        let t = l.read_due(0.0, 20, false).unwrap();
+        l.failed(t, "the buffer could not be mapped".into(), 1.0);
+        assert_eq!(l.failure_due(1.1, false), None, "not during the grace");
+        assert_eq!(l.failure_due(1.2, true), None);
+        assert_eq!(l.failure_due(10.0, false), None, "a loss drops it for good");
+        // The recovery drops reads (and their failures) too.
+        let t = l.read_due(2.0, 30, false).unwrap();
+        l.failed(t, "lost".into(), 2.0);
+        l.drop_reads();
+        assert_eq!(l.failure_due(10.0, false), None);
+        // A failure with the device still there is reported once, after the grace.
+        let t = l.read_due(20.0, 40, false).unwrap();
+        l.failed(t, "mapping failed".into(), 20.0);
+        assert!(l.read_due(20.5, 41, false).is_some(), "the next read may start");
+        assert_eq!(l.failure_due(20.0 + READ_FAILURE_GRACE_S - 0.01, false), None);
+        assert_eq!(l.failure_due(20.0 + READ_FAILURE_GRACE_S, false).as_deref(), Some("mapping failed"));
+        assert_eq!(l.failure_due(30.0, false), None, "once");
+        // A failure of an older run is not this run's.
+        l.restart();
+        let t = l.read_due(40.0, 50, false).unwrap();
+        l.restart();
+        l.failed(t, "old".into(), 40.0);
+        assert_eq!(l.failure_due(50.0, false), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@
    losses in a row: the first two come back paused with the loaded model bit for bit (Save works
    while the device is lost), the third moves the run to the CPU backend with a message. Then a
    loss with no adapter to be had: three tries, then the CPU continues from the last snapshot.
+   Throughout, "reading the training status failed" never reaches the page (a read the lost
+   device failed is the loss, which the page recovers from, not a read failure).
 3. reconfig: 200 reconfigurations (width, dataset, batch, particles alternating) → the live engine
    buffer count (state.liveBuffers, src/gpu/counter.rs) returns to its start; the page still trains.
 4. save_load: save → load round trip is bit-identical (parameter readback and file bytes); a
@@ -50,14 +52,16 @@ STATE = ("const s = window.flowmatch; return {step: s.step, training: s.training
          " deviceGeneration: s.deviceGeneration, devicesOpened: s.devicesOpened, liveBuffers: s.liveBuffers,"
          " lossRecent: s.lossRecent, stepsRead: s.stepsRead, trajStep: s.trajStep, readsInFlight: s.readsInFlight}")
 
-# Records every text that reaches the page (a readout, a caption, a message, hidden or not) and
-# contains "NaN" or "Infinity", from now on: a NaN shown "for a moment" is caught too.
-WATCH_NAN = """
-window.__nanSeen = [];
-const bad = /NaN|Infinity/;
+def watch_text(name, pattern):
+    """JS that records in window[name], from now on, every text reaching the page (a readout, a
+    caption, a message, hidden or not) that matches the JS regex `pattern`: a text shown "for a
+    moment" is caught too."""
+    return """
+window.%s = [];
+const bad = %s;
 const check = (node) => {
   const text = node.nodeType === Node.TEXT_NODE ? node.textContent : (node.textContent || '');
-  if (bad.test(text)) window.__nanSeen.push(text.slice(0, 300));
+  if (bad.test(text)) window.%s.push(text.slice(0, 300));
 };
 check(document.body);
 new MutationObserver((records) => {
@@ -66,7 +70,13 @@ new MutationObserver((records) => {
     for (const n of r.addedNodes) check(n);
   }
 }).observe(document.body, {subtree: true, childList: true, characterData: true});
-"""
+""" % (name, pattern, name)
+
+
+# "NaN" or "Infinity" anywhere on the page.
+WATCH_NAN = watch_text("__nanSeen", "/NaN|Infinity/")
+# A status read reported as failed: reads failed by a lost device are the loss, not a read failure.
+WATCH_READ_FAILED = watch_text("__readFailed", "/reading the training status failed/")
 
 
 def wait_ready(d, timeout=90):
@@ -181,6 +191,7 @@ def device_loss(d):
     the third loss in a row (no new snapshot in between) moves the run to the CPU backend."""
     d.get(URL + "?backend=webgpu&case=device-loss")
     wait_ready(d)
+    d.js(WATCH_READ_FAILED)
     d.js(f"window.flowmatch.app.set_target_csv({RING!r}, 'ring.csv')")
     target = d.js(TARGET)
     assert target["custom"] and target["points"] == 200, target
@@ -258,6 +269,8 @@ def device_loss(d):
     d.js("window.flowmatch.app.play()")
     d.wait_for(f"return window.flowmatch.app.state().stepsRead >= {saved['step']} + 10", 60, "training on the CPU", progress="window.flowmatch.app.state().stepsRead")
     log(f"third loss in a row: on the CPU from step {saved['step']}: {s['notice']} ({time.time() - t_new:.0f} s since the load)")
+    seen = d.js("return window.__readFailed")
+    assert not seen, f"a read failed by the lost device was reported as a read failure: {seen}"
 
 
 def device_loss_no_adapter(d):
@@ -266,6 +279,7 @@ def device_loss_no_adapter(d):
     t0 = time.time()
     d.get(URL + "?backend=webgpu&case=device-loss-no-adapter")
     wait_ready(d)
+    d.js(WATCH_READ_FAILED)
     d.wait_for("const s = window.flowmatch; return s.snapshotStep !== null && s.snapshotStep >= 10", 120, "a snapshot", progress="window.flowmatch.stepsRead")
     d.js(HOLD_ADAPTER + "window.__openAdapter(false);")
     seen = d.js("return window.flowmatch.app.state().snapshotStep")
@@ -279,6 +293,8 @@ def device_loss_no_adapter(d):
     d.wait_for(f"return window.flowmatch.app.state().stepsRead >= {snap} + 10", 60, "training on the CPU", progress="window.flowmatch.app.state().stepsRead")
     resumed = [st for st, _ in losses(d) if st >= snap]
     assert min(resumed) == snap, f"the CPU did not continue from the snapshot's step {snap} (first step after: {min(resumed)})"
+    seen = d.js("return window.__readFailed")
+    assert not seen, f"a read failed by the lost device was reported as a read failure: {seen}"
     log(f"no adapter after a loss: on the CPU from step {snap}: {s['notice']} ({time.time() - t0:.0f} s with the page load)")
 
 

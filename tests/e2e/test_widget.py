@@ -41,10 +41,17 @@ events; the browser log is checked too.
    published layout) trains, with its stylesheet and wasm taken from next to the module.
 8. cpu: without WebGPU the widget says so, trains on the CPU backend, stops exactly at train-steps
    and exports its samples.
+11. gpu_error: real WebGPU errors reach the figure's error message, once each, and the figure
+   stays usable: a new model whose buffer the device refuses (a test hook makes the next
+   "trainer.*" buffer one byte word over the device's limit: a real validation error in the
+   build's error scope) → "WebGPU refused building a 64×2 model …; the model you had is kept", the
+   settings, step and weights from before are back, Train carries on from there; then an error no
+   scope catches (an oversized buffer created on the figure's device from the page) → one message,
+   training paused, Train resumes it.
 The off-screen test also hides the tab (document.hidden + visibilitychange): the figure stops
 and resumes.
 
-Run by `tests/e2e/run.sh test_widget.py [blog offscreen many csp invalid api cpu embed package preset]` (which builds pkg/).
+Run by `tests/e2e/run.sh test_widget.py [blog offscreen many csp invalid api cpu embed package preset gpu_error]` (which builds pkg/).
 """
 
 import functools
@@ -139,7 +146,33 @@ MANY_HTML = ("""<!doctype html>
 """ + "".join(f'<div class="many" id="row{r}">{MANY_FIGURE * 8}</div><div class="gap"></div>' for r in range(5))
              + "</body></html>\n")
 
+GPU_ERROR_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gpu errors</title>
+<script src="/__test/listen.js"></script>
+<script type="module" src="/www/widget.js"></script>
+</head><body>
+<flow-matching-demo id="fig" dataset="moons" width="16" depth="2" batch="64" particles="300" nfe="8" controls="full"></flow-matching-demo>
+</body></html>
+"""
+
+# Test hook: the next buffer whose label starts with window.__failBuffer is asked for one word over
+# the device's size limit (a real validation error, where the page created it).
+FAIL_BUFFER = """
+window.__failBuffer = null;
+if (self.GPUDevice) {
+  const createBuffer = GPUDevice.prototype.createBuffer;
+  GPUDevice.prototype.createBuffer = function (desc) {
+    if (window.__failBuffer && desc && String(desc.label || '').startsWith(window.__failBuffer)) {
+      window.__failBuffer = null;
+      desc = Object.assign({}, desc, {size: this.limits.maxBufferSize + 4});
+    }
+    return createBuffer.call(this, desc);
+  };
+}
+"""
+
 MEMORY = {
+    "/__test/gpu-error.html": ("text/html; charset=utf-8", GPU_ERROR_HTML),
     "/__test/many.css": ("text/css", MANY_CSS),
     "/__test/many.html": ("text/html; charset=utf-8", MANY_HTML),
     "/__test/listen.js": ("text/javascript", LISTEN_JS),
@@ -756,8 +789,54 @@ def test_preset():
         assert not problems, f"CSP violations: {problems}"
 
 
+def test_gpu_error():
+    with Server() as srv, session(["--enable-unsafe-webgpu"]) as d, d.on_every_document(CAPTURE_DEVICES + FAIL_BUFFER):
+        d.get(srv.url + "/__test/gpu-error.html")
+        wait(d, "const w = document.getElementById('fig'); return w.state && (w.state.error || w.state.step >= 30);", 120, "the figure to train", progress=steps_of("fig"))
+        d.js("window.__errors = []; document.getElementById('fig').addEventListener('error', (e) => window.__errors.push(e.detail.message));")
+        shown = ("const w = document.getElementById('fig'), e = w.shadowRoot.querySelector('.error');"
+                 " return e.hidden ? null : e.textContent;")
+
+        # A new model the device refuses (a real validation error in the build's error scope).
+        d.js("window.__failBuffer = 'trainer'; document.getElementById('fig').setAttribute('width', '64');")
+        wait(d, "const s = document.getElementById('fig').state; return !!s.error;", 60, "the failed build's message")
+        before = state(d, "fig")
+        msg = before["error"]
+        assert "WebGPU refused building a 64×2 model" in msg and "The model you had is kept" in msg and "press Train" in msg, msg
+        assert "max" in msg.lower() or "size" in msg.lower(), f"the device's own words are missing: {msg}"
+        wait(d, shown, 10, "the message on the figure")
+        config = dict(kv.split("=", 1) for kv in d.js("return document.getElementById('fig').config").split("&"))
+        assert config["width"] == "16", f"the settings from before the change are not back: {config}"
+        assert before["step"] >= 30 and not before["training"], f"the model from before (step ≥ 30) was not kept, or training goes on: {before}"
+        d.frames(30)
+        after = state(d, "fig")
+        assert after["step"] == before["step"] and after["error"] == msg, f"paused with the message: {after}"
+        assert d.js("return window.__errors") == [msg], f"one message per failure: {d.js('return window.__errors')}"
+        assert d.js("return window.__failBuffer") is None, "the hook did not fire"
+        # Still usable: Train carries on from the kept model (the step counts on from where it was).
+        d.js("document.getElementById('fig').play()")
+        wait(d, "const s = document.getElementById('fig').state; return !s.error && s.step >= arguments[0] + 20;", 120, "training on from the kept model", before["step"], progress=steps_of("fig"))
+        assert d.js(shown) is None, "the message stayed after Train"
+        log(f"refused build: {msg}")
+
+        # An error no scope catches: one message, training paused, Train resumes.
+        d.js("window.__gpuDevices.at(-1).createBuffer({size: window.__gpuDevices.at(-1).limits.maxBufferSize + 4, usage: GPUBufferUsage.STORAGE});")
+        wait(d, "const s = document.getElementById('fig').state; return !!s.error;", 60, "the uncaptured error's message")
+        s1 = state(d, "fig")
+        assert s1["error"].startswith("WebGPU reported an error (") and "Training is paused" in s1["error"], s1["error"]
+        d.frames(30)
+        s2 = state(d, "fig")
+        assert s2["error"] == s1["error"] and s2["step"] == s1["step"] and not s2["training"], f"not paused with the message: {s2}"
+        assert d.js("return window.__errors").count(s1["error"]) == 1, f"one message per failure: {d.js('return window.__errors')}"
+        d.js("document.getElementById('fig').play()")
+        wait(d, "const s = document.getElementById('fig').state; return !s.error && s.step >= arguments[0] + 20;", 120, "training again", s2["step"], progress=steps_of("fig"))
+        assert state(d, "fig")["devicesOpened"] == 1, "the device was replaced"
+        log(f"uncaptured: {s1['error']}")
+
+
 TESTS = {"blog": test_blog, "offscreen": test_offscreen, "many": test_many, "csp": test_csp, "invalid": test_invalid, "api": test_api,
-         "cpu": test_cpu, "embed": test_embed, "package": test_package, "preset": test_preset}
+         "cpu": test_cpu, "embed": test_embed, "package": test_package, "preset": test_preset,
+         "gpu_error": test_gpu_error}
 
 
 if __name__ == "__main__":
