@@ -275,6 +275,9 @@ fn gpu_errors_reach_the_page_once_and_a_failed_build_keeps_the_model() {
     e.apply(&wide, Effect::Retrain).unwrap();
     let r = e.gpu_fault().expect("the failed build is reported");
     assert!(r.fault.kind == FaultKind::Validation && r.during == Some(Build::Model) && r.reverted && !r.broken, "{r:?}");
+    // Errors of work queued on the failed build before the device's check came back (its invalid
+    // buffers trained on, drawn from) arrive before the fence the report set: part of that report.
+    ctx.errors.record(&wgpu::Error::Validation { source: Box::new(std::io::Error::other("injected")), description: "[Invalid BindGroup] is invalid due to a previous error".into() });
     assert_eq!(e.gpu_fault(), None, "reported once");
     assert!(!e.checking());
     assert_eq!((e.step(), e.trainer().spec.shape.width), (5, 16), "the model from before the change is back");
@@ -300,6 +303,7 @@ fn gpu_errors_reach_the_page_once_and_a_failed_build_keeps_the_model() {
     let mut fresh = gpu_engine(&ctx, &c);
     let r = fresh.gpu_fault().expect("the failed first build is reported");
     assert!(!r.reverted && r.broken, "{r:?}");
+    assert_eq!(fresh.gpu_fault(), None, "reported once");
     // Errors no scope caught (the uncaptured-error handler's body, here with injected errors): a
     // burst is one report, to every engine on the device, and none repeats.
     for _ in 0..3 {
@@ -314,6 +318,14 @@ fn gpu_errors_reach_the_page_once_and_a_failed_build_keeps_the_model() {
     ctx.errors.record(&wgpu::Error::Validation { source: Box::new(std::io::Error::other("injected")), description: "later".into() });
     let r = e.gpu_fault().unwrap();
     assert_eq!((r.fault.kind, r.fault.message.as_str()), (FaultKind::Validation, "later"));
+    // Past the kept ones, a new error is still the one reported (not an old kept one).
+    for i in 0..20 {
+        ctx.errors.record(&wgpu::Error::Validation { source: Box::new(std::io::Error::other("injected")), description: format!("burst {i}") });
+    }
+    assert_eq!(fresh.gpu_fault().map(|r| r.fault.message), Some("burst 12".to_string()), "the oldest still kept of the unseen");
+    ctx.errors.record(&wgpu::Error::Validation { source: Box::new(std::io::Error::other("injected")), description: "newest".into() });
+    assert_eq!(e.gpu_fault().map(|r| r.fault.message), Some("burst 13".to_string()));
+    assert_eq!(fresh.gpu_fault().map(|r| r.fault.message), Some("newest".to_string()));
 }
 
 #[test]

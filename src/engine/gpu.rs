@@ -158,6 +158,11 @@ pub struct GpuEngine {
     shown_build: u32,
     /// Uncaptured errors of the device already reported (`gpu::ErrorLog::since`).
     errors_seen: u64,
+    /// After a failed build: an empty error scope popped then. The device reports errors in the
+    /// order of the work, so errors no scope caught that arrive before it resolves come from work
+    /// queued on the failed build before it was swapped back (training, drawing, reads on its
+    /// invalid buffers): part of that failure, not reported again.
+    fence: Option<BuildCheck>,
 }
 
 /// The model and everything built on its buffers (what `retrain` replaces at once).
@@ -217,6 +222,7 @@ impl GpuEngine {
             model_build: 1,
             shown_build: 1,
             errors_seen,
+            fence: None,
         };
         engine.shown.refresh_s = engine.refresh_interval();
         Ok(engine)
@@ -480,6 +486,7 @@ impl GpuEngine {
                 }
             }
             let broken = !reverted && (self.model_build == id || self.shown_build == id);
+            self.fence = Some(self.ctx.checked(|| ()).1);
             return Some(FaultReport { fault, during: Some(what), reverted, broken });
         }
         None
@@ -977,6 +984,16 @@ impl Engine for GpuEngine {
     fn gpu_fault(&mut self) -> Option<FaultReport> {
         if let Some(r) = self.failed_build() {
             return Some(r);
+        }
+        if let Some(fence) = self.fence.as_mut() {
+            // Errors of the failed build's work, until the device has reached the fence.
+            self.errors_seen = self.ctx.errors.count();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if fence.as_mut().poll(&mut cx).is_pending() {
+                return None;
+            }
+            self.fence = None;
+            self.errors_seen = self.ctx.errors.count();
         }
         let (fault, seen) = self.ctx.errors.since(self.errors_seen);
         self.errors_seen = seen;

@@ -56,24 +56,26 @@ impl GpuFault {
     }
 }
 
-/// The errors of one device that no error scope caught: how many so far, and the first few (a
+/// The errors of one device that no error scope caught: how many so far, and the latest few (a
 /// broken command repeated every frame must not grow it without end).
 #[derive(Default, Debug)]
 pub struct ErrorLog {
-    inner: std::sync::Mutex<(u64, Vec<GpuFault>)>,
+    inner: std::sync::Mutex<(u64, std::collections::VecDeque<(u64, GpuFault)>)>,
 }
 
-/// Errors an [`ErrorLog`] keeps (later ones are only counted).
+/// Errors an [`ErrorLog`] keeps (older ones are only counted).
 pub const ERRORS_KEPT: usize = 8;
 
 impl ErrorLog {
     /// The uncaptured-error handler's body: records `e`.
     pub fn record(&self, e: &wgpu::Error) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.0 += 1;
-        if g.1.len() < ERRORS_KEPT {
-            g.1.push(GpuFault::from_error(e));
+        let n = g.0;
+        g.1.push_back((n, GpuFault::from_error(e)));
+        if g.1.len() > ERRORS_KEPT {
+            g.1.pop_front();
         }
+        g.0 += 1;
     }
 
     /// Errors recorded so far.
@@ -81,12 +83,12 @@ impl ErrorLog {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
-    /// The first error recorded after the first `seen` (None when there is none, or it was past
-    /// the kept ones), and the count to pass next time: every error up to now is then seen, so a
-    /// burst of errors is reported once.
+    /// The first error recorded after the first `seen` that is still kept (None when there is
+    /// none), and the count to pass next time: every error up to now is then seen, so a burst of
+    /// errors is reported once.
     pub fn since(&self, seen: u64) -> (Option<GpuFault>, u64) {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let first = if g.0 > seen { g.1.get(seen as usize).cloned().or_else(|| g.1.last().cloned()) } else { None };
+        let first = g.1.iter().find(|(i, _)| *i >= seen).map(|(_, f)| f.clone());
         (first, g.0)
     }
 }
