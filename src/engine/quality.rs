@@ -37,6 +37,24 @@ pub const EXACT_TERM_FLOPS: f64 = 20.0;
 /// The exact field is the Gaussian source's.
 pub const NO_EXACT_FIELD: &str = "the field error needs the Gaussian source (the exact marginal field is written with its density)";
 
+/// The exact field's arrows need it too.
+pub const NO_EXACT_ARROWS: &str = "the exact field's arrows need the Gaussian source (the exact marginal field is written with its density)";
+
+/// Whether one dispatch of the exact field at every arrow anchor (`anchors` queries over `points`
+/// target points) fits `profile`'s dispatch time and the exact field's work cap; else why not.
+pub fn exact_arrows_fit(profile: &crate::budget::Profile, anchors: u32, points: u32) -> Result<(), String> {
+    crate::gpu::exact::check_work(anchors as u64, points).map_err(|e| e.to_string())?;
+    let s = anchors as f64 * points as f64 * EXACT_TERM_FLOPS / profile.sample_flops;
+    if s > profile.limits.dispatch_s {
+        return Err(format!(
+            "the exact field's arrows need about {} over {points} target points on this device, more than the {} allowed per dispatch: lower Target points",
+            crate::budget::fmt_seconds(s),
+            crate::budget::fmt_seconds(profile.limits.dispatch_s)
+        ));
+    }
+    Ok(())
+}
+
 /// Whether one dispatch of a field-error reading (`FIELD_ERROR_CHUNK` queries over `points`
 /// target points) fits `profile`'s dispatch time and the exact field's work cap; else why not.
 pub fn field_error_fits(profile: &crate::budget::Profile, points: u32, shape: &crate::model::ModelShape) -> Result<(), String> {
