@@ -203,10 +203,14 @@ def reflow_case(backend):
         assert "error" not in after and "error" not in one_after, (after, one_after)
         log(f"{backend}: straightness {before['straightness']:.4f} -> {after['straightness']:.5f} "
             f"(factor {before['straightness'] / max(after['straightness'], 1e-12):.0f}); one-step SW2 {one_before['sw2']:.4f} -> {one_after['sw2']:.4f}")
-        # Natively the same model straightens 126-282x (tests/rectified.rs); 5x is far from that yet
-        # fails a round that did not train on the pairs (straightness then stays about level).
+        # Measured here: straightness 1.23 -> 0.0105 (factor 116, CPU engine) and 0.93 -> 0.0051
+        # (factor 184, WebGPU on SwiftShader); natively the same model straightens 126-282x over
+        # five seeds (tests/rectified.rs). 5x is far below all of them, yet fails a round that did
+        # not train on the pairs (straightness then stays about level). One-step sliced W2 measured
+        # 1.25 -> 0.21 (CPU) and 1.27 -> 0.32 (WebGPU), ratios 0.17 and 0.25 (natively 0.17-0.26):
+        # below 0.6 of the value before.
         assert after["straightness"] * 5 < before["straightness"], (before, after)
-        assert one_after["sw2"] < one_before["sw2"], (one_before, one_after)
+        assert one_after["sw2"] < 0.6 * one_before["sw2"], (one_before, one_after)
 
         # The previews: drawn after the round (the card refreshes them when the step moved).
         d.wait_for(f"return window.flowmatch.oneStepHistory.some((p) => p.step >= {end} && p.round === 1)", 120, "a preview of the round's model",
@@ -227,7 +231,10 @@ def test_reflow_cpu():
 
 
 def orange(p):
-    return p[0] > p[2] + 50 and p[0] > p[1] + 25
+    # (255, 158, 100) at the arrows' opacity (0.22 to 0.72 by speed) over the background (11, 14, 20):
+    # red above blue by 30 and above green by 15 from opacity 0.3 on; the background and the
+    # learned (blue-white) arrows are never redder than blue.
+    return p[0] > p[2] + 30 and p[0] > p[1] + 15
 
 
 def test_exact_field():
