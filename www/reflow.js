@@ -63,7 +63,7 @@ export function initReflow(app, state) {
     }
   });
 
-  let inFlight = false, lastAt = -Infinity, tookMs = 0, lastStep = -1, measured = 0, generation = 0;
+  let inFlight = false, lastAt = -Infinity, tookMs = 0, lastStep = -1, measured = 0, generation = 0, endedRound = 0;
   const preview = async () => {
     inFlight = true;
     const t0 = performance.now(), step = state.step, round = state.reflowRound, gen = generation;
@@ -97,6 +97,12 @@ export function initReflow(app, state) {
     lastStep = state.step;
     const round = state.reflowRound || 0;
     if ($('stat-reflow-round')) $('stat-reflow-round').textContent = roundName(round);
+    // The round's end (training paused at its last step): say what the model now is.
+    if (round > 0 && round !== endedRound && !state.reflowMaking && (state.reflowUntil === null || state.reflowUntil === undefined)) {
+      endedRound = round;
+      say(`Round ${round} done: the model is the ${roundName(round)} flow. Reflow again for the next round, or Train to go on with these pairs.`);
+    }
+    if (round === 0) endedRound = 0;
     button.disabled = Boolean(state.reflowMaking);
     button.title = state.reflowRefusal || 'Make (noise, sample) pairs with the current model and the chosen solver, then keep training on those fixed pairs (Reflow pairs and Reflow steps are under More settings)';
     if (state.reflowMaking || state.diverged || inFlight || state.trajStep === null || state.trajStep === undefined) return;
