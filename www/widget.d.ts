@@ -39,13 +39,13 @@ export interface FlowMatchingErrorDetail {
  *  default with a message naming it): dataset source width depth activation lr schedule batch seed
  *  sigma-min path coupling weight-decay solver nfe tol particles steps, t-sampling t-mean t-std t-u
  *  objective conditional label-dropout fm-class (the sampling class: `class` is HTML's) guidance sampler
- *  noise (those need WebGPU), reflow-pairs reflow-steps (the page's Reflow button; the widget has
- *  none), or a whole hash in `config`. */
+ *  noise (those need WebGPU), points (the dataset's training points), reflow-pairs reflow-steps (the
+ *  page's Reflow button; the widget has none), or a whole hash in `config`. */
 export type FlowMatchingConfigAttribute =
   | 'dataset' | 'source' | 'width' | 'depth' | 'activation' | 'lr' | 'schedule' | 'batch' | 'seed' | 'sigma-min'
   | 'path' | 'coupling' | 'weight-decay' | 'solver' | 'nfe' | 'tol' | 'particles' | 'steps'
   | 't-sampling' | 't-mean' | 't-std' | 't-u' | 'objective' | 'conditional' | 'label-dropout' | 'fm-class'
-  | 'guidance' | 'sampler' | 'noise' | 'reflow-pairs' | 'reflow-steps';
+  | 'guidance' | 'sampler' | 'noise' | 'points' | 'reflow-pairs' | 'reflow-steps';
 
 /** Widget attributes: `config` (a demo-page hash), `preset` (a figure of the literature by name:
  *  cfm-moons, icfm-8gaussians-moons, otcfm-8gaussians-moons, path-linear, path-cosine, path-vp —
