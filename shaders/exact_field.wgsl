@@ -28,7 +28,7 @@ const EXACT_WG: u32 = 64u;
 struct ExactParams {
     n: u32, n_points: u32, path: u32, solver: u32,
     sigma_min: f32, t: f32, h: f32, seed: u32,
-    record: u32, step_index: u32, reading: u32, _pad: u32,
+    record: u32, step_index: u32, reading: u32, first: u32,
 }
 
 @group(0) @binding(0) var<uniform> ep: ExactParams;
@@ -95,8 +95,9 @@ fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 @compute @workgroup_size(EXACT_WG)
 fn exact_field_at(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     lid_p = lid;
-    let q = group_index(wid, nwg);
-    if (q >= ep.n) { return; }
+    // Queries [first, first + n): a chunk of the ones written (src/gpu/exact.rs encode_velocity_chunk).
+    let q = ep.first + group_index(wid, nwg);
+    if (q >= ep.first + ep.n) { return; }
     let query = queries[q];
     let u = exact_velocity(query.xy, query.z);
     if (lid == 0u) { out[q] = vec4<f32>(u, 0.0, 0.0); }

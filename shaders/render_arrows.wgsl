@@ -9,6 +9,7 @@
 //   0 view: View (uniform, from the render prelude of src/render/view.rs; src/render/view.rs::ViewUniform) — uses grid, extent
 //   1 field: array<vec2<f32>> (read) — grid² points a_i + v(a_i, t), row-major from bottom left;
 //            anchors a_i = arrow_anchor(i) (twin: src/render/view.rs::arrow_anchor)
+// vs_exact_arrow draws the exact marginal field's arrows from a vec4-per-anchor buffer instead.
 // Drawn by src/render/mod.rs: draw(6·grid² vertices), LineList: arrow i = v / 6
 // is a shaft and two head strokes (not instanced: SwiftShader pays per instance).
 
@@ -26,13 +27,11 @@ struct VertexOut {
     @location(0) color: vec4<f32>,
 }
 
-@vertex
-fn vs_arrow(@builtin(vertex_index) vi: u32) -> VertexOut {
+// Vertex v of arrow i (anchor a) for velocity `vel` in colour `rgb`.
+fn arrow_vertex(i: u32, v: u32, vel_in: vec2<f32>, rgb: vec3<f32>) -> VertexOut {
     var out: VertexOut;
-    let i = vi / 6u;
-    let v = vi % 6u;
     let a = arrow_anchor(i);
-    var vel = field[i] - a;
+    var vel = vel_in;
     if (!all(vel == vel)) { vel = vec2<f32>(0.0); }
     let speed = length(vel);
     let dir = select(vec2<f32>(1.0, 0.0), vel / speed, speed > 1e-6);
@@ -49,8 +48,24 @@ fn vs_arrow(@builtin(vertex_index) vi: u32) -> VertexOut {
         default: { p = tip; }
     }
     out.pos = vec4<f32>((p - view.center) * view.scale, 0.0, 1.0);
-    out.color = vec4<f32>(0.85, 0.9, 1.0, 0.22 + 0.5 * (1.0 - exp(-speed)));
+    out.color = vec4<f32>(rgb, 0.22 + 0.5 * (1.0 - exp(-speed)));
     return out;
+}
+
+// The learned field: `field` holds a_i + v(a_i, t).
+@vertex
+fn vs_arrow(@builtin(vertex_index) vi: u32) -> VertexOut {
+    let i = vi / 6u;
+    return arrow_vertex(i, vi % 6u, field[i] - arrow_anchor(i), vec3<f32>(0.85, 0.9, 1.0));
+}
+
+// The exact marginal field (src/gpu/exact.rs GpuExactField::out_buffer): `field` holds a vec4
+// (u_x, u_y, 0, 0) per anchor, read as two vec2s; drawn in orange (twin: EXACT_ARROW_CSS in
+// src/engine/cpu.rs).
+@vertex
+fn vs_exact_arrow(@builtin(vertex_index) vi: u32) -> VertexOut {
+    let i = vi / 6u;
+    return arrow_vertex(i, vi % 6u, field[2u * i], vec3<f32>(1.0, 0.62, 0.39));
 }
 
 @fragment

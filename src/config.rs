@@ -642,15 +642,16 @@ pub static FIELDS: &[FieldSpec] = &[
         "Scale s of the logit-normal time density: small s concentrates t around sigmoid(m)."),
     field!("t_u", t_u, "U-shape a", float(0.0, true, 20.0, false), Live, All, true,
         "Sharpness a of the U-shaped time density p(t) ∝ cosh(a·(t - 1/2))."),
-    // Not on the page yet (the Rectified-flow card and the target's point count: issue 18's page
-    // part), so not in its link (scope Cli).
-    field!("points", points, "Target points", int(1, limits::MAX_POINTS as u64), Retrain, Cli, true,
-        "How many points of the dataset are the training set: with few, the exact field memorises them and the network may too."),
+    // The page makes reflow rounds with its Reflow button (reflow_pairs and reflow_steps), so
+    // `reflow` is not in its link (scope Cli). The page's datasets have at most
+    // `engine::flow::DATA_POINTS` points.
+    field!("points", points, "Target points", int(1, limits::MAX_POINTS as u64), Retrain, All, true,
+        "How many points of the dataset are the training set (the page uses at most 32768): with few, the exact field memorises them and the network may too."),
     field!("reflow", reflow, "Reflow rounds", int(0, limits::MAX_REFLOW_ROUNDS as u64), Live, Cli, true,
         "Reflow rounds after the first training: each retrains on the flow's own (noise, sample) pairs."),
-    field!("reflow_pairs", reflow_pairs, "Reflow pairs", int(1, limits::MAX_REFLOW_PAIRS as u64), Live, Cli, true,
+    field!("reflow_pairs", reflow_pairs, "Reflow pairs", int(1, limits::MAX_REFLOW_PAIRS as u64), Live, All, true,
         "Noise points integrated into (noise, sample) pairs for each reflow round."),
-    field!("reflow_steps", reflow_steps, "Reflow steps", int(1, limits::MAX_STEPS), Live, Cli, true,
+    field!("reflow_steps", reflow_steps, "Reflow steps", int(1, limits::MAX_STEPS), Live, All, true,
         "Training steps of each reflow round."),
     field!("objective", objective, "Model", FieldKind::Choice(objective_names), Retrain, All, false,
         "fm learns the velocity (many small solver steps); meanflow learns the average velocity over an interval (one or a few jumps)."),

@@ -106,7 +106,7 @@ fn suite(name: &str, e: &mut dyn Engine, c: &Config) {
         let mut fut = fut;
         assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_))), "{name}: samples before the first integration");
     }
-    e.frame(&frame_input(Layers { particles: true, trails: true, arrows: true, target: true, heatmap: true }));
+    e.frame(&frame_input(Layers { particles: true, trails: true, arrows: true, target: true, heatmap: true, exact: true }));
     assert_eq!(e.shown_step(), Some(6), "{name}: the flow was not integrated with the current weights");
     assert_eq!(e.ode_steps(), c.nfe);
     assert!(e.frames_presented() >= 1.0);
@@ -243,6 +243,70 @@ fn both_engines_pass_one_suite_and_agree() {
     let fut = cpu.field_error(2);
     assert_ne!(drive(&mut cpu, fut), b, "another reading draws other queries");
     eprintln!("comparison: {}", k.iter().map(|p| format!("{} {:.0}: {:.4}", p.solver, p.nfe, p.sw2)).collect::<Vec<_>>().join(", "));
+}
+
+/// Reflow through the engine interface (the page's Rectified-flow card): from the same weights
+/// both engines make the pairs of `cpu::reflow::make_pairs` (the same noise points, carried by 8
+/// midpoint steps), and with the pairs set a training step draws its batch from them on both
+/// (the same loss, unlike a step on independent draws); `set_pairs(None)` goes back to those.
+/// A one-step preview is the probe's draw moved by one Euler step on both.
+#[test]
+fn both_engines_reflow_alike() {
+    use flowmatch::cpu::reflow;
+    let ctx = pollster::block_on(common::gpu());
+    let c = small();
+    let mut gpu = gpu_engine(&ctx, &c);
+    let mut cpu = CpuEngine::new(&c, Box::new(CountingPainter::default())).unwrap();
+    gpu.train(30);
+    let fut = gpu.params();
+    let params = drive(&mut gpu, fut);
+    let snap = {
+        let fut = gpu.snapshot();
+        drive(&mut gpu, fut)
+    };
+    cpu.restore(&snap).unwrap();
+    let shape = flowmatch::TrainSpec::from_config(&c).shape;
+    let (seed, n) = (reflow::noise_seed(c.seed, 0), 300);
+    let want = reflow::make_pairs(&shape, &params, Solver::Midpoint, 8, c.seed, 0, n);
+    let fut = gpu.integrate_fresh(seed, n, Solver::Midpoint, 8, c.tol);
+    let a = drive(&mut gpu, fut);
+    let fut = cpu.integrate_fresh(seed, n, Solver::Midpoint, 8, c.tol);
+    let b = drive(&mut cpu, fut);
+    assert_eq!(b, want, "the CPU engine's pairs are cpu::reflow::make_pairs'");
+    // Box–Muller in WGSL (sin/cos to 2^-11) and the GPU's f32 sums: 4e-3 absolute, as tests/kernels.rs.
+    for (k, (g, w)) in a.0.iter().chain(&a.1).zip(want.0.iter().chain(&want.1)).enumerate() {
+        assert!((g[0] - w[0]).abs() <= 4e-3 && (g[1] - w[1]).abs() <= 4e-3, "point {k}: gpu {g:?} cpu {w:?}");
+    }
+    assert!(gpu.set_pairs(Some(&(vec![[0.0; 2]; 2], vec![[0.0; 2]; 3]))).is_err() && cpu.set_pairs(Some(&(vec![], vec![]))).is_err());
+
+    // One step on the same pairs from the same state: the same loss on both engines.
+    gpu.set_pairs(Some(&want)).unwrap();
+    cpu.set_pairs(Some(&want)).unwrap();
+    let step = gpu.step();
+    gpu.train(1);
+    cpu.train(1);
+    let (lg, lc) = (losses(&mut gpu, step)[0].1, losses(&mut cpu, step)[0].1);
+    assert!((lg - lc).abs() <= 1e-3 * lc.abs(), "loss on pairs: gpu {lg} cpu {lc}");
+    // The same step on independent draws is another batch.
+    for e in [&mut gpu as &mut dyn Engine, &mut cpu] {
+        e.restore(&snap).unwrap();
+        e.set_pairs(None).unwrap();
+    }
+    gpu.train(1);
+    cpu.train(1);
+    let (ig, ic) = (losses(&mut gpu, step)[0].1, losses(&mut cpu, step)[0].1);
+    assert!((ig - lg).abs() > 1e-3 * lg.abs() && (ic - lc).abs() > 1e-3 * lc.abs(), "pairs and independent draws gave the same loss: {lg} {ig} / {lc} {ic}");
+
+    // The one-step preview: the probe's draw moved by one Euler step.
+    let probe = flowmatch::engine::quality::PROBE_SEED;
+    let fut = gpu.integrate_fresh(probe, 64, Solver::Euler, 1, c.tol);
+    let (x0g, x1g) = drive(&mut gpu, fut);
+    let fut = cpu.integrate_fresh(probe, 64, Solver::Euler, 1, c.tol);
+    let (x0c, x1c) = drive(&mut cpu, fut);
+    assert_eq!(x0c, flowmatch::cpu::ode::initial_particles(probe, 64));
+    for (g, w) in x0g.iter().chain(&x1g).zip(x0c.iter().chain(&x1c)) {
+        assert!((g[0] - w[0]).abs() <= 4e-3 && (g[1] - w[1]).abs() <= 4e-3, "gpu {g:?} cpu {w:?}");
+    }
 }
 
 /// Work that runs over several frames keeps its own copies of what it reads: a quality probe

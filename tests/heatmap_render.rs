@@ -22,7 +22,7 @@ fn heatmap_covers_the_world_square_and_skips_nan() {
     let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
     r.set_heatmap(&log_p);
     let view = Viewport { width: w, height: h, extent: 5.0 }.uniform();
-    let layers = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: true };
+    let layers = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: true, exact: false };
     let px = render(&ctx, &r, view, layers, w, h);
     let at = |x: u32, y: u32| &px[((y * w + x) * 4) as usize..][..3];
     let bg = background();
@@ -76,7 +76,7 @@ fn point_layers_draw_at_their_points_only() {
     let mut view = vp.uniform();
     view.point_px = 8.0;
     view.alpha = 1.0;
-    let none = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false };
+    let none = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false, exact: false };
     let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
 
     // Target samples: two points, three quads' worth of vertices would show a third.
@@ -125,4 +125,27 @@ fn point_layers_draw_at_their_points_only() {
     }
     let cell_px = 2.0 * vp.extent / grid as f32 / vp.units_per_px();
     assert!(got.iter().all(|&q| anchors.iter().any(|a| near(*a, q, 0.5 * cell_px))), "arrow pixels outside their cells");
+
+    // The exact field's arrows (vec4 per anchor: u_x, u_y, 0, 0), at the same anchors, in orange
+    // (red above blue), and none while no exact field is set.
+    assert!(lit(&render(&ctx, &r, view, Layers { exact: true, ..none }, w, h)).is_empty(), "exact arrows without an exact field");
+    let exact = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&vec![[0.0f32, 1.0, 0.0, 0.0]; (grid * grid) as usize]),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    r.set_exact_field(Some(&exact));
+    let px = render(&ctx, &r, view, Layers { exact: true, ..none }, w, h);
+    let got = lit(&px);
+    for a in &anchors {
+        assert!(got.iter().any(|&q| near(*a, q, 1.5)), "no exact arrow at {a:?}");
+    }
+    assert!(got.iter().all(|&q| anchors.iter().any(|a| near(*a, q, 0.5 * cell_px))), "exact arrow pixels outside their cells");
+    // Vertical (u = (0, 1)): the shaft's pixels share the anchor's column.
+    for a in &anchors {
+        let c = vp.to_px(*a);
+        assert!(got.iter().filter(|q| near(*a, **q, 0.5 * cell_px)).any(|q| (q.0 as f32 + 0.5 - c[0]).abs() <= 1.0 && (q.1 as f32 + 0.5 - c[1]).abs() > 3.0), "exact arrow at {a:?} not vertical");
+    }
+    let at = |q: (u32, u32)| &px[((q.1 * w + q.0) * 4) as usize..][..3];
+    assert!(got.iter().all(|&q| at(q)[0] > at(q)[2]), "exact arrows should be orange");
 }

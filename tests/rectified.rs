@@ -247,6 +247,28 @@ async fn exact_field_matches_cpu(path: Path) {
     assert_close(&format!("exact field ({path})"), &got.concat(), &want.concat(), 2e-4, 1e-3);
 }
 
+/// The page's exact arrows are computed in chunks of queries (`encode_velocity_chunk` after one
+/// `write_queries`): chunks of 7 over 40 queries (the last one short) give the CPU twin's values at
+/// every index, and a chunk leaves the outputs of the others alone.
+async fn exact_field_chunks_match_cpu() {
+    let ctx = gpu().await;
+    let s = spec(TimeDist::default());
+    let t = GpuTrainer::new(&ctx, s, &data()).unwrap();
+    let field = GpuExactField::new(&ctx, &s.shape, &t.params, &t.data, t.target_len(), s.path, s.sigma_min, 40).unwrap();
+    let q = queries(40, 0.98);
+    assert_eq!(field.write_queries(&q), 40);
+    let mut first = 0;
+    while first < 40 {
+        field.encode_velocity_chunk(first, 7).unwrap();
+        first += 7;
+    }
+    let out = flowmatch::gpu::readback::read_f32(&ctx, field.out_buffer(), 0, 40 * 4).await.unwrap();
+    let got: Vec<f32> = out.chunks_exact(4).flat_map(|c| [c[0], c[1]]).collect();
+    let want: Vec<f32> = q.iter().flat_map(|(x, t)| exact::marginal_velocity(&data(), s.path, s.sigma_min, *x, *t)).collect();
+    assert_close("exact field in chunks", &got, &want, 2e-4, 1e-3);
+}
+
+gpu_test!(exact_field_chunks_match_cpu_linear, exact_field_chunks_match_cpu());
 gpu_test!(exact_field_matches_cpu_linear, exact_field_matches_cpu(Path::Linear));
 gpu_test!(exact_field_matches_cpu_cosine, exact_field_matches_cpu(Path::Cosine));
 gpu_test!(exact_field_matches_cpu_vp, exact_field_matches_cpu(Path::Vp));

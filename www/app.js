@@ -11,6 +11,7 @@
 import init, { App, config_defaults, dataset_classes, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
+import { initReflow } from './reflow.js';
 import { guarded, initKeep, resetWithUndo } from './keep.js';
 import { drawChart } from './chart.js';
 import * as fmt from './format.js';
@@ -330,6 +331,7 @@ function updatePanel(s) {
   flow.textContent = s.flowPlaying ? 'Stop flow' : 'Play flow';
   flow.setAttribute('aria-pressed', String(s.flowPlaying));
   showText($('heatmap-note'), s.heatmapNote);
+  showText($('exact-note'), s.exactNote);
   showText($('quality-about'), s.qualityNote);
   showText($('notice'), s.notice);
   showText($('error'), s.error);
@@ -451,6 +453,7 @@ async function main() {
     wire();
     initTargets(app, state);
     initQuality(app, state);
+    initReflow(app, state);
     initKeep(app, state, () => { writeHash(); syncControls(); lossDirty = true; });
     $('loading').hidden = true;
     requestAnimationFrame((t) => { last = t; loop(t); });

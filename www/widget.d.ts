@@ -39,22 +39,23 @@ export interface FlowMatchingErrorDetail {
  *  default with a message naming it): dataset source width depth activation lr schedule batch seed
  *  sigma-min path coupling weight-decay solver nfe tol particles steps, t-sampling t-mean t-std t-u
  *  objective conditional label-dropout fm-class (the sampling class: `class` is HTML's) guidance sampler
- *  noise (the last ones need WebGPU), or a whole hash in `config`. */
+ *  noise (those need WebGPU), points (the dataset's training points), reflow-pairs reflow-steps (the
+ *  page's Reflow button; the widget has none), or a whole hash in `config`. */
 export type FlowMatchingConfigAttribute =
   | 'dataset' | 'source' | 'width' | 'depth' | 'activation' | 'lr' | 'schedule' | 'batch' | 'seed' | 'sigma-min'
   | 'path' | 'coupling' | 'weight-decay' | 'solver' | 'nfe' | 'tol' | 'particles' | 'steps'
   | 't-sampling' | 't-mean' | 't-std' | 't-u' | 'objective' | 'conditional' | 'label-dropout' | 'fm-class'
-  | 'guidance' | 'sampler' | 'noise';
+  | 'guidance' | 'sampler' | 'noise' | 'points' | 'reflow-pairs' | 'reflow-steps';
 
 /** Widget attributes: `config` (a demo-page hash), `preset` (a figure of the literature by name:
  *  cfm-moons, icfm-8gaussians-moons, otcfm-8gaussians-moons, path-linear, path-cosine, path-vp —
  *  `presets_json()` lists them with their papers; an unknown name gets a message listing them), `controls` none|minimal|full, `autoplay`
  *  on|off, `train-steps` N (= `steps`; 0: never stop), `size` "W" or "WxH" CSS px, `aspect`
  *  "4/3", `theme` auto|light|dark, `backend` webgpu|cpu|auto, the `loss` chart and the layers
- *  (`layer_specs()`: `trajectories` `field`/`arrows` `target` `heatmap` `trails`) = on|off. */
+ *  (`layer_specs()`: `trajectories` `field`/`arrows` `exact` `target` `heatmap` `trails`) = on|off. */
 export type FlowMatchingWidgetAttribute =
   | 'config' | 'preset' | 'controls' | 'autoplay' | 'train-steps' | 'size' | 'aspect' | 'theme' | 'backend'
-  | 'trajectories' | 'field' | 'arrows' | 'target' | 'heatmap' | 'trails' | 'loss';
+  | 'trajectories' | 'field' | 'arrows' | 'exact' | 'target' | 'heatmap' | 'trails' | 'loss';
 
 export declare class FlowMatchingDemo extends HTMLElement {
   static readonly observedAttributes: Array<FlowMatchingConfigAttribute | FlowMatchingWidgetAttribute>;

@@ -88,6 +88,16 @@ impl Shown {
     }
 }
 
+/// The exact marginal field's arrows (`cpu::exact::marginal_velocity` at the arrow anchors):
+/// the last complete grid and the (t, extent) it is for, and a grid in progress, computed an
+/// anchor at a time within the frame's budget (each anchor is a sum over every target point).
+#[derive(Default)]
+struct ExactArrows {
+    shown: Vec<[f32; 2]>,
+    key: Option<(f32, f32)>,
+    job: Option<((f32, f32), Vec<[f32; 2]>)>,
+}
+
 /// The heat map: log p per cell, the (step, time) it is for, and a computation in progress.
 #[derive(Default)]
 struct Heat {
@@ -109,6 +119,8 @@ pub struct CpuEngine {
     target: Vec<[f32; 2]>,
     /// Velocity at each arrow anchor and the (step, t) it was computed for.
     arrows: (Vec<[f32; 2]>, Option<(u32, f32)>),
+    /// The exact marginal field at the arrow anchors (layer `exact`).
+    exact: ExactArrows,
     heat: Heat,
     jobs: Jobs,
     scratch: Vec<f32>,
@@ -162,6 +174,7 @@ impl CpuEngine {
             },
             target: Vec::new(),
             arrows: (Vec::new(), None),
+            exact: ExactArrows::default(),
             heat: Heat::default(),
             jobs: Jobs::default(),
             scratch: vec![0.0; 2 * c.width as usize],
@@ -349,6 +362,9 @@ impl CpuEngine {
         if f.layers.arrows {
             self.draw_arrows(f.t, vp);
         }
+        if f.layers.exact && self.trainer.source.is_empty() {
+            paint_arrows(self.painter.as_mut(), &self.exact.shown, vp, EXACT_ARROW_CSS);
+        }
         self.painter.set_alpha(1.0);
         self.presented += 1.0;
     }
@@ -361,31 +377,31 @@ impl CpuEngine {
             self.arrows.0 = (0..g * g).map(|i| crate::cpu::mlp::velocity(&shape, &self.trainer.params, arrow_anchor(i, g, vp.extent), t, &mut self.scratch)).collect();
             self.arrows.1 = Some(key);
         }
-        let p = &mut self.painter;
-        let cell = 2.0 * vp.extent / g as f32;
-        p.set_line_width(1.0);
-        p.set_stroke("rgb(217,230,255)");
-        for (i, v) in self.arrows.0.iter().enumerate() {
-            let a = arrow_anchor(i as u32, g, vp.extent);
-            let speed = (v[0] * v[0] + v[1] * v[1]).sqrt();
-            if !speed.is_finite() || speed < 1e-6 {
-                continue;
+        paint_arrows(self.painter.as_mut(), &self.arrows.0, vp, "rgb(217,230,255)");
+    }
+
+    /// Advances the exact field's arrows for time `t` by a slice of `budget_ms`.
+    fn exact_slice(&mut self, t: f32, extent: f32, budget_ms: f64) {
+        if !self.trainer.source.is_empty() {
+            return;
+        }
+        let key = (t, extent);
+        let e = &mut self.exact;
+        if e.job.is_none() && e.key != Some(key) {
+            e.job = Some((key, Vec::with_capacity((ARROW_GRID * ARROW_GRID) as usize)));
+        }
+        let Some((at, done)) = e.job.as_mut() else { return };
+        let spec = &self.trainer.spec;
+        let t0 = now_ms();
+        while done.len() < (ARROW_GRID * ARROW_GRID) as usize && now_ms() - t0 < budget_ms {
+            let a = arrow_anchor(done.len() as u32, ARROW_GRID, at.1);
+            done.push(crate::cpu::exact::marginal_velocity(&self.trainer.data, spec.path, spec.sigma_min, a, at.0));
+        }
+        if done.len() == (ARROW_GRID * ARROW_GRID) as usize {
+            if let Some((at, done)) = e.job.take() {
+                e.shown = done;
+                e.key = Some(at);
             }
-            let d = [v[0] / speed, v[1] / speed];
-            let len = cell * 0.85 * (1.0 - (-speed / 1.5).exp());
-            let head = (len * 0.4).min(cell * 0.22);
-            let tail = [a[0] - d[0] * len * 0.5, a[1] - d[1] * len * 0.5];
-            let tip = [a[0] + d[0] * len * 0.5, a[1] + d[1] * len * 0.5];
-            let l = [tip[0] - d[0] * head - d[1] * head * 0.5, tip[1] - d[1] * head + d[0] * head * 0.5];
-            let r = [tip[0] - d[0] * head + d[1] * head * 0.5, tip[1] - d[1] * head - d[0] * head * 0.5];
-            p.set_alpha((0.22 + 0.5 * (1.0 - (-speed).exp())) as f64);
-            p.begin_path();
-            for (from, to) in [(tail, tip), (tip, l), (tip, r)] {
-                let (a, b) = (vp.to_px(from), vp.to_px(to));
-                p.move_to(a[0] as f64, a[1] as f64);
-                p.line_to(b[0] as f64, b[1] as f64);
-            }
-            p.stroke();
         }
     }
 
@@ -404,6 +420,39 @@ impl CpuEngine {
             scratch: vec![0.0; 2 * self.shape().width as usize],
             tx: Some(tx),
         })
+    }
+}
+
+/// The exact field's arrows' colour (`render_arrows.wgsl: vs_exact_arrow`).
+const EXACT_ARROW_CSS: &str = "rgb(255,158,100)";
+
+/// Arrows of the velocities `vels` at the arrow anchors (`render_arrows.wgsl`'s geometry) in `css`.
+fn paint_arrows(p: &mut dyn Painter, vels: &[[f32; 2]], vp: Viewport, css: &str) {
+    let g = ARROW_GRID;
+    let cell = 2.0 * vp.extent / g as f32;
+    p.set_line_width(1.0);
+    p.set_stroke(css);
+    for (i, v) in vels.iter().enumerate() {
+        let a = arrow_anchor(i as u32, g, vp.extent);
+        let speed = (v[0] * v[0] + v[1] * v[1]).sqrt();
+        if !speed.is_finite() || speed < 1e-6 {
+            continue;
+        }
+        let d = [v[0] / speed, v[1] / speed];
+        let len = cell * 0.85 * (1.0 - (-speed / 1.5).exp());
+        let head = (len * 0.4).min(cell * 0.22);
+        let tail = [a[0] - d[0] * len * 0.5, a[1] - d[1] * len * 0.5];
+        let tip = [a[0] + d[0] * len * 0.5, a[1] + d[1] * len * 0.5];
+        let l = [tip[0] - d[0] * head - d[1] * head * 0.5, tip[1] - d[1] * head + d[0] * head * 0.5];
+        let r = [tip[0] - d[0] * head + d[1] * head * 0.5, tip[1] - d[1] * head - d[0] * head * 0.5];
+        p.set_alpha((0.22 + 0.5 * (1.0 - (-speed).exp())) as f64);
+        p.begin_path();
+        for (from, to) in [(tail, tip), (tip, l), (tip, r)] {
+            let (a, b) = (vp.to_px(from), vp.to_px(to));
+            p.move_to(a[0] as f64, a[1] as f64);
+            p.line_to(b[0] as f64, b[1] as f64);
+        }
+        p.stroke();
     }
 }
 
@@ -578,6 +627,43 @@ impl Job for FieldErrorJob {
     }
 }
 
+/// Fresh particles integrated through a copy of the weights (`Engine::integrate_fresh`), one
+/// particle per unit of work: reflow's pairs or the one-step preview.
+struct FreshJob {
+    shape: ModelShape,
+    params: Vec<f32>,
+    solver: Solver,
+    steps: u32,
+    tol: f32,
+    x0: Vec<[f32; 2]>,
+    x1: Vec<[f32; 2]>,
+    scratch: Vec<f32>,
+    tx: Option<oneshot::Sender<Result<crate::cpu::reflow::Pairs, String>>>,
+}
+
+impl Job for FreshJob {
+    fn work(&mut self, more: &mut dyn FnMut() -> bool) -> bool {
+        while self.x1.len() < self.x0.len() {
+            if !more() {
+                return false;
+            }
+            let x = self.x0[self.x1.len()];
+            let (end, nfe) = integrate_particle(&self.shape, &self.params, self.solver, self.tol, self.steps, false, &mut self.scratch, |_, _| {}, x);
+            if nfe.is_none() {
+                if let Some(tx) = self.tx.take() {
+                    let _ = tx.send(Err(format!("{} did not reach t = 1 within {} evaluations", self.solver, self.steps)));
+                }
+                return true;
+            }
+            self.x1.push(end);
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Ok((std::mem::take(&mut self.x0), std::mem::take(&mut self.x1))));
+        }
+        true
+    }
+}
+
 /// log p of points, one point per unit of work (twin of the GPU density kernel).
 struct DensityJob {
     shape: ModelShape,
@@ -652,6 +738,7 @@ impl Engine for CpuEngine {
                 self.scratch = vec![0.0; 2 * c.width as usize];
                 self.shown.origins.clear();
                 self.jobs.clear();
+                self.exact = ExactArrows::default();
                 self.forget_run();
                 self.resample(c)?;
             }
@@ -679,6 +766,7 @@ impl Engine for CpuEngine {
         }
         self.trainer.set_target(points.to_vec());
         self.target = points.iter().take(TARGET_DRAWN_SOFTWARE as usize).copied().collect();
+        self.exact = ExactArrows::default();
         Ok(())
     }
 
@@ -799,6 +887,27 @@ impl Engine for CpuEngine {
         fut
     }
 
+    fn integrate_fresh(&mut self, seed: u32, n: u32, solver: Solver, steps: u32, tol: f32) -> EngineFuture<crate::cpu::reflow::Pairs> {
+        if n == 0 {
+            return super::ready(Err("no particles to integrate".into()));
+        }
+        let (tx, fut) = channel("integration of fresh particles");
+        let x0 = initial_particles_from(seed, n, &self.trainer.source);
+        let scratch = vec![0.0; 2 * self.shape().width as usize];
+        self.jobs.push(Box::new(FreshJob { shape: self.shape(), params: self.trainer.params.clone(), solver, steps: steps.max(1), tol, x1: Vec::with_capacity(x0.len()), x0, scratch, tx: Some(tx) }));
+        fut
+    }
+
+    fn set_pairs(&mut self, pairs: Option<&crate::cpu::reflow::Pairs>) -> Result<(), String> {
+        if let Some((x0, x1)) = pairs {
+            if x0.is_empty() || x0.len() != x1.len() {
+                return Err(format!("reflow needs equally many noise points and samples, at least one: {} and {} given", x0.len(), x1.len()));
+            }
+        }
+        self.trainer.pairs = pairs.cloned();
+        Ok(())
+    }
+
     fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>> {
         if !self.trainer.source.is_empty() {
             return super::ready(Err(super::gpu::NO_DENSITY.into()));
@@ -811,6 +920,9 @@ impl Engine for CpuEngine {
     fn frame(&mut self, f: &FrameInput) {
         self.integrate_slice(f.now, f.wrapped);
         let heat = f.layers.heatmap && self.update_heat(f.now, f.viewport.extent);
+        if f.layers.exact {
+            self.exact_slice(f.t, f.viewport.extent, INTEGRATE_BUDGET_MS);
+        }
         self.jobs.run(f.work_ms);
         self.draw(f, heat);
     }
@@ -827,6 +939,14 @@ impl Engine for CpuEngine {
     fn profile(&self) -> crate::budget::Profile {
         crate::budget::Profile::cpu()
     }
+
+    fn exact_field_note(&self) -> Option<String> {
+        (!self.trainer.source.is_empty()).then(|| super::quality::NO_EXACT_ARROWS.to_string())
+    }
+    fn exact_field_t(&self) -> Option<f32> {
+        self.exact.key.map(|(t, _)| t)
+    }
+
 
     fn work_done(&self) -> u64 {
         self.trainer.step as u64 + self.presented as u64

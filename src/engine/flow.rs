@@ -14,9 +14,15 @@ pub const TRAJ_BUDGET: u64 = 96 << 20;
 pub const TARGET_DRAWN_SOFTWARE: u32 = 2500;
 pub const TARGET_DRAWN: u32 = 8000;
 
+/// Target points of a standard dataset for `c`: its `points` setting, at most [`DATA_POINTS`]
+/// (the page's default; fewer show the exact field memorising them).
+pub fn data_points(c: &Config) -> usize {
+    (c.points as usize).clamp(1, DATA_POINTS)
+}
+
 /// The training data for a config: the target and, if the source is a dataset, its points.
 pub fn training_data(c: &Config) -> (Vec<[f32; 2]>, Vec<[f32; 2]>) {
-    let data = sample_dataset(c.dataset, DATA_POINTS, c.seed);
+    let data = sample_dataset(c.dataset, data_points(c), c.seed);
     let source = match c.source {
         Source::Gaussian => Vec::new(),
         Source::Dataset(d) => sample_dataset(d, DATA_POINTS, c.seed ^ 0x5eed),
@@ -27,7 +33,7 @@ pub fn training_data(c: &Config) -> (Vec<[f32; 2]>, Vec<[f32; 2]>) {
 /// The class label of each of [`training_data`]'s target points for a class-conditional
 /// config (the same points: `sample_dataset` is the labelled draw's points), else empty.
 pub fn training_labels(c: &Config) -> Vec<u32> {
-    if c.conditional == OnOff::On { sample_dataset_labeled(c.dataset, DATA_POINTS, c.seed).1 } else { Vec::new() }
+    if c.conditional == OnOff::On { sample_dataset_labeled(c.dataset, data_points(c), c.seed).1 } else { Vec::new() }
 }
 
 /// Trajectory steps recorded for `nfe` steps of `n` particles within the buffer budget.
@@ -80,6 +86,16 @@ pub fn integrate_due(frozen: bool, shown: Option<u32>, step: u32, wrapped: bool,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn training_data_follows_the_points_setting_up_to_the_cap() {
+        let c = Config { points: 7, conditional: OnOff::On, ..Config::default() };
+        let (data, source) = training_data(&c);
+        assert_eq!((data.len(), source.len(), training_labels(&c).len()), (7, 0, 7));
+        assert_eq!(training_data(&Config::default()).0.len(), DATA_POINTS, "the command line's default is capped");
+        assert_eq!(crate::web::pacing::page_config(false).points as usize, DATA_POINTS);
+        assert!(crate::config::field("points").unwrap().help.contains(&DATA_POINTS.to_string()), "the field's help names the page's cap");
+    }
 
     #[test]
     fn refresh_follows_cost_and_integration_waits_for_news() {

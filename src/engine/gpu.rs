@@ -28,7 +28,7 @@
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{class_points, comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, field_error_fits, FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES, NO_EXACT_FIELD, PROBE_SEED, QUALITY_SAMPLES};
 use super::gpu_time::{GpuTime, Work};
-use super::{Build, Engine, EngineFuture, EngineInfo, FaultReport, FlowStats, FrameInput, GpuPresenter};
+use super::{Build, Engine, EngineFuture, EngineInfo, FaultReport, FlowStats, FrameInput, GpuPresenter, Pairs};
 use crate::cpu::flow_stats::measured_steps;
 use crate::gpu::flow_stats::GpuFlowStats;
 use crate::gpu::sampler::flops_per_particle_step;
@@ -111,6 +111,25 @@ struct Arrows {
     last: f64,
 }
 
+/// The exact marginal field's arrows (layer `exact`): `GpuExactField` over the trainer's target
+/// (built when first shown, dropped when the target or the model changes), computed for a
+/// (t, extent) in chunks of anchors of the work budget, each queued once the previous one is
+/// done; after the last chunk the results are copied into `shown`, which the renderer draws, so
+/// the picture is always one whole grid. `note`: why it is not drawn.
+#[derive(Default)]
+struct ExactArrows {
+    field: Option<crate::gpu::exact::GpuExactField>,
+    shown: Option<(wgpu::Buffer, counter::Owned)>,
+    /// Anchors per dispatch.
+    chunk: u32,
+    /// The (t, extent) `shown` holds.
+    key: Option<(f32, f32)>,
+    /// A computation in progress: its (t, extent), the next anchor, the chunk queued last.
+    job: Option<((f32, f32), u32, Done)>,
+    last: f64,
+    note: Option<String>,
+}
+
 /// The density heat map: its evaluator (built when first shown) and the (step, time) it was
 /// last computed.
 #[derive(Default)]
@@ -140,6 +159,7 @@ pub struct GpuEngine {
     tol: f32,
     shown: Shown,
     arrows: Arrows,
+    exact: ExactArrows,
     heat: Heat,
     /// Device time per kind of work, and training steps confirmed done (`gpu_time`).
     time: GpuTime,
@@ -212,6 +232,7 @@ impl GpuEngine {
             tol: c.tol,
             shown,
             arrows: Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY },
+            exact: ExactArrows::default(),
             heat: Heat::default(),
             time: GpuTime::default(),
             last_frame: f64::NEG_INFINITY,
@@ -437,6 +458,8 @@ impl GpuEngine {
         std::mem::swap(&mut self.arrows, &mut m.arrows);
         std::mem::swap(&mut self.heat, &mut m.heat);
         std::mem::swap(&mut self.shown, &mut m.shown);
+        // The exact arrows belong to the target that was swapped out.
+        self.forget_exact();
         let s = &self.shown;
         self.renderer.set_flow(&s.sampler.traj, &s.sampler.origins, s.sampler.len(), s.steps);
         self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(self.target.len() as u32));
@@ -581,6 +604,99 @@ impl GpuEngine {
             }
         }
         true
+    }
+
+    /// Drops the exact field (its target buffer changed or was replaced): rebuilt when shown.
+    fn forget_exact(&mut self) {
+        self.renderer.set_exact_field(None);
+        self.exact = ExactArrows::default();
+    }
+
+    /// Brings the exact field's arrows to time `t` (layer `exact`): every anchor against every
+    /// target point, in chunks of anchors sized so that no dispatch is estimated above the
+    /// budget's chunk time (refused, with a note, when one anchor alone is over the dispatch
+    /// limit); a new computation starts once the last one is done and at most as often as the
+    /// learned arrows. The exact field does not depend on the weights: only t and the view move it.
+    fn advance_exact(&mut self, now: f64, t: f32, extent: f32) {
+        use super::quality::EXACT_TERM_FLOPS;
+        if !self.source.is_empty() {
+            self.exact.note = Some(super::quality::NO_EXACT_ARROWS.into());
+            return;
+        }
+        let anchors = ARROW_GRID * ARROW_GRID;
+        if self.exact.field.is_none() {
+            let t = &self.trainer;
+            let profile = self.budget_profile();
+            let points = t.target_len();
+            if let Err(e) = super::quality::exact_arrows_fit(&profile, 1, points) {
+                self.exact.note = Some(e);
+                return;
+            }
+            let per_anchor = points as f64 * EXACT_TERM_FLOPS / profile.sample_flops;
+            let chunk = ((profile.limits.chunk_s / per_anchor).floor() as u32).clamp(1, anchors);
+            let field = crate::gpu::exact::GpuExactField::new(&self.ctx, &t.spec.shape, &t.params, &t.data, points, t.spec.path, t.spec.sigma_min, anchors);
+            match field {
+                Ok(f) => {
+                    let shown = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("exact.shown"),
+                        size: f.out_buffer().size(),
+                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
+                    let owned = counter::Owned::new(&[&shown]);
+                    self.exact = ExactArrows { field: Some(f), shown: Some((shown, owned)), chunk, last: f64::NEG_INFINITY, ..ExactArrows::default() };
+                }
+                Err(e) => {
+                    self.exact.note = Some(err(e));
+                    return;
+                }
+            }
+        }
+        let min_gap = self.time.interval(Work::Arrows, self.exact.chunk.max(1), self.share(Work::Arrows), 0.0).max(if self.ctx.adapter.is_software() { 0.2 } else { 0.0 });
+        let queue = self.ctx.queue.clone();
+        let e = &mut self.exact;
+        let Some(field) = &e.field else { return };
+        if e.job.is_none() {
+            let key = (t, extent);
+            if e.key == Some(key) || now - e.last < min_gap {
+                return;
+            }
+            let queries: Vec<([f32; 2], f32)> = (0..anchors).map(|i| (crate::render::view::arrow_anchor(i, ARROW_GRID, extent), t)).collect();
+            field.write_queries(&queries);
+            e.job = Some((key, 0, Done::ready()));
+            e.last = now;
+        }
+        let Some((key, next, done)) = e.job.as_mut() else { return };
+        if !done.is_done() {
+            return;
+        }
+        if *next >= anchors {
+            // The last chunk is done: its results become the picture.
+            if let Some((shown, _)) = &e.shown {
+                let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+                encoder.copy_buffer_to_buffer(field.out_buffer(), 0, shown, 0, shown.size());
+                queue.submit([encoder.finish()]);
+                if e.key.is_none() {
+                    self.renderer.set_exact_field(Some(shown));
+                }
+            }
+            e.key = Some(*key);
+            e.job = None;
+            e.note = None;
+            return;
+        }
+        let n = e.chunk.max(1).min(anchors - *next);
+        match field.encode_velocity_chunk(*next, n) {
+            Ok(()) => {
+                self.time.submitted(&queue, Work::Arrows, 1);
+                *done = Done::watch(&queue);
+                *next += n;
+            }
+            Err(er) => {
+                e.note = Some(err(er));
+                e.job = None;
+            }
+        }
     }
 
     /// A copy of the first `bytes` of `src` (weights, target points) in a new counted buffer, for
@@ -755,6 +871,7 @@ impl Engine for GpuEngine {
         self.target = points.to_vec();
         self.labels = labels.to_vec();
         self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(points.len() as u32));
+        self.forget_exact();
         Ok(())
     }
 
@@ -905,6 +1022,70 @@ impl Engine for GpuEngine {
         })
     }
 
+    fn integrate_fresh(&mut self, seed: u32, n: u32, solver: Solver, steps: u32, tol: f32) -> EngineFuture<Pairs> {
+        if n == 0 {
+            return super::ready(Err("no particles to integrate".into()));
+        }
+        // Over a copy of the weights, in the chunks of the work budget (like the probe).
+        let t = &self.trainer;
+        let (params, owned) = self.snapshot("fresh.params_snapshot", &t.params, t.params.size());
+        let built = GpuSampler::new_with_source(&self.ctx, &t.spec.shape, &params, n, 0, &self.source).map_err(err).and_then(|mut s| {
+            s.set_tol(tol)?;
+            s.reset(seed);
+            Ok(s)
+        });
+        let (ctx, profile) = (self.ctx.clone(), self.budget_profile());
+        Box::pin(async move {
+            let _owned = owned;
+            let mut s = built?;
+            let plan = s.chunk_plan(solver, steps, profile.sample_flops, profile.limits.chunk_s);
+            let mut job = s.begin(solver, 0.0, 1.0, steps, plan);
+            s.run(&mut job).await.map_err(err)?;
+            if solver.is_adaptive() {
+                let summary = s.read_adaptive_summary().await.map_err(err)?;
+                if summary.unfinished > 0 {
+                    return Err(format!("{solver} did not reach t = 1 within {steps} evaluations for {} particles", summary.unfinished));
+                }
+            }
+            let pts = |flat: Vec<f32>| flat.chunks_exact(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>();
+            let x0 = crate::gpu::readback::read_f32(&ctx, &s.origins, 0, n as u64 * 2).await.map_err(err)?;
+            let x1 = crate::gpu::readback::read_f32(&ctx, &s.particles, 0, n as u64 * 2).await.map_err(err)?;
+            Ok((pts(x0), pts(x1)))
+        })
+    }
+
+    fn set_pairs(&mut self, pairs: Option<&Pairs>) -> Result<(), String> {
+        let Some((x0, x1)) = pairs else {
+            self.trainer.clear_pairs();
+            return Ok(());
+        };
+        if x0.is_empty() || x0.len() != x1.len() {
+            return Err(format!("reflow needs equally many noise points and samples, at least one: {} and {} given", x0.len(), x1.len()));
+        }
+        use wgpu::util::DeviceExt;
+        let upload = |label: &str, points: &[[f32; 2]]| {
+            self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(points),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            })
+        };
+        // Staging copies: the trainer copies them into its own pair buffers (queue order).
+        let (b0, b1) = (upload("reflow.upload_x0", x0), upload("reflow.upload_x1", x1));
+        let r = self.trainer.set_pairs(&b0, &b1, x0.len().min(u32::MAX as usize) as u32).map_err(err);
+        b0.destroy();
+        b1.destroy();
+        r
+    }
+
+    fn exact_field_note(&self) -> Option<String> {
+        self.exact.note.clone()
+    }
+
+    fn exact_field_t(&self) -> Option<f32> {
+        self.exact.key.map(|(t, _)| t)
+    }
+
     fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>> {
         if !self.source.is_empty() {
             return super::ready(Err(NO_DENSITY.into()));
@@ -938,6 +1119,9 @@ impl Engine for GpuEngine {
                 self.arrows.key = Some(key);
                 self.arrows.last = f.now;
             }
+        }
+        if f.layers.exact {
+            self.advance_exact(f.now, f.t, f.viewport.extent);
         }
         // Frames take their share of the device at most (a software adapter draws on the CPU).
         if f.now - self.last_frame < self.time.interval(Work::Frame, 1, self.share(Work::Frame), 0.0) {

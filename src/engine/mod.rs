@@ -30,6 +30,7 @@ pub use painter::Painter;
 pub use present::{GpuPresenter, OffscreenPresenter};
 pub use quality::QualityPoint;
 pub use crate::cpu::flow_stats::FlowStats;
+pub use crate::cpu::reflow::Pairs;
 
 use crate::config::{Config, Effect, Solver};
 use crate::gpu::snapshot::Snapshot;
@@ -166,6 +167,26 @@ pub trait Engine {
     fn field_error(&mut self, reading: u32) -> EngineFuture<f64>;
     /// `log p` of each point under the current weights (reverse ODE, `steps` steps of `solver`).
     fn log_density(&mut self, points: Vec<[f32; 2]>, solver: Solver, steps: u32) -> EngineFuture<Vec<f32>>;
+
+    // ---- reflow (Liu, Gong and Liu 2022, "Flow Straight and Fast", arXiv 2209.03003) ----------
+
+    /// `n` starting points drawn with `seed` from the source (`cpu::ode::initial_particles_from`,
+    /// the GPU sampler's `reset`) and where `steps` steps of `solver` (dopri5: adaptive, `steps`
+    /// its evaluation budget at tolerance `tol`) carry them through a copy of the current
+    /// weights: `(x0, x1)`, reflow's pairs (`cpu::reflow`) or a one-step preview. Runs in the
+    /// chunks of the work budget (GPU) or as a job a slice per frame (CPU); training goes on.
+    fn integrate_fresh(&mut self, seed: u32, n: u32, solver: Solver, steps: u32, tol: f32) -> EngineFuture<Pairs>;
+    /// From the next step on, batches draw the fixed pairs `(x0[k], x1[k])` (reflow; weights,
+    /// Adam moments and the step are kept), or independent noise and target points again (`None`).
+    /// On error nothing changes.
+    fn set_pairs(&mut self, pairs: Option<&Pairs>) -> Result<(), String>;
+    /// Why the exact field's arrows (layer `exact`) are not drawn, when they are on and are not
+    /// (a dataset source, more target points than a frame's work allows).
+    fn exact_field_note(&self) -> Option<String> {
+        None
+    }
+    /// The flow time the exact field's arrows now drawn are for (None: none computed yet).
+    fn exact_field_t(&self) -> Option<f32>;
 
     // ---- frames -------------------------------------------------------------------------------
 

@@ -37,20 +37,37 @@ pub const EXACT_TERM_FLOPS: f64 = 20.0;
 /// The exact field is the Gaussian source's.
 pub const NO_EXACT_FIELD: &str = "the field error needs the Gaussian source (the exact marginal field is written with its density)";
 
-/// Whether one dispatch of a field-error reading (`FIELD_ERROR_CHUNK` queries over `points`
-/// target points) fits `profile`'s dispatch time and the exact field's work cap; else why not.
-pub fn field_error_fits(profile: &crate::budget::Profile, points: u32, shape: &crate::model::ModelShape) -> Result<(), String> {
-    crate::gpu::exact::check_work(FIELD_ERROR_CHUNK as u64, points).map_err(|e| e.to_string())?;
-    let flops = FIELD_ERROR_CHUNK as f64 * (points as f64 * EXACT_TERM_FLOPS + 2.0 * shape.macs_per_sample() as f64);
+/// The exact field's arrows need it too.
+pub const NO_EXACT_ARROWS: &str = "the exact field's arrows need the Gaussian source (the exact marginal field is written with its density)";
+
+/// Whether one dispatch of the exact field over `queries` queries and `points` target points,
+/// `flops` in all, fits the exact field's work cap and `profile`'s dispatch time; else why not,
+/// `what` (e.g. "the field error") and `per` (what the time is for) in the message.
+fn exact_dispatch_fits(profile: &crate::budget::Profile, queries: u32, points: u32, flops: f64, what: &str, per: &str) -> Result<(), String> {
+    crate::gpu::exact::check_work(queries as u64, points).map_err(|e| e.to_string())?;
     let s = flops / profile.sample_flops;
     if s > profile.limits.dispatch_s {
         return Err(format!(
-            "the field error needs about {} per {FIELD_ERROR_CHUNK} queries over {points} target points on this device, more than the {} allowed per dispatch: use fewer target points",
+            "{what} needs about {} {per} over {points} target points on this device, more than the {} allowed per dispatch: use fewer target points (Target points)",
             crate::budget::fmt_seconds(s),
             crate::budget::fmt_seconds(profile.limits.dispatch_s)
         ));
     }
     Ok(())
+}
+
+/// Whether one dispatch of the exact field at `anchors` arrow anchors over `points` target
+/// points (the arrows' smallest chunk is one anchor) fits; else why not.
+pub fn exact_arrows_fit(profile: &crate::budget::Profile, anchors: u32, points: u32) -> Result<(), String> {
+    let flops = anchors as f64 * points as f64 * EXACT_TERM_FLOPS;
+    exact_dispatch_fits(profile, anchors, points, flops, "the exact field's arrows", &format!("per {anchors} anchors"))
+}
+
+/// Whether one dispatch of a field-error reading (`FIELD_ERROR_CHUNK` queries over `points`
+/// target points) fits `profile`'s dispatch time and the exact field's work cap; else why not.
+pub fn field_error_fits(profile: &crate::budget::Profile, points: u32, shape: &crate::model::ModelShape) -> Result<(), String> {
+    let flops = FIELD_ERROR_CHUNK as f64 * (points as f64 * EXACT_TERM_FLOPS + 2.0 * shape.macs_per_sample() as f64);
+    exact_dispatch_fits(profile, FIELD_ERROR_CHUNK, points, flops, "the field error", &format!("per {FIELD_ERROR_CHUNK} queries"))
 }
 
 /// One reading: which solver, its mean field evaluations per sample, the distance, and its setting
@@ -134,6 +151,18 @@ pub fn finite(sw2: f32) -> Result<f32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exact arrows' chunk planning (`GpuEngine::advance_exact`): one anchor over the page's
+    /// dataset fits a dispatch at the CPU prior (about 2 ms), the whole 24x24 grid at once does
+    /// not (about 1.3 s), and the message names the setting to lower.
+    #[test]
+    fn exact_arrows_fit_per_anchor_not_per_grid() {
+        let p = crate::budget::Profile::cpu();
+        let points = crate::engine::flow::DATA_POINTS as u32;
+        assert!(exact_arrows_fit(&p, 1, points).is_ok());
+        let e = exact_arrows_fit(&p, 576, points).unwrap_err();
+        assert!(e.contains("exact field's arrows") && e.contains("Target points") && e.contains("576 anchors"), "{e}");
+    }
 
     #[test]
     fn the_plan_covers_every_solver() {

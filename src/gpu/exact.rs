@@ -156,6 +156,31 @@ impl GpuExactField {
         Ok(n)
     }
 
+    /// Writes the queries `(x, t)` (at most `capacity`) for [`GpuExactField::encode_velocity_chunk`];
+    /// returns the count written. Nothing is dispatched.
+    pub fn write_queries(&self, queries: &[([f32; 2], f32)]) -> u32 {
+        let n = queries.len().min(self.capacity as usize) as u32;
+        let q: Vec<[f32; 4]> = queries[..n as usize].iter().map(|(x, t)| [x[0], x[1], *t, 0.0]).collect();
+        if n > 0 {
+            self.ctx.queue.write_buffer(&self.queries, 0, bytemuck::cast_slice(&q));
+        }
+        n
+    }
+
+    /// Queues `u_t(x)` for queries `[first, first + n)` of those written by
+    /// [`GpuExactField::write_queries`] (one dispatch: a chunk of the work budget); results at the
+    /// same indices of [`GpuExactField::out_buffer`].
+    pub fn encode_velocity_chunk(&self, first: u32, n: u32) -> Result<(), GpuError> {
+        let n = n.min(self.capacity.saturating_sub(first));
+        check_work(n as u64, self.n_points)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.ctx.queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&ExactParams { first, ..self.base_params(n) }));
+        self.dispatch(&self.at, &self.group, n);
+        Ok(())
+    }
+
     /// `u_t(x)` for each `(x, t)` (at most `capacity`).
     pub async fn velocities(&self, queries: &[([f32; 2], f32)]) -> Result<Vec<[f32; 2]>, GpuError> {
         let n = self.encode_velocities(queries)?;

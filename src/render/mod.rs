@@ -24,6 +24,8 @@ pub struct Layers {
     pub target: bool,
     /// The learned density log p (`heatmap`).
     pub heatmap: bool,
+    /// The exact marginal field of the training points (`exact`).
+    pub exact: bool,
 }
 
 /// One canvas layer as the page, the widget and the App's `set_layer` know it. [`LAYERS`] is the
@@ -60,6 +62,8 @@ pub static LAYERS: &[LayerSpec] = &[
     layer!("particles", [], particles, "Particles", true, "The particles at the shown flow time t."),
     layer!("trajectories", ["trails"], trails, "Trajectories", false, "Each particle's path from t = 0 up to the shown time."),
     layer!("field", ["arrows"], arrows, "Velocity field", false, "The learned velocity v(x, t) at the shown time, as arrows on a grid."),
+    layer!("exact", [], exact, "Exact field", false,
+        "The exact marginal velocity of the training points at the shown time (orange): the average of the straight-line velocities towards each point, weighted by how likely each one is to have produced x. Gaussian source only."),
     layer!("target", [], target, "Target samples", true, "Faint samples of the target distribution."),
     layer!("heatmap", [], heatmap, "Density (log p)", false,
         "Exact log-likelihood of the learned flow on a 64x64 grid, recomputed every few seconds (Gaussian source only)."),
@@ -67,7 +71,7 @@ pub static LAYERS: &[LayerSpec] = &[
 
 impl Default for Layers {
     fn default() -> Self {
-        let mut l = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false };
+        let mut l = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false, exact: false };
         for spec in LAYERS {
             (spec.put)(&mut l, spec.default_on);
         }
@@ -107,9 +111,12 @@ pub struct FlowRenderer {
     trails: wgpu::RenderPipeline,
     target: wgpu::RenderPipeline,
     arrows: wgpu::RenderPipeline,
+    exact_arrows: wgpu::RenderPipeline,
     flow: Option<Flow>,
     target_points: Option<(wgpu::BindGroup, u32)>,
     field: Option<(wgpu::BindGroup, u32)>,
+    /// The exact marginal field at the same anchors (`GpuExactField`'s output, `vec4` per anchor).
+    exact_field: Option<wgpu::BindGroup>,
     _live: crate::gpu::counter::Owned,
     heatmap: heatmap::HeatmapRenderer,
 }
@@ -178,6 +185,7 @@ impl FlowRenderer {
         let trails = pipeline("render.trails", include_str!("../../shaders/render_trails.wgsl"), "vs_trail", "fs_trail", &flow_layout, LineList);
         let target = pipeline("render.target", include_str!("../../shaders/render_target.wgsl"), "vs_target", "fs_target", &points_layout, TriangleList);
         let arrows = pipeline("render.arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_arrow", "fs_arrow", &points_layout, LineList);
+        let exact_arrows = pipeline("render.exact_arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_exact_arrow", "fs_arrow", &points_layout, LineList);
         FlowRenderer {
             _live: crate::gpu::counter::Owned::new(&[&view_buf]),
             device: device.clone(),
@@ -189,9 +197,11 @@ impl FlowRenderer {
             trails,
             target,
             arrows,
+            exact_arrows,
             flow: None,
             target_points: None,
             field: None,
+            exact_field: None,
             heatmap: heatmap::HeatmapRenderer::new(device, format),
         }
     }
@@ -218,6 +228,12 @@ impl FlowRenderer {
     /// The velocity grid: `grid²` points `anchor + v(anchor, t)` in `field`.
     pub fn set_field(&mut self, field: &wgpu::Buffer, grid: u32) {
         self.field = Some((self.group("render.arrows", &self.points_layout, &[field]), grid));
+    }
+
+    /// The exact field's arrows: `u_t(anchor)` as `vec4` (`u_x, u_y, 0, 0`) per anchor of the
+    /// velocity grid (`GpuExactField::out_buffer`); None: not drawn.
+    pub fn set_exact_field(&mut self, field: Option<&wgpu::Buffer>) {
+        self.exact_field = field.map(|f| self.group("render.exact_arrows", &self.points_layout, &[f]));
     }
 
     /// The heat map layer's source: `heatmap::HEAT_GRID²` values of log p (cell order of
@@ -273,6 +289,11 @@ impl FlowRenderer {
         }
         if let (true, Some((group, g))) = (layers.arrows, &self.field) {
             pass.set_pipeline(&self.arrows);
+            pass.set_bind_group(0, group, &[]);
+            pass.draw(0..6 * g * g, 0..1);
+        }
+        if let (true, Some(group), Some((_, g))) = (layers.exact, &self.exact_field, &self.field) {
+            pass.set_pipeline(&self.exact_arrows);
             pass.set_bind_group(0, group, &[]);
             pass.draw(0..6 * g * g, 0..1);
         }

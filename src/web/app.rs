@@ -311,6 +311,17 @@ impl App {
             set(&o, k, Reflect::get(&st, &k.into()).unwrap_or(JsValue::NULL));
         }
         set(&o, "fieldError", num(p.readings.field_error));
+        // Reflow: rounds made in this run, whether pairs are being made, whether training draws
+        // from pairs, and the step the current round ends at.
+        set(&o, "reflowRound", p.reflow.round);
+        set(&o, "reflowMaking", p.reflow.making.is_some());
+        set(&o, "reflowPairs", p.reflow.pairs.as_ref().map_or(0, |(x0, _)| x0.len() as u32));
+        set(&o, "reflowUntil", num(p.reflow.until.map(f64::from)));
+        set(&o, "reflowRefusal", text(p.reflow_refusal().as_deref()));
+        // Why the exact field's arrows are not drawn (layer `exact` on), if they are not.
+        set(&o, "exactNote", text(if p.view.layers.exact { p.engine.exact_field_note() } else { None }.as_deref()));
+        set(&o, "exactT", num(p.engine.exact_field_t().map(f64::from)));
+        set(&o, "straightnessStep", num(p.readings.stats_step.map(f64::from)));
         o
     }
 
@@ -582,13 +593,13 @@ impl App {
     /// run starts. Rejects once a divergence is known, or when the device cannot run the reading;
     /// `null` when a new run replaced the model it was measuring.
     pub fn flow_stats(&self) -> Promise {
-        let (fut, run) = {
+        let (fut, run, step) = {
             let mut p = self.page.borrow_mut();
             if p.snapshots.diverged() {
                 return Promise::reject(&reject(crate::engine::quality::DIVERGED));
             }
             let c = p.session.config().clone();
-            (p.engine.flow_stats(c.solver, c.nfe, false), p.readings.run)
+            (p.engine.flow_stats(c.solver, c.nfe, false), p.readings.run, p.engine.step())
         };
         let page = self.page.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -600,9 +611,85 @@ impl App {
                 let mut p = page.borrow_mut();
                 if p.readings.run == run {
                     p.readings.stats = Some(s);
+                    p.readings.stats_step = Some(step);
                 }
             }
             Ok(stats_js(Some(&s)).into())
+        })
+    }
+
+    // ---- rectified flow ------------------------------------------------------------------------
+
+    /// Reflow (Liu, Gong and Liu 2022, "Flow Straight and Fast", arXiv 2209.03003): integrates
+    /// `reflow_pairs` fresh noise points through the current weights with the page's solver and
+    /// nfe into (noise, sample) pairs on the engine, then trains on those fixed pairs from the
+    /// current weights for `reflow_steps` steps (training resumes, and pauses at the round's end).
+    /// Resolves to the round's number (1: the model is becoming the 2-rectified flow), or `null`
+    /// when a new run replaced the model meanwhile. Rejects when the settings cannot reflow.
+    pub fn reflow(&self) -> Promise {
+        let (fut, run, round) = {
+            let mut p = self.page.borrow_mut();
+            if p.snapshots.diverged() {
+                return Promise::reject(&reject(crate::engine::quality::DIVERGED));
+            }
+            if let Some(why) = p.reflow_refusal() {
+                return Promise::reject(&reject(why));
+            }
+            let c = p.session.config().clone();
+            let round = p.reflow.round + 1;
+            let seed = crate::cpu::reflow::noise_seed(c.seed, round - 1);
+            let run = p.readings.run;
+            p.reflow.making = Some(run);
+            (p.engine.integrate_fresh(seed, c.reflow_pairs, c.solver, c.nfe, c.tol), run, round)
+        };
+        let page = self.page.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let r = fut.await;
+            let mut p = page.borrow_mut();
+            if p.reflow.making == Some(run) {
+                p.reflow.making = None;
+            }
+            if p.readings.run != run {
+                return Ok(JsValue::NULL);
+            }
+            let pairs = r.map_err(reject)?;
+            p.start_round(round, pairs).map_err(reject)?;
+            Ok(JsValue::from(round))
+        })
+    }
+
+    /// Resolves to `{points, sw2}`: the quality probe's 1024 starting points moved by ONE Euler
+    /// step of the current weights (`Float32Array` of `x0, y0, ...`) and their sliced W2 against
+    /// the target; `null` when a new run replaced the model meanwhile. A straight (rectified)
+    /// flow makes good samples in one step.
+    pub fn one_step_preview(&self) -> Promise {
+        use crate::engine::quality::{PROBE_SEED, QUALITY_SAMPLES};
+        let (fut, quality, run) = {
+            let mut p = self.page.borrow_mut();
+            if p.snapshots.diverged() {
+                return Promise::reject(&reject(crate::engine::quality::DIVERGED));
+            }
+            let tol = p.session.config().tol;
+            let fut = p.engine.integrate_fresh(PROBE_SEED, QUALITY_SAMPLES, crate::config::Solver::Euler, 1, tol);
+            (fut, p.engine.sample_quality(crate::config::Solver::Euler, 1, tol), p.readings.run)
+        };
+        let page = self.page.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (_, x1) = match fut.await {
+                Ok(pairs) => pairs,
+                Err(e) => return unless_replaced(&page, run, e),
+            };
+            let q = match quality.await {
+                Ok(q) => q,
+                Err(e) => return unless_replaced(&page, run, e),
+            };
+            if page.borrow().readings.run != run {
+                return Ok(JsValue::NULL);
+            }
+            let o = Object::new();
+            set(&o, "points", flat(&x1));
+            set(&o, "sw2", num(Some(q.sw2 as f64)));
+            Ok(o.into())
         })
     }
 

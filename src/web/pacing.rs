@@ -269,7 +269,8 @@ impl LossHistory {
 /// count so training visibly progresses within seconds; real GPUs get more particles. `steps` is
 /// the page's step limit: 0, none.
 pub fn page_config(small: bool) -> Config {
-    let mut c = Config { steps: 0, ..Config::default() };
+    // The page's datasets have at most `engine::flow::DATA_POINTS` points (its link says so).
+    let mut c = Config { steps: 0, points: crate::engine::flow::DATA_POINTS as u32, ..Config::default() };
     if small {
         c.width = 32;
         c.depth = 2;

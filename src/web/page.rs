@@ -73,6 +73,8 @@ pub struct Page {
     pub defaults: Config,
     /// The page as it was before the latest build, until the device has checked it.
     before_build: Option<Box<BeforeBuild>>,
+    /// Reflow rounds of this run (the "Rectified flow" card).
+    pub reflow: Reflow,
 }
 
 /// What a build changed on the page, to put back when the device could not make it.
@@ -83,6 +85,20 @@ struct BeforeBuild {
     custom: Option<CustomTarget>,
 }
 
+/// Reflow on the page (Liu, Gong and Liu 2022, arXiv 2209.03003): the rounds made in this run,
+/// the pairs training draws from (kept here so a move to another engine keeps them), and the
+/// step at which the current round's `reflow_steps` end (training pauses there).
+#[derive(Default)]
+pub struct Reflow {
+    /// Rounds made: after round r the model is the (r + 1)-rectified flow.
+    pub round: u32,
+    pub pairs: Option<crate::engine::Pairs>,
+    /// The step the current round ends at.
+    pub until: Option<u32>,
+    /// Pairs are being made for the run with this number (`Readings::run`).
+    pub making: Option<u32>,
+}
+
 /// Readings of the current run that the page keeps for `App::state` (the sliced W2 is kept by
 /// `www/quality.js`). A new run (reset, new model, restore) forgets them; a reading that started
 /// before it is dropped when it lands (`run` moved on).
@@ -90,6 +106,8 @@ struct BeforeBuild {
 pub struct Readings {
     pub run: u32,
     pub stats: Option<crate::engine::FlowStats>,
+    /// The training step the latest straightness reading measured.
+    pub stats_step: Option<u32>,
     /// The latest field error (`App::field_error`).
     pub field_error: Option<f64>,
 }
@@ -98,6 +116,7 @@ impl Readings {
     pub fn new_run(&mut self) {
         self.run = self.run.wrapping_add(1);
         self.stats = None;
+        self.stats_step = None;
         self.field_error = None;
     }
 }
@@ -187,6 +206,7 @@ impl Page {
             readings: Readings::default(),
             defaults,
             before_build: None,
+            reflow: Reflow::default(),
         };
         page.engine.resize(w, h);
         page.train.on = true;
@@ -195,13 +215,18 @@ impl Page {
 
     /// Steps that may still be queued before the step limit (`u32::MAX` without one).
     pub fn steps_left(&self) -> u32 {
-        self.session.step_limit().map_or(u32::MAX, |l| l.saturating_sub(self.engine.step()))
+        let limit = self.session.step_limit().into_iter().chain(self.reflow.until).min();
+        limit.map_or(u32::MAX, |l| l.saturating_sub(self.engine.step()))
     }
 
     /// Pauses training once the step limit is reached.
     pub fn stop_at_limit(&mut self) {
         if self.train.on && self.steps_left() == 0 {
             self.train.on = false;
+        }
+        // A reflow round ends once: Play then goes on training on its pairs.
+        if self.reflow.until.is_some_and(|u| self.engine.step() >= u) {
+            self.reflow.until = None;
         }
     }
 
@@ -368,6 +393,7 @@ impl Page {
         self.train.restart();
         self.snapshots.new_run();
         self.readings.new_run();
+        self.end_reflow();
         self.messages.error = None;
         self.engine.set_frozen(false);
     }
@@ -379,6 +405,41 @@ impl Page {
         self.snapshots.rewound();
         self.readings.new_run();
         self.messages.error = None;
+        Ok(())
+    }
+
+    /// Back to training on independent draws (a new run, a new target): no rounds, no pairs.
+    fn end_reflow(&mut self) {
+        if self.reflow.pairs.is_some() {
+            // Clearing pairs cannot fail on either engine.
+            let _ = self.engine.set_pairs(None);
+        }
+        self.reflow = Reflow::default();
+    }
+
+    /// Why reflow cannot run with these settings (None: it can). Reflow rectifies an ODE flow of
+    /// an unconditional velocity model (`Config::check`'s rule for the command line's `--reflow`).
+    pub fn reflow_refusal(&self) -> Option<String> {
+        let c = self.session.config();
+        if c.objective == crate::config::Objective::MeanFlow {
+            Some("reflow rectifies a velocity field: set Model to fm".into())
+        } else if c.conditional == crate::config::OnOff::On {
+            Some("reflow pairs carry no class labels: set Class-conditional to off".into())
+        } else if self.reflow.making.is_some() {
+            Some("the pairs of the last Reflow are still being made".into())
+        } else {
+            None
+        }
+    }
+
+    /// Round `round`'s pairs are made: training draws from them for `reflow_steps` steps from
+    /// the current weights, then pauses.
+    pub fn start_round(&mut self, round: u32, pairs: crate::engine::Pairs) -> Result<(), String> {
+        self.engine.set_pairs(Some(&pairs))?;
+        self.reflow.round = round;
+        self.reflow.pairs = Some(pairs);
+        self.reflow.until = Some(self.engine.step().saturating_add(self.session.config().reflow_steps));
+        self.train.on = true;
         Ok(())
     }
 
@@ -441,6 +502,7 @@ impl Page {
         check(self.session.config(), &self.engine.profile(), Target::Custom(n)).map_err(|r| format!("this target of {n} points cannot be trained here: {r}"))?;
         self.set_engine_target(&t)?;
         self.custom.activate(t);
+        self.end_reflow();
         // The weights at the change are kept even if the device is lost before training resumes.
         self.snapshots.request();
         Ok(())
@@ -472,6 +534,7 @@ impl Page {
         let (data, _) = crate::engine::flow::training_data(self.session.config());
         self.engine.set_target_labeled(&data, &crate::engine::flow::training_labels(self.session.config()))?;
         self.custom.end();
+        self.end_reflow();
         Ok(())
     }
 
@@ -566,6 +629,12 @@ impl Page {
         self.before_build = None;
         self.engine.resize(self.view.width, self.view.height);
         self.reupload_custom();
+        if let Some(pairs) = &self.reflow.pairs {
+            if let Err(e) = self.engine.set_pairs(Some(pairs)) {
+                self.messages.error = Some(format!("the reflow pairs could not be moved to the new backend ({e}); training on the target again"));
+                self.reflow = Reflow::default();
+            }
+        }
         match file {
             Some(f) => {
                 self.engine.load_model(&f)?;

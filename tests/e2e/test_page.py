@@ -159,6 +159,7 @@ HASH_VALUES = {
     "lr": "0.005", "schedule": "constant", "batch": "64", "steps": "1234", "seed": "7", "sigma_min": "0.01", "path": "cosine",
     "coupling": "ot", "weight_decay": "0.001", "solver": "dopri5", "nfe": "48", "tol": "0.0001",
     "samples": "500", "particles": "700", "t_mean": "0.5", "t_std": "0.8", "t_u": "2", "label_dropout": "0.2", "noise": "0.5",
+    "reflow_pairs": "777", "reflow_steps": "55", "points": "5000",
 }
 # Settings the CPU backend cannot do (it refuses them by name): their links round-trip on WebGPU
 # in test_generation.py; here they keep their defaults.

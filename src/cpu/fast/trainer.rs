@@ -90,6 +90,8 @@ pub struct FastCpuTrainer {
     pub data: Vec<[f32; 2]>,
     /// Source points for x0; empty means N(0, I).
     pub source: Vec<[f32; 2]>,
+    /// Reflow: fixed `(x0, x1)` pairs that replace the independent draws when set (`cpu::reflow`).
+    pub pairs: Option<crate::cpu::reflow::Pairs>,
     /// Steps taken so far (the next step's number).
     pub step: u32,
     ws: Workspace,
@@ -123,6 +125,7 @@ impl FastCpuTrainer {
             spec,
             data,
             source: Vec::new(),
+            pairs: None,
             step: 0,
         }
     }
@@ -136,9 +139,9 @@ impl FastCpuTrainer {
         }
         let ws = &mut self.ws;
         let bl = &ws.batch_layout;
-        // No class labels and no reflow pairs here (the page does not offer them yet): a
-        // conditional spec trains on the "no class" token only.
-        coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, &[], None, self.step);
+        // No class labels here (the CPU backend refuses conditional models): a conditional spec
+        // trains on the "no class" token only. Reflow pairs replace the draws when set.
+        coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, &[], self.pairs.as_ref(), self.step);
         if s.mean_flow() {
             crate::cpu::meanflow::write_targets(&s.shape, &self.params, &mut ws.batch_buf, bl);
         }
