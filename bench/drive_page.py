@@ -9,7 +9,15 @@ adapter (SwiftShader here), and how quickly the page answers input meanwhile.
    goes in every 2 s through WebDriver's input actions (trusted events); the page records, per
    press, the ms from the event to its handler and to the next frame (`state().inputDelays`), and
    the worst lateness of a 50 ms timer (`state().maxTimerLagMs`).
-3. index.html (backend auto) with the same model: which backend the page picks, and why.
+3. --extra HASH[;HASH...]: the same page measurement for other models (e.g. the reliability
+   soak's), reported under `extra` (the bench page has only S, M and L).
+4. index.html (backend auto) with the same model: which backend the page picks, and why
+   (--auto 0 skips it).
+
+Besides the rates, each page run reports what the loop saw at the end of its window: queue depth
+(steps), completion latency, steps queued per frame, animation frames and presented frames per
+second, and the device ms per unit of each kind of work (`state().gpuMs`); and the machine's load
+average before and after (the machine is shared: compare page and bench of one run only).
 
 Prints one JSON line: {bench_steps_per_s, page_steps_per_s, ratio, input_ms_max, input_ms_p95,
 frame_ms_max, timer_lag_ms_max, auto_backend, auto_reason, ...}. Started by bench/run-page.sh."""
@@ -30,21 +38,38 @@ def press(d, key):
     d.cmd("POST", "/actions", {"actions": [{"type": "key", "id": "kbd", "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]})
 
 
-def page_rate(d, base, query, warmup, window):
-    d.get(f"{base}/index.html{query}{S}")
+def page_rate(d, base, query, warmup, window, hash_=S):
+    d.get(f"{base}/index.html{query}{hash_}")
     d.wait_for("const s = window.flowmatch; return s && (s.error || (s.ready && s.stepsDone > 0));", 600, "the page's first completed steps")
     time.sleep(warmup)
     d.js("window.flowmatch.inputDelays = []; window.flowmatch.maxTimerLagMs = 0;")
-    s0 = d.js("const s = window.flowmatch; return {done: s.stepsDone, t: performance.now(), backend: s.backend}")
+    s0 = d.js("const s = window.flowmatch; return {done: s.stepsDone, t: performance.now(), backend: s.backend,"
+              " presented: s.framesPresented, frames: s.frames}")
     t_end = time.time() + window
     while time.time() < t_end:
         press(d, "f")
         time.sleep(2.0)
     s1 = d.js("const s = window.flowmatch; return {done: s.stepsDone, t: performance.now(), error: s.error, inputs: s.inputDelays,"
               " timer: s.maxTimerLagMs, depth: s.queueDepth, latency: s.latencyMs, backend: s.backend, reason: s.backendReason,"
-              " presented: s.framesPresented, frames: s.frames}")
-    rate = (s1["done"] - s0["done"]) / ((s1["t"] - s0["t"]) / 1000.0)
+              " presented: s.framesPresented, frames: s.frames, perFrame: s.stepsPerFrame, gpuMs: s.gpuMs}")
+    secs = (s1["t"] - s0["t"]) / 1000.0
+    rate = (s1["done"] - s0["done"]) / secs
+    s1["frames_per_s"] = round((s1["frames"] - s0["frames"]) / secs, 1)
+    s1["presented_per_s"] = round((s1["presented"] - s0["presented"]) / secs, 1)
     return rate, s1
+
+
+def loop_seen(s):
+    """What the page's loop saw at the end of a window (see the module docs)."""
+    r = lambda x: round(x, 2) if isinstance(x, (int, float)) else x  # noqa: E731
+    return {"queue_depth": r(s["depth"]), "latency_ms": r(s["latency"]), "steps_per_frame": r(s["perFrame"]),
+            "frames_per_s": s["frames_per_s"], "presented_per_s": s["presented_per_s"],
+            "gpu_ms": {k: r(v) for k, v in (s["gpuMs"] or {}).items()}}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
 
 
 def main():
@@ -53,7 +78,10 @@ def main():
     ap.add_argument("--steps", type=int, default=200, help="timed steps of the bench page")
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--window", type=float, default=30.0)
+    ap.add_argument("--extra", default="", help="';'-separated hashes of other models to time on the page")
+    ap.add_argument("--auto", type=int, default=1, help="1: also the backend-auto run")
     args = ap.parse_args()
+    load0 = loadavg()
     with Driver(["--enable-unsafe-webgpu"]) as d:
         d.get(f"{args.base}/www/bench.html?config=S&steps={args.steps}")
         d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", 1800, "the bench page")
@@ -71,11 +99,17 @@ def main():
             "ratio": round(rate / bench["steps_per_s"], 3), "presses": len(inputs),
             "input_to_handler_ms_max": round(max(handlers), 1) if handlers else None,
             "input_to_frame_ms_max": round(max(inputs), 1) if inputs else None, "input_to_frame_ms_p95": round(p95(inputs), 1) if inputs else None,
-            "timer_lag_ms_max": round(s["timer"], 1), "queue_depth": s["depth"], "latency_ms": s["latency"], "page_error": s["error"],
-            "window_s": args.window,
+            "timer_lag_ms_max": round(s["timer"], 1), "page_error": s["error"], "window_s": args.window, "page": loop_seen(s),
         }
-        auto, sa = page_rate(d, args.base, "", args.warmup, 10.0)
-        out.update({"auto_backend": sa["backend"], "auto_reason": sa["reason"], "auto_steps_per_s": round(auto, 2)})
+        if args.extra:
+            out["extra"] = []
+            for h in filter(None, args.extra.split(";")):
+                rate_x, sx = page_rate(d, args.base, "?backend=webgpu", args.warmup, args.window, "#" + h.lstrip("#"))
+                out["extra"].append({"hash": h, "page_steps_per_s": round(rate_x, 2), "page_error": sx["error"], "page": loop_seen(sx)})
+        if args.auto:
+            auto, sa = page_rate(d, args.base, "", args.warmup, 10.0)
+            out.update({"auto_backend": sa["backend"], "auto_reason": sa["reason"], "auto_steps_per_s": round(auto, 2)})
+        out["load_average"] = [load0, loadavg()]
         print(json.dumps(out), flush=True)
 
 
