@@ -15,7 +15,8 @@
    Throughout, "reading the training status failed" never reaches the page (a read the lost
    device failed is the loss, which the page recovers from, not a read failure).
 3. reconfig: 200 reconfigurations (width, dataset, batch, particles alternating) → the live engine
-   buffer count (state.liveBuffers, src/gpu/counter.rs) returns to its start; the page still trains.
+   buffer count (state.liveBuffers, src/gpu/counter.rs) never exceeds two models' (the current one
+   and the one kept until the device has checked it) and returns to its start; the page still trains.
 4. save_load: save → load round trip is bit-identical (parameter readback and file bytes); a
    truncated file, a file of another shape and a random file are each refused with their own
    message and the current model is kept. Then page → CLI → page with .safetensors: the format
@@ -339,7 +340,11 @@ def test_reconfig():
         log(f"200 reconfigurations in {time.time() - t0:.0f}s; {created} buffers created; peak liveBuffers {r['ok']['peak']}")
         # 150 of them rebuild the model (trainer: 13 buffers, two samplers: 6 each), 50 the particles.
         assert created >= 150 * 25 + 50 * 6, f"the reconfigurations did not rebuild the engine ({created} buffers created)"
-        assert r["ok"]["peak"] == start, f"more than one model alive at a time: peak {r['ok']['peak']}, start {start}"
+        # At most two models alive at a time: the current one and the one it replaced, which the
+        # engine keeps until the device has checked the new build (issue 15: a build the device
+        # refuses must not lose the model; GpuEngine::previous). A third (a leak, or the kept one
+        # never dropped) goes over 2 × start; the settled count below must return to start.
+        assert r["ok"]["peak"] <= 2 * start, f"more than two models alive at a time: peak {r['ok']['peak']}, start {start}"
 
         end = settle_buffers(d)
         assert end == start, f"liveBuffers {start} before, {end} after 200 reconfigurations"
