@@ -102,27 +102,24 @@ impl TrainLoop {
 
     /// A new run: history, rate and reads start over; reads in flight are dropped when they land.
     pub fn restart(&mut self) {
-        self.reads.failure = None;
         self.history.clear();
         self.last_loss = None;
         self.read_step = 0;
         self.rate.restart();
-        self.reads.generation += 1;
-        self.reads.in_flight = false;
+        self.drop_reads();
     }
 
     /// The run continues from `step` (a restored snapshot): later losses are forgotten.
     pub fn rewind(&mut self, step: u32) {
-        self.reads.failure = None;
         self.history.truncate_from(step);
         self.last_loss = self.history.points.last().map(|p| p.1);
         self.read_step = step;
         self.rate.restart();
-        self.reads.generation += 1;
-        self.reads.in_flight = false;
+        self.drop_reads();
     }
 
-    /// Reads in flight belong to an engine that is gone (a lost device): drop them when they land.
+    /// Reads in flight belong to an engine that is gone (a lost device) or to an earlier run: drop
+    /// them when they land, and forget a failure not yet shown.
     pub fn drop_reads(&mut self) {
         self.reads.failure = None;
         self.reads.generation += 1;
