@@ -460,8 +460,7 @@ impl GpuEngine {
         std::mem::swap(&mut self.shown, &mut m.shown);
         // The exact arrows belong to the target that was swapped out.
         self.forget_exact();
-        let s = &self.shown;
-        self.renderer.set_flow(&s.sampler.traj, &s.sampler.origins, s.sampler.len(), s.steps);
+        self.set_shown_bindings();
         self.renderer.set_target(&self.trainer.data, Self::target_drawn(&self.ctx).min(self.target.len() as u32));
         self.renderer.set_field(&self.arrows.sampler.particles, ARROW_GRID);
         if let Some(d) = &self.heat.density {
