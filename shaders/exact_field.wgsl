@@ -14,8 +14,11 @@
 //                  and out[q] = (u_t(x_t), v_θ(x_t, t)) (the MLP `velocity` of ode_step.wgsl,
 //                  spliced in by src/gpu/shaders.rs); the caller averages |v - u|².
 // exact_flow_step: one step of the solver's tableau through the exact field (`rk_step` generated
-//                  from src/tableau.rs over exact_velocity): particles[i] ← step, and when
-//                  record = 1, traj[(step_index + 1)·n + i] ← it.
+//                  from src/tableau.rs over exact_velocity) for particles i in [first, end) (a
+//                  chunk of the n particles): particles[i] ← step, and when record = 1,
+//                  traj[(step_index + 1)·n + i] ← it. exact_flow_step_serial: the same, one
+//                  invocation per particle over every point (exact_velocity_serial, no workgroup
+//                  memory), for few target points.
 // Bindings: 0 ep: ExactParams (uniform, dynamic offset: one slot per queued step),
 //           1 data: array<vec2<f32>> (read: target points), 2 model: ModelDesc (uniform),
 //           3 params (read), 4 queries: array<vec4<f32>> (read_write), 5 out: array<vec4<f32>>
@@ -29,6 +32,7 @@ struct ExactParams {
     n: u32, n_points: u32, path: u32, solver: u32,
     sigma_min: f32, t: f32, h: f32, seed: u32,
     record: u32, step_index: u32, reading: u32, first: u32,
+    end: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> ep: ExactParams;
@@ -45,31 +49,49 @@ var<workgroup> red_s: array<f32, EXACT_WG>;
 var<workgroup> red_w: array<vec2<f32>, EXACT_WG>;
 var<private> lid_p: u32;
 
+// A running log-sum-exp over target points: max logit m, s = Σ exp(ℓ - m), w = Σ exp(ℓ - m)·x1.
+struct Lse { m: f32, s: f32, w: vec2<f32> }
+
+// Adds point p (logit ℓ = -|x - α·p|²·inv) to the running sums, rescaling them when ℓ is a new max.
+fn lse_push(a: Lse, x: vec2<f32>, alpha: f32, inv: f32, p: vec2<f32>) -> Lse {
+    let d = x - alpha * p;
+    let l = -dot(d, d) * inv;
+    if (l > a.m) {
+        let r = exp(a.m - l);
+        return Lse(l, a.s * r + 1.0, a.w * r + p);
+    }
+    let e = exp(l - a.m);
+    return Lse(a.m, a.s + e, a.w + e * p);
+}
+
+// The velocity from E[x1 | x] = w / s at path coefficients c = (α, β, α', β').
+fn from_mean(c: vec4<f32>, x: vec2<f32>, mean: vec2<f32>) -> vec2<f32> {
+    return (c.z - c.w * c.x / c.y) * mean + (c.w / c.y) * x;
+}
+
+// One invocation over every point, no workgroup memory (exact_flow_step_serial): for a few
+// target points, where the workgroup version's reduction costs more than the sum itself.
+fn exact_velocity_serial(x: vec2<f32>, t_in: f32) -> vec2<f32> {
+    let c = path_coefficients(ep.path, min(t_in, EXACT_T_MAX), ep.sigma_min);
+    let inv = 1.0 / (2.0 * c.y * c.y);
+    var a = Lse(-3.0e38, 0.0, vec2<f32>(0.0));
+    for (var j = 0u; j < ep.n_points; j++) {
+        a = lse_push(a, x, c.x, inv, data[j]);
+    }
+    return from_mean(c, x, a.w / a.s);
+}
+
 fn exact_velocity(x: vec2<f32>, t_in: f32) -> vec2<f32> {
     let c = path_coefficients(ep.path, min(t_in, EXACT_T_MAX), ep.sigma_min);
     let inv = 1.0 / (2.0 * c.y * c.y);
-    var m = -3.0e38;
-    var s = 0.0;
-    var w = vec2<f32>(0.0);
+    var a = Lse(-3.0e38, 0.0, vec2<f32>(0.0));
     for (var j = lid_p; j < ep.n_points; j += EXACT_WG) {
-        let p = data[j];
-        let d = x - c.x * p;
-        let l = -dot(d, d) * inv;
-        if (l > m) {
-            let r = exp(m - l);
-            s = s * r + 1.0;
-            w = w * r + p;
-            m = l;
-        } else {
-            let e = exp(l - m);
-            s += e;
-            w += e * p;
-        }
+        a = lse_push(a, x, c.x, inv, data[j]);
     }
     workgroupBarrier(); // everyone has read the previous call's result
-    red_m[lid_p] = m;
-    red_s[lid_p] = s;
-    red_w[lid_p] = w;
+    red_m[lid_p] = a.m;
+    red_s[lid_p] = a.s;
+    red_w[lid_p] = a.w;
     workgroupBarrier();
     for (var k = EXACT_WG / 2u; k > 0u; k >>= 1u) {
         if (lid_p < k) {
@@ -84,8 +106,7 @@ fn exact_velocity(x: vec2<f32>, t_in: f32) -> vec2<f32> {
         }
         workgroupBarrier();
     }
-    let mean = red_w[0] / red_s[0];
-    return (c.z - c.w * c.x / c.y) * mean + (c.w / c.y) * x;
+    return from_mean(c, x, red_w[0] / red_s[0]);
 }
 
 fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -123,8 +144,8 @@ fn field_error(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(EXACT_WG)
 fn exact_flow_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     lid_p = lid;
-    let i = group_index(wid, nwg);
-    if (i >= ep.n) { return; }
+    let i = ep.first + group_index(wid, nwg);
+    if (i >= min(ep.end, ep.n)) { return; }
     let y = rk_step(ep.solver, particles[i], ep.t, ep.h);
     workgroupBarrier(); // every invocation has read particles[i]
     if (lid == 0u) {
@@ -132,4 +153,16 @@ fn exact_flow_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let slot = (ep.step_index + 1u) * ep.n + i;
         if (ep.record == 1u && slot < arrayLength(&traj)) { traj[slot] = y; }
     }
+}
+
+// The same step, one invocation per particle (rk_step_serial over exact_velocity_serial), for at
+// most EXACT_SERIAL_MAX target points (src/gpu/exact.rs picks it).
+@compute @workgroup_size(EXACT_WG)
+fn exact_flow_step_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = ep.first + group_index(wid, nwg) * EXACT_WG + lid;
+    if (i >= min(ep.end, ep.n)) { return; }
+    let y = rk_step_serial(ep.solver, particles[i], ep.t, ep.h);
+    particles[i] = y;
+    let slot = (ep.step_index + 1u) * ep.n + i;
+    if (ep.record == 1u && slot < arrayLength(&traj)) { traj[slot] = y; }
 }

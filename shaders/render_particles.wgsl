@@ -3,7 +3,9 @@
 // Each particle is a screen-aligned quad of two triangles (6 vertices: particle i = v / 6), `point_px`
 // device pixels wide, shaded as a soft disc. Its position at time t is interpolated linearly
 // between the two recorded ODE states around t, so scrubbing and the looping animation need no
-// re-integration and no readback. Colour comes from the particle's starting point x0.
+// re-integration and no readback. Colour comes from the particle's starting point x0;
+// vs_exact_particle draws the exact flow's particles (layer `exactflow`, the same layout) in
+// orange instead (twin: EXACT_CSS in src/engine/cpu.rs).
 //
 // Bindings (group 0):
 //   0 view: View (uniform, from the render prelude of src/render/view.rs; layout = src/render/view.rs::ViewUniform, 64 bytes)
@@ -30,9 +32,8 @@ struct VertexOut {
     @location(1) color: vec4<f32>,
 }
 
-@vertex
-fn vs_particle(@builtin(vertex_index) v: u32) -> VertexOut {
-    let i = v / 6u;
+// Vertex v of particle i in colour `rgb`.
+fn particle_vertex(v: u32, i: u32, rgb: vec3<f32>) -> VertexOut {
     let corner = quad_corner(v % 6u);
     var out: VertexOut;
     let p = position_at(i, view.t);
@@ -41,8 +42,19 @@ fn vs_particle(@builtin(vertex_index) v: u32) -> VertexOut {
     let clip = select(vec2<f32>(4.0), (p - view.center) * view.scale, finite);
     out.pos = vec4<f32>(clip + corner * view.px * (0.5 * view.point_px), 0.0, 1.0);
     out.uv = corner;
-    out.color = vec4<f32>(origin_color(origins[i]), view.alpha);
+    out.color = vec4<f32>(rgb, view.alpha);
     return out;
+}
+
+@vertex
+fn vs_particle(@builtin(vertex_index) v: u32) -> VertexOut {
+    let i = v / 6u;
+    return particle_vertex(v, i, origin_color(origins[i]));
+}
+
+@vertex
+fn vs_exact_particle(@builtin(vertex_index) v: u32) -> VertexOut {
+    return particle_vertex(v, v / 6u, vec3<f32>(1.0, 0.62, 0.39));
 }
 
 @fragment

@@ -194,6 +194,12 @@ pub fn wgsl_step_fns(state_ty: &str, field: &str) -> String {
     step_fns("rk_step", state_ty, field, false)
 }
 
+/// As [`wgsl_step_fns`] with another name prefix (`{prefix}_<name>` and `{prefix}`), for a
+/// kernel that steps two fields.
+pub fn wgsl_step_fns_named(prefix: &str, state_ty: &str, field: &str) -> String {
+    step_fns(prefix, state_ty, field, false)
+}
+
 /// As [`wgsl_step_fns`] over a `vec2<f32>` field, but each function returns
 /// `vec3<f32>(x_new, h·Σ_i b_i·dot(k_i, k_i))` (the CPU twin is [`step_energy`]):
 /// `fn rk_energy_<name>(x, t, h)` and `fn rk_energy(solver, x, t, h)`.

@@ -22,7 +22,7 @@ fn heatmap_covers_the_world_square_and_skips_nan() {
     let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
     r.set_heatmap(&log_p);
     let view = Viewport { width: w, height: h, extent: 5.0 }.uniform();
-    let layers = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: true, exact: false };
+    let layers = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: true, exact: false, exact_flow: false };
     let px = render(&ctx, &r, view, layers, w, h);
     let at = |x: u32, y: u32| &px[((y * w + x) * 4) as usize..][..3];
     let bg = background();
@@ -76,7 +76,7 @@ fn point_layers_draw_at_their_points_only() {
     let mut view = vp.uniform();
     view.point_px = 8.0;
     view.alpha = 1.0;
-    let none = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false, exact: false };
+    let none = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false, exact: false, exact_flow: false };
     let mut r = FlowRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
 
     // Target samples: two points, three quads' worth of vertices would show a third.

@@ -333,29 +333,71 @@ async fn field_error_matches_cpu() {
 
 gpu_test!(exact_field_error_kernel_matches_cpu, field_error_matches_cpu());
 
-/// The exact flow's step through the exact field (RK4 over [0.2, 0.8] in 3 steps) against the CPU.
+/// The exact flow's step through the exact field (RK4 over [0.2, 0.8] in 3 steps) against the CPU,
+/// with 300 target points (a workgroup per particle) and with 40 (one invocation per particle,
+/// `exact_flow_step_serial`, up to `EXACT_SERIAL_MAX`).
 async fn exact_flow_matches_cpu() {
     let ctx = gpu().await;
     let s = spec(TimeDist::default());
-    let d = sample_dataset(Dataset::Moons, 300, 2);
-    let t = GpuTrainer::new(&ctx, s, &d).unwrap();
-    let field = GpuExactField::new(&ctx, &s.shape, &t.params, &t.data, t.target_len(), s.path, s.sigma_min, 1).unwrap();
-    let mut sampler = GpuSampler::new(&ctx, &s.shape, &t.params, 70, 3).unwrap();
-    let flow = field.flow(&sampler);
-    sampler.reset(5);
-    let x0 = sampler.read_particles().await.unwrap();
-    flow.integrate(&field, Solver::Rk4, 0.2, 0.8, 3).unwrap();
-    let got = sampler.read_particles().await.unwrap();
-    let want: Vec<[f32; 2]> = x0
-        .iter()
-        .map(|&x| (0..3).fold(x, |x, k| exact::exact_flow_step(&d, s.path, s.sigma_min, Solver::Rk4, x, ode::step_time(0.2, 0.8, 3, k), 0.2)))
-        .collect();
-    assert_close("exact flow (rk4)", &got.concat(), &want.concat(), 2e-4, 1e-3);
-    let traj = sampler.read_trajectories().await.unwrap();
-    assert_eq!(&traj[3 * 70..], &got[..], "the trajectory's last row is the final state");
+    for points in [300, 40] {
+        assert_eq!(points <= flowmatch::gpu::exact::EXACT_SERIAL_MAX as usize, points == 40);
+        let d = sample_dataset(Dataset::Moons, points, 2);
+        let t = GpuTrainer::new(&ctx, s, &d).unwrap();
+        let field = GpuExactField::new(&ctx, &s.shape, &t.params, &t.data, t.target_len(), s.path, s.sigma_min, 1).unwrap();
+        let mut sampler = GpuSampler::new(&ctx, &s.shape, &t.params, 70, 3).unwrap();
+        let flow = field.flow(&sampler);
+        sampler.reset(5);
+        let x0 = sampler.read_particles().await.unwrap();
+        flow.integrate(&field, Solver::Rk4, 0.2, 0.8, 3).unwrap();
+        let got = sampler.read_particles().await.unwrap();
+        let want: Vec<[f32; 2]> = x0
+            .iter()
+            .map(|&x| (0..3).fold(x, |x, k| exact::exact_flow_step(&d, s.path, s.sigma_min, Solver::Rk4, x, ode::step_time(0.2, 0.8, 3, k), 0.2)))
+            .collect();
+        assert_close(&format!("exact flow (rk4, {points} points)"), &got.concat(), &want.concat(), 2e-4, 1e-3);
+        let traj = sampler.read_trajectories().await.unwrap();
+        assert_eq!(&traj[3 * 70..], &got[..], "the trajectory's last row is the final state");
+    }
 }
 
-gpu_test!(exact_flow_matches_cpu_twin, exact_flow_matches_cpu());
+gpu_test!(exact_field_flow_matches_cpu_twin, exact_flow_matches_cpu());
+
+/// The page's exact flow queues chunks of the work budget (`GpuExactFlow::encode`: a range of
+/// steps over a range of particles): chunks of particles, several steps per submit, give the
+/// same trajectories bit for bit as the whole flow in one go (the same kernel on the same
+/// particles; a chunk never steps a particle outside it, so none moves twice).
+async fn exact_flow_chunks_match_whole() {
+    let ctx = gpu().await;
+    let s = spec(TimeDist::default());
+    // 50 target points: one invocation per particle; 300: a workgroup per particle.
+    for points in [50, 300] {
+        let d = sample_dataset(Dataset::Moons, points, 3);
+        let t = GpuTrainer::new(&ctx, s, &d).unwrap();
+        let field = GpuExactField::new(&ctx, &s.shape, &t.params, &t.data, t.target_len(), s.path, s.sigma_min, 1).unwrap();
+        let (n, steps) = (20, 5);
+        let mut whole = GpuSampler::new(&ctx, &s.shape, &t.params, n, steps).unwrap();
+        let mut chunked = GpuSampler::new(&ctx, &s.shape, &t.params, n, steps).unwrap();
+        whole.reset(6);
+        chunked.reset(6);
+        field.flow(&whole).integrate(&field, Solver::Midpoint, 0.0, 1.0, steps).unwrap();
+        let flow = field.flow(&chunked);
+        // Step 0 in particle chunks of 7; steps 1 and 2 (one submit each) over particles 0..10, then
+        // over 10..20; the last two steps over all particles in one submit.
+        let enc = |ks: std::ops::Range<u32>, ps: std::ops::Range<u32>| flow.encode(&field, Solver::Midpoint, (0.0, 1.0, steps), ks, ps).unwrap();
+        for first in (0..n).step_by(7) {
+            enc(0..1, first..first + 7);
+        }
+        enc(1..3, 0..10);
+        enc(1..3, 10..n);
+        enc(3..5, 0..n);
+        let (a, b) = (whole.read_trajectories().await.unwrap(), chunked.read_trajectories().await.unwrap());
+        assert_eq!(a.len(), (steps as usize + 1) * n as usize);
+        assert!(a.iter().zip(&b).all(|(x, y)| x[0].to_bits() == y[0].to_bits() && x[1].to_bits() == y[1].to_bits()), "chunked {b:?} whole {a:?}");
+        assert_ne!(a[0], a[steps as usize * n as usize], "the particles moved");
+    }
+}
+
+gpu_test!(exact_field_flow_in_chunks_matches_whole, exact_flow_chunks_match_whole());
 
 /// Memorisation (Bertrand et al. 2025, arXiv 2506.03719): integrating the exact field of N = 16
 /// training points from N(0, I) carries every particle onto a training point. Linear path with
@@ -364,8 +406,8 @@ gpu_test!(exact_flow_matches_cpu_twin, exact_flow_matches_cpu());
 /// sets (seeds 4, 5, 6; closest pairs 0.05, 0.0004, 0.08 apart), 300 particles: with 100 steps
 /// 294–297 land within 1e-3 (the rest between two close points, up to 0.037 off); with 400
 /// steps all 300 do (worst 2e-7, or 1.8e-4 for the pair 4e-4 apart), as with 1000. The test runs
-/// 100 particles with 400 steps and requires ≥ 99 (each step is a dispatch with ~10 workgroup
-/// barriers per particle, slow on CPU emulation).
+/// 100 particles with 400 steps and requires ≥ 99 (16 points: one invocation per particle,
+/// `exact_flow_step_serial`).
 async fn exact_flow_memorises() {
     let ctx = gpu().await;
     let s = TrainSpec { sigma_min: 0.0, ..spec(TimeDist::default()) };

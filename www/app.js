@@ -332,6 +332,7 @@ function updatePanel(s) {
   flow.setAttribute('aria-pressed', String(s.flowPlaying));
   showText($('heatmap-note'), s.heatmapNote);
   showText($('exact-note'), s.exactNote);
+  showText($('exactflow-note'), s.exactFlow ? s.exactFlow.caption : null);
   showText($('quality-about'), s.qualityNote);
   showText($('notice'), s.notice);
   showText($('error'), s.error);

@@ -79,13 +79,18 @@ impl Shown {
     }
 
     fn position(&self, i: usize, t: f32) -> [f32; 2] {
-        let n = self.origins.len();
-        let s = self.steps as f32 * t.clamp(0.0, 1.0);
-        let k0 = (s.floor() as usize).min(self.steps as usize - 1);
-        let f = s - k0 as f32;
-        let (a, b) = (self.traj[k0 * n + i], self.traj[(k0 + 1) * n + i]);
-        [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f]
+        traj_position(&self.traj, self.origins.len(), self.steps, i, t)
     }
+}
+
+/// Particle `i` at time `t` of a `(steps + 1, n)` step-major trajectory: linear between the two
+/// recorded states around t (`render_particles.wgsl`'s `position_at`).
+fn traj_position(traj: &[[f32; 2]], n: usize, steps: u32, i: usize, t: f32) -> [f32; 2] {
+    let s = steps as f32 * t.clamp(0.0, 1.0);
+    let k0 = (s.floor() as usize).min(steps as usize - 1);
+    let f = s - k0 as f32;
+    let (a, b) = (traj[k0 * n + i], traj[(k0 + 1) * n + i]);
+    [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f]
 }
 
 /// The exact marginal field's arrows (`cpu::exact::marginal_velocity` at the arrow anchors):
@@ -96,6 +101,20 @@ struct ExactArrows {
     shown: Vec<[f32; 2]>,
     key: Option<(f32, f32)>,
     job: Option<((f32, f32), Vec<[f32; 2]>)>,
+}
+
+/// The exact flow (layer `exactflow`, `engine::exact_flow`): the shown particles' origins carried
+/// by the exact field of the training points with the shown flow's solver and steps, step-major,
+/// a particle-step at a time within the frame's budget (each is a sum over every target point).
+struct ExactFlowRun {
+    /// `(steps + 1, n)` step-major, row 0 the origins.
+    traj: Vec<[f32; 2]>,
+    n: usize,
+    steps: u32,
+    solver: Solver,
+    /// The (step, particle) done next.
+    next: (u32, usize),
+    landed: Option<(u32, u32)>,
 }
 
 /// The heat map: log p per cell, the (step, time) it is for, and a computation in progress.
@@ -121,6 +140,8 @@ pub struct CpuEngine {
     arrows: (Vec<[f32; 2]>, Option<(u32, f32)>),
     /// The exact marginal field at the arrow anchors (layer `exact`).
     exact: ExactArrows,
+    /// The exact flow (layer `exactflow`; None until first shown), or why it is not drawn.
+    exact_flow: Result<Option<ExactFlowRun>, String>,
     heat: Heat,
     jobs: Jobs,
     scratch: Vec<f32>,
@@ -175,6 +196,7 @@ impl CpuEngine {
             target: Vec::new(),
             arrows: (Vec::new(), None),
             exact: ExactArrows::default(),
+            exact_flow: Ok(None),
             heat: Heat::default(),
             jobs: Jobs::default(),
             scratch: vec![0.0; 2 * c.width as usize],
@@ -216,6 +238,8 @@ impl CpuEngine {
         self.shown.tol = c.tol;
         self.shown.job = None;
         self.shown.step = None;
+        // The exact flow follows the shown particles and solver.
+        self.exact_flow = Ok(None);
         let macs = self.shape().macs_per_sample();
         self.shown.refresh_s = refresh_interval(self.shown.origins.len() as u32, self.shown.steps, c.solver.evals_per_step(), macs, CPU_FLOPS);
         Ok(())
@@ -359,7 +383,21 @@ impl CpuEngine {
                 }
             }
         }
-        if f.layers.arrows {
+        if let (true, Ok(Some(run))) = (f.layers.exact_flow, &self.exact_flow) {
+            if run.next.0 >= run.steps && run.n == self.shown.origins.len() {
+                let p = self.painter.as_mut();
+                p.set_alpha(0.9);
+                p.set_fill(EXACT_CSS);
+                let s = f.point_px as f64;
+                for i in 0..run.n {
+                    let q = vp.to_px(traj_position(&run.traj, run.n, run.steps, i, f.t));
+                    if q[0].is_finite() && q[1].is_finite() {
+                        p.fill_rect(q[0] as f64 - s / 2.0, q[1] as f64 - s / 2.0, s, s);
+                    }
+                }
+            }
+        }
+                if f.layers.arrows {
             self.draw_arrows(f.t, vp);
         }
         if f.layers.exact && self.trainer.source.is_empty() {
@@ -405,6 +443,41 @@ impl CpuEngine {
         }
     }
 
+    /// Advances the exact flow (layer `exactflow`) by a slice of `budget_ms`: a particle-step at
+    /// a time, step-major; once done, the landed count.
+    fn exact_flow_slice(&mut self, budget_ms: f64) {
+        if !self.trainer.source.is_empty() {
+            self.exact_flow = Err(super::exact_flow::NO_EXACT_FLOW.into());
+            return;
+        }
+        let sh = &self.shown;
+        if matches!(self.exact_flow, Ok(None)) && !sh.origins.is_empty() {
+            self.exact_flow = super::exact_flow::fits(sh.origins.len() as u32, sh.steps).map(|()| {
+                let n = sh.origins.len();
+                let mut traj = vec![[0.0f32; 2]; (sh.steps as usize + 1) * n];
+                traj[..n].copy_from_slice(&sh.origins);
+                Some(ExactFlowRun { traj, n, steps: sh.steps, solver: sh.solver, next: (0, 0), landed: None })
+            });
+        }
+        let Ok(Some(run)) = &mut self.exact_flow else { return };
+        if run.next.0 >= run.steps {
+            return;
+        }
+        let spec = &self.trainer.spec;
+        let h = 1.0 / run.steps as f32;
+        let t0 = now_ms();
+        while run.next.0 < run.steps && now_ms() - t0 < budget_ms {
+            let (k, i) = run.next;
+            let x = run.traj[k as usize * run.n + i];
+            let t = crate::cpu::ode::step_time(0.0, 1.0, run.steps, k);
+            run.traj[(k as usize + 1) * run.n + i] = crate::cpu::exact::exact_flow_step(&self.trainer.data, spec.path, spec.sigma_min, run.solver, x, t, h);
+            run.next = if i + 1 >= run.n { (k + 1, 0) } else { (k, i + 1) };
+        }
+        if run.next.0 >= run.steps {
+            run.landed = super::exact_flow::landed(&run.traj[run.steps as usize * run.n..], &self.trainer.data);
+        }
+    }
+
     fn probe_job(&self, plan: Vec<Probe>, tx: JobResult) -> Box<dyn Job> {
         Box::new(QualityJob {
             shape: self.shape(),
@@ -425,6 +498,8 @@ impl CpuEngine {
 
 /// The exact field's arrows' colour (`render_arrows.wgsl: vs_exact_arrow`).
 const EXACT_ARROW_CSS: &str = "rgb(255,158,100)";
+/// The exact flow's particles' colour (`render_particles.wgsl: vs_exact_particle`).
+const EXACT_CSS: &str = EXACT_ARROW_CSS;
 
 /// Arrows of the velocities `vels` at the arrow anchors (`render_arrows.wgsl`'s geometry) in `css`.
 fn paint_arrows(p: &mut dyn Painter, vels: &[[f32; 2]], vp: Viewport, css: &str) {
@@ -739,6 +814,7 @@ impl Engine for CpuEngine {
                 self.shown.origins.clear();
                 self.jobs.clear();
                 self.exact = ExactArrows::default();
+                self.exact_flow = Ok(None);
                 self.forget_run();
                 self.resample(c)?;
             }
@@ -767,6 +843,7 @@ impl Engine for CpuEngine {
         self.trainer.set_target(points.to_vec());
         self.target = points.iter().take(TARGET_DRAWN_SOFTWARE as usize).copied().collect();
         self.exact = ExactArrows::default();
+        self.exact_flow = Ok(None);
         Ok(())
     }
 
@@ -923,6 +1000,9 @@ impl Engine for CpuEngine {
         if f.layers.exact {
             self.exact_slice(f.t, f.viewport.extent, INTEGRATE_BUDGET_MS);
         }
+        if f.layers.exact_flow {
+            self.exact_flow_slice(INTEGRATE_BUDGET_MS);
+        }
         self.jobs.run(f.work_ms);
         self.draw(f, heat);
     }
@@ -947,6 +1027,14 @@ impl Engine for CpuEngine {
         self.exact.key.map(|(t, _)| t)
     }
 
+    fn exact_flow(&self) -> Option<super::exact_flow::ExactFlowState> {
+        use super::exact_flow::ExactFlowState;
+        match &self.exact_flow {
+            Err(note) => Some(ExactFlowState::refused(note.clone())),
+            Ok(None) => None,
+            Ok(Some(r)) => Some(ExactFlowState::progress(r.n as u32, self.trainer.data.len() as u32, r.steps, r.next.0, r.landed)),
+        }
+    }
 
     fn work_done(&self) -> u64 {
         self.trainer.step as u64 + self.presented as u64

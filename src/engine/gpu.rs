@@ -130,6 +130,30 @@ struct ExactArrows {
     note: Option<String>,
 }
 
+/// The exact flow (layer `exactflow`, `engine::exact_flow`): the shown particles' starting draw
+/// (a sampler reset with the same seed) carried by the exact field of the trainer's target with
+/// the shown flow's solver and steps, one particle chunk of the work budget per dispatch, the
+/// next queued once the previous one is done and the device has had its share of time for
+/// training. Built when first shown; forgotten when the target, the model or the shown
+/// particles change. Then the end positions are read once, for the landed count.
+struct ExactFlowRun {
+    field: crate::gpu::exact::GpuExactField,
+    sampler: GpuSampler,
+    flow: crate::gpu::exact::GpuExactFlow,
+    solver: Solver,
+    steps: u32,
+    /// Particles per dispatch, and (when that is all of them) steps per submit.
+    chunk: u32,
+    steps_per_chunk: u32,
+    /// The (step, first particle) queued next, and the chunk queued last.
+    next: (u32, u32),
+    done: Done,
+    last: f64,
+    /// The end positions' read, once every step is queued; then the landed count.
+    reading: Option<EngineFuture<Vec<f32>>>,
+    landed: Option<(u32, u32)>,
+}
+
 /// The density heat map: its evaluator (built when first shown) and the (step, time) it was
 /// last computed.
 #[derive(Default)]
@@ -160,6 +184,8 @@ pub struct GpuEngine {
     shown: Shown,
     arrows: Arrows,
     exact: ExactArrows,
+    /// The exact flow (layer `exactflow`), or why it is not drawn.
+    exact_flow: Result<Option<ExactFlowRun>, String>,
     heat: Heat,
     /// Device time per kind of work, and training steps confirmed done (`gpu_time`).
     time: GpuTime,
@@ -233,6 +259,7 @@ impl GpuEngine {
             shown,
             arrows: Arrows { sampler: arrows, key: None, last: f64::NEG_INFINITY },
             exact: ExactArrows::default(),
+            exact_flow: Ok(None),
             heat: Heat::default(),
             time: GpuTime::default(),
             last_frame: f64::NEG_INFINITY,
@@ -385,9 +412,9 @@ impl GpuEngine {
         let software = self.ctx.adapter.is_software();
         let share: f64 = match work {
             Work::Integrate | Work::Frame if software => 0.1,
-            Work::Arrows | Work::Heat if software => 0.05,
+            Work::Arrows | Work::Heat | Work::ExactFlow if software => 0.05,
             Work::Integrate | Work::Frame => 0.2,
-            _ => 0.1,
+            Work::Arrows | Work::Heat | Work::ExactFlow | Work::Train => 0.1,
         };
         if self.training_idle() {
             (5.0 * share).min(0.5)
@@ -469,10 +496,12 @@ impl GpuEngine {
         m
     }
 
-    /// The renderer draws the current shown particles.
+    /// The renderer draws the current shown particles (the exact flow, which follows their
+    /// starting draw, count and steps, is made again).
     fn set_shown_bindings(&mut self) {
         let s = &self.shown;
         self.renderer.set_flow(&s.sampler.traj, &s.sampler.origins, s.sampler.len(), s.steps);
+        self.forget_exact_flow();
     }
 
     /// The next build whose check came back with an error (the build swapped back for what it
@@ -535,6 +564,8 @@ impl GpuEngine {
             self.shown.solver = c.solver;
             self.shown.stepping = Stepping::of(c);
             self.restart_shown();
+            // The exact flow follows the shown flow's solver.
+            self.forget_exact_flow();
         }
         self.arrows.sampler.set_query(query(c));
         self.arrows.key = None;
@@ -605,10 +636,110 @@ impl GpuEngine {
         true
     }
 
-    /// Drops the exact field (its target buffer changed or was replaced): rebuilt when shown.
+    /// Drops the exact field and the exact flow (their target buffer changed or was replaced):
+    /// rebuilt when shown.
     fn forget_exact(&mut self) {
         self.renderer.set_exact_field(None);
         self.exact = ExactArrows::default();
+        self.forget_exact_flow();
+    }
+
+    /// Drops the exact flow (the target or the shown particles changed): rebuilt when shown.
+    fn forget_exact_flow(&mut self) {
+        self.renderer.set_exact_flow(None);
+        self.exact_flow = Ok(None);
+    }
+
+    /// Advances the exact flow (layer `exactflow`, see [`ExactFlowRun`]): builds it when first
+    /// shown (refused, with a note, for a dataset source or when one particle's step over every
+    /// target point is over the dispatch limit), then queues its next particle chunk.
+    fn advance_exact_flow(&mut self, now: f64) {
+        if !self.source.is_empty() {
+            self.exact_flow = Err(super::exact_flow::NO_EXACT_FLOW.into());
+            return;
+        }
+        if matches!(self.exact_flow, Err(_)) {
+            return;
+        }
+        if matches!(self.exact_flow, Ok(None)) {
+            let s = &self.shown;
+            // The shown flow's solver (dopri5: fixed Dormand–Prince steps); the exact field has
+            // no SDE or MeanFlow form, so for those its ODE in Euler steps, as they step.
+            let solver = if s.stepping == Stepping::Ode { s.solver } else { Solver::Euler };
+            let t = &self.trainer;
+            let points = t.target_len();
+            let profile = self.budget_profile();
+            let per_particle = solver.tableau().stages() as f64 * super::exact_flow::stage_flops(points) / profile.sample_flops;
+            if per_particle > profile.limits.dispatch_s {
+                self.exact_flow = Err(format!(
+                    "one particle's step over {points} target points needs about {} on this device, more than the {} allowed per dispatch: use fewer target points (Target points)",
+                    crate::budget::fmt_seconds(per_particle),
+                    crate::budget::fmt_seconds(profile.limits.dispatch_s)
+                ));
+                return;
+            }
+            let n = s.sampler.len();
+            if let Err(e) = super::exact_flow::fits(n, s.steps) {
+                self.exact_flow = Err(e);
+                return;
+            }
+            let fit = (profile.limits.chunk_s / per_particle).floor();
+            let chunk = fit.clamp(1.0, n as f64) as u32;
+            let steps_per_chunk = (fit / n as f64).floor().clamp(1.0, crate::gpu::exact::MAX_EXACT_STEPS_PER_SUBMIT as f64) as u32;
+            let built = (|| -> Result<ExactFlowRun, crate::gpu::GpuError> {
+                let field = crate::gpu::exact::GpuExactField::new(&self.ctx, &t.spec.shape, &t.params, &t.data, points, t.spec.path, t.spec.sigma_min, 1)?;
+                let mut sampler = GpuSampler::new(&self.ctx, &t.spec.shape, &t.params, n, s.steps)?;
+                sampler.reset(s.sampler.seed());
+                let flow = field.flow(&sampler);
+                Ok(ExactFlowRun { field, sampler, flow, solver, steps: s.steps, chunk, steps_per_chunk, next: (0, 0), done: Done::ready(), last: f64::NEG_INFINITY, reading: None, landed: None })
+            })();
+            match built {
+                Ok(run) => self.exact_flow = Ok(Some(run)),
+                Err(e) => {
+                    self.exact_flow = Err(err(e));
+                    return;
+                }
+            }
+        }
+        let gap = self.time.interval(super::gpu_time::Work::ExactFlow, 1, self.share(Work::ExactFlow), 0.0);
+        let queue = self.ctx.queue.clone();
+        let Ok(Some(run)) = &mut self.exact_flow else { return };
+        if let Some(reading) = run.reading.as_mut() {
+            let waker = std::task::Waker::noop();
+            if let std::task::Poll::Ready(r) = std::future::Future::poll(reading.as_mut(), &mut std::task::Context::from_waker(waker)) {
+                let end: Vec<[f32; 2]> = r.unwrap_or_default().chunks_exact(2).map(|c| [c[0], c[1]]).collect();
+                run.landed = super::exact_flow::landed(&end, &self.target);
+                run.reading = None;
+            }
+            return;
+        }
+        let n = run.flow.len();
+        if run.next.0 >= run.steps || !run.done.is_done() || now - run.last < gap {
+            return;
+        }
+        // A chunk: some particles of one step, or (when every particle fits one dispatch) as
+        // many whole steps as fit the chunk's time, in one submit.
+        let (k, first) = run.next;
+        let (ks, particles) = if run.chunk >= n { (k..(k + run.steps_per_chunk).min(run.steps), 0..n) } else { (k..k + 1, first..(first + run.chunk).min(n)) };
+        if let Err(e) = run.flow.encode(&run.field, run.solver, (0.0, 1.0, run.steps), ks.clone(), particles.clone()) {
+            self.exact_flow = Err(err(e));
+            return;
+        }
+        self.time.submitted(&queue, Work::ExactFlow, 1);
+        run.done = Done::watch(&queue);
+        run.last = now;
+        run.next = if particles.end >= n { (ks.end, 0) } else { (k, particles.end) };
+        if run.next.0 >= run.steps {
+            // Every step is queued: draw it (its last chunk lands before the next frame's draw,
+            // queue order) and read where the particles ended for the landed count.
+            let sm = &run.sampler;
+            self.renderer.set_exact_flow(Some((&sm.traj, &sm.origins, n, run.steps)));
+            let (ctx, buf) = (self.ctx.clone(), sm.particles.clone());
+            let count = n as u64 * 2;
+            if (n as u64).saturating_mul(self.target.len() as u64) <= super::exact_flow::LANDED_WORK {
+                run.reading = Some(Box::pin(async move { crate::gpu::readback::read_f32(&ctx, &buf, 0, count).await.map_err(err) }));
+            }
+        }
     }
 
     /// Brings the exact field's arrows to time `t` (layer `exact`): every anchor against every
@@ -854,6 +985,10 @@ impl Engine for GpuEngine {
     fn reset(&mut self, seed: u32) {
         self.trainer.reset(seed);
         self.restart_shown();
+        if seed != self.shown.sampler.seed() {
+            // The exact flow starts from the shown particles' draw.
+            self.forget_exact_flow();
+        }
         self.shown.sampler.reset(seed);
         self.shown.frozen = false;
         self.arrows.key = None;
@@ -1081,6 +1216,15 @@ impl Engine for GpuEngine {
         self.exact.note.clone()
     }
 
+    fn exact_flow(&self) -> Option<super::exact_flow::ExactFlowState> {
+        use super::exact_flow::ExactFlowState;
+        match &self.exact_flow {
+            Err(note) => Some(ExactFlowState::refused(note.clone())),
+            Ok(None) => None,
+            Ok(Some(r)) => Some(ExactFlowState::progress(r.flow.len(), r.field.n_points(), r.steps, r.next.0, r.landed)),
+        }
+    }
+
     fn exact_field_t(&self) -> Option<f32> {
         self.exact.key.map(|(t, _)| t)
     }
@@ -1118,6 +1262,9 @@ impl Engine for GpuEngine {
                 self.arrows.key = Some(key);
                 self.arrows.last = f.now;
             }
+        }
+        if f.layers.exact_flow {
+            self.advance_exact_flow(f.now);
         }
         if f.layers.exact {
             self.advance_exact(f.now, f.t, f.viewport.extent);

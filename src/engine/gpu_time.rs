@@ -26,9 +26,11 @@ pub enum Work {
     Heat,
     /// Drawing (and for the readback presenter, copying) one frame.
     Frame,
+    /// A particle chunk of one step of the exact flow (layer `exactflow`).
+    ExactFlow,
 }
 
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 fn index(w: Work) -> usize {
     match w {
@@ -37,6 +39,7 @@ fn index(w: Work) -> usize {
         Work::Arrows => 2,
         Work::Heat => 3,
         Work::Frame => 4,
+        Work::ExactFlow => 5,
     }
 }
 
@@ -105,7 +108,7 @@ impl GpuTime {
     /// `(kind, device ms per unit)` of every kind measured so far.
     pub fn costs(&self) -> Vec<(&'static str, f64)> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        ["train", "integrate", "arrows", "heat", "frame"].iter().zip(s.per_unit).filter(|(_, v)| *v > 0.0).map(|(k, v)| (*k, v * 1000.0)).collect()
+        ["train", "integrate", "arrows", "heat", "frame", "exactflow"].iter().zip(s.per_unit).filter(|(_, v)| *v > 0.0).map(|(k, v)| (*k, v * 1000.0)).collect()
     }
 
     /// Training steps queued but not confirmed done.

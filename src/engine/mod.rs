@@ -14,6 +14,7 @@
 //! and done a slice per [`Engine::frame`] within a time budget, so it never freezes the page.
 
 pub mod cpu;
+pub mod exact_flow;
 pub mod flow;
 pub mod gpu;
 pub mod gpu_time;
@@ -187,6 +188,9 @@ pub trait Engine {
     }
     /// The flow time the exact field's arrows now drawn are for (None: none computed yet).
     fn exact_field_t(&self) -> Option<f32>;
+    /// The exact flow (layer `exactflow`, `exact_flow`): its progress and landed count, or why
+    /// it is not drawn; None until the layer was first shown for these particles and target.
+    fn exact_flow(&self) -> Option<exact_flow::ExactFlowState>;
 
     // ---- frames -------------------------------------------------------------------------------
 

@@ -22,6 +22,10 @@ pub const MAX_EXACT_STEPS_PER_SUBMIT: u32 = 512;
 pub const MAX_EXACT_WORK: u64 = 1 << 32;
 /// Invocations per point (`EXACT_WG` in the shader).
 const EXACT_WG: u32 = 64;
+/// The exact flow steps each particle in one invocation over every point
+/// (`exact_flow_step_serial`) up to this many target points; above, a workgroup per particle
+/// shares the points and merges their sums in workgroup memory (`exact_flow_step`).
+pub const EXACT_SERIAL_MAX: u32 = 256;
 
 /// Refuses a dispatch of `evaluations` field evaluations over `points` target points above the
 /// work budget, naming what to lower.
@@ -51,6 +55,7 @@ pub struct GpuExactField {
     at: wgpu::ComputePipeline,
     error: wgpu::ComputePipeline,
     flow_step: wgpu::ComputePipeline,
+    flow_step_serial: wgpu::ComputePipeline,
     group: wgpu::BindGroup,
     data: wgpu::Buffer,
     model: wgpu::Buffer,
@@ -112,6 +117,7 @@ impl GpuExactField {
         let at = compute_pipeline(device, Kernel::ExactField, "exact_field_at", &layout, hidden);
         let error = compute_pipeline(device, Kernel::ExactField, "field_error", &layout, hidden);
         let flow_step = compute_pipeline(device, Kernel::ExactField, "exact_flow_step", &layout, hidden);
+        let flow_step_serial = compute_pipeline(device, Kernel::ExactField, "exact_flow_step_serial", &layout, hidden);
         let group = bind_group(device, "exact", &layout, &[
             (&uniform, Some(size)), (data, None), (&model, None), (params, None), (&queries, None), (&out, None), (&no_particles, None), (&no_traj, None),
         ]);
@@ -129,6 +135,7 @@ impl GpuExactField {
             at,
             error,
             flow_step,
+            flow_step_serial,
             group,
             data: data.clone(),
             model,
@@ -265,33 +272,63 @@ impl GpuExactFlow {
     /// fixed Dormand–Prince steps), recording every state when the sampler records `steps` steps.
     pub fn integrate(&self, field: &GpuExactField, solver: Solver, t0: f32, t1: f32, steps: u32) -> Result<(), GpuError> {
         let steps = steps.max(1);
-        check_work(self.n as u64 * solver.tableau().stages() as u64, field.n_points)?;
-        let h = (t1 - t0) / steps as f32;
-        let record = (self.traj_steps > 0 && steps == self.traj_steps) as u32;
         let mut k0 = 0;
         while k0 < steps {
             let k = (steps - k0).min(MAX_EXACT_STEPS_PER_SUBMIT);
-            let params: Vec<ExactParams> = (k0..k0 + k)
-                .map(|i| ExactParams {
-                    solver: solver.code(),
-                    t: crate::cpu::ode::step_time(t0, t1, steps, i),
-                    h,
-                    record,
-                    step_index: i,
-                    ..field.base_params(self.n)
-                })
-                .collect();
-            field.ctx.queue.write_buffer(&field.uniform, 0, &slots(&params));
-            field.run(|pass| {
-                pass.set_pipeline(&field.flow_step);
-                let (x, y) = dispatch_groups(self.n * EXACT_WG, EXACT_WG);
-                for i in 0..k {
-                    pass.set_bind_group(0, &self.group, &[(i as u64 * SLOT) as u32]);
-                    pass.dispatch_workgroups(x, y, 1);
-                }
-            });
+            self.encode(field, solver, (t0, t1, steps), k0..k0 + k, 0..self.n)?;
             k0 += k;
         }
         Ok(())
+    }
+
+    /// Queues steps `ks` (at most [`MAX_EXACT_STEPS_PER_SUBMIT`]) of `steps` equal steps of
+    /// `solver` from `t0` to `t1` for particles `particles` only, one dispatch per step, in one
+    /// submit: a chunk of the work budget (the page's exact flow layer), so that no dispatch runs
+    /// long however many target points there are. Particles move independently: each one's steps
+    /// must be queued in order, in any interleaving with the others'.
+    pub fn encode(&self, field: &GpuExactField, solver: Solver, (t0, t1, steps): (f32, f32, u32), ks: std::ops::Range<u32>, particles: std::ops::Range<u32>) -> Result<(), GpuError> {
+        let steps = steps.max(1);
+        let (first, end) = (particles.start, particles.end.min(self.n));
+        let ks = ks.start..ks.end.min(steps).min(ks.start.saturating_add(MAX_EXACT_STEPS_PER_SUBMIT));
+        if first >= end || ks.is_empty() {
+            return Ok(());
+        }
+        check_work((end - first) as u64 * solver.tableau().stages() as u64, field.n_points)?;
+        let record = (self.traj_steps > 0 && steps == self.traj_steps) as u32;
+        let params: Vec<ExactParams> = ks
+            .clone()
+            .map(|i| ExactParams {
+                solver: solver.code(),
+                t: crate::cpu::ode::step_time(t0, t1, steps, i),
+                h: (t1 - t0) / steps as f32,
+                record,
+                step_index: i,
+                first,
+                end,
+                ..field.base_params(self.n)
+            })
+            .collect();
+        field.ctx.queue.write_buffer(&field.uniform, 0, &slots(&params));
+        let serial = field.n_points <= EXACT_SERIAL_MAX;
+        field.run(|pass| {
+            pass.set_pipeline(if serial { &field.flow_step_serial } else { &field.flow_step });
+            let threads = if serial { end - first } else { (end - first) * EXACT_WG };
+            let (x, y) = dispatch_groups(threads, EXACT_WG);
+            for i in 0..params.len() {
+                pass.set_bind_group(0, &self.group, &[(i as u64 * SLOT) as u32]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        });
+        Ok(())
+    }
+
+    /// Particles this flow moves.
+    pub fn len(&self) -> u32 {
+        self.n
+    }
+
+    /// Never empty (a sampler has at least one particle); for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
     }
 }

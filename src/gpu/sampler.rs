@@ -265,6 +265,11 @@ impl GpuSampler {
         self.n == 0
     }
 
+    /// The seed of the last starting draw ([`GpuSampler::reset`]).
+    pub fn seed(&self) -> u32 {
+        self.seed
+    }
+
     /// Steps per recorded trajectory (0 if not recording).
     pub fn traj_steps(&self) -> u32 {
         self.traj_steps

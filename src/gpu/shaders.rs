@@ -116,6 +116,7 @@ impl Kernel {
             Kernel::ExactField => {
                 s.push_str(NETWORK);
                 s.push_str(&crate::tableau::wgsl_step_fns("vec2<f32>", "exact_velocity({x}, {t})"));
+                s.push_str(&crate::tableau::wgsl_step_fns_named("rk_step_serial", "vec2<f32>", "exact_velocity_serial({x}, {t})"));
             }
             Kernel::Field => {
                 s.push_str(NETWORK);

@@ -282,13 +282,16 @@ pub struct ExactParams {
     pub step_index: u32,
     /// Field error: which reading (the draws' `step` key).
     pub reading: u32,
-    /// `exact_field_at`: the first query of the chunk.
+    /// `exact_field_at`: the first query of the chunk; `exact_flow_step`: the first particle.
     pub first: u32,
+    /// `exact_flow_step`: one past the last particle of the chunk (at most `n`).
+    pub end: u32,
+    pub _pad: [u32; 3],
 }
 
 const _: () = assert!(std::mem::size_of::<FlowStepParams>() == 32);
 const _: () = assert!(std::mem::size_of::<W2Params>() == 16);
-const _: () = assert!(std::mem::size_of::<ExactParams>() == 48);
+const _: () = assert!(std::mem::size_of::<ExactParams>() == 64);
 
 /// Every `#[repr(C)]` twin checked against naga's reflection of the WGSL that declares it: each
 /// member a shader reads has the same name, offset and size on both sides, and the structs have
@@ -344,7 +347,7 @@ pub(crate) mod reflect {
         check("MeanFlowParams", rust_layout!(MeanFlowParams { batch, in_dim, target_offset, _pad }), wgsl_layout(&src(Kernel::MeanFlow), "MeanFlowParams"));
         check("FlowStepParams", rust_layout!(FlowStepParams { n, solver, first, _pad0, t, h, _pad1 }), wgsl_layout(&src(Kernel::FlowStats), "FlowStepParams"));
         check("W2Params", rust_layout!(W2Params { n, m, batches, out_offset }), wgsl_layout(&src(Kernel::W2Minibatch), "W2Params"));
-        check("ExactParams", rust_layout!(ExactParams { n, n_points, path, solver, sigma_min, t, h, seed, record, step_index, reading, first }), wgsl_layout(&src(Kernel::ExactField), "ExactParams"));
+        check("ExactParams", rust_layout!(ExactParams { n, n_points, path, solver, sigma_min, t, h, seed, record, step_index, reading, first, end }), wgsl_layout(&src(Kernel::ExactField), "ExactParams"));
         use crate::gpu::trainer::{BackwardParams, DwGemm};
         check("DwGemm", rust_layout!(DwGemm { groups, tiles_m, tiles_n, k_chunk, out_dim, in_dim, delta_offset, x_offset, w_offset, b_offset, _pad }), wgsl_layout(&src(Kernel::MlpBackward), "DwGemm"));
         check(

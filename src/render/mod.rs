@@ -26,6 +26,8 @@ pub struct Layers {
     pub heatmap: bool,
     /// The exact marginal field of the training points (`exact`).
     pub exact: bool,
+    /// The shown particles' starting points carried by that exact field (`exactflow`).
+    pub exact_flow: bool,
 }
 
 /// One canvas layer as the page, the widget and the App's `set_layer` know it. [`LAYERS`] is the
@@ -64,6 +66,8 @@ pub static LAYERS: &[LayerSpec] = &[
     layer!("field", ["arrows"], arrows, "Velocity field", false, "The learned velocity v(x, t) at the shown time, as arrows on a grid."),
     layer!("exact", [], exact, "Exact field", false,
         "The exact marginal velocity of the training points at the shown time (orange): the average of the straight-line velocities towards each point, weighted by how likely each one is to have produced x. Gaussian source only."),
+    layer!("exactflow", [], exact_flow, "Exact flow", false,
+        "The same starting noise carried by the exact field instead of the network (orange). With few training points (Target points under More settings) every particle lands on one of them: the exact field memorises, the network generalises. Gaussian source only."),
     layer!("target", [], target, "Target samples", true, "Faint samples of the target distribution."),
     layer!("heatmap", [], heatmap, "Density (log p)", false,
         "Exact log-likelihood of the learned flow on a 64x64 grid, recomputed every few seconds (Gaussian source only)."),
@@ -71,7 +75,7 @@ pub static LAYERS: &[LayerSpec] = &[
 
 impl Default for Layers {
     fn default() -> Self {
-        let mut l = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false, exact: false };
+        let mut l = Layers { particles: false, trails: false, arrows: false, target: false, heatmap: false, exact: false, exact_flow: false };
         for spec in LAYERS {
             (spec.put)(&mut l, spec.default_on);
         }
@@ -112,7 +116,10 @@ pub struct FlowRenderer {
     target: wgpu::RenderPipeline,
     arrows: wgpu::RenderPipeline,
     exact_arrows: wgpu::RenderPipeline,
+    exact_particles: wgpu::RenderPipeline,
     flow: Option<Flow>,
+    /// The exact flow's particles (layer `exactflow`): a trajectory buffer like `flow`'s.
+    exact_flow: Option<Flow>,
     target_points: Option<(wgpu::BindGroup, u32)>,
     field: Option<(wgpu::BindGroup, u32)>,
     /// The exact marginal field at the same anchors (`GpuExactField`'s output, `vec4` per anchor).
@@ -186,6 +193,7 @@ impl FlowRenderer {
         let target = pipeline("render.target", include_str!("../../shaders/render_target.wgsl"), "vs_target", "fs_target", &points_layout, TriangleList);
         let arrows = pipeline("render.arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_arrow", "fs_arrow", &points_layout, LineList);
         let exact_arrows = pipeline("render.exact_arrows", include_str!("../../shaders/render_arrows.wgsl"), "vs_exact_arrow", "fs_arrow", &points_layout, LineList);
+        let exact_particles = pipeline("render.exact_particles", include_str!("../../shaders/render_particles.wgsl"), "vs_exact_particle", "fs_particle", &flow_layout, TriangleList);
         FlowRenderer {
             _live: crate::gpu::counter::Owned::new(&[&view_buf]),
             device: device.clone(),
@@ -198,7 +206,9 @@ impl FlowRenderer {
             target,
             arrows,
             exact_arrows,
+            exact_particles,
             flow: None,
+            exact_flow: None,
             target_points: None,
             field: None,
             exact_field: None,
@@ -218,6 +228,12 @@ impl FlowRenderer {
     pub fn set_flow(&mut self, traj: &wgpu::Buffer, origins: &wgpu::Buffer, n: u32, steps: u32) {
         let group = self.group("render.flow", &self.flow_layout, &[traj, origins]);
         self.flow = Some(Flow { group, n, steps: steps.max(1) });
+    }
+
+    /// The exact flow's particles (layer `exactflow`), laid out as [`FlowRenderer::set_flow`]'s
+    /// (the same count and steps as the shown flow); None: not drawn.
+    pub fn set_exact_flow(&mut self, flow: Option<(&wgpu::Buffer, &wgpu::Buffer, u32, u32)>) {
+        self.exact_flow = flow.map(|(traj, origins, n, steps)| Flow { group: self.group("render.exact_flow", &self.flow_layout, &[traj, origins]), n, steps: steps.max(1) });
     }
 
     /// Target samples: the first `n` points of `points`.
@@ -287,7 +303,15 @@ impl FlowRenderer {
                 pass.draw(0..6 * f.n, 0..1);
             }
         }
-        if let (true, Some((group, g))) = (layers.arrows, &self.field) {
+        // Drawn over the network's particles; with the shown flow's count and steps (the view's).
+        if let (true, Some(e)) = (layers.exact_flow, &self.exact_flow) {
+            if self.flow.as_ref().is_some_and(|f| f.n == e.n && f.steps == e.steps) {
+                pass.set_pipeline(&self.exact_particles);
+                pass.set_bind_group(0, &e.group, &[]);
+                pass.draw(0..6 * e.n, 0..1);
+            }
+        }
+                if let (true, Some((group, g))) = (layers.arrows, &self.field) {
             pass.set_pipeline(&self.arrows);
             pass.set_bind_group(0, group, &[]);
             pass.draw(0..6 * g * g, 0..1);
@@ -307,7 +331,7 @@ mod tests {
     #[test]
     fn layers_by_name_and_alias() {
         let mut l = Layers::default();
-        assert!(l.particles && l.target && !l.trails && !l.arrows && !l.heatmap);
+        assert!(l.particles && l.target && !l.trails && !l.arrows && !l.heatmap && !l.exact && !l.exact_flow);
         l.set("trails", true).unwrap();
         l.set("field", true).unwrap();
         l.set("HEATMAP", true).unwrap();

@@ -87,6 +87,21 @@ fn stats_js(s: Option<&crate::engine::FlowStats>) -> Object {
     o
 }
 
+/// The exact flow layer's state (`state().exactFlow`): null until the layer first shows it.
+fn exact_flow_js(s: Option<&crate::engine::exact_flow::ExactFlowState>) -> JsValue {
+    let Some(s) = s else { return JsValue::NULL };
+    let o = Object::new();
+    set(&o, "particles", s.particles);
+    set(&o, "points", s.points);
+    set(&o, "steps", s.steps);
+    set(&o, "stepsDone", s.steps_done);
+    set(&o, "landed", num(s.landed.map(|l| l.0 as f64)));
+    set(&o, "pointsHit", num(s.landed.map(|l| l.1 as f64)));
+    set(&o, "note", text(s.note.as_deref()));
+    set(&o, "caption", crate::engine::exact_flow::caption(s));
+    o.into()
+}
+
 impl App {
     async fn start_with(canvas: web_sys::HtmlCanvasElement, hash: String, pref: Preference, present: String, widget: bool) -> Result<App, JsError> {
         let page = Page::create(canvas, &hash, pref, &present, widget).await.map_err(err)?;
@@ -321,6 +336,8 @@ impl App {
         // Why the exact field's arrows are not drawn (layer `exact` on), if they are not.
         set(&o, "exactNote", text(if p.view.layers.exact { p.engine.exact_field_note() } else { None }.as_deref()));
         set(&o, "exactT", num(p.engine.exact_field_t().map(f64::from)));
+        // The exact flow (layer `exactflow` on): progress, the landed count, the caption.
+        set(&o, "exactFlow", exact_flow_js(if p.view.layers.exact_flow { p.engine.exact_flow() } else { None }.as_ref()));
         set(&o, "straightnessStep", num(p.readings.stats_step.map(f64::from)));
         o
     }

@@ -41,6 +41,7 @@ if [ $# -gt 0 ] && [[ "$1" == *.py ]]; then
 elif [ $# -gt 0 ]; then
   python3 tests/e2e/test_page.py "$@"
 else
-  # Every file in one process: tests with the same browser flags share one Chromium.
+  # Every file, two at a time (FLOWMATCH_E2E_JOBS), each in its own process where tests with the
+  # same browser flags share one Chromium.
   python3 tests/e2e/run_all.py
 fi

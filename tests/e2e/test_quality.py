@@ -10,6 +10,9 @@ Then "Compare solvers" returns one finite point per (solver, setting): euler, mi
 reflow, reflow_cpu: the "Rectified flow" card on each engine (www/reflow.js): Reflow advances the
 round, training continues on the pairs for reflow_steps steps, straightness drops, previews draw.
 exact: the "Exact field" layer draws orange arrows across the arrow grid.
+exactflow, exactflow_cpu: the "Exact flow" layer on each engine with 16 training points: the
+particles carried by the exact field land on the points (memorisation), the caption says how
+many, and they are drawn in orange.
 
 heatmap: the "Density (log p)" layer, with particles and target hidden, changes (nearly) every
 pixel of the world square: log p is drawn for every grid cell (a NaN cell would be discarded and
@@ -271,7 +274,56 @@ def test_exact_field():
         assert not errs, errs
 
 
-TESTS = {"quality": test_quality, "heatmap": test_heatmap, "reflow": test_reflow, "reflow_cpu": test_reflow_cpu, "exact": test_exact_field}
+def exact_flow_case(backend):
+    """The "Exact flow" layer with 16 training points (`points=16`, σmin = 0, 100 Euler steps):
+    with every other layer off and the flow stopped at t = 1, turning it on carries the shown
+    particles' starting draw through the exact field of the 16 points; at least 95% of the 512
+    land within 0.01 of one (tests/rectified.rs measured 98-99% within 1e-3 at 100 steps, the
+    rest between two close points), on at least 8 different points, the caption under the layers
+    says so, and orange particles are drawn; off again, none are."""
+    flags = ["--enable-unsafe-webgpu"] if backend == "webgpu" else []
+    with session(flags) as d:
+        d.get(URL + f"?backend={backend}&case=exactflow_{backend}" + HASH.replace("nfe=16", "nfe=100") + "&points=16&sigma_min=0")
+        d.wait_for("const s = window.flowmatch; return s && (s.ready || s.error);", 90, "the page to start")
+        assert d.js("return window.flowmatch.backend") == backend
+        d.js("const a = window.flowmatch.app; a.pause(); a.set_flow_playing(false); a.set_time(1.0);"
+             " for (const l of ['particles', 'target', 'trails', 'arrows', 'heatmap', 'exact']) a.set_layer(l, false);")
+        d.wait_presented()
+        off = canvas_pixels(d)
+        assert d.js("return window.flowmatch.app.state().exactFlow") is None
+        d.js("document.querySelector('[data-layer=exactflow]').click();")
+        d.wait_for("const f = window.flowmatch.app.state().exactFlow; return f && (f.note || f.landed !== null);", 180,
+                   "the exact flow to land", progress="window.flowmatch.app.state().workDone")
+        f = d.js("return window.flowmatch.app.state().exactFlow")
+        log(f"exact flow ({backend}): {f}")
+        assert not f["note"], f
+        assert (f["particles"], f["points"], f["steps"], f["stepsDone"]) == (512, 16, 100, 100), f
+        assert f["landed"] >= 0.95 * 512 and f["pointsHit"] >= 8, f
+        caption = d.js("const e = document.getElementById('exactflow-note'); return e.hidden ? '' : e.textContent")
+        assert f"{f['landed']} of 512 particles landed" in caption, caption
+        d.wait_presented(timeout=120)
+        on = canvas_pixels(d)
+        assert not any(orange(p) for r in off for p in r), "orange before the layer was on"
+        lit = sum(orange(p) for r in on for p in r)
+        assert lit > 0, "no orange particles drawn"
+        d.js("document.querySelector('[data-layer=exactflow]').click();")
+        d.wait_presented()
+        assert not any(orange(p) for r in canvas_pixels(d) for p in r), "orange left after the layer was turned off"
+        assert d.js("return window.flowmatch.app.state().exactFlow") is None
+        errs = d.js("return window.flowmatch.gpuErrors")
+        assert not errs, errs
+
+
+def test_exact_flow():
+    exact_flow_case("webgpu")
+
+
+def test_exact_flow_cpu():
+    exact_flow_case("cpu")
+
+
+TESTS = {"quality": test_quality, "heatmap": test_heatmap, "reflow": test_reflow, "reflow_cpu": test_reflow_cpu, "exact": test_exact_field,
+         "exactflow": test_exact_flow, "exactflow_cpu": test_exact_flow_cpu}
 
 
 if __name__ == "__main__":

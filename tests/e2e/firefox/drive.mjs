@@ -44,9 +44,16 @@ try {
     await until(page, () => window.flowmatch.qualityError || Number.isFinite(window.flowmatch.sw2), 'a sample-quality reading', 120);
     out.trained = await state(page);
     // A setting through its control (a new model: the step counter restarts), and a layer checkbox.
-    out.before = await page.evaluate(() => window.flowmatch.app.state().step);
-    await page.evaluate(() => { const e = document.getElementById('f-width'); e.value = '16'; e.dispatchEvent(new Event('change')); });
-    out.after = await page.evaluate(() => ({ step: window.flowmatch.app.state().step, hash: location.hash, width: window.flowmatch.app.get('width') }));
+    // Read before and after in one script: no frame runs in between, so the step read after is
+    // the new model's (0), not however far a fast CPU trained it before the next evaluate (an idle
+    // machine trained 900 steps of the new model between two evaluates, more than the 470 before).
+    const changed = await page.evaluate(() => {
+      const before = window.flowmatch.app.state().step;
+      const e = document.getElementById('f-width'); e.value = '16'; e.dispatchEvent(new Event('change'));
+      return { before, after: { step: window.flowmatch.app.state().step, hash: location.hash, width: window.flowmatch.app.get('width') } };
+    });
+    out.before = changed.before;
+    out.after = changed.after;
     await page.click('[data-layer=trajectories]');
     await until(page, () => window.flowmatch.stepsRead >= 50, 'training on the new model', 120);
     await page.evaluate(() => { window.flowmatch.app.pause(); document.getElementById('compare-solvers').click(); });
