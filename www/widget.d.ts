@@ -52,10 +52,10 @@ export type FlowMatchingConfigAttribute =
  *  `presets_json()` lists them with their papers; an unknown name gets a message listing them), `controls` none|minimal|full, `autoplay`
  *  on|off, `train-steps` N (= `steps`; 0: never stop), `size` "W" or "WxH" CSS px, `aspect`
  *  "4/3", `theme` auto|light|dark, `backend` webgpu|cpu|auto, the `loss` chart and the layers
- *  (`layer_specs()`: `trajectories` `field`/`arrows` `exact` `target` `heatmap` `trails`) = on|off. */
+ *  (`layer_specs()`: `trajectories` `field`/`arrows` `exact` `exactflow` `target` `heatmap` `trails`) = on|off. */
 export type FlowMatchingWidgetAttribute =
   | 'config' | 'preset' | 'controls' | 'autoplay' | 'train-steps' | 'size' | 'aspect' | 'theme' | 'backend'
-  | 'trajectories' | 'field' | 'arrows' | 'exact' | 'target' | 'heatmap' | 'trails' | 'loss';
+  | 'trajectories' | 'field' | 'arrows' | 'exact' | 'exactflow' | 'target' | 'heatmap' | 'trails' | 'loss';
 
 export declare class FlowMatchingDemo extends HTMLElement {
   static readonly observedAttributes: Array<FlowMatchingConfigAttribute | FlowMatchingWidgetAttribute>;

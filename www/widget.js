@@ -15,7 +15,7 @@
 //     source width depth activation lr batch steps seed sigma-min path coupling weight-decay solver
 //     nfe particles tol ...), `train-steps` (= steps: pause at step N, default 2000, 0 = never),
 //     and config="dataset=moons&width=64..." (a whole demo-page hash; single attributes win).
-//   layers (`layer_specs()`): trajectories field exact target heatmap = on|off (older names trails and
+//   layers (`layer_specs()`): trajectories field exact exactflow target heatmap = on|off (older names trails and
 //     arrows still work; `particles` is the count, the particles layer is always on); loss = on|off.
 //   controls = none | minimal (default: play/pause, step and loss) | full (+ step, reset, layers,
 //     dataset, exports); autoplay = on|off (default on); size = "W" or "WxH" in CSS pixels;
