@@ -372,15 +372,7 @@ impl CpuEngine {
             }
             if f.layers.particles {
                 p.set_alpha(0.9);
-                let s = f.point_px as f64;
-                for i in 0..n {
-                    let q = vp.to_px(sh.position(i, f.t));
-                    if !(q[0].is_finite() && q[1].is_finite()) {
-                        continue;
-                    }
-                    p.set_fill(&sh.colors[i]);
-                    p.fill_rect(q[0] as f64 - s / 2.0, q[1] as f64 - s / 2.0, s, s);
-                }
+                paint_dots(p.as_mut(), n, f.point_px as f64, |i| vp.to_px(sh.position(i, f.t)), |p, i| p.set_fill(&sh.colors[i]));
             }
         }
         if let (true, Ok(Some(run))) = (f.layers.exact_flow, &self.exact_flow) {
@@ -388,16 +380,10 @@ impl CpuEngine {
                 let p = self.painter.as_mut();
                 p.set_alpha(0.9);
                 p.set_fill(EXACT_CSS);
-                let s = f.point_px as f64;
-                for i in 0..run.n {
-                    let q = vp.to_px(traj_position(&run.traj, run.n, run.steps, i, f.t));
-                    if q[0].is_finite() && q[1].is_finite() {
-                        p.fill_rect(q[0] as f64 - s / 2.0, q[1] as f64 - s / 2.0, s, s);
-                    }
-                }
+                paint_dots(p, run.n, f.point_px as f64, |i| vp.to_px(traj_position(&run.traj, run.n, run.steps, i, f.t)), |_, _| {});
             }
         }
-                if f.layers.arrows {
+        if f.layers.arrows {
             self.draw_arrows(f.t, vp);
         }
         if f.layers.exact && self.trainer.source.is_empty() {
@@ -500,6 +486,19 @@ impl CpuEngine {
 const EXACT_ARROW_CSS: &str = "rgb(255,158,100)";
 /// The exact flow's particles' colour (`render_particles.wgsl: vs_exact_particle`).
 const EXACT_CSS: &str = EXACT_ARROW_CSS;
+
+/// Square dots `size` pixels wide centred on `at(i)` for particles `0..n` (non-finite positions are
+/// skipped), each after `fill(painter, i)` (which may set its colour).
+fn paint_dots(p: &mut dyn Painter, n: usize, size: f64, at: impl Fn(usize) -> [f32; 2], fill: impl Fn(&mut dyn Painter, usize)) {
+    for i in 0..n {
+        let q = at(i);
+        if !(q[0].is_finite() && q[1].is_finite()) {
+            continue;
+        }
+        fill(p, i);
+        p.fill_rect(q[0] as f64 - size / 2.0, q[1] as f64 - size / 2.0, size, size);
+    }
+}
 
 /// Arrows of the velocities `vels` at the arrow anchors (`render_arrows.wgsl`'s geometry) in `css`.
 fn paint_arrows(p: &mut dyn Painter, vels: &[[f32; 2]], vp: Viewport, css: &str) {
