@@ -299,6 +299,9 @@ def exact_flow_case(backend):
         assert not f["note"], f
         assert (f["particles"], f["points"], f["steps"], f["stepsDone"]) == (512, 16, 100, 100), f
         assert f["landed"] >= 0.95 * 512 and f["pointsHit"] >= 8, f
+        # The panel (captions) is redrawn every 250 ms: wait for it to show the landed count.
+        d.wait_for("const e = document.getElementById('exactflow-note'); return !e.hidden && e.textContent.includes('landed');", 30,
+                   "the exact flow's caption")
         caption = d.js("const e = document.getElementById('exactflow-note'); return e.hidden ? '' : e.textContent")
         assert f"{f['landed']} of 512 particles landed" in caption, caption
         d.wait_presented(timeout=120)
