@@ -72,35 +72,48 @@ pub fn build_batch_ot(
     let x0: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x0(seed, step, i, source)).collect();
     let x1: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x1(seed, step, i, data)).collect();
     let t: Vec<f32> = (0..n as u32).map(|i| time.draw(seed, step, i)).collect();
-    let cost = |i: usize, j: usize| {
-        let (dx, dy) = (x0[i][0] - x1[j][0], x0[i][1] - x1[j][1]);
-        dx * dx + dy * dy
-    };
+    // The cost matrix, once (the same f32 operations as the shader's `cost(i, j)`).
+    let cost: Vec<f32> = (0..n * n)
+        .map(|k| {
+            let (i, j) = (k / n, k % n);
+            let (dx, dy) = (x0[i][0] - x1[j][0], x0[i][1] - x1[j][1]);
+            dx * dx + dy * dy
+        })
+        .collect();
     let mut total = 0.0f32;
-    for i in 0..n {
-        for j in 0..n {
-            total += cost(i, j);
-        }
+    for c in &cost {
+        total += c;
     }
     let eps = (OT_EPS * total / (n * n) as f32).max(1e-12);
     let log_marginal = -(n as f32).ln();
     let (mut f, mut g) = (vec![0.0f32; n], vec![0.0f32; n]);
-    let lse = |vals: &mut dyn Iterator<Item = f32>| {
-        let v: Vec<f32> = vals.collect();
+    // log Σ exp(v), shifted by the maximum (max-fold, then the sum in index order: the shader's).
+    let lse = |v: &[f32]| {
         let m = v.iter().fold(-3.0e38f32, |a, &b| a.max(b));
         m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
     };
+    let mut logits = vec![0.0f32; n];
     for _ in 0..OT_ITERS {
         for i in 0..n {
-            f[i] = eps * (log_marginal - lse(&mut (0..n).map(|j| (g[j] - cost(i, j)) / eps)));
+            let row = &cost[i * n..(i + 1) * n];
+            for ((l, &gj), &c) in logits.iter_mut().zip(&g).zip(row) {
+                *l = (gj - c) / eps;
+            }
+            f[i] = eps * (log_marginal - lse(&logits));
         }
         for j in 0..n {
-            g[j] = eps * (log_marginal - lse(&mut (0..n).map(|i| (f[i] - cost(i, j)) / eps)));
+            for (i, (l, &fi)) in logits.iter_mut().zip(&f).enumerate() {
+                *l = (fi - cost[i * n + j]) / eps;
+            }
+            g[j] = eps * (log_marginal - lse(&logits));
         }
     }
     let mut partner = Vec::with_capacity(n);
     for i in 0..n {
-        let logits: Vec<f32> = (0..n).map(|j| (g[j] - cost(i, j)) / eps).collect();
+        let row = &cost[i * n..(i + 1) * n];
+        for ((l, &gj), &c) in logits.iter_mut().zip(&g).zip(row) {
+            *l = (gj - c) / eps;
+        }
         let m = logits.iter().fold(-3.0e38f32, |a, &b| a.max(b));
         let total: f32 = logits.iter().map(|l| (l - m).exp()).sum();
         let target = unit(hash4(seed, step, i as u32, stream::OT)) * total;

@@ -28,6 +28,10 @@ MINUTES = {
     "test_page": 1.9, "test_site": 1.1, "test_generation": 1.0, "test_firefox": 0.7, "test_keep": 0.4, "test_blogs": 0.3,
 }
 
+# How many lines of each failed test's traceback are printed again at the end (the end of it:
+# the assertion and its message).
+FAILURE_LINES = 6
+
 
 def run_file(path):
     """One file's tests in this process; returns its exit status."""
@@ -55,7 +59,7 @@ def main():
     files.sort(key=lambda p: -MINUTES.get(name(p), 2.0))
     print(f"[e2e] {len(files)} files, {jobs} at a time: {', '.join(name(p) for p in files)}", flush=True)
     lock = threading.Lock()
-    failed, times = [], {}
+    failed, times, errors = [], {}, {}
     queue = list(files)
 
     def worker():
@@ -69,10 +73,16 @@ def main():
             tag = f"[{name(path).removeprefix('test_')}] "
             proc = subprocess.Popen([sys.executable, "-u", os.path.abspath(__file__), "--file", path],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            trace = []  # the lines from a traceback to its test's FAILED line
             for line in proc.stdout:
                 with lock:
                     sys.stdout.write(tag + line)
                     sys.stdout.flush()
+                if line.startswith("Traceback") or trace:
+                    trace.append(line)
+                if trace and line.rstrip().endswith(": FAILED"):
+                    errors.setdefault(name(path), []).append(trace[-FAILURE_LINES:])
+                    trace = []
             status = proc.wait()
             with lock:
                 times[name(path)] = time.time() - t0
@@ -86,6 +96,10 @@ def main():
         t.join()
     print("[e2e] time per file: " + ", ".join(f"{n} {t / 60:.1f} min" for n, t in sorted(times.items())), flush=True)
     if failed:
+        # Again at the end, where a log's tail (all CI keeps) shows them: why each test failed.
+        for n in sorted(errors):
+            for trace in errors[n]:
+                sys.stdout.write("".join(f"[{n.removeprefix('test_')}] {line}" for line in trace))
         print(f"[e2e] failed: {', '.join(sorted(failed))}", flush=True)
         return 1
     return 0
