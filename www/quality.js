@@ -57,9 +57,10 @@ export function initQuality(app, state) {
   const show = (msg) => { state.qualityError = msg; if (note) { note.textContent = msg; note.hidden = !msg; } };
   let inFlight = false, lastStep = -1, lastAt = -Infinity, generation = 0, tookMs = 0, measured = 0;
 
-  // `state.qualityAuto = false` stops the periodic reading (tests that count engine buffers turn
-  // it off: each reading briefly allocates a probe); `state.qualityInFlight` tells whether one runs
-  // (a sliced-W2 or a straightness reading).
+  // `state.qualityAuto = false` stops the periodic readings (tests that count engine buffers turn
+  // it off: each reading briefly allocates a probe), here and the rectified-flow card's one-step
+  // preview (www/reflow.js); `state.qualityInFlight` tells whether one of this card's runs (a
+  // sliced-W2 or a straightness reading), `state.previewInFlight` whether a preview does.
   state.qualityAuto = true;
   state.qualityInFlight = false;
   const measure = async () => {

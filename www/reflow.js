@@ -5,8 +5,10 @@
 // state.reflowRound), and two small previews side by side: the shown flow's samples (many solver
 // steps, App.samples) and the same kind of draw moved by ONE Euler step (App.one_step_preview),
 // with the one-step sliced W2. The previews are refreshed on their own pace, spaced by their own
-// cost (a 12th of the time at most). Publishes window.flowmatch.reflowError / oneStepSw2 /
-// oneStepHistory / previewStep for tests.
+// cost (a 12th of the time at most). Each preview allocates a transient sampler and probe on the
+// engine, like the quality card's readings: `state.qualityAuto = false` stops them too, and
+// `state.previewInFlight` tells whether one runs. Publishes window.flowmatch.reflowError /
+// oneStepSw2 / oneStepHistory / previewStep / previewInFlight for tests.
 
 import * as fmt from './format.js';
 
@@ -43,6 +45,7 @@ export function initReflow(app, state) {
   state.oneStepSw2 = null;
   state.oneStepHistory = [];
   state.previewStep = null;
+  state.previewInFlight = false;
   const say = (msg) => { if (status) status.textContent = msg || ''; };
   if (!button) return;
 
@@ -66,6 +69,7 @@ export function initReflow(app, state) {
   let inFlight = false, lastAt = -Infinity, tookMs = 0, lastStep = -1, measured = 0, generation = 0, endedRound = 0;
   const preview = async () => {
     inFlight = true;
+    state.previewInFlight = true;
     const t0 = performance.now(), step = state.step, round = state.reflowRound, gen = generation;
     try {
       const [one, many] = await Promise.all([app.one_step_preview(), app.samples().catch(() => null)]);
@@ -83,6 +87,7 @@ export function initReflow(app, state) {
       if (!state.diverged) say(String(e && e.message ? e.message : e));
     } finally {
       inFlight = false;
+      state.previewInFlight = false;
       if (measured++ > 0) tookMs = performance.now() - t0;
     }
   };
@@ -105,7 +110,7 @@ export function initReflow(app, state) {
     if (round === 0) endedRound = 0;
     button.disabled = Boolean(state.reflowMaking);
     button.title = state.reflowRefusal || 'Make (noise, sample) pairs with the current model and the chosen solver, then keep training on those fixed pairs (Reflow pairs and Reflow steps are under More settings)';
-    if (state.reflowMaking || state.diverged || inFlight || state.trajStep === null || state.trajStep === undefined) return;
+    if (state.qualityAuto === false || state.reflowMaking || state.diverged || inFlight || state.trajStep === null || state.trajStep === undefined) return;
     const now = performance.now();
     const moved = state.previewStep !== state.step;
     if (moved && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs)) {

@@ -116,7 +116,7 @@ def test_divergence():
         # snapshot reads, the sliced-W2 reading (started on weights that may already be
         # non-finite: the cause of the NaN this test once caught), and the readouts refresh
         # (every 250 ms: 30 frames are at least half a second).
-        d.wait_for("const s = window.flowmatch; return s.readsInFlight === 0 && !s.qualityInFlight", 60, "the reads in flight to land")
+        d.wait_for("const s = window.flowmatch; return s.readsInFlight === 0 && !s.qualityInFlight && !s.previewInFlight", 60, "the reads in flight to land")
         d.frames(30)
         d.wait_for("return !document.getElementById('restore').hidden", 10, "the Restore button")
         s = d.js(STATE)
@@ -152,7 +152,7 @@ def test_divergence():
                       timeout=300)
         assert r == {"ok": "null"}, f"a sliced-W2 reading of diverged weights gave {r}, not null"
         d.wait_for("return window.flowmatch.diverged", 120, "the second divergence to be detected")
-        d.wait_for("const s = window.flowmatch; return s.readsInFlight === 0 && !s.qualityInFlight", 60, "the reads in flight to land")
+        d.wait_for("const s = window.flowmatch; return s.readsInFlight === 0 && !s.qualityInFlight && !s.previewInFlight", 60, "the reads in flight to land")
         d.frames(30)
         seen = d.js("return window.__nanSeen")
         assert not seen, f"NaN or Infinity reached the page: {seen}"
@@ -300,11 +300,11 @@ def device_loss_no_adapter(d):
 
 
 def settle(d):
-    """Pauses training and the periodic sliced-W2 reading (whose probe sampler is a transient set of
-    buffers, freed when each reading resolves), and waits until every queued step's loss has been
+    """Pauses training and the periodic readings (sliced W2, straightness, the one-step preview:
+    each a transient set of buffers, freed when it resolves), and waits until every queued step's loss has been
     read and no status or snapshot read (each a transient staging buffer) is in flight."""
     d.js("window.flowmatch.app.pause(); window.flowmatch.qualityAuto = false;")
-    d.wait_for("const s = window.flowmatch.app.state(); return !window.flowmatch.qualityInFlight && s.readsInFlight === 0"
+    d.wait_for("const s = window.flowmatch.app.state(); return !window.flowmatch.qualityInFlight && !window.flowmatch.previewInFlight && s.readsInFlight === 0"
                " && s.stepsRead === s.step", 120, "the reads in flight to land", progress="window.flowmatch.app.state().stepsRead")
 
 
