@@ -1,19 +1,46 @@
 // ot_coupling.wgsl — a CFM batch with minibatch optimal-transport coupling (OT-CFM)
-// (twin: src/cpu/coupling.rs). Replaces batch.wgsl when coupling = ot.
+// (twin and oracle: src/cpu/coupling.rs). Replaces batch.wgsl when coupling = ot.
 //
-// One workgroup of 256 invocations builds the whole batch (B ≤ 1024):
+// Math (B ≤ OT_MAX_BATCH = 1024, uniform marginals 1/B, cost C_ij = ‖x0_i - x1_j‖²):
 //  1. draw x0_i (N(0, I) or the source set), t_i (draw_time) and x1_j exactly as batch.wgsl does;
-//  2. cost C_ij = ‖x0_i - x1_j‖², ε = OT_EPS · mean(C);
-//  3. entropic OT in the log domain with uniform marginals, OT_ITERS Sinkhorn iterations:
-//       f_i = -ε·log B - ε·LSE_j((g_j - C_ij)/ε),   g_j = -ε·log B - ε·LSE_i((f_i - C_ij)/ε)
-//     (plan π_ij = exp((f_i + g_j - C_ij)/ε));
-//  4. for each row i draw its partner j from π_i· / Σ_j π_ij by inverse CDF with
-//     u = unit(hash4(seed, step, i, STREAM_OT));
-//  5. write x_t = α·x1_j + β·x0_i and u = α'·x1_j + β'·x0_i like batch.wgsl.
-// Scratch layout (floats): x0 (2B) | x1 (2B) | t (B) | f (B) | g (B).
-// Bindings: as batch.wgsl, plus 4 scratch: array<f32> (read_write, ≥ 7B floats).
-// Dispatched by src/gpu/trainer.rs once per step with one workgroup.
-// OT_EPS, OT_ITERS and STREAM_OT come from the generated prelude (src/cpu/coupling.rs, src/rng.rs).
+//     ε = OT_EPS · mean(C) (a tree sum of the B² costs);
+//  2. OT_ITERS log-domain Sinkhorn iterations, each an f (row) update then a g (column) update:
+//       f_i ← -ε·log B - ε·LSE_j((g_j - C_ij)/ε),   g_j ← -ε·log B - ε·LSE_i((f_i - C_ij)/ε)
+//     (plan π_ij = exp((f_i + g_j - C_ij)/ε)). The first iteration shifts each log-sum-exp by
+//     its exact maximum (two passes over the other side, as the CPU twin does every time). From
+//     the second on, the shift is the point's own previous potential, one pass, one exp per pair:
+//       f_i ← f_i - ε·log B - ε·log Σ_j exp((f_i + g_j - C_ij)/ε)   (= f_i - ε·log(B · row mass_i)),
+//     the same value in exact arithmetic. It is safe in f32: after a full update of the other
+//     side every row (column) mass lies in [1/B², 1] (each entry of the side just fixed sums to
+//     1/B, and each pair's mass was at most its column's, at least its column's divided by B),
+//     so the sum lies in [1/B, B] and the terms that matter are far above f32's smallest normal;
+//  3. for each row i draw its partner j from π_i· / Σ_j π_ij by inverse CDF with
+//     u = unit(hash4(seed, step, i, STREAM_OT)) (terms exp((f_i + g_j - C_ij)/ε));
+//  4. write x_t = α·x1_j + β·x0_i and u = α'·x1_j + β'·x0_i like batch.wgsl.
+// The values differ from the twin's by rounding only (the twin shifts by the maximum every time
+// and divides by ε); tests/kernels.rs compares potentials, pairs and the plan's marginals.
+//
+// Buffers: scratch (floats): x0 (2B) | x1 (2B) | t (B) | f (B) | g (B) | ε (1) — the draws, and
+// the potentials copied there by ot_pair for readers (tests); the passes work on two side buffers
+// of OT_MAX_BATCH vec4s each, (x, y, potential, ε) per point: the x0 side (f) and the x1 side (g).
+// Bindings: 0-4 as batch.wgsl (sp, data, acts, source, scratch), 5 own: the side this pass
+// updates (storage, read_write), 6 other: the other side (uniform array<vec4<f32>, OT_MAX_BATCH>,
+// 16 KiB). src/gpu/trainer.rs binds the same two buffers both ways (`OtGroups`: rows = own x0,
+// other x1; cols = own x1, other x0). The other side is a uniform array because CPU-emulated
+// adapters (lavapipe) load a uniform buffer's element without the per-lane loop with a branch
+// that they use for storage and workgroup memory; on GPUs it is a small cached read either way.
+// Dispatches per step (all in the training step's compute pass, 2·OT_ITERS + 2):
+//   ot_draw                        1 workgroup of 256 (cols group): draws into scratch, ε, and
+//                                  the x1 side = (x1_j, 0, ε);
+//   ot_rows_first, ot_cols_first   iteration 1 (rows, then cols group); ot_rows_first also fills
+//                                  the x0 side = (x0_i, f_i, ε);
+//   ot_update × 2·(OT_ITERS - 1)   alternately with the rows and the cols group;
+//     each: ceil(B / (OT_WG·OT_R)) workgroups of OT_WG = 16, one invocation per OT_R = 8 points
+//     (every load of the other side serves eight pairs);
+//   ot_pair                        ceil(B / OT_WG) workgroups (rows group), one invocation per row:
+//                                  the pairing, the batch, f and g copied to scratch.
+// OT_EPS, OT_ITERS, OT_MAX_BATCH and STREAM_OT come from the generated prelude
+// (src/cpu/coupling.rs, src/rng.rs).
 
 
 @group(0) @binding(0) var<uniform> sp: StepParams;
@@ -21,6 +48,13 @@
 @group(0) @binding(2) var<storage, read_write> acts: array<f32>;
 @group(0) @binding(3) var<storage, read> source: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> scratch: array<f32>;
+// This pass's side and the other side, each point as (x, y, potential, ε).
+@group(0) @binding(5) var<storage, read_write> own: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> other: array<vec4<f32>, OT_MAX_BATCH>;
+
+/// Points one invocation of a row or column pass updates (src/gpu/trainer.rs: OT_R; its OT_WG
+/// is the workgroup size 16 of those passes and of ot_pair).
+const OT_R: u32 = 8u;
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -28,13 +62,10 @@ fn x0_of(i: u32) -> vec2<f32> { return vec2<f32>(scratch[2u * i], scratch[2u * i
 fn x1_of(j: u32) -> vec2<f32> { let b = 2u * sp.batch; return vec2<f32>(scratch[b + 2u * j], scratch[b + 2u * j + 1u]); }
 fn cost(i: u32, j: u32) -> f32 { let d = x0_of(i) - x1_of(j); return dot(d, d); }
 
+// Bound with own = x1 side: draws into scratch, ε, and own[j] = (x1_j, g_j = 0, ε).
 @compute @workgroup_size(256)
-fn build_batch_ot(@builtin(local_invocation_index) lid: u32) {
+fn ot_draw(@builtin(local_invocation_index) lid: u32) {
     let n = sp.batch;
-    let t_off = 4u * n;
-    let f_off = 5u * n;
-    let g_off = 6u * n;
-    // 1. Draws.
     for (var i = lid; i < n; i += 256u) {
         var x0: vec2<f32>;
         if (sp.n_source > 0u) {
@@ -47,13 +78,10 @@ fn build_batch_ot(@builtin(local_invocation_index) lid: u32) {
         scratch[2u * i + 1u] = x0.y;
         scratch[2u * n + 2u * i] = x1.x;
         scratch[2u * n + 2u * i + 1u] = x1.y;
-        scratch[t_off + i] = draw_time(sp.t_sampling, sp.t_mean, sp.t_std, sp.t_u, sp.seed, sp.step, i);
-        scratch[f_off + i] = 0.0;
-        scratch[g_off + i] = 0.0;
+        scratch[4u * n + i] = draw_time(sp.t_sampling, sp.t_mean, sp.t_std, sp.t_u, sp.seed, sp.step, i);
     }
     storageBarrier();
     workgroupBarrier();
-    // 2. Mean cost → ε.
     var acc = 0.0;
     for (var i = lid; i < n; i += 256u) {
         for (var j = 0u; j < n; j++) { acc += cost(i, j); }
@@ -65,52 +93,125 @@ fn build_batch_ot(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     let eps = max(OT_EPS * partial[0] / f32(n * n), 1e-12);
+    if (lid == 0u) { scratch[7u * n] = eps; }
+    for (var j = lid; j < n; j += 256u) { own[j] = vec4<f32>(x1_of(j), 0.0, eps); }
+}
+
+// Eight points' values, as two vec4s (points r0..r0+3 and r0+4..r0+7 of a block).
+struct Eight { a: vec4<f32>, b: vec4<f32> }
+
+fn sq(px: vec4<f32>, py: vec4<f32>, q: vec2<f32>) -> vec4<f32> {
+    let dx = px - q.x;
+    let dy = py - q.y;
+    return dx * dx + dy * dy;
+}
+
+// The new potentials of eight points (coordinates px, py, previous potentials pot) against the
+// other side: -ε·log B - ε·LSE_k((pot_k - C_pk)/ε). first: shifted by the exact maximum (two
+// passes); else by the point's previous potential (one pass:
+// pot + ε·(-log B - log Σ_k exp((pot + pot_k - C_pk)/ε))). Each load of the other side's point k
+// serves eight pairs: on CPU-emulated adapters such loads, not the arithmetic, are the cost.
+fn sinkhorn_update(px: Eight, py: Eight, pot: Eight, first: bool) -> Eight {
+    let n = sp.batch;
+    let eps = other[0].w;
+    let inv_eps = 1.0 / eps;
     let log_marginal = -log(f32(n));
-    // 3. Sinkhorn in the log domain (max-shifted log-sum-exp).
-    for (var it = 0u; it < OT_ITERS; it++) {
-        for (var i = lid; i < n; i += 256u) {
-            var m = -3.0e38;
-            for (var j = 0u; j < n; j++) { m = max(m, (scratch[g_off + j] - cost(i, j)) / eps); }
-            var s = 0.0;
-            for (var j = 0u; j < n; j++) { s += exp((scratch[g_off + j] - cost(i, j)) / eps - m); }
-            scratch[f_off + i] = eps * (log_marginal - m - log(s));
+    if (first) {
+        var ma = vec4<f32>(-3.0e38);
+        var mb = vec4<f32>(-3.0e38);
+        for (var k = 0u; k < n; k++) {
+            let q = other[k];
+            ma = max(ma, (q.z - sq(px.a, py.a, q.xy)) * inv_eps);
+            mb = max(mb, (q.z - sq(px.b, py.b, q.xy)) * inv_eps);
         }
-        storageBarrier();
-        workgroupBarrier();
-        for (var j = lid; j < n; j += 256u) {
-            var m = -3.0e38;
-            for (var i = 0u; i < n; i++) { m = max(m, (scratch[f_off + i] - cost(i, j)) / eps); }
-            var s = 0.0;
-            for (var i = 0u; i < n; i++) { s += exp((scratch[f_off + i] - cost(i, j)) / eps - m); }
-            scratch[g_off + j] = eps * (log_marginal - m - log(s));
+        var sa = vec4<f32>(0.0);
+        var sb = vec4<f32>(0.0);
+        for (var k = 0u; k < n; k++) {
+            let q = other[k];
+            sa += exp((q.z - sq(px.a, py.a, q.xy)) * inv_eps - ma);
+            sb += exp((q.z - sq(px.b, py.b, q.xy)) * inv_eps - mb);
         }
-        storageBarrier();
-        workgroupBarrier();
+        return Eight(eps * (log_marginal - ma - log(sa)), eps * (log_marginal - mb - log(sb)));
     }
-    // 4–5. Pair each x0_i with a draw from its row of the plan; write the CFM batch.
-    for (var i = lid; i < n; i += 256u) {
-        // Row i of the plan up to a factor: exp((g_j - C_ij)/ε - m), shifted by its max m.
-        var m = -3.0e38;
-        for (var j = 0u; j < n; j++) { m = max(m, (scratch[g_off + j] - cost(i, j)) / eps); }
-        var total = 0.0;
-        for (var j = 0u; j < n; j++) { total += exp((scratch[g_off + j] - cost(i, j)) / eps - m); }
-        let target_mass = unit(hash4(sp.seed, sp.step, i, STREAM_OT)) * total;
-        var cum = 0.0;
-        var pick = n - 1u;
-        for (var j = 0u; j < n; j++) {
-            cum += exp((scratch[g_off + j] - cost(i, j)) / eps - m);
-            if (cum > target_mass) { pick = j; break; }
-        }
-        let x0 = x0_of(i);
-        let x1 = x1_of(pick);
-        let t = scratch[t_off + i];
-        let c = path_coefficients(sp.path, t, sp.sigma_min);
-        let xt = c.x * x1 + c.y * x0;
-        let u = c.z * x1 + c.w * x0;
-        acts[3u * i] = xt.x;
-        acts[3u * i + 1u] = xt.y;
-        acts[3u * i + 2u] = t;
-        acts[3u * n + 2u * i] = u.x;
-        acts[3u * n + 2u * i + 1u] = u.y;
+    var sa = vec4<f32>(0.0);
+    var sb = vec4<f32>(0.0);
+    for (var k = 0u; k < n; k++) {
+        let q = other[k];
+        sa += exp((pot.a + q.z - sq(px.a, py.a, q.xy)) * inv_eps);
+        sb += exp((pot.b + q.z - sq(px.b, py.b, q.xy)) * inv_eps);
     }
+    return Eight(pot.a + eps * (log_marginal - log(sa)), pot.b + eps * (log_marginal - log(sb)));
+}
+
+// Point r of this pass's side (clamped to the batch): from own, or for the first row pass
+// (before own is filled) x0 from scratch with potential 0.
+fn point(r: u32, first_row_pass: bool) -> vec4<f32> {
+    let i = min(r, sp.batch - 1u);
+    if (first_row_pass) { return vec4<f32>(x0_of(i), 0.0, other[0].w); }
+    return own[i];
+}
+
+// Updates points r0 .. r0 + OT_R - 1 of this pass's side. Row (f) passes run with own = the x0
+// side and other = the x1 side, column (g) passes the other way round; the first row pass
+// fills own[i] = (x0_i, f_i, ε).
+fn update(r0: u32, first_row_pass: bool, first: bool) {
+    var p: array<vec4<f32>, 8>;
+    for (var r = 0u; r < 8u; r++) { p[r] = point(r0 + r, first_row_pass); }
+    let px = Eight(vec4<f32>(p[0].x, p[1].x, p[2].x, p[3].x), vec4<f32>(p[4].x, p[5].x, p[6].x, p[7].x));
+    let py = Eight(vec4<f32>(p[0].y, p[1].y, p[2].y, p[3].y), vec4<f32>(p[4].y, p[5].y, p[6].y, p[7].y));
+    let pot = Eight(vec4<f32>(p[0].z, p[1].z, p[2].z, p[3].z), vec4<f32>(p[4].z, p[5].z, p[6].z, p[7].z));
+    let v = sinkhorn_update(px, py, pot, first);
+    let out = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
+    for (var r = 0u; r < 8u; r++) {
+        if (r0 + r < sp.batch) { own[r0 + r] = vec4<f32>(p[r].xy, out[r], p[r].w); }
+    }
+}
+
+@compute @workgroup_size(16)
+fn ot_rows_first(@builtin(global_invocation_id) gid: vec3<u32>) { update(gid.x * OT_R, true, true); }
+
+@compute @workgroup_size(16)
+fn ot_cols_first(@builtin(global_invocation_id) gid: vec3<u32>) { update(gid.x * OT_R, false, true); }
+
+@compute @workgroup_size(16)
+fn ot_update(@builtin(global_invocation_id) gid: vec3<u32>) { update(gid.x * OT_R, false, false); }
+
+// Bound with own = x0 side, other = x1 side. Pairs x0_i with a draw from row i of the plan
+// (terms exp((f_i + g_j - C_ij)/ε)), writes the batch, and copies f_i, g_i to scratch.
+@compute @workgroup_size(16)
+fn ot_pair(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = sp.batch;
+    let i = gid.x;
+    if (i >= n) { return; }
+    let inv_eps = 1.0 / other[0].w;
+    let me = own[i];
+    let x0 = me.xy;
+    let fi = me.z;
+    var total = 0.0;
+    for (var j = 0u; j < n; j++) {
+        let q = other[j];
+        let d = x0 - q.xy;
+        total += exp((fi + q.z - dot(d, d)) * inv_eps);
+    }
+    let target_mass = unit(hash4(sp.seed, sp.step, i, STREAM_OT)) * total;
+    var cum = 0.0;
+    var pick = n - 1u;
+    for (var j = 0u; j < n; j++) {
+        let q = other[j];
+        let d = x0 - q.xy;
+        cum += exp((fi + q.z - dot(d, d)) * inv_eps);
+        if (cum > target_mass) { pick = j; break; }
+    }
+    scratch[5u * n + i] = fi;
+    scratch[6u * n + i] = other[i].z;
+    let x1 = other[pick].xy;
+    let t = scratch[4u * n + i];
+    let c = path_coefficients(sp.path, t, sp.sigma_min);
+    let xt = c.x * x1 + c.y * x0;
+    let u = c.z * x1 + c.w * x0;
+    acts[3u * i] = xt.x;
+    acts[3u * i + 1u] = xt.y;
+    acts[3u * i + 2u] = t;
+    acts[3u * n + 2u * i] = u.x;
+    acts[3u * n + 2u * i + 1u] = u.y;
 }

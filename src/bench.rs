@@ -19,7 +19,7 @@
 //! of every buffer the trainer and the sampler created (`allocated_bytes`); the engine allocates
 //! nothing per step.
 
-use crate::config::{Dataset, Solver};
+use crate::config::{Coupling, Dataset, Solver};
 use crate::json::json_string;
 use crate::gpu::profile::KernelProfile;
 use crate::gpu::{GpuContext, GpuError, GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
@@ -66,6 +66,11 @@ impl BenchConfig {
 
     /// The training spec: moons, SiLU, Adam lr 1e-3, seed 0 (defaults for everything else).
     pub fn spec(self) -> TrainSpec {
+        self.spec_with(Coupling::Independent)
+    }
+
+    /// [`BenchConfig::spec`] with the given coupling.
+    pub fn spec_with(self, coupling: Coupling) -> TrainSpec {
         let (width, depth, batch) = self.dims();
         let mut c = crate::Config::default();
         c.width = width;
@@ -75,6 +80,7 @@ impl BenchConfig {
         c.seed = 0;
         c.dataset = Dataset::Moons;
         c.activation = crate::config::Activation::Silu;
+        c.coupling = coupling;
         TrainSpec::from_config(&c)
     }
 }
@@ -97,6 +103,8 @@ pub struct BenchOptions {
     pub profile_steps: Option<u32>,
     /// Which engine to time.
     pub backend: BenchBackend,
+    /// The batch's coupling (independent by default; `--coupling ot` times the OT-CFM batch).
+    pub coupling: Coupling,
 }
 
 /// The engine a benchmark times: the GPU trainer, the fast CPU trainer (`cpu::fast`, the page's
@@ -130,7 +138,7 @@ impl BenchBackend {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu }
+        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent }
     }
 }
 
@@ -138,6 +146,7 @@ impl Default for BenchOptions {
 #[derive(Clone, Debug)]
 pub struct BenchReport {
     pub config: BenchConfig,
+    pub coupling: Coupling,
     pub width: u32,
     pub depth: u32,
     pub batch: u32,
@@ -187,7 +196,7 @@ fn now() -> f64 {
 
 /// Trains `config` for a timed number of steps and integrates particles; see the module docs.
 pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> Result<BenchReport, GpuError> {
-    let spec = config.spec();
+    let spec = config.spec_with(opts.coupling);
     let (width, depth, batch) = config.dims();
     let data = sample_dataset(Dataset::Moons, DATASET_POINTS, spec.seed);
     let options = TrainerOptions { variant: opts.variant, splits: None };
@@ -250,6 +259,7 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
 
     Ok(BenchReport {
         config,
+        coupling: opts.coupling,
         width,
         depth,
         batch,
@@ -285,6 +295,7 @@ impl BenchReport {
         let fields = [
             ("impl", s(implementation)),
             ("config", s(self.config.name())),
+            ("coupling", s(self.coupling.name())),
             ("width", self.width.to_string()),
             ("depth", self.depth.to_string()),
             ("batch", self.batch.to_string()),
@@ -341,6 +352,7 @@ impl BenchReport {
 pub struct CpuBenchReport {
     pub backend: BenchBackend,
     pub config: BenchConfig,
+    pub coupling: Coupling,
     pub steps: u32,
     pub train_seconds: f64,
     pub steps_per_s: f64,
@@ -354,7 +366,7 @@ pub struct CpuBenchReport {
 /// one probe step to size the run to `opts.target_seconds` (unless `opts.steps` is given), then
 /// the timed steps. Synchronous: in a page it holds the thread for the run.
 pub fn run_cpu(config: BenchConfig, opts: &BenchOptions, adapter: &str) -> CpuBenchReport {
-    let spec = config.spec();
+    let spec = config.spec_with(opts.coupling);
     let data = sample_dataset(Dataset::Moons, DATASET_POINTS, spec.seed);
     let (steps, train_seconds, final_loss) = match opts.backend {
         BenchBackend::CpuReference => time_cpu(&mut crate::cpu::CpuTrainer::new(spec, data), crate::cpu::CpuTrainer::step, opts),
@@ -364,6 +376,7 @@ pub fn run_cpu(config: BenchConfig, opts: &BenchOptions, adapter: &str) -> CpuBe
     CpuBenchReport {
         backend: if opts.backend == BenchBackend::CpuReference { BenchBackend::CpuReference } else { BenchBackend::Cpu },
         config,
+        coupling: opts.coupling,
         steps,
         train_seconds,
         steps_per_s: steps as f64 / train_seconds,
@@ -401,6 +414,7 @@ impl CpuBenchReport {
         let fields = [
             ("impl", json_string(self.backend.name())),
             ("config", json_string(self.config.name())),
+            ("coupling", json_string(self.coupling.name())),
             ("width", width.to_string()),
             ("depth", depth.to_string()),
             ("batch", batch.to_string()),

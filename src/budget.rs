@@ -15,8 +15,9 @@
 //! so one evaluation costs `2M`; `B` batch, `N` shown particles, `S` solver steps, `e` evaluations
 //! per step — for dopri5 `S·e` is its evaluation budget `nfe`, the worst case):
 //! ```text
-//! training step          6·B·M  (+ OT coupling: OT_ITERS·2·B²·OT_FLOP_PER_PAIR)   cannot be split
-//! largest GPU dispatch   4·B·max_l(in_l·out_l)  (backward of the widest layer: dW and dX)
+//! training step          6·B·M  (+ OT coupling: OT_ITERS·2·B²·OT_FLOP_PER_PAIR_{GPU,CPU})  cannot be split
+//! largest GPU dispatch   max(4·B·max_l(in_l·out_l) (backward of the widest layer: dW and dX),
+//!                            B²·OT_DRAW_FLOP_PER_PAIR (OT coupling: the draws and ε, one workgroup))
 //! shown flow, one pass   N·S·e·2M                                        split into chunks
 //! quality reading        Q·S·e·2M   (Q = QUALITY_SAMPLES probe particles)  split into chunks
 //! straightness reading   at most a quality reading (the same Q particles, S fixed steps)
@@ -46,8 +47,22 @@ use crate::render::heatmap::HEAT_GRID;
 use crate::spec::TrainSpec;
 use std::fmt;
 
-/// FLOP per (x0, x1) pair and Sinkhorn half-iteration of the OT coupling (cost, exp, sums).
-pub const OT_FLOP_PER_PAIR: f64 = 10.0;
+/// Cost per (x0, x1) pair and Sinkhorn half-iteration of the OT coupling on the CPU, in FLOP at
+/// the training rate: the twin (`cpu::coupling`) makes two passes per update (maximum, then the
+/// exp-sum), with the cost and a division in each.
+pub const OT_FLOP_PER_PAIR_CPU: f64 = 10.0;
+/// The same on the GPU, in FLOP-equivalents at the training kernels' rate: one pass per update
+/// (cost, one exp, a sum; `shaders/ot_coupling.wgsl`) with every load of the other side shared by
+/// eight pairs. Measured on lavapipe (2 cores): at batch 256 the 200 Sinkhorn passes add about
+/// 24 ms to a step whose matmuls run at about 1.1 GFLOP/s, i.e. 2 FLOP-equivalents per pair and
+/// pass (docs/BENCHMARKS.md). On real GPUs the 2·OT_ITERS dispatches' latency dominates instead
+/// (about 1 ms per step); the limits here are seconds, so it does not matter for refusals.
+pub const OT_FLOP_PER_PAIR_GPU: f64 = 2.0;
+/// The OT coupling's first dispatch (`ot_draw`: the draws and ε = OT_EPS·mean cost, a sum over the
+/// B² pairs in one workgroup), per pair, in FLOP-equivalents at the training rate: about ten
+/// times a Sinkhorn pass's (lavapipe, batch 256: 0.7–1.2 ms against 0.1 ms). The largest OT
+/// dispatch.
+pub const OT_DRAW_FLOP_PER_PAIR: f64 = 20.0;
 /// Memory budget of one engine on a GPU (WebGPU does not report how much memory a device has;
 /// 1 GiB is within what integrated GPUs share out comfortably).
 pub const GPU_TOTAL_BYTES: u64 = 1 << 30;
@@ -321,17 +336,25 @@ impl Workload {
         self.nfe as f64 * self.solver.evals_per_step() as f64
     }
 
-    /// FLOP of one training step.
-    pub fn step_flops(&self) -> f64 {
+    /// FLOP of one training step on `backend` (the OT coupling's Sinkhorn costs differ: see
+    /// [`OT_FLOP_PER_PAIR_GPU`], [`OT_FLOP_PER_PAIR_CPU`]).
+    pub fn step_flops(&self, backend: Backend) -> f64 {
         let b = self.batch as f64;
-        let ot = if self.coupling == Coupling::Ot { OT_ITERS as f64 * 2.0 * b * b * OT_FLOP_PER_PAIR } else { 0.0 };
+        let per_pair = match backend {
+            Backend::Gpu => OT_FLOP_PER_PAIR_GPU,
+            Backend::Cpu => OT_FLOP_PER_PAIR_CPU,
+        };
+        let ot = if self.coupling == Coupling::Ot { OT_ITERS as f64 * 2.0 * b * b * per_pair } else { 0.0 };
         6.0 * b * self.shape.macs_per_sample() as f64 + ot
     }
 
-    /// FLOP of the largest training dispatch on the GPU (backward of the widest layer).
+    /// FLOP of the largest training dispatch on the GPU: the backward of the widest layer, or with
+    /// the OT coupling its draw-and-ε dispatch (B² pairs in one workgroup) if that is larger.
     pub fn largest_dispatch_flops(&self) -> f64 {
         let widest = self.shape.layers().iter().map(|l| l.in_dim as u64 * l.out_dim as u64).max().unwrap_or(0);
-        4.0 * self.batch as f64 * widest as f64
+        let b = self.batch as f64;
+        let ot = if self.coupling == Coupling::Ot { b * b * OT_DRAW_FLOP_PER_PAIR } else { 0.0 };
+        (4.0 * b * widest as f64).max(ot)
     }
 
     pub fn flow_flops(&self) -> f64 {
@@ -553,7 +576,7 @@ fn evaluate(w: &Workload, p: &Profile) -> Result<Estimate, Problem> {
     let sample = |flops: f64| flops / p.sample_flops;
     let rate_t = fmt_rate(p.train_flops, p.measured);
     let rate_s = fmt_rate(p.sample_flops, p.measured);
-    let step_s = train(w.step_flops());
+    let step_s = train(w.step_flops(p.backend));
     let dispatch_s = match p.backend {
         Backend::Gpu => train(w.largest_dispatch_flops()),
         Backend::Cpu => step_s,

@@ -286,6 +286,12 @@ async fn ot_coupling_matches_cpu() {
         a && (0..2).all(|k| (acts[u + k] - want[u + k]).abs() <= 4e-3 + 1e-4 * want[u + k].abs())
     };
     let mismatched = (0..n).filter(|&i| !row_ok(i)).count();
+    let worst = |got: &[f32], want: &[f32]| got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+    eprintln!(
+        "OT vs CPU twin: max |Δf| {:.2e}, max |Δg| {:.2e} (relative to the largest potential), {mismatched} of {n} rows paired differently",
+        worst(&scratch[5 * n..6 * n], &c.f),
+        worst(&scratch[6 * n..7 * n], &c.g)
+    );
     assert!(mismatched * 100 <= 3 * n, "{mismatched} of {n} rows paired differently from the CPU twin");
     // Sinkhorn converged: the plan the GPU's potentials define has rows and columns that each
     // carry mass 1/B (to 1%). The columns hold by construction after the last g update whatever

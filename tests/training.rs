@@ -130,8 +130,8 @@ async fn two_step_quality(coupling: Coupling) -> (f64, FlowStats) {
 /// OT-CFM's point: pairing noise with nearby data makes the learned paths nearly straight, so two
 /// Euler steps already land on the modes, while the independently coupled field's curved paths
 /// (it learns the average direction to all eight modes near t = 0) need many more steps.
-/// Same budget for both (1000 steps, batch 64, lr 3e-3; small because the software driver runs the
-/// single-workgroup Sinkhorn on one CPU thread). Threshold: OT's 2-step SW2 at most 60%
+/// Same budget for both (1000 steps, batch 64, lr 3e-3; small because on the software driver the
+/// Sinkhorn passes still cost about twice a step's own work). Threshold: OT's 2-step SW2 at most 60%
 /// of the independent coupling's. Measured on lavapipe: independent 0.85, OT 0.22 (ratio 0.26):
 /// the threshold leaves room for seed-to-seed variation while any loss of the effect fails.
 /// The straightness S = E ∫|(x1 - x0) - v|² dt of OT's flow at most this fraction of the

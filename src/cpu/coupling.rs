@@ -14,7 +14,8 @@ use crate::spec::TrainSpec;
 
 pub const OT_EPS: f32 = 0.05;
 pub const OT_ITERS: u32 = 100;
-/// Largest batch the single-workgroup GPU kernel handles in reasonable time.
+/// Largest batch of the OT coupling (its plan is B × B; the GPU passes read the other side as a
+/// uniform array of this many points).
 pub const OT_MAX_BATCH: u32 = 1024;
 
 /// The result besides the batch itself: the Sinkhorn potentials and the chosen partner of each x0.

@@ -6,7 +6,7 @@
 //! L = `ActivationLayout::len` ≈ B·(4 + 2·W·D + 2), Δ = `deltas_len` ≈ B·(W·D + 3)):
 //! ```text
 //! params, grads  4P each        moments 8P        activations 4L      deltas 4Δ
-//! target points  8·n_points     source  8·n_source                    OT scratch 28B
+//! target points  8·n_points     source  8·n_source    OT scratch 4·(7B + 1), OT sides 2·16·OT_MAX_BATCH
 //! ```
 //! Each must be ≤ min(maxStorageBufferBindingSize, maxBufferSize). The kernels' static needs are
 //! checked too: workgroup memory (summed over each shader file's `var<workgroup>` declarations, an
@@ -52,7 +52,8 @@ pub fn trainer_buffers(shape: &ModelShape, batch: u32, n_points: usize, n_source
         ("deltas", 4 * layout.deltas_len as u64),
         ("target points", 8 * n_points as u64),
         ("source points", 8 * n_source as u64),
-        ("coupling scratch", 28 * batch as u64),
+        ("coupling scratch", 4 * (7 * batch as u64 + 1)),
+        ("OT coupling sides", 2 * super::trainer::OT_SIDE_BYTES),
     ]
 }
 

@@ -18,7 +18,7 @@ use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, K
 use super::uniforms::{slots, LayerParams, StepParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::{Coupling, LrSchedule};
-use crate::cpu::coupling::OT_MAX_BATCH;
+use crate::cpu::coupling::{OT_ITERS, OT_MAX_BATCH};
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 use super::uniforms::{MeanFlowParams, ModelDesc};
@@ -49,7 +49,7 @@ struct Pipelines {
     output_rows: wgpu::ComputePipeline,
     backward_tiled: wgpu::ComputePipeline,
     reduce_grads: wgpu::ComputePipeline,
-    batch_ot: wgpu::ComputePipeline,
+    ot: OtPipelines,
     /// MeanFlow targets (`shaders/meanflow.wgsl`), with its bind group; `None` for FM models.
     mean_flow: Option<(wgpu::ComputePipeline, wgpu::BindGroup)>,
     forward: wgpu::ComputePipeline,
@@ -58,8 +58,38 @@ struct Pipelines {
     adam: wgpu::ComputePipeline,
 }
 
+/// The OT coupling's passes (`shaders/ot_coupling.wgsl`): draws and ε, the first Sinkhorn
+/// iteration (max-shifted), the later half-iterations (one pass), the pairing.
+struct OtPipelines {
+    draw: wgpu::ComputePipeline,
+    rows_first: wgpu::ComputePipeline,
+    cols_first: wgpu::ComputePipeline,
+    update: wgpu::ComputePipeline,
+    pair: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// The OT passes' two bind groups: `rows` binds the x0 side read-write and the x1 side as the
+/// uniform `other`, `cols` the other way round (`shaders/ot_coupling.wgsl`).
+struct OtGroups {
+    rows: wgpu::BindGroup,
+    cols: wgpu::BindGroup,
+}
+
+/// Invocations per workgroup of the OT row, column and pairing passes (`@workgroup_size(16)` there).
+const OT_WG: u32 = 16;
+/// Points one invocation of a Sinkhorn row or column pass updates (`OT_R` in the shader).
+const OT_R: u32 = 8;
+/// Bytes of one side buffer of the OT coupling: (x, y, potential, ε) per point, `OT_MAX_BATCH`
+/// points (the size of the uniform array the passes read the other side from).
+pub const OT_SIDE_BYTES: u64 = 16 * OT_MAX_BATCH as u64;
+/// Dispatches of the OT coupling's batch per step: draws and ε, a row and a column pass per
+/// Sinkhorn iteration, the pairing.
+pub const OT_DISPATCHES: u32 = 2 * OT_ITERS + 2;
+
 struct BindGroups {
     batch: wgpu::BindGroup,
+    ot: OtGroups,
     layer: wgpu::BindGroup,
     backward: wgpu::BindGroup,
     adam: wgpu::BindGroup,
@@ -82,8 +112,10 @@ pub struct GpuTrainer {
     pub data: wgpu::Buffer,
     /// Source points for x0 (a 1-element dummy when x0 ~ N(0, I)).
     pub source: wgpu::Buffer,
-    /// OT coupling scratch: x0 (2B), x1 (2B), t (B), f (B), g (B).
+    /// OT coupling scratch: x0 (2B), x1 (2B), t (B), f (B), g (B), ε (1).
     pub scratch: wgpu::Buffer,
+    /// OT coupling: the x0 side and the x1 side, (x, y, potential, ε) per point (storage and uniform).
+    ot_sides: [wgpu::Buffer; 2],
     /// The class label of each target point (u32; a 1-element dummy for unconditional models).
     pub labels: wgpu::Buffer,
     /// The MeanFlow kernel's uniforms (empty for FM models).
@@ -248,6 +280,25 @@ impl BackwardParams {
     }
 }
 
+/// The OT passes' bind groups over the trainer's buffers (`OtGroups`).
+#[allow(clippy::too_many_arguments)]
+fn ot_groups(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    step_uniform: &wgpu::Buffer,
+    data: &wgpu::Buffer,
+    acts: &wgpu::Buffer,
+    source: &wgpu::Buffer,
+    scratch: &wgpu::Buffer,
+    sides: &[wgpu::Buffer; 2],
+) -> OtGroups {
+    let step = Some(std::mem::size_of::<StepParams>() as u64);
+    let group = |label: &str, own: &wgpu::Buffer, other: &wgpu::Buffer| {
+        bind_group(device, label, layout, &[(step_uniform, step), (data, None), (acts, None), (source, None), (scratch, None), (own, None), (other, None)])
+    };
+    OtGroups { rows: group("ot.rows", &sides[0], &sides[1]), cols: group("ot.cols", &sides[1], &sides[0]) }
+}
+
 fn storage(ctx: &GpuContext, label: &str, floats: u64) -> wgpu::Buffer {
     ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -323,7 +374,16 @@ impl GpuTrainer {
             contents: if source.is_empty() { &[0u8; 8] } else { bytemuck::cast_slice(source) },
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         });
-        let scratch = storage(ctx, "coupling.scratch", 7 * spec.batch as u64);
+        let scratch = storage(ctx, "coupling.scratch", 7 * spec.batch as u64 + 1);
+        let ot_side = |label: &str| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: OT_SIDE_BYTES,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: false,
+            })
+        };
+        let ot_sides = [ot_side("coupling.x0_side"), ot_side("coupling.x1_side")];
         let labels_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("target.labels"),
             contents: if spec.shape.inputs.n_classes > 0 { bytemuck::cast_slice(labels) } else { &[0u8; 4] },
@@ -366,6 +426,7 @@ impl GpuTrainer {
         let backward_bgl = bind_group_layout(device, "backward", &[
             UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, UniformDynamic(backward_size), StorageReadWrite,
         ]);
+        let ot_bgl = bind_group_layout(device, "ot", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, StorageReadWrite, Uniform]);
         let adam_bgl = bind_group_layout(device, "adam", &[UniformDynamic(step_size), StorageReadWrite, StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
         let (mean_flow, mean_flow_buffers) = if spec.mean_flow() {
             let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -389,7 +450,14 @@ impl GpuTrainer {
         let pipelines = Pipelines {
             mean_flow,
             batch: compute_pipeline(device, Kernel::Batch, "build_batch", &batch_bgl, None),
-            batch_ot: compute_pipeline(device, Kernel::OtCoupling, "build_batch_ot", &batch_bgl, None),
+            ot: OtPipelines {
+                draw: compute_pipeline(device, Kernel::OtCoupling, "ot_draw", &ot_bgl, None),
+                rows_first: compute_pipeline(device, Kernel::OtCoupling, "ot_rows_first", &ot_bgl, None),
+                cols_first: compute_pipeline(device, Kernel::OtCoupling, "ot_cols_first", &ot_bgl, None),
+                update: compute_pipeline(device, Kernel::OtCoupling, "ot_update", &ot_bgl, None),
+                pair: compute_pipeline(device, Kernel::OtCoupling, "ot_pair", &ot_bgl, None),
+                layout: ot_bgl,
+            },
             forward: compute_pipeline(device, Kernel::MlpForward, "forward_hidden", &layer_bgl, None),
             output_loss: compute_pipeline(device, Kernel::CfmLoss, "output_loss", &layer_bgl, None),
             forward_tiled: compute_pipeline(device, Kernel::MlpForward, "forward_tiled", &layer_bgl, None),
@@ -403,13 +471,14 @@ impl GpuTrainer {
             batch: bind_group(device, "batch", &batch_bgl, &[
                 (&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None), (&scratch, None), (&labels_buf, None),
             ]),
+            ot: ot_groups(device, &pipelines.ot.layout, &step_uniform, &data_buf, &acts, &source_buf, &scratch, &ot_sides),
             layer: bind_group(device, "layer", &layer_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&acts, None), (&deltas, None)]),
             backward: bind_group(device, "backward", &backward_bgl, &[
                 (&layer_uniform, Some(layer_size)), (&params, None), (&grads, None), (&acts, None), (&deltas, None), (&backward_uniform, Some(backward_size)), (&partials, None),
             ]),
             adam: bind_group(device, "adam", &adam_bgl, &[(&step_uniform, Some(step_size)), (&params, None), (&grads, None), (&moments, None), (&deltas, None), (&metrics, None)]),
         };
-        let mut all = vec![&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &labels_buf, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
+        let mut all = vec![&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &ot_sides[0], &ot_sides[1], &labels_buf, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
         all.extend(mean_flow_buffers.iter());
         let allocated_bytes = all.iter().map(|b| b.size()).sum();
         let live = super::counter::Owned::new(&all);
@@ -427,6 +496,7 @@ impl GpuTrainer {
             data: data_buf,
             source: source_buf,
             scratch,
+            ot_sides,
             labels: labels_buf,
             _mean_flow_buffers: mean_flow_buffers,
             metrics,
@@ -548,6 +618,7 @@ impl GpuTrainer {
         self.groups.batch = bind_group(&self.ctx.device, "batch", &self.batch_layout, &[
             (&self.step_uniform, Some(std::mem::size_of::<StepParams>() as u64)), (&self.data, None), (&self.acts, None), (&self.source, None), (&self.scratch, None), (&self.labels, None),
         ]);
+        self.groups.ot = ot_groups(&self.ctx.device, &self.pipelines.ot.layout, &self.step_uniform, &self.data, &self.acts, &self.source, &self.scratch, &self.ot_sides);
         self.n_points = data.len() as u32;
         self.spec.adam.schedule_start = self.step;
         Ok(())
@@ -675,11 +746,15 @@ impl GpuTrainer {
 
     /// Dispatches per training step. Tiled: batch + depth forwards + output/loss/δ + depth
     /// backwards + (reduce when split) + Adam = 2·depth + 3 (+1). Software: batch + depth
-    /// forwards + output/loss + depth + 1 backwards + Adam = 2·depth + 4. MeanFlow adds one.
+    /// forwards + output/loss + depth + 1 backwards + Adam = 2·depth + 4. MeanFlow adds one; the
+    /// OT coupling's batch is `OT_DISPATCHES` instead of one (unless reflow pairs are active).
     pub fn dispatches_per_step(&self) -> u32 {
         let d = self.spec.shape.depth;
         let mean_flow = self.spec.mean_flow() as u32;
+        let pairs = self.pairs.as_ref().is_some_and(|p| p.active);
+        let ot = if self.spec.coupling == Coupling::Ot && !pairs { OT_DISPATCHES - 1 } else { 0 };
         mean_flow
+            + ot
             + match self.variant {
                 KernelVariant::Tiled => 2 * d + 3 + (self.splits > 1) as u32,
                 KernelVariant::Software => 2 * d + 4,
@@ -744,10 +819,31 @@ impl GpuTrainer {
                 mark(pass, "batch");
             }
             (_, Coupling::Ot) => {
-                pass.set_bind_group(0, &g.batch, &[step_offset]);
-                pass.set_pipeline(&p.batch_ot);
+                // Draws and ε, OT_ITERS Sinkhorn iterations (a row pass and a column pass each),
+                // the pairing: 2·OT_ITERS + 2 dispatches (`OT_DISPATCHES`).
+                // A row pass binds the x0 side read-write and reads the x1 side as a uniform
+                // array; a column pass the other way round (`OtGroups`).
+                let (ot, og) = (&p.ot, &g.ot);
+                let groups = spec.batch.div_ceil(OT_WG);
+                let sinkhorn_groups = spec.batch.div_ceil(OT_WG * OT_R);
+                pass.set_bind_group(0, &og.cols, &[step_offset]);
+                pass.set_pipeline(&ot.draw);
                 pass.dispatch_workgroups(1, 1, 1);
-                mark(pass, "batch_ot");
+                mark(pass, "ot_draw");
+                for it in 0..OT_ITERS {
+                    pass.set_bind_group(0, &og.rows, &[step_offset]);
+                    pass.set_pipeline(if it == 0 { &ot.rows_first } else { &ot.update });
+                    pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
+                    mark(pass, "ot_sinkhorn");
+                    pass.set_bind_group(0, &og.cols, &[step_offset]);
+                    pass.set_pipeline(if it == 0 { &ot.cols_first } else { &ot.update });
+                    pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
+                    mark(pass, "ot_sinkhorn");
+                }
+                pass.set_bind_group(0, &og.rows, &[step_offset]);
+                pass.set_pipeline(&ot.pair);
+                pass.dispatch_workgroups(groups, 1, 1);
+                mark(pass, "ot_pair");
             }
         }
         if let Some((pipeline, group)) = &p.mean_flow {
