@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release --example cpu_quality -- --dataset moons --seed 0 --samples 20000 --out s.csv
 //! [--losses losses.txt]` takes every `train` flag (`flowmatch help`); fixed-step solvers only.
-//! Prints one JSON line (dataset, seed, steps, final_loss, seconds).
+//! Prints one JSON line (dataset, seed, steps, batch, width, depth, lr, schedule, solver, nfe, samples,
+//! final_loss, seconds).
 
 use flowmatch::cli::{parse, Command};
 use flowmatch::cpu::{ode, CpuTrainer};
@@ -45,8 +46,9 @@ fn main() {
         write(&p, "loss", losses.iter().map(|l| l.to_string()));
     }
     println!(
-        "{{\"backend\":\"cpu-reference\",\"dataset\":\"{}\",\"seed\":{},\"steps\":{},\"lr\":{},\"final_loss\":{final_loss},\"train_seconds\":{train_s:.2},\"total_seconds\":{:.2}}}",
-        config.dataset, config.seed, config.steps, config.lr, start.elapsed().as_secs_f64()
+        "{{\"backend\":\"cpu-reference\",\"dataset\":\"{}\",\"seed\":{},\"steps\":{},\"batch\":{},\"width\":{},\"depth\":{},\"lr\":{},\"schedule\":\"{}\",\"solver\":\"{}\",\"nfe\":{},\"samples\":{},\"final_loss\":{final_loss},\"train_seconds\":{train_s:.2},\"total_seconds\":{:.2}}}",
+        config.dataset, config.seed, config.steps, config.batch, config.width, config.depth, config.lr, config.schedule, config.solver,
+        config.nfe, config.samples, start.elapsed().as_secs_f64()
     );
 }
 

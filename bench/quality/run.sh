@@ -3,6 +3,8 @@
 #   bench/quality/run.sh setup                  # venv with CPU PyTorch + flow-matching (PyPI)
 #   bench/quality/run.sh pytorch [SEEDS] [ARGS] # the reference, 8 datasets -> stdout (JSON lines)
 #   bench/quality/run.sh flowmatch [SEEDS] [ARGS]  # `flowmatch train` (GPU, or lavapipe), scored
+#   bench/quality/run.sh cpu [SEEDS] [ARGS]     # the same training on the CPU reference trainer
+#                                               # (examples/cpu_quality.rs: no GPU, minutes not hours), scored
 #   bench/quality/run.sh floor                  # target vs target at 20,000 points
 # SEEDS defaults to 0,1,2; ARGS go to torch_reference.py / `flowmatch train` unchanged.
 set -euo pipefail
@@ -29,6 +31,18 @@ case "$cmd" in
     for d in $datasets; do
       for s in ${seeds//,/ }; do
         line=$("$root/target/release/flowmatch" train --dataset "$d" --seed "$s" --samples 20000 --out "$out/$d-$s.csv" "$@")
+        sw2=$(cd "$here" && "$py" score.py "$out/$d-$s.csv" --dataset "$d" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["sw2"])')
+        echo "${line%\}},\"sw2\":$sw2}"
+      done
+    done
+    rm -rf "$out"
+    ;;
+  cpu)
+    out=$(mktemp -d)
+    (cd "$root" && cargo build --release --quiet --example cpu_quality)
+    for d in $datasets; do
+      for s in ${seeds//,/ }; do
+        line=$("$root/target/release/examples/cpu_quality" --dataset "$d" --seed "$s" --samples 20000 --out "$out/$d-$s.csv" "$@")
         sw2=$(cd "$here" && "$py" score.py "$out/$d-$s.csv" --dataset "$d" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["sw2"])')
         echo "${line%\}},\"sw2\":$sw2}"
       done

@@ -3,7 +3,9 @@
     python summarize.py FILE.jsonl...
 Groups lines by (implementation, schedule) and prints, per dataset, the mean sliced W2 over seeds
 0, 1, 2 (the issue's criterion) with the number of seeds found. A line whose switches are all
-flowmatch's (torch_reference.py with every --X ours) is flowmatch's CPU reference trainer; a line
+flowmatch's (torch_reference.py with every --X ours) is the torch twin of flowmatch's CPU reference
+trainer; a line of examples/cpu_quality.rs (`"backend": "cpu-reference"`, bench/quality/run.sh cpu)
+is that trainer itself, as the code is now; a line
 with "command": "train" is `flowmatch train` (bench/quality/run.sh flowmatch).
 """
 import json
@@ -18,6 +20,8 @@ OURS = {"loss": "sum", "adam": "ours", "init": "ours", "pool": "ours", "rng": "o
 def label(d):
     if d.get("command") == "train":
         return f"flowmatch CLI ({'lavapipe' if d.get('device_type') == 'cpu' else d.get('adapter', '?')}), {d.get('schedule', 'constant')}"
+    if d.get("backend") == "cpu-reference":
+        return f"flowmatch CPU reference (cpu_quality), {d.get('schedule', 'constant')}"
     if all(d.get(k) == v for k, v in OURS.items()):
         return f"flowmatch CPU reference, {d.get('schedule', 'constant')}"
     return f"PyTorch, {d.get('schedule', 'constant')}"
