@@ -6,12 +6,13 @@
 #   bench/quality/run.sh cpu [SEEDS] [ARGS]     # the same training on the CPU reference trainer
 #                                               # (examples/cpu_quality.rs: no GPU, minutes not hours), scored
 #   bench/quality/run.sh floor                  # target vs target at 20,000 points
-# SEEDS defaults to 0,1,2; ARGS go to torch_reference.py / `flowmatch train` unchanged.
+# SEEDS defaults to 0,1,2; ARGS go to torch_reference.py / `flowmatch train` unchanged; DATASETS="moons circles"
+# (space-separated) runs only those.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 py="$here/.venv/bin/python"
-datasets="moons circles 8gaussians checkerboard 25gaussians spirals swissroll pinwheel"
+datasets=${DATASETS:-"moons circles 8gaussians checkerboard 25gaussians spirals swissroll pinwheel"}
 cmd=${1:-}
 seeds=${2:-0,1,2}
 shift $(( $# > 2 ? 2 : $# ))
