@@ -39,8 +39,8 @@
 //     (every load of the other side serves eight pairs);
 //   ot_pair                        ceil(B / OT_WG) workgroups (rows group), one invocation per row:
 //                                  the pairing, the batch, f and g copied to scratch.
-// OT_EPS, OT_ITERS, OT_MAX_BATCH and STREAM_OT come from the generated prelude
-// (src/cpu/coupling.rs, src/rng.rs).
+// OT_EPS, OT_ITERS, OT_MAX_BATCH, OT_WG, OT_R and STREAM_OT come from the generated prelude
+// (src/cpu/coupling.rs, src/gpu/trainer.rs, src/rng.rs).
 
 
 @group(0) @binding(0) var<uniform> sp: StepParams;
@@ -51,10 +51,6 @@
 // This pass's side and the other side, each point as (x, y, potential, ε).
 @group(0) @binding(5) var<storage, read_write> own: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> other: array<vec4<f32>, OT_MAX_BATCH>;
-
-/// Points one invocation of a row or column pass updates (src/gpu/trainer.rs: OT_R; its OT_WG
-/// is the workgroup size 16 of those passes and of ot_pair).
-const OT_R: u32 = 8u;
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -167,18 +163,18 @@ fn update(r0: u32, first_row_pass: bool, first: bool) {
     }
 }
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(OT_WG)
 fn ot_rows_first(@builtin(global_invocation_id) gid: vec3<u32>) { update(gid.x * OT_R, true, true); }
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(OT_WG)
 fn ot_cols_first(@builtin(global_invocation_id) gid: vec3<u32>) { update(gid.x * OT_R, false, true); }
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(OT_WG)
 fn ot_update(@builtin(global_invocation_id) gid: vec3<u32>) { update(gid.x * OT_R, false, false); }
 
 // Bound with own = x0 side, other = x1 side. Pairs x0_i with a draw from row i of the plan
 // (terms exp((f_i + g_j - C_ij)/ε)), writes the batch, and copies f_i, g_i to scratch.
-@compute @workgroup_size(16)
+@compute @workgroup_size(OT_WG)
 fn ot_pair(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = sp.batch;
     let i = gid.x;

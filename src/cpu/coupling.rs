@@ -93,13 +93,16 @@ pub fn build_batch_ot(
         let m = v.iter().fold(-3.0e38f32, |a, &b| a.max(b));
         m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
     };
+    // Row i's logits (g_j - C_ij)/ε into `logits`: the f update's and the pairing's.
+    let row_logits = |logits: &mut [f32], g: &[f32], i: usize| {
+        for ((l, &gj), &c) in logits.iter_mut().zip(g).zip(&cost[i * n..(i + 1) * n]) {
+            *l = (gj - c) / eps;
+        }
+    };
     let mut logits = vec![0.0f32; n];
     for _ in 0..OT_ITERS {
         for i in 0..n {
-            let row = &cost[i * n..(i + 1) * n];
-            for ((l, &gj), &c) in logits.iter_mut().zip(&g).zip(row) {
-                *l = (gj - c) / eps;
-            }
+            row_logits(&mut logits, &g, i);
             f[i] = eps * (log_marginal - lse(&logits));
         }
         for j in 0..n {
@@ -111,10 +114,7 @@ pub fn build_batch_ot(
     }
     let mut partner = Vec::with_capacity(n);
     for i in 0..n {
-        let row = &cost[i * n..(i + 1) * n];
-        for ((l, &gj), &c) in logits.iter_mut().zip(&g).zip(row) {
-            *l = (gj - c) / eps;
-        }
+        row_logits(&mut logits, &g, i);
         let m = logits.iter().fold(-3.0e38f32, |a, &b| a.max(b));
         let total: f32 = logits.iter().map(|l| (l - m).exp()).sum();
         let target = unit(hash4(seed, step, i as u32, stream::OT)) * total;

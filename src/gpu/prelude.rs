@@ -27,6 +27,8 @@ pub fn prelude() -> String {
     u32s.extend(crate::rng::stream::ALL.iter().map(|&(name, id, _)| (format!("STREAM_{name}"), id)));
     u32s.push(("OT_ITERS".into(), crate::cpu::coupling::OT_ITERS));
     u32s.push(("OT_MAX_BATCH".into(), crate::cpu::coupling::OT_MAX_BATCH));
+    u32s.push(("OT_WG".into(), crate::gpu::trainer::OT_WG));
+    u32s.push(("OT_R".into(), crate::gpu::trainer::OT_R));
     u32s.push(("QUALITY_N".into(), crate::gpu::quality::QUALITY_SAMPLES));
     u32s.push(("MAX_LAYERS".into(), crate::gpu::uniforms::MAX_LAYERS as u32));
     u32s.push(("W2_BATCH".into(), crate::cpu::flow_stats::W2_BATCH));

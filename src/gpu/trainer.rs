@@ -76,10 +76,11 @@ struct OtGroups {
     cols: wgpu::BindGroup,
 }
 
-/// Invocations per workgroup of the OT row, column and pairing passes (`@workgroup_size(16)` there).
-const OT_WG: u32 = 16;
-/// Points one invocation of a Sinkhorn row or column pass updates (`OT_R` in the shader).
-const OT_R: u32 = 8;
+/// Invocations per workgroup of the OT row, column and pairing passes (`@workgroup_size(OT_WG)` there).
+pub const OT_WG: u32 = 16;
+/// Points one invocation of a Sinkhorn row or column pass updates. Both reach the shader through
+/// the generated prelude (`src/gpu/prelude.rs`).
+pub const OT_R: u32 = 8;
 /// Bytes of one side buffer of the OT coupling: (x, y, potential, ε) per point, `OT_MAX_BATCH`
 /// points (the size of the uniform array the passes read the other side from).
 pub const OT_SIDE_BYTES: u64 = 16 * OT_MAX_BATCH as u64;
