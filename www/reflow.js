@@ -66,9 +66,8 @@ export function initReflow(app, state) {
     }
   });
 
-  let inFlight = false, lastAt = -Infinity, tookMs = 0, lastStep = -1, measured = 0, generation = 0, endedRound = 0;
+  let lastAt = -Infinity, tookMs = 0, lastStep = -1, measured = 0, generation = 0, endedRound = 0;
   const preview = async () => {
-    inFlight = true;
     state.previewInFlight = true;
     const t0 = performance.now(), step = state.step, round = state.reflowRound, gen = generation;
     try {
@@ -86,7 +85,6 @@ export function initReflow(app, state) {
     } catch (e) {
       if (!state.diverged) say(String(e && e.message ? e.message : e));
     } finally {
-      inFlight = false;
       state.previewInFlight = false;
       if (measured++ > 0) tookMs = performance.now() - t0;
     }
@@ -110,7 +108,7 @@ export function initReflow(app, state) {
     if (round === 0) endedRound = 0;
     button.disabled = Boolean(state.reflowMaking);
     button.title = state.reflowRefusal || 'Make (noise, sample) pairs with the current model and the chosen solver, then keep training on those fixed pairs (Reflow pairs and Reflow steps are under More settings)';
-    if (state.qualityAuto === false || state.reflowMaking || state.diverged || inFlight || state.trajStep === null || state.trajStep === undefined) return;
+    if (state.qualityAuto === false || state.reflowMaking || state.diverged || state.previewInFlight || state.trajStep === null || state.trajStep === undefined) return;
     const now = performance.now();
     const moved = state.previewStep !== state.step;
     if (moved && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs)) {

@@ -75,15 +75,14 @@ class Watch:
 
     def __init__(self, d, what, limit=None):
         # No limit given: the load-scaled answer limit, read at each answer (`answer_s`).
-        self.scaled = limit is None
-        self.d, self.what, self.worst, self.polls, self.limit = d, what, 0.0, 0, ANSWER_S if limit is None else limit
+        self.d, self.what, self.worst, self.polls, self.limit = d, what, 0.0, 0, limit
 
     def js(self, script, *args):
         t0 = time.time()
         v = self.d.js(script, *args)
         dt = time.time() - t0
         self.worst, self.polls = max(self.worst, dt), self.polls + 1
-        limit = max(self.limit, answer_s()) if self.scaled else self.limit
+        limit = max(ANSWER_S, answer_s()) if self.limit is None else self.limit
         if dt >= limit:
             s = self.d.js(f"return (() => {{ {STATE} }})();")
             raise AssertionError(f"{self.what}: the page took {dt:.2f} s to answer a script (limit {limit:.1f} s at a load "
