@@ -77,8 +77,11 @@ fi
 # lists them with `exports`, `types`, `module` and keywords.
 sed "s#from '../pkg/flowmatch.js'#from './flowmatch.js'#" www/widget.js > pkg/widget.js
 grep -q "from './flowmatch.js'" pkg/widget.js || { echo "build-wasm: could not rewrite the import in pkg/widget.js" >&2; exit 1; }
-# Its modules (chart, download, number formatting), its declarations and the licence go next to it.
-cp www/widget.d.ts www/widget.css www/chart.js www/download.js www/format.js LICENSE pkg/
+# Its modules (chart, download, number formatting, frame pacing: the one list of them), its
+# declarations and the licence go next to it.
+export WIDGET_MODULES="chart.js download.js format.js pace.js"
+for m in $WIDGET_MODULES; do cp "www/$m" pkg/; done
+cp www/widget.d.ts www/widget.css LICENSE pkg/
 # The iframe page too (its files next to widget.js instead of under www/).
 cp www/embed.js www/embed.css pkg/
 sed -e 's#href="www/embed.css"#href="embed.css"#' -e 's#src="www/embed.js"#src="embed.js"#' embed.html > pkg/embed.html
@@ -102,8 +105,8 @@ pkg = {
 if "repository" in crate:
     pkg["repository"] = {"type": "git", "url": crate["repository"]}
 files = pkg["files"]
-for name in ("widget.js", "widget.d.ts", "widget.css", "chart.js", "download.js", "format.js",
-             "embed.html", "embed.js", "embed.css", "LICENSE"):
+modules = os.environ["WIDGET_MODULES"].split()
+for name in ["widget.js", "widget.d.ts", "widget.css", *modules, "embed.html", "embed.js", "embed.css", "LICENSE"]:
     if name not in files:
         files.append(name)
 missing = [n for n in files if not os.path.exists(os.path.join(os.path.dirname(path), n))]
@@ -121,9 +124,7 @@ pkg["exports"] = {
     "./widget": widget,
     "./widget.js": widget,
     "./widget.css": "./widget.css",
-    "./chart.js": "./chart.js",
-    "./download.js": "./download.js",
-    "./format.js": "./format.js",
+    **{f"./{m}": f"./{m}" for m in modules},
     "./embed.html": "./embed.html",
     "./embed.js": "./embed.js",
     "./embed.css": "./embed.css",

@@ -15,6 +15,7 @@ import { initReflow } from './reflow.js';
 import { guarded, initKeep, resetWithUndo } from './keep.js';
 import { drawChart } from './chart.js';
 import * as fmt from './format.js';
+import { skipFrame } from './pace.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -350,6 +351,10 @@ let last = performance.now();
 let lastPanel = 0;
 let pendingInput = [];
 function loop(now) {
+  if (skipFrame(state, now, last, pendingInput.length > 0)) { // www/pace.js
+    requestAnimationFrame(loop);
+    return;
+  }
   const dt = now - last;
   last = now;
   try {

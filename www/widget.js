@@ -43,6 +43,7 @@
 import init, { App, choices, config_defaults, field_specs, layer_specs, model_formats, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { drawChart } from './chart.js';
 import { download } from './download.js';
+import { skipFrame } from './pace.js';
 import * as fmt from './format.js';
 
 let wasmReady = null;
@@ -593,6 +594,7 @@ export class FlowMatchingDemo extends HTMLElement {
   }
 
   _tick(now) {
+    if (skipFrame(this._engineKind, now, this._last)) return; // www/pace.js
     const dt = this._last === null ? 0 : now - this._last;
     this._last = now;
     try {
@@ -614,6 +616,7 @@ export class FlowMatchingDemo extends HTMLElement {
   _refresh() {
     if (!this._app) return;
     const s = this._app.state();
+    this._engineKind = { software: s.software, backend: s.backend };
     this._stats.textContent = `step ${fmt.int(s.step)} · loss ${fmt.num(s.lossRecent, 3)}`;
     this._playBtn.textContent = s.training ? 'Pause' : 'Train';
     this._playBtn.setAttribute('aria-pressed', String(s.training));

@@ -282,6 +282,9 @@ impl App {
         set(&o, "stepsPerSec", num(Some(p.train.rate.steps_per_s)));
         set(&o, "stepsPerFrame", num(Some(p.train.pacer.per_frame)));
         set(&o, "queueDepth", num(Some(p.train.pacer.depth())));
+        // The page thread's ms per frame for training, and for the rest of the frame.
+        set(&o, "trainBudgetMs", num(Some(p.train.pacer.budget_ms())));
+        set(&o, "frameRestMs", num(Some(p.view.rest_ms)));
         set(&o, "latencyMs", num(Some(p.engine.latency_s() * 1000.0)));
         set(&o, "readLagMs", num(Some(p.train.read_lag_s() * 1000.0)));
         let costs = Object::new();

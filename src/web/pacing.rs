@@ -11,6 +11,10 @@
 //!   in between) no depth lowers, and a queue shrunk against it only starves the device
 //!   (measured: 2–2.5 steps queued at 1.3 s latency, a quarter of the bench page's rate or less
 //!   on SwiftShader). No buffer read is involved, so a slow read never slows training.
+//!   On the CPU engine the steps run on the page's thread, so the frame budget is what paces
+//!   them: [`Pacer::fit_frame`] sets it to what the frame leaves (the display's frame period,
+//!   [`FramePeriod`], minus the rest of the frame's work and a margin), so training takes the
+//!   frame's idle time without making the frame late.
 //! - [`FlowClock`]: the looping flow time t (hold at t = 0, travel, hold at t = 1) and the scrubber.
 //! - [`LossHistory`]: every loss read, halved in resolution whenever it grows past its cap.
 //! - [`page_config`] / [`widget_config`]: the starting configuration before the URL hash or the
@@ -51,6 +55,20 @@ pub struct Pacer {
     /// Steps per frame recently (for the page's readout).
     pub per_frame: f64,
 }
+
+/// The CPU engine's frame budget (`Pacer::fit_frame`): never below `MIN` (training goes on however
+/// busy the frame), never above `MAX` ms; `MARGIN` ms of the frame period are left for the work
+/// the page's loop does not time (the JS around `App::frame`, style, layout, paint).
+const FIT_MIN_BUDGET_MS: f64 = 3.0;
+const FIT_MAX_BUDGET_MS: f64 = 24.0;
+const FIT_MARGIN_MS: f64 = 4.0;
+/// The share of the page thread training gets on the CPU engine however much the rest of the
+/// frame costs (drawing, the shown flow's integration, jobs): the frame then lengthens instead
+/// of training stalling, up to `FIT_FRAME_CAP_MS` of measured work per frame (input is answered
+/// between frames: two frames of 33 ms keep it within 100 ms). At 0.7 a frame whose rest takes
+/// 6 ms trains for 14 ms; one whose rest takes 15 ms, for 18 ms.
+const FIT_TRAIN_SHARE: f64 = 0.7;
+const FIT_FRAME_CAP_MS: f64 = 33.0;
 
 /// Seconds between depth adaptations.
 const ADAPT_EVERY_S: f64 = 0.2;
@@ -166,6 +184,31 @@ impl Pacer {
         }
     }
 
+    /// Fits the frame budget (the page thread's ms for training per frame) to the frame: what the
+    /// display's frame period leaves after the rest of the last frames' work (`rest_ms`: the frame
+    /// without its training steps) and a margin, but at least `FIT_TRAIN_SHARE` of the thread
+    /// (a costly rest lengthens the frame rather than starving training) as long as the frame's
+    /// work stays within `FIT_FRAME_CAP_MS`; between
+    /// `FIT_MIN_BUDGET_MS` and `FIT_MAX_BUDGET_MS`, smoothed. For the CPU engine, whose steps run
+    /// on this thread: the fixed 8 ms it had either left part of each frame idle or, with a
+    /// costly rest (measured: ~10 ms of integration, jobs and drawing per frame), gave training
+    /// a third of the thread (the page trained S at 12–47% of the bench page's CPU rate).
+    pub fn fit_frame(&mut self, period_ms: f64, rest_ms: f64) {
+        if !(period_ms.is_finite() && rest_ms.is_finite()) {
+            return;
+        }
+        let rest = rest_ms.max(0.0);
+        let fill = period_ms - rest - FIT_MARGIN_MS;
+        let share = (FIT_TRAIN_SHARE / (1.0 - FIT_TRAIN_SHARE) * rest).min(FIT_FRAME_CAP_MS - rest);
+        let target = fill.max(share).clamp(FIT_MIN_BUDGET_MS, FIT_MAX_BUDGET_MS);
+        self.budget_ms = 0.8 * self.budget_ms + 0.2 * target;
+    }
+
+    /// The page thread's ms per frame for training.
+    pub fn budget_ms(&self) -> f64 {
+        self.budget_ms
+    }
+
     /// A new model (another shape, batch or coupling): its steps cost something else, so the
     /// next frame runs one step and measures it again.
     pub fn new_model(&mut self) {
@@ -190,6 +233,30 @@ impl Pacer {
     /// Measured milliseconds per step on the page's thread.
     pub fn ms_per_step(&self) -> f64 {
         self.ms_per_step
+    }
+}
+
+/// The display's frame period: the shortest interval between animation frames over the last
+/// second (a late frame lengthens one interval, not the period; a slower display lengthens all).
+#[derive(Clone, Debug, Default)]
+pub struct FramePeriod {
+    recent: std::collections::VecDeque<(f64, f64)>,
+}
+
+impl FramePeriod {
+    /// Records the interval `dt_ms` of the frame at `now` (seconds); returns the period (ms),
+    /// between 4 ms (a 240 Hz display) and 34 ms (30 Hz), 16.7 ms until a frame was seen.
+    pub fn observe(&mut self, now: f64, dt_ms: f64) -> f64 {
+        if dt_ms.is_finite() && dt_ms > 0.0 {
+            self.recent.push_back((now, dt_ms));
+        }
+        while self.recent.len() > 1 && self.recent.front().is_some_and(|&(t, _)| now - t > 1.0) {
+            self.recent.pop_front();
+        }
+        if self.recent.is_empty() {
+            return 16.7;
+        }
+        self.recent.iter().map(|r| r.1).fold(f64::INFINITY, f64::min).clamp(4.0, 34.0)
     }
 }
 
@@ -444,6 +511,54 @@ mod tests {
         p.fix_depth(Some(3));
         p.fix_rate(Some(10.0));
         assert_eq!(p.plan(20.0, 2, 0.0, 0.0, u32::MAX), 1, "a fixed depth caps the queue");
+    }
+
+    #[test]
+    fn the_cpu_budget_fills_what_the_frame_leaves() {
+        let mut period = FramePeriod::default();
+        assert_eq!(period.observe(0.0, f64::NAN), 16.7, "no frame seen yet");
+        // 60 Hz with every fifth frame late: the period stays 16.7 ms.
+        let mut p = 0.0;
+        for i in 1..120 {
+            p = period.observe(i as f64 / 60.0, if i % 5 == 0 { 33.4 } else { 16.7 });
+        }
+        assert_eq!(p, 16.7);
+        // The display drops to 30 Hz: after a second the period follows.
+        for i in 0..90 {
+            p = period.observe(2.0 + i as f64 / 30.0, 33.4);
+        }
+        assert_eq!(p, 33.4);
+
+        let mut pacer = Pacer::new(true);
+        for _ in 0..50 {
+            pacer.fit_frame(16.7, 2.0);
+        }
+        assert!((pacer.budget_ms() - (16.7 - 2.0 - FIT_MARGIN_MS)).abs() < 0.01, "{}", pacer.budget_ms());
+        // At a 2 ms step the frame runs 5 steps: 10 ms of training and 2 ms of the rest within 16.7 ms.
+        pacer.took(1, 2.0);
+        assert_eq!(pacer.plan(0.0, 0, 0.0, 0.0, u32::MAX), 5);
+        // A costly rest lengthens the frame: training keeps its share of the thread.
+        for _ in 0..50 {
+            pacer.fit_frame(16.7, 6.0);
+        }
+        let share = pacer.budget_ms() / (pacer.budget_ms() + 6.0);
+        assert!((share - FIT_TRAIN_SHARE).abs() < 0.01, "{share}");
+        // Within a frame of FIT_FRAME_CAP_MS: a rest of 15 ms leaves 18 ms, one of 32 ms the minimum.
+        for _ in 0..50 {
+            pacer.fit_frame(16.7, 15.0);
+        }
+        assert!((pacer.budget_ms() - (FIT_FRAME_CAP_MS - 15.0)).abs() < 0.01, "{}", pacer.budget_ms());
+        for _ in 0..50 {
+            pacer.fit_frame(16.7, 32.0);
+        }
+        assert!((pacer.budget_ms() - FIT_MIN_BUDGET_MS).abs() < 0.01);
+        // A slow display (30 Hz) fills its longer frame, up to the maximum.
+        for _ in 0..50 {
+            pacer.fit_frame(34.0, 1.0);
+        }
+        assert!((pacer.budget_ms() - FIT_MAX_BUDGET_MS).abs() < 0.01);
+        pacer.fit_frame(f64::NAN, 1.0);
+        assert!(pacer.budget_ms().is_finite());
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! spawned (`spawn_local`) and folded in when they land, through a weak reference to the page.
 
 use super::backend::{self, Backend, Preference, Recovery, Trial};
-use super::pacing::{page_config, widget_config, FlowClock, Pacer};
+use super::pacing::{page_config, widget_config, FlowClock, FramePeriod, Pacer};
 use super::reliability::{divergence_message, gave_up_message, gpu_fault_message, AfterFault, GiveUp, Next, Snapshots};
 use super::session::Session;
 use crate::budget::{check, Profile, Target};
@@ -45,6 +45,10 @@ pub struct View {
     pub dpr: f32,
     /// Milliseconds between frames (moving average).
     pub frame_ms: f64,
+    /// The display's frame period (the CPU engine's training budget is fitted to it).
+    pub period: FramePeriod,
+    /// Milliseconds of the page thread per frame besides training (moving average).
+    pub rest_ms: f64,
     pub frames: u64,
 }
 
@@ -199,7 +203,7 @@ impl Page {
             train: TrainLoop::new(software),
             snapshots: Snapshots::default(),
             custom: CustomTargets::default(),
-            view: View { clock: FlowClock::default(), layers: Layers::default(), width: w, height: h, dpr: 1.0, frame_ms: 16.7, frames: 0 },
+            view: View { clock: FlowClock::default(), layers: Layers::default(), width: w, height: h, dpr: 1.0, frame_ms: 16.7, period: FramePeriod::default(), rest_ms: 4.0, frames: 0 },
             backend,
             messages,
             reads: Default::default(),
@@ -243,6 +247,8 @@ impl Page {
             return;
         }
         let now = secs();
+        let frame_t0 = now_ms();
+        let mut train_ms = 0.0;
         if let Some(e) = p.train.failure_due(now, false) {
             p.messages.error = Some(format!("reading the training status failed: {e}"));
         }
@@ -255,6 +261,11 @@ impl Page {
         if dt_ms.is_finite() && dt_ms > 0.0 {
             p.view.frame_ms = 0.9 * p.view.frame_ms + 0.1 * dt_ms.min(250.0);
         }
+        let period = p.view.period.observe(now, dt_ms);
+        if p.engine.info().backend == "cpu" {
+            let rest = p.view.rest_ms;
+            p.train.pacer.fit_frame(period, rest);
+        }
         let wrapped = p.view.clock.advance((dt_ms / 1000.0) as f32);
         let training = p.train.on && p.messages.error.is_none();
         if training {
@@ -263,7 +274,8 @@ impl Page {
             let n = p.train.pacer.plan(now, step - done.min(step), latency, rate, left);
             let t0 = now_ms();
             p.engine.train(n);
-            p.train.pacer.took(n, now_ms() - t0);
+            train_ms = now_ms() - t0;
+            p.train.pacer.took(n, train_ms);
         }
         let done = p.engine.done();
         p.train.rate.observe(now, done);
@@ -287,6 +299,8 @@ impl Page {
         if training {
             p.auto_choice(this, now);
         }
+        let rest = (now_ms() - frame_t0 - train_ms).max(0.0);
+        p.view.rest_ms = 0.8 * p.view.rest_ms + 0.2 * rest.min(250.0);
     }
 
     /// Starts a status read when one is due (`force`: now).

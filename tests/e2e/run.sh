@@ -15,7 +15,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 wasm=pkg/flowmatch_bg.wasm
 # (A pkg/ built with the benchmark's entry point, by bench/run-browser.sh, is not the published
 # package the tests check: rebuilt too.)
-if [ ! -f "$wasm" ] || [ ! -f pkg/flowmatch.js ] || grep -q runBench pkg/flowmatch.js || [ -n "$(find src shaders Cargo.toml Cargo.lock .cargo LICENSE www/widget.js www/widget.d.ts www/widget.css www/chart.js www/download.js www/format.js www/embed.js www/embed.css embed.html scripts/build-wasm.sh -newer "$wasm" -print -quit 2>/dev/null)" ]; then
+if [ ! -f "$wasm" ] || [ ! -f pkg/flowmatch.js ] || grep -q runBench pkg/flowmatch.js || [ -n "$(find src shaders Cargo.toml Cargo.lock .cargo LICENSE www/widget.js www/widget.d.ts www/widget.css www/chart.js www/download.js www/format.js www/pace.js www/embed.js www/embed.css embed.html scripts/build-wasm.sh -newer "$wasm" -print -quit 2>/dev/null)" ]; then
   echo "[e2e] building the wasm package (scripts/build-wasm.sh)" >&2
   scripts/build-wasm.sh
 fi
