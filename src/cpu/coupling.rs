@@ -114,20 +114,26 @@ impl OtProblem {
         }
     }
 
-    /// The stop test's row marginal error of the plan (f, g): max_i |B·Σ_j exp((f_i + g_j - C_ij)·(1/ε)) - 1|
-    /// (the shader's operations: the sum in index order, multiplied by the reciprocal of ε).
-    pub fn row_error(&self, f: &[f32], g: &[f32]) -> f32 {
+    /// Each row's marginal error in the plan (f, g): |B·Σ_j exp((f_i + g_j - C_ij)·(1/ε)) - 1| (the
+    /// shader's operations: the sum in index order, multiplied by the reciprocal of ε).
+    pub fn row_errors(&self, f: &[f32], g: &[f32]) -> Vec<f32> {
         let n = self.n;
         let inv_eps = 1.0 / self.eps;
-        let mut worst = 0.0f32;
-        for (i, &fi) in f.iter().enumerate() {
-            let mut s = 0.0f32;
-            for (&gj, &c) in g.iter().zip(&self.cost[i * n..(i + 1) * n]) {
-                s += ((fi + gj - c) * inv_eps).exp();
-            }
-            worst = worst.max((n as f32 * s - 1.0).abs());
-        }
-        worst
+        f.iter()
+            .enumerate()
+            .map(|(i, &fi)| {
+                let mut s = 0.0f32;
+                for (&gj, &c) in g.iter().zip(&self.cost[i * n..(i + 1) * n]) {
+                    s += ((fi + gj - c) * inv_eps).exp();
+                }
+                (n as f32 * s - 1.0).abs()
+            })
+            .collect()
+    }
+
+    /// The stop test's error: the largest of [`OtProblem::row_errors`].
+    pub fn row_error(&self, f: &[f32], g: &[f32]) -> f32 {
+        self.row_errors(f, g).into_iter().fold(0.0f32, f32::max)
     }
 
     /// Sinkhorn from f = g = 0 with the stop test (module comment): (f, g, iterations, last error).
