@@ -66,11 +66,6 @@
 @group(0) @binding(5) var<storage, read_write> own: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> other: array<vec4<f32>, OT_MAX_BATCH>;
 
-// ot_draw and ot_cols_check only (their own bind group): the indirect dispatch arguments
-// (x, 1, 1) of the Sinkhorn passes after the first iteration. ot_draw sets x to the passes'
-// workgroup count; ot_cols_check sets it to 0 at the stop, so later passes dispatch nothing.
-@group(1) @binding(0) var<storage, read_write> ot_args: array<u32, 3>;
-
 var<workgroup> partial: array<f32, 256>;
 
 fn x0_of(i: u32) -> vec2<f32> { return vec2<f32>(scratch[2u * i], scratch[2u * i + 1u]); }
@@ -112,9 +107,6 @@ fn ot_draw(@builtin(local_invocation_index) lid: u32) {
         scratch[7u * n] = eps;
         scratch[7u * n + 1u] = 0.0;
         scratch[7u * n + 2u] = OT_ERR_NONE;
-        ot_args[0] = (n + OT_WG * OT_R - 1u) / (OT_WG * OT_R);
-        ot_args[1] = 1u;
-        ot_args[2] = 1u;
     }
     for (var j = lid; j < n; j += 256u) { own[j] = vec4<f32>(x1_of(j), 0.0, eps); }
 }
@@ -247,10 +239,7 @@ fn ot_rows_check(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn ot_cols_check(@builtin(global_invocation_id) gid: vec3<u32>) {
     var err = 0.0;
     for (var s = 0u; s < (sp.batch + OT_R - 1u) / OT_R; s++) { err = max(err, scratch[row_err_at() + s]); }
-    if (gid.x == 0u) {
-        scratch[err_at()] = err;
-        if (err <= OT_TOL) { ot_args[0] = 0u; }
-    }
+    if (gid.x == 0u) { scratch[err_at()] = err; }
     if (err <= OT_TOL) { return; }
     update(gid.x * OT_R, false, false, false);
 }

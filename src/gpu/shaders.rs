@@ -176,24 +176,13 @@ pub fn compute_pipeline(
     layout: &wgpu::BindGroupLayout,
     hidden: Option<u32>,
 ) -> wgpu::ComputePipeline {
-    compute_pipeline_groups(device, kernel, entry, &[layout], hidden)
-}
-
-/// A compute pipeline for `entry` of `kernel` with bind groups 0, 1, … laid out as `layouts`.
-pub fn compute_pipeline_groups(
-    device: &wgpu::Device,
-    kernel: Kernel,
-    entry: &str,
-    layouts: &[&wgpu::BindGroupLayout],
-    hidden: Option<u32>,
-) -> wgpu::ComputePipeline {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(kernel.file()),
         source: wgpu::ShaderSource::Wgsl(kernel.source(hidden).into()),
     });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(entry),
-        bind_group_layouts: &layouts.iter().map(|l| Some(*l)).collect::<Vec<_>>(),
+        bind_group_layouts: &[Some(layout)],
         immediate_size: 0,
     });
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -78,15 +78,7 @@ struct Ot {
     pipelines: OtPipelines,
     groups: OtGroups,
     sides: [wgpu::Buffer; 2],
-    /// The Sinkhorn passes' indirect dispatch arguments (x, 1, 1) (`OT_INDIRECT`), and the bind
-    /// group (group 1 of `ot_draw` and `ot_cols_check`) that writes them.
-    args: wgpu::Buffer,
-    args_group: wgpu::BindGroup,
 }
-
-/// Dispatch the Sinkhorn passes after the first iteration indirectly, from arguments that the
-/// stop test zeroes (else they run and return at once after the stop).
-pub const OT_INDIRECT: bool = true;
 
 /// The OT passes' two bind groups: `rows` binds the x0 side read-write and the x1 side as the
 /// uniform `other`, `cols` the other way round (`shaders/ot_coupling.wgsl`).
@@ -490,17 +482,15 @@ impl GpuTrainer {
         };
         let ot = (spec.coupling == Coupling::Ot).then(|| {
             let layout = bind_group_layout(device, "ot", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, StorageReadWrite, Uniform]);
-            let args_layout = bind_group_layout(device, "ot.args", &[StorageReadWrite]);
             let pipeline = |entry: &str| compute_pipeline(device, Kernel::OtCoupling, entry, &layout, None);
-            let pipeline_args = |entry: &str| super::shaders::compute_pipeline_groups(device, Kernel::OtCoupling, entry, &[&layout, &args_layout], None);
             let pipelines = OtPipelines {
-                draw: pipeline_args("ot_draw"),
+                draw: pipeline("ot_draw"),
                 rows_first: pipeline("ot_rows_first"),
                 cols_first: pipeline("ot_cols_first"),
                 rows: pipeline("ot_rows"),
                 cols: pipeline("ot_cols"),
                 rows_check: pipeline("ot_rows_check"),
-                cols_check: pipeline_args("ot_cols_check"),
+                cols_check: pipeline("ot_cols_check"),
                 pair: pipeline("ot_pair"),
                 layout,
             };
@@ -514,19 +504,11 @@ impl GpuTrainer {
             };
             let sides = [side("coupling.x0_side"), side("coupling.x1_side")];
             let groups = ot_groups(device, &pipelines.layout, &step_uniform, &data_buf, &acts, &source_buf, &scratch, &sides);
-            let args = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("coupling.sinkhorn_args"),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT,
-                mapped_at_creation: false,
-            });
-            let args_group = bind_group(device, "ot.args", &args_layout, &[(&args, None)]);
-            Ot { pipelines, groups, sides, args, args_group }
+            Ot { pipelines, groups, sides }
         });
         let mut all = vec![&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &labels_buf, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
         if let Some(ot) = &ot {
             all.extend(ot.sides.iter());
-            all.push(&ot.args);
         }
         all.extend(mean_flow_buffers.iter());
         let allocated_bytes = all.iter().map(|b| b.size()).sum();
@@ -880,7 +862,6 @@ impl GpuTrainer {
                 let (ot, og) = (&state.pipelines, &state.groups);
                 let groups = spec.batch.div_ceil(OT_WG);
                 let sinkhorn_groups = spec.batch.div_ceil(OT_WG * OT_R);
-                pass.set_bind_group(1, &state.args_group, &[]);
                 pass.set_bind_group(0, &og.cols, &[step_offset]);
                 pass.set_pipeline(&ot.draw);
                 pass.dispatch_workgroups(1, 1, 1);
@@ -892,21 +873,13 @@ impl GpuTrainer {
                         (_, true) => (&ot.rows_check, &ot.cols_check),
                         _ => (&ot.rows, &ot.cols),
                     };
-                    let dispatch = |pass: &mut wgpu::ComputePass<'_>, direct: bool| {
-                        if direct || !OT_INDIRECT {
-                            pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
-                        } else {
-                            pass.dispatch_workgroups_indirect(&state.args, 0);
-                        }
-                    };
                     pass.set_bind_group(0, &og.rows, &[step_offset]);
                     pass.set_pipeline(rows);
-                    dispatch(pass, it == 0);
+                    pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
                     mark(pass, "ot_sinkhorn");
                     pass.set_bind_group(0, &og.cols, &[step_offset]);
                     pass.set_pipeline(cols);
-                    // The checking column pass writes the arguments: it cannot also read them.
-                    dispatch(pass, it == 0 || check);
+                    pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
                     mark(pass, "ot_sinkhorn");
                 }
                 pass.set_bind_group(0, &og.rows, &[step_offset]);
