@@ -50,7 +50,9 @@
 //   ot_rows / ot_cols, or ot_rows_check / ot_cols_check at check iterations: iterations 1 ..
 //     OT_ITERS - 1, each ceil(B / (OT_WG·OT_R)) workgroups of OT_WG = 16, one invocation per
 //     OT_R = 8 points (every load of the other side serves eight pairs); after the stop they
-//     return at once (the dispatches stay: the encoder cannot know when the plan converges);
+//     return at once (the dispatches stay: the encoder cannot know when the plan converges;
+//     dispatching them indirectly from arguments the stop zeroes measured no cheaper on
+//     lavapipe, as wgpu validates every indirect dispatch with one of its own: docs/BENCHMARKS.md);
 //   ot_pair                        ceil(B / OT_WG) workgroups (rows group), one invocation per row:
 //                                  the pairing, the batch, f and g copied to scratch.
 // OT_EPS, OT_TOL, OT_ERR_NONE, OT_ITERS, OT_MAX_BATCH, OT_WG, OT_R and STREAM_OT come from the
