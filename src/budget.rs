@@ -49,13 +49,18 @@ use std::fmt;
 
 /// Cost per (x0, x1) pair and Sinkhorn half-iteration of the OT coupling on the CPU, in FLOP at
 /// the training rate: the twin (`cpu::coupling`) makes two passes per update (maximum, then the
-/// exp-sum), with the cost and a division in each.
-pub const OT_FLOP_PER_PAIR_CPU: f64 = 10.0;
+/// exp-sum), with the cost and a division in each (10), plus the stop test's pass (an exp-sum
+/// over the B² pairs, about 5) once every `OT_CHECK_EVERY` iterations, i.e. every 10
+/// half-iterations (0.5). The budget assumes all `OT_ITERS` iterations: where the stop test ends
+/// Sinkhorn cannot be known before the step.
+pub const OT_FLOP_PER_PAIR_CPU: f64 = 10.5;
 /// The same on the GPU, in FLOP-equivalents at the training kernels' rate: one pass per update
 /// (cost, one exp, a sum; `shaders/ot_coupling.wgsl`) with every load of the other side shared by
 /// eight pairs. Measured on lavapipe (2 cores): at batch 256 the 200 Sinkhorn passes add about
 /// 24 ms to a step whose matmuls run at about 1.1 GFLOP/s, i.e. 2 FLOP-equivalents per pair and
-/// pass (docs/BENCHMARKS.md). On real GPUs the 2·OT_ITERS dispatches' latency dominates instead
+/// pass (docs/BENCHMARKS.md), measured with all `OT_ITERS` iterations (before the stop test; it
+/// stays the worst case: the checks add an abs and a max per row, and the passes after the stop
+/// still run, empty). On real GPUs the 2·OT_ITERS dispatches' latency dominates instead
 /// (about 1 ms per step); the limits here are seconds, so it does not matter for refusals.
 pub const OT_FLOP_PER_PAIR_GPU: f64 = 2.0;
 /// The OT coupling's first dispatch (`ot_draw`: the draws and ε = OT_EPS·mean cost, a sum over the

@@ -273,7 +273,7 @@ async fn ot_coupling_matches_cpu() {
     let mut t = GpuTrainer::new(&ctx, s, &data).unwrap();
     t.train(1);
     let acts = t.read(&t.acts, t.layout.len as usize).await.unwrap();
-    let scratch = t.read(&t.scratch, 7 * s.batch as usize).await.unwrap();
+    let scratch = t.read(&t.scratch, 7 * s.batch as usize + 3).await.unwrap();
     let mut want = vec![0.0; t.layout.len as usize];
     let c = coupling::build_batch_ot(&mut want, &t.layout, &data, s.seed, 0, s.sigma_min, s.path, &[], &s.time);
     let n = s.batch as usize;
@@ -293,6 +293,13 @@ async fn ot_coupling_matches_cpu() {
         worst(&scratch[6 * n..7 * n], &c.g)
     );
     assert!(mismatched * 100 <= 3 * n, "{mismatched} of {n} rows paired differently from the CPU twin");
+    // The stop test: the GPU ran as many Sinkhorn iterations as the twin (the same check schedule
+    // and tolerance; the errors it measured differ by rounding only).
+    let (gpu_iters, gpu_err) = (scratch[7 * n + 1], scratch[7 * n + 2]);
+    eprintln!("Sinkhorn stop: GPU {gpu_iters} iterations, last measured row error {gpu_err:.3e}; twin {} iterations, {:.3e} (tolerance {:.0e})", c.iters, c.err, coupling::OT_TOL);
+    assert_eq!(gpu_iters, c.iters as f32, "GPU and twin ran different numbers of Sinkhorn iterations");
+    assert!(c.iters < coupling::OT_ITERS, "this batch converges before the last iteration (else the stop test is not exercised)");
+    assert!(gpu_err <= coupling::OT_TOL && c.err <= coupling::OT_TOL, "stopped without passing the test: GPU {gpu_err}, twin {}", c.err);
     // Sinkhorn converged: the plan the GPU's potentials define has rows and columns that each
     // carry mass 1/B (to 1%). The columns hold by construction after the last g update whatever
     // the iteration count; the rows only once the iterations have converged (with 2 iterations

@@ -151,3 +151,23 @@ fn a_model_too_big_for_the_device_is_refused_with_the_largest_batch_that_fits() 
         assert_eq!(counter::live_buffers(), start, "nothing was allocated");
     });
 }
+
+/// The OT coupling's two 16 KiB side buffers exist only in trainers with coupling = ot: an
+/// independent-coupling trainer allocates two buffers fewer (and 32 KiB less).
+#[test]
+fn ot_side_buffers_only_with_ot_coupling() {
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    pollster::block_on(async {
+        let ctx = gpu().await;
+        let data = sample_dataset(Dataset::Moons, 1024, 5);
+        let count = |coupling: flowmatch::config::Coupling| {
+            let start = counter::live_buffers();
+            let t = GpuTrainer::new(&ctx, TrainSpec::from_config(&Config { coupling, ..small_config() }), &data).unwrap();
+            (counter::live_buffers() - start, t.allocated_bytes())
+        };
+        let (independent, independent_bytes) = count(flowmatch::config::Coupling::Independent);
+        let (ot, ot_bytes) = count(flowmatch::config::Coupling::Ot);
+        assert_eq!(ot, independent + 2, "OT trainer {ot} buffers, independent {independent}");
+        assert_eq!(ot_bytes, independent_bytes + 2 * flowmatch::gpu::trainer::OT_SIDE_BYTES);
+    });
+}

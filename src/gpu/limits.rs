@@ -52,7 +52,8 @@ pub fn trainer_buffers(shape: &ModelShape, batch: u32, n_points: usize, n_source
         ("deltas", 4 * layout.deltas_len as u64),
         ("target points", 8 * n_points as u64),
         ("source points", 8 * n_source as u64),
-        ("coupling scratch", 4 * (7 * batch as u64 + 1)),
+        ("coupling scratch", 4 * super::trainer::ot_scratch_floats(batch)),
+        // Allocated only with the OT coupling (16 KiB each: never the largest; listed for all).
         ("OT coupling sides", 2 * super::trainer::OT_SIDE_BYTES),
     ]
 }

@@ -5,7 +5,7 @@
 //! * enum codes: `ACT_*`, `PATH_*`, `SOLVER_*`, `COUPLING_*`, `T_SAMPLING_*` — a variant's position in its
 //!   `config` enum's `ALL` list (`config::named_enum!`);
 //! * random streams: `STREAM_*` from `rng::stream::ALL`;
-//! * constants of the twins: GELU, the VP schedule, minibatch OT, MeanFlow's fraction of r ≠ t,
+//! * constants of the twins: GELU, the VP schedule, minibatch OT (ε, the Sinkhorn stop tolerance), MeanFlow's fraction of r ≠ t,
 //!   the sample-quality size, the model's layer-table size and input width (`model::IN_DIM`), the
 //!   W2 minibatch size, the exact field's last time.
 //!
@@ -37,13 +37,15 @@ pub fn prelude() -> String {
     for (name, v) in u32s {
         out.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }
-    let f32s: [(&str, f32); 9] = [
+    let f32s: [(&str, f32); 11] = [
         ("GELU_C", crate::cpu::activation::GELU_C),
         ("GELU_K", crate::cpu::activation::GELU_K),
         ("VP_B_MIN", crate::cpu::batch::VP_B_MIN),
         ("VP_B_MAX", crate::cpu::batch::VP_B_MAX),
         ("VP_T_MAX", crate::cpu::batch::VP_T_MAX),
         ("OT_EPS", crate::cpu::coupling::OT_EPS),
+        ("OT_TOL", crate::cpu::coupling::OT_TOL),
+        ("OT_ERR_NONE", crate::cpu::coupling::OT_ERR_NONE),
         ("MEANFLOW_RATIO", crate::cpu::batch::MEANFLOW_RATIO),
         ("TAU", std::f32::consts::TAU),
         ("EXACT_T_MAX", crate::cpu::exact::EXACT_T_MAX),
@@ -62,7 +64,7 @@ mod tests {
     #[test]
     fn every_code_and_stream_is_declared_once() {
         let p = prelude();
-        for name in ["ACT_SILU", "ACT_TANH", "PATH_VP", "SOLVER_DOPRI5", "COUPLING_OT", "STREAM_X0_A", "STREAM_QUALITY", "OT_EPS", "STREAM_SDE_A", "STREAM_MEANFLOW", "MEANFLOW_RATIO"] {
+        for name in ["ACT_SILU", "ACT_TANH", "PATH_VP", "SOLVER_DOPRI5", "COUPLING_OT", "STREAM_X0_A", "STREAM_QUALITY", "OT_EPS", "OT_TOL", "OT_ERR_NONE", "STREAM_SDE_A", "STREAM_MEANFLOW", "MEANFLOW_RATIO"] {
             assert_eq!(p.matches(&format!("const {name}:")).count(), 1, "{name} in\n{p}");
         }
         assert!(p.contains("const ACT_GELU: u32 = 2u;"), "{p}");

@@ -18,7 +18,7 @@ use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, K
 use super::uniforms::{slots, LayerParams, StepParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::{Coupling, LrSchedule};
-use crate::cpu::coupling::{OT_ITERS, OT_MAX_BATCH};
+use crate::cpu::coupling::{OT_CHECK_EVERY, OT_ITERS, OT_MAX_BATCH};
 use crate::model::ActivationLayout;
 use crate::spec::TrainSpec;
 use super::uniforms::{MeanFlowParams, ModelDesc};
@@ -49,7 +49,6 @@ struct Pipelines {
     output_rows: wgpu::ComputePipeline,
     backward_tiled: wgpu::ComputePipeline,
     reduce_grads: wgpu::ComputePipeline,
-    ot: OtPipelines,
     /// MeanFlow targets (`shaders/meanflow.wgsl`), with its bind group; `None` for FM models.
     mean_flow: Option<(wgpu::ComputePipeline, wgpu::BindGroup)>,
     forward: wgpu::ComputePipeline,
@@ -59,14 +58,26 @@ struct Pipelines {
 }
 
 /// The OT coupling's passes (`shaders/ot_coupling.wgsl`): draws and ε, the first Sinkhorn
-/// iteration (max-shifted), the later half-iterations (one pass), the pairing.
+/// iteration (max-shifted), the later half-iterations (one pass; at check iterations the row
+/// pass also measures the row marginal error and the column pass decides the stop), the pairing.
 struct OtPipelines {
     draw: wgpu::ComputePipeline,
     rows_first: wgpu::ComputePipeline,
     cols_first: wgpu::ComputePipeline,
-    update: wgpu::ComputePipeline,
+    rows: wgpu::ComputePipeline,
+    cols: wgpu::ComputePipeline,
+    rows_check: wgpu::ComputePipeline,
+    cols_check: wgpu::ComputePipeline,
     pair: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+}
+
+/// What only a trainer with the OT coupling has: its pipelines, the two side buffers and the bind
+/// groups over them (an independent-coupling trainer allocates and compiles none of it).
+struct Ot {
+    pipelines: OtPipelines,
+    groups: OtGroups,
+    sides: [wgpu::Buffer; 2],
 }
 
 /// The OT passes' two bind groups: `rows` binds the x0 side read-write and the x1 side as the
@@ -85,12 +96,19 @@ pub const OT_R: u32 = 8;
 /// points (the size of the uniform array the passes read the other side from).
 pub const OT_SIDE_BYTES: u64 = 16 * OT_MAX_BATCH as u64;
 /// Dispatches of the OT coupling's batch per step: draws and ε, a row and a column pass per
-/// Sinkhorn iteration, the pairing.
+/// Sinkhorn iteration (all `OT_ITERS` of them are encoded; after the stop test passes they return
+/// at once), the pairing.
 pub const OT_DISPATCHES: u32 = 2 * OT_ITERS + 2;
+
+/// Floats of the coupling scratch buffer at batch `batch`: x0 (2B), x1 (2B), t (B), f (B), g (B),
+/// ε (1), Sinkhorn iterations run (1), the last measured row error (1), one row error per
+/// invocation of a checking row pass (ceil(B / OT_R)) — the layout in `shaders/ot_coupling.wgsl`.
+pub fn ot_scratch_floats(batch: u32) -> u64 {
+    7 * batch as u64 + 3 + batch.div_ceil(OT_R) as u64
+}
 
 struct BindGroups {
     batch: wgpu::BindGroup,
-    ot: OtGroups,
     layer: wgpu::BindGroup,
     backward: wgpu::BindGroup,
     adam: wgpu::BindGroup,
@@ -113,10 +131,12 @@ pub struct GpuTrainer {
     pub data: wgpu::Buffer,
     /// Source points for x0 (a 1-element dummy when x0 ~ N(0, I)).
     pub source: wgpu::Buffer,
-    /// OT coupling scratch: x0 (2B), x1 (2B), t (B), f (B), g (B), ε (1).
+    /// OT coupling scratch (`ot_scratch_floats`): x0 (2B), x1 (2B), t (B), f (B), g (B), ε (1),
+    /// Sinkhorn iterations run (1), last measured row error (1), row errors (ceil(B / OT_R)).
     pub scratch: wgpu::Buffer,
-    /// OT coupling: the x0 side and the x1 side, (x, y, potential, ε) per point (storage and uniform).
-    ot_sides: [wgpu::Buffer; 2],
+    /// OT coupling only: pipelines, the x0 and x1 side buffers ((x, y, potential, ε) per point,
+    /// storage and uniform) and their bind groups.
+    ot: Option<Ot>,
     /// The class label of each target point (u32; a 1-element dummy for unconditional models).
     pub labels: wgpu::Buffer,
     /// The MeanFlow kernel's uniforms (empty for FM models).
@@ -375,16 +395,7 @@ impl GpuTrainer {
             contents: if source.is_empty() { &[0u8; 8] } else { bytemuck::cast_slice(source) },
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         });
-        let scratch = storage(ctx, "coupling.scratch", 7 * spec.batch as u64 + 1);
-        let ot_side = |label: &str| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: OT_SIDE_BYTES,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-                mapped_at_creation: false,
-            })
-        };
-        let ot_sides = [ot_side("coupling.x0_side"), ot_side("coupling.x1_side")];
+        let scratch = storage(ctx, "coupling.scratch", ot_scratch_floats(spec.batch));
         let labels_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("target.labels"),
             contents: if spec.shape.inputs.n_classes > 0 { bytemuck::cast_slice(labels) } else { &[0u8; 4] },
@@ -427,7 +438,6 @@ impl GpuTrainer {
         let backward_bgl = bind_group_layout(device, "backward", &[
             UniformDynamic(layer_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, UniformDynamic(backward_size), StorageReadWrite,
         ]);
-        let ot_bgl = bind_group_layout(device, "ot", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, StorageReadWrite, Uniform]);
         let adam_bgl = bind_group_layout(device, "adam", &[UniformDynamic(step_size), StorageReadWrite, StorageRead, StorageReadWrite, StorageRead, StorageReadWrite]);
         let (mean_flow, mean_flow_buffers) = if spec.mean_flow() {
             let model = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -451,14 +461,6 @@ impl GpuTrainer {
         let pipelines = Pipelines {
             mean_flow,
             batch: compute_pipeline(device, Kernel::Batch, "build_batch", &batch_bgl, None),
-            ot: OtPipelines {
-                draw: compute_pipeline(device, Kernel::OtCoupling, "ot_draw", &ot_bgl, None),
-                rows_first: compute_pipeline(device, Kernel::OtCoupling, "ot_rows_first", &ot_bgl, None),
-                cols_first: compute_pipeline(device, Kernel::OtCoupling, "ot_cols_first", &ot_bgl, None),
-                update: compute_pipeline(device, Kernel::OtCoupling, "ot_update", &ot_bgl, None),
-                pair: compute_pipeline(device, Kernel::OtCoupling, "ot_pair", &ot_bgl, None),
-                layout: ot_bgl,
-            },
             forward: compute_pipeline(device, Kernel::MlpForward, "forward_hidden", &layer_bgl, None),
             output_loss: compute_pipeline(device, Kernel::CfmLoss, "output_loss", &layer_bgl, None),
             forward_tiled: compute_pipeline(device, Kernel::MlpForward, "forward_tiled", &layer_bgl, None),
@@ -472,14 +474,42 @@ impl GpuTrainer {
             batch: bind_group(device, "batch", &batch_bgl, &[
                 (&step_uniform, Some(step_size)), (&data_buf, None), (&acts, None), (&source_buf, None), (&scratch, None), (&labels_buf, None),
             ]),
-            ot: ot_groups(device, &pipelines.ot.layout, &step_uniform, &data_buf, &acts, &source_buf, &scratch, &ot_sides),
             layer: bind_group(device, "layer", &layer_bgl, &[(&layer_uniform, Some(layer_size)), (&params, None), (&acts, None), (&deltas, None)]),
             backward: bind_group(device, "backward", &backward_bgl, &[
                 (&layer_uniform, Some(layer_size)), (&params, None), (&grads, None), (&acts, None), (&deltas, None), (&backward_uniform, Some(backward_size)), (&partials, None),
             ]),
             adam: bind_group(device, "adam", &adam_bgl, &[(&step_uniform, Some(step_size)), (&params, None), (&grads, None), (&moments, None), (&deltas, None), (&metrics, None)]),
         };
-        let mut all = vec![&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &ot_sides[0], &ot_sides[1], &labels_buf, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
+        let ot = (spec.coupling == Coupling::Ot).then(|| {
+            let layout = bind_group_layout(device, "ot", &[UniformDynamic(step_size), StorageRead, StorageReadWrite, StorageRead, StorageReadWrite, StorageReadWrite, Uniform]);
+            let pipeline = |entry: &str| compute_pipeline(device, Kernel::OtCoupling, entry, &layout, None);
+            let pipelines = OtPipelines {
+                draw: pipeline("ot_draw"),
+                rows_first: pipeline("ot_rows_first"),
+                cols_first: pipeline("ot_cols_first"),
+                rows: pipeline("ot_rows"),
+                cols: pipeline("ot_cols"),
+                rows_check: pipeline("ot_rows_check"),
+                cols_check: pipeline("ot_cols_check"),
+                pair: pipeline("ot_pair"),
+                layout,
+            };
+            let side = |label: &str| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: OT_SIDE_BYTES,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                    mapped_at_creation: false,
+                })
+            };
+            let sides = [side("coupling.x0_side"), side("coupling.x1_side")];
+            let groups = ot_groups(device, &pipelines.layout, &step_uniform, &data_buf, &acts, &source_buf, &scratch, &sides);
+            Ot { pipelines, groups, sides }
+        });
+        let mut all = vec![&params, &grads, &moments, &acts, &deltas, &data_buf, &source_buf, &scratch, &labels_buf, &metrics, &step_uniform, &layer_uniform, &backward_uniform, &partials];
+        if let Some(ot) = &ot {
+            all.extend(ot.sides.iter());
+        }
         all.extend(mean_flow_buffers.iter());
         let allocated_bytes = all.iter().map(|b| b.size()).sum();
         let live = super::counter::Owned::new(&all);
@@ -497,7 +527,7 @@ impl GpuTrainer {
             data: data_buf,
             source: source_buf,
             scratch,
-            ot_sides,
+            ot,
             labels: labels_buf,
             _mean_flow_buffers: mean_flow_buffers,
             metrics,
@@ -619,7 +649,9 @@ impl GpuTrainer {
         self.groups.batch = bind_group(&self.ctx.device, "batch", &self.batch_layout, &[
             (&self.step_uniform, Some(std::mem::size_of::<StepParams>() as u64)), (&self.data, None), (&self.acts, None), (&self.source, None), (&self.scratch, None), (&self.labels, None),
         ]);
-        self.groups.ot = ot_groups(&self.ctx.device, &self.pipelines.ot.layout, &self.step_uniform, &self.data, &self.acts, &self.source, &self.scratch, &self.ot_sides);
+        if let Some(ot) = &mut self.ot {
+            ot.groups = ot_groups(&self.ctx.device, &ot.pipelines.layout, &self.step_uniform, &self.data, &self.acts, &self.source, &self.scratch, &ot.sides);
+        }
         self.n_points = data.len() as u32;
         self.spec.adam.schedule_start = self.step;
         Ok(())
@@ -821,10 +853,13 @@ impl GpuTrainer {
             }
             (_, Coupling::Ot) => {
                 // Draws and ε, OT_ITERS Sinkhorn iterations (a row pass and a column pass each),
-                // the pairing: 2·OT_ITERS + 2 dispatches (`OT_DISPATCHES`).
+                // the pairing: 2·OT_ITERS + 2 dispatches (`OT_DISPATCHES`). Every
+                // OT_CHECK_EVERY-th iteration (from the OT_CHECK_EVERY-th on) runs the checking
+                // pair of passes; once a check passes, the remaining passes return at once.
                 // A row pass binds the x0 side read-write and reads the x1 side as a uniform
                 // array; a column pass the other way round (`OtGroups`).
-                let (ot, og) = (&p.ot, &g.ot);
+                let state = self.ot.as_ref().expect("an OT trainer has its OT state");
+                let (ot, og) = (&state.pipelines, &state.groups);
                 let groups = spec.batch.div_ceil(OT_WG);
                 let sinkhorn_groups = spec.batch.div_ceil(OT_WG * OT_R);
                 pass.set_bind_group(0, &og.cols, &[step_offset]);
@@ -832,12 +867,18 @@ impl GpuTrainer {
                 pass.dispatch_workgroups(1, 1, 1);
                 mark(pass, "ot_draw");
                 for it in 0..OT_ITERS {
+                    let check = it > 0 && it % OT_CHECK_EVERY == 0;
+                    let (rows, cols) = match (it, check) {
+                        (0, _) => (&ot.rows_first, &ot.cols_first),
+                        (_, true) => (&ot.rows_check, &ot.cols_check),
+                        _ => (&ot.rows, &ot.cols),
+                    };
                     pass.set_bind_group(0, &og.rows, &[step_offset]);
-                    pass.set_pipeline(if it == 0 { &ot.rows_first } else { &ot.update });
+                    pass.set_pipeline(rows);
                     pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
                     mark(pass, "ot_sinkhorn");
                     pass.set_bind_group(0, &og.cols, &[step_offset]);
-                    pass.set_pipeline(if it == 0 { &ot.cols_first } else { &ot.update });
+                    pass.set_pipeline(cols);
                     pass.dispatch_workgroups(sinkhorn_groups, 1, 1);
                     mark(pass, "ot_sinkhorn");
                 }
