@@ -172,8 +172,10 @@ struct Pairs {
 /// want 64×64 workgroup tiles staged in workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelVariant {
-    /// A 4×4 register block of outputs per invocation, no workgroup memory; backward as two
-    /// dispatches per layer (dW and db, then δ of the layer below).
+    /// A 4×4 register block of outputs per invocation, no workgroup memory or barriers (Adam
+    /// included: `adam_update_flat`); layers that pass [`vec4_layer`] use 8×4 blocks of vec4 loads
+    /// (`shaders/mlp_*_vec4.wgsl`). One backward dispatch per layer, split by workgroup into dW/db
+    /// and δ of the layer below.
     Software,
     /// 64×64 workgroup tiles with 4×4 register blocks for forward, dX and dW (split-K over the
     /// batch), the output layer fused with the loss and its input deltas.
