@@ -11,7 +11,12 @@
 // Bindings: 0 step: StepParams (uniform, dynamic offset), 1 params (read_write), 2 grads (read),
 //           3 moments (read_write: m at [0, P), v at [P, 2P)), 4 deltas (read: loss terms at
 //           loss_offset), 5 metrics (read_write).
-// Dispatched once per step with ceil(P/256) + 1 workgroups.
+// Dispatched once per step with ceil(P/256) + 1 workgroups, as one of two entry points:
+//   adam_update       (real GPUs) the loss workgroup sums with a tree in workgroup memory.
+//   adam_update_flat  (software adapters) no workgroup memory and no barrier: its first
+//                     invocation sums the loss terms alone. On SwiftShader a barrier anywhere in
+//                     an entry point runs every workgroup of the dispatch as coroutines, and the
+//                     tree made Adam a third of a step on S; a serial sum of B terms is µs.
 
 struct Metrics {
     first_bad_step: atomic<u32>,
@@ -55,7 +60,38 @@ fn adam_update(
         }
         return;
     }
-    let i = group * 256u + lid;
+    adam_param(group * 256u + lid);
+}
+
+@compute @workgroup_size(256)
+fn adam_update_flat(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let group = wid.x + wid.y * nwg.x;
+    let param_groups = (sp.n_params + 255u) / 256u;
+    if (group == param_groups) {
+        if (lid != 0u) { return; }
+        // Four interleaved partial sums (shorter rounding chains than one running sum).
+        var acc = vec4<f32>(0.0);
+        let b4 = sp.batch / 4u * 4u;
+        for (var b = 0u; b < b4; b += 4u) {
+            let at = sp.loss_offset + b;
+            acc += vec4<f32>(deltas[at], deltas[at + 1u], deltas[at + 2u], deltas[at + 3u]);
+        }
+        for (var b = b4; b < sp.batch; b++) {
+            acc.x += deltas[sp.loss_offset + b];
+        }
+        let loss = ((acc.x + acc.y) + (acc.z + acc.w)) / f32(sp.batch);
+        metrics.losses[sp.loss_slot] = loss;
+        if (non_finite(loss)) { atomicMin(&metrics.first_bad_step, sp.step); }
+        return;
+    }
+    adam_param(group * 256u + lid);
+}
+
+fn adam_param(i: u32) {
     if (i >= sp.n_params) { return; }
     let g = grads[i];
     let m = sp.beta1 * moments[i] + (1.0 - sp.beta1) * g;

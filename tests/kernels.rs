@@ -365,6 +365,20 @@ gpu_test!(software_adam_matches_cpu, adam_matches_cpu_with(forced(KernelVariant:
 // Several workgroups per role in the software backward's one dispatch per layer, 4×4 blocks
 // with partial edges (70 = 17·4 + 2 units, 150 = 37·4 + 2 samples).
 gpu_test!(software_forward_matches_cpu_wide, forward_and_loss_match_cpu_with(wide(Activation::Tanh), forced(KernelVariant::Software, None)));
+// Widths and batches that are multiples of 4 take the software variant's vec4 kernels for the
+// hidden-to-hidden layers (`vec4_layer`; the input and output layers keep the scalar ones):
+// width 20 leaves half a dW block of 8 outputs past the width, batch 148 = 18·8 + 4 leaves half
+// a block of 8 samples; width 24 with batch 64 has whole blocks.
+fn aligned(activation: Activation) -> TrainSpec {
+    TrainSpec { shape: ModelShape::new(20, 3, activation), batch: 148, ..spec(activation) }
+}
+fn aligned_whole(activation: Activation) -> TrainSpec {
+    TrainSpec { shape: ModelShape::new(24, 2, activation), batch: 64, ..spec(activation) }
+}
+gpu_test!(software_forward_matches_cpu_vec4, forward_and_loss_match_cpu_with(aligned(Activation::Silu), forced(KernelVariant::Software, None)));
+gpu_test!(software_backward_matches_cpu_vec4, backward_matches_cpu_with(aligned(Activation::Gelu), forced(KernelVariant::Software, None)));
+gpu_test!(software_forward_matches_cpu_vec4_whole, forward_and_loss_match_cpu_with(aligned_whole(Activation::Tanh), forced(KernelVariant::Software, None)));
+gpu_test!(software_backward_matches_cpu_vec4_whole, backward_matches_cpu_with(aligned_whole(Activation::Relu), forced(KernelVariant::Software, None)));
 gpu_test!(software_backward_matches_cpu_wide, backward_matches_cpu_with(wide(Activation::Relu), forced(KernelVariant::Software, None)));
 gpu_test!(tiled_forward_matches_cpu_silu, forward_and_loss_match_cpu_with(spec(Activation::Silu), forced(KernelVariant::Tiled, None)));
 gpu_test!(tiled_forward_matches_cpu_tanh, forward_and_loss_match_cpu_with(spec(Activation::Tanh), forced(KernelVariant::Tiled, None)));

@@ -54,6 +54,9 @@ struct Pipelines {
     forward: wgpu::ComputePipeline,
     output_loss: wgpu::ComputePipeline,
     backward_layer: wgpu::ComputePipeline,
+    /// Software variant, layers that pass [`vec4_layer`]: `shaders/mlp_*_vec4.wgsl`.
+    forward_vec4: wgpu::ComputePipeline,
+    backward_vec4: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
 }
 
@@ -189,8 +192,10 @@ struct Pairs {
 /// want 64×64 workgroup tiles staged in workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelVariant {
-    /// A 4×4 register block of outputs per invocation, no workgroup memory; backward as two
-    /// dispatches per layer (dW and db, then δ of the layer below).
+    /// A 4×4 register block of outputs per invocation, no workgroup memory or barriers (Adam
+    /// included: `adam_update_flat`); layers that pass [`vec4_layer`] use 8×4 blocks of vec4 loads
+    /// (`shaders/mlp_*_vec4.wgsl`). One backward dispatch per layer, split by workgroup into dW/db
+    /// and δ of the layer below.
     Software,
     /// 64×64 workgroup tiles with 4×4 register blocks for forward, dX and dW (split-K over the
     /// batch), the output layer fused with the loss and its input deltas.
@@ -468,7 +473,10 @@ impl GpuTrainer {
             backward_tiled: compute_pipeline(device, Kernel::MlpBackward, "backward_tiled", &backward_bgl, None),
             reduce_grads: compute_pipeline(device, Kernel::MlpBackward, "reduce_grads", &backward_bgl, None),
             backward_layer: compute_pipeline(device, Kernel::MlpBackward, "backward_layer", &backward_bgl, None),
-            adam: compute_pipeline(device, Kernel::Adam, "adam_update", &adam_bgl, None),
+            forward_vec4: compute_pipeline(device, Kernel::MlpForwardVec4, "forward_vec4", &layer_bgl, None),
+            backward_vec4: compute_pipeline(device, Kernel::MlpBackwardVec4, "backward_vec4", &backward_bgl, None),
+            // Software adapters: no workgroup memory or barrier (see shaders/adam.wgsl).
+            adam: compute_pipeline(device, Kernel::Adam, if variant == KernelVariant::Tiled { "adam_update" } else { "adam_update_flat" }, &adam_bgl, None),
         };
         let groups = BindGroups {
             batch: bind_group(device, "batch", &batch_bgl, &[
@@ -914,19 +922,31 @@ impl GpuTrainer {
         for l in 0..n_layers {
             let lp = &self.layer_params[l];
             let last = l + 1 == n_layers;
-            pass.set_pipeline(if last { &p.output_loss } else { &p.forward });
+            let vec4 = !last && vec4_layer(lp);
+            pass.set_pipeline(if last { &p.output_loss } else if vec4 { &p.forward_vec4 } else { &p.forward });
             pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
-            let threads = if last { batch } else { batch.div_ceil(4) * lp.out_dim.div_ceil(4) };
+            let threads = if last {
+                batch
+            } else if vec4 {
+                batch.div_ceil(8) * (lp.out_dim / 4)
+            } else {
+                batch.div_ceil(4) * lp.out_dim.div_ceil(4)
+            };
             let (x, y) = dispatch_groups(threads, 64);
             pass.dispatch_workgroups(x, y, 1);
             mark(pass, if last { "output_loss" } else { "forward" });
         }
-        pass.set_pipeline(&p.backward_layer);
         for l in (0..n_layers).rev() {
             let lp = &self.layer_params[l];
             pass.set_bind_group(0, &g.backward, &[(l as u64 * SLOT) as u32, 0]);
-            let dx_groups = if lp.has_prev == 1 { (batch.div_ceil(4) * lp.in_dim.div_ceil(4)).div_ceil(64) } else { 0 };
-            let (x, y) = dispatch_groups((lp.dw_groups + dx_groups) * 64, 64);
+            let groups = if vec4_layer(lp) {
+                pass.set_pipeline(&p.backward_vec4);
+                vec4_backward_groups(lp)
+            } else {
+                pass.set_pipeline(&p.backward_layer);
+                lp.dw_groups + if lp.has_prev == 1 { (batch.div_ceil(4) * lp.in_dim.div_ceil(4)).div_ceil(64) } else { 0 }
+            };
+            let (x, y) = dispatch_groups(groups * 64, 64);
             pass.dispatch_workgroups(x, y, 1);
             mark(pass, "backward_layer");
         }
@@ -1024,6 +1044,25 @@ impl GpuTrainer {
             Ok(TrainStatus { step, losses, first_bad_step: (bad != NO_BAD_STEP).then_some(bad) })
         }
     }
+}
+
+/// Whether the software variant runs layer `lp` with the vec4 kernels (`shaders/mlp_*_vec4.wgsl`):
+/// both widths and every offset the kernels index as vec4 must be multiples of 4 floats. For the
+/// standard shapes that is every layer but the input layer (in = 3) and the output layer (out = 2),
+/// when the batch is a multiple of 4 (the activations' offsets are multiples of the batch).
+pub fn vec4_layer(lp: &LayerParams) -> bool {
+    let offsets = [lp.w_offset, lp.b_offset, lp.x_offset, lp.z_offset, lp.a_offset, lp.delta_offset];
+    let prev = if lp.has_prev == 1 { [lp.delta_prev_offset, lp.z_prev_offset] } else { [0, 0] };
+    lp.in_dim % 4 == 0 && lp.out_dim % 4 == 0 && lp.batch > 0 && offsets.iter().chain(prev.iter()).all(|o| o % 4 == 0)
+}
+
+/// Workgroups (of 64) of `backward_vec4` for layer `lp`: the dW role's, then the δ_prev role's
+/// (the split `shaders/mlp_backward_vec4.wgsl` recomputes).
+fn vec4_backward_groups(lp: &LayerParams) -> u32 {
+    let i4 = lp.in_dim / 4;
+    let dw = (lp.out_dim.div_ceil(8) * i4).div_ceil(64);
+    let dx = if lp.has_prev == 1 { (lp.batch.div_ceil(8) * i4).div_ceil(64) } else { 0 };
+    dw + dx
 }
 
 /// Each layer's `LayerParams` slot (static per shape and batch).
@@ -1138,4 +1177,33 @@ pub fn check_fits(ctx: &GpuContext, buffers: &[(&str, u64)]) -> Result<(), GpuEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::BenchConfig;
+
+    /// The vec4 kernels take every hidden-to-hidden layer of the benchmark shapes, and never the
+    /// input layer (in = 3), the output layer (out = 2) or a batch that is not a multiple of 4.
+    #[test]
+    fn vec4_layers_of_standard_shapes() {
+        for config in BenchConfig::ALL {
+            let spec = config.spec();
+            let lps = layer_params(&spec, &spec.shape.activation_layout(spec.batch));
+            let flags: Vec<bool> = lps.iter().map(vec4_layer).collect();
+            let n = flags.len();
+            assert!(!flags[0] && !flags[n - 1], "{config:?}: {flags:?}");
+            assert!(flags[1..n - 1].iter().all(|&f| f), "{config:?}: {flags:?}");
+        }
+        // The shapes tests/kernels.rs runs through the vec4 kernels.
+        let mut spec = BenchConfig::S.spec();
+        spec.shape = crate::model::ModelShape::new(20, 3, spec.shape.activation);
+        spec.batch = 148;
+        let lps = layer_params(&spec, &spec.shape.activation_layout(spec.batch));
+        assert_eq!(lps.iter().map(vec4_layer).collect::<Vec<_>>(), [false, true, true, false]);
+        spec.batch = 150;
+        let lps = layer_params(&spec, &spec.shape.activation_layout(spec.batch));
+        assert!(lps.iter().all(|lp| !vec4_layer(lp)));
+    }
 }
