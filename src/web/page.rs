@@ -249,7 +249,8 @@ impl Page {
         let now = secs();
         let frame_t0 = now_ms();
         let mut train_ms = 0.0;
-        if let Some(e) = p.train.failure_due(now, false) {
+        let latency = p.engine.latency_s();
+        if let Some(e) = p.train.failure_due(now, false, latency) {
             p.messages.error = Some(format!("reading the training status failed: {e}"));
         }
         if let Some(f) = p.engine.gpu_fault() {
