@@ -766,6 +766,10 @@ impl Job for DensityJob {
 }
 
 impl Engine for CpuEngine {
+    fn trains_on_caller_thread(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> EngineInfo {
         EngineInfo { backend: "cpu", adapter: "CPU (WebAssembly SIMD, one thread)".into(), software: true, present: "canvas2d" }
     }

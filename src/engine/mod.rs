@@ -227,6 +227,11 @@ pub trait Engine {
     fn checking(&self) -> bool {
         false
     }
+    /// `train` runs the steps on the caller's thread (the CPU engine) rather than queueing them
+    /// on a device: the page then fits its training budget to the frame (`Pacer::fit_frame`).
+    fn trains_on_caller_thread(&self) -> bool {
+        false
+    }
 }
 
 /// A GPU error as the page sees it (`Engine::gpu_fault`).

@@ -263,7 +263,7 @@ impl Page {
             p.view.frame_ms = 0.9 * p.view.frame_ms + 0.1 * dt_ms.min(250.0);
         }
         let period = p.view.period.observe(now, dt_ms);
-        if p.engine.info().backend == "cpu" {
+        if p.engine.trains_on_caller_thread() {
             let rest = p.view.rest_ms;
             p.train.pacer.fit_frame(period, rest);
         }
