@@ -292,6 +292,8 @@ impl App {
             set(&costs, k, ms);
         }
         set(&o, "gpuMs", costs);
+        // A new build awaits the device's check (the model it replaced is kept until then).
+        set(&o, "buildChecking", p.engine.checking());
         set(&o, "readsInFlight", p.reads.get());
         set(&o, "training", p.train.on);
         set(&o, "stepLimit", p.session.step_limit().unwrap_or(0));

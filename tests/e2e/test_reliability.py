@@ -302,10 +302,12 @@ def device_loss_no_adapter(d):
 def settle(d):
     """Pauses training and the periodic readings (sliced W2, straightness, the one-step preview:
     each a transient set of buffers, freed when it resolves), and waits until every queued step's loss has been
-    read and no status or snapshot read (each a transient staging buffer) is in flight."""
+    read, no status or snapshot read (each a transient staging buffer) is in flight, and no build
+    awaits the device's check (the engine keeps the model a build replaced until then; the check
+    comes back only after the GPU process has made the new pipelines, seconds on SwiftShader)."""
     d.js("window.flowmatch.app.pause(); window.flowmatch.qualityAuto = false;")
     d.wait_for("const s = window.flowmatch.app.state(); return !window.flowmatch.qualityInFlight && !window.flowmatch.previewInFlight && s.readsInFlight === 0"
-               " && s.stepsRead === s.step", 120, "the reads in flight to land", progress="window.flowmatch.app.state().stepsRead")
+               " && s.stepsRead === s.step && !s.buildChecking", 120, "the reads in flight to land", progress="window.flowmatch.app.state().stepsRead")
 
 
 def settle_buffers(d):
@@ -353,8 +355,8 @@ def test_reconfig():
         # current value.
         q0 = dict(kv.split("=", 1) for kv in d.js("return window.flowmatch.app.query()").split("&"))
         errs = d.js("return window.flowmatch.app.apply_hash('#width=1024&depth=8&batch=65536').map((e) => [e.field, e.message])")
-        big = d.js("return {error: window.flowmatch.app.state().error, query: window.flowmatch.app.query()}")
-        log(f"too big: {errs}")
+        big = d.js("const s = window.flowmatch.app.state(); return {error: s.error, query: window.flowmatch.app.query(), checking: s.buildChecking, live: s.liveBuffers}")
+        log(f"too big: {errs}; the accepted part's build awaiting its check: {big['checking']} (liveBuffers {big['live']})")
         refused = [f for f, m in errs if m.startswith(f"{f}=") and " needs " in m]
         assert "width" in refused and any("the largest" in m for _, m in errs), errs
         query = dict(kv.split("=", 1) for kv in big["query"].split("&"))
