@@ -8,7 +8,9 @@ adapter (SwiftShader here), and how quickly the page answers input meanwhile.
    second over WINDOW seconds (`state().stepsDone`), while a key press ('f': play/stop the flow)
    goes in every 2 s through WebDriver's input actions (trusted events); the page records, per
    press, the ms from the event to its handler and to the next frame (`state().inputDelays`), and
-   the worst lateness of a 50 ms timer (`state().maxTimerLagMs`).
+   the worst lateness of a 50 ms timer (`state().maxTimerLagMs`). Then the bench page again:
+   the machine's speed drifts (other guests on the host: `steal_cores`), so `ratio` is the
+   page's rate over the mean of the two bench rates.
 3. --extra HASH[;HASH...]: the same page measurement for other models (e.g. the reliability
    soak's), reported under `extra` (the bench page has only S, M and L).
 4. --cpu 1 (default): the same pair on the CPU backend: the bench page's CPU side (our CPU
@@ -18,7 +20,8 @@ adapter (SwiftShader here), and how quickly the page answers input meanwhile.
 
 Besides the rates, each page run reports what the loop saw at the end of its window: queue depth
 (steps), completion latency, steps queued per frame, animation frames and presented frames per
-second, and the device ms per unit of each kind of work (`state().gpuMs`), the cores each kind of
+second, the device ms per unit of each kind of work (`state().gpuMs`) and the share of the window's
+device time each kind took (`state().gpuBusyS`), the cores each kind of
 Chromium process used (renderer, gpu-process, ...) and the renderer's main-thread seconds per second
 (CDP Performance metrics); and the machine's load average before and after (the machine is shared: compare page and bench of one run only).
 
@@ -81,14 +84,18 @@ def main_thread_s(d):
     return {x["name"]: x["value"] for x in m["metrics"] if x["name"] in keep}
 
 
-def page_rate(d, base, query, warmup, window, hash_=S):
+def page_rate(d, base, query, warmup, window, hash_=S, readings=True):
     d.get(f"{base}/index.html{query}{hash_}")
+    if not readings:
+        d.js("window.flowmatch.qualityAuto = false;")
     d.wait_for("const s = window.flowmatch; return s && (s.error || (s.ready && s.stepsDone > 0));", 600, "the page's first completed steps")
+    if not readings:  # again: the quality card sets it when it starts
+        d.js("window.flowmatch.qualityAuto = false;")
     time.sleep(warmup)
     d.js("window.flowmatch.inputDelays = []; window.flowmatch.maxTimerLagMs = 0;")
     cpu0, main0 = chromium_cpu_s(), main_thread_s(d)
     s0 = d.js("const s = window.flowmatch; return {done: s.stepsDone, t: performance.now(), backend: s.backend,"
-              " presented: s.framesPresented, frames: s.frames}")
+              " presented: s.framesPresented, frames: s.frames, busy: s.gpuBusyS}")
     t_end = time.time() + window
     while time.time() < t_end:
         press(d, "f")
@@ -96,7 +103,7 @@ def page_rate(d, base, query, warmup, window, hash_=S):
     s1 = d.js("const s = window.flowmatch; return {done: s.stepsDone, t: performance.now(), error: s.error, inputs: s.inputDelays,"
               " timer: s.maxTimerLagMs, depth: s.queueDepth, latency: s.latencyMs, backend: s.backend, reason: s.backendReason,"
               " presented: s.framesPresented, frames: s.frames, perFrame: s.stepsPerFrame, gpuMs: s.gpuMs,"
-              " budget: s.trainBudgetMs, rest: s.frameRestMs}")
+              " budget: s.trainBudgetMs, rest: s.frameRestMs, busy: s.gpuBusyS}")
     cpu1, main1 = chromium_cpu_s(), main_thread_s(d)
     secs = (s1["t"] - s0["t"]) / 1000.0
     rate = (s1["done"] - s0["done"]) / secs
@@ -105,6 +112,10 @@ def page_rate(d, base, query, warmup, window, hash_=S):
     s1["main_thread"] = {k: round((v - main0.get(k, 0.0)) / secs, 3) for k, v in main1.items()}
     s1["frames_per_s"] = round((s1["frames"] - s0["frames"]) / secs, 1)
     s1["presented_per_s"] = round((s1["presented"] - s0["presented"]) / secs, 1)
+    # The device's time per kind of work over the window (`state().gpuBusyS`, GPU engine only):
+    # what training got, and what drawing and readings took.
+    b0, b1 = s0.get("busy") or {}, s1.get("busy") or {}
+    s1["device_share"] = {k: round((v - b0.get(k, 0.0)) / secs, 3) for k, v in b1.items()}
     return rate, s1
 
 
@@ -114,7 +125,7 @@ def loop_seen(s):
     return {"queue_depth": r(s["depth"]), "latency_ms": r(s["latency"]), "steps_per_frame": r(s["perFrame"]),
             "frames_per_s": s["frames_per_s"], "presented_per_s": s["presented_per_s"],
             "train_budget_ms": r(s["budget"]), "frame_rest_ms": r(s["rest"]),
-            "gpu_ms": {k: r(v) for k, v in (s["gpuMs"] or {}).items()}, "cores": s["cores"], "main_thread": s["main_thread"]}
+            "gpu_ms": {k: r(v) for k, v in (s["gpuMs"] or {}).items()}, "device_share": s["device_share"], "cores": s["cores"], "main_thread": s["main_thread"]}
 
 
 def input_figures(s):
@@ -125,6 +136,13 @@ def input_figures(s):
     return {"presses": len(inputs), "input_to_handler_ms_max": round(max(handlers), 1) if handlers else None,
             "input_to_frame_ms_max": round(max(inputs), 1) if inputs else None,
             "input_to_frame_ms_p95": round(p95(inputs), 1) if inputs else None, "timer_lag_ms_max": round(s["timer"], 1)}
+
+
+def steal_s():
+    """Seconds of CPU time the hypervisor gave other guests so far, all cores (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def loadavg():
@@ -139,23 +157,37 @@ def main():
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--window", type=float, default=30.0)
     ap.add_argument("--extra", default="", help="';'-separated hashes of other models to time on the page")
+    ap.add_argument("--readings", type=int, default=1, help="0: also time the S page with the cards' periodic readings off (state.qualityAuto = false)")
     ap.add_argument("--auto", type=int, default=1, help="1: also the backend-auto run")
     ap.add_argument("--cpu", type=int, default=1, help="1: also the CPU pair (bench page's CPU side, page ?backend=cpu)")
     args = ap.parse_args()
     load0 = loadavg()
     with Driver(["--enable-unsafe-webgpu"]) as d:
         d.get(f"{args.base}/www/bench.html?config=S&steps={args.steps}")
+        # The cores each kind of process used while the bench page ran (its load, warm-up and
+        # timed steps), to set beside the page's: what the page's drawing takes from the device.
+        cpu0, t0 = chromium_cpu_s(), time.time()
         d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", 1800, "the bench page")
+        bench_cores = cores(cpu0, chromium_cpu_s(), time.time() - t0)
         text = d.js("return document.getElementById('result').textContent")
         if d.js("return document.body.dataset.status") != "done":
             print(json.dumps({"error": text}))
             sys.exit(1)
         bench = json.loads(text)
+        steal0 = steal_s()
         rate, s = page_rate(d, args.base, "?backend=webgpu", args.warmup, args.window)
+        steal = round((steal_s() - steal0) / (args.window + args.warmup), 3)
+        # The bench page again right after the page: the machine's speed drifts within a run
+        # (another VM on the host), so the ratio is to the mean of the two bench rates.
+        d.get(f"{args.base}/www/bench.html?config=S&steps={args.steps}")
+        d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", 1800, "the bench page (again)")
+        after = json.loads(d.js("return document.getElementById('result').textContent")).get("steps_per_s")
+        mean = (bench["steps_per_s"] + after) / 2 if after else bench["steps_per_s"]
         out = {
-            "adapter": bench.get("adapter"), "bench_steps_per_s": bench["steps_per_s"], "page_steps_per_s": round(rate, 2),
-            "ratio": round(rate / bench["steps_per_s"], 3), **input_figures(s),
-            "page_error": s["error"], "window_s": args.window, "page": loop_seen(s),
+            "adapter": bench.get("adapter"), "bench_steps_per_s": bench["steps_per_s"], "bench_after_steps_per_s": after,
+            "page_steps_per_s": round(rate, 2), "ratio": round(rate / mean, 3), **input_figures(s),
+            "page_error": s["error"], "window_s": args.window, "page": loop_seen(s), "bench_cores": bench_cores,
+            "steal_cores": steal,
         }
         if args.cpu:
             # The same pair on the CPU backend: the bench page's CPU side (our CPU trainer alone,
@@ -170,6 +202,9 @@ def main():
                 rate_c, sc = page_rate(d, args.base, "?backend=cpu", args.warmup, args.window)
                 out["cpu"] = {"bench_steps_per_s": bench_cpu, "page_steps_per_s": round(rate_c, 2),
                               "ratio": round(rate_c / bench_cpu, 3), **input_figures(sc), "page_error": sc["error"], "page": loop_seen(sc)}
+        if not args.readings:
+            rate_q, sq = page_rate(d, args.base, "?backend=webgpu", args.warmup, args.window, S, readings=False)
+            out["no_readings"] = {"page_steps_per_s": round(rate_q, 2), "ratio": round(rate_q / mean, 3), "page_error": sq["error"], "page": loop_seen(sq)}
         if args.extra:
             out["extra"] = []
             for h in filter(None, args.extra.split(";")):

@@ -470,6 +470,49 @@ fn gpu_jobs_outlive_the_buffers_they_started_from() {
     assert!(lp.iter().all(|v| v.is_finite()), "{lp:?}");
 }
 
+/// The readings' submissions are accounted as reading work (`state().gpuBusyS.reading`), and the
+/// engine keeps them to their share of the device: right after a reading the next one waits
+/// (`reading_allowed`) until the share of the time since has paid for its device time; a new
+/// run's first reading may start at once. Frames at chosen instants make it deterministic.
+#[test]
+fn gpu_readings_keep_to_their_share() {
+    let ctx = pollster::block_on(common::gpu());
+    let c = small();
+    let mut e = gpu_engine(&ctx, &c);
+    let at = |now: f64| FrameInput { now, ..frame_input(Layers::default()) };
+    let spent = |e: &GpuEngine| e.busy().iter().find(|(k, _)| *k == "reading").map_or(0.0, |&(_, s)| s);
+    e.train(4);
+    let t = 1.0e4;
+    e.frame(&at(t));
+    assert!(e.reading_allowed(), "the first reading starts at once");
+    let before = spent(&e);
+    let q = pollster::block_on(e.sample_quality(Solver::Euler, 8, 1e-3)).unwrap();
+    assert!(q.sw2.is_finite());
+    let cost = spent(&e) - before;
+    assert!(cost > 0.0, "the reading's device time was not accounted: {:?}", e.busy());
+    e.frame(&at(t));
+    assert!(!e.reading_allowed(), "a reading of {cost} s right after another");
+    // The share is at most 0.5 (10% while training, 5x that when training is idle).
+    e.frame(&at(t + cost / 0.1 + 1.0));
+    assert!(e.reading_allowed(), "the share of {:.3} s has paid for a reading of {cost} s", cost / 0.1 + 1.0);
+    let t = t + cost / 0.1 + 1.0;
+    let before = spent(&e);
+    pollster::block_on(e.integrate_fresh(7, 256, Solver::Euler, 1, 1e-3)).unwrap();
+    assert!(spent(&e) > before, "the preview's integration is a reading too");
+    // Readings at one instant worth more than the most credit saved up (CAP_S) go into debt.
+    let cap = flowmatch::engine::gpu_time::ReadingBudget::CAP_S;
+    for _ in 0..200 {
+        if spent(&e) - before > cap {
+            break;
+        }
+        pollster::block_on(e.sample_quality(Solver::Euler, 8, 1e-3)).unwrap();
+    }
+    e.frame(&at(t));
+    assert!(!e.reading_allowed(), "{} s of readings at once", spent(&e) - before);
+    e.reset(c.seed);
+    assert!(e.reading_allowed(), "a new run's first reading starts at once");
+}
+
 /// Runs frames with the heat map shown until it is computed for the current weights.
 fn heat_map(e: &mut GpuEngine) -> Vec<f32> {
     let t0 = now_ms();

@@ -6,7 +6,9 @@
 // per frame. The straightness and kinetic energy of the model's flow (App.flow_stats; the wasm keeps
 // the latest as state.straightness / state.kinetic) and the field error against the exact field
 // (App.field_error; state.fieldError, shown in the training card) are read on their own pace, after the first
-// sliced W2, each taking a 24th of the time at most. Publishes window.flowmatch.sw2 / sw2Initial / sw2History / solverComparison /
+// sliced W2, each taking a 24th of the time at most. On top of that spacing by wall time, the
+// engine keeps all readings together (this card's and the one-step preview's) to a share of
+// the device's time (App.state()'s readingAllowed, Engine::reading_allowed). Publishes window.flowmatch.sw2 / sw2Initial / sw2History / solverComparison /
 // qualityError for tests (null, never NaN, for values not known).
 
 import { solver_specs } from '../pkg/flowmatch.js';
@@ -126,6 +128,9 @@ export function initQuality(app, state) {
     }
     lastStep = state.step;
     if (state.qualityAuto === false) return;
+    // The engine keeps all readings together to their share of the device (App.state()'s
+    // readingAllowed; on a software adapter a reading can cost as much as 100 training steps).
+    if (state.readingAllowed === false) return;
     const now = performance.now();
     // One reading at a time (sliced W2 first): a reading's time is its own, not the other's too.
     if (statsInFlight) return;

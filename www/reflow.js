@@ -108,7 +108,7 @@ export function initReflow(app, state) {
     if (round === 0) endedRound = 0;
     button.disabled = Boolean(state.reflowMaking);
     button.title = state.reflowRefusal || 'Make (noise, sample) pairs with the current model and the chosen solver, then keep training on those fixed pairs (Reflow pairs and Reflow steps are under More settings)';
-    if (state.qualityAuto === false || state.reflowMaking || state.diverged || state.previewInFlight || state.trajStep === null || state.trajStep === undefined) return;
+    if (state.qualityAuto === false || state.readingAllowed === false || state.reflowMaking || state.diverged || state.previewInFlight || state.trajStep === null || state.trajStep === undefined) return;
     const now = performance.now();
     const moved = state.previewStep !== state.step;
     if (moved && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs)) {

@@ -27,7 +27,7 @@
 
 use super::flow::{heat_interval, integrate_due, refresh_interval, traj_steps, train_flops, training_data, training_labels, ARROW_GRID, TARGET_DRAWN, TARGET_DRAWN_SOFTWARE};
 use super::quality::{class_points, comparison_plan, finite, Probe, QualityPoint, DIRECTIONS, field_error_fits, FIELD_ERROR_CHUNK, FIELD_ERROR_QUERIES, NO_EXACT_FIELD, PROBE_SEED, QUALITY_SAMPLES};
-use super::gpu_time::{GpuTime, Work};
+use super::gpu_time::{GpuTime, ReadingBudget, Work};
 use super::{Build, Engine, EngineFuture, EngineInfo, FaultReport, FlowStats, FrameInput, GpuPresenter, Pairs};
 use crate::cpu::flow_stats::measured_steps;
 use crate::gpu::flow_stats::GpuFlowStats;
@@ -189,6 +189,8 @@ pub struct GpuEngine {
     heat: Heat,
     /// Device time per kind of work, and training steps confirmed done (`gpu_time`).
     time: GpuTime,
+    /// The device time the readings may take (`Engine::reading_allowed`).
+    readings: ReadingBudget,
     /// When a frame was last presented.
     last_frame: f64,
     /// When training steps were last submitted (`jobs::now_ms`), for `training_idle`.
@@ -262,6 +264,7 @@ impl GpuEngine {
             exact_flow: Ok(None),
             heat: Heat::default(),
             time: GpuTime::default(),
+            readings: ReadingBudget::default(),
             last_frame: f64::NEG_INFINITY,
             last_train_ms: f64::NEG_INFINITY,
             builds: 1,
@@ -414,6 +417,9 @@ impl GpuEngine {
             Work::Integrate | Work::Frame if software => 0.1,
             Work::Arrows | Work::Heat | Work::ExactFlow if software => 0.05,
             Work::Integrate | Work::Frame => 0.2,
+            // All readings together (a sliced-W2 reading at the page's defaults costs ~2 s of
+            // SwiftShader: one every ~25 s while training, each 2-5 s while paused).
+            Work::Reading => 0.1,
             Work::Arrows | Work::Heat | Work::ExactFlow | Work::Train => 0.1,
         };
         if self.training_idle() {
@@ -477,6 +483,7 @@ impl GpuEngine {
     /// Puts `m` in place of the current model (the renderer drawing from its buffers) and
     /// returns the model it replaced.
     fn swap_model(&mut self, mut m: ModelParts) -> ModelParts {
+        self.readings.new_model();
         std::mem::swap(&mut self.trainer, &mut m.trainer);
         std::mem::swap(&mut self.source, &mut m.source);
         std::mem::swap(&mut self.labels, &mut m.labels);
@@ -863,7 +870,7 @@ impl GpuEngine {
             None => GpuQuality::new(&self.ctx, &sampler.particles, QUALITY_SAMPLES, &data, t.target_len(), DIRECTIONS),
         };
         let profile = self.budget_profile();
-        Ok(GpuProbe { sampler, quality, stepping: self.shown.stepping, rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _snapshots: [params_owned, data_owned] })
+        Ok(GpuProbe { sampler, quality, stepping: self.shown.stepping, time: self.time.clone(), queue: self.ctx.queue.clone(), rate: profile.sample_flops, chunk_s: profile.limits.chunk_s, _snapshots: [params_owned, data_owned] })
     }
 }
 
@@ -872,6 +879,7 @@ impl GpuEngine {
 /// sliced-W2 probe: its buffers are freed when the reading resolves.
 struct GpuStraightness {
     ctx: GpuContext,
+    time: GpuTime,
     _sampler: GpuSampler,
     stats: GpuFlowStats,
     _params: counter::Owned,
@@ -883,6 +891,7 @@ impl GpuStraightness {
         // particles is the smallest chunk), each queued once the previous one is done.
         for s in 0..plan.step_ranges() {
             self.stats.integrate_steps(solver, plan.steps, s * plan.steps_per_chunk, plan.steps_per_chunk);
+            self.time.submitted(&self.ctx.queue, Work::Reading, 1);
             crate::gpu::chunked::queue_done(&self.ctx).await.map_err(err)?;
         }
         self.stats.read_with(w2).await.map_err(err)
@@ -895,6 +904,9 @@ struct GpuProbe {
     quality: GpuQuality,
     /// How the page's reading samples (the shown flow's way: ODE, SDE or MeanFlow jumps).
     stepping: Stepping,
+    /// The engine's device-time account: the probe's submissions are reading work.
+    time: GpuTime,
+    queue: wgpu::Queue,
     /// The per-particle rate and chunk length its integrations are planned with.
     rate: f64,
     chunk_s: f64,
@@ -921,7 +933,8 @@ impl GpuProbe {
             Stepping::Sde(sde) => self.sampler.begin_sde(sde, 0.0, 1.0, p.steps, plan),
             Stepping::MeanFlow => self.sampler.begin_mean_flow(0.0, 1.0, p.steps, plan),
         };
-        self.sampler.run(&mut job).await.map_err(err)?;
+        let (time, queue) = (&self.time, &self.queue);
+        self.sampler.run_with(&mut job, || time.submitted(queue, Work::Reading, 1)).await.map_err(err)?;
         let nfe = if stepping != Stepping::Ode {
             p.steps as f64
         } else if p.solver.is_adaptive() {
@@ -933,7 +946,9 @@ impl GpuProbe {
         } else {
             p.fixed_nfe()
         };
-        let sw2 = self.quality.sliced_w2(PROBE_SEED).await.map_err(err)?;
+        self.quality.encode(PROBE_SEED);
+        self.time.submitted(&self.queue, Work::Reading, 1);
+        let sw2 = self.quality.read().await.map_err(err)?;
         Ok(QualityPoint { solver: p.solver, nfe, sw2, setting: p.setting() })
     }
 }
@@ -983,6 +998,7 @@ impl Engine for GpuEngine {
     }
 
     fn reset(&mut self, seed: u32) {
+        self.readings.new_model();
         self.trainer.reset(seed);
         self.restart_shown();
         if seed != self.shown.sampler.seed() {
@@ -1123,7 +1139,7 @@ impl Engine for GpuEngine {
         let built = GpuSampler::new_with_source(&self.ctx, &shape, &params, QUALITY_SAMPLES, 0, &self.source).map_err(err).and_then(|mut sampler| {
             sampler.reset(PROBE_SEED);
             let stats = GpuFlowStats::new(&self.ctx, &shape, &params, &sampler).map_err(err)?;
-            Ok(GpuStraightness { ctx: self.ctx.clone(), _sampler: sampler, stats, _params: owned })
+            Ok(GpuStraightness { ctx: self.ctx.clone(), time: self.time.clone(), _sampler: sampler, stats, _params: owned })
         });
         Box::pin(async move { built?.run(solver, plan, w2).await })
     }
@@ -1168,13 +1184,13 @@ impl Engine for GpuEngine {
             s.reset(seed);
             Ok(s)
         });
-        let (ctx, profile) = (self.ctx.clone(), self.budget_profile());
+        let (ctx, profile, time) = (self.ctx.clone(), self.budget_profile(), self.time.clone());
         Box::pin(async move {
             let _owned = owned;
             let mut s = built?;
             let plan = s.chunk_plan(solver, steps, profile.sample_flops, profile.limits.chunk_s);
             let mut job = s.begin(solver, 0.0, 1.0, steps, plan);
-            s.run(&mut job).await.map_err(err)?;
+            s.run_with(&mut job, || time.submitted(&ctx.queue, Work::Reading, 1)).await.map_err(err)?;
             if solver.is_adaptive() {
                 let summary = s.read_adaptive_summary().await.map_err(err)?;
                 if summary.unfinished > 0 {
@@ -1248,6 +1264,7 @@ impl Engine for GpuEngine {
 
     fn frame(&mut self, f: &FrameInput) {
         let step = self.trainer.step();
+        self.readings.update(f.now, self.share(Work::Reading), self.time.busy_of(Work::Reading));
         self.shown.refresh_s = self.refresh_interval();
         self.advance_shown(f, step);
         if f.layers.arrows {
@@ -1301,6 +1318,14 @@ impl Engine for GpuEngine {
 
     fn costs(&self) -> Vec<(&'static str, f64)> {
         self.time.costs()
+    }
+
+    fn busy(&self) -> Vec<(&'static str, f64)> {
+        self.time.busy()
+    }
+
+    fn reading_allowed(&self) -> bool {
+        self.readings.allowed()
     }
 
     fn profile(&self) -> Profile {

@@ -28,19 +28,25 @@ pub enum Work {
     Frame,
     /// A particle chunk of one step of the exact flow (layer `exactflow`).
     ExactFlow,
+    /// A submission of a reading over a copy of the weights (the quality card's sliced W2,
+    /// straightness and field error, the one-step preview, reflow pairs): a chunk of its
+    /// integration or its final measurement.
+    Reading,
 }
 
-const KINDS: usize = 6;
+/// Every kind, in the order of the account's arrays, with the name diagnostics use.
+const KINDS: [(Work, &str); 7] = [
+    (Work::Train, "train"),
+    (Work::Integrate, "integrate"),
+    (Work::Arrows, "arrows"),
+    (Work::Heat, "heat"),
+    (Work::Frame, "frame"),
+    (Work::ExactFlow, "exactflow"),
+    (Work::Reading, "reading"),
+];
 
 fn index(w: Work) -> usize {
-    match w {
-        Work::Train => 0,
-        Work::Integrate => 1,
-        Work::Arrows => 2,
-        Work::Heat => 3,
-        Work::Frame => 4,
-        Work::ExactFlow => 5,
-    }
+    KINDS.iter().position(|&(k, _)| k == w).unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -48,7 +54,9 @@ struct State {
     /// When the last accounted submission completed (ms).
     last_done: f64,
     /// Device seconds per unit of each kind (moving averages; 0: not measured yet).
-    per_unit: [f64; KINDS],
+    per_unit: [f64; KINDS.len()],
+    /// Device seconds spent on each kind so far (diagnostics: where the device's time went).
+    busy: [f64; KINDS.len()],
     /// Submit → completion seconds of the newest completed submission (moving average).
     latency: f64,
     /// Submissions not yet completed: (training steps queued after it, submit time in ms).
@@ -85,6 +93,7 @@ impl GpuTime {
             let k = index(work);
             let per = busy / units.max(1) as f64;
             s.per_unit[k] = if s.per_unit[k] > 0.0 { 0.7 * s.per_unit[k] + 0.3 * per } else { per };
+            s.busy[k] += busy;
             let lat = (done - now) / 1000.0;
             s.latency = if s.latency > 0.0 { 0.5 * s.latency + 0.5 * lat } else { lat };
             while s.pending.front().is_some_and(|&(_, t)| t <= now) {
@@ -108,7 +117,18 @@ impl GpuTime {
     /// `(kind, device ms per unit)` of every kind measured so far.
     pub fn costs(&self) -> Vec<(&'static str, f64)> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        ["train", "integrate", "arrows", "heat", "frame", "exactflow"].iter().zip(s.per_unit).filter(|(_, v)| *v > 0.0).map(|(k, v)| (*k, v * 1000.0)).collect()
+        KINDS.iter().zip(s.per_unit).filter(|(_, v)| *v > 0.0).map(|(k, v)| (k.1, v * 1000.0)).collect()
+    }
+
+    /// Device seconds spent on `work` so far.
+    pub fn busy_of(&self, work: Work) -> f64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).busy[index(work)]
+    }
+
+    /// `(kind, device seconds spent on it so far)` of every kind that ran.
+    pub fn busy(&self) -> Vec<(&'static str, f64)> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        KINDS.iter().zip(s.busy).filter(|(_, v)| *v > 0.0).map(|(k, v)| (k.1, v)).collect()
     }
 
     /// Training steps queued but not confirmed done.
@@ -133,5 +153,95 @@ impl GpuTime {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = s.pending.front().map_or(0.0, |&(_, t0)| (super::jobs::now_ms() - t0) / 1000.0);
         s.latency.max(waiting)
+    }
+}
+
+/// How much device time the readings (the quality card's, the one-step preview) may take: a
+/// credit that grows at the readings' share of the device and shrinks by the device time their
+/// submissions took (`Work::Reading`); a reading may start while it is not negative. The page's
+/// cards space their readings by wall time too, but a reading's wall time says little about its
+/// device time on a busy queue, and a new page had no measured reading to space by: measured on
+/// SwiftShader, readings run back to back for the page's first minute took 16-31% of the device
+/// (docs/BENCHMARKS.md). The first reading of a model may start at once.
+#[derive(Clone, Debug, Default)]
+pub struct ReadingBudget {
+    credit_s: f64,
+    /// When the credit was last updated (s) and the readings' device seconds then.
+    last: Option<(f64, f64)>,
+}
+
+impl ReadingBudget {
+    /// The most credit saved up (s): after a quiet spell, readings do not come in a burst.
+    pub const CAP_S: f64 = 0.5;
+
+    /// Grows the credit by `share` of the time since the last update, less the device seconds the
+    /// readings took meanwhile (`spent_s`: their total so far).
+    pub fn update(&mut self, now_s: f64, share: f64, spent_s: f64) {
+        if let Some((t, spent)) = self.last {
+            let dt = (now_s - t).max(0.0);
+            self.credit_s = (self.credit_s + share * dt).min(Self::CAP_S) - (spent_s - spent).max(0.0);
+        }
+        self.last = Some((now_s, spent_s));
+    }
+
+    /// Whether a reading may start now.
+    pub fn allowed(&self) -> bool {
+        self.credit_s >= 0.0
+    }
+
+    /// A new model: its first reading may start at once (the debt of the old one's is forgiven).
+    pub fn new_model(&mut self) {
+        self.credit_s = self.credit_s.max(0.0);
+    }
+
+    pub fn credit_s(&self) -> f64 {
+        self.credit_s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadingBudget;
+
+    /// Readings of 2 s device time each, started whenever allowed, take the share of the device
+    /// over a long run, and the first one starts at once.
+    #[test]
+    fn readings_keep_to_their_share() {
+        let mut b = ReadingBudget::default();
+        let (share, cost, dt) = (0.1, 2.0, 0.05);
+        let (mut spent, mut started, mut in_flight_until) = (0.0, Vec::new(), f64::NEG_INFINITY);
+        let mut t = 0.0;
+        b.update(t, share, spent);
+        while t < 600.0 {
+            if t >= in_flight_until && b.allowed() {
+                started.push(t);
+                in_flight_until = t + cost; // the reading's device time lands while it runs
+            }
+            if t < in_flight_until {
+                spent += dt;
+            }
+            t += dt;
+            b.update(t, share, spent);
+        }
+        assert_eq!(started[0], 0.0);
+        let taken = spent / t;
+        assert!((taken - share).abs() < 0.01, "readings took {taken:.3} of the device, share {share}");
+        // Evenly spaced: cost / share apart, within the cap's slack.
+        let gaps: Vec<f64> = started.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| (g - cost / share).abs() <= ReadingBudget::CAP_S / share + 2.0 * dt), "{gaps:?}");
+    }
+
+    /// A quiet spell saves up at most CAP_S of credit; a new model forgives the old one's debt.
+    #[test]
+    fn credit_is_capped_and_forgiven() {
+        let mut b = ReadingBudget::default();
+        b.update(0.0, 0.1, 0.0);
+        b.update(1000.0, 0.1, 0.0);
+        assert_eq!(b.credit_s(), ReadingBudget::CAP_S);
+        b.update(1001.0, 0.1, 5.0);
+        assert!(!b.allowed());
+        b.new_model();
+        assert!(b.allowed());
+        assert_eq!(b.credit_s(), 0.0);
     }
 }

@@ -208,6 +208,17 @@ pub trait Engine {
     fn costs(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Device seconds spent on each kind of work so far, where measured (diagnostics:
+    /// `state().gpuBusyS`; the benchmark turns two readings into the device's shares).
+    fn busy(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+    /// Whether a periodic reading (the quality card's, the one-step preview) may start now: the
+    /// GPU engine keeps them to their share of the device (`gpu_time::ReadingBudget`); the CPU
+    /// engine's readings run as jobs within the frame's budget, so always.
+    fn reading_allowed(&self) -> bool {
+        true
+    }
 
     // ---- the device ---------------------------------------------------------------------------
 

@@ -93,6 +93,11 @@ impl GpuQuality {
     /// Runs an evaluation and returns SW2 = sqrt(mean W2²).
     pub async fn sliced_w2(&self, seed: u32) -> Result<f32, GpuError> {
         self.encode(seed);
+        self.read().await
+    }
+
+    /// SW2 of the evaluation queued last ([`GpuQuality::encode`]).
+    pub async fn read(&self) -> Result<f32, GpuError> {
         let v = self.read_projections().await?;
         Ok((v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64).sqrt() as f32)
     }

@@ -417,7 +417,14 @@ impl GpuSampler {
     /// Runs `job` to the end, a chunk at a time, each queued once the previous one is done (an
     /// adaptive integration stops as soon as no particle is running).
     pub async fn run(&mut self, job: &mut Integration) -> Result<(), GpuError> {
+        self.run_with(job, || {}).await
+    }
+
+    /// As [`GpuSampler::run`], calling `submitted` right after each chunk's submit (the engine
+    /// accounts the chunks' device time).
+    pub async fn run_with(&mut self, job: &mut Integration, mut submitted: impl FnMut()) -> Result<(), GpuError> {
         while self.advance(job) {
+            submitted();
             if job.is_adaptive() && job.round_ended() {
                 let running = self.read_running().await?;
                 job.set_running(running);

@@ -292,8 +292,15 @@ impl App {
             set(&costs, k, ms);
         }
         set(&o, "gpuMs", costs);
+        let busy = Object::new();
+        for (k, secs) in p.engine.busy() {
+            set(&busy, k, secs);
+        }
+        set(&o, "gpuBusyS", busy);
         // A new build awaits the device's check (the model it replaced is kept until then).
         set(&o, "buildChecking", p.engine.checking());
+        // Whether the cards' periodic readings may start (their share of the device).
+        set(&o, "readingAllowed", p.engine.reading_allowed());
         set(&o, "readsInFlight", p.reads.get());
         set(&o, "training", p.train.on);
         set(&o, "stepLimit", p.session.step_limit().unwrap_or(0));
