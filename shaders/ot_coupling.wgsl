@@ -182,16 +182,20 @@ fn point(r: u32, first_row_pass: bool) -> vec4<f32> {
 // side and other = the x1 side, column (g) passes the other way round; the first row pass
 // fills own[i] = (x0_i, f_i, ε). check (row passes, not the first): also writes this
 // invocation's max over its points of |B·mass - 1| to its row-error slot.
+// update() packs its OT_R points into the two vec4 halves of an `Eight` (and the trainer sizes
+// the passes' dispatches and the row-error slots by OT_R): OT_R must be 8.
+const_assert OT_R == 8u;
+
 fn update(r0: u32, first_row_pass: bool, first: bool, check: bool) {
-    var p: array<vec4<f32>, 8>;
-    for (var r = 0u; r < 8u; r++) { p[r] = point(r0 + r, first_row_pass); }
+    var p: array<vec4<f32>, OT_R>;
+    for (var r = 0u; r < OT_R; r++) { p[r] = point(r0 + r, first_row_pass); }
     let px = Eight(vec4<f32>(p[0].x, p[1].x, p[2].x, p[3].x), vec4<f32>(p[4].x, p[5].x, p[6].x, p[7].x));
     let py = Eight(vec4<f32>(p[0].y, p[1].y, p[2].y, p[3].y), vec4<f32>(p[4].y, p[5].y, p[6].y, p[7].y));
     let pot = Eight(vec4<f32>(p[0].z, p[1].z, p[2].z, p[3].z), vec4<f32>(p[4].z, p[5].z, p[6].z, p[7].z));
     let u = sinkhorn_update(px, py, pot, first);
     let v = u.pot;
-    let out = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
-    for (var r = 0u; r < 8u; r++) {
+    let out = array<f32, OT_R>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
+    for (var r = 0u; r < OT_R; r++) {
         if (r0 + r < sp.batch) { own[r0 + r] = vec4<f32>(p[r].xy, out[r], p[r].w); }
     }
     if (check && r0 < sp.batch) {

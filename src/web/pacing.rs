@@ -425,7 +425,7 @@ mod tests {
         let mut done_log: Vec<(f64, f64)> = Vec::new(); // (time work finished, steps done by then)
         let mut submits: Vec<(f64, f64)> = Vec::new(); // (time queued, steps queued by then)
         let mut busy_late = 0.0;
-        let (mut busy, mut lat_sum, mut lat_n, mut latency, mut ema) = (0.0, 0.0, 0, 0.0, 0.0);
+        let (mut busy, mut lat_sum, mut lat_n, mut ema) = (0.0, 0.0, 0, 0.0);
         let mut measured = crate::web::training::Rate::default();
         let mut t = 0.0;
         while t < seconds {
@@ -447,7 +447,7 @@ mod tests {
                 let (at, _) = submits.remove(0);
                 ema = if ema > 0.0 { 0.5 * ema + 0.5 * (t - at) } else { t - at };
             }
-            latency = submits.first().map_or(ema, |&(at, _)| ema.max(t - at));
+            let latency = submits.first().map_or(ema, |&(at, _)| ema.max(t - at));
             lat_sum += latency;
             lat_n += 1;
             let backlog = (queued - confirmed).round().max(0.0) as u32;
