@@ -28,13 +28,15 @@ pub enum Work {
     Frame,
     /// A particle chunk of one step of the exact flow (layer `exactflow`).
     ExactFlow,
-    /// A submission of a reading over a copy of the weights (the quality card's sliced W2,
-    /// straightness and field error, the one-step preview, reflow pairs): a chunk of its
-    /// integration or its final measurement.
+    /// A submission of a reading over a copy of the weights (the quality card's sliced W2 and
+    /// straightness, the one-step preview, reflow pairs): a chunk of its integration or its
+    /// final measurement. (The field error's single dispatch is not accounted: like reads, it is
+    /// charged to the next accounted submission.)
     Reading,
 }
 
-/// Every kind, in the order of the account's arrays, with the name diagnostics use.
+/// Every kind, in declaration order (the account's arrays are indexed by `Work as usize`; a
+/// test checks the order), with the name diagnostics use.
 const KINDS: [(Work, &str); 7] = [
     (Work::Train, "train"),
     (Work::Integrate, "integrate"),
@@ -46,7 +48,7 @@ const KINDS: [(Work, &str); 7] = [
 ];
 
 fn index(w: Work) -> usize {
-    KINDS.iter().position(|&(k, _)| k == w).unwrap_or(0)
+    w as usize
 }
 
 #[derive(Default)]
@@ -201,7 +203,14 @@ impl ReadingBudget {
 
 #[cfg(test)]
 mod tests {
-    use super::ReadingBudget;
+    use super::{index, ReadingBudget, KINDS};
+
+    #[test]
+    fn kinds_are_listed_in_declaration_order() {
+        for (i, (w, _)) in KINDS.iter().enumerate() {
+            assert_eq!(index(*w), i, "{w:?}");
+        }
+    }
 
     /// Readings of 2 s device time each, started whenever allowed, take the share of the device
     /// over a long run, and the first one starts at once.
