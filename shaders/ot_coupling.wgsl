@@ -3,7 +3,8 @@
 //
 // Math (B ≤ OT_MAX_BATCH = 1024, uniform marginals 1/B, cost C_ij = ‖x0_i - x1_j‖²):
 //  1. draw x0_i (N(0, I) or the source set), t_i (draw_time) and x1_j exactly as batch.wgsl does;
-//     ε = OT_EPS · mean(C) (a tree sum of the B² costs);
+//     ε = OT_EPS · mean(C), mean(C) = mean|x0|² + mean|x1|² - 2·mean(x0)·mean(x1) (the mean of
+//     the B² squared distances, from O(B) tree sums);
 //  2. at most OT_ITERS log-domain Sinkhorn iterations it = 0, 1, …, each an f (row) update then a
 //     g (column) update:
 //       f_i ← -ε·log B - ε·LSE_j((g_j - C_ij)/ε),   g_j ← -ε·log B - ε·LSE_i((f_i - C_ij)/ε)
@@ -68,7 +69,9 @@
 @group(0) @binding(5) var<storage, read_write> own: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> other: array<vec4<f32>, OT_MAX_BATCH>;
 
+// ot_draw's tree sums: Σ(|x0_i|² + |x1_i|²), and Σx0_i, Σx1_i as (x0.x, x0.y, x1.x, x1.y).
 var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial_means: array<vec4<f32>, 256>;
 
 fn x0_of(i: u32) -> vec2<f32> { return vec2<f32>(scratch[2u * i], scratch[2u * i + 1u]); }
 fn x1_of(j: u32) -> vec2<f32> { let b = 2u * sp.batch; return vec2<f32>(scratch[b + 2u * j], scratch[b + 2u * j + 1u]); }
@@ -94,17 +97,28 @@ fn ot_draw(@builtin(local_invocation_index) lid: u32) {
     }
     storageBarrier();
     workgroupBarrier();
-    var acc = 0.0;
+    var sq_sum = 0.0;
+    var sums = vec4<f32>(0.0);
     for (var i = lid; i < n; i += 256u) {
-        for (var j = 0u; j < n; j++) { acc += cost(i, j); }
+        let a = x0_of(i);
+        let b = x1_of(i);
+        sq_sum += dot(a, a) + dot(b, b);
+        sums += vec4<f32>(a, b);
     }
-    partial[lid] = acc;
+    partial[lid] = sq_sum;
+    partial_means[lid] = sums;
     workgroupBarrier();
     for (var s = 128u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+            partial_means[lid] += partial_means[lid + s];
+        }
         workgroupBarrier();
     }
-    let eps = max(OT_EPS * partial[0] / f32(n * n), 1e-12);
+    let nf = f32(n);
+    let m = partial_means[0] / nf;
+    let mean_cost = partial[0] / nf - 2.0 * dot(m.xy, m.zw);
+    let eps = max(OT_EPS * mean_cost, 1e-12);
     if (lid == 0u) {
         scratch[7u * n] = eps;
         scratch[7u * n + 1u] = 0.0;

@@ -63,6 +63,19 @@ pub struct OtProblem {
     pub eps: f32,
 }
 
+/// The mean of the B² squared distances |x0_i - x1_j|², from O(B) sums as the shader's `ot_draw`
+/// takes it: mean|x0|² + mean|x1|² - 2·mean(x0)·mean(x1).
+pub fn mean_cost(x0: &[[f32; 2]], x1: &[[f32; 2]]) -> f32 {
+    let n = x0.len().max(1) as f32;
+    let (mut sq, mut m) = (0.0f32, [0.0f32; 4]);
+    for (a, b) in x0.iter().zip(x1) {
+        sq += (a[0] * a[0] + a[1] * a[1]) + (b[0] * b[0] + b[1] * b[1]);
+        m = [m[0] + a[0], m[1] + a[1], m[2] + b[0], m[3] + b[1]];
+    }
+    let m = m.map(|v| v / n);
+    sq / n - 2.0 * (m[0] * m[2] + m[1] * m[3])
+}
+
 impl OtProblem {
     pub fn new(n: usize, data: &[[f32; 2]], seed: u32, step: u32, source: &[[f32; 2]], time: &TimeDist) -> Self {
         let x0: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x0(seed, step, i, source)).collect();
@@ -75,11 +88,7 @@ impl OtProblem {
                 dx * dx + dy * dy
             })
             .collect();
-        let mut total = 0.0f32;
-        for c in &cost {
-            total += c;
-        }
-        let eps = (OT_EPS * total / (n * n) as f32).max(1e-12);
+        let eps = (OT_EPS * mean_cost(&x0, &x1)).max(1e-12);
         OtProblem { n, x0, x1, t, cost, eps }
     }
 
@@ -237,4 +246,34 @@ pub fn build_batch_ot(
         write_sample(acts, layout, i as u32, p.x0[i], p.x1[j as usize], p.t[i], sigma_min, path);
     }
     Coupling { f, g, partner, iters, err }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_cost;
+
+    /// The O(B) mean equals the mean over all B² pairs (in f64) to f32 rounding, also for a batch
+    /// far from the origin (the cancellation case).
+    #[test]
+    fn mean_cost_is_the_mean_over_all_pairs() {
+        for (shift, n) in [(0.0f32, 256usize), (20.0, 256), (0.0, 7)] {
+            let pt = |i: usize, s: u32| {
+                let u = |k: u32| crate::rng::unit(crate::rng::hash4(3, s, i as u32, k)) * 4.0 - 2.0;
+                [u(0) + shift, u(1) - shift]
+            };
+            let x0: Vec<[f32; 2]> = (0..n).map(|i| pt(i, 0)).collect();
+            let x1: Vec<[f32; 2]> = (0..n).map(|i| pt(i, 1)).collect();
+            let mut exact = 0.0f64;
+            for a in &x0 {
+                for b in &x1 {
+                    exact += ((a[0] - b[0]) as f64).powi(2) + ((a[1] - b[1]) as f64).powi(2);
+                }
+            }
+            exact /= (n * n) as f64;
+            let got = mean_cost(&x0, &x1) as f64;
+            // |x|² reaches ~800 at shift 20 while the mean cost is ~2.7: f32 rounding of the sums
+            // (~1e-7 relative of 800 per term) bounds the error well below 1e-3 of the mean.
+            assert!((got - exact).abs() <= 1e-3 * exact, "shift {shift}, n {n}: {got} vs {exact}");
+        }
+    }
 }
