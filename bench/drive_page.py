@@ -138,6 +138,20 @@ def input_figures(s):
             "input_to_frame_ms_p95": round(p95(inputs), 1) if inputs else None, "timer_lag_ms_max": round(s["timer"], 1)}
 
 
+def bench_page(d, base, steps):
+    """www/bench.html for S: its report, and the cores each kind of process used while it ran (its
+    load, warm-up and timed steps), to set beside the page's. Exits with the error it reports."""
+    d.get(f"{base}/www/bench.html?config=S&steps={steps}")
+    cpu0, t0 = chromium_cpu_s(), time.time()
+    d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", 1800, "the bench page")
+    used = cores(cpu0, chromium_cpu_s(), time.time() - t0)
+    text = d.js("return document.getElementById('result').textContent")
+    if d.js("return document.body.dataset.status") != "done":
+        print(json.dumps({"error": text}))
+        sys.exit(1)
+    return json.loads(text), used
+
+
 def steal_s():
     """Seconds of CPU time the hypervisor gave other guests so far, all cores (/proc/stat)."""
     with open("/proc/stat") as f:
@@ -163,26 +177,14 @@ def main():
     args = ap.parse_args()
     load0 = loadavg()
     with Driver(["--enable-unsafe-webgpu"]) as d:
-        d.get(f"{args.base}/www/bench.html?config=S&steps={args.steps}")
-        # The cores each kind of process used while the bench page ran (its load, warm-up and
-        # timed steps), to set beside the page's: what the page's drawing takes from the device.
-        cpu0, t0 = chromium_cpu_s(), time.time()
-        d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", 1800, "the bench page")
-        bench_cores = cores(cpu0, chromium_cpu_s(), time.time() - t0)
-        text = d.js("return document.getElementById('result').textContent")
-        if d.js("return document.body.dataset.status") != "done":
-            print(json.dumps({"error": text}))
-            sys.exit(1)
-        bench = json.loads(text)
-        steal0 = steal_s()
+        bench, bench_cores = bench_page(d, args.base, args.steps)
+        steal0, t0 = steal_s(), time.time()
         rate, s = page_rate(d, args.base, "?backend=webgpu", args.warmup, args.window)
-        steal = round((steal_s() - steal0) / (args.window + args.warmup), 3)
+        steal = round((steal_s() - steal0) / (time.time() - t0), 3)
         # The bench page again right after the page: the machine's speed drifts within a run
         # (another VM on the host), so the ratio is to the mean of the two bench rates.
-        d.get(f"{args.base}/www/bench.html?config=S&steps={args.steps}")
-        d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", 1800, "the bench page (again)")
-        after = json.loads(d.js("return document.getElementById('result').textContent")).get("steps_per_s")
-        mean = (bench["steps_per_s"] + after) / 2 if after else bench["steps_per_s"]
+        after = bench_page(d, args.base, args.steps)[0]["steps_per_s"]
+        mean = (bench["steps_per_s"] + after) / 2
         out = {
             "adapter": bench.get("adapter"), "bench_steps_per_s": bench["steps_per_s"], "bench_after_steps_per_s": after,
             "page_steps_per_s": round(rate, 2), "ratio": round(rate / mean, 3), **input_figures(s),

@@ -75,7 +75,6 @@ var<workgroup> partial_means: array<vec4<f32>, 256>;
 
 fn x0_of(i: u32) -> vec2<f32> { return vec2<f32>(scratch[2u * i], scratch[2u * i + 1u]); }
 fn x1_of(j: u32) -> vec2<f32> { let b = 2u * sp.batch; return vec2<f32>(scratch[b + 2u * j], scratch[b + 2u * j + 1u]); }
-fn cost(i: u32, j: u32) -> f32 { let d = x0_of(i) - x1_of(j); return dot(d, d); }
 
 // Bound with own = x1 side: draws into scratch, ε, and own[j] = (x1_j, g_j = 0, ε).
 @compute @workgroup_size(256)

@@ -58,7 +58,7 @@ pub struct OtProblem {
     pub x0: Vec<[f32; 2]>,
     pub x1: Vec<[f32; 2]>,
     pub t: Vec<f32>,
-    /// C_ij at `i * n + j` (the same f32 operations as the shader's `cost(i, j)`).
+    /// C_ij at `i * n + j` (the same f32 operations as the shader's `sq`: dx·dx + dy·dy).
     pub cost: Vec<f32>,
     pub eps: f32,
 }
