@@ -201,3 +201,104 @@ fn exp4_is_within_two_ulp() {
     assert!(out[2].is_finite() && out[2] > 1e38, "exp4(200) = {}", out[2]);
     println!("exp4: worst {worst:.3} ulp");
 }
+
+/// The OT coupling's vectorised Sinkhorn (`cpu::fast::sinkhorn`) against the oracle
+/// (`cpu::coupling::OtProblem`) on the same draws: the same ε (bits), the same iterations and stop
+/// error to rounding, potentials within `POT_TOL`·ε, and the same partner in every row but those
+/// whose uniform lies within `EDGE` of a boundary of the oracle's row CDF (where rounding of either
+/// side may cross it; counted, at most 1% of the rows). Batches from 7 to 256, five datasets, a
+/// data set with a far outlier (C/ε beyond f32's exp range: the log domain and the padding must
+/// hold), a source distribution and several steps.
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn ot_sinkhorn_agrees_with_the_oracle() {
+    use flowmatch::cpu::coupling::OtProblem;
+    use flowmatch::cpu::fast::sinkhorn::Sinkhorn;
+    use flowmatch::cpu::time::TimeDist;
+    use flowmatch::rng::{hash4, stream, unit};
+    // Potentials: the two differ by f32 rounding of values up to ~C/ε ≈ 1e2 (ulp ~1e-5) carried
+    // through contractive updates: measured 1.9e-5·ε at worst (native), so 1e-4·ε leaves 5×.
+    const POT_TOL: f32 = 1e-4;
+    // A row's partner may differ only where the uniform lies within this fraction of the row's
+    // total mass of a CDF boundary: the relative change of the row's probabilities through
+    // potentials off by POT_TOL·ε is about POT_TOL.
+    const EDGE: f64 = 2e-4;
+    // The stop test's error, absolute (see below): measured 1.4e-6 at worst, so 2e-5 (1/50 of
+    // OT_TOL: the stop decision can differ only for an oracle error that close to OT_TOL).
+    const ERR_TOL: f32 = 2e-5;
+    let mut far = sample_dataset(Dataset::Moons, 500, 4);
+    far[7] = [60.0, -45.0];
+    // (name, target, source (empty: N(0, I)), batch)
+    type Case = (&'static str, Vec<[f32; 2]>, Vec<[f32; 2]>, usize);
+    let cases: Vec<Case> = vec![
+        ("moons", sample_dataset(Dataset::Moons, 2000, 1), Vec::new(), 128),
+        ("8gaussians", sample_dataset(Dataset::EightGaussians, 2000, 1), Vec::new(), 256),
+        ("checkerboard", sample_dataset(Dataset::Checkerboard, 2000, 1), Vec::new(), 7),
+        ("spirals from 8gaussians", sample_dataset(Dataset::Spirals, 2000, 1), sample_dataset(Dataset::EightGaussians, 300, 2), 24),
+        ("25gaussians", sample_dataset(Dataset::TwentyFiveGaussians, 2000, 1), Vec::new(), 130),
+        ("moons with a far outlier", far, Vec::new(), 64),
+    ];
+    let time = TimeDist::default();
+    let (mut worst_pot, mut worst_err, mut flipped, mut rows, mut kernels) = (0.0f32, 0.0f32, 0usize, 0usize, 0u32);
+    // Each case by scaling (the path taken), absorbing at every iteration, and in the log domain
+    // (the fallback for a sum outside f32's range): the three paths agree with the oracle alike.
+    let modes = [("scaling", 30.0f32, false), ("absorbing", 1e-3, false), ("log domain", 30.0, true)];
+    let steps = [(0u32, 0u32), (3, 17), (5, 1000)];
+    for ((name, data, source, n), (seed, step)) in cases.iter().flat_map(|c| steps.iter().map(move |s| (c, *s))) {
+        // The oracle once per batch (in wasm its software exp makes it the slow side).
+        let p = OtProblem::new(*n, data, seed, step, source, &time);
+        let (f, g, iters, err) = p.sinkhorn();
+        let want = p.pair(&g, seed, step);
+        for &(mode, absorb_at, log_domain) in &modes {
+            let mut fast = Sinkhorn::new(*n);
+            (fast.absorb_at, fast.log_domain) = (absorb_at, log_domain);
+            let what = format!("{name}, batch {n}, seed {seed}, step {step}, {mode}");
+            fast.draw(data, seed, step, source, &time);
+            assert_eq!(fast.eps.to_bits(), p.eps.to_bits(), "ε, {what}");
+            fast.solve();
+            if mode == "scaling" {
+                kernels = kernels.max(fast.kernels);
+            } else {
+                // Absorbing: most iterations remake K (not those whose scalings all stay within
+                // e^±1e-3); in the log domain every half-update after iteration 0 does (the last,
+                // an f update, too).
+                let least = if log_domain { 2 * fast.iters - 2 } else { fast.iters / 2 };
+                assert!(fast.kernels >= least, "{what}: {} kernels in {} iterations", fast.kernels, fast.iters);
+            }
+            assert_eq!(fast.iters, iters, "iterations, {what} (oracle's last error {err}, fast {})", fast.err);
+            // The error |B·row mass - 1| is a difference of O(1) values: rounding moves it by an
+            // absolute amount, about the potentials' difference in units of ε (a row's mass is
+            // exp(φ_i + γ_j - C_ij/ε) summed).
+            worst_err = worst_err.max((fast.err - err).abs());
+            assert!((fast.err - err).abs() <= ERR_TOL, "stop error, {what}: {} vs {err}", fast.err);
+            let (ff, gf) = fast.potentials();
+            for (got, want) in ff.iter().zip(&f).chain(gf.iter().zip(&g)) {
+                let d = (got - want).abs() / p.eps;
+                worst_pot = worst_pot.max(d);
+                assert!(d <= POT_TOL, "potentials, {what}: {got} vs {want} (ε {})", p.eps);
+            }
+            fast.pair(seed, step);
+            for (i, (&got, &want)) in fast.partners().iter().zip(&want).enumerate() {
+                rows += 1;
+                if got == want {
+                    continue;
+                }
+                flipped += 1;
+                // The oracle's row CDF (f64): the uniform must sit within EDGE of a boundary
+                // between the two picks.
+                let logits: Vec<f64> = (0..*n).map(|j| ((g[j] - p.cost[i * n + j]) / p.eps) as f64).collect();
+                let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = logits.iter().map(|l| (l - m).exp()).collect();
+                let total: f64 = e.iter().sum();
+                let u = unit(hash4(seed, step, i as u32, stream::OT)) as f64;
+                let (lo, hi) = (got.min(want) as usize, got.max(want) as usize);
+                let between: f64 = e[..hi].iter().sum::<f64>() / total;
+                let start: f64 = e[..lo + 1].iter().sum::<f64>() / total;
+                let near = (u - between).abs().min((u - start).abs());
+                assert!(near <= EDGE, "partner of row {i}, {what}: {got} vs the oracle's {want}, uniform {u} is {near} from a boundary");
+            }
+        }
+    }
+    assert!(flipped * 100 <= rows, "{flipped} of {rows} partners differ");
+    println!("OT Sinkhorn: potentials within {worst_pot:e}·ε of the oracle's, stop error within {worst_err:e}; {flipped} of {rows} partners differ (on CDF boundaries); at most {kernels} kernels a batch by scaling");
+}

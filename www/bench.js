@@ -29,6 +29,8 @@ const particles = Number(q.get('particles') || 0);
 const kernels = q.get('kernels') || ''; // software | tiled | '' (the adapter's choice)
 const baselines = (q.get('baselines') || q.get('baseline') || '').split(',').filter(Boolean); // tfjs, jax
 const sides = (q.get('sides') || 'gpu').split(',').filter(Boolean); // gpu, cpu
+// The CPU side's batch coupling (independent | ot: the OT-CFM batch, flowmatch's sides only).
+const coupling = q.get('coupling') || 'independent';
 const progress = (s) => { document.getElementById('progress').textContent = s; };
 const r3 = (v) => Math.round(v * 1000) / 1000;
 const ratio = (a, b) => (a && b ? Math.round((a.steps_per_s / b.steps_per_s) * 100) / 100 : null);
@@ -340,12 +342,12 @@ async function cpuSide() {
   const rounds = Math.max(1, Number(q.get('cpu_rounds') || 3));
   progress(`flowmatch CPU ${config}: sizing…`);
   // The first call sizes the rounds (about two seconds of flowmatch in all unless cpu_steps).
-  const probe = JSON.parse(runCpuBench(config, cpuSteps, 'cpu', a.adapter));
+  const probe = JSON.parse(runCpuBench(config, cpuSteps, 'cpu', a.adapter, coupling));
   const n = cpuSteps > 0 ? cpuSteps : Math.max(1, Math.round(probe.steps / rounds));
   const last = {};
   const ourBackend = (backend, steps) => ({
     n: steps,
-    time: async (k) => { last[backend] = JSON.parse(runCpuBench(config, k, backend, a.adapter)); return last[backend].train_seconds; },
+    time: async (k) => { last[backend] = JSON.parse(runCpuBench(config, k, backend, a.adapter, coupling)); return last[backend].train_seconds; },
   });
   const impls = { ours: ourBackend('cpu', n) };
   // The scalar reference is several times slower: a sixth of the steps keeps the rounds short.

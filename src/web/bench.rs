@@ -29,15 +29,17 @@ pub async fn run_bench(config: String, steps: u32, particles: u32, kernels: Stri
 }
 
 /// Runs benchmark `config` on a CPU backend in this thread (`backend`: "cpu", the fast trainer
-/// the page uses, or "cpu-reference") for `steps` timed steps (0: about two seconds); `adapter`
-/// describes the browser for the report. Returns one JSON object as a string.
+/// the page uses, or "cpu-reference") for `steps` timed steps (0: about two seconds), with the
+/// batch's `coupling` ("independent" or "ot"); `adapter` describes the browser for the report.
+/// Returns one JSON object as a string.
 #[wasm_bindgen(js_name = runCpuBench)]
-pub fn run_cpu_bench(config: String, steps: u32, backend: String, adapter: String) -> Result<String, JsError> {
+pub fn run_cpu_bench(config: String, steps: u32, backend: String, adapter: String, coupling: String) -> Result<String, JsError> {
     let config = BenchConfig::parse(&config).ok_or_else(|| JsError::new(&format!("unknown config '{config}': expected S, M or L")))?;
     let backend = match BenchBackend::parse(&backend) {
         Some(b @ (BenchBackend::Cpu | BenchBackend::CpuReference)) => b,
         _ => return Err(JsError::new(&format!("unknown CPU backend '{backend}': expected cpu or cpu-reference"))),
     };
-    let options = BenchOptions { steps: (steps > 0).then_some(steps), backend, ..BenchOptions::default() };
+    let coupling = coupling.parse().map_err(|_| JsError::new(&format!("unknown coupling '{coupling}': expected independent or ot")))?;
+    let options = BenchOptions { steps: (steps > 0).then_some(steps), backend, coupling, ..BenchOptions::default() };
     Ok(run_cpu(config, &options, &adapter).to_json())
 }

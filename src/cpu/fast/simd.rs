@@ -62,6 +62,12 @@ mod imp {
             F4(f32x4_div(self.0, a.0))
         }
 
+        /// The lane-wise maximum (wasm's pmax: `a` where `self < a`, else `self`).
+        #[inline(always)]
+        pub fn max(self, a: F4) -> F4 {
+            F4(f32x4_pmax(self.0, a.0))
+        }
+
         /// Each lane clamped to `[lo, hi]`.
         #[inline(always)]
         pub fn clamp(self, lo: f32, hi: f32) -> F4 {
@@ -142,6 +148,12 @@ mod imp {
         #[inline(always)]
         pub fn over(self, a: F4) -> F4 {
             self.map2(a, |x, y| x / y)
+        }
+
+        /// The lane-wise maximum (as wasm's pmax: `a` where `self < a`, else `self`).
+        #[inline(always)]
+        pub fn max(self, a: F4) -> F4 {
+            self.map2(a, |x, y| if x < y { y } else { x })
         }
 
         /// Each lane clamped to `[lo, hi]`.

@@ -3,7 +3,8 @@
 //! `source`/`step`), with the same packed parameter layout, batch and Adam (see `fast` for how
 //! close the results are).
 //!
-//! Step: batch (the reference's `coupling::build_training_batch`) → forward with
+//! Step: batch (the reference's `coupling::build_training_batch`; the OT coupling's by
+//! [`Sinkhorn`], its vectorised twin) → forward with
 //! [`gemm_nn`] (bias + x·Wᵀ, then `act` and `act'` together by `act::act_and_grad_all`, `act'`
 //! kept for the backward) →
 //! loss → backward (db by [`col_sums`], dW = δᵀ·x by [`gemm_tn_acc`], δ_prev = (δ·W)⊙act' by
@@ -16,10 +17,13 @@
 //! (Wᵀ, `(in, out4)`, for the forward) and `wp` (W, `(out, in4)`, for δ_prev), both in the
 //! kernels' column panels (`gemm::pack_panels`) with zeros in the padding columns. Every buffer
 //! is allocated by [`FastCpuTrainer::new`] (or when `spec.shape`/`spec.batch` change); a step
-//! with the independent coupling allocates nothing.
+//! with the independent coupling allocates nothing; the OT coupling allocates its buffers at its
+//! first step (and when the batch changes), nothing after.
 
 use super::gemm::{col_sums, gemm_nn, gemm_tn_acc, pack_panels, tn_scratch_len};
 use super::act::act_and_grad_all;
+use super::sinkhorn::Sinkhorn;
+use crate::config::Coupling;
 use crate::cpu::coupling;
 use crate::model::{ActivationLayout, LayerLayout, ModelShape, OUT_DIM};
 use crate::spec::TrainSpec;
@@ -52,6 +56,8 @@ struct Workspace {
     gw: Vec<f32>,
     /// The weight-gradient product's packed chunks.
     scratch: Vec<f32>,
+    /// The OT coupling's buffers (`sinkhorn`), made by its first step.
+    ot: Option<Sinkhorn>,
 }
 
 impl Workspace {
@@ -75,6 +81,7 @@ impl Workspace {
             scratch: vec![0.0; layers.iter().map(|l| tn_scratch_len(up4(l.out_dim), up4(l.in_dim))).max().unwrap_or(0)],
             xs,
             layers,
+            ot: None,
         }
     }
 }
@@ -141,7 +148,15 @@ impl FastCpuTrainer {
         let bl = &ws.batch_layout;
         // No class labels here (the CPU backend refuses conditional models): a conditional spec
         // trains on the "no class" token only. Reflow pairs replace the draws when set.
-        coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, &[], self.pairs.as_ref(), self.step);
+        if s.coupling == Coupling::Ot && self.pairs.is_none() {
+            let ot = match &mut ws.ot {
+                Some(ot) if ot.batch() == s.batch as usize => ot,
+                slot => slot.insert(Sinkhorn::new(s.batch as usize)),
+            };
+            ot.build_batch(&mut ws.batch_buf, bl, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time);
+        } else {
+            coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, &[], self.pairs.as_ref(), self.step);
+        }
         if s.mean_flow() {
             crate::cpu::meanflow::write_targets(&s.shape, &self.params, &mut ws.batch_buf, bl);
         }
