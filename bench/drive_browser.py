@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--reference", action="store_true", help="also time the scalar CPU reference")
     ap.add_argument("--kernels", default="", help="software | tiled (default: the adapter's choice)")
     ap.add_argument("--coupling", default="independent", help="the CPU side's batch coupling: independent | ot")
+    ap.add_argument("--per-submit", type=int, default=0, help="GPU side: training steps per queue submit (0: the trainer's most)")
     ap.add_argument("--pkg", default="pkg", help="the package directory to load (e.g. a wasm-opt build)")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
@@ -49,7 +50,7 @@ def main():
         for config in args.configs.split(","):
             query = urlencode({"config": config, "steps": args.steps, "cpu_steps": args.cpu_steps, "baselines": args.baselines,
                                "sides": args.sides, "kernels": args.kernels, "reference": "1" if args.reference else "0", "pkg": args.pkg,
-                               "coupling": args.coupling})
+                               "coupling": args.coupling, "per_submit": args.per_submit})
             load_before = os.getloadavg()
             d.get(f"{args.base}/www/bench.html?{query}")
             d.wait_for("return ['done', 'error'].includes(document.body.dataset.status)", args.timeout, f"benchmark {config}", poll=2)

@@ -8,7 +8,9 @@
 # baselines run the same number. Environment: SIDES=gpu,cpu (default both), BASELINES=tfjs,jax
 # (default both), CPU_STEPS=N (default 0: about two seconds), KERNELS=software|tiled (wgpu
 # variant), REFERENCE=1 (also the scalar CPU reference), COUPLING=ot (the CPU side's flowmatch
-# batches with the OT coupling; the baselines stay independent), OUT=file.jsonl (also append the lines).
+# batches with the OT coupling; the baselines stay independent), PER_SUBMIT=N (GPU side: N training
+# steps per queue submit, as the demo page's pacer does; default the trainer's most), OUT=file.jsonl
+# (also append the lines).
 # Installs the npm packages into bench/node_modules (dev only; served locally, no CDN), builds the
 # wasm package (SKIP_WASM_BUILD=1 skips), serves the repository on 127.0.0.1 and drives
 # www/bench.html through /usr/bin/chromedriver (bench/drive_browser.py). Not part of
@@ -29,4 +31,4 @@ extra=()
 [ "${REFERENCE:-0}" = 1 ] && extra+=(--reference)
 python3 bench/drive_browser.py --base "http://127.0.0.1:$port" --configs "$configs" --steps "$steps" \
   --cpu-steps "${CPU_STEPS:-0}" --sides "${SIDES:-gpu,cpu}" --baselines "${BASELINES:-tfjs,jax}" \
-  --kernels "${KERNELS:-}" --coupling "${COUPLING:-independent}" "${extra[@]}" | if [ -n "${OUT:-}" ]; then tee -a "$OUT"; else cat; fi
+  --kernels "${KERNELS:-}" --coupling "${COUPLING:-independent}" --per-submit "${PER_SUBMIT:-0}" "${extra[@]}" | if [ -n "${OUT:-}" ]; then tee -a "$OUT"; else cat; fi

@@ -22,6 +22,7 @@
 use crate::config::{Coupling, Dataset, Solver};
 use crate::json::json_string;
 use crate::gpu::profile::KernelProfile;
+use crate::gpu::trainer::MAX_STEPS_PER_SUBMIT;
 use crate::gpu::{GpuContext, GpuError, GpuSampler, GpuTrainer, KernelVariant, TrainerOptions};
 use crate::model::ModelShape;
 use crate::targets::{sample_dataset, DATASET_POINTS};
@@ -105,6 +106,9 @@ pub struct BenchOptions {
     pub backend: BenchBackend,
     /// The batch's coupling (independent by default; `--coupling ot` times the OT-CFM batch).
     pub coupling: Coupling,
+    /// Training steps per queue submit (`None`: the trainer's most, `MAX_STEPS_PER_SUBMIT`); the
+    /// demo page's pacer submits a few at a time, so `--steps-per-submit 2` times that pattern.
+    pub steps_per_submit: Option<u32>,
 }
 
 /// The engine a benchmark times: the GPU trainer, the fast CPU trainer (`cpu::fast`, the page's
@@ -138,7 +142,7 @@ impl BenchBackend {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent }
+        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent, steps_per_submit: None }
     }
 }
 
@@ -217,8 +221,9 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
             ((opts.target_seconds / per_step) as u32).clamp(1, 20_000)
         }
     };
+    let per_submit = opts.steps_per_submit.unwrap_or(MAX_STEPS_PER_SUBMIT).clamp(1, MAX_STEPS_PER_SUBMIT);
     let t0 = now();
-    trainer.train(steps);
+    trainer.train_marked(steps, per_submit, &mut |_, _| {});
     let status = trainer.status(1).await?;
     let train_seconds = (now() - t0).max(1e-9);
     if let Some(bad) = status.first_bad_step {
@@ -269,7 +274,7 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
         flop_per_step,
         gflops: flop_per_step * steps_per_s / 1e9,
         dispatches_per_step: trainer.dispatches_per_step(),
-        submits_per_step: trainer.submits_per_step(),
+        submits_per_step: steps.div_ceil(per_submit) as f64 / steps as f64,
         particles,
         ode_steps,
         particle_steps_per_s,

@@ -27,6 +27,8 @@ const steps = Number(q.get('steps') || 0);
 const cpuSteps = Number(q.get('cpu_steps') || 0);
 const particles = Number(q.get('particles') || 0);
 const kernels = q.get('kernels') || ''; // software | tiled | '' (the adapter's choice)
+// Training steps per queue submit on the GPU side (0: the trainer's most; the demo page submits a few).
+const perSubmit = Number(q.get('per_submit') || 0);
 const baselines = (q.get('baselines') || q.get('baseline') || '').split(',').filter(Boolean); // tfjs, jax
 const sides = (q.get('sides') || 'gpu').split(',').filter(Boolean); // gpu, cpu
 // The CPU side's batch coupling (independent | ot: the OT-CFM batch, flowmatch's sides only).
@@ -317,7 +319,7 @@ async function alternate(impls, rounds, label) {
 
 async function gpuSide() {
   progress(`wgpu ${config}…`);
-  const wgpu = JSON.parse(await runBench(config, steps, particles, kernels));
+  const wgpu = JSON.parse(await runBench(config, steps, particles, kernels, perSubmit));
   // wgpu on the web reports no adapter name; the page's own request names the same default adapter.
   const page = navigator.gpu ? gpuAdapter({ adapterInfo: (await navigator.gpu.requestAdapter())?.info }) : { adapter: '(no WebGPU)' };
   wgpu.adapter = wgpu.adapter || page.adapter;

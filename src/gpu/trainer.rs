@@ -802,11 +802,6 @@ impl GpuTrainer {
             }
     }
 
-    /// Command-buffer submits per training step (one per `MAX_STEPS_PER_SUBMIT` steps).
-    pub fn submits_per_step(&self) -> f64 {
-        1.0 / MAX_STEPS_PER_SUBMIT as f64
-    }
-
     /// Bytes of all GPU buffers this trainer allocated (fixed at creation; nothing is allocated
     /// per step; `status` adds one transient staging buffer per read).
     pub fn allocated_bytes(&self) -> u64 {

@@ -8,10 +8,11 @@ use wasm_bindgen::prelude::*;
 
 /// Runs benchmark `config` ("S", "M" or "L") for `steps` timed training steps (0: sized
 /// automatically to about two seconds) and `particles` particles (0: the default for the
-/// adapter), with kernel variant `kernels` ("software", "tiled", or "" for the adapter's choice);
-/// resolves to one JSON object as a string.
+/// adapter), with kernel variant `kernels` ("software", "tiled", or "" for the adapter's choice)
+/// and `per_submit` training steps per queue submit (0: the trainer's most); resolves to one JSON
+/// object as a string.
 #[wasm_bindgen(js_name = runBench)]
-pub async fn run_bench(config: String, steps: u32, particles: u32, kernels: String) -> Result<String, JsError> {
+pub async fn run_bench(config: String, steps: u32, particles: u32, kernels: String, per_submit: u32) -> Result<String, JsError> {
     let config = BenchConfig::parse(&config).ok_or_else(|| JsError::new(&format!("unknown config '{config}': expected S, M or L")))?;
     let variant = match kernels.as_str() {
         "" => None,
@@ -22,6 +23,7 @@ pub async fn run_bench(config: String, steps: u32, particles: u32, kernels: Stri
         steps: (steps > 0).then_some(steps),
         particles: (particles > 0).then_some(particles),
         variant,
+        steps_per_submit: (per_submit > 0).then_some(per_submit),
         ..BenchOptions::default()
     };
     let report = run(&ctx, config, &options).await.map_err(|e| JsError::new(&e.to_string()))?;
