@@ -416,9 +416,12 @@ impl GpuEngine {
         let share: f64 = match work {
             Work::Integrate | Work::Frame if software => 0.1,
             Work::Arrows | Work::Heat | Work::ExactFlow if software => 0.05,
-            Work::Integrate | Work::Frame => 0.2,
             // All readings together (a sliced-W2 reading at the page's defaults costs ~2 s of
-            // SwiftShader: one every ~25 s while training, each 2-5 s while paused).
+            // SwiftShader: one every ~40 s while training, each 2-5 s while paused). On a
+            // software adapter every share is taken from training on the same cores, and the
+            // drawing's 0.1 + 0.1 already hold training to at most 0.8 of the device.
+            Work::Reading if software => 0.05,
+            Work::Integrate | Work::Frame => 0.2,
             Work::Reading => 0.1,
             Work::Arrows | Work::Heat | Work::ExactFlow | Work::Train => 0.1,
         };
