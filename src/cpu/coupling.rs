@@ -76,11 +76,42 @@ pub fn mean_cost(x0: &[[f32; 2]], x1: &[[f32; 2]]) -> f32 {
     sq / n - 2.0 * (m[0] * m[2] + m[1] * m[3])
 }
 
+/// Step `step`'s draws for an OT batch of `x0.len()`: x0_i, x1_i and t_i exactly as
+/// [`super::batch::build_batch`] draws them (both CPU Sinkhorns fill their buffers with this).
+#[allow(clippy::too_many_arguments)]
+pub fn draw_sides(x0: &mut [[f32; 2]], x1: &mut [[f32; 2]], t: &mut [f32], data: &[[f32; 2]], seed: u32, step: u32, source: &[[f32; 2]], time: &TimeDist) {
+    for (i, ((a, b), ti)) in x0.iter_mut().zip(x1.iter_mut()).zip(t.iter_mut()).enumerate() {
+        *a = draw_x0(seed, step, i as u32, source);
+        *b = draw_x1(seed, step, i as u32, data);
+        *ti = time.draw(seed, step, i as u32);
+    }
+}
+
+/// ε = `OT_EPS`·mean cost of the draws (at least 1e-12).
+pub fn epsilon(x0: &[[f32; 2]], x1: &[[f32; 2]]) -> f32 {
+    (OT_EPS * mean_cost(x0, x1)).max(1e-12)
+}
+
+/// Row `i`'s partner by inverse CDF over the row's nonnegative `weights` (summed in index order)
+/// with u = unit(hash4(seed, step, i, OT)): the first j whose running sum exceeds u·total (the
+/// last index if rounding leaves none).
+pub fn pick_partner(weights: &[f32], seed: u32, step: u32, i: u32) -> u32 {
+    let total: f32 = weights.iter().sum();
+    let target = unit(hash4(seed, step, i, stream::OT)) * total;
+    let mut cum = 0.0f32;
+    for (j, &w) in weights.iter().enumerate() {
+        cum += w;
+        if cum > target {
+            return j as u32;
+        }
+    }
+    weights.len().saturating_sub(1) as u32
+}
+
 impl OtProblem {
     pub fn new(n: usize, data: &[[f32; 2]], seed: u32, step: u32, source: &[[f32; 2]], time: &TimeDist) -> Self {
-        let x0: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x0(seed, step, i, source)).collect();
-        let x1: Vec<[f32; 2]> = (0..n as u32).map(|i| draw_x1(seed, step, i, data)).collect();
-        let t: Vec<f32> = (0..n as u32).map(|i| time.draw(seed, step, i)).collect();
+        let (mut x0, mut x1, mut t) = (vec![[0.0f32; 2]; n], vec![[0.0f32; 2]; n], vec![0.0f32; n]);
+        draw_sides(&mut x0, &mut x1, &mut t, data, seed, step, source, time);
         let cost: Vec<f32> = (0..n * n)
             .map(|k| {
                 let (i, j) = (k / n, k % n);
@@ -88,7 +119,7 @@ impl OtProblem {
                 dx * dx + dy * dy
             })
             .collect();
-        let eps = (OT_EPS * mean_cost(&x0, &x1)).max(1e-12);
+        let eps = epsilon(&x0, &x1);
         OtProblem { n, x0, x1, t, cost, eps }
     }
 
@@ -172,18 +203,10 @@ impl OtProblem {
             .map(|i| {
                 self.row_logits(&mut logits, g, i);
                 let m = logits.iter().fold(-3.0e38f32, |a, &b| a.max(b));
-                let total: f32 = logits.iter().map(|l| (l - m).exp()).sum();
-                let target = unit(hash4(seed, step, i as u32, stream::OT)) * total;
-                let mut cum = 0.0f32;
-                let mut pick = n - 1;
-                for (j, l) in logits.iter().enumerate() {
-                    cum += (l - m).exp();
-                    if cum > target {
-                        pick = j;
-                        break;
-                    }
+                for l in logits.iter_mut() {
+                    *l = (*l - m).exp();
                 }
-                pick as u32
+                pick_partner(&logits, seed, step, i as u32)
             })
             .collect()
     }

@@ -34,12 +34,13 @@
 
 use super::act::exp4;
 use super::simd::F4;
-use crate::config::Path;
-use crate::cpu::batch::{draw_x0, draw_x1, write_sample};
-use crate::cpu::coupling::{mean_cost, OT_CHECK_EVERY, OT_EPS, OT_ERR_NONE, OT_ITERS, OT_TOL};
+use crate::cpu::batch::write_sample;
+use crate::cpu::coupling::{
+    draw_sides, epsilon, pick_partner, OT_CHECK_EVERY, OT_ERR_NONE, OT_ITERS, OT_TOL,
+};
 use crate::cpu::time::TimeDist;
 use crate::model::ActivationLayout;
-use crate::rng::{hash4, stream, unit};
+use crate::spec::TrainSpec;
 
 /// The padding lanes' entry of `a` (module comment).
 const PAD: f32 = -1.0e30;
@@ -114,28 +115,31 @@ impl Sinkhorn {
         self.n
     }
 
-    /// Step `step`'s OT batch into the input and target regions of `acts` (the oracle's
-    /// `coupling::build_batch_ot`).
-    #[allow(clippy::too_many_arguments)]
+    /// Step `step`'s OT batch for `spec` (its seed, path, σmin and time density) into the input
+    /// and target regions of `acts` (the oracle's `coupling::build_batch_ot`).
     pub fn build_batch(
         &mut self,
         acts: &mut [f32],
         layout: &ActivationLayout,
         data: &[[f32; 2]],
-        seed: u32,
-        step: u32,
-        sigma_min: f32,
-        path: Path,
         source: &[[f32; 2]],
-        time: &TimeDist,
+        spec: &TrainSpec,
+        step: u32,
     ) {
-        self.draw(data, seed, step, source, time);
+        self.draw(data, spec.seed, step, source, &spec.time);
         self.solve();
-        self.pair(seed, step);
+        self.pair(spec.seed, step);
         for i in 0..self.n {
             let j = self.partner[i] as usize;
             write_sample(
-                acts, layout, i as u32, self.x0[i], self.x1[j], self.t[i], sigma_min, path,
+                acts,
+                layout,
+                i as u32,
+                self.x0[i],
+                self.x1[j],
+                self.t[i],
+                spec.sigma_min,
+                spec.path,
             );
         }
     }
@@ -150,12 +154,17 @@ impl Sinkhorn {
         time: &TimeDist,
     ) {
         let n4 = self.n4;
-        for i in 0..self.n {
-            self.x0[i] = draw_x0(seed, step, i as u32, source);
-            self.x1[i] = draw_x1(seed, step, i as u32, data);
-            self.t[i] = time.draw(seed, step, i as u32);
-        }
-        let eps = (OT_EPS * mean_cost(&self.x0, &self.x1)).max(1e-12);
+        draw_sides(
+            &mut self.x0,
+            &mut self.x1,
+            &mut self.t,
+            data,
+            seed,
+            step,
+            source,
+            time,
+        );
+        let eps = epsilon(&self.x0, &self.x1);
         self.eps = eps;
         for (i, p) in self.x0.iter().enumerate() {
             for (j, q) in self.x1.iter().enumerate() {
@@ -314,19 +323,7 @@ impl Sinkhorn {
                 exp4(F4::load(&self.gam[k..]).plus(F4::load(&a[k..])).minus(mv))
                     .store(&mut self.row[k..]);
             }
-            let e = &self.row[..self.n];
-            let total: f32 = e.iter().sum();
-            let target = unit(hash4(seed, step, i as u32, stream::OT)) * total;
-            let mut cum = 0.0f32;
-            let mut pick = self.n - 1;
-            for (j, &ej) in e.iter().enumerate() {
-                cum += ej;
-                if cum > target {
-                    pick = j;
-                    break;
-                }
-            }
-            self.partner[i] = pick as u32;
+            self.partner[i] = pick_partner(&self.row[..self.n], seed, step, i as u32);
         }
     }
 

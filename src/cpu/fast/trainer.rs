@@ -153,7 +153,7 @@ impl FastCpuTrainer {
                 Some(ot) if ot.batch() == s.batch as usize => ot,
                 slot => slot.insert(Sinkhorn::new(s.batch as usize)),
             };
-            ot.build_batch(&mut ws.batch_buf, bl, &self.data, s.seed, self.step, s.sigma_min, s.path, &self.source, &s.time);
+            ot.build_batch(&mut ws.batch_buf, bl, &self.data, &self.source, s, self.step);
         } else {
             coupling::build_training_batch(s, &mut ws.batch_buf, bl, &self.data, &self.source, &[], self.pairs.as_ref(), self.step);
         }
