@@ -85,7 +85,8 @@ def main_thread_s(d):
 
 
 def page_rate(d, base, query, warmup, window, hash_=S, readings=True):
-    d.get(f"{base}/index.html{query}{hash_}")
+    # steps=0: training without end (a page run of 2000 steps would end inside the window).
+    d.get(f"{base}/index.html{query}{hash_}&steps=0")
     if not readings:
         d.js("window.flowmatch.qualityAuto = false;")
     d.wait_for("const s = window.flowmatch; return s && (s.error || (s.ready && s.stepsDone > 0));", 600, "the page's first completed steps")

@@ -611,7 +611,7 @@ pub static FIELDS: &[FieldSpec] = &[
     field!("batch", batch, "Batch size", int(1, limits::MAX_BATCH as u64), Retrain, All, false,
         "(noise, target, time) samples per training step."),
     field!("steps", steps, "Training steps", int(0, limits::MAX_STEPS), Live, All, true,
-        "How many steps a run trains, and the length of the learning-rate schedule (0: no limit in the page, and a constant rate)."),
+        "How many steps a run trains, and the length of the learning-rate schedule; in the page a run starts again with a new target, rate or schedule and with Train more (0: no limit in the page, and a constant rate)."),
     field!("seed", seed, "Seed", int(0, u32::MAX as u64), Retrain, All, false,
         "Seeds the initial weights, the batches and the particles: the same seed gives the same run."),
     field!("sigma_min", sigma_min, "σ min (path width at t = 1)", float(0.0, false, 0.999, false), Retrain, All, false,

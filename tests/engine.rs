@@ -280,9 +280,12 @@ fn both_engines_reflow_alike() {
     assert!(gpu.set_pairs(Some(&(vec![[0.0; 2]; 2], vec![[0.0; 2]; 3]))).is_err() && cpu.set_pairs(Some(&(vec![], vec![]))).is_err());
 
     // One step on the same pairs from the same state: the same loss on both engines.
+    assert_eq!((gpu.schedule_start(), cpu.schedule_start()), (0, 0));
     gpu.set_pairs(Some(&want)).unwrap();
     cpu.set_pairs(Some(&want)).unwrap();
     let step = gpu.step();
+    assert_eq!((step, cpu.step()), (30, 30));
+    assert_eq!((gpu.schedule_start(), cpu.schedule_start()), (30, 30), "new pairs restart the learning-rate schedule on both engines");
     gpu.train(1);
     cpu.train(1);
     let (lg, lc) = (losses(&mut gpu, step)[0].1, losses(&mut cpu, step)[0].1);
@@ -296,6 +299,12 @@ fn both_engines_reflow_alike() {
     cpu.train(1);
     let (ig, ic) = (losses(&mut gpu, step)[0].1, losses(&mut cpu, step)[0].1);
     assert!((ig - lg).abs() > 1e-3 * lg.abs() && (ic - lc).abs() > 1e-3 * lc.abs(), "pairs and independent draws gave the same loss: {lg} {ig} / {lc} {ic}");
+    // The page's Train more after a run's end: the schedule starts over where the engine is.
+    for e in [&mut gpu as &mut dyn Engine, &mut cpu] {
+        assert_eq!(e.step(), 31);
+        e.restart_schedule();
+        assert_eq!(e.schedule_start(), 31, "restart_schedule starts the schedule at the current step");
+    }
 
     // The one-step preview: the probe's draw moved by one Euler step.
     let probe = flowmatch::engine::quality::PROBE_SEED;

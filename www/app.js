@@ -321,12 +321,13 @@ function publish() {
 function updatePanel(s) {
   $('stat-step').textContent = fmt.int(s.step);
   $('stat-loss').textContent = fmt.num(s.lossRecent);
-  $('stat-rate').textContent = s.stepsPerSec > 0 ? fmt.int(s.stepsPerSec) : fmt.DASH;
+  $('stat-rate').textContent = s.training && s.stepsPerSec > 0 ? fmt.int(s.stepsPerSec) : fmt.DASH;
   $('stat-backend').textContent = s.backendLabel;
   $('stat-backend').title = `${s.adapter}. ${s.backendReason}`;
   showText($('backend-reason'), s.backendReason);
   const play = $('play');
-  play.textContent = s.training ? 'Pause' : 'Train';
+  play.textContent = s.training ? 'Pause' : s.runDone ? 'Train more' : 'Train';
+  showText($('run-note'), s.runNote);
   play.setAttribute('aria-pressed', String(s.training));
   const flow = $('flow-play');
   flow.textContent = s.flowPlaying ? 'Stop flow' : 'Play flow';

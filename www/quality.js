@@ -57,7 +57,10 @@ export function initQuality(app, state) {
   state.qualityError = null;
   const note = $('quality-note');
   const show = (msg) => { state.qualityError = msg; if (note) { note.textContent = msg; note.hidden = !msg; } };
-  let inFlight = false, lastStep = -1, lastAt = -Infinity, generation = 0, tookMs = 0, measured = 0;
+  // sw2Step / statsStep: the step the last reading of each kind started at (once training stops,
+  // one more reading of the weights it stopped at, e.g. a run's end, so the card shows the final
+  // model; one try, whatever it gives).
+  let inFlight = false, lastStep = -1, lastAt = -Infinity, generation = 0, tookMs = 0, measured = 0, sw2Step = -1, statsStep = -1;
 
   // `state.qualityAuto = false` stops the periodic readings (tests that count engine buffers turn
   // it off: each reading briefly allocates a probe), here and the rectified-flow card's one-step
@@ -123,7 +126,7 @@ export function initQuality(app, state) {
   const tick = () => {
     // A new run (reset / retrain) starts a new history.
     if (state.step < lastStep) {
-      state.sw2History = []; state.sw2Initial = null; generation++; drawHistory(state);
+      state.sw2History = []; state.sw2Initial = null; generation++; sw2Step = -1; statsStep = -1; drawHistory(state);
       for (const id of ['stat-straightness', 'stat-kinetic', 'stat-field-error']) if ($(id)) $(id).textContent = fmt.DASH;
     }
     lastStep = state.step;
@@ -134,13 +137,16 @@ export function initQuality(app, state) {
     const now = performance.now();
     // One reading at a time (sliced W2 first): a reading's time is its own, not the other's too.
     if (statsInFlight) return;
-    if (state.sw2History.length === 0 || (state.training && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs))) {
+    const stopped = !state.training && state.stepsDone === state.step;
+    if (state.sw2History.length === 0 || (stopped && sw2Step !== state.step) || (state.training && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs))) {
       lastAt = now;
+      sw2Step = state.step;
       measure();
     }
     const first = state.straightness === null || state.straightness === undefined;
-    if (!inFlight && !state.diverged && state.sw2History.length > 0 && ((first && statsMeasured === 0) || (state.training && now - statsAt >= Math.max(EVERY_MS, 2 * SHARE * statsMs)))) {
+    if (!inFlight && !state.diverged && state.sw2History.length > 0 && ((first && statsMeasured === 0) || (stopped && statsStep !== state.step) || (state.training && now - statsAt >= Math.max(EVERY_MS, 2 * SHARE * statsMs)))) {
       statsAt = now;
+      statsStep = state.step;
       measureStats();
     }
   };

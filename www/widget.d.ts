@@ -64,7 +64,7 @@ export declare class FlowMatchingDemo extends HTMLElement {
    *  it is rebuilt from them when it comes back. While released, `state` is the last state with
    *  `released: true`. */
   static releaseAfterMs: number;
-  /** Trains (again); past a reached `train-steps` limit, training continues without one. */
+  /** Trains (again); after a run of `train-steps` steps has ended, another run of as many (the learning-rate schedule starts over). */
   play(): void;
   pause(): void;
   /** Restarts training from the seed's initial weights (with the `train-steps` limit again). */

@@ -160,12 +160,11 @@ export class FlowMatchingDemo extends HTMLElement {
 
   // ---- public API ------------------------------------------------------------------------------
 
-  /** Trains (again): past a reached step limit (`train-steps`), training continues without one. */
+  /** Trains (again): after a run of `train-steps` steps has ended, another run of as many. */
   play() {
     this._userPaused = false;
     if (this._kept) this._kept.training = true;
     if (!this._app) return;
-    if (this._app.step_limit() && this._app.state().step >= this._app.step_limit()) this._app.set_step_limit(0);
     this._app.play();
     this._refresh();
   }
@@ -618,7 +617,8 @@ export class FlowMatchingDemo extends HTMLElement {
     const s = this._app.state();
     this._engineKind = { software: s.software, backend: s.backend };
     this._stats.textContent = `step ${fmt.int(s.step)} · loss ${fmt.num(s.lossRecent, 3)}`;
-    this._playBtn.textContent = s.training ? 'Pause' : 'Train';
+    this._playBtn.textContent = s.training ? 'Pause' : s.runDone ? 'Train more' : 'Train';
+    this._playBtn.title = s.runNote || '';
     this._playBtn.setAttribute('aria-pressed', String(s.training));
     if (s.error && s.error !== this._errorShown) { this._errorShown = s.error; this._fail(s.error); }
     if (!s.error && this._errorShown) { this._errorShown = null; this._error.hidden = true; }

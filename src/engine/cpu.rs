@@ -871,6 +871,10 @@ impl Engine for CpuEngine {
         self.trainer.spec.adam.schedule_start
     }
 
+    fn restart_schedule(&mut self) {
+        self.trainer.spec.adam.schedule_start = self.trainer.step;
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         super::ready(Ok(self.trainer.params.clone()))
     }
@@ -985,6 +989,10 @@ impl Engine for CpuEngine {
             }
         }
         self.trainer.pairs = pairs.cloned();
+        if pairs.is_some() {
+            // New training data restarts the schedule, as on the GPU (`GpuTrainer::set_pairs`).
+            self.trainer.spec.adam.schedule_start = self.trainer.step;
+        }
         Ok(())
     }
 

@@ -1055,6 +1055,10 @@ impl Engine for GpuEngine {
         self.trainer.spec.adam.schedule_start
     }
 
+    fn restart_schedule(&mut self) {
+        self.trainer.restart_schedule();
+    }
+
     fn params(&self) -> EngineFuture<Vec<f32>> {
         let (ctx, buf, n) = (self.ctx.clone(), self.trainer.params.clone(), self.trainer.spec.shape.param_len() as u64);
         Box::pin(async move { crate::gpu::readback::read_f32(&ctx, &buf, 0, n).await.map_err(err) })

@@ -130,6 +130,9 @@ pub trait Engine {
     fn model_file(&self, config: Config) -> EngineFuture<ModelFile>;
     /// The step the learning-rate schedule counts from (a model file records it).
     fn schedule_start(&self) -> u32;
+    /// Starts the learning-rate schedule again from the next step (the page's Train more after a
+    /// run has ended); weights, Adam's moments and the step count are kept.
+    fn restart_schedule(&mut self);
     fn params(&self) -> EngineFuture<Vec<f32>>;
     /// Parameters, Adam moments, step and divergence flag, all of one moment.
     fn snapshot(&self) -> EngineFuture<Snapshot>;
@@ -178,8 +181,8 @@ pub trait Engine {
     /// chunks of the work budget (GPU) or as a job a slice per frame (CPU); training goes on.
     fn integrate_fresh(&mut self, seed: u32, n: u32, solver: Solver, steps: u32, tol: f32) -> EngineFuture<Pairs>;
     /// From the next step on, batches draw the fixed pairs `(x0[k], x1[k])` (reflow; weights,
-    /// Adam moments and the step are kept), or independent noise and target points again (`None`).
-    /// On error nothing changes.
+    /// Adam moments and the step are kept, the learning-rate schedule restarts, as with a new
+    /// target), or independent noise and target points again (`None`). On error nothing changes.
     fn set_pairs(&mut self, pairs: Option<&Pairs>) -> Result<(), String>;
     /// Why the exact field's arrows (layer `exact`) are not drawn, when they are on and are not
     /// (a dataset source, more target points than a frame's work allows).

@@ -194,10 +194,9 @@ impl App {
         list
     }
 
+    /// Trains; after a run's end (`steps` steps), a new run from the current weights.
     pub fn play(&self) {
-        let mut p = self.page.borrow_mut();
-        p.train.on = true;
-        p.messages.error = None;
+        self.page.borrow_mut().play();
     }
 
     pub fn pause(&self) {
@@ -207,8 +206,7 @@ impl App {
     /// One training step (training pauses); its loss is read at once where the engine allows.
     pub fn step_once(&self) {
         let mut p = self.page.borrow_mut();
-        p.train.on = false;
-        p.engine.train(1);
+        p.step_once();
         p.read_status(&self.page, true);
     }
 
@@ -304,6 +302,10 @@ impl App {
         set(&o, "readsInFlight", p.reads.get());
         set(&o, "training", p.train.on);
         set(&o, "stepLimit", p.session.step_limit().unwrap_or(0));
+        // Where the current run ends (null: no limit), and whether it has (training stopped there).
+        set(&o, "runEnd", num(p.run_end().map(f64::from)));
+        set(&o, "runDone", p.train.run_done);
+        set(&o, "runNote", text(p.train.run_done.then(|| super::training::run_note(cfg)).as_deref()));
         set(&o, "t", p.view.clock.t);
         set(&o, "flowPlaying", p.view.clock.playing);
         set(&o, "trajStep", p.engine.shown_step().map(JsValue::from).unwrap_or(JsValue::NULL));
@@ -757,11 +759,11 @@ impl App {
 
     // ---- the step limit (the `steps` field) ----------------------------------------------------
 
-    /// Stops training at step `limit` (0: no limit): the `steps` setting.
-    pub fn set_step_limit(&self, limit: u32) {
-        let mut p = self.page.borrow_mut();
-        p.session.set_step_limit(limit);
-        p.stop_at_limit();
+    /// Runs of `limit` steps (0: no limit, a constant rate): the `steps` setting, as `set`.
+    pub fn set_step_limit(&self, limit: u32) -> Result<(), JsError> {
+        self.set("steps", &limit.to_string())?;
+        self.page.borrow_mut().stop_at_limit();
+        Ok(())
     }
 
     /// The step limit (0: none).

@@ -386,7 +386,10 @@ impl LossHistory {
 /// the page's step limit: 0, none.
 pub fn page_config(small: bool) -> Config {
     // The page's datasets have at most `engine::flow::DATA_POINTS` points (its link says so).
-    let mut c = Config { steps: 0, points: crate::engine::flow::DATA_POINTS as u32, ..Config::default() };
+    // It trains runs of `steps` (2000) steps, as the command line does: the cosine schedule decays
+    // the rate to 0 at a run's end, which makes the samples sharp (docs/QUALITY.md); then training
+    // rests until Train or a change starts a new run.
+    let mut c = Config { points: crate::engine::flow::DATA_POINTS as u32, ..Config::default() };
     if small {
         c.width = 32;
         c.depth = 2;
@@ -400,14 +403,11 @@ pub fn page_config(small: bool) -> Config {
     c
 }
 
-/// The widget's starting configuration: the page's, training `WIDGET_STEPS` steps (a figure in
-/// a blog post settles and stops; `train-steps="0"` trains on).
+/// The widget's starting configuration: the page's (a figure in a blog post settles and stops
+/// after a run; `train-steps="0"` trains on).
 pub fn widget_config(small: bool) -> Config {
-    Config { steps: WIDGET_STEPS, ..page_config(small) }
+    page_config(small)
 }
-
-/// Steps a widget trains by default.
-pub const WIDGET_STEPS: u64 = 2000;
 
 #[cfg(test)]
 mod tests {
@@ -649,9 +649,13 @@ mod tests {
     }
 
     #[test]
-    fn small_defaults_are_smaller_and_the_page_has_no_step_limit() {
+    fn small_defaults_are_smaller_and_runs_have_the_command_lines_length_and_schedule() {
         let (s, b) = (page_config(true), page_config(false));
         assert!(s.width < b.width && s.particles < b.particles && s.batch < b.batch);
-        assert_eq!((s.steps, widget_config(true).steps), (0, WIDGET_STEPS));
+        let cli = Config::default();
+        for c in [s, b, widget_config(true)] {
+            assert_eq!((c.steps, c.schedule, c.lr), (cli.steps, cli.schedule, cli.lr));
+        }
+        assert_eq!(cli.schedule, crate::config::LrSchedule::Cosine);
     }
 }

@@ -217,16 +217,26 @@ impl Page {
         Ok(page)
     }
 
-    /// Steps that may still be queued before the step limit (`u32::MAX` without one).
+    /// The step the current run ends at: `steps` (the step limit) after the learning-rate
+    /// schedule's start, which a new target, rate, schedule or `steps`, Reset and Train after a
+    /// run's end move to the current step. None: `steps` = 0, no end.
+    pub fn run_end(&self) -> Option<u32> {
+        self.session.step_limit().map(|n| self.engine.schedule_start().saturating_add(n))
+    }
+
+    /// Steps that may still be queued before the run's end or a reflow round's (`u32::MAX`
+    /// without either).
     pub fn steps_left(&self) -> u32 {
-        let limit = self.session.step_limit().into_iter().chain(self.reflow.until).min();
+        let limit = self.run_end().into_iter().chain(self.reflow.until).min();
         limit.map_or(u32::MAX, |l| l.saturating_sub(self.engine.step()))
     }
 
-    /// Pauses training once the step limit is reached.
+    /// Pauses training (with a snapshot of the weights) once a limit is reached; trains a new
+    /// run that a change started after the last one ended (`TrainLoop::check_limit`).
     pub fn stop_at_limit(&mut self) {
-        if self.train.on && self.steps_left() == 0 {
-            self.train.on = false;
+        let (step, end, left) = (self.engine.step(), self.run_end(), self.steps_left());
+        if self.train.check_limit(step, end, left) {
+            self.snapshots.request();
         }
         // A reflow round ends once: Play then goes on training on its pairs.
         if self.reflow.until.is_some_and(|u| self.engine.step() >= u) {
@@ -585,6 +595,7 @@ impl Page {
         let r = file.resume_state();
         self.train.read_step = r.step;
         self.train.on = false;
+        self.train.run_done = false;
         // The file's own state is the first snapshot of this run: a device lost before training
         // resumes (no snapshots are taken while paused) brings back the loaded model.
         self.snapshots.keep(Snapshot { step: r.step, params: file.params, moments: r.moments, first_bad_step: None });
@@ -597,6 +608,27 @@ impl Page {
             self.snapshots.request();
         }
         self.train.on = false;
+        self.train.run_done = false;
+    }
+
+    /// Trains (again): after a run's end, a new run of `steps` steps from the current weights
+    /// (the learning-rate schedule starts over).
+    pub fn play(&mut self) {
+        if self.run_end().is_some_and(|e| self.engine.step() >= e) {
+            self.engine.restart_schedule();
+        }
+        self.train.on = true;
+        self.train.run_done = false;
+        self.messages.error = None;
+    }
+
+    /// One training step (training pauses; after a run's end it is the first of a new run).
+    pub fn step_once(&mut self) {
+        self.pause();
+        if self.run_end().is_some_and(|e| self.engine.step() >= e) {
+            self.engine.restart_schedule();
+        }
+        self.engine.train(1);
     }
 
     /// Save while the device is lost (or recovery gave up): the last snapshot as a model file.

@@ -176,7 +176,7 @@ mod js {
 
     /// The configuration an App starts from before its hash is applied, as a hash
     /// (`software`: the smaller defaults of software adapters and the CPU engine; `widget`: the
-    /// widget's, which stop after `pacing::WIDGET_STEPS` steps).
+    /// widget's).
     #[wasm_bindgen]
     pub fn config_defaults(software: bool, widget: bool) -> String {
         let c = if widget { crate::web::pacing::widget_config(software) } else { crate::web::pacing::page_config(software) };

@@ -251,11 +251,6 @@ impl Session {
     pub fn step_limit(&self) -> Option<u32> {
         (self.config.steps > 0).then(|| self.config.steps.min(u32::MAX as u64) as u32)
     }
-
-    /// Sets the step limit (0: none); a live change.
-    pub fn set_step_limit(&mut self, limit: u32) {
-        self.config.steps = limit as u64;
-    }
 }
 
 #[cfg(test)]
@@ -283,7 +278,9 @@ mod tests {
         assert_eq!(s.hash_errors().shown.len(), 1);
         assert!(s.query().contains("width=8") && !s.query().contains("samples"));
         assert_eq!(s.get("sigma-min").as_deref(), Some("0"));
-        s.set_step_limit(0);
+        let next = s.propose_set("steps", "0").unwrap();
+        assert_eq!(s.effect(&next), Ok(Some(Effect::Live)));
+        s.commit(next);
         assert_eq!(s.step_limit(), None);
     }
 

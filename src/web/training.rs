@@ -28,6 +28,9 @@ const HISTORY: usize = 4000;
 pub struct TrainLoop {
     /// Training runs (false: paused by the user, the step limit or a divergence).
     pub on: bool,
+    /// Paused because the run reached its last step (`steps` after the schedule's start): a change
+    /// that starts a new run (a new target, rate, schedule or `steps`; Reset) trains it.
+    pub run_done: bool,
     pub pacer: Pacer,
     pub history: LossHistory,
     pub last_loss: Option<f32>,
@@ -92,6 +95,7 @@ impl TrainLoop {
     pub fn new(software: bool) -> Self {
         TrainLoop {
             on: false,
+            run_done: false,
             pacer: Pacer::new(software),
             history: LossHistory::new(HISTORY),
             last_loss: None,
@@ -99,6 +103,24 @@ impl TrainLoop {
             rate: Rate::default(),
             reads: Reads { in_flight: false, last: f64::NEG_INFINITY, gap_s: if software { 0.25 } else { 0.1 }, generation: 0, lag_s: 0.0, failure: None },
         }
+    }
+
+    /// The step limit, once a frame: `step` recorded so far, where the run ends (None: `steps` = 0,
+    /// no end) and the steps left before any limit (the run's end or a reflow round's). Training
+    /// stops at a limit (true: it just stopped, the caller snapshots the weights); when it stopped
+    /// at the run's end and a change has started a new run since, it trains again.
+    pub fn check_limit(&mut self, step: u32, run_end: Option<u32>, left: u32) -> bool {
+        let run_over = run_end.is_some_and(|e| step >= e);
+        if self.on && left == 0 {
+            self.on = false;
+            self.run_done = run_over;
+            return true;
+        }
+        if self.run_done && !self.on && !run_over {
+            self.run_done = false;
+            self.on = true;
+        }
+        false
     }
 
     /// A new run: history, rate and reads start over; reads in flight are dropped when they land.
@@ -207,9 +229,44 @@ impl TrainLoop {
     }
 }
 
+/// What the page says while a run has ended (`TrainLoop::run_done`) with configuration `c`.
+pub fn run_note(c: &crate::config::Config) -> String {
+    use crate::config::LrSchedule;
+    let n = c.steps;
+    let why = match c.schedule {
+        LrSchedule::Cosine => ": the learning rate has decayed to 0 (cosine schedule), so the model holds still",
+        LrSchedule::Constant => " (Training steps)",
+    };
+    format!("Done: {n} steps{why}. Train more runs {n} more; a new target or learning rate starts a new run.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_stops_at_its_end_and_a_new_run_trains() {
+        let mut l = TrainLoop::new(false);
+        l.on = true;
+        assert!(!l.check_limit(1999, Some(2000), 1), "one step left");
+        assert!(l.check_limit(2000, Some(2000), 0), "the run's end stops training");
+        assert!(!l.on && l.run_done);
+        assert!(!l.check_limit(2000, Some(2000), 0) && !l.on, "it stays stopped");
+        // A new target restarted the schedule at step 2000: a new run, trained at once.
+        assert!(!l.check_limit(2000, Some(4000), 2000));
+        assert!(l.on && !l.run_done);
+        // A reflow round's end stops training but is not the run's end: nothing resumes.
+        assert!(l.check_limit(2500, Some(4000), 0));
+        assert!(!l.on && !l.run_done);
+        assert!(!l.check_limit(2500, Some(4000), 1500) && !l.on, "Train goes on from there");
+        // Paused by the user: a new run does not start training.
+        l.on = false;
+        assert!(!l.check_limit(2500, Some(6500), 4000) && !l.on);
+        // No limit (`steps` = 0): never stops; a run ended before trains on.
+        l.on = true;
+        assert!(l.check_limit(4000, Some(4000), 0) && l.run_done);
+        assert!(!l.check_limit(4000, None, u32::MAX) && l.on);
+    }
 
     fn status(steps: std::ops::Range<u32>, loss: impl Fn(u32) -> f32, bad: Option<u32>) -> TrainStatus {
         TrainStatus { step: steps.end, losses: steps.map(|s| (s, loss(s))).collect(), first_bad_step: bad }

@@ -3,8 +3,9 @@
 1. WebGPU (--enable-unsafe-webgpu, SwiftShader here): the page trains a few hundred steps, the loss
    goes down, and the canvas' pixels show the particles on the two moons and not in the gap
    between them. Screenshot: artifacts/e2e-webgpu.png.
-2. No WebGPU (no flag: no adapter): the notice is shown and training advances on the CPU backend;
-   changing the solver keeps the run, changing the width restarts it; Reset with the same seed
+2. No WebGPU (no flag: no adapter): the notice is shown and the CPU backend trains a run of 2000
+   steps, rests at its end with a note (and reads the final model's quality), and Train more starts
+   another; changing the solver keeps the run, changing the width restarts it; Reset with the same seed
    replays the same losses. Screenshot: artifacts/e2e-cpu.png.
 3. URL hash: a hash with every field set round-trips (address bar, controls, App.query()); a hash
    with invalid values names each bad field, keeps its default and applies the rest.
@@ -119,13 +120,24 @@ def test_cpu_fallback():
         notice = d.js("const n = document.getElementById('notice'); return !n.hidden && n.getBoundingClientRect().height > 0 ? n.textContent : null")
         assert notice and "WebGPU" in notice, f"no visible notice about WebGPU: {notice!r}"
         log(f"notice: {notice[:90]}...")
-        d.wait_for("return window.flowmatch.step >= 200", 60, "200 CPU training steps", progress="window.flowmatch.step")
-        s1 = d.js(STATE + ".step")
-        d.wait_for(f"return window.flowmatch.app.state().step > {s1}", 30, "CPU training to advance")
+        # A run: 2000 steps (the command line's default), the learning rate decaying to 0 over
+        # them (cosine); then training rests and says so, and Train more starts another run.
+        d.wait_for("const s = window.flowmatch.app.state(); return s.error || s.runDone;", 120, "the run of 2000 steps to end", progress="window.flowmatch.app.state().step")
+        s1 = d.js(STATE + ".app.state()")
+        assert (s1["step"], s1["runEnd"], s1["training"], s1["error"]) == (2000, 2000, False, None), s1
+        assert math.isfinite(s1["loss"]), s1
+        shown = d.js("const n = document.getElementById('run-note'); return [!n.hidden && n.getBoundingClientRect().height > 0 ? n.textContent : null, document.getElementById('play').textContent]")
+        assert shown[0] and "2000 steps" in shown[0] and "decayed to 0" in shown[0] and shown[1] == "Train more", f"the run's end is not explained: {shown}"
+        log(f"the run ends at step 2000 and rests: {shown[0][:70]}...")
+        d.wait_for("return (window.flowmatch.sw2History || []).some((p) => p.step === 2000)", 60, "a quality reading of the run's final weights")
+        time.sleep(0.5)
+        assert d.js(STATE + ".app.state().step") == 2000, "training went on past the run's end"
+        d.js("document.getElementById('play').click()")
+        d.wait_for("return window.flowmatch.app.state().step > 2000", 30, "Train more to train another run")
         s2 = d.js(STATE + ".app.state()")
-        assert s2["step"] > s1, f"CPU training does not advance ({s1} -> {s2['step']})"
-        assert math.isfinite(s2["loss"]), s2
-        log(f"CPU training advances: step {s1} -> {s2['step']}, {s2['stepsPerSec']:.0f} steps/s, loss {s2['lossRecent']:.3f}")
+        assert s2["runEnd"] == 4000 and not s2["runDone"], f"Train more did not start a run of 2000 more steps: {s2}"
+        assert d.js("return document.getElementById('run-note').hidden"), "the run's note stays up while training"
+        log(f"Train more: another run to step {s2['runEnd']}, {s2['stepsPerSec']:.0f} steps/s")
 
         # Through the controls: a solver change applies without retraining; a model change restarts.
         change = "const e = document.getElementById('f-' + arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change'));"

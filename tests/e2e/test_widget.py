@@ -26,7 +26,8 @@ events; the browser log is checked too.
    unknown controls value) each show an inline message naming the attribute and what it accepts;
    those settings fall back to their defaults, valid ones are kept, the figure still trains; live
    attribute changes apply (valid) or fall back with a message (invalid).
-5. api: play/pause/reset, step/loss getters, progress events, train-steps stops exactly at N,
+5. api: play/pause/reset, step/loss getters, progress events, train-steps stops exactly at N (and
+   play() then trains another run of N),
    exports (PNG, samples CSV with one row per particle, WebM recording), themes (forced, and
    auto following an emulated prefers-color-scheme), and shadow-DOM isolation both ways.
 
@@ -250,7 +251,7 @@ WIDGET_STATE = """const w = arguments[0] === null ? null : (typeof arguments[0] 
 const s = w.state;
 return s && {step: s.step, loss: w.loss, frames: s.frames, training: s.training, error: s.error,
   devicesOpened: s.devicesOpened, deviceGeneration: s.deviceGeneration, backend: s.backend, software: s.software,
-  lossStart: s.lossStart, present: s.present, messages: w.messages};"""
+  lossStart: s.lossStart, present: s.present, messages: w.messages, runEnd: s.runEnd, runDone: s.runDone};"""
 
 
 def state(d, which):
@@ -515,11 +516,17 @@ def test_api():
         assert progress and progress[-1]["step"] <= 40 and all(p["step"] >= 0 for p in progress), progress
         log(f"train-steps=40: stopped at step {s['step']}; {len(progress)} progress events, last {progress[-1]}")
         d.frames(30)
-        assert state(d, "api")["step"] == 40, "training went on past train-steps"
+        s = state(d, "api")
+        assert (s["step"], s["runDone"], s["runEnd"]) == (40, True, 40), f"training went on past train-steps, or the run's end is not reported: {s}"
 
-        # play() past the limit trains on; pause() stops; reset() restarts from step 0.
+        # play() after the run's end trains another run of train-steps steps (the learning-rate
+        # schedule starts over); pause() stops; reset() restarts from step 0.
         d.js("document.getElementById('api').play()")
-        wait(d, "return document.getElementById('api').step > 45", 120, "play() to continue past train-steps", progress=steps_of("api"))
+        wait(d, "const s = document.getElementById('api').state; return s.step > 40 && (s.error || !s.training);", 120, "play() to train another run", progress=steps_of("api"))
+        s = state(d, "api")
+        assert (s["step"], s["runEnd"], s["runDone"]) == (80, 80, True), f"play() after the run's end did not train a run of 40 more steps: {s}"
+        d.js("document.getElementById('api').play()")
+        wait(d, "return document.getElementById('api').step > 85", 120, "play() to train a third run", progress=steps_of("api"))
         d.js("document.getElementById('api').pause()")
         p1 = d.js("return document.getElementById('api').step")
         d.frames(60)
