@@ -871,8 +871,8 @@ impl Engine for CpuEngine {
         self.trainer.spec.adam.schedule_start
     }
 
-    fn restart_schedule(&mut self) {
-        self.trainer.spec.adam.schedule_start = self.trainer.step;
+    fn set_schedule_start(&mut self, step: u32) {
+        self.trainer.spec.adam.schedule_start = step;
     }
 
     fn params(&self) -> EngineFuture<Vec<f32>> {

@@ -1055,8 +1055,8 @@ impl Engine for GpuEngine {
         self.trainer.spec.adam.schedule_start
     }
 
-    fn restart_schedule(&mut self) {
-        self.trainer.restart_schedule();
+    fn set_schedule_start(&mut self, step: u32) {
+        self.trainer.spec.adam.schedule_start = step;
     }
 
     fn params(&self) -> EngineFuture<Vec<f32>> {

@@ -130,9 +130,10 @@ pub trait Engine {
     fn model_file(&self, config: Config) -> EngineFuture<ModelFile>;
     /// The step the learning-rate schedule counts from (a model file records it).
     fn schedule_start(&self) -> u32;
-    /// Starts the learning-rate schedule again from the next step (the page's Train more after a
-    /// run has ended); weights, Adam's moments and the step count are kept.
-    fn restart_schedule(&mut self);
+    /// Moves the learning-rate schedule's start to `step`: the current step for the page's Train
+    /// more after a run has ended, or the old engine's start when a run moves to another engine.
+    /// Weights, Adam's moments and the step count are kept.
+    fn set_schedule_start(&mut self, step: u32);
     fn params(&self) -> EngineFuture<Vec<f32>>;
     /// Parameters, Adam moments, step and divergence flag, all of one moment.
     fn snapshot(&self) -> EngineFuture<Snapshot>;

@@ -750,11 +750,6 @@ impl GpuTrainer {
         self.spec.adam.set_lr(lr, schedule, horizon, self.step);
     }
 
-    /// Starts the learning-rate schedule again from the next step recorded.
-    pub fn restart_schedule(&mut self) {
-        self.spec.adam.schedule_start = self.step;
-    }
-
     fn step_params(&self, step: u32) -> StepParams {
         let s = &self.spec;
         let (c1, c2) = s.adam.step_scalars(step);

@@ -615,7 +615,7 @@ impl Page {
     /// (the learning-rate schedule starts over).
     pub fn play(&mut self) {
         if self.run_end().is_some_and(|e| self.engine.step() >= e) {
-            self.engine.restart_schedule();
+            self.engine.set_schedule_start(self.engine.step());
         }
         self.train.on = true;
         self.train.run_done = false;
@@ -626,7 +626,7 @@ impl Page {
     pub fn step_once(&mut self) {
         self.pause();
         if self.run_end().is_some_and(|e| self.engine.step() >= e) {
-            self.engine.restart_schedule();
+            self.engine.set_schedule_start(self.engine.step());
         }
         self.engine.train(1);
     }
@@ -772,9 +772,12 @@ impl Page {
         });
         match moved {
             Ok((engine, snap)) => {
+                let schedule_start = self.engine.schedule_start();
                 self.engine = engine;
                 self.engine.resize(self.view.width, self.view.height);
                 self.reupload_custom();
+                // The same run goes on: the custom target's upload restarted the schedule.
+                self.engine.set_schedule_start(schedule_start);
                 self.train.pacer = Pacer::new(true);
                 self.train.rewind(snap.step);
                 self.snapshots.rewound();
