@@ -382,8 +382,8 @@ impl LossHistory {
 
 /// The page's starting configuration before the URL hash is applied. Software adapters
 /// (SwiftShader, ~0.3 GFLOP/s) and the CPU engine get a smaller model, batch and particle
-/// count so training visibly progresses within seconds; real GPUs get more particles. `steps` is
-/// the page's step limit: 0, none.
+/// count so training visibly progresses within seconds; real GPUs get more particles. Every page
+/// trains the command line's runs (`steps`, cosine schedule; below).
 pub fn page_config(small: bool) -> Config {
     // The page's datasets have at most `engine::flow::DATA_POINTS` points (its link says so).
     // It trains runs of `steps` (2000) steps, as the command line does: the cosine schedule decays
