@@ -17,7 +17,8 @@
 //     `splits` partial sums when the batch is large, so enough workgroups run), of δ_prev, and,
 //     in the last hidden layer's dispatch, of the output layer's dW (its δ_prev is made by
 //     cfm_loss.wgsl::output_loss_rows). With splits > 1, reduce_grads then sums the partials
-//     into grads: grads[p] = Σ_s partials[s·n_params + p].
+//     into grads: grads[p] = Σ_s partials[s·n_params + p]. backward_tiled8 does the same with
+//     128×64 tiles and 8×4 blocks per invocation (large layers).
 
 @group(0) @binding(0) var<uniform> lp: LayerParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -146,7 +147,9 @@ const TILE: u32 = 64u;
 const KT: u32 = 16u;
 const ROW4: u32 = 17u; // vec4s per staged k row (68 floats: padded against bank conflicts)
 
-var<workgroup> tile_a: array<vec4<f32>, 272>; // [KT][ROW4]: A[m][k] staged as (k, m)
+// tile_a is sized for backward_tiled8's 128-row operand (KT · 33 vec4s); backward_tiled uses
+// its first KT · ROW4 (one pair of stages for both entry points: 12.8 KB, src/gpu/limits.rs).
+var<workgroup> tile_a: array<vec4<f32>, 528>; // [KT][ROW4 or ROWA8]: A[m][k] staged as (k, m)
 var<workgroup> tile_b: array<vec4<f32>, 272>; // [KT][ROW4]: B[k][n] staged as (k, n)
 
 @compute @workgroup_size(256)
@@ -300,6 +303,174 @@ fn store_dx_row(m: u32, n: u32, row: vec4<f32>) {
         let at = m * bp.dx_in + n + j;
         deltas[bp.delta_prev_offset + at] = row[j] * act_grad(bp.activation, acts[bp.z_prev_offset + at]);
     }
+}
+
+// ---- Tiled variant with 8×4 blocks (real GPUs, large layers) ----
+// backward_tiled8: the same roles as backward_tiled with 128×64 tiles (128 rows of dW's out or
+// δ_prev's batch, 64 of in) per 256-invocation workgroup, each invocation an 8×4 block: per k,
+// three vec4 loads from workgroup memory feed 32 multiply-adds. Tile counts come from
+// trainer.rs `backward_params` with rows = 128.
+
+const TM8: u32 = 128u;
+const ROWA8: u32 = TM8 / 4u + 1u; // 33 vec4s per staged k row of the 128-row operand (tile_a)
+
+@compute @workgroup_size(256)
+fn backward_tiled8(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group < bp.dw.groups) {
+        dw_tile8(bp.dw, group, lid);
+    } else if (group < bp.dw.groups + bp.dx_groups) {
+        dx_tile8(group - bp.dw.groups, lid);
+    } else if (group < bp.dw.groups + bp.dx_groups + bp.dw_out.groups) {
+        dw_tile8(bp.dw_out, group - bp.dw.groups - bp.dx_groups, lid);
+    }
+}
+
+// dw_tile with 128 rows of out per tile (see dw_tile).
+fn dw_tile8(g: DwGemm, group: u32, lid: u32) {
+    let per_split = g.tiles_m * g.tiles_n;
+    let s = group / per_split;
+    let t = group % per_split;
+    let m0 = (t / g.tiles_n) * TM8;
+    let n0 = (t % g.tiles_n) * TILE;
+    let with_bias = n0 == 0u;
+    let kb = s * g.k_chunk;
+    let ke = min(kb + g.k_chunk, bp.batch);
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    var bsum0 = vec4<f32>(0.0);
+    var bsum1 = vec4<f32>(0.0);
+    for (var k0 = kb; k0 < ke; k0 += KT) {
+        for (var e = 0u; e < TM8 * KT / 256u; e++) {
+            let idx = lid + e * 256u;
+            let r = idx % TM8;
+            let c = idx / TM8;
+            var va = 0.0;
+            if (k0 + c < ke && m0 + r < g.out_dim) { va = deltas[g.delta_offset + (k0 + c) * g.out_dim + m0 + r]; }
+            tile_a[c * ROWA8 + r / 4u][r % 4u] = va;
+        }
+        for (var e = 0u; e < TILE * KT / 256u; e++) {
+            let idx = lid + e * 256u;
+            let r = idx % TILE;
+            let c = idx / TILE;
+            var vb = 0.0;
+            if (k0 + c < ke && n0 + r < g.in_dim) { vb = acts[g.x_offset + (k0 + c) * g.in_dim + n0 + r]; }
+            tile_b[c * ROW4 + r / 4u][r % 4u] = vb;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < KT; k++) {
+            let a = tile_a[k * ROWA8 + 2u * ty];
+            let a1 = tile_a[k * ROWA8 + 2u * ty + 1u];
+            let b = tile_b[k * ROW4 + tx];
+            acc0 += a.x * b;
+            acc1 += a.y * b;
+            acc2 += a.z * b;
+            acc3 += a.w * b;
+            acc4 += a1.x * b;
+            acc5 += a1.y * b;
+            acc6 += a1.z * b;
+            acc7 += a1.w * b;
+            if (with_bias) {
+                bsum0 += a;
+                bsum1 += a1;
+            }
+        }
+        workgroupBarrier();
+    }
+    let o = m0 + ty * 8u;
+    let n = n0 + tx * 4u;
+    store_dw_row(g, s, o, n, acc0);
+    store_dw_row(g, s, o + 1u, n, acc1);
+    store_dw_row(g, s, o + 2u, n, acc2);
+    store_dw_row(g, s, o + 3u, n, acc3);
+    store_dw_row(g, s, o + 4u, n, acc4);
+    store_dw_row(g, s, o + 5u, n, acc5);
+    store_dw_row(g, s, o + 6u, n, acc6);
+    store_dw_row(g, s, o + 7u, n, acc7);
+    if (with_bias && tx == 0u) {
+        for (var i = 0u; i < 4u; i++) {
+            if (o + i < g.out_dim) { store_grad(s, g.b_offset + o + i, bsum0[i]); }
+            if (o + 4u + i < g.out_dim) { store_grad(s, g.b_offset + o + 4u + i, bsum1[i]); }
+        }
+    }
+}
+
+// dx_tile with 128 batch rows per tile (see dx_tile).
+fn dx_tile8(group: u32, lid: u32) {
+    let m0 = (group / bp.dx_tiles_n) * TM8;
+    let n0 = (group % bp.dx_tiles_n) * TILE;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    let k_len = bp.dx_out;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < k_len; k0 += KT) {
+        for (var e = 0u; e < TM8 * KT / 256u; e++) {
+            // A = δ (B, out): k-contiguous.
+            let idx = lid + e * 256u;
+            let ra = idx / KT;
+            let ca = idx % KT;
+            var va = 0.0;
+            if (k0 + ca < k_len && m0 + ra < bp.batch) {
+                va = deltas[bp.dx_delta_offset + (m0 + ra) * k_len + k0 + ca];
+            }
+            tile_a[ca * ROWA8 + ra / 4u][ra % 4u] = va;
+        }
+        for (var e = 0u; e < TILE * KT / 256u; e++) {
+            // B = W (out, in): n-contiguous.
+            let idx = lid + e * 256u;
+            let rb = idx % TILE;
+            let cb = idx / TILE;
+            var vb = 0.0;
+            if (k0 + cb < k_len && n0 + rb < bp.dx_in) {
+                vb = params[bp.dx_w_offset + (k0 + cb) * bp.dx_in + n0 + rb];
+            }
+            tile_b[cb * ROW4 + rb / 4u][rb % 4u] = vb;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < KT; k++) {
+            let a = tile_a[k * ROWA8 + 2u * ty];
+            let a1 = tile_a[k * ROWA8 + 2u * ty + 1u];
+            let b = tile_b[k * ROW4 + tx];
+            acc0 += a.x * b;
+            acc1 += a.y * b;
+            acc2 += a.z * b;
+            acc3 += a.w * b;
+            acc4 += a1.x * b;
+            acc5 += a1.y * b;
+            acc6 += a1.z * b;
+            acc7 += a1.w * b;
+        }
+        workgroupBarrier();
+    }
+    let m = m0 + ty * 8u;
+    let n = n0 + tx * 4u;
+    store_dx_row(m, n, acc0);
+    store_dx_row(m + 1u, n, acc1);
+    store_dx_row(m + 2u, n, acc2);
+    store_dx_row(m + 3u, n, acc3);
+    store_dx_row(m + 4u, n, acc4);
+    store_dx_row(m + 5u, n, acc5);
+    store_dx_row(m + 6u, n, acc6);
+    store_dx_row(m + 7u, n, acc7);
 }
 
 // grads[p] = Σ_s partials[s·n_params + p], after every backward_tiled dispatch of the step.

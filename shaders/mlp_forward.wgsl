@@ -12,9 +12,12 @@
 //   forward_hidden  (software adapters: lavapipe, SwiftShader) one 4×4 register block of z per
 //                   invocation, no workgroup memory or barriers (expensive on CPU emulation).
 //                   Dispatched as ⌈B/4⌉·⌈out/4⌉ invocations.
-//   forward_tiled   (real GPUs) a 64×64 tile of z per 256-invocation workgroup, each invocation
-//                   a 4×4 register block; x and W stream through workgroup memory 16 columns of
-//                   k at a time. Dispatched as (⌈out/64⌉, ⌈B/64⌉) workgroups.
+//   forward_tiled   (real GPUs) a TM×64 tile of z (TM = 64, or 32 for small layers) per
+//                   TM·4-invocation workgroup, each invocation a 4×4 register block; x and W
+//                   stream through workgroup memory 16 columns of k at a time. Dispatched as
+//                   (⌈out/64⌉, ⌈B/TM⌉) workgroups.
+//   forward_tiled8  (real GPUs, large batches) a 128×64 tile per 256-invocation workgroup, each
+//                   invocation an 8×4 block: (⌈out/64⌉, ⌈B/128⌉) workgroups.
 
 @group(0) @binding(0) var<uniform> lp: LayerParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -52,22 +55,29 @@ fn forward_hidden(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     store_z(b0 + 3u, o0, acc3);
 }
 
-// Tile shape: TILE×TILE outputs per workgroup, KT columns of k per stage. A stage holds
-// tile[k][m] for k < KT, m < TILE as vec4 rows padded to ROW4 vec4s (68 floats) so the
-// transposing stores hit distinct banks.
-const TILE: u32 = 64u;
+// Tile shape: TM samples × TN outputs per workgroup of TM·TN/16 invocations (one 4×4 block
+// each), KT columns of k per stage. A stage holds tile[k][m] for k < KT as vec4 rows padded by
+// one vec4 (ROWX = TM/4 + 1, ROWW = TN/4 + 1) so the transposing stores hit distinct banks.
+// TM (64, or 32 where 64-row tiles would leave most of a GPU idle: trainer.rs
+// `forward_rows`) is prepended by src/gpu/shaders.rs.
+const TN: u32 = 64u;
 const KT: u32 = 16u;
-const ROW4: u32 = 17u;
+const WG: u32 = TM * TN / 16u;
+const ROWX: u32 = TM / 4u + 1u;
+const ROWW: u32 = TN / 4u + 1u;
 
-var<workgroup> tile_x: array<vec4<f32>, 272>; // KT * ROW4
-var<workgroup> tile_w: array<vec4<f32>, 272>;
+// One pair of stages for both tiled entry points (an array's size is the most either uses:
+// forward_tiled8's 128 rows, KT · 33 vec4s; forward_tiled uses the first KT · ROWX), so a
+// module never declares more than 12.8 KB (src/gpu/limits.rs reads these sizes).
+var<workgroup> tile_x: array<vec4<f32>, 528>; // KT * (128 / 4 + 1)
+var<workgroup> tile_w: array<vec4<f32>, 272>; // KT * ROWW
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let m0 = wid.y * TILE; // first sample of the tile
-    let n0 = wid.x * TILE; // first output unit of the tile
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    let m0 = wid.y * TM; // first sample of the tile
+    let n0 = wid.x * TN; // first output unit of the tile
+    let tx = lid % (TN / 4u);
+    let ty = lid / (TN / 4u);
     let k_len = lp.in_dim;
     // Four named rows, not an array: a dynamically indexed array may be placed in local memory.
     var acc0 = vec4<f32>(0.0);
@@ -75,25 +85,27 @@ fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < k_len; k0 += KT) {
-        // Both operands are k-contiguous: 16 consecutive invocations read 16 consecutive floats.
-        for (var e = 0u; e < 4u; e++) {
-            let idx = lid + e * 256u;
+        // Both operands are k-contiguous: KT consecutive invocations read KT consecutive floats.
+        for (var e = 0u; e < TM * KT / WG; e++) {
+            let idx = lid + e * WG;
             let r = idx / KT;
             let c = idx % KT;
-            let k = k0 + c;
-            var vx = 0.0;
-            var vw = 0.0;
-            if (k < k_len) {
-                if (m0 + r < lp.batch) { vx = acts[lp.x_offset + (m0 + r) * k_len + k]; }
-                if (n0 + r < lp.out_dim) { vw = params[lp.w_offset + (n0 + r) * k_len + k]; }
-            }
-            tile_x[c * ROW4 + r / 4u][r % 4u] = vx;
-            tile_w[c * ROW4 + r / 4u][r % 4u] = vw;
+            var v = 0.0;
+            if (k0 + c < k_len && m0 + r < lp.batch) { v = acts[lp.x_offset + (m0 + r) * k_len + k0 + c]; }
+            tile_x[c * ROWX + r / 4u][r % 4u] = v;
+        }
+        for (var e = 0u; e < TN * KT / WG; e++) {
+            let idx = lid + e * WG;
+            let r = idx / KT;
+            let c = idx % KT;
+            var v = 0.0;
+            if (k0 + c < k_len && n0 + r < lp.out_dim) { v = params[lp.w_offset + (n0 + r) * k_len + k0 + c]; }
+            tile_w[c * ROWW + r / 4u][r % 4u] = v;
         }
         workgroupBarrier();
         for (var k = 0u; k < KT; k++) {
-            let a = tile_x[k * ROW4 + ty];
-            let w = tile_w[k * ROW4 + tx];
+            let a = tile_x[k * ROWX + ty];
+            let w = tile_w[k * ROWW + tx];
             acc0 += a.x * w;
             acc1 += a.y * w;
             acc2 += a.z * w;
@@ -108,6 +120,74 @@ fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     store_z(m + 1u, n, acc1 + bias);
     store_z(m + 2u, n, acc2 + bias);
     store_z(m + 3u, n, acc3 + bias);
+}
+
+// forward_tiled8: a 128×64 tile per 256-invocation workgroup, each invocation an 8×4 block
+// (rows 8·ty..8·ty+7, columns 4·tx..4·tx+3): per k, three vec4 loads from workgroup memory feed
+// 32 multiply-adds (the 4×4 block: two feed 16). For large batches (trainer.rs `forward_rows`
+// 128).
+const TM8: u32 = 128u;
+const ROWX8: u32 = TM8 / 4u + 1u;
+
+@compute @workgroup_size(256)
+fn forward_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m0 = wid.y * TM8;
+    let n0 = wid.x * TN;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    let k_len = lp.in_dim;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < k_len; k0 += KT) {
+        for (var e = 0u; e < TM8 * KT / 256u; e++) {
+            let idx = lid + e * 256u;
+            let r = idx / KT;
+            let c = idx % KT;
+            var v = 0.0;
+            if (k0 + c < k_len && m0 + r < lp.batch) { v = acts[lp.x_offset + (m0 + r) * k_len + k0 + c]; }
+            tile_x[c * ROWX8 + r / 4u][r % 4u] = v;
+        }
+        for (var e = 0u; e < TN * KT / 256u; e++) {
+            let idx = lid + e * 256u;
+            let r = idx / KT;
+            let c = idx % KT;
+            var v = 0.0;
+            if (k0 + c < k_len && n0 + r < lp.out_dim) { v = params[lp.w_offset + (n0 + r) * k_len + k0 + c]; }
+            tile_w[c * ROWW + r / 4u][r % 4u] = v;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < KT; k++) {
+            let a = tile_x[k * ROWX8 + 2u * ty];
+            let b = tile_x[k * ROWX8 + 2u * ty + 1u];
+            let w = tile_w[k * ROWW + tx];
+            acc0 += a.x * w;
+            acc1 += a.y * w;
+            acc2 += a.z * w;
+            acc3 += a.w * w;
+            acc4 += b.x * w;
+            acc5 += b.y * w;
+            acc6 += b.z * w;
+            acc7 += b.w * w;
+        }
+        workgroupBarrier();
+    }
+    let m = m0 + ty * 8u;
+    let n = n0 + tx * 4u;
+    let bias = bias4(n);
+    store_z(m, n, acc0 + bias);
+    store_z(m + 1u, n, acc1 + bias);
+    store_z(m + 2u, n, acc2 + bias);
+    store_z(m + 3u, n, acc3 + bias);
+    store_z(m + 4u, n, acc4 + bias);
+    store_z(m + 5u, n, acc5 + bias);
+    store_z(m + 6u, n, acc6 + bias);
+    store_z(m + 7u, n, acc7 + bias);
 }
 
 // bias[o..o+3], columns past the layer width clamped (never stored).

@@ -109,6 +109,12 @@ pub struct BenchOptions {
     /// Training steps per queue submit (`None`: the trainer's most, `MAX_STEPS_PER_SUBMIT`); the
     /// demo page's pacer submits a few at a time, so `--steps-per-submit 2` times that pattern.
     pub steps_per_submit: Option<u32>,
+    /// Batch splits of the tiled dW (`--splits`; `None`: `gpu::trainer::default_splits`).
+    pub splits: Option<u32>,
+    /// Rows per tile of the tiled forward, 32, 64 or 128 (`--forward-rows`; `None`: the trainer's choice).
+    pub forward_rows: Option<u32>,
+    /// Rows per tile of the tiled backward, 64 or 128 (`--backward-rows`).
+    pub backward_rows: Option<u32>,
 }
 
 /// The engine a benchmark times: the GPU trainer, the fast CPU trainer (`cpu::fast`, the page's
@@ -142,7 +148,7 @@ impl BenchBackend {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent, steps_per_submit: None }
+        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent, steps_per_submit: None, splits: None, forward_rows: None, backward_rows: None }
     }
 }
 
@@ -170,6 +176,8 @@ pub struct BenchReport {
     pub final_loss: f32,
     pub variant: KernelVariant,
     pub splits: u32,
+    pub forward_rows: u32,
+    pub backward_rows: u32,
     pub adapter: String,
     pub backend: String,
     pub device_type: String,
@@ -203,7 +211,7 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
     let spec = config.spec_with(opts.coupling);
     let (width, depth, batch) = config.dims();
     let data = sample_dataset(Dataset::Moons, DATASET_POINTS, spec.seed);
-    let options = TrainerOptions { variant: opts.variant, splits: None };
+    let options = TrainerOptions { variant: opts.variant, splits: opts.splits, forward_rows: opts.forward_rows, backward_rows: opts.backward_rows };
     let mut trainer = GpuTrainer::with_options(ctx, spec, &data, &[], options)?;
     let software = ctx.adapter.is_software();
 
@@ -284,6 +292,8 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
         final_loss,
         variant: trainer.variant,
         splits: trainer.splits,
+        forward_rows: trainer.forward_rows,
+        backward_rows: trainer.backward_rows,
         adapter: ctx.adapter.name.clone(),
         backend: ctx.adapter.backend.clone(),
         device_type: ctx.adapter.device_type.clone(),
@@ -325,6 +335,8 @@ impl BenchReport {
             ("final_loss", n(self.final_loss as f64)),
             ("kernels", s(self.variant.name())),
             ("dw_splits", self.splits.to_string()),
+            ("forward_rows", self.forward_rows.to_string()),
+            ("backward_rows", self.backward_rows.to_string()),
             ("adapter", s(&self.adapter)),
             ("backend", s(&self.backend)),
             ("device_type", s(&self.device_type)),

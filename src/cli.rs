@@ -99,6 +99,7 @@ pub fn usage() -> String {
          \x20 flowmatch field --model MODEL --points XYT.csv --out V.csv\n\
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
          \x20                [--backend gpu|cpu|cpu-reference] [--coupling independent|ot] [--steps-per-submit N]\n\
+         \x20                [--splits N] [--forward-rows 32|64|128] [--backward-rows 64|128]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps (dopri5: adaptive Dormand-Prince 5(4) with rtol = atol = T, default 1e-3, and\n\
@@ -128,7 +129,8 @@ pub fn usage() -> String {
          adapter with timestamp queries inside passes, e.g. Vulkan on a real GPU). --backend cpu times the\n\
          fast CPU trainer (one thread; the page's CPU backend), cpu-reference the scalar reference (no sampling).\n\
          --coupling ot times OT-CFM batches (minibatch Sinkhorn) instead of independent ones.\n\
-         --steps-per-submit N queues the timed GPU steps N to a submit (default 256, the most; the demo page submits a few).\n\n\
+         --steps-per-submit N queues the timed GPU steps N to a submit (default 256, the most; the demo page submits a few).\n\
+         --splits N, --forward-rows 32|64|128 and --backward-rows 64|128 override the tiled kernels' dW batch splits and rows per tile.\n\n\
          Datasets: {datasets}\n\
          Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr} ({schedule} schedule over the steps), seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
@@ -300,13 +302,29 @@ fn parse_bench(args: &[String]) -> Result<Command, CliError> {
                 options.coupling = value.parse().map_err(|_| invalid("coupling", &value, "independent or ot"))?
             }
             "steps-per-submit" => options.steps_per_submit = Some(int_flag("steps-per-submit", &value, 1, crate::gpu::trainer::MAX_STEPS_PER_SUBMIT)?),
+            "splits" => options.splits = Some(int_flag("splits", &value, 1, 64)?),
+            "forward-rows" => {
+                options.forward_rows = Some(match value.trim() {
+                    "32" => 32,
+                    "64" => 64,
+                    "128" => 128,
+                    _ => return Err(invalid("forward-rows", &value, "32, 64 or 128")),
+                })
+            }
+            "backward-rows" => {
+                options.backward_rows = Some(match value.trim() {
+                    "64" => 64,
+                    "128" => 128,
+                    _ => return Err(invalid("backward-rows", &value, "64 or 128")),
+                })
+            }
             "kernels" => {
                 options.variant = Some(crate::gpu::KernelVariant::parse(&value).ok_or_else(|| invalid("kernels", &value, "software or tiled"))?)
             }
             other => {
                 return Err(CliError::Config(ConfigError::Unknown {
                     field: format!("--{other}"),
-                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile, --backend, --coupling, --steps-per-submit".into(),
+                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile, --backend, --coupling, --steps-per-submit, --splits, --forward-rows, --backward-rows".into(),
                 }))
             }
         }

@@ -352,7 +352,18 @@ gpu_test!(field_kernel_matches_cpu, field_matches_cpu());
 // tiles with partial edges (width 70, batch 150; the software variant too) and with dW split over the batch (3 splits of
 // 50 rows, not a multiple of the 16-row stage), and with a single split (dW written directly).
 fn forced(variant: KernelVariant, splits: Option<u32>) -> TrainerOptions {
-    TrainerOptions { variant: Some(variant), splits }
+    TrainerOptions { variant: Some(variant), splits, forward_rows: None, backward_rows: None }
+}
+
+/// The tiled variant with its forward's rows per tile forced (the small shapes here default to
+/// 32: `default_forward_rows`), so both tile heights run with partial edges.
+fn tiled_rows(rows: u32) -> TrainerOptions {
+    TrainerOptions { variant: Some(KernelVariant::Tiled), splits: None, forward_rows: Some(rows), backward_rows: None }
+}
+
+/// The tiled variant with the 8×4-block backward (`backward_tiled8`, 128-row tiles).
+fn tiled_backward_rows128(splits: Option<u32>) -> TrainerOptions {
+    TrainerOptions { variant: Some(KernelVariant::Tiled), splits, forward_rows: None, backward_rows: Some(128) }
 }
 
 fn wide(activation: Activation) -> TrainSpec {
@@ -386,6 +397,13 @@ gpu_test!(tiled_backward_matches_cpu_silu, backward_matches_cpu_with(spec(Activa
 gpu_test!(tiled_backward_matches_cpu_relu, backward_matches_cpu_with(spec(Activation::Relu), forced(KernelVariant::Tiled, None)));
 gpu_test!(tiled_adam_matches_cpu, adam_matches_cpu_with(forced(KernelVariant::Tiled, None)));
 gpu_test!(tiled_forward_matches_cpu_multi_tile, forward_and_loss_match_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
+gpu_test!(tiled_forward_matches_cpu_rows64, forward_and_loss_match_cpu_with(wide(Activation::Silu), tiled_rows(64)));
+gpu_test!(tiled_forward_matches_cpu_rows128, forward_and_loss_match_cpu_with(wide(Activation::Gelu), tiled_rows(128)));
+gpu_test!(tiled_forward_matches_cpu_rows128_big, forward_and_loss_match_cpu_with(TrainSpec { batch: 300, ..wide(Activation::Silu) }, tiled_rows(128)));
+gpu_test!(tiled_forward_matches_cpu_rows32, forward_and_loss_match_cpu_with(wide(Activation::Relu), tiled_rows(32)));
+gpu_test!(tiled_backward_matches_cpu_rows128, backward_matches_cpu_with(wide(Activation::Gelu), tiled_backward_rows128(None)));
+gpu_test!(tiled_backward_matches_cpu_rows128_split_k, backward_matches_cpu_with(TrainSpec { batch: 300, ..wide(Activation::Silu) }, tiled_backward_rows128(Some(3))));
+gpu_test!(tiled_backward_matches_cpu_rows128_wide, backward_matches_cpu_with(TrainSpec { shape: ModelShape::new(140, 3, Activation::Tanh), batch: 150, ..spec(Activation::Tanh) }, tiled_backward_rows128(Some(2))));
 gpu_test!(tiled_backward_matches_cpu_split_k, backward_matches_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
 gpu_test!(tiled_backward_matches_cpu_one_split, backward_matches_cpu_with(wide(Activation::Silu), forced(KernelVariant::Tiled, Some(1))));
 

@@ -230,7 +230,7 @@ mod tests {
 
     #[test]
     fn workgroup_memory_is_read_from_the_shaders() {
-        assert_eq!(workgroup_bytes(&Kernel::MlpForward.source(None)), 2 * 272 * 16);
+        assert_eq!(workgroup_bytes(&Kernel::MlpForward.source(None)), (528 + 272) * 16);
         assert_eq!(workgroup_bytes(&Kernel::SlicedW2.source(None)), (1024 + 1024 + 256) * 4);
         assert_eq!(workgroup_bytes(&Kernel::CfmLoss.source(None)), 256 * 8 + 8 * 8);
         assert_eq!(workgroup_bytes("const K: u32 = 7u;\nvar<workgroup> x: array<vec4<f32>, K>;"), 112);

@@ -29,6 +29,10 @@ pub enum Kernel {
     Field,
 }
 
+/// Rows (samples) per tile of the tiled forward kernel unless a trainer asks for another:
+/// `mlp_forward.wgsl`'s `TM`, 64 or 32 (src/gpu/trainer.rs `forward_rows`).
+pub const FORWARD_ROWS: u32 = 64;
+
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 /// The per-invocation MLP of the sampling kernels (`net_at`, `guided_net`, `velocity`).
 const NETWORK: &str = include_str!("../../shaders/network.wgsl");
@@ -98,11 +102,49 @@ impl Kernel {
         }
     }
 
+    /// Whether every loop of this kernel (with the prelude, common.wgsl and network.wgsl it
+    /// includes) is a `for` over a counter bounded by a constant or a validated uniform, so it
+    /// may be compiled without wgpu's loop counters ([`runtime_checks`]): the training kernels
+    /// and the fixed-step sampler. The adaptive solver and the W2 matching iterate to
+    /// convergence (`loop`) and keep them.
+    pub fn counted_loops(self) -> bool {
+        match self {
+            Kernel::Batch
+            | Kernel::MlpForward
+            | Kernel::CfmLoss
+            | Kernel::MlpBackward
+            | Kernel::MlpForwardVec4
+            | Kernel::MlpBackwardVec4
+            | Kernel::Adam
+            | Kernel::MeanFlow
+            | Kernel::OdeStep
+            | Kernel::Field => true,
+            Kernel::OtCoupling
+            | Kernel::Density
+            | Kernel::SlicedW2
+            | Kernel::OdeAdaptive
+            | Kernel::FlowStats
+            | Kernel::W2Minibatch
+            | Kernel::ExactField => false,
+        }
+    }
+
     /// The full WGSL source; `hidden` sets `HIDDEN` for kernels that need it.
     pub fn source(self, hidden: Option<u32>) -> String {
+        let consts: Vec<(&str, u32)> = hidden.map(|h| ("HIDDEN", h.max(1))).into_iter().collect();
+        self.source_with(&consts)
+    }
+
+    /// The full WGSL source with `const NAME: u32 = value;` prepended for each of `consts`
+    /// (`HIDDEN` for the sampler's kernels; `TM`, the tiled forward's rows per tile, for
+    /// `mlp_forward.wgsl`, [`FORWARD_ROWS`] unless given).
+    pub fn source_with(self, consts: &[(&str, u32)]) -> String {
         let mut s = String::with_capacity(COMMON.len() + self.body().len() + 4096);
-        if let Some(h) = hidden {
-            s.push_str(&format!("const HIDDEN: u32 = {}u;\n", h.max(1)));
+        for (name, value) in consts {
+            s.push_str(&format!("const {name}: u32 = {value}u;\n"));
+        }
+        if self == Kernel::MlpForward && !consts.iter().any(|c| c.0 == "TM") {
+            s.push_str(&format!("const TM: u32 = {FORWARD_ROWS}u;\n"));
         }
         s.push_str(&super::prelude::prelude());
         s.push_str(COMMON);
@@ -176,6 +218,32 @@ pub fn bind_group_layout(device: &wgpu::Device, label: &str, bindings: &[Binding
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
 }
 
+/// wgpu's runtime checks for one kernel. Natively, kernels whose loops are all counted
+/// ([`Kernel::counted_loops`]) are compiled without the loop counters wgpu injects by default
+/// (`force_loop_bounding`, a guard against infinite loops): on an H200 those counters cost
+/// 1.6–2× of a training step (they keep the drivers from unrolling the tiled kernels' inner
+/// loops; docs/BENCHMARKS.md). Bounds checks stay. In the browser the page's WGSL goes to the
+/// browser's own compiler and nothing changes. `FLOWMATCH_SHADER_CHECKS` (native) measures the
+/// alternatives: `checked` (wgpu's defaults for every kernel), `no-loop-bounding` (no loop
+/// counters in any kernel), `unchecked` (no loop counters and no bounds checks).
+fn runtime_checks(kernel: Kernel) -> Option<wgpu::ShaderRuntimeChecks> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let no_loop_counters = wgpu::ShaderRuntimeChecks { force_loop_bounding: false, ..wgpu::ShaderRuntimeChecks::checked() };
+        match std::env::var("FLOWMATCH_SHADER_CHECKS").as_deref() {
+            Ok("checked") => None,
+            Ok("no-loop-bounding") => Some(no_loop_counters),
+            Ok("unchecked") => Some(wgpu::ShaderRuntimeChecks::unchecked()),
+            _ => kernel.counted_loops().then_some(no_loop_counters),
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = kernel;
+        None
+    }
+}
+
 /// A compute pipeline for `entry` of `kernel` with one bind group (`layout`).
 pub fn compute_pipeline(
     device: &wgpu::Device,
@@ -184,10 +252,30 @@ pub fn compute_pipeline(
     layout: &wgpu::BindGroupLayout,
     hidden: Option<u32>,
 ) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(kernel.file()),
-        source: wgpu::ShaderSource::Wgsl(kernel.source(hidden).into()),
-    });
+    let consts: Vec<(&str, u32)> = hidden.map(|h| ("HIDDEN", h.max(1))).into_iter().collect();
+    compute_pipeline_with(device, kernel, entry, layout, &consts)
+}
+
+/// [`compute_pipeline`] with `consts` prepended to the source ([`Kernel::source_with`]).
+pub fn compute_pipeline_with(
+    device: &wgpu::Device,
+    kernel: Kernel,
+    entry: &str,
+    layout: &wgpu::BindGroupLayout,
+    consts: &[(&str, u32)],
+) -> wgpu::ComputePipeline {
+    let desc = wgpu::ShaderModuleDescriptor { label: Some(kernel.file()), source: wgpu::ShaderSource::Wgsl(kernel.source_with(consts).into()) };
+    let module = match runtime_checks(kernel) {
+        None => device.create_shader_module(desc),
+        // SAFETY: wgpu requires that a shader compiled without loop bounding has no infinite
+        // loop. These are the project's own kernels, and `counted_loops` lists only those whose
+        // every loop is a `for` over a counter bounded by a constant or by a uniform value from
+        // a validated configuration (no `loop`/`while`: checked by a test). Bounds checks stay,
+        // except under FLOWMATCH_SHADER_CHECKS=unchecked, a native measurement only, where every
+        // workgroup-array index is in range by construction and every storage access is checked
+        // in the WGSL itself.
+        Some(checks) => unsafe { device.create_shader_module_trusted(desc, checks) },
+    };
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(entry),
         bind_group_layouts: &[Some(layout)],
@@ -238,6 +326,21 @@ mod tests {
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
                 .validate(&module)
                 .unwrap_or_else(|e| panic!("{}: {e:?}", k.file()));
+        }
+        // The tiled forward's other tile height.
+        let src = Kernel::MlpForward.source_with(&[("TM", 32)]);
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("TM 32: {}", e.emit_to_string(&src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty()).validate(&module).expect("TM 32");
+    }
+
+    /// The kernels compiled without wgpu's loop counters (`counted_loops`) contain no loop that
+    /// runs to a condition (`loop`, `while`), only counted `for` loops.
+    #[test]
+    fn only_counted_loops_go_without_loop_counters() {
+        for &k in Kernel::ALL {
+            let code: String = k.source(Some(16)).lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+            let open = code.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|w| w == "loop" || w == "while");
+            assert!(!(open && k.counted_loops()), "{} has a `loop` or `while` but is listed in counted_loops", k.file());
         }
     }
 }

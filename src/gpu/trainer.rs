@@ -14,7 +14,7 @@
 //! `metrics`, read asynchronously whenever the caller wants it.
 
 use super::readback::{map_staging, read_f32};
-use super::shaders::{bind_group, bind_group_layout, compute_pipeline, Binding, Kernel};
+use super::shaders::{bind_group, bind_group_layout, compute_pipeline, compute_pipeline_with, Binding, Kernel};
 use super::uniforms::{slots, LayerParams, StepParams, SLOT};
 use super::{dispatch_groups, GpuContext, GpuError};
 use crate::config::{Coupling, LrSchedule};
@@ -161,6 +161,10 @@ pub struct GpuTrainer {
     pub variant: KernelVariant,
     /// Batch splits of the tiled dW reduction (1 on the software variant).
     pub splits: u32,
+    /// Rows per tile of the tiled forward kernel (32, 64 or 128; unused on the software variant).
+    pub forward_rows: u32,
+    /// Rows per tile of the tiled backward kernel (64 or 128; unused on the software variant).
+    pub backward_rows: u32,
     /// Bytes of every GPU buffer this trainer created.
     allocated_bytes: u64,
     /// Registers (and on drop destroys) every buffer above (`counter`).
@@ -245,13 +249,48 @@ pub struct TrainerOptions {
     pub variant: Option<KernelVariant>,
     /// Force the number of batch splits of the tiled dW reduction (default: [`default_splits`]).
     pub splits: Option<u32>,
+    /// Force the tiled forward's rows per tile, 32, 64 (4×4 blocks) or 128 (8×4 blocks,
+    /// `forward_tiled8`) (default: [`default_forward_rows`]).
+    pub forward_rows: Option<u32>,
+    /// Force the tiled backward's rows per tile (of dW's out and δ_prev's batch): 64 (4×4
+    /// blocks) or 128 (8×4 blocks, `backward_tiled8`) (default: [`default_backward_rows`]).
+    pub backward_rows: Option<u32>,
 }
 
-/// Batch splits for the tiled dW: one per 512 samples, at most 16, so a large batch gives enough
-/// workgroups to fill a GPU while each still sums ≥ 512 rows; capped so the partials buffer
-/// (`splits` copies of the parameters) stays within `max_bytes`.
+
+/// Tiles of 64×64 in the widest hidden layer's output (B × width): how much parallel work a
+/// tiled dispatch has.
+fn tiles64(batch: u32, width: u32) -> u32 {
+    batch.div_ceil(64) * width.div_ceil(TILE)
+}
+
+/// Rows (samples) per tile of the tiled forward kernel: 32 when 64-row tiles would make fewer
+/// than 128 workgroups (S, M), 128 (8×4 blocks per invocation, `forward_tiled8`) from 512 (L),
+/// else 64. These are the settings measured on an H200 without wgpu's loop counters (S 15558,
+/// M 5361, L 839 steps/s; docs/BENCHMARKS.md, 2026-12-04), where the sweep of the other
+/// settings was made with the counters (there 64 rows were 5–9% faster on S and M, and 4×4
+/// blocks 30% faster on L: the next real-GPU session should repeat the sweep without them).
+pub fn default_forward_rows(batch: u32, width: u32) -> u32 {
+    match tiles64(batch, width) {
+        0..128 => 32,
+        128..512 => 64,
+        _ => 128,
+    }
+}
+
+/// Rows per tile of the tiled backward kernel (of dW's out and δ_prev's batch): 128 (8×4
+/// blocks, `backward_tiled8`) from 512 tiles of 64×64 (L), else 64 (see [`default_forward_rows`]).
+pub fn default_backward_rows(batch: u32, width: u32) -> u32 {
+    if tiles64(batch, width) >= 512 { 128 } else { 64 }
+}
+
+/// Batch splits for the tiled dW: one per 64 samples, at most 8 (S 4, M and L 8), so a small
+/// dW (S: one 64×64 tile) still spreads over workgroups instead of one workgroup walking the
+/// whole batch; capped so the partials buffer (`splits` copies of the parameters) stays
+/// within `max_bytes`. Measured on an H200 (with wgpu's loop counters, steps/s): S 1 → 4
+/// splits 5995 → 10458 (8: 10605), M 2 → 8 2736 → 2849 (16: 2766), L 8 → 16 636 → 648.
 pub fn default_splits(batch: u32, n_params: u64, max_bytes: u64) -> u32 {
-    let by_batch = (batch / 512).clamp(1, 16);
+    let by_batch = (batch / 64).clamp(1, 8);
     let by_memory = (max_bytes / (4 * n_params.max(1))).clamp(1, 16) as u32;
     by_batch.min(by_memory)
 }
@@ -420,9 +459,20 @@ impl GpuTrainer {
             KernelVariant::Software => 1,
             KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, n_params, max_partials)).clamp(1, 64),
         };
+        let forward_rows = match options.forward_rows {
+            Some(r) if r <= 32 => 32,
+            Some(r) if r <= 64 => 64,
+            Some(_) => 128,
+            None => default_forward_rows(spec.batch, shape.width),
+        };
         check_fits(ctx, &[("split-K partial gradients", if splits > 1 { splits as u64 * n_params * 4 } else { 0 })])?;
         let partials = storage(ctx, "mlp.grad_partials", if splits > 1 { splits as u64 * n_params } else { 4 });
-        let backward_params = backward_params(&spec, &layout, splits);
+        let backward_rows = match options.backward_rows {
+            Some(r) if r > 64 => 128,
+            Some(_) => 64,
+            None => default_backward_rows(spec.batch, shape.width),
+        };
+        let backward_params = backward_params(&spec, &layout, splits, backward_rows);
         let backward_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("trainer.backward_params"),
             contents: &slots(&backward_params),
@@ -468,9 +518,13 @@ impl GpuTrainer {
             batch: compute_pipeline(device, Kernel::Batch, "build_batch", &batch_bgl, None),
             forward: compute_pipeline(device, Kernel::MlpForward, "forward_hidden", &layer_bgl, None),
             output_loss: compute_pipeline(device, Kernel::CfmLoss, "output_loss", &layer_bgl, None),
-            forward_tiled: compute_pipeline(device, Kernel::MlpForward, "forward_tiled", &layer_bgl, None),
+            forward_tiled: if forward_rows == 128 {
+                compute_pipeline(device, Kernel::MlpForward, "forward_tiled8", &layer_bgl, None)
+            } else {
+                compute_pipeline_with(device, Kernel::MlpForward, "forward_tiled", &layer_bgl, &[("TM", forward_rows)])
+            },
             output_rows: compute_pipeline(device, Kernel::CfmLoss, "output_loss_rows", &layer_bgl, None),
-            backward_tiled: compute_pipeline(device, Kernel::MlpBackward, "backward_tiled", &backward_bgl, None),
+            backward_tiled: compute_pipeline(device, Kernel::MlpBackward, if backward_rows == 128 { "backward_tiled8" } else { "backward_tiled" }, &backward_bgl, None),
             reduce_grads: compute_pipeline(device, Kernel::MlpBackward, "reduce_grads", &backward_bgl, None),
             backward_layer: compute_pipeline(device, Kernel::MlpBackward, "backward_layer", &backward_bgl, None),
             forward_vec4: compute_pipeline(device, Kernel::MlpForwardVec4, "forward_vec4", &layer_bgl, None),
@@ -550,6 +604,8 @@ impl GpuTrainer {
             batch_layout: batch_bgl,
             variant,
             splits,
+            forward_rows,
+            backward_rows,
             allocated_bytes,
             _live: live,
             step: 0,
@@ -955,7 +1011,7 @@ impl GpuTrainer {
         for l in 0..depth {
             let lp = &self.layer_params[l];
             pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
-            pass.dispatch_workgroups(lp.out_dim.div_ceil(TILE), batch.div_ceil(TILE), 1);
+            pass.dispatch_workgroups(lp.out_dim.div_ceil(TILE), batch.div_ceil(self.forward_rows), 1);
             mark(pass, "forward_tiled");
         }
         pass.set_pipeline(&p.output_rows);
@@ -1093,13 +1149,15 @@ fn layer_params(spec: &TrainSpec, layout: &ActivationLayout) -> Vec<LayerParams>
 
 /// Each hidden layer's tiled backward dispatch (see `shaders/mlp_backward.wgsl`): dW of layer l
 /// split over the batch, δ_{l-1} when l > 0, and for the last hidden layer the output layer's dW.
-fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32) -> Vec<BackwardParams> {
+/// `rows`: rows per tile of dW's out and δ_prev's batch, 64 (`backward_tiled`) or 128
+/// (`backward_tiled8`); the other tile edge is always 64.
+fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32, rows: u32) -> Vec<BackwardParams> {
     let layers = spec.shape.layers();
     let depth = spec.shape.depth as usize;
     let k_chunk = spec.batch.div_ceil(splits);
     let dw = |l: usize| {
         let ll = &layers[l];
-        let (tiles_m, tiles_n) = (ll.out_dim.div_ceil(TILE), ll.in_dim.div_ceil(TILE));
+        let (tiles_m, tiles_n) = (ll.out_dim.div_ceil(rows), ll.in_dim.div_ceil(TILE));
         DwGemm {
             groups: tiles_m * tiles_n * splits,
             tiles_m,
@@ -1126,7 +1184,7 @@ fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32) -> 
                 splits,
                 n_params: spec.shape.param_len() as u32,
                 activation: spec.shape.activation.code(),
-                dx_groups: if has_prev { spec.batch.div_ceil(TILE) * dx_tiles_n } else { 0 },
+                dx_groups: if has_prev { spec.batch.div_ceil(rows) * dx_tiles_n } else { 0 },
                 dx_tiles_n,
                 dx_in: ll.in_dim,
                 dx_out: ll.out_dim,
