@@ -214,8 +214,6 @@ impl Profile {
 /// The fixed sizes of what an engine runs besides the configuration (the page's grids and caps).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sizes {
-    /// Training points generated for a standard dataset (and a dataset source).
-    pub data_points: u32,
     /// Velocity arrows per side.
     pub arrow_grid: u32,
     /// Density heat-map cells per side and the midpoint steps of its reverse integration.
@@ -237,7 +235,6 @@ pub struct Sizes {
 
 impl Sizes {
     pub const GPU: Sizes = Sizes {
-        data_points: 1 << 15,
         arrow_grid: 24,
         heat_grid: HEAT_GRID,
         heat_steps: 8,
@@ -249,7 +246,6 @@ impl Sizes {
         per_particle_extra: 0,
     };
     pub const CPU: Sizes = Sizes {
-        data_points: 1 << 15,
         arrow_grid: 24,
         heat_grid: HEAT_GRID,
         heat_steps: 8,
@@ -269,7 +265,7 @@ impl Sizes {
     }
 }
 
-/// Where the training points come from: a standard dataset (generated, `Sizes::data_points`) or a
+/// Where the training points come from: a standard dataset (generated, `engine::flow::data_points`) or a
 /// custom target of `n` points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -311,12 +307,12 @@ impl Workload {
     pub fn of(c: &Config, profile: &Profile, target: Target) -> Self {
         let sizes = Sizes::for_backend(profile.backend);
         let n_points = match target {
-            Target::Dataset => sizes.data_points,
+            Target::Dataset => crate::engine::flow::data_points(c) as u32,
             Target::Custom(n) => n,
         };
         let n_source = match c.source {
             Source::Gaussian => 0,
-            Source::Dataset(_) => sizes.data_points,
+            Source::Dataset(_) => crate::engine::flow::DATA_POINTS as u32,
         };
         let particles = c.particles.clamp(1, sizes.max_particles);
         let shape = TrainSpec::from_config(c).shape;

@@ -646,7 +646,7 @@ pub static FIELDS: &[FieldSpec] = &[
     // `reflow` is not in its link (scope Cli). The page's datasets have at most
     // `engine::flow::DATA_POINTS` points.
     field!("points", points, "Target points", int(1, limits::MAX_POINTS as u64), Retrain, All, true,
-        "How many points of the dataset are the training set (the page uses at most 32768): with few, the exact field memorises them and the network may too."),
+        "How many points of the dataset are the training set (the page uses at most 131072; 32768 on software adapters and the CPU backend): with few, the exact field memorises them and the network may too."),
     field!("reflow", reflow, "Reflow rounds", int(0, limits::MAX_REFLOW_ROUNDS as u64), Live, Cli, true,
         "Reflow rounds after the first training: each retrains on the flow's own (noise, sample) pairs."),
     field!("reflow_pairs", reflow_pairs, "Reflow pairs", int(1, limits::MAX_REFLOW_PAIRS as u64), Live, All, true,

@@ -4,8 +4,13 @@
 use crate::config::{Config, OnOff, Source};
 use crate::targets::{sample_dataset, sample_dataset_labeled};
 
-/// Training points generated for a standard dataset (2^15: generated and uploaded in a few ms).
-pub const DATA_POINTS: usize = 1 << 15;
+/// Most training points of a standard dataset on the page (2^17, the command line's default
+/// `points`: the page on a real GPU trains exactly the command line's configuration; generated
+/// and uploaded in a few ms).
+pub const DATA_POINTS: usize = 1 << 17;
+/// Training points of a standard dataset on software adapters and the CPU backend (2^15: the
+/// exact field's layers and readings, O(points) per evaluation, stay 4× cheaper there).
+pub const SMALL_DATA_POINTS: u32 = 1 << 15;
 /// Arrows per side of the velocity grid.
 pub const ARROW_GRID: u32 = 24;
 /// Bytes the trajectory buffer may take; longer integrations are shown with fewer steps.
@@ -95,8 +100,10 @@ mod tests {
         let c = Config { points: 7, conditional: OnOff::On, ..Config::default() };
         let (data, source) = training_data(&c);
         assert_eq!((data.len(), source.len(), training_labels(&c).len()), (7, 0, 7));
-        assert_eq!(training_data(&Config::default()).0.len(), DATA_POINTS, "the command line's default is capped");
-        assert_eq!(crate::web::pacing::page_config(false).points as usize, DATA_POINTS);
+        assert_eq!(training_data(&Config::default()).0.len(), DATA_POINTS, "the command line's default is the page's cap");
+        assert_eq!(crate::web::pacing::page_config(false).points, Config::default().points, "a real GPU's page trains the command line's pool");
+        assert_eq!(crate::web::pacing::page_config(true).points, SMALL_DATA_POINTS);
+        assert_eq!(training_data(&Config { points: 1 << 20, ..Config::default() }).0.len(), DATA_POINTS, "capped");
         assert!(crate::config::field("points").unwrap().help.contains(&DATA_POINTS.to_string()), "the field's help names the page's cap");
     }
 
