@@ -131,6 +131,7 @@ def test_divergence():
         log(f"message: {msg}")
         snap = s["snapshotStep"]
         d.js("window.flowmatch.app.set('lr', '0.01'); document.getElementById('restore').click()")
+        t0 = time.time()
         d.wait_for(f"const s = window.flowmatch; return s.training && !s.diverged && s.stepsRead > {snap} + 60", 120, "training to resume", progress="window.flowmatch.stepsRead")
         d.wait_for(f"const s = window.flowmatch; return s.diverged || s.error || s.stepsRead > {snap} + 120", 120, "more training after the restore", progress="window.flowmatch.stepsRead")
         s = d.js(STATE)
@@ -138,8 +139,20 @@ def test_divergence():
         after = [l for st, l in losses(d) if st >= snap]
         assert after and min(st for st, _ in losses(d) if st >= snap) == snap, "the loss curve does not continue at the snapshot's step"
         assert all(l == l and abs(l) < 1e30 for l in after), "non-finite losses after restore"
+        # The shown flow is integrated again from the restored weights (the restore drops the
+        # diverged one). When it lands depends on the device's queue, not on how many steps were
+        # read: on a loaded machine 120 steps came before it (a CI failure of this assertion
+        # made right after the steps), so wait for the integration itself; `trajStep` is the
+        # step of the weights it started from.
+        # (A fixed deadline: training progress must not extend it, or a page that trains but
+        # never integrates again would pass after any time.)
+        d.wait_for(f"const s = window.flowmatch; return s.trajStep !== null && s.trajStep >= {snap}", 120,
+                   "the shown flow integrated from the restored weights")
+        shown_s = time.time() - t0
+        s = d.js(STATE)
         assert s["trajStep"] is not None and s["trajStep"] >= snap
-        log(f"restored step {snap}, resumed to step {s['step']}, loss {s['lossRecent']:.4f}")
+        assert not s["diverged"] and s["error"] is None, f"diverged again after restore: {s}"
+        log(f"restored step {snap}, resumed to step {s['step']}, loss {s['lossRecent']:.4f}; shown flow from step {s['trajStep']} {shown_s:.1f}s after Restore")
 
         # The race behind the NaN this test once caught, made deterministic: a sliced-W2 reading
         # copies the weights as they are on the GPU queue, which can be after a divergence that
