@@ -7,7 +7,12 @@
 #      seeds $PAGE_SEEDS, default 0-2), each scored by bench/quality/score.py against 20,000 fresh
 #      target samples;
 #   sweep: the tiled kernels' dW batch splits and forward rows per tile on S, M, L (--profile);
-#   tests: the kernel and profile test binaries built here (.dev/kernels, .dev/profile), CI=true.
+#   tests: the kernel and profile test binaries built here (.dev/kernels, .dev/profile), CI=true,
+#     one test at a time with a 60 s limit each.
+# Preparing the carried files here: `cargo build --release; cp target/release/flowmatch .dev/`;
+# `cargo test --release --no-run --test kernels --test profile` and copy the two executables it
+# names to .dev/kernels and .dev/profile; Debian's libvulkan1 etc. in .gl/ (device README); carry
+# [".gl", ".dev"] (both in .git/info/exclude).
 # Everything lands in $OUT (JSON lines) as it is measured, so a run stopped at its limit keeps what
 # it had. Usage there: FLOWMATCH_BIN=.dev/flowmatch bash bench/gpu-session.sh [PHASES]
 # (PHASES: any of bench,torch,quality,sweep,tests; default bench,torch,quality). Vulkan: with
