@@ -53,17 +53,19 @@ fi
 if has sweep; then
   # The tiled kernels' knobs, one bench line each (small sampling measurement: this is about
   # training): dW batch splits x forward/backward rows per tile (32/64: 4x4 blocks per
-  # invocation, 128: 8x4 blocks), then wgpu's injected shader checks on one setting per config.
+  # invocation, 128: 8x4 blocks) with the default shader checks (no loop counters in the
+  # training kernels; 2026-12-04's sweep ran with FLOWMATCH_SHADER_CHECKS=checked), then wgpu's
+  # full checks and no checks on one setting per config.
   sweep() { # config steps splits forward_rows backward_rows [checks]
     log "sweep $*"
-    FLOWMATCH_SHADER_CHECKS=${6:-checked} "$B" bench --config "$1" --kernels tiled --steps "$2" --splits "$3" --forward-rows "$4" \
+    FLOWMATCH_SHADER_CHECKS=${6:-default} "$B" bench --config "$1" --kernels tiled --steps "$2" --splits "$3" --forward-rows "$4" \
       --backward-rows "$5" --particles 4096 --ode-steps 4 --profile 300 |
-      sed "s/}\$/,\"shader_checks\":\"${6:-checked}\"}/" | tee -a "$OUT/sweep.jsonl"
+      sed "s/}\$/,\"shader_checks\":\"${6:-default}\"}/" | tee -a "$OUT/sweep.jsonl"
   }
   for sp in 1 2 4 8; do for fr in 32 64; do sweep S 6000 $sp $fr 64; done; done
   for sp in 2 4 8 16; do for rows in "32 64" "64 64" "128 128"; do sweep M 3000 $sp $rows; done; done
   for sp in 4 8 16; do for rows in "64 64" "128 64" "64 128" "128 128"; do sweep L 1000 $sp $rows; done; done
-  for ch in no-loop-bounding unchecked; do
+  for ch in checked unchecked; do
     sweep S 6000 4 32 64 $ch; sweep M 3000 8 32 64 $ch; sweep L 1000 8 128 128 $ch
   done
 fi
