@@ -131,8 +131,7 @@ impl Kernel {
 
     /// The full WGSL source; `hidden` sets `HIDDEN` for kernels that need it.
     pub fn source(self, hidden: Option<u32>) -> String {
-        let consts: Vec<(&str, u32)> = hidden.map(|h| ("HIDDEN", h.max(1))).into_iter().collect();
-        self.source_with(&consts)
+        self.source_with(&hidden_const(hidden))
     }
 
     /// The full WGSL source with `const NAME: u32 = value;` prepended for each of `consts`
@@ -252,8 +251,12 @@ pub fn compute_pipeline(
     layout: &wgpu::BindGroupLayout,
     hidden: Option<u32>,
 ) -> wgpu::ComputePipeline {
-    let consts: Vec<(&str, u32)> = hidden.map(|h| ("HIDDEN", h.max(1))).into_iter().collect();
-    compute_pipeline_with(device, kernel, entry, layout, &consts)
+    compute_pipeline_with(device, kernel, entry, layout, &hidden_const(hidden))
+}
+
+/// `HIDDEN` (at least 1) as a prepended constant, when a kernel needs it.
+fn hidden_const(hidden: Option<u32>) -> Vec<(&'static str, u32)> {
+    hidden.map(|h| ("HIDDEN", h.max(1))).into_iter().collect()
 }
 
 /// [`compute_pipeline`] with `consts` prepended to the source ([`Kernel::source_with`]).
