@@ -7,15 +7,17 @@
 #      seeds $PAGE_SEEDS, default 0-2), each scored by bench/quality/score.py against 20,000 fresh
 #      target samples;
 #   sweep: the tiled kernels' dW batch splits and forward rows per tile on S, M, L (--profile);
+#   tiles: the 8x8-block kernels on each of their tiles against the defaults on S, M, L (--profile);
+#   graph: PyTorch with CUDA graphs only;
 #   tests: the kernel and profile test binaries built here (.dev/kernels, .dev/profile), CI=true,
-#     one test at a time with a 60 s limit each.
+#     one test at a time with a $TEST_LIMIT s limit each (default 60).
 # Preparing the carried files here: `cargo build --release; cp target/release/flowmatch .dev/`;
 # `cargo test --release --no-run --test kernels --test profile` and copy the two executables it
 # names to .dev/kernels and .dev/profile; Debian's libvulkan1 etc. in .gl/ (device README); carry
 # [".gl", ".dev"] (both in .git/info/exclude).
 # Everything lands in $OUT (JSON lines) as it is measured, so a run stopped at its limit keeps what
 # it had. Usage there: FLOWMATCH_BIN=.dev/flowmatch bash bench/gpu-session.sh [PHASES]
-# (PHASES: any of bench,torch,quality,sweep,tests; default bench,torch,quality). Vulkan: with
+# (PHASES: any of bench,torch,quality,sweep,tiles,graph,tests; default bench,torch,quality). Vulkan: with
 # Debian's libvulkan1 unpacked from .gl/ (see /work/.library/device/README.md) and the NVIDIA ICD.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-session}
@@ -70,6 +72,31 @@ if has sweep; then
   done
 fi
 
+if has tiles; then
+  # The 8x8-block kernels (forward_tiled88, backward_tiled88) on each of their tiles against the
+  # default kernels, forward and backward on the same tile (the profile times them separately),
+  # on L with 8 and 16 dW splits, on M and S with their default splits; one bench line each.
+  tiles() { # config steps splits tile|default
+    log "tiles $*"
+    local t=()
+    [ "$4" != default ] && t=(--forward-tile "$4" --backward-tile "$4")
+    "$B" bench --config "$1" --kernels tiled --steps "$2" --splits "$3" "${t[@]}" --particles 4096 --ode-steps 4 --profile 300 |
+      tee -a "$OUT/tiles.jsonl"
+  }
+  for sp in 8 16; do for t in default 128x128k8 128x64k8 128x64k16 64x128k8 64x64k8 64x64k16; do tiles L 1000 $sp $t; done; done
+  for t in default 128x64k16 64x64k8 64x64k16 128x128k8 128x64k8 64x128k8; do tiles M 3000 8 $t; done
+  for t in default 64x64k8 64x64k16; do tiles S 6000 4 $t; done
+  log "tiles: M and S with 64-row forward tiles (4x4 blocks), no loop counters"
+  "$B" bench --config M --kernels tiled --steps 3000 --forward-rows 64 --particles 4096 --ode-steps 4 --profile 300 | tee -a "$OUT/tiles.jsonl"
+  "$B" bench --config S --kernels tiled --steps 6000 --forward-rows 64 --particles 4096 --ode-steps 4 --profile 300 | tee -a "$OUT/tiles.jsonl"
+  "$B" bench --config L --kernels tiled --steps 1000 --forward-rows 64 --backward-rows 64 --particles 4096 --ode-steps 4 --profile 300 | tee -a "$OUT/tiles.jsonl"
+fi
+
+if has graph; then
+  log "torch graph"
+  python3 bench/torch_cfm.py --graph | tee -a "$OUT/torch.jsonl"
+fi
+
 if has tests; then
   # One test at a time, each with its own time limit, its result written as it ends: on the H200
   # (2026-12-04) the kernel binary run whole with 16 threads did not finish within five minutes,
@@ -77,7 +104,7 @@ if has tests; then
   for t in .dev/kernels .dev/profile; do
     for name in $("$t" --list 2>/dev/null | sed -n 's/: test$//p'); do
       start=$(date +%s%N)
-      if CI=true timeout 60 "$t" --exact "$name" --test-threads=1 >"$OUT/test-out.txt" 2>&1; then r=ok
+      if CI=true timeout ${TEST_LIMIT:-60} "$t" --exact "$name" --test-threads=1 >"$OUT/test-out.txt" 2>&1; then r=ok
       else r="FAILED (exit $?)"; tail -20 "$OUT/test-out.txt" >>"$OUT/tests.txt"; fi
       echo "$(basename "$t") $name: $r in $(( ($(date +%s%N) - start) / 1000000 )) ms" | tee -a "$OUT/tests.txt"
     done

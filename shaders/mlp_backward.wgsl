@@ -18,7 +18,8 @@
 //     in the last hidden layer's dispatch, of the output layer's dW (its δ_prev is made by
 //     cfm_loss.wgsl::output_loss_rows). With splits > 1, reduce_grads then sums the partials
 //     into grads: grads[p] = Σ_s partials[s·n_params + p]. backward_tiled8 does the same with
-//     128×64 tiles and 8×4 blocks per invocation (large layers).
+//     128×64 tiles and 8×4 blocks per invocation, backward_tiled88 with BM8×BN8 tiles (64 or
+//     128 each) and 8×8 blocks whose next stage is loaded into registers during this one.
 
 @group(0) @binding(0) var<uniform> lp: LayerParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -471,6 +472,217 @@ fn dx_tile8(group: u32, lid: u32) {
     store_dx_row(m + 5u, n, acc5);
     store_dx_row(m + 6u, n, acc6);
     store_dx_row(m + 7u, n, acc7);
+}
+
+// ---- Tiled variant with 8×8 blocks (real GPUs, large layers) ----
+// backward_tiled88: the same roles with BM8×BN8 tiles (64 or 128 each; rows of dW's out or
+// δ_prev's batch × columns of in) per WG8 = BM8·BN8/64-invocation workgroup, each invocation an
+// 8×8 block (rows 4·ty.. and BM8/2+4·ty.., columns 4·tx.. and BN8/2+4·tx.., tx = lid % (BN8/8),
+// as in mlp_forward.wgsl::forward_tiled88), BK8 columns of k per stage, the next stage's global
+// loads held in registers while this stage multiplies. BM8, BN8, BK8 are prepended by
+// src/gpu/shaders.rs; tile counts come from trainer.rs `backward_params`. Element e of an
+// invocation's stage is idx = lid + e·WG8: of a k-contiguous operand (δ in dx88) row idx / BK8,
+// k column idx % BK8; of an m/n-contiguous one (both of dw88's, W in dx88) k row idx / width,
+// column idx % width.
+
+const WG8: u32 = BM8 * BN8 / 64u;
+const RA8: u32 = BM8 / 4u + 1u; // vec4s per staged k row of A (padded)
+const RB8: u32 = BN8 / 4u + 1u; // vec4s per staged k row of B (padded)
+const PA8: u32 = BM8 * BK8 / WG8; // A values per invocation per stage
+const PB8: u32 = BN8 * BK8 / WG8; // B values per invocation per stage
+
+@compute @workgroup_size(WG8)
+fn backward_tiled88(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group < bp.dw.groups) {
+        dw_tile88(bp.dw, group, lid);
+    } else if (group < bp.dw.groups + bp.dx_groups) {
+        dx_tile88(group - bp.dw.groups, lid);
+    } else if (group < bp.dw.groups + bp.dx_groups + bp.dw_out.groups) {
+        dw_tile88(bp.dw_out, group - bp.dw.groups - bp.dx_groups, lid);
+    }
+}
+
+// dw_tile with BM8×BN8 tiles (see dw_tile): A = δᵀ, B = x, both read along m/n.
+fn dw_tile88(g: DwGemm, group: u32, lid: u32) {
+    let per_split = g.tiles_m * g.tiles_n;
+    let s = group / per_split;
+    let t = group % per_split;
+    let m0 = (t / g.tiles_n) * BM8;
+    let n0 = (t % g.tiles_n) * BN8;
+    let with_bias = n0 == 0u;
+    let kb = s * g.k_chunk;
+    let ke = min(kb + g.k_chunk, bp.batch);
+    let tx = lid % (BN8 / 8u);
+    let ty = lid / (BN8 / 8u);
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    var bsum0 = vec4<f32>(0.0);
+    var bsum1 = vec4<f32>(0.0);
+    var pa: array<f32, PA8>;
+    var pb: array<f32, PB8>;
+    for (var e = 0u; e < PA8; e++) { pa[e] = load_mc_deltas(g.delta_offset, g.out_dim, m0, BM8, kb, ke, lid + e * WG8); }
+    for (var e = 0u; e < PB8; e++) { pb[e] = load_mc_acts(g.x_offset, g.in_dim, n0, BN8, kb, ke, lid + e * WG8); }
+    for (var k0 = kb; k0 < ke; k0 += BK8) {
+        for (var e = 0u; e < PA8; e++) {
+            let idx = lid + e * WG8;
+            let r = idx % BM8;
+            tile_a[(idx / BM8) * RA8 + r / 4u][r % 4u] = pa[e];
+        }
+        for (var e = 0u; e < PB8; e++) {
+            let idx = lid + e * WG8;
+            let r = idx % BN8;
+            tile_b[(idx / BN8) * RB8 + r / 4u][r % 4u] = pb[e];
+        }
+        workgroupBarrier();
+        if (k0 + BK8 < ke) {
+            for (var e = 0u; e < PA8; e++) { pa[e] = load_mc_deltas(g.delta_offset, g.out_dim, m0, BM8, k0 + BK8, ke, lid + e * WG8); }
+            for (var e = 0u; e < PB8; e++) { pb[e] = load_mc_acts(g.x_offset, g.in_dim, n0, BN8, k0 + BK8, ke, lid + e * WG8); }
+        }
+        for (var k = 0u; k < BK8; k++) {
+            let a0 = tile_a[k * RA8 + ty];
+            let a1 = tile_a[k * RA8 + BM8 / 8u + ty];
+            let b0 = tile_b[k * RB8 + tx];
+            let b1 = tile_b[k * RB8 + BN8 / 8u + tx];
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
+            if (with_bias) {
+                bsum0 += a0;
+                bsum1 += a1;
+            }
+        }
+        workgroupBarrier();
+    }
+    let m = m0 + ty * 4u;
+    let m1 = m + BM8 / 2u;
+    let n = n0 + tx * 4u;
+    let n1 = n + BN8 / 2u;
+    store_dw_row(g, s, m, n, c00); store_dw_row(g, s, m, n1, c01);
+    store_dw_row(g, s, m + 1u, n, c10); store_dw_row(g, s, m + 1u, n1, c11);
+    store_dw_row(g, s, m + 2u, n, c20); store_dw_row(g, s, m + 2u, n1, c21);
+    store_dw_row(g, s, m + 3u, n, c30); store_dw_row(g, s, m + 3u, n1, c31);
+    store_dw_row(g, s, m1, n, c40); store_dw_row(g, s, m1, n1, c41);
+    store_dw_row(g, s, m1 + 1u, n, c50); store_dw_row(g, s, m1 + 1u, n1, c51);
+    store_dw_row(g, s, m1 + 2u, n, c60); store_dw_row(g, s, m1 + 2u, n1, c61);
+    store_dw_row(g, s, m1 + 3u, n, c70); store_dw_row(g, s, m1 + 3u, n1, c71);
+    if (with_bias && tx == 0u) {
+        for (var i = 0u; i < 4u; i++) {
+            if (m + i < g.out_dim) { store_grad(s, g.b_offset + m + i, bsum0[i]); }
+            if (m1 + i < g.out_dim) { store_grad(s, g.b_offset + m1 + i, bsum1[i]); }
+        }
+    }
+}
+
+// dx_tile with BM8×BN8 tiles (see dx_tile): A = δ read along k, B = W read along n.
+fn dx_tile88(group: u32, lid: u32) {
+    let m0 = (group / bp.dx_tiles_n) * BM8;
+    let n0 = (group % bp.dx_tiles_n) * BN8;
+    let tx = lid % (BN8 / 8u);
+    let ty = lid / (BN8 / 8u);
+    let k_len = bp.dx_out;
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    var pa: array<f32, PA8>;
+    var pb: array<f32, PB8>;
+    for (var e = 0u; e < PA8; e++) { pa[e] = load_kc_deltas(m0, 0u, lid + e * WG8); }
+    for (var e = 0u; e < PB8; e++) { pb[e] = load_mc_params(bp.dx_w_offset, bp.dx_in, n0, BN8, 0u, k_len, lid + e * WG8); }
+    for (var k0 = 0u; k0 < k_len; k0 += BK8) {
+        for (var e = 0u; e < PA8; e++) {
+            let idx = lid + e * WG8;
+            let r = idx / BK8;
+            tile_a[(idx % BK8) * RA8 + r / 4u][r % 4u] = pa[e];
+        }
+        for (var e = 0u; e < PB8; e++) {
+            let idx = lid + e * WG8;
+            let r = idx % BN8;
+            tile_b[(idx / BN8) * RB8 + r / 4u][r % 4u] = pb[e];
+        }
+        workgroupBarrier();
+        if (k0 + BK8 < k_len) {
+            for (var e = 0u; e < PA8; e++) { pa[e] = load_kc_deltas(m0, k0 + BK8, lid + e * WG8); }
+            for (var e = 0u; e < PB8; e++) { pb[e] = load_mc_params(bp.dx_w_offset, bp.dx_in, n0, BN8, k0 + BK8, k_len, lid + e * WG8); }
+        }
+        for (var k = 0u; k < BK8; k++) {
+            let a0 = tile_a[k * RA8 + ty];
+            let a1 = tile_a[k * RA8 + BM8 / 8u + ty];
+            let b0 = tile_b[k * RB8 + tx];
+            let b1 = tile_b[k * RB8 + BN8 / 8u + tx];
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
+        }
+        workgroupBarrier();
+    }
+    let m = m0 + ty * 4u;
+    let m1 = m + BM8 / 2u;
+    let n = n0 + tx * 4u;
+    let n1 = n + BN8 / 2u;
+    store_dx_row(m, n, c00); store_dx_row(m, n1, c01);
+    store_dx_row(m + 1u, n, c10); store_dx_row(m + 1u, n1, c11);
+    store_dx_row(m + 2u, n, c20); store_dx_row(m + 2u, n1, c21);
+    store_dx_row(m + 3u, n, c30); store_dx_row(m + 3u, n1, c31);
+    store_dx_row(m1, n, c40); store_dx_row(m1, n1, c41);
+    store_dx_row(m1 + 1u, n, c50); store_dx_row(m1 + 1u, n1, c51);
+    store_dx_row(m1 + 2u, n, c60); store_dx_row(m1 + 2u, n1, c61);
+    store_dx_row(m1 + 3u, n, c70); store_dx_row(m1 + 3u, n1, c71);
+}
+
+// Element idx of dx88's k-contiguous stage: δ[m0 + idx / BK8, k0 + idx % BK8] (zero past the
+// batch or the layer's width).
+fn load_kc_deltas(m0: u32, k0: u32, idx: u32) -> f32 {
+    let m = m0 + idx / BK8;
+    let k = k0 + idx % BK8;
+    if (m < bp.batch && k < bp.dx_out) { return deltas[bp.dx_delta_offset + m * bp.dx_out + k]; }
+    return 0.0;
+}
+
+// Element idx of an m/n-contiguous stage of a tile `width` wide: buffer[offset + k·ld + m0 + r]
+// with k = k0 + idx / width, r = idx % width, zero where k ≥ k_end or m0 + r ≥ ld (one reader
+// per buffer: WGSL passes no storage pointers).
+fn load_mc_deltas(offset: u32, ld: u32, m0: u32, width: u32, k0: u32, k_end: u32, idx: u32) -> f32 {
+    let m = m0 + idx % width;
+    let k = k0 + idx / width;
+    if (m < ld && k < k_end) { return deltas[offset + k * ld + m]; }
+    return 0.0;
+}
+fn load_mc_acts(offset: u32, ld: u32, m0: u32, width: u32, k0: u32, k_end: u32, idx: u32) -> f32 {
+    let m = m0 + idx % width;
+    let k = k0 + idx / width;
+    if (m < ld && k < k_end) { return acts[offset + k * ld + m]; }
+    return 0.0;
+}
+fn load_mc_params(offset: u32, ld: u32, m0: u32, width: u32, k0: u32, k_end: u32, idx: u32) -> f32 {
+    let m = m0 + idx % width;
+    let k = k0 + idx / width;
+    if (m < ld && k < k_end) { return params[offset + k * ld + m]; }
+    return 0.0;
 }
 
 // grads[p] = Σ_s partials[s·n_params + p], after every backward_tiled dispatch of the step.
