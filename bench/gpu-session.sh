@@ -7,7 +7,7 @@
 #      seeds $PAGE_SEEDS, default 0-2), each scored by bench/quality/score.py against 20,000 fresh
 #      target samples;
 #   sweep: the tiled kernels' dW batch splits and forward rows per tile on S, M, L (--profile);
-#   tiles: the 8x8-block kernels on each of their tiles against the defaults on S, M, L (--profile);
+#   splits: the dW batch splits around the defaults on S, M, L (--profile);
 #   graph: PyTorch with CUDA graphs only;
 #   tests: the kernel and profile test binaries built here (.dev/kernels, .dev/profile), CI=true,
 #     one test at a time with a $TEST_LIMIT s limit each (default 60).
@@ -17,7 +17,7 @@
 # [".gl", ".dev"] (both in .git/info/exclude).
 # Everything lands in $OUT (JSON lines) as it is measured, so a run stopped at its limit keeps what
 # it had. Usage there: FLOWMATCH_BIN=.dev/flowmatch bash bench/gpu-session.sh [PHASES]
-# (PHASES: any of bench,torch,quality,sweep,tiles,graph,tests; default bench,torch,quality). Vulkan: with
+# (PHASES: any of bench,torch,quality,sweep,splits,graph,tests; default bench,torch,quality). Vulkan: with
 # Debian's libvulkan1 unpacked from .gl/ (see /work/.library/device/README.md) and the NVIDIA ICD.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-session}
@@ -33,6 +33,15 @@ log() { echo "[$(date +%T)] $*" | tee -a "$OUT/log.txt"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.sm,temperature.gpu --format=csv >"$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
 has() { case ",$PHASES," in *",$1,"*) return 0 ;; esac; return 1; }
+
+# One tiled-kernel bench line with its knobs set (small sampling measurement: this is about
+# training), appended to sweep.jsonl with the shader checks it ran under.
+sweep() { # config steps splits forward_rows backward_rows [checks]
+  log "sweep $*"
+  FLOWMATCH_SHADER_CHECKS=${6:-default} "$B" bench --config "$1" --kernels tiled --steps "$2" --splits "$3" --forward-rows "$4" \
+    --backward-rows "$5" --particles 4096 --ode-steps 4 --profile 300 |
+    sed "s/}\$/,\"shader_checks\":\"${6:-default}\"}/" | tee -a "$OUT/sweep.jsonl"
+}
 
 if has bench; then
   log "bench S,M,L"
@@ -58,12 +67,6 @@ if has sweep; then
   # invocation, 128: 8x4 blocks) with the default shader checks (no loop counters in the
   # training kernels; 2026-12-04's sweep ran with FLOWMATCH_SHADER_CHECKS=checked), then wgpu's
   # full checks and no checks on one setting per config.
-  sweep() { # config steps splits forward_rows backward_rows [checks]
-    log "sweep $*"
-    FLOWMATCH_SHADER_CHECKS=${6:-default} "$B" bench --config "$1" --kernels tiled --steps "$2" --splits "$3" --forward-rows "$4" \
-      --backward-rows "$5" --particles 4096 --ode-steps 4 --profile 300 |
-      sed "s/}\$/,\"shader_checks\":\"${6:-default}\"}/" | tee -a "$OUT/sweep.jsonl"
-  }
   for sp in 1 2 4 8; do for fr in 32 64; do sweep S 6000 $sp $fr 64; done; done
   for sp in 2 4 8 16; do for rows in "32 64" "64 64" "128 128"; do sweep M 3000 $sp $rows; done; done
   for sp in 4 8 16; do for rows in "64 64" "128 64" "64 128" "128 128"; do sweep L 1000 $sp $rows; done; done
@@ -72,24 +75,12 @@ if has sweep; then
   done
 fi
 
-if has tiles; then
-  # The 8x8-block kernels (forward_tiled88, backward_tiled88) on each of their tiles against the
-  # default kernels, forward and backward on the same tile (the profile times them separately),
-  # on L with 8 and 16 dW splits, on M and S with their default splits; one bench line each.
-  tiles() { # config steps splits tile|default
-    log "tiles $*"
-    local t=()
-    [ "$4" != default ] && t=(--forward-tile "$4" --backward-tile "$4")
-    "$B" bench --config "$1" --kernels tiled --steps "$2" --splits "$3" "${t[@]}" --particles 4096 --ode-steps 4 --profile 300 |
-      tee -a "$OUT/tiles.jsonl"
-  }
-  for sp in 8 16; do for t in default 128x128k8 128x64k8 128x64k16 64x128k8 64x64k8 64x64k16; do tiles L 1000 $sp $t; done; done
-  for t in default 128x64k16 64x64k8 64x64k16 128x128k8 128x64k8 64x128k8; do tiles M 3000 8 $t; done
-  for t in default 64x64k8 64x64k16; do tiles S 6000 4 $t; done
-  log "tiles: M and S with 64-row forward tiles (4x4 blocks), no loop counters"
-  "$B" bench --config M --kernels tiled --steps 3000 --forward-rows 64 --particles 4096 --ode-steps 4 --profile 300 | tee -a "$OUT/tiles.jsonl"
-  "$B" bench --config S --kernels tiled --steps 6000 --forward-rows 64 --particles 4096 --ode-steps 4 --profile 300 | tee -a "$OUT/tiles.jsonl"
-  "$B" bench --config L --kernels tiled --steps 1000 --forward-rows 64 --backward-rows 64 --particles 4096 --ode-steps 4 --profile 300 | tee -a "$OUT/tiles.jsonl"
+if has splits; then
+  # dW batch splits around the defaults (default_splits: S 8, M 8, L 16), default kernels; the
+  # 8x8-block kernels measured on 2026-12-04 are in commit b0a3204 (`tiles` phase there).
+  for sp in 8 12 16 24 32 48; do sweep L 1000 $sp 128 128; done
+  for sp in 4 8 16; do sweep M 3000 $sp 32 64; done
+  for sp in 2 4 8; do sweep S 6000 $sp 32 64; done
 fi
 
 if has graph; then

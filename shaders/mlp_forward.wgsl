@@ -18,9 +18,6 @@
 //                   (⌈out/64⌉, ⌈B/TM⌉) workgroups.
 //   forward_tiled8  (real GPUs, large batches) a 128×64 tile per 256-invocation workgroup, each
 //                   invocation an 8×4 block: (⌈out/64⌉, ⌈B/128⌉) workgroups.
-//   forward_tiled88 (real GPUs, large layers) a BM8×BN8 tile (64 or 128 each) per BM8·BN8/64-
-//                   invocation workgroup, each invocation an 8×8 block, the next stage's loads
-//                   held in registers while this stage multiplies: (⌈out/BN8⌉, ⌈B/BM8⌉) workgroups.
 
 @group(0) @binding(0) var<uniform> lp: LayerParams;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -191,104 +188,6 @@ fn forward_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     store_z(m + 5u, n, acc5 + bias);
     store_z(m + 6u, n, acc6 + bias);
     store_z(m + 7u, n, acc7 + bias);
-}
-
-// forward_tiled88: a BM8×BN8 tile per WG8 = BM8·BN8/64-invocation workgroup (tx = lid % (BN8/8),
-// ty = lid / (BN8/8)), each invocation an 8×8 block: rows 4·ty..4·ty+3 and BM8/2+4·ty.., columns
-// 4·tx..4·tx+3 and BN8/2+4·tx.. (halves, so the four vec4 loads per k from workgroup memory are
-// consecutive across invocations); per k, four vec4 loads feed 64 multiply-adds. BK8 columns of
-// k per stage; the next stage's global loads are issued into registers before this stage's
-// multiply-adds (register double buffering), so their latency hides behind the arithmetic.
-// BM8, BN8 (64 or 128) and BK8 (8 or 16) are prepended by src/gpu/shaders.rs (trainer.rs
-// `tile_shape` keeps both staged operands within tile_x / tile_w). Loads (both operands
-// k-contiguous): element e of invocation lid is idx = lid + e·WG8, row idx / BK8, k column idx % BK8.
-const WG8: u32 = BM8 * BN8 / 64u;
-const RA8: u32 = BM8 / 4u + 1u; // vec4s per staged k row of x (padded)
-const RB8: u32 = BN8 / 4u + 1u; // vec4s per staged k row of W (padded)
-const PA8: u32 = BM8 * BK8 / WG8; // x values per invocation per stage
-const PB8: u32 = BN8 * BK8 / WG8; // W values per invocation per stage
-
-@compute @workgroup_size(WG8)
-fn forward_tiled88(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let m0 = wid.y * BM8;
-    let n0 = wid.x * BN8;
-    let tx = lid % (BN8 / 8u);
-    let ty = lid / (BN8 / 8u);
-    let k_len = lp.in_dim;
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
-    var pa: array<f32, PA8>;
-    var pb: array<f32, PB8>;
-    for (var e = 0u; e < PA8; e++) { pa[e] = load_kc_acts(lp.x_offset, m0, lp.batch, 0u, lp.in_dim, lid + e * WG8); }
-    for (var e = 0u; e < PB8; e++) { pb[e] = load_kc_params(lp.w_offset, n0, lp.out_dim, 0u, lp.in_dim, lid + e * WG8); }
-    for (var k0 = 0u; k0 < k_len; k0 += BK8) {
-        for (var e = 0u; e < PA8; e++) {
-            let idx = lid + e * WG8;
-            let r = idx / BK8;
-            tile_x[(idx % BK8) * RA8 + r / 4u][r % 4u] = pa[e];
-        }
-        for (var e = 0u; e < PB8; e++) {
-            let idx = lid + e * WG8;
-            let r = idx / BK8;
-            tile_w[(idx % BK8) * RB8 + r / 4u][r % 4u] = pb[e];
-        }
-        workgroupBarrier();
-        if (k0 + BK8 < k_len) {
-            for (var e = 0u; e < PA8; e++) { pa[e] = load_kc_acts(lp.x_offset, m0, lp.batch, k0 + BK8, lp.in_dim, lid + e * WG8); }
-            for (var e = 0u; e < PB8; e++) { pb[e] = load_kc_params(lp.w_offset, n0, lp.out_dim, k0 + BK8, lp.in_dim, lid + e * WG8); }
-        }
-        for (var k = 0u; k < BK8; k++) {
-            let a0 = tile_x[k * RA8 + ty];
-            let a1 = tile_x[k * RA8 + BM8 / 8u + ty];
-            let b0 = tile_w[k * RB8 + tx];
-            let b1 = tile_w[k * RB8 + BN8 / 8u + tx];
-            c00 += a0.x * b0; c01 += a0.x * b1;
-            c10 += a0.y * b0; c11 += a0.y * b1;
-            c20 += a0.z * b0; c21 += a0.z * b1;
-            c30 += a0.w * b0; c31 += a0.w * b1;
-            c40 += a1.x * b0; c41 += a1.x * b1;
-            c50 += a1.y * b0; c51 += a1.y * b1;
-            c60 += a1.z * b0; c61 += a1.z * b1;
-            c70 += a1.w * b0; c71 += a1.w * b1;
-        }
-        workgroupBarrier();
-    }
-    let m = m0 + ty * 4u;
-    let m1 = m + BM8 / 2u;
-    let n = n0 + tx * 4u;
-    let n1 = n + BN8 / 2u;
-    let bias0 = bias4(n);
-    let bias1 = bias4(n1);
-    store_z(m, n, c00 + bias0); store_z(m, n1, c01 + bias1);
-    store_z(m + 1u, n, c10 + bias0); store_z(m + 1u, n1, c11 + bias1);
-    store_z(m + 2u, n, c20 + bias0); store_z(m + 2u, n1, c21 + bias1);
-    store_z(m + 3u, n, c30 + bias0); store_z(m + 3u, n1, c31 + bias1);
-    store_z(m1, n, c40 + bias0); store_z(m1, n1, c41 + bias1);
-    store_z(m1 + 1u, n, c50 + bias0); store_z(m1 + 1u, n1, c51 + bias1);
-    store_z(m1 + 2u, n, c60 + bias0); store_z(m1 + 2u, n1, c61 + bias1);
-    store_z(m1 + 3u, n, c70 + bias0); store_z(m1 + 3u, n1, c71 + bias1);
-}
-
-// Element idx of a k-contiguous stage: buffer[offset + (m0 + idx / BK8)·k_len + k0 + idx % BK8],
-// zero where the row reaches rows or the column k_len (one reader per buffer: WGSL passes no
-// storage pointers).
-fn load_kc_acts(offset: u32, m0: u32, rows: u32, k0: u32, k_len: u32, idx: u32) -> f32 {
-    let m = m0 + idx / BK8;
-    let k = k0 + idx % BK8;
-    if (m < rows && k < k_len) { return acts[offset + m * k_len + k]; }
-    return 0.0;
-}
-fn load_kc_params(offset: u32, m0: u32, rows: u32, k0: u32, k_len: u32, idx: u32) -> f32 {
-    let m = m0 + idx / BK8;
-    let k = k0 + idx % BK8;
-    if (m < rows && k < k_len) { return params[offset + m * k_len + k]; }
-    return 0.0;
 }
 
 // bias[o..o+3], columns past the layer width clamped (never stored).

@@ -115,10 +115,6 @@ pub struct BenchOptions {
     pub forward_rows: Option<u32>,
     /// Rows per tile of the tiled backward, 64 or 128 (`--backward-rows`).
     pub backward_rows: Option<u32>,
-    /// The 8×8-block forward's tile (`--forward-tile`; `None`: the trainer's choice).
-    pub forward_tile88: Option<crate::gpu::trainer::Tile88>,
-    /// The 8×8-block backward's tile (`--backward-tile`).
-    pub backward_tile88: Option<crate::gpu::trainer::Tile88>,
 }
 
 /// The engine a benchmark times: the GPU trainer, the fast CPU trainer (`cpu::fast`, the page's
@@ -152,7 +148,7 @@ impl BenchBackend {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent, steps_per_submit: None, splits: None, forward_rows: None, backward_rows: None, forward_tile88: None, backward_tile88: None }
+        BenchOptions { steps: None, particles: None, ode_steps: None, target_seconds: 2.0, variant: None, profile_steps: None, backend: BenchBackend::Gpu, coupling: Coupling::Independent, steps_per_submit: None, splits: None, forward_rows: None, backward_rows: None }
     }
 }
 
@@ -182,9 +178,6 @@ pub struct BenchReport {
     pub splits: u32,
     pub forward_rows: u32,
     pub backward_rows: u32,
-    /// The tiles as `RxC` plus the kernel's block (`4x4`, `8x4`, or `8x8` with its k per stage).
-    pub forward_tile: String,
-    pub backward_tile: String,
     pub adapter: String,
     pub backend: String,
     pub device_type: String,
@@ -194,15 +187,6 @@ pub struct BenchReport {
 }
 
 /// Seconds since an arbitrary origin (monotonic).
-/// A tiled kernel's tile as the JSON line reports it: `RxC` and its block per invocation
-/// (`4x4`, `8x4`, or `8x8` with the 8×8 kernels' k per stage), e.g. `128x128 8x8 k8`.
-fn tile_name(rows: u32, cols: u32, tile88: Option<crate::gpu::trainer::Tile88>) -> String {
-    match tile88 {
-        Some(t) => format!("{}x{} 8x8 k{}", t.rows, t.cols, t.k),
-        None => format!("{rows}x{cols} {}", if rows == 128 { "8x4" } else { "4x4" }),
-    }
-}
-
 fn now() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -227,7 +211,7 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
     let spec = config.spec_with(opts.coupling);
     let (width, depth, batch) = config.dims();
     let data = sample_dataset(Dataset::Moons, DATASET_POINTS, spec.seed);
-    let options = TrainerOptions { variant: opts.variant, splits: opts.splits, forward_rows: opts.forward_rows, backward_rows: opts.backward_rows, forward_tile88: opts.forward_tile88, backward_tile88: opts.backward_tile88 };
+    let options = TrainerOptions { variant: opts.variant, splits: opts.splits, forward_rows: opts.forward_rows, backward_rows: opts.backward_rows };
     let mut trainer = GpuTrainer::with_options(ctx, spec, &data, &[], options)?;
     let software = ctx.adapter.is_software();
 
@@ -310,8 +294,6 @@ pub async fn run(ctx: &GpuContext, config: BenchConfig, opts: &BenchOptions) -> 
         splits: trainer.splits,
         forward_rows: trainer.forward_rows,
         backward_rows: trainer.backward_rows,
-        forward_tile: tile_name(trainer.forward_rows, trainer.forward_cols, trainer.forward_tile88),
-        backward_tile: tile_name(trainer.backward_rows, trainer.backward_cols, trainer.backward_tile88),
         adapter: ctx.adapter.name.clone(),
         backend: ctx.adapter.backend.clone(),
         device_type: ctx.adapter.device_type.clone(),
@@ -355,8 +337,6 @@ impl BenchReport {
             ("dw_splits", self.splits.to_string()),
             ("forward_rows", self.forward_rows.to_string()),
             ("backward_rows", self.backward_rows.to_string()),
-            ("forward_tile", s(&self.forward_tile)),
-            ("backward_tile", s(&self.backward_tile)),
             ("adapter", s(&self.adapter)),
             ("backend", s(&self.backend)),
             ("device_type", s(&self.device_type)),

@@ -407,7 +407,7 @@ impl Workload {
                 out.push(Buffer { name: "loss ring", bytes: 16 + 4 * LOSS_RING as u64, fields: &[] });
                 if !profile.software {
                     let max_partials = profile.max_buffer.min(256 << 20);
-                    let splits = default_splits(self.batch, p, max_partials) as u64;
+                    let splits = default_splits(self.batch, self.shape.width, p, max_partials) as u64;
                     if splits > 1 {
                         out.push(Buffer { name: "split-K partial gradients", bytes: splits * 4 * p, fields: shape_fields });
                     }

@@ -100,7 +100,6 @@ pub fn usage() -> String {
          \x20 flowmatch bench [--config S|M|L|S,M,L] [--steps N] [--particles P] [--ode-steps K] [--kernels software|tiled] [--profile N]\n\
          \x20                [--backend gpu|cpu|cpu-reference] [--coupling independent|ot] [--steps-per-submit N]\n\
          \x20                [--splits N] [--forward-rows 32|64|128] [--backward-rows 64|128]\n\
-         \x20                [--forward-tile RxCkK] [--backward-tile RxCkK]\n\
          \x20 flowmatch help\n\n\
          train: trains the MLP velocity field with CFM on the GPU, integrates M particles from t = 0 to 1\n\
          with K solver steps (dopri5: adaptive Dormand-Prince 5(4) with rtol = atol = T, default 1e-3, and\n\
@@ -131,7 +130,7 @@ pub fn usage() -> String {
          fast CPU trainer (one thread; the page's CPU backend), cpu-reference the scalar reference (no sampling).\n\
          --coupling ot times OT-CFM batches (minibatch Sinkhorn) instead of independent ones.\n\
          --steps-per-submit N queues the timed GPU steps N to a submit (default 256, the most; the demo page submits a few).\n\
-         --splits N, --forward-rows 32|64|128 and --backward-rows 64|128 override the tiled kernels' dW batch splits and rows per tile; --forward-tile and --backward-tile RxCkK (e.g. 128x128k8: R, C 64 or 128, K 8 or 16, not 16 with C 128) run the 8×8-block kernels with that tile instead.\n\n\
+         --splits N, --forward-rows 32|64|128 and --backward-rows 64|128 override the tiled kernels' dW batch splits and rows per tile.\n\n\
          Datasets: {datasets}\n\
          Defaults: dataset {ds}, steps {steps}, batch {batch}, width {width}, depth {depth}, lr {lr} ({schedule} schedule over the steps), seed {seed},\n\
          solver {solver}, nfe {nfe}, samples {samples}, activation {act}.\n",
@@ -319,24 +318,13 @@ fn parse_bench(args: &[String]) -> Result<Command, CliError> {
                     _ => return Err(invalid("backward-rows", &value, "64 or 128")),
                 })
             }
-            flag @ ("forward-tile" | "backward-tile") => {
-                let tile = crate::gpu::trainer::Tile88::parse(&value).ok_or_else(|| {
-                    let all: Vec<String> = crate::gpu::trainer::Tile88::ALL.iter().map(|t| t.name()).collect();
-                    invalid(flag, &value, &format!("one of {} (rows x columns of a tile, k per stage)", all.join(", ")))
-                })?;
-                if flag == "forward-tile" {
-                    options.forward_tile88 = Some(tile)
-                } else {
-                    options.backward_tile88 = Some(tile)
-                }
-            }
             "kernels" => {
                 options.variant = Some(crate::gpu::KernelVariant::parse(&value).ok_or_else(|| invalid("kernels", &value, "software or tiled"))?)
             }
             other => {
                 return Err(CliError::Config(ConfigError::Unknown {
                     field: format!("--{other}"),
-                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile, --backend, --coupling, --steps-per-submit, --splits, --forward-rows, --backward-rows, --forward-tile, --backward-tile".into(),
+                    known: "--config, --steps, --particles, --ode-steps, --kernels, --profile, --backend, --coupling, --steps-per-submit, --splits, --forward-rows, --backward-rows".into(),
                 }))
             }
         }

@@ -6,20 +6,22 @@
 //! SiLU) is only within a few ULPs of the CPU's, and a GPU may fuse a multiply and an add. So a
 //! step whose error ratio ‖err‖ lies within rounding of 1 can be accepted on one and rejected on
 //! the other, and from there that particle takes other (equally valid) steps. Such near-ties are
-//! rare: on lavapipe and SwiftShader no particle of these tests differs. The bound
-//! (`assert_counts_match`): at most 1% of the particles (and at least one allowed) may take
-//! another count of evaluations, by at most three step attempts (18 evaluations), ending within
-//! 20·tol of the CPU's state (both solve the same ODE to the tolerance); every other particle
-//! takes exactly the CPU's count and agrees to rounding (`atol 1e-4 + rtol 1e-4`, as the
-//! fixed-step ODE kernels of tests/kernels.rs). A wrong controller (safety factor, exponent,
-//! error norm, tableau) changes the count of most particles. Tolerances stay ≥ 1e-5: near 1e-6
+//! rare: on lavapipe and SwiftShader no particle of these tests differs; on an NVIDIA H200
+//! (2026-12-04) 5 of 333 did at tol 1e-5. The bound (`assert_counts_match`): a particle may take
+//! another count of evaluations only if one of its CPU decisions was within `NEAR_TIE` of
+//! flipping (`AdaptiveStats::closest_tie`; src/cpu/adaptive.rs checks that a 1% shift of the
+//! error norms flips only such particles), by at most three step attempts (18 evaluations),
+//! ending within 20·tol of the CPU's state (both solve the same ODE to the tolerance); every
+//! other particle takes exactly the CPU's count and agrees to rounding (`atol 1e-4 + rtol 1e-4`,
+//! as the fixed-step ODE kernels of tests/kernels.rs). A wrong controller (safety factor,
+//! exponent, error norm, tableau) changes the count of particles without a near-tie too. Tolerances stay ≥ 1e-5: near 1e-6
 //! the f32 error estimate is itself rounding noise and near-ties become common.
 
 mod common;
 use common::{assert_close, gpu};
 
 use flowmatch::config::{Dataset, Solver};
-use flowmatch::cpu::adaptive::{self, AdaptiveOptions};
+use flowmatch::cpu::adaptive::{self, AdaptiveOptions, AdaptiveStats};
 use flowmatch::gpu::{GpuSampler, GpuTrainer};
 use flowmatch::targets::sample_dataset;
 use flowmatch::TrainSpec;
@@ -44,22 +46,36 @@ async fn setup(n: u32, frames: u32) -> (GpuTrainer, GpuSampler, Vec<f32>, Vec<[f
     (t, sampler, params, x0)
 }
 
+/// How close to flipping (`AdaptiveStats::closest_tie`) a decision of the CPU twin must have
+/// been for the GPU to decide it otherwise: 1%. Measured: the CPU twin with its stage
+/// combinations fused (`mul_add`, as a GPU compiler may) took another count of evaluations for 19
+/// of 20000 particles of a nonlinear 2-D field at tol 1e-5, all with a closest tie below 7.2e-4
+/// (1 of 20000 at tol 1e-4, 3.3e-4): rounding moves ‖err‖ by well under 0.1%, because its
+/// estimate h·Σ eᵢkᵢ (~tol) carries the stages' rounding (~1e-7 of |k| ~ 2) scaled by h·Σ|eᵢ|
+/// (~0.01). A controller off by 1% in its safety factor moves ‖err‖ by 5% (it goes as h⁵), and
+/// flips particles with ties up to that: caught.
+const NEAR_TIE: f32 = 0.01;
+
 /// The bound described at the top: returns the particles whose count differs (their states are
 /// checked here against 20·tol; the caller compares the others to rounding).
-fn assert_counts_match(label: &str, got_nfe: &[u32], want_nfe: &[u32], got: &[[f32; 2]], want: &[[f32; 2]], tol: f32) -> Vec<usize> {
-    assert_eq!(got_nfe.len(), want_nfe.len(), "{label}: particle counts differ");
-    let split: Vec<usize> = (0..got_nfe.len()).filter(|&i| got_nfe[i] != want_nfe[i]).collect();
-    let allowed = (got_nfe.len() / 100).max(1);
-    let show = |i: &usize| format!("particle {i}: {} evaluations on the GPU, {} on the CPU", got_nfe[*i], want_nfe[*i]);
+fn assert_counts_match(label: &str, got_nfe: &[u32], cpu: &[AdaptiveStats], got: &[[f32; 2]], want: &[[f32; 2]], tol: f32) -> Vec<usize> {
+    assert_eq!(got_nfe.len(), cpu.len(), "{label}: particle counts differ");
+    let split: Vec<usize> = (0..got_nfe.len()).filter(|&i| got_nfe[i] != cpu[i].nfe).collect();
+    let show = |i: &usize| {
+        format!("particle {i}: {} evaluations on the GPU, {} on the CPU (closest tie {:.4})", got_nfe[*i], cpu[*i].nfe, cpu[*i].closest_tie)
+    };
+    let not_ties: Vec<String> = split.iter().filter(|&&i| !(cpu[i].closest_tie < NEAR_TIE)).map(show).collect();
+    let near = cpu.iter().filter(|s| s.closest_tie < NEAR_TIE).count();
     assert!(
-        split.len() <= allowed,
-        "{label}: {} of {} particles took another number of field evaluations than the CPU twin (at most {allowed} near-ties allowed): {:?}",
-        split.len(),
+        not_ties.is_empty(),
+        "{label}: {} of {} particles took another number of field evaluations than the CPU twin although none of their CPU decisions was within {NEAR_TIE} of flipping ({} differ in all; {near} had such a near-tie): {:?}",
+        not_ties.len(),
         got_nfe.len(),
-        split.iter().take(8).map(show).collect::<Vec<_>>()
+        split.len(),
+        not_ties.iter().take(8).collect::<Vec<_>>()
     );
     for &i in &split {
-        assert!(got_nfe[i].abs_diff(want_nfe[i]) <= 18, "{label}: {}, more than three step attempts apart", show(&i));
+        assert!(got_nfe[i].abs_diff(cpu[i].nfe) <= 18, "{label}: {}, more than three step attempts apart", show(&i));
         let d = (got[i][0] - want[i][0]).abs().max((got[i][1] - want[i][1]).abs());
         assert!(d <= 20.0 * tol, "{label}: {}, end states {:?} and {:?} differ by {d:e} > 20·tol", show(&i), got[i], want[i]);
     }
@@ -85,7 +101,7 @@ async fn adaptive_matches_cpu(tol: f32, max_nfe: u32, n: u32, frames: u32) {
     let (stats, traj) = adaptive::integrate(&spec().shape, &params, &mut want, t0, t1, &opts, frames);
     let label = format!("dopri5 tol {tol:e} budget {max_nfe}");
     let want_nfe: Vec<u32> = stats.iter().map(|s| s.nfe).collect();
-    let split = assert_counts_match(&label, &summary.nfe, &want_nfe, &got, &want, tol);
+    let split = assert_counts_match(&label, &summary.nfe, &stats, &got, &want, tol);
     assert_close(&label, &without(&got, &split).concat(), &without(&want, &split).concat(), 1e-4, 1e-4);
     let unfinished = stats.iter().filter(|s| !s.finished).count();
     assert!(summary.unfinished.abs_diff(unfinished) <= split.len(), "{label}: {} unfinished particles on the GPU, {unfinished} on the CPU", summary.unfinished);
@@ -128,8 +144,7 @@ async fn sampler_routes_dopri5() {
     let (stats, traj) = adaptive::integrate(&spec().shape, &params, &mut want, 0.0, 1.0, &opts, frames);
     let rows = n as usize;
     let last = frames as usize * rows;
-    let nfe: Vec<u32> = stats.iter().map(|s| s.nfe).collect();
-    let split = assert_counts_match("dopri5 via integrate", &summary.nfe, &nfe, &got[last..], &traj[last..], 1e-4);
+    let split = assert_counts_match("dopri5 via integrate", &summary.nfe, &stats, &got[last..], &traj[last..], 1e-4);
     for k in 0..=frames as usize {
         let (g, w) = (&got[k * rows..(k + 1) * rows], &traj[k * rows..(k + 1) * rows]);
         assert_close(&format!("dopri5 via integrate, frame {k}"), &without(g, &split).concat(), &without(w, &split).concat(), 1e-4, 1e-4);
@@ -142,8 +157,7 @@ async fn sampler_routes_dopri5() {
     assert_eq!(summary.unfinished, 0);
     let mut want = x0.clone();
     let (stats, _) = adaptive::integrate(&spec().shape, &params, &mut want, 0.0, 1.0, &AdaptiveOptions::new(1e-4, 500).unwrap(), 0);
-    let nfe: Vec<u32> = stats.iter().map(|s| s.nfe).collect();
-    let split = assert_counts_match("dopri5 end state", &summary.nfe, &nfe, &end, &want, 1e-4);
+    let split = assert_counts_match("dopri5 end state", &summary.nfe, &stats, &end, &want, 1e-4);
     assert_close("dopri5 end state", &without(&end, &split).concat(), &without(&want, &split).concat(), 1e-4, 1e-4);
 }
 

@@ -352,26 +352,18 @@ gpu_test!(field_kernel_matches_cpu, field_matches_cpu());
 // tiles with partial edges (width 70, batch 150; the software variant too) and with dW split over the batch (3 splits of
 // 50 rows, not a multiple of the 16-row stage), and with a single split (dW written directly).
 fn forced(variant: KernelVariant, splits: Option<u32>) -> TrainerOptions {
-    TrainerOptions { variant: Some(variant), splits, forward_rows: None, backward_rows: None, forward_tile88: None, backward_tile88: None }
+    TrainerOptions { variant: Some(variant), splits, forward_rows: None, backward_rows: None }
 }
 
 /// The tiled variant with its forward's rows per tile forced (the small shapes here default to
 /// 32: `default_forward_rows`), so both tile heights run with partial edges.
 fn tiled_rows(rows: u32) -> TrainerOptions {
-    TrainerOptions { variant: Some(KernelVariant::Tiled), splits: None, forward_rows: Some(rows), backward_rows: None, forward_tile88: None, backward_tile88: None }
+    TrainerOptions { variant: Some(KernelVariant::Tiled), splits: None, forward_rows: Some(rows), backward_rows: None }
 }
 
 /// The tiled variant with the 8×4-block backward (`backward_tiled8`, 128-row tiles).
 fn tiled_backward_rows128(splits: Option<u32>) -> TrainerOptions {
-    TrainerOptions { variant: Some(KernelVariant::Tiled), splits, forward_rows: None, backward_rows: Some(128), forward_tile88: None, backward_tile88: None }
-}
-
-/// The tiled variant with the 8×8-block kernels (`forward_tiled88`, `backward_tiled88`) on one
-/// of their tiles, the next stage loaded during this one.
-fn tiled_88(tile: &str, splits: Option<u32>) -> TrainerOptions {
-    let t = flowmatch::gpu::trainer::Tile88::parse(tile);
-    assert!(t.is_some(), "{tile} is not a tile of the 8x8 kernels");
-    TrainerOptions { variant: Some(KernelVariant::Tiled), splits, forward_rows: None, backward_rows: None, forward_tile88: t, backward_tile88: t }
+    TrainerOptions { variant: Some(KernelVariant::Tiled), splits, forward_rows: None, backward_rows: Some(128) }
 }
 
 fn wide(activation: Activation) -> TrainSpec {
@@ -411,24 +403,6 @@ gpu_test!(tiled_forward_matches_cpu_rows128_big, forward_and_loss_match_cpu_with
 gpu_test!(tiled_forward_matches_cpu_rows32, forward_and_loss_match_cpu_with(wide(Activation::Relu), tiled_rows(32)));
 gpu_test!(tiled_backward_matches_cpu_rows128, backward_matches_cpu_with(wide(Activation::Gelu), tiled_backward_rows128(None)));
 gpu_test!(tiled_backward_matches_cpu_rows128_split_k, backward_matches_cpu_with(TrainSpec { batch: 300, ..wide(Activation::Silu) }, tiled_backward_rows128(Some(3))));
-// The 8×8 kernels on every tile they accept: partial tiles in both edges (width 70 or 140,
-// batch 150 or 300), an input layer narrower than one k stage, and split-K chunks of 100 rows
-// (not a multiple of the 8- or 16-row stage).
-gpu_test!(tiled_forward_matches_cpu_88, forward_and_loss_match_cpu_with(wide(Activation::Gelu), tiled_88("128x128k8", None)));
-gpu_test!(tiled_forward_matches_cpu_88_big, forward_and_loss_match_cpu_with(TrainSpec { shape: ModelShape::new(140, 3, Activation::Silu), batch: 300, ..spec(Activation::Silu) }, tiled_88("128x128k8", None)));
-gpu_test!(tiled_backward_matches_cpu_88, backward_matches_cpu_with(wide(Activation::Gelu), tiled_88("128x128k8", None)));
-gpu_test!(tiled_backward_matches_cpu_88_split_k, backward_matches_cpu_with(TrainSpec { batch: 300, ..wide(Activation::Silu) }, tiled_88("128x128k8", Some(3))));
-gpu_test!(tiled_backward_matches_cpu_88_wide, backward_matches_cpu_with(TrainSpec { shape: ModelShape::new(140, 3, Activation::Tanh), batch: 300, ..spec(Activation::Tanh) }, tiled_88("128x128k8", Some(2))));
-async fn big88(tile: &str) {
-    let spec = TrainSpec { shape: ModelShape::new(140, 3, Activation::Silu), batch: 300, ..spec(Activation::Silu) };
-    forward_and_loss_match_cpu_with(spec.clone(), tiled_88(tile, None)).await;
-    backward_matches_cpu_with(spec, tiled_88(tile, Some(3))).await;
-}
-gpu_test!(tiled_matches_cpu_88_128x64k8, big88("128x64k8"));
-gpu_test!(tiled_matches_cpu_88_128x64k16, big88("128x64k16"));
-gpu_test!(tiled_matches_cpu_88_64x128k8, big88("64x128k8"));
-gpu_test!(tiled_matches_cpu_88_64x64k8, big88("64x64k8"));
-gpu_test!(tiled_matches_cpu_88_64x64k16, big88("64x64k16"));
 gpu_test!(tiled_backward_matches_cpu_rows128_wide, backward_matches_cpu_with(TrainSpec { shape: ModelShape::new(140, 3, Activation::Tanh), batch: 150, ..spec(Activation::Tanh) }, tiled_backward_rows128(Some(2))));
 gpu_test!(tiled_backward_matches_cpu_split_k, backward_matches_cpu_with(wide(Activation::Gelu), forced(KernelVariant::Tiled, Some(3))));
 gpu_test!(tiled_backward_matches_cpu_one_split, backward_matches_cpu_with(wide(Activation::Silu), forced(KernelVariant::Tiled, Some(1))));

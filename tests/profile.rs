@@ -29,7 +29,7 @@ fn profiled_steps_equal_plain_steps_and_cover_every_dispatch() {
         let spec = spec();
         let data = sample_dataset(flowmatch::config::Dataset::Moons, DATASET_POINTS, spec.seed);
         for variant in [KernelVariant::Software, KernelVariant::Tiled] {
-            let options = TrainerOptions { variant: Some(variant), splits: None, forward_rows: None, backward_rows: None, forward_tile88: None, backward_tile88: None };
+            let options = TrainerOptions { variant: Some(variant), splits: None, forward_rows: None, backward_rows: None };
             let mut plain = GpuTrainer::with_options(&ctx, spec, &data, &[], options).unwrap();
             let mut timed = GpuTrainer::with_options(&ctx, spec, &data, &[], options).unwrap();
             let steps = 5;

@@ -64,12 +64,18 @@ impl AdaptiveOptions {
 }
 
 /// What one particle's integration did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdaptiveStats {
     /// Field evaluations used.
     pub nfe: u32,
     /// Whether the particle reached `t1` within the budget.
     pub finished: bool,
+    /// The closest of its decisions to flipping, as a relative margin: the smallest over its
+    /// steps of `|‖err‖ - 1|` (accept or reject; steps at `h_min`, accepted whatever their
+    /// error, excluded) and of `|(t1 - t)/h - 1|` (last step or not). Another implementation of
+    /// the same f32 arithmetic that rounds differently (a fused multiply-add, a few ULPs of
+    /// `exp`) can decide a step otherwise only where this is small (tests/adaptive.rs).
+    pub closest_tie: f32,
 }
 
 // The Dormand–Prince tableau of `src/tableau.rs` (the shaders' DP_* constants come from it too).
@@ -156,7 +162,9 @@ pub fn integrate_field(
     let mut nfe = 1u32;
     let mut next_frame = 1u32;
     let mut finished = false;
+    let mut closest_tie = f32::INFINITY;
     while nfe + 6 <= opts.max_nfe {
+        closest_tie = closest_tie.min(((t1 - t) / h - 1.0).abs());
         let last = t1 - t <= h;
         if last {
             h = t1 - t;
@@ -178,6 +186,9 @@ pub fn integrate_field(
             sum += r * r;
         }
         let err_norm = (0.5 * sum).sqrt();
+        if h > h_min {
+            closest_tie = closest_tie.min((err_norm - 1.0).abs());
+        }
         let accept = err_norm <= 1.0 || h <= h_min;
         let mut factor = if err_norm == 0.0 { opts.max_factor } else { (opts.safety * err_norm.powf(-0.2)).clamp(opts.min_factor, opts.max_factor) };
         if accept {
@@ -208,7 +219,7 @@ pub fn integrate_field(
         out(next_frame, x);
         next_frame += 1;
     }
-    (x, AdaptiveStats { nfe, finished })
+    (x, AdaptiveStats { nfe, finished, closest_tie })
 }
 
 /// Integrates every point through the learned field from `t0` to `t1`. With `frames > 0`, the
@@ -241,6 +252,31 @@ pub fn integrate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `closest_tie` names the particles whose evaluation count a slightly different rounding can
+    /// change: moving every error norm by a relative 1% (both tolerances × 1.01, more than
+    /// rounding moves it: tests/adaptive.rs) changes the count only of particles whose closest
+    /// tie was below 5% (the first flipped decision was within the shift, plus the step sizes'
+    /// own shift before it), and it does change some.
+    #[test]
+    fn closest_tie_marks_the_decisions_rounding_can_flip() {
+        let field = |x: V, t: f32| [-x[1] * (1.0 + t) + 0.3 * (2.0 * x[0]).sin(), x[0] * (1.0 + t) + 0.2 * x[1] * x[1].cos()];
+        let opts = AdaptiveOptions::new(1e-5, 2000).unwrap();
+        let shifted = AdaptiveOptions { rtol: opts.rtol * 1.01, atol: opts.atol * 1.01, ..opts };
+        let starts: Vec<V> = (0..20000).map(|i| [(i % 200) as f32 / 50.0 - 2.0, (i / 200) as f32 / 25.0 - 2.0]).collect();
+        let mut flipped = 0;
+        for &x in &starts {
+            let (_, a) = integrate_field(field, x, 0.0, 1.0, &opts, 0, |_, _| {});
+            let (_, b) = integrate_field(field, x, 0.0, 1.0, &shifted, 0, |_, _| {});
+            if a.nfe != b.nfe {
+                flipped += 1;
+                assert!(a.closest_tie < 0.05, "{x:?}: {} and {} evaluations, closest tie {}", a.nfe, b.nfe, a.closest_tie);
+            }
+        }
+        let near = starts.iter().filter(|&&x| integrate_field(field, x, 0.0, 1.0, &opts, 0, |_, _| {}).1.closest_tie < 0.05).count();
+        eprintln!("{flipped} of {} particles flipped; {near} had a tie below 0.05", starts.len());
+        assert!(flipped > 0, "no particle flipped: the test tests nothing");
+    }
 
     /// Rotation with a sharp burst of speed around t = 0.7: `v = ω(t)·(-y, x)`,
     /// `ω(t) = 1 + a/(ε + (t - 0.7)²)`, so the exact solution rotates x0 by

@@ -33,10 +33,6 @@ pub enum Kernel {
 /// `mlp_forward.wgsl`'s `TM`, 64 or 32 (src/gpu/trainer.rs `forward_rows`).
 pub const FORWARD_ROWS: u32 = 64;
 
-/// The 8×8-block kernels' tile unless a trainer asks for another (`mlp_forward.wgsl` and
-/// `mlp_backward.wgsl`'s `BM8`, `BN8`, `BK8`; src/gpu/trainer.rs `Tile88`).
-pub const TILE88: [(&str, u32); 3] = [("BM8", 128), ("BN8", 128), ("BK8", 8)];
-
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 /// The per-invocation MLP of the sampling kernels (`net_at`, `guided_net`, `velocity`).
 const NETWORK: &str = include_str!("../../shaders/network.wgsl");
@@ -140,8 +136,7 @@ impl Kernel {
 
     /// The full WGSL source with `const NAME: u32 = value;` prepended for each of `consts`
     /// (`HIDDEN` for the sampler's kernels; `TM`, the tiled forward's rows per tile, for
-    /// `mlp_forward.wgsl`, [`FORWARD_ROWS`] unless given; `BM8`, `BN8`, `BK8`, the 8×8-block
-    /// kernels' tile, for `mlp_forward.wgsl` and `mlp_backward.wgsl`, [`TILE88`] unless given).
+    /// `mlp_forward.wgsl`, [`FORWARD_ROWS`] unless given).
     pub fn source_with(self, consts: &[(&str, u32)]) -> String {
         let mut s = String::with_capacity(COMMON.len() + self.body().len() + 4096);
         for (name, value) in consts {
@@ -149,11 +144,6 @@ impl Kernel {
         }
         if self == Kernel::MlpForward && !consts.iter().any(|c| c.0 == "TM") {
             s.push_str(&format!("const TM: u32 = {FORWARD_ROWS}u;\n"));
-        }
-        if matches!(self, Kernel::MlpForward | Kernel::MlpBackward) && !consts.iter().any(|c| c.0 == "BM8") {
-            for (name, value) in TILE88 {
-                s.push_str(&format!("const {name}: u32 = {value}u;\n"));
-            }
         }
         s.push_str(&super::prelude::prelude());
         s.push_str(COMMON);
@@ -344,17 +334,6 @@ mod tests {
         let src = Kernel::MlpForward.source_with(&[("TM", 32)]);
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("TM 32: {}", e.emit_to_string(&src)));
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty()).validate(&module).expect("TM 32");
-
-        // Every tile of the 8×8-block kernels, in both files.
-        for t in crate::gpu::trainer::Tile88::ALL {
-            for k in [Kernel::MlpForward, Kernel::MlpBackward] {
-                let src = k.source_with(&t.consts());
-                let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}: {}", t.name(), e.emit_to_string(&src)));
-                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-                    .validate(&module)
-                    .unwrap_or_else(|e| panic!("{} {}: {e:?}", k.file(), t.name()));
-            }
-        }
     }
 
     /// The kernels compiled without wgpu's loop counters (`counted_loops`) contain no loop that

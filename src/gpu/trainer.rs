@@ -165,14 +165,6 @@ pub struct GpuTrainer {
     pub forward_rows: u32,
     /// Rows per tile of the tiled backward kernel (64 or 128; unused on the software variant).
     pub backward_rows: u32,
-    /// Columns per tile of the tiled forward kernel (64 unless `forward_tile88` says otherwise).
-    pub forward_cols: u32,
-    /// Columns per tile of the tiled backward kernel (64 unless `backward_tile88` says otherwise).
-    pub backward_cols: u32,
-    /// The 8×8-block forward's tile, when it runs (`forward_tiled88`).
-    pub forward_tile88: Option<Tile88>,
-    /// The 8×8-block backward's tile, when it runs (`backward_tiled88`).
-    pub backward_tile88: Option<Tile88>,
     /// Bytes of every GPU buffer this trainer created.
     allocated_bytes: u64,
     /// Registers (and on drop destroys) every buffer above (`counter`).
@@ -263,52 +255,6 @@ pub struct TrainerOptions {
     /// Force the tiled backward's rows per tile (of dW's out and δ_prev's batch): 64 (4×4
     /// blocks) or 128 (8×4 blocks, `backward_tiled8`) (default: [`default_backward_rows`]).
     pub backward_rows: Option<u32>,
-    /// Run the 8×8-block forward (`forward_tiled88`) with this tile instead (overrides
-    /// `forward_rows`; default: [`default_tile88`]).
-    pub forward_tile88: Option<Tile88>,
-    /// Run the 8×8-block backward (`backward_tiled88`) with this tile instead (overrides
-    /// `backward_rows`; default: [`default_tile88`]).
-    pub backward_tile88: Option<Tile88>,
-}
-
-/// The tile of the 8×8-block kernels (`forward_tiled88`, `backward_tiled88`): `rows` × `cols`
-/// outputs per workgroup of rows·cols/64 invocations (64 or 128 each) and `k` columns of the
-/// reduction per stage (8, or 16 with 64 columns: both staged operands must fit the shaders'
-/// workgroup arrays, 528 and 272 vec4s). Written `128x128k8` on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tile88 {
-    pub rows: u32,
-    pub cols: u32,
-    pub k: u32,
-}
-
-impl Tile88 {
-    /// Every tile the kernels accept.
-    pub const ALL: [Tile88; 6] = [
-        Tile88 { rows: 128, cols: 128, k: 8 },
-        Tile88 { rows: 128, cols: 64, k: 8 },
-        Tile88 { rows: 128, cols: 64, k: 16 },
-        Tile88 { rows: 64, cols: 128, k: 8 },
-        Tile88 { rows: 64, cols: 64, k: 8 },
-        Tile88 { rows: 64, cols: 64, k: 16 },
-    ];
-
-    /// `RxCkK`, e.g. `128x128k8`; `None` for a tile not in [`Tile88::ALL`].
-    pub fn parse(s: &str) -> Option<Tile88> {
-        let (rc, k) = s.trim().split_once('k')?;
-        let (r, c) = rc.split_once('x')?;
-        let t = Tile88 { rows: r.parse().ok()?, cols: c.parse().ok()?, k: k.parse().ok()? };
-        Self::ALL.contains(&t).then_some(t)
-    }
-
-    pub fn name(&self) -> String {
-        format!("{}x{}k{}", self.rows, self.cols, self.k)
-    }
-
-    /// The constants `shaders/mlp_*.wgsl` take for it (prepended by `Kernel::source_with`).
-    pub fn consts(&self) -> [(&'static str, u32); 3] {
-        [("BM8", self.rows), ("BN8", self.cols), ("BK8", self.k)]
-    }
 }
 
 
@@ -320,10 +266,11 @@ fn tiles64(batch: u32, width: u32) -> u32 {
 
 /// Rows (samples) per tile of the tiled forward kernel: 32 when 64-row tiles would make fewer
 /// than 128 workgroups (S, M), 128 (8×4 blocks per invocation, `forward_tiled8`) from 512 (L),
-/// else 64. These are the settings measured on an H200 without wgpu's loop counters (S 15558,
-/// M 5361, L 839 steps/s; docs/BENCHMARKS.md, 2026-12-04), where the sweep of the other
-/// settings was made with the counters (there 64 rows were 5–9% faster on S and M, and 4×4
-/// blocks 30% faster on L: the next real-GPU session should repeat the sweep without them).
+/// else 64. Measured on an H200 without wgpu's loop counters (docs/BENCHMARKS.md, 2026-12-04;
+/// bench/results/h200-vulkan-tiles.jsonl), steps/s: S 32 / 64 rows 16308 / 15306, M 5541 / 5230,
+/// L 128 rows with the 8×4 backward 838 against 64 rows with the 4×4 one 761 (8 splits each).
+/// Kernels with 8×8 blocks per invocation and the next stage prefetched into registers were no
+/// faster on L and half as fast on M (commit b0a3204 has them).
 pub fn default_forward_rows(batch: u32, width: u32) -> u32 {
     match tiles64(batch, width) {
         0..128 => 32,
@@ -338,19 +285,16 @@ pub fn default_backward_rows(batch: u32, width: u32) -> u32 {
     if tiles64(batch, width) >= 512 { 128 } else { 64 }
 }
 
-/// The 8×8-block kernels' tile when they run by default: never yet (they are chosen with
-/// `--forward-tile` / `--backward-tile` until a real GPU has measured them).
-pub fn default_tile88(_batch: u32, _width: u32) -> Option<Tile88> {
-    None
-}
-
-/// Batch splits for the tiled dW: one per 64 samples, at most 8 (S 4, M and L 8), so a small
-/// dW (S: one 64×64 tile) still spreads over workgroups instead of one workgroup walking the
-/// whole batch; capped so the partials buffer (`splits` copies of the parameters) stays
-/// within `max_bytes`. Measured on an H200 (with wgpu's loop counters, steps/s): S 1 → 4
-/// splits 5995 → 10458 (8: 10605), M 2 → 8 2736 → 2849 (16: 2766), L 8 → 16 636 → 648.
-pub fn default_splits(batch: u32, n_params: u64, max_bytes: u64) -> u32 {
-    let by_batch = (batch / 64).clamp(1, 8);
+/// Batch splits for the tiled dW: one per 32 samples, at most 8, or 16 with the 128-row backward
+/// tiles (`default_backward_rows`; their dW has half as many tiles): S 8, M 8, L 16. A small dW
+/// (S: one 64×64 tile) then spreads over workgroups instead of one workgroup walking the whole
+/// batch. Capped so the partials buffer (`splits` copies of the parameters) stays within
+/// `max_bytes`. Measured on an H200 without wgpu's loop counters (steps/s, docs/BENCHMARKS.md
+/// 2026-12-04, bench/results/h200-vulkan-tiles.jsonl): S 2/4/8 splits 12391/16294/16758,
+/// M 4/8/16 4745/5382/5172, L 8/12/16/24/32/48 838/922/930/929/917/817.
+pub fn default_splits(batch: u32, width: u32, n_params: u64, max_bytes: u64) -> u32 {
+    let most = if default_backward_rows(batch, width) == 128 { 16 } else { 8 };
+    let by_batch = (batch / 32).clamp(1, most);
     let by_memory = (max_bytes / (4 * n_params.max(1))).clamp(1, 16) as u32;
     by_batch.min(by_memory)
 }
@@ -517,7 +461,7 @@ impl GpuTrainer {
         let max_partials = ctx.limits.max_storage_buffer_binding_size.min(256 << 20);
         let splits = match variant {
             KernelVariant::Software => 1,
-            KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, n_params, max_partials)).clamp(1, 64),
+            KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, shape.width, n_params, max_partials)).clamp(1, 64),
         };
         let forward_rows = match options.forward_rows {
             Some(r) if r <= 32 => 32,
@@ -532,11 +476,7 @@ impl GpuTrainer {
             Some(_) => 64,
             None => default_backward_rows(spec.batch, shape.width),
         };
-        let forward_tile88 = options.forward_tile88.or_else(|| default_tile88(spec.batch, shape.width));
-        let backward_tile88 = options.backward_tile88.or_else(|| default_tile88(spec.batch, shape.width));
-        let (forward_rows, forward_cols) = forward_tile88.map_or((forward_rows, TILE), |t| (t.rows, t.cols));
-        let (backward_rows, backward_cols) = backward_tile88.map_or((backward_rows, TILE), |t| (t.rows, t.cols));
-        let backward_params = backward_params(&spec, &layout, splits, backward_rows, backward_cols);
+        let backward_params = backward_params(&spec, &layout, splits, backward_rows);
         let backward_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("trainer.backward_params"),
             contents: &slots(&backward_params),
@@ -582,18 +522,13 @@ impl GpuTrainer {
             batch: compute_pipeline(device, Kernel::Batch, "build_batch", &batch_bgl, None),
             forward: compute_pipeline(device, Kernel::MlpForward, "forward_hidden", &layer_bgl, None),
             output_loss: compute_pipeline(device, Kernel::CfmLoss, "output_loss", &layer_bgl, None),
-            forward_tiled: if let Some(t) = forward_tile88 {
-                compute_pipeline_with(device, Kernel::MlpForward, "forward_tiled88", &layer_bgl, &t.consts())
-            } else if forward_rows == 128 {
+            forward_tiled: if forward_rows == 128 {
                 compute_pipeline(device, Kernel::MlpForward, "forward_tiled8", &layer_bgl, None)
             } else {
                 compute_pipeline_with(device, Kernel::MlpForward, "forward_tiled", &layer_bgl, &[("TM", forward_rows)])
             },
             output_rows: compute_pipeline(device, Kernel::CfmLoss, "output_loss_rows", &layer_bgl, None),
-            backward_tiled: match backward_tile88 {
-                Some(t) => compute_pipeline_with(device, Kernel::MlpBackward, "backward_tiled88", &backward_bgl, &t.consts()),
-                None => compute_pipeline(device, Kernel::MlpBackward, if backward_rows == 128 { "backward_tiled8" } else { "backward_tiled" }, &backward_bgl, None),
-            },
+            backward_tiled: compute_pipeline(device, Kernel::MlpBackward, if backward_rows == 128 { "backward_tiled8" } else { "backward_tiled" }, &backward_bgl, None),
             reduce_grads: compute_pipeline(device, Kernel::MlpBackward, "reduce_grads", &backward_bgl, None),
             backward_layer: compute_pipeline(device, Kernel::MlpBackward, "backward_layer", &backward_bgl, None),
             forward_vec4: compute_pipeline(device, Kernel::MlpForwardVec4, "forward_vec4", &layer_bgl, None),
@@ -675,10 +610,6 @@ impl GpuTrainer {
             splits,
             forward_rows,
             backward_rows,
-            forward_cols,
-            backward_cols,
-            forward_tile88,
-            backward_tile88,
             allocated_bytes,
             _live: live,
             step: 0,
@@ -1084,7 +1015,7 @@ impl GpuTrainer {
         for l in 0..depth {
             let lp = &self.layer_params[l];
             pass.set_bind_group(0, &g.layer, &[(l as u64 * SLOT) as u32]);
-            pass.dispatch_workgroups(lp.out_dim.div_ceil(self.forward_cols), batch.div_ceil(self.forward_rows), 1);
+            pass.dispatch_workgroups(lp.out_dim.div_ceil(TILE), batch.div_ceil(self.forward_rows), 1);
             mark(pass, "forward_tiled");
         }
         pass.set_pipeline(&p.output_rows);
@@ -1223,15 +1154,14 @@ fn layer_params(spec: &TrainSpec, layout: &ActivationLayout) -> Vec<LayerParams>
 /// Each hidden layer's tiled backward dispatch (see `shaders/mlp_backward.wgsl`): dW of layer l
 /// split over the batch, δ_{l-1} when l > 0, and for the last hidden layer the output layer's dW.
 /// `rows`: rows per tile of dW's out and δ_prev's batch, 64 (`backward_tiled`) or 128
-/// (`backward_tiled8`), or the 8×8 kernels' tile rows (`backward_tiled88`); `cols`: columns per
-/// tile (of in), 64, or the 8×8 kernels' tile columns.
-fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32, rows: u32, cols: u32) -> Vec<BackwardParams> {
+/// (`backward_tiled8`); the other tile edge is always 64.
+fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32, rows: u32) -> Vec<BackwardParams> {
     let layers = spec.shape.layers();
     let depth = spec.shape.depth as usize;
     let k_chunk = spec.batch.div_ceil(splits);
     let dw = |l: usize| {
         let ll = &layers[l];
-        let (tiles_m, tiles_n) = (ll.out_dim.div_ceil(rows), ll.in_dim.div_ceil(cols));
+        let (tiles_m, tiles_n) = (ll.out_dim.div_ceil(rows), ll.in_dim.div_ceil(TILE));
         DwGemm {
             groups: tiles_m * tiles_n * splits,
             tiles_m,
@@ -1250,7 +1180,7 @@ fn backward_params(spec: &TrainSpec, layout: &ActivationLayout, splits: u32, row
         .map(|l| {
             let ll = &layers[l];
             let has_prev = l > 0;
-            let dx_tiles_n = ll.in_dim.div_ceil(cols);
+            let dx_tiles_n = ll.in_dim.div_ceil(TILE);
             BackwardParams {
                 dw: dw(l),
                 dw_out: if l + 1 == depth { dw(depth) } else { DwGemm::default() },
@@ -1310,23 +1240,6 @@ pub fn check_fits(ctx: &GpuContext, buffers: &[(&str, u64)]) -> Result<(), GpuEr
 mod tests {
     use super::*;
     use crate::bench::BenchConfig;
-
-    /// Every tile of the 8×8-block kernels parses back from its name, stages both operands
-    /// within the shaders' workgroup arrays (tile_x / tile_a: 528 vec4s, tile_w / tile_b: 272;
-    /// a k row of an operand w wide takes w/4 + 1 vec4s), splits its stage evenly over its
-    /// invocations, and nothing else parses.
-    #[test]
-    fn tiles88_fit_the_shaders() {
-        for t in Tile88::ALL {
-            assert_eq!(Tile88::parse(&t.name()), Some(t));
-            assert!(t.k * (t.rows / 4 + 1) <= 528 && t.k * (t.cols / 4 + 1) <= 272, "{}", t.name());
-            let wg = t.rows * t.cols / 64;
-            assert!((t.rows * t.k) % wg == 0 && (t.cols * t.k) % wg == 0 && wg % t.k == 0, "{}", t.name());
-        }
-        for bad in ["128x128k16", "256x128k8", "128x128", "128x128k", "x", "", "32x64k8"] {
-            assert_eq!(Tile88::parse(bad), None, "{bad}");
-        }
-    }
 
     /// The vec4 kernels take every hidden-to-hidden layer of the benchmark shapes, and never the
     /// input layer (in = 3), the output layer (out = 2) or a batch that is not a multiple of 4.
