@@ -41,7 +41,7 @@ use crate::config::{limits as cfg, Config, Coupling, FieldKind, Solver, Source};
 use crate::cpu::coupling::{OT_ITERS, OT_MAX_BATCH};
 use crate::gpu::limits::trainer_buffers;
 use crate::gpu::quality::QUALITY_SAMPLES;
-use crate::gpu::trainer::{default_splits, LOSS_RING};
+use crate::gpu::trainer::{default_backward_rows, default_splits, LOSS_RING};
 use crate::model::ModelShape;
 use crate::render::heatmap::HEAT_GRID;
 use crate::spec::TrainSpec;
@@ -407,7 +407,7 @@ impl Workload {
                 out.push(Buffer { name: "loss ring", bytes: 16 + 4 * LOSS_RING as u64, fields: &[] });
                 if !profile.software {
                     let max_partials = profile.max_buffer.min(256 << 20);
-                    let splits = default_splits(self.batch, self.shape.width, p, max_partials) as u64;
+                    let splits = default_splits(self.batch, default_backward_rows(self.batch, self.shape.width), p, max_partials) as u64;
                     if splits > 1 {
                         out.push(Buffer { name: "split-K partial gradients", bytes: splits * 4 * p, fields: shape_fields });
                     }

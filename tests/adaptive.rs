@@ -14,8 +14,9 @@
 //! ending within 20·tol of the CPU's state (both solve the same ODE to the tolerance); every
 //! other particle takes exactly the CPU's count and agrees to rounding (`atol 1e-4 + rtol 1e-4`,
 //! as the fixed-step ODE kernels of tests/kernels.rs). A wrong controller (safety factor,
-//! exponent, error norm, tableau) changes the count of particles without a near-tie too. Tolerances stay ≥ 1e-5: near 1e-6
-//! the f32 error estimate is itself rounding noise and near-ties become common.
+//! exponent, error norm, tableau) changes the count of particles without a near-tie too.
+//! Tolerances stay ≥ 1e-5: near 1e-6 the f32 error estimate is itself rounding noise and
+//! near-ties become common.
 
 mod common;
 use common::{assert_close, gpu};

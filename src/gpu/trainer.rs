@@ -285,15 +285,15 @@ pub fn default_backward_rows(batch: u32, width: u32) -> u32 {
     if tiles64(batch, width) >= 512 { 128 } else { 64 }
 }
 
-/// Batch splits for the tiled dW: one per 32 samples, at most 8, or 16 with the 128-row backward
-/// tiles (`default_backward_rows`; their dW has half as many tiles): S 8, M 8, L 16. A small dW
-/// (S: one 64×64 tile) then spreads over workgroups instead of one workgroup walking the whole
-/// batch. Capped so the partials buffer (`splits` copies of the parameters) stays within
+/// Batch splits for the tiled dW: one per 32 samples, at most 8, or 16 when the backward runs
+/// 128-row tiles (`backward_rows`; their dW has half as many tiles): S 8, M 8, L 16 at the
+/// default rows (`default_backward_rows`). A small dW (S: one 64×64 tile) then spreads over
+/// workgroups instead of one workgroup walking the whole batch. Capped so the partials buffer (`splits` copies of the parameters) stays within
 /// `max_bytes`. Measured on an H200 without wgpu's loop counters (steps/s, docs/BENCHMARKS.md
 /// 2026-12-04, bench/results/h200-vulkan-tiles.jsonl): S 2/4/8 splits 12391/16294/16758,
 /// M 4/8/16 4745/5382/5172, L 8/12/16/24/32/48 838/922/930/929/917/817.
-pub fn default_splits(batch: u32, width: u32, n_params: u64, max_bytes: u64) -> u32 {
-    let most = if default_backward_rows(batch, width) == 128 { 16 } else { 8 };
+pub fn default_splits(batch: u32, backward_rows: u32, n_params: u64, max_bytes: u64) -> u32 {
+    let most = if backward_rows == 128 { 16 } else { 8 };
     let by_batch = (batch / 32).clamp(1, most);
     let by_memory = (max_bytes / (4 * n_params.max(1))).clamp(1, 16) as u32;
     by_batch.min(by_memory)
@@ -458,10 +458,15 @@ impl GpuTrainer {
         });
         let layer_params = layer_params(&spec, &layout);
         let variant = options.variant.unwrap_or_else(|| KernelVariant::for_adapter(&ctx.adapter));
+        let backward_rows = match options.backward_rows {
+            Some(r) if r > 64 => 128,
+            Some(_) => 64,
+            None => default_backward_rows(spec.batch, shape.width),
+        };
         let max_partials = ctx.limits.max_storage_buffer_binding_size.min(256 << 20);
         let splits = match variant {
             KernelVariant::Software => 1,
-            KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, shape.width, n_params, max_partials)).clamp(1, 64),
+            KernelVariant::Tiled => options.splits.unwrap_or_else(|| default_splits(spec.batch, backward_rows, n_params, max_partials)).clamp(1, 64),
         };
         let forward_rows = match options.forward_rows {
             Some(r) if r <= 32 => 32,
@@ -471,11 +476,6 @@ impl GpuTrainer {
         };
         check_fits(ctx, &[("split-K partial gradients", if splits > 1 { splits as u64 * n_params * 4 } else { 0 })])?;
         let partials = storage(ctx, "mlp.grad_partials", if splits > 1 { splits as u64 * n_params } else { 4 });
-        let backward_rows = match options.backward_rows {
-            Some(r) if r > 64 => 128,
-            Some(_) => 64,
-            None => default_backward_rows(spec.batch, shape.width),
-        };
         let backward_params = backward_params(&spec, &layout, splits, backward_rows);
         let backward_uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("trainer.backward_params"),

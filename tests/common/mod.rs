@@ -39,14 +39,15 @@ pub async fn gpu() -> GpuContext {
 
 /// Natively on a real GPU, the tests of one test binary that open a device ([`gpu`]) run one at a
 /// time: the first `gpu()` of a test thread takes a process-wide lock that the thread keeps until
-/// it ends (libtest runs each test on its own thread; run on one thread, nothing else waits); on a software
-/// adapter (lavapipe, in CI) they keep running in parallel. Each test opens its own device, and
-/// on an NVIDIA H200 (driver 580.159.04, Vulkan, 2026-12-04) a kernel test binary run with 16 or
-/// 2 test threads hung: with 16, none of 54 tests had finished after 35 s and every thread of the
-/// process was parked on a futex, 14 of them on priority-inheritance mutexes (`futex_lock_pi`),
-/// which neither Rust's std nor wgpu's parking_lot use (so, most likely, the driver's); with 4
-/// threads it once passed; one at a time it always passed (each test 0.2–1.8 s). The product opens one device per process. The first call
-/// opens one device to learn the adapter type (alone: the lock below is not yet in use).
+/// it ends (libtest runs each test on its own thread; run on one thread, nothing else waits); on
+/// a software adapter (lavapipe, in CI) they keep running in parallel. Each test opens its own
+/// device, and on an NVIDIA H200 (driver 580.159.04, Vulkan, 2026-12-04) a kernel test binary run
+/// with 16 or 2 test threads hung: with 16, none of 54 tests had finished after 35 s and every
+/// thread of the process was parked on a futex, 14 of them on priority-inheritance mutexes
+/// (`futex_lock_pi`), which neither Rust's std nor wgpu's parking_lot use (so, most likely, the
+/// driver's); with 4 threads it once passed; one at a time it always passed (each test 0.2–1.8
+/// s). The product opens one device per process. The first call opens one device to learn the
+/// adapter type (alone: the lock below is not yet in use).
 #[cfg(not(target_arch = "wasm32"))]
 fn hold_gpu_for_this_test() {
     thread_local! {
