@@ -138,7 +138,10 @@ export function initQuality(app, state) {
     // One reading at a time (sliced W2 first): a reading's time is its own, not the other's too.
     if (statsInFlight) return;
     const stopped = !state.training && state.stepsDone === state.step;
-    if (state.sw2History.length === 0 || (stopped && sw2Step !== state.step) || (state.training && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs))) {
+    // Not while a reading is in flight: measure() would return at once, and sw2Step would mark
+    // the final weights as read (a reading started at step 1840 and still running when the run
+    // ended at 2000 left the card without the final reading: CI, e2e page cpu).
+    if (!inFlight && (state.sw2History.length === 0 || (stopped && sw2Step !== state.step) || (state.training && now - lastAt >= Math.max(EVERY_MS, SHARE * tookMs)))) {
       lastAt = now;
       sw2Step = state.step;
       measure();

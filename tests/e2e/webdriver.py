@@ -71,8 +71,9 @@ class Driver:
                 break
             except (OSError, WebDriverError):
                 if time.time() > deadline or self.proc.poll() is not None:
+                    tail = self.log_tail()
                     self.close()
-                    raise WebDriverError("chromedriver did not start")
+                    raise WebDriverError(f"chromedriver did not start; its log ends: {tail}")
                 time.sleep(0.1)
         args = BASE_ARGS + [f"--user-data-dir={self.profile}", f"--window-size={window[0]},{window[1]}"] + list(extra_args)
         caps = {"capabilities": {"alwaysMatch": {
@@ -204,6 +205,22 @@ class Driver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+        # The log is read only while the driver lives (log_tail); left behind, every session's
+        # log piled up in /tmp (355 after a few days of test runs).
+        self.log.close()
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+    def log_tail(self, n=2000):
+        """The last `n` characters of chromedriver's log (for an error message)."""
+        try:
+            self.log.flush()
+            with open(self.log.name, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError as e:
+            return f"(unreadable: {e})"
 
     def __enter__(self):
         return self
