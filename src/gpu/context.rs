@@ -115,7 +115,13 @@ impl AdapterSummary {
 impl fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.name.is_empty() { "unnamed adapter" } else { &self.name };
-        write!(f, "{name} ({}, {})", self.backend, self.device_type)
+        // In a browser the backend is always the browser's WebGPU: only whether it is software
+        // says something to a reader.
+        match (self.backend.as_str(), self.device_type.as_str()) {
+            ("browserwebgpu", "cpu") => write!(f, "{name}, software"),
+            ("browserwebgpu", _) => write!(f, "{name}"),
+            _ => write!(f, "{name} ({}, {})", self.backend, self.device_type),
+        }
     }
 }
 
@@ -162,7 +168,7 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+            .map_err(no_adapter)?;
         let info = adapter.get_info();
         let available = adapter.limits();
         let features = wanted & adapter.features();
@@ -180,8 +186,13 @@ impl GpuContext {
             })
             .await
             .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+        // wgpu leaves the name empty in a browser: the page asks the browser's GPUAdapterInfo.
+        #[cfg(target_arch = "wasm32")]
+        let name = if info.name.is_empty() { browser_adapter_name().await.unwrap_or_default() } else { info.name.clone() };
+        #[cfg(not(target_arch = "wasm32"))]
+        let name = info.name.clone();
         let adapter = AdapterSummary {
-            name: info.name.clone(),
+            name,
             backend: format!("{:?}", info.backend).to_lowercase(),
             device_type: match info.device_type {
                 wgpu::DeviceType::Cpu => "cpu",
@@ -267,4 +278,55 @@ fn browser_has_webgpu() -> bool {
     }
     let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).unwrap_or_default();
     !(gpu.is_undefined() || gpu.is_null())
+}
+
+/// The browser's name for its high-performance adapter (`GPUAdapter.info`: the description, or
+/// vendor, architecture and device), None where it gives none. One more `requestAdapter`, answered
+/// from the browser's cache of adapters.
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter_name() -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let get = |o: &wasm_bindgen::JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"powerPreference".into(), &"high-performance".into()).ok()?;
+    let promise: js_sys::Promise = request.call1(&gpu, &options).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
+    let info = get(&adapter, "info")?;
+    let field = |k: &str| get(&info, k).and_then(|v| v.as_string()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    field("description").or_else(|| {
+        let parts: Vec<String> = ["vendor", "architecture", "device"].iter().filter_map(|k| field(k)).collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    })
+}
+
+/// Why `request_adapter` found no adapter. In a browser wgpu's text lists the native backends it
+/// was not built with ("vulkan support not compiled in, …"), which says nothing to a reader: the
+/// page shows what the browser's answer means instead.
+fn no_adapter(e: wgpu::RequestAdapterError) -> GpuError {
+    if cfg!(target_arch = "wasm32") {
+        GpuError::NoAdapter("the browser offers WebGPU but no adapter (WebGPU may be turned off, or this GPU blocklisted: chrome://gpu or about:support says which)".into())
+    } else {
+        GpuError::NoAdapter(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdapterSummary;
+
+    fn summary(name: &str, backend: &str, device_type: &str) -> String {
+        AdapterSummary { name: name.into(), backend: backend.into(), device_type: device_type.into(), driver: String::new() }.to_string()
+    }
+
+    /// The page's readout names a browser adapter without wgpu's backend name ("unnamed adapter
+    /// (browserwebgpu, cpu)" was shown before the name came from GPUAdapterInfo).
+    #[test]
+    fn adapters_are_named_for_readers() {
+        assert_eq!(summary("google swiftshader", "browserwebgpu", "cpu"), "google swiftshader, software");
+        assert_eq!(summary("nvidia ampere", "browserwebgpu", "discrete-gpu"), "nvidia ampere");
+        assert_eq!(summary("", "browserwebgpu", "cpu"), "unnamed adapter, software");
+        assert_eq!(summary("llvmpipe (LLVM 19.1.7, 256 bits)", "vulkan", "cpu"), "llvmpipe (LLVM 19.1.7, 256 bits) (vulkan, cpu)");
+    }
 }

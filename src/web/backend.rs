@@ -41,6 +41,15 @@ backend (WebAssembly SIMD, one thread) with a smaller model (slower, same maths)
 on Windows, macOS and ChromeOS, Chrome 121+ on Android, Safari 26+ and Firefox 141+ on Windows; on Linux, \
 Chrome needs chrome://flags/#enable-unsafe-webgpu (or --enable-unsafe-webgpu).";
 
+/// The backend readout's reason for running on the CPU after `device` failed with `e`.
+pub fn cpu_reason(e: &GpuError) -> String {
+    match e {
+        GpuError::NoAdapter(why) => format!("CPU: no WebGPU adapter: {why}"),
+        GpuError::RequestDevice(why) => format!("CPU: the WebGPU adapter refused a device: {why}"),
+        other => format!("CPU: WebGPU failed: {other}"),
+    }
+}
+
 /// The page's device, or why there is none.
 pub async fn device(pref: Preference) -> Result<(GpuContext, u64), GpuError> {
     if pref == Preference::Cpu {

@@ -190,7 +190,7 @@ impl Page {
                         backend::cpu_engine(&canvas, session.config())?
                     }
                 };
-                let reason = if pref == Preference::Cpu { "CPU (requested)".to_string() } else { format!("CPU: no WebGPU adapter ({e})") };
+                let reason = if pref == Preference::Cpu { "CPU (requested)".to_string() } else { backend::cpu_reason(&e) };
                 let label = "CPU".to_string();
                 (engine, session, Backend { canvas, readback: false, device_gen: None, label, reason, trial: None, recovery: Recovery::default() })
             }

@@ -120,6 +120,11 @@ def test_cpu_fallback():
         notice = d.js("const n = document.getElementById('notice'); return !n.hidden && n.getBoundingClientRect().height > 0 ? n.textContent : null")
         assert notice and "WebGPU" in notice, f"no visible notice about WebGPU: {notice!r}"
         log(f"notice: {notice[:90]}...")
+        # The readout says why in the browser's terms, not wgpu's list of native backends it was
+        # built without ("vulkan support not compiled in, ...").
+        reason = d.js("return document.getElementById('backend-reason').textContent")
+        assert reason.startswith("CPU: no WebGPU adapter: ") and "compiled in" not in reason, f"backend reason: {reason!r}"
+        log(f"backend reason: {reason}")
         # A run: 2000 steps (the command line's default), the learning rate decaying to 0 over
         # them (cosine); then training rests and says so, and Train more starts another run.
         d.wait_for("const s = window.flowmatch.app.state(); return s.error || s.runDone;", 120, "the run of 2000 steps to end", progress="window.flowmatch.app.state().step")
