@@ -51,7 +51,7 @@ fn gpu_training_tracks_cpu_reference_for_50_steps() {
 
 /// Sample quality at least PyTorch's at the same budget (issue 16, docs/QUALITY.md), on the two
 /// thin targets where a constant learning rate hurt most. Configuration: the page's default on
-/// software adapters (`page_config(true)`: width 32, depth 2, batch 128, lr 1e-2 with the default
+/// software adapters (`page_config(Runs::Software)`: width 32, depth 2, batch 128, lr 1e-2 with the default
 /// cosine schedule over 2000 steps, SiLU, Adam), 100 Euler steps; seeds 0, 1, 2; 4000 samples
 /// scored by sliced W2 (256 directions) against 4000 fresh target points.
 ///

@@ -8,7 +8,7 @@
 // URL parameters (before the #): backend=auto|webgpu|cpu (default auto: on a software adapter the
 // faster of WebGPU and the CPU), cpu=1 (= backend=cpu), present=surface|readback.
 
-import init, { App, config_defaults, dataset_classes, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
+import init, { App, dataset_classes, field_specs, layer_specs, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { initTargets } from './targets.js';
 import { initQuality } from './quality.js';
 import { initReflow } from './reflow.js';
@@ -254,7 +254,7 @@ function applyPreset(name) {
   const p = PRESETS.get(name);
   const about = $('preset-about');
   if (!p) { about.replaceChildren(); state.preset = null; return; }
-  takeHashErrors(guarded('The preset', () => app.apply_hash(`${config_defaults(app.state().software, false)}&${p.config}`)));
+  takeHashErrors(guarded('The preset', () => app.apply_hash(`${app.defaults()}&${p.config}`)));
   for (const box of document.querySelectorAll('#layers input')) {
     if (!VIEW_LAYERS.has(box.dataset.layer)) continue;
     box.checked = p.views.includes(box.dataset.layer);

@@ -80,6 +80,9 @@ export declare class FlowMatchingDemo extends HTMLElement {
   readonly messages: Array<{ attribute: string; message: string }>;
   /** The configuration in use, as a demo-page hash (null before the figure starts). */
   readonly config: string | null;
+  /** The defaults the figure falls back to for its engine (a GPU, a software adapter or the
+   *  CPU), as a demo-page hash (null before the figure starts). */
+  readonly defaults: string | null;
   /** A PNG of the current view. */
   toPNG(): Promise<Blob>;
   /** The particles at t = 1 as CSV text with a header `x,y`. */

@@ -40,7 +40,7 @@
 // as a Blob (`model_formats()`: flowmatch | safetensors; the full controls' export buttons); events: ready, progress
 // ({step, loss}), error ({message, attribute}).
 
-import init, { App, choices, config_defaults, field_specs, layer_specs, model_formats, preset_views, presets_json } from '../pkg/flowmatch.js';
+import init, { App, choices, field_specs, layer_specs, model_formats, preset_views, presets_json } from '../pkg/flowmatch.js';
 import { drawChart } from './chart.js';
 import { download } from './download.js';
 import { skipFrame } from './pace.js';
@@ -189,6 +189,10 @@ export class FlowMatchingDemo extends HTMLElement {
   get messages() { return [...this._messages].map(([attribute, message]) => ({ attribute, message })); }
   /** The configuration in use, as a demo-page hash. */
   get config() { return this._app ? this._app.query() : null; }
+
+  /** The configuration the figure falls back to for what it is not told (the defaults for its
+   *  engine: a GPU, a software adapter or the CPU), as a demo-page hash; null before it starts. */
+  get defaults() { return this._app ? this._app.defaults() : null; }
 
   /** PNG of the current view. */
   toPNG() {
@@ -535,7 +539,7 @@ export class FlowMatchingDemo extends HTMLElement {
       if (!this.isConnected) { app.free(); this._status.textContent = 'Stopped.'; return; }
       const kept = this._kept;
       const s = app.state();
-      this._defaults = Object.fromEntries(config_defaults(s.software, true).split('&').map((kv) => kv.split('=')));
+      this._defaults = Object.fromEntries(app.defaults().split('&').map((kv) => kv.split('=')));
       this._app = app;
       this._fit(true);
       this._showConfigErrors(Array.from(app.hash_errors(), (e) => ({ field: e.field, message: e.message })));
@@ -553,7 +557,7 @@ export class FlowMatchingDemo extends HTMLElement {
       this._syncControls();
       this._status.hidden = true;
       if (s.notice) {
-        this._notice.textContent = s.backend === 'cpu' ? 'No WebGPU in this browser: training on the CPU with a smaller model (slower, same maths).' : s.notice;
+        this._notice.textContent = s.backend === 'cpu' ? 'No WebGPU in this browser: training on the CPU (the same model and maths, fewer particles drawn).' : s.notice;
         this._notice.title = s.notice;
         this._notice.hidden = false;
       }

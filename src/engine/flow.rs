@@ -101,8 +101,9 @@ mod tests {
         let (data, source) = training_data(&c);
         assert_eq!((data.len(), source.len(), training_labels(&c).len()), (7, 0, 7));
         assert_eq!(training_data(&Config::default()).0.len(), DATA_POINTS, "the command line's default is the page's cap");
-        assert_eq!(crate::web::pacing::page_config(false).points, Config::default().points, "a real GPU's page trains the command line's pool");
-        assert_eq!(crate::web::pacing::page_config(true).points, SMALL_DATA_POINTS);
+        assert_eq!(crate::web::pacing::page_config(crate::web::pacing::Runs::Gpu).points, Config::default().points, "a real GPU's page trains the command line's pool");
+        assert_eq!(crate::web::pacing::page_config(crate::web::pacing::Runs::Software).points, SMALL_DATA_POINTS);
+        assert_eq!(crate::web::pacing::page_config(crate::web::pacing::Runs::Cpu).points, SMALL_DATA_POINTS);
         assert_eq!(training_data(&Config { points: 1 << 20, ..Config::default() }).0.len(), DATA_POINTS, "capped");
         assert!(crate::config::field("points").unwrap().help.contains(&DATA_POINTS.to_string()), "the field's help names the page's cap");
     }

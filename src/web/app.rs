@@ -175,6 +175,14 @@ impl App {
         self.page.borrow().session.query()
     }
 
+    /// The configuration this page started from before its hash was applied, as a hash: the
+    /// defaults for its engine (`web::pacing::page_config`: a GPU, a software adapter or the CPU
+    /// engine; the widget's for a widget). Presets and the widget's rejected attributes fall back
+    /// to it.
+    pub fn defaults(&self) -> String {
+        self.page.borrow().defaults.to_page_query()
+    }
+
     /// `[{field, message}]` for each field of the URL hash that was rejected (or refused by the
     /// work budget): at most `session::MAX_HASH_ERRORS`, then one `{field: "", message: "and N
     /// more …"}` when there were more.

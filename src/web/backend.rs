@@ -37,7 +37,7 @@ impl Preference {
 
 /// What the page says when the browser has no WebGPU adapter.
 pub const NO_WEBGPU_NOTICE: &str = "WebGPU is not available in this browser, so training runs on the CPU \
-backend (WebAssembly SIMD, one thread) with a smaller model (slower, same maths). WebGPU is on by default in Chrome and Edge 113+ \
+backend (WebAssembly SIMD, one thread): the same model and maths, fewer particles drawn. WebGPU is on by default in Chrome and Edge 113+ \
 on Windows, macOS and ChromeOS, Chrome 121+ on Android, Safari 26+ and Firefox 141+ on Windows; on Linux, \
 Chrome needs chrome://flags/#enable-unsafe-webgpu (or --enable-unsafe-webgpu).";
 

@@ -17,7 +17,8 @@
 //!   frame's idle time without making the frame late.
 //! - [`FlowClock`]: the looping flow time t (hold at t = 0, travel, hold at t = 1) and the scrubber.
 //! - [`LossHistory`]: every loss read, halved in resolution whenever it grows past its cap.
-//! - [`page_config`] / [`widget_config`]: the starting configuration before the URL hash or the
+//! - [`page_config`] / [`widget_config`]: the starting configuration ([`Runs`]: for a GPU, a software
+//!   adapter or the CPU engine) before the URL hash or the
 //!   attributes are applied.
 
 use crate::config::Config;
@@ -380,22 +381,39 @@ impl LossHistory {
     }
 }
 
+/// What a page's defaults are sized for (`page_config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    /// A real GPU: the command line's model and training set, 16384 particles.
+    Gpu,
+    /// A software WebGPU adapter (SwiftShader, lavapipe: ~0.3 GFLOP/s): a smaller model.
+    Software,
+    /// The CPU engine (WebAssembly SIMD, ~11 GFLOP/s training here): the command line's model.
+    Cpu,
+}
+
 /// The page's starting configuration before the URL hash is applied. Software adapters
-/// (SwiftShader, ~0.3 GFLOP/s) and the CPU engine get a smaller model, batch and particle
-/// count so training visibly progresses within seconds; real GPUs get more particles. Every page
-/// trains the command line's runs (`steps`, cosine schedule; below).
-pub fn page_config(small: bool) -> Config {
+/// (SwiftShader, ~0.3 GFLOP/s) get a smaller model and batch so training visibly progresses
+/// within seconds; they and the CPU engine draw fewer particles (on the page's thread or a
+/// software rasteriser) from a smaller training set; real GPUs get more particles. The CPU
+/// engine trains the command line's model: its fast backend runs a 2000-step run of it in 4–5 s
+/// here and the samples come out sharper (sliced W2 moons 0.10–0.12 against the small model's
+/// 0.13–0.17, circles 0.15–0.17 against 0.22–0.24; docs/QUALITY.md). Every page trains the
+/// command line's runs (`steps`, cosine schedule; below).
+pub fn page_config(runs: Runs) -> Config {
     // On a real GPU the page trains the command line's configuration, its 2^17-point training
     // set included (a 2^15-point set scored 5-15% higher sliced W2 on five of six datasets over
     // ten seeds on an H200: docs/QUALITY.md). It trains runs of `steps` (2000) steps, as the
     // command line does: the cosine schedule decays the rate to 0 at a run's end, which makes
     // the samples sharp; then training rests until Train or a change starts a new run.
     let mut c = Config::default();
-    if small {
-        c.points = crate::engine::flow::SMALL_DATA_POINTS;
+    if runs == Runs::Software {
         c.width = 32;
         c.depth = 2;
         c.batch = 128;
+    }
+    if runs != Runs::Gpu {
+        c.points = crate::engine::flow::SMALL_DATA_POINTS;
         c.particles = 800;
         // 32 Euler steps: at 16 the discretisation error was most of what separated the shown
         // samples from the model's own (sliced W2 at a run's end, moons 0.161 at 16 steps, 0.147
@@ -410,8 +428,8 @@ pub fn page_config(small: bool) -> Config {
 
 /// The widget's starting configuration: the page's (a figure in a blog post settles and stops
 /// after a run; `train-steps="0"` trains on).
-pub fn widget_config(small: bool) -> Config {
-    page_config(small)
+pub fn widget_config(runs: Runs) -> Config {
+    page_config(runs)
 }
 
 #[cfg(test)]
@@ -655,10 +673,12 @@ mod tests {
 
     #[test]
     fn small_defaults_are_smaller_and_runs_have_the_command_lines_length_and_schedule() {
-        let (s, b) = (page_config(true), page_config(false));
+        let (s, b, c) = (page_config(Runs::Software), page_config(Runs::Gpu), page_config(Runs::Cpu));
         assert!(s.width < b.width && s.particles < b.particles && s.batch < b.batch);
         let cli = Config::default();
-        for c in [s, b, widget_config(true)] {
+        // The CPU engine trains the command line's model, drawing as few particles as software.
+        assert_eq!((c.width, c.depth, c.batch, c.particles, c.nfe), (cli.width, cli.depth, cli.batch, s.particles, s.nfe));
+        for c in [s, b, c, widget_config(Runs::Software), widget_config(Runs::Cpu)] {
             assert_eq!((c.steps, c.schedule, c.lr), (cli.steps, cli.schedule, cli.lr));
         }
         assert_eq!(cli.schedule, crate::config::LrSchedule::Cosine);

@@ -20,7 +20,7 @@
 //! spawned (`spawn_local`) and folded in when they land, through a weak reference to the page.
 
 use super::backend::{self, Backend, Preference, Recovery, Trial};
-use super::pacing::{page_config, widget_config, FlowClock, FramePeriod, Pacer};
+use super::pacing::{page_config, widget_config, FlowClock, FramePeriod, Pacer, Runs};
 use super::reliability::{divergence_message, gave_up_message, gpu_fault_message, AfterFault, GiveUp, Next, Snapshots};
 use super::session::Session;
 use crate::budget::{check, Profile, Target};
@@ -134,27 +134,28 @@ impl Page {
     /// engine takes over with a notice); a hash the device cannot run falls back to the defaults
     /// with a message. `widget`: the widget's defaults (a step limit) and no auto choice.
     pub async fn create(canvas: web_sys::HtmlCanvasElement, hash: &str, pref: Preference, present: &str, widget: bool) -> Result<Page, String> {
-        let defaults = |small| if widget { widget_config(small) } else { page_config(small) };
+        let defaults = |runs| if widget { widget_config(runs) } else { page_config(runs) };
         let (w, h) = (canvas.width().max(1), canvas.height().max(1));
         let mut messages = Messages::default();
-        let (engine, session, backend) = match backend::device(pref).await {
+        let (engine, session, backend, runs) = match backend::device(pref).await {
             Ok((ctx, gen)) => {
                 let software = ctx.adapter.is_software();
+                let runs = if software { Runs::Software } else { Runs::Gpu };
                 let readback = match present {
                     "surface" => false,
                     "readback" => true,
                     _ => software,
                 };
-                let mut session = Session::new(defaults(software), hash);
+                let mut session = Session::new(defaults(runs), hash);
                 // The work budget before anything is allocated: what the device cannot run
                 // keeps its default, with the budget's message.
-                session.admit(&defaults(software), &Profile::for_context(&ctx), Target::Dataset);
+                session.admit(&defaults(runs), &Profile::for_context(&ctx), Target::Dataset);
                 let engine = match backend::gpu_engine(&ctx, &canvas, session.config(), readback) {
                     Ok(e) => e,
                     Err(e) => {
                         // The hash asked for something this device cannot run: start from the defaults.
                         let errors = session.hash_errors().clone();
-                        session = Session::new(defaults(software), "");
+                        session = Session::new(defaults(runs), "");
                         session.set_hash_errors(errors);
                         messages.error = Some(format!("{e}; started with the default settings instead"));
                         backend::gpu_engine(&ctx, &canvas, session.config(), readback)?
@@ -168,14 +169,14 @@ impl Page {
                 };
                 let trial = auto.then_some(Trial { started: f64::INFINITY, moving: false });
                 let label = if software { "WebGPU (software)" } else { "WebGPU" }.to_string();
-                (engine, session, Backend { canvas, readback, device_gen: Some(gen), label, reason, trial, recovery: Recovery::default() })
+                (engine, session, Backend { canvas, readback, device_gen: Some(gen), label, reason, trial, recovery: Recovery::default() }, runs)
             }
             Err(e) => {
-                let mut session = Session::new(defaults(true), hash);
+                let mut session = Session::new(defaults(Runs::Cpu), hash);
                 // What the CPU cannot do goes back to its default; then what no longer goes with it;
                 // then what the CPU's budget refuses.
                 session.reset_until(|c| crate::engine::cpu::cpu_can_run(c).and_then(|_| c.check_generation()));
-                session.admit(&defaults(true), &Profile::cpu(), Target::Dataset);
+                session.admit(&defaults(Runs::Cpu), &Profile::cpu(), Target::Dataset);
                 messages.notice = Some(if pref == Preference::Cpu { format!("Running on the CPU backend ({e}).") } else { backend::NO_WEBGPU_NOTICE.to_string() });
                 if pref != Preference::Cpu {
                     web_sys::console::warn_1(&format!("flowmatch: no WebGPU ({e}); using the CPU backend").into());
@@ -184,7 +185,7 @@ impl Page {
                     Ok(e) => e,
                     Err(e2) => {
                         let errors = session.hash_errors().clone();
-                        session = Session::new(defaults(true), "");
+                        session = Session::new(defaults(Runs::Cpu), "");
                         session.set_hash_errors(errors);
                         messages.error = Some(format!("{e2}; started with the default settings instead"));
                         backend::cpu_engine(&canvas, session.config())?
@@ -192,11 +193,11 @@ impl Page {
                 };
                 let reason = if pref == Preference::Cpu { "CPU (requested)".to_string() } else { backend::cpu_reason(&e) };
                 let label = "CPU".to_string();
-                (engine, session, Backend { canvas, readback: false, device_gen: None, label, reason, trial: None, recovery: Recovery::default() })
+                (engine, session, Backend { canvas, readback: false, device_gen: None, label, reason, trial: None, recovery: Recovery::default() }, Runs::Cpu)
             }
         };
         let software = engine.info().software;
-        let defaults = defaults(software);
+        let defaults = defaults(runs);
         let mut page = Page {
             engine,
             session,

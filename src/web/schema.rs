@@ -174,15 +174,6 @@ mod js {
         crate::config::FIELDS.iter().filter(|f| f.scope == crate::config::Scope::All).map(|f| f.name.to_string()).collect()
     }
 
-    /// The configuration an App starts from before its hash is applied, as a hash
-    /// (`software`: the smaller defaults of software adapters and the CPU engine; `widget`: the
-    /// widget's).
-    #[wasm_bindgen]
-    pub fn config_defaults(software: bool, widget: bool) -> String {
-        let c = if widget { crate::web::pacing::widget_config(software) } else { crate::web::pacing::page_config(software) };
-        c.to_page_query()
-    }
-
     /// Most points a custom target may have (CSV rows or drawn points); the page states it.
     #[wasm_bindgen]
     pub fn max_custom_points() -> u32 {

@@ -256,11 +256,11 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::pacing::page_config;
+    use crate::web::pacing::{page_config, Runs};
 
     #[test]
     fn a_session_classifies_changes_and_keeps_the_page_link_to_page_fields() {
-        let mut s = Session::new(page_config(true), "#width=abc&depth=3&samples=9&steps=500");
+        let mut s = Session::new(page_config(Runs::Software), "#width=abc&depth=3&samples=9&steps=500");
         assert_eq!(s.hash_errors().shown.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["width", "samples"]);
         assert_eq!((s.config().width, s.config().depth, s.step_limit()), (32, 3, Some(500)));
         let next = s.propose_set("lr", "0.003").unwrap();
@@ -286,11 +286,11 @@ mod tests {
 
     #[test]
     fn fields_that_do_not_go_together_or_that_the_engine_cannot_do_are_reported_and_reset() {
-        let s = Session::new(page_config(true), "#class=3&guidance=2&width=8");
+        let s = Session::new(page_config(Runs::Software), "#class=3&guidance=2&width=8");
         let fields: Vec<_> = s.hash_errors().shown.iter().map(|e| e.field.clone()).collect();
         assert_eq!(fields, ["class", "guidance"], "a class and guidance need conditional on");
         assert_eq!((s.get("class").as_deref(), s.get("guidance").as_deref(), s.config().width), (Some("all"), Some("1"), 8));
-        let mut s2 = Session::new(page_config(true), "#conditional=on&class=1&sampler=sde&width=8");
+        let mut s2 = Session::new(page_config(Runs::Software), "#conditional=on&class=1&sampler=sde&width=8");
         assert!(s2.hash_errors().is_empty(), "{:?}", s2.hash_errors());
         // The page's CPU start (`Page::create`): what the CPU cannot do, then what no longer goes with it.
         s2.reset_until(|c| crate::engine::cpu::cpu_can_run(c).and_then(|_| c.check_generation()));
@@ -308,7 +308,7 @@ mod tests {
     fn hash_errors_are_capped_and_cut() {
         let long = "9".repeat(5000);
         let hash = format!("#width={long}&{}=1&depth=abc&batch=-1&lr=x&nfe=0&seed=zz&particles=q", "z".repeat(3000));
-        let s = Session::new(page_config(true), &hash);
+        let s = Session::new(page_config(Runs::Software), &hash);
         let e = s.hash_errors();
         assert_eq!(e.shown.len(), MAX_HASH_ERRORS);
         assert_eq!(e.more, 3, "{e:?}");
@@ -322,11 +322,11 @@ mod tests {
         assert_eq!(cut(&"é".repeat(50)).chars().count(), MAX_SHOWN_CHARS + 1);
         // 2 MB of empty names: about 700,000 unknown fields, counted, not described.
         let t = std::time::Instant::now();
-        let s = Session::new(page_config(true), &"=&".repeat(700_000));
+        let s = Session::new(page_config(Runs::Software), &"=&".repeat(700_000));
         assert_eq!((s.hash_errors().shown.len(), s.hash_errors().more), (MAX_HASH_ERRORS, 700_000 - MAX_HASH_ERRORS));
         // 100,000 valid fields: the last one wins.
         let many: Vec<String> = (0..100_000).map(|i| format!("seed={i}")).collect();
-        let s = Session::new(page_config(true), &many.join("&"));
+        let s = Session::new(page_config(Runs::Software), &many.join("&"));
         assert!(s.hash_errors().is_empty());
         assert_eq!(s.config().seed, 99_999);
         // Generous for a loaded debug build; a pass over 2 MB used to build ~10^6 messages.
@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn fit_reverts_what_the_budget_refuses() {
         let cpu = Profile::cpu();
-        let base = page_config(true);
+        let base = page_config(Runs::Software);
         let mut next = base.clone();
         assert!(next.apply_query("dataset=moons&coupling=ot&batch=65536").is_empty());
         let (c, errors) = fit(next, &base, &cpu, Target::Dataset);

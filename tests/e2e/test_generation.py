@@ -164,7 +164,7 @@ def test_conditional():
         d.js("const s = document.querySelector('[data-field=t_sampling]'); s.value = 'logit-normal'; s.dispatchEvent(new Event('change'));")
         link = d.js("return window.flowmatch.app.query()")
         values = dict(kv.split("=", 1) for kv in link.split("&"))
-        defaults = dict(kv.split("=", 1) for kv in d.js("return import('./pkg/flowmatch.js').then((m) => m.config_defaults(true, false))").split("&"))
+        defaults = dict(kv.split("=", 1) for kv in d.js("return window.flowmatch.app.defaults()").split("&"))
         same = [k for k in WEBGPU_FIELDS - {"objective"} if values[k] == defaults[k]]
         assert not same, f"{same} still at their defaults: the round trip would not show them"
         d.get(URL + "?backend=webgpu&case=conditional-link#" + link)

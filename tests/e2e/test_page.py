@@ -173,7 +173,7 @@ def test_cpu_fallback():
 # those that act on the page reach the engine (model size, particles, solver tolerance), not only
 # the controls. (`steps` and `samples` are command-line settings carried in the link.)
 HASH_VALUES = {
-    "dataset": "8gaussians", "source": "circles", "width": "24", "depth": "3", "activation": "tanh",
+    "dataset": "8gaussians", "source": "circles", "width": "24", "depth": "4", "activation": "tanh",
     "lr": "0.005", "schedule": "constant", "batch": "64", "steps": "1234", "seed": "7", "sigma_min": "0.01", "path": "cosine",
     "coupling": "ot", "weight_decay": "0.001", "solver": "dopri5", "nfe": "48", "tol": "0.0001",
     "samples": "500", "particles": "700", "t_mean": "0.5", "t_std": "0.8", "t_u": "2", "label_dropout": "0.2", "noise": "0.5",
@@ -182,9 +182,9 @@ HASH_VALUES = {
 # Settings the CPU backend cannot do (it refuses them by name): their links round-trip on WebGPU
 # in test_generation.py; here they keep their defaults.
 WEBGPU_FIELDS = {"t_sampling", "objective", "conditional", "class", "guidance", "sampler"}
-# The packed parameters of the width-24, depth-3 MLP on (x, y, t): 3·24+24, 2 × (24·24+24), 24·2+2,
+# The packed parameters of the width-24, depth-4 MLP on (x, y, t): 3·24+24, 3 × (24·24+24), 24·2+2,
 # and the output bias padded to 4 floats (`ModelShape::param_len`).
-HASH_PARAMS = 3 * 24 + 24 + 2 * (24 * 24 + 24) + 24 * 2 + 4
+HASH_PARAMS = 3 * 24 + 24 + 3 * (24 * 24 + 24) + 24 * 2 + 4
 
 
 def flow_samples(d):
@@ -225,7 +225,7 @@ def test_hash():
         d.wait_for("const s = window.flowmatch; return s.error || s.stepsRead >= 300", 120, "300 training steps", progress="window.flowmatch.stepsRead")
         d.js("window.flowmatch.app.pause()")
         n_params = d.js_async("window.flowmatch.app.params().then((p) => done(p.length), (e) => done(String(e)))")
-        assert n_params == HASH_PARAMS, f"the model has {n_params} parameters, not those of width 24 and depth 3 ({HASH_PARAMS})"
+        assert n_params == HASH_PARAMS, f"the model has {n_params} parameters, not those of width 24 and depth 4 ({HASH_PARAMS})"
         tight = flow_samples(d)
         assert isinstance(tight, list) and len(tight) == 2 * 700, f"expected 700 particles at t = 1, got {tight if isinstance(tight, str) else len(tight) // 2}"
         d.js("window.flowmatch.app.set('tol', '0.1')")
@@ -237,7 +237,7 @@ def test_hash():
         assert again == tight, "tol 0.0001 again does not reproduce its samples"
         log(f"the engine has {n_params} parameters and 700 particles; tol 0.1 moves the samples by up to {moved:.3f}")
 
-        d.get(URL + "?case=invalid#width=abc&depth=3&solver=rk5&lr=0.02")
+        d.get(URL + "?case=invalid#width=abc&depth=4&solver=rk5&lr=0.02")
         wait_ready(d)
         got = d.js("""const a = window.flowmatch.app, box = document.getElementById('hash-errors');
             return {errors: window.flowmatch.hashErrors, box: box.hidden ? null : box.textContent,
@@ -248,9 +248,10 @@ def test_hash():
         assert fields == ["solver", "width"], f"expected errors for width and solver, got {got['errors']}"
         assert got["box"] and "width" in got["box"] and "solver" in got["box"], f"the page does not name the bad fields: {got['box']!r}"
         assert got["widthError"] and "abc" in got["widthError"] and got["widthInvalid"] == "true", got
-        assert (got["depth"], got["lr"]) == ("3", "0.02"), f"valid fields were not kept: {got}"
-        assert got["width"] == "32" and got["solver"] == "euler", f"bad fields did not fall back to defaults: {got}"
-        assert "depth=3" in got["hash"] and "width=32" in got["hash"], got["hash"]
+        assert (got["depth"], got["lr"]) == ("4", "0.02"), f"valid fields were not kept: {got}"
+        width = d.js("return new URLSearchParams(window.flowmatch.app.defaults()).get('width')")
+        assert got["width"] == width and got["solver"] == "euler", f"bad fields did not fall back to the defaults (width {width}): {got}"
+        assert "depth=4" in got["hash"] and f"width={width}" in got["hash"], got["hash"]
         log(f"invalid hash: {' | '.join(e['message'] for e in got['errors'])}")
 
 
@@ -271,7 +272,7 @@ def test_preset():
                     step: window.flowmatch.step, error: window.flowmatch.error};""")
         assert got["error"] is None, got
         assert (got["source"], got["coupling"], got["batch"]) == ("8gaussians", "ot", "128"), f"the preset's configuration: {got}"
-        defaults = d.js("return import('./pkg/flowmatch.js').then((m) => Object.fromEntries(new URLSearchParams(m.config_defaults(window.flowmatch.software, false))))")
+        defaults = d.js("return Object.fromEntries(new URLSearchParams(window.flowmatch.app.defaults()))")
         assert got["width"] == defaults["width"], f"fields the preset does not name should be the defaults: {got['width']} vs {defaults['width']}"
         assert "coupling=ot" in got["hash"] and got["control"] == "ot", got
         assert got["layers"]["trajectories"] and got["layers"]["target"] and not got["layers"]["field"], got["layers"]

@@ -500,9 +500,8 @@ def test_invalid():
         assert cfg["dataset"] == "circles", f"a valid dataset change was not applied: {cfg}"
         assert "dataset" not in got["items"], f"the dataset message stayed after a valid value: {got['items']}"
         assert "nfe" in got["items"] and "abc" in got["items"]["nfe"], f"no message for nfe=abc: {got['items']}"
-        # The widget's default as the wasm module states it (software adapters: fewer steps than GPUs).
-        want = d.js_async("import('/pkg/flowmatch.js').then((m) => done(new URLSearchParams(m.config_defaults("
-                          "document.getElementById('bad').state.software, true)).get('nfe')), (e) => done(String(e)));")
+        # The widget's default as the figure states it (its engine's defaults: software adapters take fewer steps than GPUs).
+        want = d.js("return new URLSearchParams(document.getElementById('bad').defaults).get('nfe')")
         assert cfg["nfe"] == want, f"nfe=abc did not fall back to the default ({want}): {cfg}"
         log(f"live: dataset=circles applied; {got['items']['nfe']}")
 
