@@ -897,24 +897,29 @@ mod tests {
             let e = check(&c, &p, Target::Dataset).unwrap_or_else(|r| panic!("{p:?}: {r}"));
             assert!(e.total_bytes < 64 << 20 && e.frame_s < p.limits.frame_s, "{e:?}");
         }
-        // The page's software defaults (width 32, depth 2, batch 128, 800 particles × 16 steps).
-        let small = cfg("width=32&depth=2&batch=128&particles=800&nfe=16");
-        check(&small, &Profile::cpu(), Target::Dataset).unwrap();
+        // The page's software defaults (`web::pacing::page_config`: width 32, depth 2, batch 128,
+        // 800 particles × 32 steps) on a software adapter.
+        let small = crate::web::pacing::page_config(crate::web::pacing::Runs::Software);
+        check(&small, &Profile::gpu(128 << 20, true), Target::Dataset).unwrap();
     }
 
-    /// The CPU page's defaults (the command line's model, 800 particles × 32 Euler steps) and OT
-    /// coupling at their batch fit the CPU engine's prior, and the S model's batch stays bounded
-    /// (the fast backend trains at ~11 GFLOP/s here: 1 GFLOP/s is its prior).
+    /// The CPU page's defaults (`web::pacing::page_config`: the command line's model, 800
+    /// particles × 32 Euler steps) and OT coupling at their batch fit the CPU engine's prior, and
+    /// the S model's batch stays bounded (the fast backend trains at ~11 GFLOP/s here: 1 GFLOP/s
+    /// is its prior).
     #[test]
     fn cpu_page_defaults_and_ot_fit_the_cpu() {
-        let c = cfg("particles=800&nfe=32");
+        let c = crate::web::pacing::page_config(crate::web::pacing::Runs::Cpu);
         let p = Profile::cpu();
         let e = check(&c, &p, Target::Dataset).unwrap_or_else(|r| panic!("{r}"));
         assert!(e.step_s < 0.1 * p.limits.step_s && e.frame_s < p.limits.frame_s, "{e:?}");
-        let ot = cfg("particles=800&nfe=32&coupling=ot");
+        let mut ot = c.clone();
+        assert!(ot.apply_query("coupling=ot").is_empty());
         assert_eq!(ot.batch, 256);
         check(&ot, &p, Target::Dataset).unwrap_or_else(|r| panic!("OT at batch 256 on the CPU: {r}"));
-        let r = check(&cfg("batch=65536"), &p, Target::Dataset).expect_err("batch 65536 of the S model on the CPU");
+        let mut big = c;
+        assert!(big.apply_query("batch=65536").is_empty());
+        let r = check(&big, &p, Target::Dataset).expect_err("batch 65536 of the S model on the CPU");
         assert!(r.to_string().contains("batch"), "{r}");
     }
 

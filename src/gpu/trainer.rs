@@ -288,8 +288,8 @@ pub fn default_backward_rows(batch: u32, width: u32) -> u32 {
 /// Batch splits for the tiled dW: one per 32 samples, at most 8, or 16 when the backward runs
 /// 128-row tiles (`backward_rows`; their dW has half as many tiles): S 8, M 8, L 16 at the
 /// default rows (`default_backward_rows`). A small dW (S: one 64×64 tile) then spreads over
-/// workgroups instead of one workgroup walking the whole batch. Capped so the partials buffer (`splits` copies of the parameters) stays within
-/// `max_bytes`. Measured on an H200 without wgpu's loop counters (steps/s, docs/BENCHMARKS.md
+/// workgroups instead of one workgroup walking the whole batch. Capped so the partials buffer
+/// (`splits` copies of the parameters) stays within `max_bytes`. Measured on an H200 without wgpu's loop counters (steps/s, docs/BENCHMARKS.md
 /// 2026-12-04, bench/results/h200-vulkan-tiles.jsonl): S 2/4/8 splits 12391/16294/16758,
 /// M 4/8/16 4745/5382/5172, L 8/12/16/24/32/48 838/922/930/929/917/817.
 pub fn default_splits(batch: u32, backward_rows: u32, n_params: u64, max_bytes: u64) -> u32 {

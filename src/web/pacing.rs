@@ -17,9 +17,8 @@
 //!   frame's idle time without making the frame late.
 //! - [`FlowClock`]: the looping flow time t (hold at t = 0, travel, hold at t = 1) and the scrubber.
 //! - [`LossHistory`]: every loss read, halved in resolution whenever it grows past its cap.
-//! - [`page_config`] / [`widget_config`]: the starting configuration ([`Runs`]: for a GPU, a software
-//!   adapter or the CPU engine) before the URL hash or the
-//!   attributes are applied.
+//! - [`page_config`] / [`widget_config`]: the starting configuration ([`Runs`]: for a GPU, a
+//!   software adapter or the CPU engine) before the URL hash or the attributes are applied.
 
 use crate::config::Config;
 

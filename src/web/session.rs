@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn fit_reverts_what_the_budget_refuses() {
         let cpu = Profile::cpu();
-        let base = page_config(Runs::Software);
+        let base = page_config(Runs::Cpu);
         let mut next = base.clone();
         assert!(next.apply_query("dataset=moons&coupling=ot&batch=65536").is_empty());
         let (c, errors) = fit(next, &base, &cpu, Target::Dataset);
